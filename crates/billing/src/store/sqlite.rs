@@ -1,0 +1,210 @@
+use super::{SessionRow, Store, StoreError};
+use crate::{BilledTo, MicroUsd, Service, UsageRecord, UsageUnit};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The embedded default store: one SQLite file (WAL), safe for one server process.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let max = if url.contains(":memory:") { 1 } else { 4 };
+        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn session_from_row(r: &SqliteRow) -> Result<SessionRow, StoreError> {
+    Ok(SessionRow {
+        session_id: r.try_get("session_id")?,
+        call_sid: r.try_get("call_sid")?,
+        org_id: r.try_get("org_id")?,
+        gateway: r.try_get("gateway")?,
+        status: r.try_get("status")?,
+        started_at_ms: r.try_get("started_at_ms")?,
+        ended_at_ms: r.try_get("ended_at_ms")?,
+        end_reason: r.try_get("end_reason")?,
+        plan_json: r.try_get("plan_json")?,
+    })
+}
+
+fn usage_from_row(r: &SqliteRow) -> Result<UsageRecord, StoreError> {
+    let service: String = r.try_get("service")?;
+    let unit: String = r.try_get("unit")?;
+    let billed_to: String = r.try_get("billed_to")?;
+    let seq: i64 = r.try_get("seq")?;
+    Ok(UsageRecord {
+        session_id: r.try_get("session_id")?,
+        line: r.try_get("line")?,
+        seq: u32::try_from(seq).map_err(|_| StoreError::Corrupt(format!("seq {seq}")))?,
+        service: Service::parse(&service).ok_or_else(|| StoreError::Corrupt(format!("service {service}")))?,
+        provider: r.try_get("provider")?,
+        model: r.try_get("model")?,
+        quantity: r.try_get("quantity")?,
+        quantity_atoms: r.try_get("quantity_atoms")?,
+        unit: UsageUnit::parse(&unit).ok_or_else(|| StoreError::Corrupt(format!("unit {unit}")))?,
+        billed_to: BilledTo::parse(&billed_to).ok_or_else(|| StoreError::Corrupt(format!("billed_to {billed_to}")))?,
+        amount_micros: MicroUsd(r.try_get("amount_micros")?),
+        estimated: r.try_get::<i64, _>("estimated")? != 0,
+        credential_id: r.try_get("credential_id")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn open_session(&self, row: &SessionRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (session_id, call_sid, org_id, gateway, status, started_at_ms, ended_at_ms, end_reason, plan_json)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.session_id)
+        .bind(&row.call_sid)
+        .bind(&row.org_id)
+        .bind(&row.gateway)
+        .bind(&row.status)
+        .bind(row.started_at_ms)
+        .bind(row.ended_at_ms)
+        .bind(&row.end_reason)
+        .bind(&row.plan_json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn close_session(&self, session_id: &str, ended_at_ms: i64, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET status = 'closed', ended_at_ms = ?, end_reason = ? WHERE session_id = ? AND status = 'open'")
+            .bind(ended_at_ms)
+            .bind(reason)
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, session_id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = ?").bind(session_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn session_by_call_sid(&self, call_sid: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE call_sid = ? ORDER BY started_at_ms DESC LIMIT 1")
+            .bind(call_sid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn insert_usage(&self, rec: &UsageRecord) -> Result<bool, StoreError> {
+        let res = sqlx::query(
+            "INSERT INTO usage_records (session_id, line, seq, service, provider, model, quantity, quantity_atoms, unit,
+                billed_to, amount_micros, estimated, credential_id, created_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (session_id, line, seq) DO NOTHING",
+        )
+        .bind(&rec.session_id)
+        .bind(&rec.line)
+        .bind(i64::from(rec.seq))
+        .bind(rec.service.as_str())
+        .bind(&rec.provider)
+        .bind(&rec.model)
+        .bind(rec.quantity)
+        .bind(rec.quantity_atoms)
+        .bind(rec.unit.as_str())
+        .bind(rec.billed_to.as_str())
+        .bind(rec.amount_micros.0)
+        .bind(i64::from(rec.estimated))
+        .bind(&rec.credential_id)
+        .bind(rec.created_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn usage_for_session(&self, session_id: &str) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM usage_records WHERE session_id = ? ORDER BY created_at_ms, line, seq")
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
+    async fn close_abandoned(&self) -> Result<u64, StoreError> {
+        let res = sqlx::query(
+            "UPDATE sessions SET status = 'closed', end_reason = 'abandoned',
+               ended_at_ms = COALESCE((SELECT MAX(created_at_ms) FROM usage_records u WHERE u.session_id = sessions.session_id), started_at_ms)
+             WHERE status = 'open'",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: u32) -> UsageRecord {
+        UsageRecord {
+            session_id: "s1".into(),
+            line: "stt".into(),
+            seq,
+            service: Service::Stt,
+            provider: "deepgram".into(),
+            model: "nova-3".into(),
+            quantity: 1.5,
+            quantity_atoms: 1500,
+            unit: UsageUnit::AudioSeconds,
+            billed_to: BilledTo::Managed,
+            amount_micros: MicroUsd(120),
+            estimated: false,
+            credential_id: "managed:deepgram".into(),
+            created_at_ms: 10 + i64::from(seq),
+        }
+    }
+
+    #[tokio::test]
+    async fn usage_is_idempotent_by_key() {
+        let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        assert!(s.insert_usage(&rec(0)).await.unwrap());
+        assert!(!s.insert_usage(&rec(0)).await.unwrap());
+        assert!(s.insert_usage(&rec(1)).await.unwrap());
+        let got = s.usage_for_session("s1").await.unwrap();
+        assert_eq!(got, vec![rec(0), rec(1)]);
+    }
+
+    #[tokio::test]
+    async fn abandoned_sessions_close_at_last_checkpoint() {
+        let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        let row = SessionRow {
+            session_id: "s1".into(),
+            call_sid: Some("CA1".into()),
+            org_id: "o".into(),
+            gateway: "twilio".into(),
+            status: "open".into(),
+            started_at_ms: 5,
+            ended_at_ms: None,
+            end_reason: None,
+            plan_json: "{}".into(),
+        };
+        s.open_session(&row).await.unwrap();
+        s.insert_usage(&rec(3)).await.unwrap();
+        assert_eq!(s.close_abandoned().await.unwrap(), 1);
+        let got = s.session_by_call_sid("CA1").await.unwrap().unwrap();
+        assert_eq!(got.status, "closed");
+        assert_eq!(got.ended_at_ms, Some(13));
+        assert_eq!(got.end_reason.as_deref(), Some("abandoned"));
+    }
+}

@@ -1,0 +1,71 @@
+//! Streaming language models: one [`Llm`] trait, one module per provider, simulators in [`sim`].
+//!
+//! # Invariants
+//! - One shared `reqwest::Client` (connection pool) per adapter; the key comes with each request.
+//! - Usage: provider-reported tokens when the stream carries them, else a conservative estimate
+//!   marked `estimated`.
+
+mod error;
+mod openai;
+pub mod registry;
+pub mod sim;
+
+pub use error::LlmError;
+pub use openai::OpenAi;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+/// One chat request.
+pub struct LlmRequest<'a> {
+    /// API base including version, e.g. `https://api.openai.com/v1`.
+    pub base_url: &'a Url,
+    pub key: &'a SecretString,
+    pub model: &'a str,
+    pub messages: &'a [Message],
+    pub max_tokens: Option<u32>,
+}
+
+/// A completed tool call assembled from streamed deltas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmEvent {
+    /// A piece of assistant text.
+    Token(String),
+    ToolCall(ToolCall),
+    /// Token counts: provider-reported, or estimated when the stream ended without a usage chunk.
+    Usage { input_tokens: u64, output_tokens: u64, estimated: bool },
+    /// The stream ended normally (`finish_reason` as sent).
+    Done { finish_reason: Option<String> },
+    Error(LlmError),
+}
+
+/// A streaming chat completion provider. Dropping the receiver cancels the request.
+#[async_trait::async_trait]
+pub trait Llm: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Start a streaming completion. HTTP errors before the stream starts are returned here.
+    async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError>;
+}

@@ -1,0 +1,78 @@
+//! Streaming speech-to-text: one [`Stt`] trait, one module per provider, and protocol-faithful
+//! simulators in [`sim`].
+//!
+//! # Layout
+//! - [`Stt`] — connect a streaming recognizer; you get an audio sender and an event receiver.
+//! - [`registry::build`] — provider name → adapter. A new provider is `mod foo;` plus one line there.
+//! - [`sim`] — loopback servers that speak the provider side of each protocol, used by the tests
+//!   and by sandbox mode.
+//!
+//! # Invariants
+//! - Adapters hold no key: key and base URL come with each [`SttRequest`], so a simulator is just
+//!   another URL and a session keeps the key it was planned with.
+//! - Usage is reported in the provider's own unit (audio milliseconds); pricing happens elsewhere.
+
+mod deepgram;
+mod error;
+pub mod registry;
+pub mod sim;
+
+pub use deepgram::Deepgram;
+pub use error::SttError;
+
+use bytes::Bytes;
+use secrecy::SecretString;
+use tokio::sync::mpsc;
+use url::Url;
+
+/// What a session asks of a recognizer at connect time.
+pub struct SttRequest<'a> {
+    /// Provider base URL, e.g. `wss://api.deepgram.com` or a simulator's `ws://127.0.0.1:port`.
+    pub base_url: &'a Url,
+    pub key: &'a SecretString,
+    pub model: &'a str,
+    /// Sample rate of the linear16 mono audio that will be sent.
+    pub sample_rate: u32,
+    pub language: &'a str,
+}
+
+/// Input to a running recognizer. Audio is linear16 little-endian mono at the requested rate.
+#[derive(Debug, Clone)]
+pub enum SttInput {
+    Audio(Bytes),
+    /// Flush buffered audio into a final result now (end of turn decided locally).
+    Finalize,
+    KeepAlive,
+    /// Finish: the provider sends remaining results and its usage summary, then closes.
+    Close,
+}
+
+/// A recognizer's output, provider-neutral.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SttEvent {
+    /// A hypothesis that will be replaced.
+    Interim { text: String, start_s: f64, end_s: f64 },
+    /// Fixed text for a window; `speech_final` when the provider's endpointing saw end of speech.
+    Final { text: String, start_s: f64, end_s: f64, speech_final: bool },
+    SpeechStarted { at_s: f64 },
+    UtteranceEnd { last_word_end_s: f64 },
+    /// Billable audio in milliseconds; `estimated` when counted locally, not provider-reported.
+    Usage { audio_ms: u64, estimated: bool },
+    /// The stream failed; no more events follow.
+    Error(SttError),
+}
+
+/// The two halves of a running recognizer. Dropping `audio` is treated like [`SttInput::Close`].
+pub struct SttStream {
+    pub audio: mpsc::Sender<SttInput>,
+    pub events: mpsc::Receiver<SttEvent>,
+}
+
+/// A streaming speech-to-text provider.
+#[async_trait::async_trait]
+pub trait Stt: Send + Sync {
+    /// Provider name as used in the rate table (`deepgram`).
+    fn name(&self) -> &'static str;
+    /// Open a streaming session. Fails before any audio is sent when the key is refused.
+    async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError>;
+}

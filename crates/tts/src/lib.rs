@@ -1,0 +1,70 @@
+//! Streaming text-to-speech: one [`Tts`] trait, one module per provider, simulators in [`sim`].
+//!
+//! # Invariants
+//! - Adapters hold no key: key and base URL come with each [`TtsRequest`].
+//! - Usage is reported in the provider's unit (characters sent), counted by the adapter.
+
+mod elevenlabs;
+mod error;
+pub mod registry;
+pub mod sim;
+
+pub use elevenlabs::ElevenLabs;
+pub use error::TtsError;
+
+use bytes::Bytes;
+use secrecy::SecretString;
+use tokio::sync::mpsc;
+use url::Url;
+
+/// What a session asks of a synthesizer at connect time.
+pub struct TtsRequest<'a> {
+    pub base_url: &'a Url,
+    pub key: &'a SecretString,
+    pub model: &'a str,
+    pub voice: &'a str,
+    /// Output sample rate of linear16 mono PCM wanted back (8000, 16000, 22050, 24000, 44100).
+    pub sample_rate: u32,
+}
+
+/// Input to a running synthesizer: text pieces, then flush at end of the agent's turn.
+#[derive(Debug, Clone)]
+pub enum TtsInput {
+    Text(String),
+    /// Generate everything buffered now (end of an LLM turn).
+    Flush,
+    /// End of stream: generate the rest, report usage, close.
+    Close,
+}
+
+/// Character timing for audio already delivered, in ms from the start of this stream's audio.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Alignment {
+    pub chars: Vec<char>,
+    pub start_ms: Vec<u32>,
+    pub duration_ms: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TtsEvent {
+    /// linear16 LE mono PCM at the requested sample rate, with optional alignment.
+    Audio { pcm: Bytes, alignment: Option<Alignment> },
+    /// All text sent so far has been synthesized (the provider's `isFinal`).
+    Done,
+    /// Billable characters sent to the provider.
+    Usage { characters: u64 },
+    Error(TtsError),
+}
+
+/// The two halves of a running synthesizer. Dropping `text` closes it.
+pub struct TtsStream {
+    pub text: mpsc::Sender<TtsInput>,
+    pub events: mpsc::Receiver<TtsEvent>,
+}
+
+/// A streaming text-to-speech provider.
+#[async_trait::async_trait]
+pub trait Tts: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn connect(&self, req: TtsRequest<'_>) -> Result<TtsStream, TtsError>;
+}
