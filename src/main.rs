@@ -1,1 +1,34 @@
-fn main() {}
+//! `switchboard`: the voice session orchestrator's server, its call client and its simulators.
+
+mod api;
+mod call;
+mod cli;
+mod server;
+mod sims;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            cli::Command::Serve(args) => server::run(args).await,
+            cli::Command::Call(args) => call::run(args).await,
+            cli::Command::Sim(args) => sims::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Usage meter of one session: cumulative quantities per line, priced from the plan's rate
+//! snapshot, written to the store as idempotent delta records at every checkpoint.
+
+use billing::pricing::delta_amount;
+use billing::store::Store;
+use billing::{BilledTo, BillingError, MicroUsd, Rate, RateUnit, Service, SessionPlan, UsageRecord};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineId {
+    Stt,
+    Tts,
+    LlmIn,
+    LlmOut,
+    Telephony,
+}
+
+struct Line {
+    id: LineId,
+    name: &'static str,
+    service: Service,
+    provider: String,
+    model: String,
+    rate: Rate,
+    billed_to: BilledTo,
+    credential_id: String,
+    cum_atoms: i64,
+    billed_atoms: i64,
+    seq: u32,
+    estimated: bool,
+}
+
+pub(crate) struct Meter {
+    session_id: String,
+    lines: Vec<Line>,
+    store: Arc<dyn Store>,
+    /// Records not yet accepted by the store; retried with the same keys.
+    unsaved: Vec<UsageRecord>,
+    /// Everything this session has recorded, in order.
+    written: Vec<UsageRecord>,
+}
+
+fn first_rate(rates: &[Rate], units: &[RateUnit]) -> Option<Rate> {
+    rates.iter().find(|r| units.contains(&r.unit)).cloned()
+}
+
+impl Meter {
+    /// Build the lines of a plan. A service without a price in its snapshot is an error.
+    pub(crate) fn from_plan(plan: &SessionPlan, store: Arc<dyn Store>) -> Result<Meter, BillingError> {
+        let missing = |service: &str, p: &billing::ServicePlan, unit: &str| BillingError::MissingPrice {
+            service: service.to_string(),
+            provider: p.provider.clone(),
+            model: p.model.clone(),
+            unit: unit.to_string(),
+        };
+        let mut lines = Vec::new();
+        let mut add = |id, name, service, p: &billing::ServicePlan, rate: Rate| {
+            lines.push(Line {
+                id,
+                name,
+                service,
+                provider: p.provider.clone(),
+                model: p.model.clone(),
+                rate,
+                billed_to: p.billed_to,
+                credential_id: p.credential.id.clone(),
+                cum_atoms: 0,
+                billed_atoms: 0,
+                seq: 0,
+                estimated: false,
+            })
+        };
+        let stt = first_rate(&plan.stt.rates, &[RateUnit::AudioMinute, RateUnit::AudioHour])
+            .ok_or_else(|| missing("stt", &plan.stt, "audio_minute"))?;
+        add(LineId::Stt, "stt", Service::Stt, &plan.stt, stt);
+        let tts = first_rate(&plan.tts.rates, &[RateUnit::KiloCharacters])
+            .ok_or_else(|| missing("tts", &plan.tts, "kilo_characters"))?;
+        add(LineId::Tts, "tts", Service::Tts, &plan.tts, tts);
+        let llm_in = first_rate(&plan.llm.rates, &[RateUnit::MegaInputTokens])
+            .ok_or_else(|| missing("llm", &plan.llm, "mega_input_tokens"))?;
+        add(LineId::LlmIn, "llm.input", Service::Llm, &plan.llm, llm_in);
+        let llm_out = first_rate(&plan.llm.rates, &[RateUnit::MegaOutputTokens])
+            .ok_or_else(|| missing("llm", &plan.llm, "mega_output_tokens"))?;
+        add(LineId::LlmOut, "llm.output", Service::Llm, &plan.llm, llm_out);
+        if let Some(t) = &plan.telephony {
+            if let Some(rate) = first_rate(&t.rates, &[RateUnit::Minute]) {
+                lines.push(Line {
+                    id: LineId::Telephony,
+                    name: "telephony",
+                    service: Service::Telephony,
+                    provider: t.provider.clone(),
+                    model: t.model.clone(),
+                    rate,
+                    billed_to: t.billed_to,
+                    credential_id: format!("carrier:{}", t.provider),
+                    cum_atoms: 0,
+                    billed_atoms: 0,
+                    seq: 0,
+                    estimated: false,
+                });
+            }
+        }
+        Ok(Meter { session_id: plan.session_id.clone(), lines, store, unsaved: Vec::new(), written: Vec::new() })
+    }
+
+    fn line(&mut self, id: LineId) -> Option<&mut Line> {
+        self.lines.iter_mut().find(|l| l.id == id)
+    }
+
+    /// Add to a line's cumulative quantity.
+    pub(crate) fn add(&mut self, id: LineId, atoms: u64, estimated: bool) {
+        if let Some(l) = self.line(id) {
+            l.cum_atoms = l.cum_atoms.saturating_add(i64::try_from(atoms).unwrap_or(i64::MAX));
+            l.estimated |= estimated;
+        }
+    }
+
+    /// Raise a line's cumulative quantity to `total` (provider-reported totals). Never lowers
+    /// it: what was already billed from a local count stays billed.
+    pub(crate) fn raise_to(&mut self, id: LineId, total: u64, estimated: bool) {
+        if let Some(l) = self.line(id) {
+            let total = i64::try_from(total).unwrap_or(i64::MAX);
+            if total >= l.cum_atoms {
+                l.cum_atoms = total;
+                l.estimated = estimated;
+            }
+        }
+    }
+
+    /// Price every line that grew since the last checkpoint and write the records.
+    /// Records the store refuses stay queued and are retried with the same keys.
+    pub(crate) async fn checkpoint(&mut self, now_ms: i64) {
+        for l in &mut self.lines {
+            if l.cum_atoms <= l.billed_atoms {
+                continue;
+            }
+            let amount = match delta_amount(&l.rate, l.billed_atoms, l.cum_atoms) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(line = l.name, error = %e, "cannot price usage line");
+                    continue;
+                }
+            };
+            let delta = l.cum_atoms - l.billed_atoms;
+            let unit = l.rate.unit.usage_unit();
+            let rec = UsageRecord {
+                session_id: self.session_id.clone(),
+                line: l.name.to_string(),
+                seq: l.seq,
+                service: l.service,
+                provider: l.provider.clone(),
+                model: l.model.clone(),
+                quantity: unit.quantity_from_atoms(delta),
+                quantity_atoms: delta,
+                unit,
+                billed_to: l.billed_to,
+                amount_micros: amount,
+                estimated: l.estimated,
+                credential_id: l.credential_id.clone(),
+                created_at_ms: now_ms,
+            };
+            l.seq += 1;
+            l.billed_atoms = l.cum_atoms;
+            l.estimated = false;
+            metrics::counter!(crate::metrics::USAGE_ATOMS, "service" => l.service.as_str(), "unit" => unit.as_str(), "billed_to" => l.billed_to.as_str())
+                .increment(u64::try_from(delta).unwrap_or(0));
+            metrics::counter!(crate::metrics::USAGE_MICROS, "service" => l.service.as_str(), "billed_to" => l.billed_to.as_str())
+                .increment(u64::try_from(amount.0).unwrap_or(0));
+            self.unsaved.push(rec);
+        }
+        let mut still = Vec::new();
+        for rec in self.unsaved.drain(..) {
+            match self.store.insert_usage(&rec).await {
+                Ok(_) => self.written.push(rec),
+                Err(e) => {
+                    tracing::warn!(code = e.code(), key = %rec.key(), "usage checkpoint failed; will retry");
+                    still.push(rec);
+                }
+            }
+        }
+        self.unsaved = still;
+    }
+
+    pub(crate) fn written(&self) -> &[UsageRecord] {
+        &self.written
+    }
+
+    pub(crate) fn total(&self) -> MicroUsd {
+        self.written.iter().fold(MicroUsd::ZERO, |a, r| a.checked_add(r.amount_micros).unwrap_or(a))
+    }
+}

@@ -1,0 +1,412 @@
+//! Opening and running one session over a gateway websocket.
+
+use crate::meter::Meter;
+use crate::output::{Writer, WriterCmd};
+use crate::transport::{Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
+use crate::turn::{Control, EndReason, TurnManager};
+use crate::{metrics as m, SessionDeps, SessionEvent};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use billing::store::SessionRow;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use media::{Resampler, Vad, VadConfig, VadEvent};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stt::{SttInput, SttRequest};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How long a gateway may take between connecting and `start`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bad messages tolerated in one call before it is closed.
+const MAX_BAD_MESSAGES: u32 = 50;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A refusal before or at session start: reported to the gateway, then the socket is closed.
+struct Refusal {
+    code: String,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        Self { code: code.to_string(), message: message.into() }
+    }
+}
+
+async fn close_with(sink: &mut SplitSink<WebSocket, Message>, enc: &dyn WireEncoder, code: u16, r: &Refusal) {
+    if let Some(m) = enc.encode_error(&r.code, &r.message) {
+        let _ = sink.send(m).await;
+    }
+    // Close reasons are limited to 123 bytes.
+    let mut reason = format!("{}: {}", r.code, r.message);
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+async fn wait_for_start(
+    stream: &mut SplitStream<WebSocket>,
+    codec: &mut dyn WireCodec,
+    pcm: &mut Vec<i16>,
+) -> Result<StartInfo, TransportError> {
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => return Err(TransportError::StartTimeout),
+            Ok(None) | Ok(Some(Err(_))) => return Err(TransportError::MissingField("start")),
+            Ok(Some(Ok(m))) => m,
+        };
+        match codec.decode(&msg, pcm)? {
+            Inbound::Start(info) => return Ok(info),
+            Inbound::Audio => return Err(TransportError::MediaBeforeStart),
+            Inbound::Stop => return Err(TransportError::MissingField("start")),
+            Inbound::Connected | Inbound::Ignore | Inbound::Mark(_) | Inbound::Dtmf(_) => {}
+        }
+    }
+}
+
+/// Run one call from connect to settle. Never panics on gateway or provider input; every
+/// failure ends as a typed error to the gateway and a closed session row.
+pub async fn run_session(ws: WebSocket, mut codec: Box<dyn WireCodec>, deps: Arc<SessionDeps>) {
+    let (mut sink, mut stream) = ws.split();
+    let gateway = codec.gateway();
+    let mut pcm = Vec::with_capacity(1024);
+    let start = match wait_for_start(&mut stream, codec.as_mut(), &mut pcm).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(gateway, code = e.code(), "gateway refused before start: {e}");
+            metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => e.code()).increment(1);
+            close_with(&mut sink, codec.encoder().as_ref(), 1008, &Refusal::new(e.code(), e.to_string())).await;
+            return;
+        }
+    };
+    let session_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("session", session_id = %session_id, gateway);
+    run_started(sink, stream, codec, deps, start, session_id, pcm).instrument(span).await;
+}
+
+async fn run_started(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
+    mut codec: Box<dyn WireCodec>,
+    deps: Arc<SessionDeps>,
+    start: StartInfo,
+    session_id: String,
+    mut pcm: Vec<i16>,
+) {
+    let gateway = codec.gateway();
+    let call_id = start.call_id.clone().unwrap_or_else(|| session_id.clone());
+    let events = deps.hub.channel(&call_id);
+    let enc = codec.encoder();
+    let refuse = |r: Refusal| {
+        tracing::warn!(code = %r.code, "session refused: {}", r.message);
+        metrics::counter!(m::SESSIONS_REFUSED, "code" => r.code.clone()).increment(1);
+        let _ = events.send(SessionEvent::Error { code: r.code.clone(), message: r.message.clone() });
+        let _ = events.send(SessionEvent::End { reason: r.code.clone() });
+        r
+    };
+
+    // 1. Plan: resolved once; this call keeps these keys and prices whatever changes later.
+    let agent_id = start.params.get("agent").map(String::as_str).unwrap_or("default");
+    if agent_id != "default" {
+        let r = refuse(Refusal::new("unknown_agent", format!("no agent {agent_id:?}")));
+        close_with(&mut sink, enc.as_ref(), 1008, &r).await;
+        deps.hub.remove(&call_id);
+        return;
+    }
+    let telephony = (gateway == "twilio").then_some("twilio");
+    let plan = match deps.resolver.resolve(&session_id, &deps.org_id, &deps.agent, telephony) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            let r = refuse(Refusal::new(e.code(), e.to_string()));
+            close_with(&mut sink, enc.as_ref(), 1008, &r).await;
+            deps.hub.remove(&call_id);
+            return;
+        }
+    };
+    let (Some(stt), Some(llm), Some(tts)) = (
+        deps.providers.stt.get(&plan.stt.provider).cloned(),
+        deps.providers.llm.get(&plan.llm.provider).cloned(),
+        deps.providers.tts.get(&plan.tts.provider).cloned(),
+    ) else {
+        let r = refuse(Refusal::new("unknown_provider", "the agent names a provider this server has no adapter for"));
+        close_with(&mut sink, enc.as_ref(), 1008, &r).await;
+        deps.hub.remove(&call_id);
+        return;
+    };
+    let meter = match Meter::from_plan(&plan, deps.store.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            let r = refuse(Refusal::new(e.code(), e.to_string()));
+            close_with(&mut sink, enc.as_ref(), 1008, &r).await;
+            deps.hub.remove(&call_id);
+            return;
+        }
+    };
+    let row = SessionRow {
+        session_id: session_id.clone(),
+        call_sid: start.call_id.clone(),
+        org_id: plan.org_id.clone(),
+        gateway: gateway.to_string(),
+        status: "open".into(),
+        started_at_ms: now_ms(),
+        ended_at_ms: None,
+        end_reason: None,
+        plan_json: serde_json::to_string(plan.as_ref()).unwrap_or_else(|_| "{}".into()),
+    };
+    if let Err(e) = deps.store.open_session(&row).await {
+        let r = refuse(Refusal::new(e.code(), "the session store is unavailable"));
+        tracing::error!(error = %e, "cannot open session row");
+        close_with(&mut sink, enc.as_ref(), 1011, &r).await;
+        deps.hub.remove(&call_id);
+        return;
+    }
+
+    // 2. STT connects before audio flows; a refused key ends the call here.
+    let stt_stream = match tokio::time::timeout(
+        Duration::from_secs(10),
+        stt.connect(SttRequest {
+            base_url: &plan.stt.base_url,
+            key: &plan.stt.credential.key,
+            model: &plan.stt.model,
+            sample_rate: deps.stt_sample_rate,
+            language: "en",
+        }),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            metrics::counter!(m::PROVIDER_ERRORS, "service" => "stt", "code" => e.code()).increment(1);
+            let r = refuse(Refusal::new(e.code(), e.to_string()));
+            close_with(&mut sink, enc.as_ref(), 1011, &r).await;
+            let _ = deps.store.close_session(&session_id, now_ms(), e.code()).await;
+            deps.hub.remove(&call_id);
+            return;
+        }
+        Err(_) => {
+            let r = refuse(Refusal::new("stt_timeout", "the speech-to-text provider did not answer"));
+            close_with(&mut sink, enc.as_ref(), 1011, &r).await;
+            let _ = deps.store.close_session(&session_id, now_ms(), "stt_timeout").await;
+            deps.hub.remove(&call_id);
+            return;
+        }
+    };
+    let stt_audio = stt_stream.audio.clone();
+
+    // 3. Tasks: writer (gateway out), turn manager; this task stays the gateway reader.
+    let (writer_tx, writer_rx) = tokio::sync::mpsc::channel(1024);
+    let (writer_ev_tx, writer_ev_rx) = tokio::sync::mpsc::channel(64);
+    let out_rate = enc.output_rate();
+    let writer = tokio::spawn(Writer::new(sink, enc, writer_ev_tx).run(writer_rx).in_current_span());
+    let started_ev = SessionEvent::Started { session_id: session_id.clone(), call_sid: start.call_id.clone() };
+    let _ = events.send(started_ev.clone());
+    let _ = writer_tx.try_send(WriterCmd::Event(started_ev));
+    tracing::info!(
+        call_id = %call_id,
+        stt = %plan.stt.provider, llm = %plan.llm.provider, tts = %plan.tts.provider,
+        stt_key = %plan.stt.credential.id, llm_key = %plan.llm.credential.id, tts_key = %plan.tts.credential.id,
+        "session started"
+    );
+    metrics::counter!(m::SESSIONS_TOTAL, "gateway" => gateway).increment(1);
+    metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
+
+    let (control_tx, control_rx) = tokio::sync::mpsc::channel(64);
+    let stt_audio_ms = Arc::new(AtomicU64::new(0));
+    let cancel = CancellationToken::new();
+    let resampler = match Resampler::new(deps.tts_sample_rate, out_rate) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the output resampler");
+            cancel.cancel();
+            return;
+        }
+    };
+    let turn = TurnManager {
+        plan: plan.clone(),
+        llm,
+        tts,
+        tts_rate: deps.tts_sample_rate,
+        stt: stt_stream,
+        meter,
+        events: events.clone(),
+        writer: writer_tx.clone(),
+        writer_events: writer_ev_rx,
+        control: control_rx,
+        stt_audio_ms: stt_audio_ms.clone(),
+        started: Instant::now(),
+        checkpoint_every: deps.checkpoint_every,
+        resampler,
+        conversation: Vec::new(),
+        user_buf: String::new(),
+        caller_speaking: false,
+        endpoint_seen: false,
+        agent: None,
+        next_turn: 1,
+        last_final_at: None,
+        pcm: Vec::with_capacity(4096),
+        out: Vec::with_capacity(4096),
+    };
+    let turn_task = tokio::spawn(turn.run(cancel.clone()).in_current_span());
+
+    let end = read_gateway(&mut stream, codec.as_mut(), &mut pcm, &deps, stt_audio, control_tx, stt_audio_ms, &writer_tx, &cancel).await;
+
+    // 4. Settle: stop the turn manager (it closes STT and writes the last usage), report, close.
+    cancel.cancel();
+    let (meter, reason) = match turn_task.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "turn manager failed");
+            let _ = deps.store.close_session(&session_id, now_ms(), "internal_error").await;
+            metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
+            deps.hub.remove(&call_id);
+            return;
+        }
+    };
+    let reason = match (reason, end) {
+        (EndReason::ProviderFailed { code, message }, _) => {
+            let ev = SessionEvent::Error { code: code.clone(), message };
+            let _ = events.send(ev.clone());
+            let _ = writer_tx.send(WriterCmd::Event(ev)).await;
+            code
+        }
+        (EndReason::Hangup, end) => end.to_string(),
+    };
+    let records = meter.written().to_vec();
+    let total = meter.total();
+    if let Err(e) = deps.store.close_session(&session_id, now_ms(), &reason).await {
+        tracing::error!(error = %e, "cannot close session row");
+    }
+    for ev in [SessionEvent::Usage { records }, SessionEvent::End { reason: reason.clone() }] {
+        let _ = events.send(ev.clone());
+        let _ = writer_tx.send(WriterCmd::Event(ev)).await;
+    }
+    drop(writer_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    tracing::info!(%reason, total = %total, "session ended");
+    metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
+    deps.hub.remove(&call_id);
+}
+
+/// How the gateway side ended.
+#[derive(Debug, Clone, Copy)]
+enum GatewayEnd {
+    Stop,
+    Disconnected,
+    TooManyErrors,
+    ProviderFailed,
+}
+
+impl std::fmt::Display for GatewayEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Stop => "hangup",
+            Self::Disconnected => "gateway_disconnected",
+            Self::TooManyErrors => "too_many_bad_messages",
+            Self::ProviderFailed => "provider_failed",
+        })
+    }
+}
+
+/// The gateway read loop: decode, VAD, resample, feed STT. Never awaits a provider.
+#[allow(clippy::too_many_arguments)]
+async fn read_gateway(
+    stream: &mut SplitStream<WebSocket>,
+    codec: &mut dyn WireCodec,
+    pcm: &mut Vec<i16>,
+    deps: &SessionDeps,
+    stt_audio: tokio::sync::mpsc::Sender<SttInput>,
+    control: tokio::sync::mpsc::Sender<Control>,
+    stt_audio_ms: Arc<AtomicU64>,
+    writer: &tokio::sync::mpsc::Sender<WriterCmd>,
+    cancel: &CancellationToken,
+) -> GatewayEnd {
+    let gateway = codec.gateway();
+    let in_rate = codec.input_rate();
+    let mut resampler = match Resampler::new(in_rate, deps.stt_sample_rate) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the input resampler");
+            return GatewayEnd::ProviderFailed;
+        }
+    };
+    let mut vad = Vad::new(VadConfig::default());
+    let vad_frame = media::samples_per_20ms(in_rate);
+    let mut up: Vec<i16> = Vec::with_capacity(4096);
+    let mut le: Vec<u8> = Vec::with_capacity(8192);
+    let frames_in = metrics::counter!(m::FRAMES, "direction" => "in", "gateway" => gateway);
+    let dropped = metrics::counter!(m::FRAMES_DROPPED, "queue" => "stt_in");
+    let mut bad = 0u32;
+    let mut sent_samples: u64 = 0;
+    loop {
+        let msg = tokio::select! {
+            _ = cancel.cancelled() => return GatewayEnd::ProviderFailed,
+            m = stream.next() => m,
+        };
+        let msg = match msg {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "gateway socket error");
+                metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => "socket").increment(1);
+                return GatewayEnd::Disconnected;
+            }
+            None => return GatewayEnd::Disconnected,
+        };
+        match codec.decode(&msg, pcm) {
+            Ok(Inbound::Audio) => {
+                frames_in.increment(1);
+                for frame in pcm.chunks(vad_frame) {
+                    match vad.push(frame) {
+                        VadEvent::SpeechStart => {
+                            let _ = control.try_send(Control::SpeechStart { at: Instant::now() });
+                        }
+                        VadEvent::SpeechEnd => {
+                            let _ = control.try_send(Control::SpeechEnd);
+                        }
+                        VadEvent::None => {}
+                    }
+                }
+                up.clear();
+                if let Err(e) = resampler.process(pcm, &mut up) {
+                    tracing::warn!(error = %e, "input resampling failed");
+                    continue;
+                }
+                media::l16::encode_le_into(&up, &mut le);
+                match stt_audio.try_send(SttInput::Audio(bytes::Bytes::copy_from_slice(&le))) {
+                    Ok(()) => {
+                        sent_samples += up.len() as u64;
+                        stt_audio_ms.store(sent_samples * 1000 / u64::from(deps.stt_sample_rate), Ordering::Relaxed);
+                    }
+                    Err(_) => dropped.increment(1),
+                }
+            }
+            Ok(Inbound::Stop) => return GatewayEnd::Stop,
+            Ok(Inbound::Mark(name)) => {
+                let _ = control.try_send(Control::Mark(name));
+            }
+            Ok(Inbound::Dtmf(d)) => {
+                let _ = control.try_send(Control::Dtmf(d));
+            }
+            Ok(Inbound::Start(_)) => {
+                tracing::warn!(code = "duplicate_start", "second start on one stream ignored");
+                metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => "duplicate_start").increment(1);
+            }
+            Ok(Inbound::Connected) | Ok(Inbound::Ignore) => {}
+            Err(e) => {
+                bad += 1;
+                tracing::warn!(code = e.code(), "bad gateway message ignored: {e}");
+                metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => e.code()).increment(1);
+                let _ = writer.try_send(WriterCmd::Event(SessionEvent::Error { code: e.code().to_string(), message: e.to_string() }));
+                if bad > MAX_BAD_MESSAGES {
+                    return GatewayEnd::TooManyErrors;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Gateway wire protocols. A [`WireCodec`] turns a gateway's websocket messages into PCM and
+//! control, and PCM and control back into its messages; the runtime is the same for all.
+
+mod client;
+mod twilio;
+
+pub use client::{ClientCodec, ClientEncoder};
+pub use twilio::{TwilioCodec, TwilioEncoder};
+
+use crate::SessionEvent;
+use axum::extract::ws::Message;
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// Largest websocket message accepted from a gateway. A 20 ms Twilio frame is ~300 bytes; a
+/// 20 ms PCM16 48 kHz frame is 1,920 bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// A decoded inbound message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// Protocol greeting (Twilio `connected`); nothing to do.
+    Connected,
+    Start(StartInfo),
+    /// Audio was decoded into the caller's PCM buffer.
+    Audio,
+    Dtmf(String),
+    /// The gateway played audio up to a mark we sent.
+    Mark(String),
+    Stop,
+    /// Ping/pong and the like.
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StartInfo {
+    /// Gateway's stream id (Twilio `streamSid`).
+    pub stream_id: String,
+    /// Carrier call id (Twilio `callSid`, client `call_id`), used to watch the call.
+    pub call_id: Option<String>,
+    pub params: HashMap<String, String>,
+}
+
+/// Bad gateway input. Each has a stable code; none ends the server.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TransportError {
+    #[error("message is not valid JSON: {0}")]
+    BadJson(String),
+    #[error("unknown event {0:?}")]
+    UnknownEvent(String),
+    #[error("missing field {0}")]
+    MissingField(&'static str),
+    #[error("media payload is not valid base64")]
+    BadBase64,
+    #[error("binary frames are not part of this protocol")]
+    BinaryNotAllowed,
+    #[error("bad audio: {0}")]
+    BadAudio(String),
+    #[error("unsupported audio format: {0}")]
+    UnsupportedFormat(String),
+    #[error("media arrived before start")]
+    MediaBeforeStart,
+    #[error("no start within the time limit")]
+    StartTimeout,
+}
+
+impl TransportError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadJson(_) => "bad_json",
+            Self::UnknownEvent(_) => "unknown_event",
+            Self::MissingField(_) => "missing_field",
+            Self::BadBase64 => "bad_base64",
+            Self::BinaryNotAllowed => "binary_not_allowed",
+            Self::BadAudio(_) => "bad_audio",
+            Self::UnsupportedFormat(_) => "unsupported_format",
+            Self::MediaBeforeStart => "media_before_start",
+            Self::StartTimeout => "start_timeout",
+        }
+    }
+}
+
+/// One gateway's inbound wire format. Decoding reuses the caller's buffers; nothing awaits.
+pub trait WireCodec: Send + 'static {
+    fn gateway(&self) -> &'static str;
+    /// Decode one message; audio goes into `pcm` (cleared first) at [`Self::input_rate`].
+    fn decode(&mut self, msg: &Message, pcm: &mut Vec<i16>) -> Result<Inbound, TransportError>;
+    fn input_rate(&self) -> u32;
+    /// The outbound half, for the writer task; call after `Start` (it knows the stream id).
+    fn encoder(&self) -> Box<dyn WireEncoder>;
+}
+
+/// One gateway's outbound wire format.
+pub trait WireEncoder: Send + 'static {
+    fn output_rate(&self) -> u32;
+    /// One 20 ms frame of agent audio at [`Self::output_rate`].
+    fn encode_audio(&mut self, frame: &[i16]) -> Message;
+    /// Tell the gateway to drop audio it has buffered (barge-in).
+    fn encode_clear(&self) -> Option<Message>;
+    fn encode_mark(&self, name: &str) -> Option<Message>;
+    /// Session events, for gateways that carry them (the client websocket).
+    fn encode_event(&self, ev: &SessionEvent) -> Option<Message>;
+    /// Tell the gateway why the session is refused or failed, before closing.
+    fn encode_error(&self, code: &str, message: &str) -> Option<Message>;
+}

@@ -1,0 +1,593 @@
+//! The turn manager: decides when the caller's turn ends, runs the agent's reply
+//! (LLM → chunker → TTS → writer) and handles barge-in.
+//!
+//! One task per session. It never blocks on a provider handshake: LLM request and TTS connect
+//! are futures polled in the same `select!` as caller events, so barge-in is always heard.
+
+use crate::chunker::Chunker;
+use crate::meter::{LineId, Meter};
+use crate::output::{WriterCmd, WriterEvent};
+use crate::{metrics as m, SessionEvent};
+use billing::SessionPlan;
+use futures::future::BoxFuture;
+use llm::{Llm, LlmError, LlmEvent, LlmRequest, Message, Role};
+use media::Resampler;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stt::{SttEvent, SttInput, SttStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tts::{Tts, TtsError, TtsEvent, TtsInput, TtsRequest, TtsStream};
+
+/// Caller-side signals from the gateway reader.
+#[derive(Debug)]
+pub(crate) enum Control {
+    SpeechStart { at: Instant },
+    SpeechEnd,
+    Mark(String),
+    Dtmf(String),
+}
+
+/// Why the turn manager stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum EndReason {
+    Hangup,
+    ProviderFailed { code: String, message: String },
+}
+
+struct AgentTurn {
+    id: u64,
+    user_text: String,
+    llm_start: Option<BoxFuture<'static, Result<mpsc::Receiver<LlmEvent>, LlmError>>>,
+    llm_rx: Option<mpsc::Receiver<LlmEvent>>,
+    tts_connect: Option<BoxFuture<'static, Result<TtsStream, TtsError>>>,
+    tts_tx: Option<mpsc::Sender<TtsInput>>,
+    tts_rx: Option<mpsc::Receiver<TtsEvent>>,
+    pending: Vec<TtsInput>,
+    chunker: Chunker,
+    /// Full reply text streamed so far.
+    text: String,
+    /// Characters of the reply with the start of each in the turn's audio (ms).
+    aligned: Vec<(char, u32)>,
+    audio_ms: u64,
+    llm_done: bool,
+    tts_done: bool,
+    llm_usage_seen: bool,
+    audio_started: bool,
+    input_chars: usize,
+    llm_requested_at: Instant,
+    first_token_at: Option<Instant>,
+    first_text_at: Option<Instant>,
+    first_audio_at: Option<Instant>,
+}
+
+enum Wake {
+    Cancelled,
+    Stt(Option<SttEvent>),
+    Control(Control),
+    LlmStarted(Result<mpsc::Receiver<LlmEvent>, LlmError>),
+    Llm(Option<LlmEvent>),
+    TtsConnected(Result<TtsStream, TtsError>),
+    Tts(Option<TtsEvent>),
+    Writer(WriterEvent),
+    Checkpoint,
+}
+
+pub(crate) struct TurnManager {
+    pub(crate) plan: Arc<SessionPlan>,
+    pub(crate) llm: Arc<dyn Llm>,
+    pub(crate) tts: Arc<dyn Tts>,
+    pub(crate) tts_rate: u32,
+    pub(crate) stt: SttStream,
+    pub(crate) meter: Meter,
+    pub(crate) events: broadcast::Sender<SessionEvent>,
+    pub(crate) writer: mpsc::Sender<WriterCmd>,
+    pub(crate) writer_events: mpsc::Receiver<WriterEvent>,
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) stt_audio_ms: Arc<AtomicU64>,
+    pub(crate) started: Instant,
+    pub(crate) checkpoint_every: Duration,
+    pub(crate) resampler: Resampler,
+    pub(crate) conversation: Vec<Message>,
+    pub(crate) user_buf: String,
+    pub(crate) caller_speaking: bool,
+    pub(crate) endpoint_seen: bool,
+    pub(crate) agent: Option<AgentTurn>,
+    pub(crate) next_turn: u64,
+    pub(crate) last_final_at: Option<Instant>,
+    pub(crate) pcm: Vec<i16>,
+    pub(crate) out: Vec<i16>,
+}
+
+async fn opt_recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn opt_fut<T>(f: &mut Option<BoxFuture<'static, T>>) -> T {
+    match f {
+        Some(fut) => fut.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Conservative token estimate when a stream ended without provider usage: ~3 chars a token.
+fn estimate_tokens(chars: usize) -> u64 {
+    chars.div_ceil(3) as u64
+}
+
+impl TurnManager {
+    fn publish(&self, ev: SessionEvent) {
+        let _ = self.events.send(ev.clone());
+        // The client websocket carries events in-band; the writer drops them for Twilio.
+        let _ = self.writer.try_send(WriterCmd::Event(ev));
+    }
+
+    fn error(&self, service: &'static str, code: &str, message: String) {
+        tracing::warn!(service, code, %message, "provider error");
+        metrics::counter!(m::PROVIDER_ERRORS, "service" => service, "code" => code.to_string()).increment(1);
+        self.publish(SessionEvent::Error { code: code.to_string(), message });
+    }
+
+    pub(crate) async fn run(mut self, cancel: CancellationToken) -> (Meter, EndReason) {
+        let mut tick = tokio::time::interval(self.checkpoint_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut reason = EndReason::Hangup;
+        loop {
+            let wake = {
+                let mut none_ls = None;
+                let mut none_lr = None;
+                let mut none_tc = None;
+                let mut none_tr = None;
+                let (ls, lr, tc, tr) = match self.agent.as_mut() {
+                    Some(a) => (&mut a.llm_start, &mut a.llm_rx, &mut a.tts_connect, &mut a.tts_rx),
+                    None => (&mut none_ls, &mut none_lr, &mut none_tc, &mut none_tr),
+                };
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Wake::Cancelled,
+                    Some(c) = self.control.recv() => Wake::Control(c),
+                    ev = self.stt.events.recv() => Wake::Stt(ev),
+                    r = opt_fut(ls) => Wake::LlmStarted(r),
+                    ev = opt_recv(lr) => Wake::Llm(ev),
+                    r = opt_fut(tc) => Wake::TtsConnected(r),
+                    ev = opt_recv(tr) => Wake::Tts(ev),
+                    Some(ev) = self.writer_events.recv() => Wake::Writer(ev),
+                    _ = tick.tick() => Wake::Checkpoint,
+                }
+            };
+            match wake {
+                Wake::Cancelled => break,
+                Wake::Stt(None) => {
+                    reason = EndReason::ProviderFailed {
+                        code: "stt_closed".into(),
+                        message: format!("{} closed the transcription stream", self.plan.stt.provider),
+                    };
+                    break;
+                }
+                Wake::Stt(Some(SttEvent::Error(e))) => {
+                    self.error("stt", e.code(), e.to_string());
+                    reason = EndReason::ProviderFailed { code: e.code().to_string(), message: e.to_string() };
+                    break;
+                }
+                Wake::Stt(Some(ev)) => self.on_stt(ev),
+                Wake::Control(c) => self.on_control(c).await,
+                Wake::LlmStarted(r) => self.on_llm_started(r),
+                Wake::Llm(ev) => self.on_llm(ev),
+                Wake::TtsConnected(r) => self.on_tts_connected(r),
+                Wake::Tts(ev) => self.on_tts(ev),
+                Wake::Writer(ev) => self.on_writer(ev),
+                Wake::Checkpoint => self.checkpoint().await,
+            }
+        }
+        self.finish().await;
+        (self.meter, reason)
+    }
+
+    async fn checkpoint(&mut self) {
+        self.meter.raise_to(LineId::Stt, self.stt_audio_ms.load(Ordering::Relaxed), true);
+        self.meter.raise_to(LineId::Telephony, self.started.elapsed().as_millis() as u64, false);
+        self.meter.checkpoint(now_ms()).await;
+    }
+
+    /// Session over: drop the agent turn, close STT and wait briefly for its usage summary.
+    async fn finish(&mut self) {
+        if let Some(a) = self.agent.take() {
+            self.abandon(a);
+        }
+        let _ = self.stt.audio.send(SttInput::Close).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            match tokio::time::timeout_at(deadline, self.stt.events.recv()).await {
+                Ok(Some(SttEvent::Usage { audio_ms, estimated })) => {
+                    self.meter.raise_to(LineId::Stt, audio_ms, estimated);
+                    break;
+                }
+                Ok(Some(SttEvent::Final { text, .. })) if !text.is_empty() => {
+                    self.publish(SessionEvent::Transcript { text, is_final: true });
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.checkpoint().await;
+    }
+
+    fn on_stt(&mut self, ev: SttEvent) {
+        match ev {
+            SttEvent::Interim { text, .. } => {
+                if !text.is_empty() {
+                    self.publish(SessionEvent::Transcript { text, is_final: false });
+                }
+            }
+            SttEvent::Final { text, speech_final, .. } => {
+                if !text.trim().is_empty() {
+                    if !self.user_buf.is_empty() {
+                        self.user_buf.push(' ');
+                    }
+                    self.user_buf.push_str(text.trim());
+                    self.publish(SessionEvent::Transcript { text, is_final: true });
+                    self.last_final_at = Some(Instant::now());
+                }
+                if speech_final {
+                    self.endpoint_seen = true;
+                }
+                self.maybe_end_user_turn();
+            }
+            SttEvent::UtteranceEnd { .. } => {
+                self.endpoint_seen = true;
+                self.maybe_end_user_turn();
+            }
+            SttEvent::SpeechStarted { .. } => {}
+            SttEvent::Usage { audio_ms, estimated } => self.meter.raise_to(LineId::Stt, audio_ms, estimated),
+            SttEvent::Error(_) => {}
+        }
+    }
+
+    async fn on_control(&mut self, c: Control) {
+        match c {
+            Control::SpeechStart { at } => {
+                self.caller_speaking = true;
+                self.endpoint_seen = false;
+                if let Some(a) = self.agent.take() {
+                    self.interrupt(a, at).await;
+                }
+            }
+            Control::SpeechEnd => {
+                self.caller_speaking = false;
+                self.maybe_end_user_turn();
+            }
+            Control::Mark(name) => tracing::debug!(%name, "gateway played up to mark"),
+            Control::Dtmf(digit) => self.publish(SessionEvent::Dtmf { digit }),
+        }
+    }
+
+    /// End of the caller's turn: STT said the speech is final and local VAD agrees.
+    fn maybe_end_user_turn(&mut self) {
+        if !self.endpoint_seen || self.caller_speaking || self.agent.is_some() || self.user_buf.trim().is_empty() {
+            return;
+        }
+        self.endpoint_seen = false;
+        let text = std::mem::take(&mut self.user_buf);
+        self.start_agent_turn(text);
+    }
+
+    fn start_agent_turn(&mut self, user_text: String) {
+        self.conversation.push(Message { role: Role::User, content: user_text.clone() });
+        let id = self.next_turn;
+        self.next_turn += 1;
+        let mut messages = Vec::with_capacity(self.conversation.len() + 1);
+        messages.push(Message { role: Role::System, content: self.plan.prompt.clone() });
+        messages.extend(self.conversation.iter().cloned());
+        let input_chars = messages.iter().map(|m| m.content.len() + 12).sum();
+
+        let llm = self.llm.clone();
+        let plan = self.plan.clone();
+        let llm_start: BoxFuture<'static, _> = Box::pin(async move {
+            llm.stream(LlmRequest {
+                base_url: &plan.llm.base_url,
+                key: &plan.llm.credential.key,
+                model: &plan.llm.model,
+                messages: &messages,
+                max_tokens: Some(400),
+            })
+            .await
+        });
+        if let Some(t) = self.last_final_at {
+            metrics::histogram!(m::HOP, "hop" => "stt_final_to_llm_request").record(t.elapsed().as_secs_f64());
+        }
+        let tts = self.tts.clone();
+        let plan = self.plan.clone();
+        let rate = self.tts_rate;
+        let tts_connect: BoxFuture<'static, _> = Box::pin(async move {
+            tts.connect(TtsRequest {
+                base_url: &plan.tts.base_url,
+                key: &plan.tts.credential.key,
+                model: &plan.tts.model,
+                voice: &plan.tts.voice,
+                sample_rate: rate,
+            })
+            .await
+        });
+        self.agent = Some(AgentTurn {
+            id,
+            user_text,
+            llm_start: Some(llm_start),
+            llm_rx: None,
+            tts_connect: Some(tts_connect),
+            tts_tx: None,
+            tts_rx: None,
+            pending: Vec::new(),
+            chunker: Chunker::new(),
+            text: String::new(),
+            aligned: Vec::new(),
+            audio_ms: 0,
+            llm_done: false,
+            tts_done: false,
+            llm_usage_seen: false,
+            audio_started: false,
+            input_chars,
+            llm_requested_at: Instant::now(),
+            first_token_at: None,
+            first_text_at: None,
+            first_audio_at: None,
+        });
+    }
+
+    fn on_llm_started(&mut self, r: Result<mpsc::Receiver<LlmEvent>, LlmError>) {
+        let Some(a) = self.agent.as_mut() else { return };
+        a.llm_start = None;
+        match r {
+            Ok(rx) => a.llm_rx = Some(rx),
+            Err(e) => {
+                self.error("llm", e.code(), e.to_string());
+                if let Some(a) = self.agent.take() {
+                    // The request was refused: no tokens were generated, nothing to bill.
+                    let mut a = a;
+                    a.llm_usage_seen = true;
+                    self.abandon(a);
+                }
+            }
+        }
+    }
+
+    fn on_llm(&mut self, ev: Option<LlmEvent>) {
+        let Some(a) = self.agent.as_mut() else { return };
+        match ev {
+            Some(LlmEvent::Token(t)) => {
+                if a.first_token_at.is_none() {
+                    a.first_token_at = Some(Instant::now());
+                    metrics::histogram!(m::TIME_TO_FIRST, "service" => "llm", "provider" => self.plan.llm.provider.clone())
+                        .record(a.llm_requested_at.elapsed().as_secs_f64());
+                }
+                a.text.push_str(&t);
+                for chunk in a.chunker.push(&t) {
+                    self.speak(chunk);
+                }
+            }
+            Some(LlmEvent::ToolCall(call)) => {
+                tracing::info!(tool = %call.name, "tool calls are not supported yet; ignored");
+            }
+            Some(LlmEvent::Usage { input_tokens, output_tokens, estimated }) => {
+                a.llm_usage_seen = true;
+                self.meter.add(LineId::LlmIn, input_tokens, estimated);
+                self.meter.add(LineId::LlmOut, output_tokens, estimated);
+            }
+            Some(LlmEvent::Error(e)) => {
+                self.error("llm", e.code(), e.to_string());
+                self.llm_finished();
+            }
+            Some(LlmEvent::Done { .. }) | None => self.llm_finished(),
+        }
+    }
+
+    /// The reply is complete: speak what is left and tell TTS to finish.
+    fn llm_finished(&mut self) {
+        let Some(a) = self.agent.as_mut() else { return };
+        if a.llm_done {
+            return;
+        }
+        a.llm_done = true;
+        a.llm_rx = None;
+        if let Some(rest) = a.chunker.finish() {
+            self.speak(rest);
+        }
+        self.tts_send(TtsInput::Flush);
+        self.tts_send(TtsInput::Close);
+        if let Some(a) = self.agent.as_mut() {
+            if !a.llm_usage_seen {
+                a.llm_usage_seen = true;
+                let (i, o) = (estimate_tokens(a.input_chars), estimate_tokens(a.text.len()));
+                self.meter.add(LineId::LlmIn, i, true);
+                self.meter.add(LineId::LlmOut, o, true);
+            }
+            if a.text.trim().is_empty() {
+                // Nothing to say: the turn ends here.
+                let turn = a.id;
+                let _ = self.writer.try_send(WriterCmd::EndOfTurn { turn });
+            }
+        }
+    }
+
+    fn speak(&mut self, chunk: String) {
+        let Some(a) = self.agent.as_mut() else { return };
+        if a.first_text_at.is_none() {
+            a.first_text_at = Some(Instant::now());
+            if let Some(t) = a.first_token_at {
+                metrics::histogram!(m::HOP, "hop" => "llm_first_token_to_tts_text").record(t.elapsed().as_secs_f64());
+            }
+        }
+        let turn = a.id;
+        self.publish(SessionEvent::Agent { text: chunk.clone(), turn });
+        self.tts_send(TtsInput::Text(chunk));
+    }
+
+    /// Send to TTS, or queue until it is connected. Characters are metered as they are sent.
+    fn tts_send(&mut self, input: TtsInput) {
+        let Some(a) = self.agent.as_mut() else { return };
+        let Some(tx) = a.tts_tx.as_ref() else {
+            a.pending.push(input);
+            return;
+        };
+        let chars = match &input {
+            TtsInput::Text(t) => t.chars().count() as u64,
+            _ => 0,
+        };
+        match tx.try_send(input) {
+            Ok(()) => self.meter.add(LineId::Tts, chars, false),
+            Err(e) => tracing::warn!(error = %e, "tts input queue full; text dropped"),
+        }
+    }
+
+    fn on_tts_connected(&mut self, r: Result<TtsStream, TtsError>) {
+        let Some(a) = self.agent.as_mut() else { return };
+        a.tts_connect = None;
+        match r {
+            Ok(stream) => {
+                a.tts_tx = Some(stream.text);
+                a.tts_rx = Some(stream.events);
+                for input in std::mem::take(&mut a.pending) {
+                    self.tts_send(input);
+                }
+            }
+            Err(e) => {
+                self.error("tts", e.code(), e.to_string());
+                if let Some(a) = self.agent.take() {
+                    self.abandon(a);
+                }
+            }
+        }
+    }
+
+    fn on_tts(&mut self, ev: Option<TtsEvent>) {
+        let Some(a) = self.agent.as_mut() else { return };
+        match ev {
+            Some(TtsEvent::Audio { pcm, alignment }) => {
+                if a.first_audio_at.is_none() {
+                    a.first_audio_at = Some(Instant::now());
+                    if let Some(t) = a.first_text_at {
+                        metrics::histogram!(m::TIME_TO_FIRST, "service" => "tts", "provider" => self.plan.tts.provider.clone())
+                            .record(t.elapsed().as_secs_f64());
+                    }
+                }
+                if let Some(al) = alignment {
+                    for (i, c) in al.chars.iter().enumerate() {
+                        a.aligned.push((*c, al.start_ms.get(i).copied().unwrap_or(0)));
+                    }
+                }
+                if media::l16::decode_le_into(&pcm, &mut self.pcm).is_err() {
+                    tracing::warn!("tts sent an odd number of PCM bytes; chunk dropped");
+                    return;
+                }
+                a.audio_ms += self.pcm.len() as u64 * 1000 / u64::from(self.tts_rate.max(1));
+                self.out.clear();
+                if let Err(e) = self.resampler.process(&self.pcm, &mut self.out) {
+                    tracing::warn!(error = %e, "resampling tts audio failed");
+                    return;
+                }
+                a.audio_started = true;
+                let samples = self.out.clone();
+                if self.writer.try_send(WriterCmd::Audio { turn: a.id, samples }).is_err() {
+                    metrics::counter!(m::FRAMES_DROPPED, "queue" => "gateway_out").increment(1);
+                }
+            }
+            Some(TtsEvent::Done) | None => {
+                if !a.tts_done {
+                    a.tts_done = true;
+                    a.tts_rx = None;
+                    a.tts_tx = None;
+                    let turn = a.id;
+                    let _ = self.writer.try_send(WriterCmd::EndOfTurn { turn });
+                }
+            }
+            Some(TtsEvent::Usage { .. }) => {}
+            Some(TtsEvent::Error(e)) => {
+                self.error("tts", e.code(), e.to_string());
+                self.on_tts(None);
+            }
+        }
+    }
+
+    fn on_writer(&mut self, ev: WriterEvent) {
+        match ev {
+            WriterEvent::FirstFrame { turn } => {
+                if let Some(a) = self.agent.as_ref().filter(|a| a.id == turn) {
+                    if let Some(t) = a.first_audio_at {
+                        metrics::histogram!(m::HOP, "hop" => "tts_first_audio_to_gateway").record(t.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            WriterEvent::PlaybackDone { turn, .. } => {
+                let done = self.agent.as_ref().is_some_and(|a| a.id == turn && a.llm_done && a.tts_done);
+                if done {
+                    if let Some(a) = self.agent.take() {
+                        if !a.text.trim().is_empty() {
+                            self.conversation.push(Message { role: Role::Assistant, content: a.text.clone() });
+                        }
+                        self.publish(SessionEvent::AgentDone { text: a.text, turn });
+                    }
+                    self.maybe_end_user_turn();
+                }
+            }
+        }
+    }
+
+    /// The caller spoke while the agent's turn was running.
+    async fn interrupt(&mut self, a: AgentTurn, speech_at: Instant) {
+        if !a.audio_started {
+            // Still thinking: the caller just kept talking. Take the request back and let the
+            // next final extend it.
+            let user_text = a.user_text.clone();
+            self.abandon(a);
+            if self.conversation.last().is_some_and(|m| m.role == Role::User && m.content == user_text) {
+                self.conversation.pop();
+            }
+            self.user_buf = if self.user_buf.is_empty() { user_text } else { format!("{user_text} {}", self.user_buf) };
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        let turn = a.id;
+        let _ = self.writer.send(WriterCmd::Clear { turn, reply: tx }).await;
+        metrics::histogram!(m::HOP, "hop" => "speech_to_clear").record(speech_at.elapsed().as_secs_f64());
+        metrics::counter!(m::BARGE_INS).increment(1);
+        let played_ms = tokio::time::timeout(Duration::from_millis(500), rx).await.ok().and_then(Result::ok).unwrap_or(0);
+        let kept = kept_text(&a, played_ms);
+        let kept_clean = kept.trim().to_string();
+        if !kept_clean.is_empty() {
+            self.conversation.push(Message { role: Role::Assistant, content: kept_clean.clone() });
+        }
+        tracing::info!(turn, played_ms, kept_chars = kept_clean.len(), "barge-in: agent cut off");
+        self.publish(SessionEvent::BargeIn { turn, played_ms, kept_text: kept_clean });
+        self.abandon(a);
+    }
+
+    /// Drop a turn's provider streams (closing them) and bill what it used.
+    fn abandon(&mut self, a: AgentTurn) {
+        if !a.llm_usage_seen {
+            self.meter.add(LineId::LlmIn, estimate_tokens(a.input_chars), true);
+            self.meter.add(LineId::LlmOut, estimate_tokens(a.text.len()), true);
+        }
+        drop(a);
+    }
+}
+
+/// What the caller heard of a turn: characters whose audio started before `played_ms`.
+/// Without alignment, the same share of the text as of the audio.
+fn kept_text(a: &AgentTurn, played_ms: u64) -> String {
+    if !a.aligned.is_empty() {
+        return a.aligned.iter().take_while(|(_, start)| u64::from(*start) < played_ms).map(|(c, _)| *c).collect();
+    }
+    if a.audio_ms == 0 {
+        return String::new();
+    }
+    let n = a.text.chars().count() as u64 * played_ms.min(a.audio_ms) / a.audio_ms;
+    a.text.chars().take(n as usize).collect()
+}

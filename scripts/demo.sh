@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The main job: build, start the server in sandbox mode, play a recorded call through it.
+# Usage: scripts/demo.sh [assets/calls/NAME.wav]   (default: the barge-in call)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+call=${1:-assets/calls/barge_in.wav}
+cargo build --release --quiet
+bin=target/release/switchboard
+db=$(mktemp -d)/demo.db
+log=$(mktemp)
+env -u DEEPGRAM_API_KEY -u OPENAI_API_KEY -u ELEVENLABS_API_KEY \
+  "$bin" serve --listen 127.0.0.1:0 --database "sqlite:$db" >"$log.out" 2>"$log" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+for _ in $(seq 1 100); do
+  grep -q "listening on" "$log.out" 2>/dev/null && break
+  sleep 0.1
+done
+url=$(grep -o 'http://[0-9.:]*' "$log.out" | head -1)
+[ -n "$url" ] || { echo "server did not start:"; cat "$log"; exit 1; }
+echo "server: $url (log: $log)"
+grep -m1 "sandbox mode" "$log" || true
+echo
+"$bin" call "$call" --server "$url" --save-audio "${log}.agent.wav"
+echo
+echo "agent audio saved to ${log}.agent.wav"

@@ -1,0 +1,125 @@
+//! Command line: `serve`, `call`, `sim`. Doc comments here are the `--help` text.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Real-time voice session orchestrator")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP + websocket server. With no provider keys set it runs in sandbox mode,
+    /// with the provider simulators started in-process.
+    Serve(ServeArgs),
+    /// Play a recorded call (WAV) into a server the way a gateway would, and print the
+    /// conversation and its usage records.
+    Call(CallArgs),
+    /// Run the provider simulators (Deepgram, OpenAI, ElevenLabs) as their own process.
+    Sim(SimArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "SWITCHBOARD_LISTEN")]
+    pub listen: SocketAddr,
+    /// Store URL: `sqlite:PATH` (created if missing) or `sqlite::memory:`.
+    #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
+    pub database: String,
+    /// Rate table seed (CSV).
+    #[arg(long, default_value = "assets/rates.csv", env = "SWITCHBOARD_RATES")]
+    pub rates: PathBuf,
+    /// Recorded calls the sandbox STT simulator recognizes (WAV + JSON sidecars).
+    #[arg(long, default_value = "assets/calls", env = "SWITCHBOARD_CALLS")]
+    pub calls: PathBuf,
+    /// Provider base URL override, `provider=url` (repeatable), e.g. to point at `switchboard sim`.
+    #[arg(long = "provider-url", value_name = "PROVIDER=URL")]
+    pub provider_urls: Vec<String>,
+    /// Seconds between usage checkpoints of a running call.
+    #[arg(long, default_value_t = 5)]
+    pub checkpoint_secs: u64,
+    /// Public base URL gateways reach this server at (used in TwiML); default from the Host header.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub sim: SimTuning,
+}
+
+#[derive(Args, Clone)]
+pub struct CallArgs {
+    /// Recorded call: 16-bit PCM mono WAV.
+    pub file: PathBuf,
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "SWITCHBOARD_SERVER")]
+    pub server: String,
+    /// Which gateway to play.
+    #[arg(long, value_enum, default_value = "twilio")]
+    pub gateway: Gateway,
+    /// Send audio as fast as the server accepts instead of in real time.
+    #[arg(long)]
+    pub fast: bool,
+    /// One JSON object per line (`type`: transcript, agent, barge_in, audio, usage, error, end).
+    #[arg(long)]
+    pub json: bool,
+    /// Save the agent's audio, as received, to this WAV file.
+    #[arg(long)]
+    pub save_audio: Option<PathBuf>,
+    /// Agent to call.
+    #[arg(long, default_value = "default")]
+    pub agent: String,
+    /// Admin token for the server's API, if it requires one.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds of silence to keep sending after the recording ends, so the agent can finish.
+    #[arg(long, default_value_t = 0.0)]
+    pub tail: f64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Gateway {
+    Twilio,
+    Client,
+}
+
+#[derive(Args, Clone)]
+pub struct SimArgs {
+    /// Address of the simulators' control endpoint (their URLs and what they saw).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Accepted key, `provider=key` (repeatable). Without any, each simulator accepts `sim-key`.
+    #[arg(long = "key", value_name = "PROVIDER=KEY")]
+    pub keys: Vec<String>,
+    /// Recorded calls the STT simulator recognizes.
+    #[arg(long, default_value = "assets/calls")]
+    pub calls: PathBuf,
+    #[command(flatten)]
+    pub tuning: SimTuning,
+}
+
+/// Simulator latencies and faults.
+#[derive(Args, Clone, Debug)]
+pub struct SimTuning {
+    /// STT: ms from end of speech to the final result.
+    #[arg(long, default_value_t = 300)]
+    pub sim_stt_final_ms: u64,
+    /// LLM: ms to the first token.
+    #[arg(long, default_value_t = 350)]
+    pub sim_llm_first_token_ms: u64,
+    /// LLM: tokens per second.
+    #[arg(long, default_value_t = 60.0)]
+    pub sim_llm_tokens_per_sec: f64,
+    /// TTS: ms to the first audio.
+    #[arg(long, default_value_t = 150)]
+    pub sim_tts_first_audio_ms: u64,
+    /// TTS: ms of audio per character of text.
+    #[arg(long, default_value_t = 50)]
+    pub sim_tts_ms_per_char: u32,
+    /// Fault: the STT simulator closes the stream (1011) after this many ms of audio.
+    #[arg(long)]
+    pub sim_stt_fail_after_ms: Option<u64>,
+}

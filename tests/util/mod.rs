@@ -1,0 +1,266 @@
+//! Test helpers: spawn the real `switchboard` binary (server, simulators, call client) as
+//! separate processes on loopback, and read what they print.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchboard")
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn asset(name: &str) -> PathBuf {
+    root().join("assets/calls").join(name)
+}
+
+pub fn sidecar(name: &str) -> Value {
+    let text = std::fs::read_to_string(asset(&format!("{name}.json"))).expect("sidecar");
+    serde_json::from_str(&text).expect("sidecar json")
+}
+
+const KEY_VARS: [&str; 3] = ["DEEPGRAM_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY"];
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `switchboard sim` in its own process.
+pub struct Sim {
+    _proc: Proc,
+    pub urls: HashMap<String, String>,
+}
+
+impl Sim {
+    pub fn start(keys: &[(&str, &str)], extra: &[&str]) -> Sim {
+        let mut cmd = Command::new(bin());
+        cmd.arg("sim").arg("--calls").arg(root().join("assets/calls"));
+        for (p, k) in keys {
+            cmd.arg("--key").arg(format!("{p}={k}"));
+        }
+        cmd.args(extra).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn sim");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("sim prints its urls");
+        let urls: HashMap<String, String> = serde_json::from_str(line.trim()).expect("sim url json");
+        Sim { _proc: Proc { child }, urls }
+    }
+
+    pub fn control(&self, path: &str) -> Value {
+        get_json(&format!("{}{path}", self.urls["control"]))
+    }
+
+    pub fn provider_args(&self) -> Vec<String> {
+        ["deepgram", "openai", "elevenlabs"]
+            .iter()
+            .flat_map(|p| ["--provider-url".to_string(), format!("{p}={}", self.urls[*p])])
+            .collect()
+    }
+}
+
+/// `switchboard serve` in its own process, logging to a file.
+pub struct Server {
+    _proc: Proc,
+    pub url: String,
+    pub log: PathBuf,
+    pub dir: PathBuf,
+}
+
+pub struct ServerOpts<'a> {
+    pub env: Vec<(&'a str, String)>,
+    pub args: Vec<String>,
+}
+
+impl Server {
+    /// Sandbox mode: no provider keys, simulators in-process.
+    pub fn sandbox() -> Server {
+        Server::start(ServerOpts { env: vec![], args: vec![] })
+    }
+
+    pub fn start(opts: ServerOpts<'_>) -> Server {
+        let dir = std::env::temp_dir().join(format!("sb-test-{}", uuid_like()));
+        std::fs::create_dir_all(&dir).expect("tempdir");
+        let log = dir.join("server.log");
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(root())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--database")
+            .arg(format!("sqlite:{}", dir.join("sb.db").display()))
+            .args(["--checkpoint-secs", "2"])
+            .args(&opts.args)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for v in KEY_VARS {
+            cmd.env_remove(v);
+        }
+        cmd.env_remove("SWITCHBOARD_ADMIN_TOKEN");
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("server prints its address");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default()))
+            .to_string();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        Server { _proc: Proc { child }, url, log, dir }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        get_json(&format!("{}{path}", self.url))
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(&format!("{}/metrics", self.url)).1
+    }
+
+    /// Poll a call until its session is closed.
+    pub fn wait_closed(&self, call_sid: &str) -> Value {
+        Server::wait_closed_at(&self.url, call_sid)
+    }
+
+    pub fn wait_closed_at(base: &str, call_sid: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = http_get(&format!("{base}/api/calls/{call_sid}"));
+            if status == 200 {
+                let v: Value = serde_json::from_str(&body).expect("json");
+                if v["status"] == "closed" {
+                    return v;
+                }
+            }
+            assert!(Instant::now() < deadline, "call {call_sid} never closed");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{t:x}-{}", std::process::id())
+}
+
+/// A blocking HTTP GET returning status and body.
+pub fn http_get(url: &str) -> (u16, String) {
+    http("GET", url, None, None)
+}
+
+/// Blocking HTTP on its own thread, so it works from sync and async tests alike.
+pub fn http(method: &str, url: &str, body: Option<&str>, bearer: Option<&str>) -> (u16, String) {
+    let (method, url) = (method.to_string(), url.to_string());
+    let (body, bearer) = (body.map(str::to_string), bearer.map(str::to_string));
+    std::thread::spawn(move || http_inner(&method, &url, body.as_deref(), bearer.as_deref())).join().expect("http thread")
+}
+
+fn http_inner(method: &str, url: &str, body: Option<&str>, bearer: Option<&str>) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut req = c.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("http request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    })
+}
+
+pub fn get_json(url: &str) -> Value {
+    let (status, body) = http_get(url);
+    assert_eq!(status, 200, "GET {url}: {body}");
+    serde_json::from_str(&body).expect("json body")
+}
+
+/// Output of one `switchboard call --json` run.
+pub struct CallOut {
+    pub ok: bool,
+    pub lines: Vec<Value>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CallOut {
+    pub fn of(&self, ty: &str) -> Vec<&Value> {
+        self.lines.iter().filter(|l| l["type"] == ty).collect()
+    }
+
+    pub fn texts(&self, ty: &str) -> Vec<String> {
+        self.of(ty).iter().map(|l| l["text"].as_str().unwrap_or("").to_string()).collect()
+    }
+
+    /// Agent text per turn, chunks joined.
+    pub fn agent_turns(&self) -> Vec<String> {
+        let mut turns: Vec<(u64, String)> = Vec::new();
+        for l in self.of("agent") {
+            let t = l["turn"].as_u64().unwrap_or(0);
+            match turns.iter_mut().find(|(id, _)| *id == t) {
+                Some((_, s)) => s.push_str(l["text"].as_str().unwrap_or("")),
+                None => turns.push((t, l["text"].as_str().unwrap_or("").to_string())),
+            }
+        }
+        turns.into_iter().map(|(_, s)| s.trim().to_string()).collect()
+    }
+
+    /// Sum of usage quantities and amounts for one line (e.g. `stt`, `llm.output`).
+    pub fn usage_sum(&self, line: &str) -> (f64, i64) {
+        self.of("usage")
+            .iter()
+            .filter(|u| u["line"] == line)
+            .fold((0.0, 0), |(q, a), u| (q + u["quantity"].as_f64().unwrap_or(0.0), a + u["amount_micros"].as_i64().unwrap_or(0)))
+    }
+
+    pub fn call_sid(&self) -> String {
+        self.of("end").first().and_then(|e| e["call_sid"].as_str()).unwrap_or("").to_string()
+    }
+}
+
+pub fn call(server: &str, file: &Path, extra: &[&str]) -> CallOut {
+    let out = Command::new(bin())
+        .arg("call")
+        .arg(file)
+        .args(["--server", server, "--json"])
+        .args(extra)
+        .output()
+        .expect("run switchboard call");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    CallOut { ok: out.status.success(), lines, stdout, stderr: String::from_utf8_lossy(&out.stderr).to_string() }
+}
+
+/// Duration of a WAV asset in seconds, from its sidecar.
+pub fn duration_s(name: &str) -> f64 {
+    sidecar(name)["duration_s"].as_f64().expect("duration_s")
+}
