@@ -35,7 +35,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -65,11 +69,17 @@ async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.prometheus.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.prometheus.render(),
+    )
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Twilio's voice webhook: answer with `<Connect><Stream>` to this server's media endpoint.
@@ -77,7 +87,10 @@ async fn twilio_voice(State(s): State<AppState>, headers: HeaderMap) -> Response
     let base = match &s.public_url {
         Some(u) => u.trim_end_matches('/').replacen("http", "ws", 1),
         None => {
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
             format!("wss://{host}")
         }
     };
@@ -108,24 +121,46 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
 }
 
 fn check_api(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match &s.admin_token {
         None => Ok(()),
-        Some(t) if bearer(headers).is_some_and(|b| same(b.as_bytes(), t.expose_secret().as_bytes())) => Ok(()),
-        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")),
+        Some(t)
+            if bearer(headers)
+                .is_some_and(|b| same(b.as_bytes(), t.expose_secret().as_bytes())) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        )),
     }
 }
 
-async fn session_json(s: &AppState, row: billing::store::SessionRow) -> Result<Json<serde_json::Value>, ApiError> {
+async fn session_json(
+    s: &AppState,
+    row: billing::store::SessionRow,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let usage = s
         .deps
         .store
         .usage_for_session(&row.session_id)
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable"))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                "the store is unavailable",
+            )
+        })?;
     let plan: serde_json::Value = serde_json::from_str(&row.plan_json).unwrap_or_default();
     Ok(Json(serde_json::json!({
         "session_id": row.session_id, "call_sid": row.call_sid, "gateway": row.gateway,
@@ -134,23 +169,54 @@ async fn session_json(s: &AppState, row: billing::store::SessionRow) -> Result<J
     })))
 }
 
-async fn call(State(s): State<AppState>, headers: HeaderMap, Path(call_id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn call(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     check_api(&s, &headers)?;
-    let row = s.deps.store.session_by_call_sid(&call_id).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable"))?;
-    let row = row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such call"))?;
+    let row = s
+        .deps
+        .store
+        .session_by_call_sid(&call_id)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                "the store is unavailable",
+            )
+        })?;
+    let row =
+        row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such call"))?;
     session_json(&s, row).await
 }
 
-async fn session_by_id(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn session_by_id(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     check_api(&s, &headers)?;
-    let row = s.deps.store.session(&id).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable"))?;
-    let row = row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"))?;
+    let row = s.deps.store.session(&id).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.code(),
+            "the store is unavailable",
+        )
+    })?;
+    let row =
+        row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"))?;
     session_json(&s, row).await
 }
 
 /// Live events of a call as server-sent events; may be opened before the call starts.
 /// The stream ends after the call's `end` event.
-async fn call_events(State(s): State<AppState>, headers: HeaderMap, Path(call_id): Path<String>) -> Result<Response, ApiError> {
+async fn call_events(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+) -> Result<Response, ApiError> {
     check_api(&s, &headers)?;
     let rx = s.deps.hub.subscribe(&call_id);
     let stream = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
@@ -171,7 +237,9 @@ async fn call_events(State(s): State<AppState>, headers: HeaderMap, Path(call_id
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -188,23 +256,47 @@ async fn put_managed_key(
     body: Result<Json<KeyBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Some(token) = &s.admin_token else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "admin_disabled", "set SWITCHBOARD_ADMIN_TOKEN to enable the admin API"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "admin_disabled",
+            "set SWITCHBOARD_ADMIN_TOKEN to enable the admin API",
+        ));
     };
     if !bearer(&headers).is_some_and(|b| same(b.as_bytes(), token.expose_secret().as_bytes())) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        ));
     }
-    let Json(body) = body.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"apiKey": "…"}"#))?;
+    let Json(body) = body.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            r#"body must be JSON {"apiKey": "…"}"#,
+        )
+    })?;
     let known = crate::server::KEY_ENV.iter().any(|(p, _)| *p == provider);
     if !known {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("no managed provider {provider:?}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_provider",
+            format!("no managed provider {provider:?}"),
+        ));
     }
     let key = body.api_key.trim().to_string();
     if key.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "apiKey is empty"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "apiKey is empty",
+        ));
     }
     let key = SecretString::from(key);
     let last4 = billing::keys::last4(&key);
     s.deps.resolver.keys().set(&provider, key);
     tracing::info!(%provider, %last4, "managed key replaced; new sessions use it");
-    Ok(Json(serde_json::json!({"provider": provider, "last4": last4})))
+    Ok(Json(
+        serde_json::json!({"provider": provider, "last4": last4}),
+    ))
 }

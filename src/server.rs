@@ -14,8 +14,11 @@ use std::time::Duration;
 use url::Url;
 
 /// Environment variables holding the platform's managed provider keys.
-pub const KEY_ENV: [(&str, &str); 3] =
-    [("deepgram", "DEEPGRAM_API_KEY"), ("openai", "OPENAI_API_KEY"), ("elevenlabs", "ELEVENLABS_API_KEY")];
+pub const KEY_ENV: [(&str, &str); 3] = [
+    ("deepgram", "DEEPGRAM_API_KEY"),
+    ("openai", "OPENAI_API_KEY"),
+    ("elevenlabs", "ELEVENLABS_API_KEY"),
+];
 
 const DEFAULT_URLS: [(&str, &str); 3] = [
     ("deepgram", "wss://api.deepgram.com"),
@@ -26,7 +29,10 @@ const DEFAULT_URLS: [(&str, &str); 3] = [
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -34,19 +40,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("_seconds".into()),
-            &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+            &[
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ],
         )
         .context("configuring metrics")?
         .install_recorder()
         .context("installing the metrics recorder")?;
     session::metrics::describe();
 
-    let rates_text = std::fs::read_to_string(&args.rates).with_context(|| format!("reading the rate table {}", args.rates.display()))?;
-    let rates = RateTable::from_csv(&rates_text).with_context(|| format!("parsing {}", args.rates.display()))?;
-    let store = billing::store::connect(&args.database).await.with_context(|| format!("opening the store {}", args.database))?;
-    let abandoned = store.close_abandoned().await.context("closing sessions left open by a previous run")?;
+    let rates_text = std::fs::read_to_string(&args.rates)
+        .with_context(|| format!("reading the rate table {}", args.rates.display()))?;
+    let rates = RateTable::from_csv(&rates_text)
+        .with_context(|| format!("parsing {}", args.rates.display()))?;
+    let store = billing::store::connect(&args.database)
+        .await
+        .with_context(|| format!("opening the store {}", args.database))?;
+    let abandoned = store
+        .close_abandoned()
+        .await
+        .context("closing sessions left open by a previous run")?;
     if abandoned > 0 {
-        tracing::warn!(abandoned, "closed sessions a previous run left open, at their last checkpoint");
+        tracing::warn!(
+            abandoned,
+            "closed sessions a previous run left open, at their last checkpoint"
+        );
     }
 
     let keys = ManagedKeys::default();
@@ -59,11 +77,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let mut base_urls: HashMap<String, Url> = HashMap::new();
     for (p, u) in DEFAULT_URLS {
-        base_urls.insert(p.to_string(), Url::parse(u).context("built-in provider URL")?);
+        base_urls.insert(
+            p.to_string(),
+            Url::parse(u).context("built-in provider URL")?,
+        );
     }
     for kv in &args.provider_urls {
-        let (p, u) = kv.split_once('=').with_context(|| "--provider-url must be provider=url")?;
-        base_urls.insert(p.to_string(), Url::parse(u).with_context(|| format!("--provider-url for {p} is not a URL"))?);
+        let (p, u) = kv
+            .split_once('=')
+            .with_context(|| "--provider-url must be provider=url")?;
+        base_urls.insert(
+            p.to_string(),
+            Url::parse(u).with_context(|| format!("--provider-url for {p} is not a URL"))?,
+        );
     }
 
     let sandbox = keys.is_empty();
@@ -87,7 +113,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         None
     };
 
-    let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().context("building the HTTP client")?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .context("building the HTTP client")?;
     let deps = SessionDeps {
         resolver: PlanResolver::new(rates, keys, base_urls),
         store,
@@ -99,17 +128,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         stt_sample_rate: 16000,
         tts_sample_rate: 16000,
     };
-    let admin_token = std::env::var("SWITCHBOARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from);
+    let admin_token = std::env::var("SWITCHBOARD_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(SecretString::from);
     if admin_token.is_none() {
         tracing::info!("SWITCHBOARD_ADMIN_TOKEN not set: the /api endpoints are open and the admin endpoints are off");
     }
-    let state = AppState { deps: Arc::new(deps), prometheus, admin_token, sandbox, public_url: args.public_url.clone() };
+    let state = AppState {
+        deps: Arc::new(deps),
+        prometheus,
+        admin_token,
+        sandbox,
+        public_url: args.public_url.clone(),
+    };
     let app = api::router(state);
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("switchboard listening on http://{addr}{}", if sandbox { " (sandbox)" } else { "" });
+    println!(
+        "switchboard listening on http://{addr}{}",
+        if sandbox { " (sandbox)" } else { "" }
+    );
     tracing::info!(%addr, sandbox, "listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
     tracing::info!("shut down");
     Ok(std::process::ExitCode::SUCCESS)
 }

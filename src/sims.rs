@@ -18,9 +18,14 @@ pub struct Sims {
 
 impl Sims {
     /// Start the three simulators on loopback ports. `keys` maps provider → accepted keys.
-    pub async fn start(calls: &Path, keys: &HashMap<String, Vec<String>>, t: &SimTuning) -> anyhow::Result<Sims> {
-        let catalog = stt::sim::Catalog::from_dir(calls)
-            .with_context(|| format!("loading the recorded-call catalog from {}", calls.display()))?;
+    pub async fn start(
+        calls: &Path,
+        keys: &HashMap<String, Vec<String>>,
+        t: &SimTuning,
+    ) -> anyhow::Result<Sims> {
+        let catalog = stt::sim::Catalog::from_dir(calls).with_context(|| {
+            format!("loading the recorded-call catalog from {}", calls.display())
+        })?;
         let keys_for = |p: &str| keys.get(p).cloned().unwrap_or_default();
         let deepgram = stt::sim::DeepgramSim::start(stt::sim::DeepgramSimConfig {
             keys: keys_for("deepgram").into(),
@@ -47,7 +52,11 @@ impl Sims {
         })
         .await
         .context("starting the ElevenLabs simulator")?;
-        Ok(Sims { deepgram, openai, elevenlabs })
+        Ok(Sims {
+            deepgram,
+            openai,
+            elevenlabs,
+        })
     }
 
     pub fn base_urls(&self) -> HashMap<String, Url> {
@@ -69,11 +78,14 @@ fn last4(k: &str) -> String {
 pub async fn run(args: SimArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut keys: HashMap<String, Vec<String>> = HashMap::new();
     for kv in &args.keys {
-        let (p, k) = kv.split_once('=').with_context(|| format!("--key must be provider=key, got {:?}", kv.split('=').next()))?;
+        let (p, k) = kv.split_once('=').with_context(|| {
+            format!("--key must be provider=key, got {:?}", kv.split('=').next())
+        })?;
         keys.entry(p.to_string()).or_default().push(k.to_string());
     }
     for p in ["deepgram", "openai", "elevenlabs"] {
-        keys.entry(p.to_string()).or_insert_with(|| vec!["sim-key".to_string()]);
+        keys.entry(p.to_string())
+            .or_insert_with(|| vec!["sim-key".to_string()]);
     }
     let sims = Arc::new(Sims::start(&args.calls, &keys, &args.tuning).await?);
     let app = Router::new()
@@ -81,13 +93,21 @@ pub async fn run(args: SimArgs) -> anyhow::Result<std::process::ExitCode> {
         .route("/keys", get(seen_keys))
         .route("/llm/last-request", get(last_request))
         .with_state(sims.clone());
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let control = listener.local_addr()?;
-    let mut line: HashMap<String, String> = sims.base_urls().into_iter().map(|(k, v)| (k, v.to_string())).collect();
+    let mut line: HashMap<String, String> = sims
+        .base_urls()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
     line.insert("control".into(), format!("http://{control}"));
     println!("{}", serde_json::to_string(&line)?);
     tracing::info!(%control, "simulators running");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

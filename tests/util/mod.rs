@@ -50,7 +50,9 @@ pub struct Sim {
 impl Sim {
     pub fn start(keys: &[(&str, &str)], extra: &[&str]) -> Sim {
         let mut cmd = Command::new(bin());
-        cmd.arg("sim").arg("--calls").arg(root().join("assets/calls"));
+        cmd.arg("sim")
+            .arg("--calls")
+            .arg(root().join("assets/calls"));
         for (p, k) in keys {
             cmd.arg("--key").arg(format!("{p}={k}"));
         }
@@ -58,9 +60,15 @@ impl Sim {
         let mut child = cmd.spawn().expect("spawn sim");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("sim prints its urls");
-        let urls: HashMap<String, String> = serde_json::from_str(line.trim()).expect("sim url json");
-        Sim { _proc: Proc { child }, urls }
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("sim prints its urls");
+        let urls: HashMap<String, String> =
+            serde_json::from_str(line.trim()).expect("sim url json");
+        Sim {
+            _proc: Proc { child },
+            urls,
+        }
     }
 
     pub fn control(&self, path: &str) -> Value {
@@ -70,7 +78,12 @@ impl Sim {
     pub fn provider_args(&self) -> Vec<String> {
         ["deepgram", "openai", "elevenlabs"]
             .iter()
-            .flat_map(|p| ["--provider-url".to_string(), format!("{p}={}", self.urls[*p])])
+            .flat_map(|p| {
+                [
+                    "--provider-url".to_string(),
+                    format!("{p}={}", self.urls[*p]),
+                ]
+            })
             .collect()
     }
 }
@@ -91,7 +104,10 @@ pub struct ServerOpts<'a> {
 impl Server {
     /// Sandbox mode: no provider keys, simulators in-process.
     pub fn sandbox() -> Server {
-        Server::start(ServerOpts { env: vec![], args: vec![] })
+        Server::start(ServerOpts {
+            env: vec![],
+            args: vec![],
+        })
     }
 
     pub fn start(opts: ServerOpts<'_>) -> Server {
@@ -120,15 +136,27 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        reader.read_line(&mut line).expect("server prints its address");
+        reader
+            .read_line(&mut line)
+            .expect("server prints its address");
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in {line:?}; log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
             .to_string();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
-        Server { _proc: Proc { child }, url, log, dir }
+        Server {
+            _proc: Proc { child },
+            url,
+            log,
+            dir,
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -165,7 +193,10 @@ impl Server {
 }
 
 fn uuid_like() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{t:x}-{}", std::process::id())
 }
 
@@ -178,16 +209,23 @@ pub fn http_get(url: &str) -> (u16, String) {
 pub fn http(method: &str, url: &str, body: Option<&str>, bearer: Option<&str>) -> (u16, String) {
     let (method, url) = (method.to_string(), url.to_string());
     let (body, bearer) = (body.map(str::to_string), bearer.map(str::to_string));
-    std::thread::spawn(move || http_inner(&method, &url, body.as_deref(), bearer.as_deref())).join().expect("http thread")
+    std::thread::spawn(move || http_inner(&method, &url, body.as_deref(), bearer.as_deref()))
+        .join()
+        .expect("http thread")
 }
 
 fn http_inner(method: &str, url: &str, body: Option<&str>, bearer: Option<&str>) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let c = reqwest::Client::new();
         let mut req = c.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         if let Some(t) = bearer {
             req = req.bearer_auth(t);
@@ -218,7 +256,10 @@ impl CallOut {
     }
 
     pub fn texts(&self, ty: &str) -> Vec<String> {
-        self.of(ty).iter().map(|l| l["text"].as_str().unwrap_or("").to_string()).collect()
+        self.of(ty)
+            .iter()
+            .map(|l| l["text"].as_str().unwrap_or("").to_string())
+            .collect()
     }
 
     /// Agent text per turn, chunks joined.
@@ -231,7 +272,10 @@ impl CallOut {
                 None => turns.push((t, l["text"].as_str().unwrap_or("").to_string())),
             }
         }
-        turns.into_iter().map(|(_, s)| s.trim().to_string()).collect()
+        turns
+            .into_iter()
+            .map(|(_, s)| s.trim().to_string())
+            .collect()
     }
 
     /// Sum of usage quantities and amounts for one line (e.g. `stt`, `llm.output`).
@@ -239,11 +283,20 @@ impl CallOut {
         self.of("usage")
             .iter()
             .filter(|u| u["line"] == line)
-            .fold((0.0, 0), |(q, a), u| (q + u["quantity"].as_f64().unwrap_or(0.0), a + u["amount_micros"].as_i64().unwrap_or(0)))
+            .fold((0.0, 0), |(q, a), u| {
+                (
+                    q + u["quantity"].as_f64().unwrap_or(0.0),
+                    a + u["amount_micros"].as_i64().unwrap_or(0),
+                )
+            })
     }
 
     pub fn call_sid(&self) -> String {
-        self.of("end").first().and_then(|e| e["call_sid"].as_str()).unwrap_or("").to_string()
+        self.of("end")
+            .first()
+            .and_then(|e| e["call_sid"].as_str())
+            .unwrap_or("")
+            .to_string()
     }
 }
 
@@ -256,8 +309,16 @@ pub fn call(server: &str, file: &Path, extra: &[&str]) -> CallOut {
         .output()
         .expect("run switchboard call");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let lines = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    CallOut { ok: out.status.success(), lines, stdout, stderr: String::from_utf8_lossy(&out.stderr).to_string() }
+    let lines = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    CallOut {
+        ok: out.status.success(),
+        lines,
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
 }
 
 /// Duration of a WAV asset in seconds, from its sidecar.

@@ -5,9 +5,18 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum BillingError {
     #[error("model {model} of {provider} ({service}) is not in the rate table")]
-    UnknownModel { service: String, provider: String, model: String },
+    UnknownModel {
+        service: String,
+        provider: String,
+        model: String,
+    },
     #[error("no price for {service}/{provider}/{model} in unit {unit}")]
-    MissingPrice { service: String, provider: String, model: String, unit: String },
+    MissingPrice {
+        service: String,
+        provider: String,
+        model: String,
+        unit: String,
+    },
     #[error("provider {0} needs the org's own key: add one")]
     ByokKeyRequired(String),
     #[error("no platform key is configured for provider {0}")]

@@ -30,8 +30,16 @@ pub struct AgentSpec {
 impl Default for AgentSpec {
     fn default() -> Self {
         Self {
-            stt: ServiceChoice { provider: "deepgram".into(), model: "nova-3".into(), voice: String::new() },
-            llm: ServiceChoice { provider: "openai".into(), model: "gpt-4o-mini".into(), voice: String::new() },
+            stt: ServiceChoice {
+                provider: "deepgram".into(),
+                model: "nova-3".into(),
+                voice: String::new(),
+            },
+            llm: ServiceChoice {
+                provider: "openai".into(),
+                model: "gpt-4o-mini".into(),
+                voice: String::new(),
+            },
             tts: ServiceChoice {
                 provider: "elevenlabs".into(),
                 model: "eleven_flash_v2_5".into(),
@@ -53,7 +61,11 @@ pub struct PlanResolver {
 
 impl PlanResolver {
     pub fn new(rates: RateTable, keys: ManagedKeys, base_urls: HashMap<String, Url>) -> Self {
-        Self { rates: Arc::new(RwLock::new(rates)), keys, base_urls: Arc::new(base_urls) }
+        Self {
+            rates: Arc::new(RwLock::new(rates)),
+            keys,
+            base_urls: Arc::new(base_urls),
+        }
     }
 
     pub fn keys(&self) -> &ManagedKeys {
@@ -81,7 +93,9 @@ impl PlanResolver {
         let tts = self.service(&rates, "tts", &agent.tts)?;
         let telephony = match telephony {
             Some(carrier) => {
-                let rows = rates.iter().filter(|r| r.service == "telephony" && r.provider == carrier);
+                let rows = rates
+                    .iter()
+                    .filter(|r| r.service == "telephony" && r.provider == carrier);
                 let rows: Vec<_> = rows.cloned().collect();
                 // A carrier without a price is billed nothing by us, but never silently as zero:
                 // no telephony line is written at all.
@@ -105,12 +119,19 @@ impl PlanResolver {
         })
     }
 
-    fn service(&self, rates: &RateTable, service: &str, choice: &ServiceChoice) -> Result<ServicePlan, BillingError> {
-        let rows = rates.model(service, &choice.provider, &choice.model).ok_or_else(|| BillingError::UnknownModel {
-            service: service.to_string(),
-            provider: choice.provider.clone(),
-            model: choice.model.clone(),
-        })?;
+    fn service(
+        &self,
+        rates: &RateTable,
+        service: &str,
+        choice: &ServiceChoice,
+    ) -> Result<ServicePlan, BillingError> {
+        let rows = rates
+            .model(service, &choice.provider, &choice.model)
+            .ok_or_else(|| BillingError::UnknownModel {
+                service: service.to_string(),
+                provider: choice.provider.clone(),
+                model: choice.model.clone(),
+            })?;
         let base_url = self
             .base_urls
             .get(&choice.provider)
@@ -119,8 +140,15 @@ impl PlanResolver {
         if !rows.iter().any(|r| r.managed) {
             return Err(BillingError::ByokKeyRequired(choice.provider.clone()));
         }
-        let key = self.keys.get(&choice.provider).ok_or_else(|| BillingError::ManagedKeyMissing(choice.provider.clone()))?;
-        let credential = Credential { last4: last4(&key), key, id: format!("managed:{}", choice.provider) };
+        let key = self
+            .keys
+            .get(&choice.provider)
+            .ok_or_else(|| BillingError::ManagedKeyMissing(choice.provider.clone()))?;
+        let credential = Credential {
+            last4: last4(&key),
+            key,
+            id: format!("managed:{}", choice.provider),
+        };
         Ok(ServicePlan {
             provider: choice.provider.clone(),
             model: choice.model.clone(),

@@ -1,16 +1,27 @@
 //! Streaming language models: one [`Llm`] trait, one module per provider, simulators in [`sim`].
 //!
+//! # Layout
+//! - `openai`: the Chat Completions adapter (any OpenAI-compatible base URL); `sse`: the
+//!   incremental SSE parser adapters share; `estimate`: the token-estimate rule.
+//! - [`registry`]: adapters by name. [`sim`]: loopback simulators with scripted faults.
+//!
 //! # Invariants
 //! - One shared `reqwest::Client` (connection pool) per adapter; the key comes with each request.
 //! - Usage: provider-reported tokens when the stream carries them, else a conservative estimate
 //!   marked `estimated`.
+//! - A stream that ends on its own sends `Token`/`ToolCall` events, then exactly one `Usage`, then
+//!   `Done` or `Error`, then closes. A receiver dropped early gets nothing more: the caller bills
+//!   that turn itself ([`estimate_input_tokens`], [`estimate_output_tokens`]).
 
 mod error;
+mod estimate;
 mod openai;
 pub mod registry;
 pub mod sim;
+mod sse;
 
 pub use error::LlmError;
+pub use estimate::{estimate_input_tokens, estimate_output_tokens};
 pub use openai::OpenAi;
 
 use secrecy::SecretString;
@@ -56,9 +67,15 @@ pub enum LlmEvent {
     Token(String),
     ToolCall(ToolCall),
     /// Token counts: provider-reported, or estimated when the stream ended without a usage chunk.
-    Usage { input_tokens: u64, output_tokens: u64, estimated: bool },
+    Usage {
+        input_tokens: u64,
+        output_tokens: u64,
+        estimated: bool,
+    },
     /// The stream ended normally (`finish_reason` as sent).
-    Done { finish_reason: Option<String> },
+    Done {
+        finish_reason: Option<String>,
+    },
     Error(LlmError),
 }
 

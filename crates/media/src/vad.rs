@@ -20,7 +20,12 @@ pub struct VadConfig {
 
 impl Default for VadConfig {
     fn default() -> Self {
-        Self { min_speech_dbfs: -45.0, above_floor_db: 12.0, start_frames: 3, hangover_frames: 15 }
+        Self {
+            min_speech_dbfs: -45.0,
+            above_floor_db: 12.0,
+            start_frames: 3,
+            hangover_frames: 15,
+        }
     }
 }
 
@@ -65,16 +70,20 @@ impl Vad {
     pub fn push(&mut self, frame: &[i16]) -> VadEvent {
         let db = frame_dbfs(frame);
         self.last_dbfs = db;
-        let loud = db >= self.cfg.min_speech_dbfs && db >= self.noise_floor_dbfs + self.cfg.above_floor_db;
-        if !loud {
-            // Track the floor quickly downwards, slowly upwards, only from non-speech frames.
-            let rate = if db < self.noise_floor_dbfs { 0.3 } else { 0.02 };
-            if db.is_finite() {
-                self.noise_floor_dbfs += (db - self.noise_floor_dbfs) * rate;
-            } else {
-                self.noise_floor_dbfs += (-90.0 - self.noise_floor_dbfs) * rate;
-            }
-        }
+        let loud =
+            db >= self.cfg.min_speech_dbfs && db >= self.noise_floor_dbfs + self.cfg.above_floor_db;
+        // Track the floor quickly downwards and slowly upwards. It also creeps up during
+        // "speech", so a steady noise (fan, line hum) stops counting as speech after ~2 s,
+        // while the pauses between words pull it back down fast.
+        let level = if db.is_finite() { db } else { -90.0 };
+        let rate = if level < self.noise_floor_dbfs {
+            0.3
+        } else if loud {
+            0.01
+        } else {
+            0.02
+        };
+        self.noise_floor_dbfs += (level - self.noise_floor_dbfs) * rate;
         if loud {
             self.loud_run = self.loud_run.saturating_add(1);
             self.quiet_run = 0;
@@ -122,7 +131,9 @@ mod tests {
     use super::*;
 
     fn tone(amp: f32, n: usize) -> Vec<i16> {
-        (0..n).map(|i| ((i as f32 * 0.3).sin() * amp) as i16).collect()
+        (0..n)
+            .map(|i| ((i as f32 * 0.3).sin() * amp) as i16)
+            .collect()
     }
 
     #[test]

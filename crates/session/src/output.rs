@@ -15,12 +15,20 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) enum WriterCmd {
-    Audio { turn: u64, samples: Vec<i16> },
+    Audio {
+        turn: u64,
+        samples: Vec<i16>,
+    },
     /// No more audio for `turn`: mark it, and report when it has been played.
-    EndOfTurn { turn: u64 },
+    EndOfTurn {
+        turn: u64,
+    },
     /// Barge-in: drop queued audio of `turn` and earlier, clear the gateway, reply with the
     /// milliseconds of `turn` that were sent before the clear.
-    Clear { turn: u64, reply: oneshot::Sender<u64> },
+    Clear {
+        turn: u64,
+        reply: oneshot::Sender<u64>,
+    },
     Event(SessionEvent),
 }
 
@@ -31,8 +39,14 @@ pub(crate) enum WriterEvent {
 }
 
 enum Segment {
-    Audio { turn: u64, samples: Vec<i16>, pos: usize },
-    End { turn: u64 },
+    Audio {
+        turn: u64,
+        samples: Vec<i16>,
+        pos: usize,
+    },
+    End {
+        turn: u64,
+    },
 }
 
 pub(crate) struct Writer {
@@ -49,7 +63,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(sink: SplitSink<WebSocket, Message>, enc: Box<dyn WireEncoder>, events: mpsc::Sender<WriterEvent>) -> Self {
+    pub(crate) fn new(
+        sink: SplitSink<WebSocket, Message>,
+        enc: Box<dyn WireEncoder>,
+        events: mpsc::Sender<WriterEvent>,
+    ) -> Self {
         let frame_len = media::samples_per_20ms(enc.output_rate());
         Self {
             sink,
@@ -108,7 +126,11 @@ impl Writer {
                 if self.cleared_upto.is_some_and(|c| turn <= c) || samples.is_empty() {
                     return;
                 }
-                self.queue.push_back(Segment::Audio { turn, samples, pos: 0 });
+                self.queue.push_back(Segment::Audio {
+                    turn,
+                    samples,
+                    pos: 0,
+                });
             }
             WriterCmd::EndOfTurn { turn } => {
                 if self.cleared_upto.is_some_and(|c| turn <= c) {
@@ -121,7 +143,11 @@ impl Writer {
                     Segment::Audio { turn: t, .. } | Segment::End { turn: t } => *t > turn,
                 });
                 self.cleared_upto = Some(turn);
-                let played = if self.cur_turn == Some(turn) { self.sent_ms(self.cur_sent) } else { 0 };
+                let played = if self.cur_turn == Some(turn) {
+                    self.sent_ms(self.cur_sent)
+                } else {
+                    0
+                };
                 if let Some(m) = self.enc.encode_clear() {
                     self.send(m).await;
                 }
@@ -175,8 +201,14 @@ impl Writer {
             if let Some(m) = self.enc.encode_mark(&format!("turn-{turn}")) {
                 self.send(m).await;
             }
-            let played_ms = if self.cur_turn == Some(turn) { self.sent_ms(self.cur_sent) } else { 0 };
-            let _ = self.events.try_send(WriterEvent::PlaybackDone { turn, played_ms });
+            let played_ms = if self.cur_turn == Some(turn) {
+                self.sent_ms(self.cur_sent)
+            } else {
+                0
+            };
+            let _ = self
+                .events
+                .try_send(WriterEvent::PlaybackDone { turn, played_ms });
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - Adapters hold no key: key and base URL come with each [`SttRequest`], so a simulator is just
 //!   another URL and a session keeps the key it was planned with.
 //! - Usage is reported in the provider's own unit (audio milliseconds); pricing happens elsewhere.
+//! - Every stream ends with exactly one [`SttEvent::Usage`] (after an [`SttEvent::Error`] if the
+//!   stream failed), then the event channel closes. Read until `None` to bill correctly.
 
 mod deepgram;
 mod error;
@@ -51,14 +53,32 @@ pub enum SttInput {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SttEvent {
     /// A hypothesis that will be replaced.
-    Interim { text: String, start_s: f64, end_s: f64 },
+    Interim {
+        text: String,
+        start_s: f64,
+        end_s: f64,
+    },
     /// Fixed text for a window; `speech_final` when the provider's endpointing saw end of speech.
-    Final { text: String, start_s: f64, end_s: f64, speech_final: bool },
-    SpeechStarted { at_s: f64 },
-    UtteranceEnd { last_word_end_s: f64 },
-    /// Billable audio in milliseconds; `estimated` when counted locally, not provider-reported.
-    Usage { audio_ms: u64, estimated: bool },
-    /// The stream failed; no more events follow.
+    Final {
+        text: String,
+        start_s: f64,
+        end_s: f64,
+        speech_final: bool,
+    },
+    SpeechStarted {
+        at_s: f64,
+    },
+    UtteranceEnd {
+        last_word_end_s: f64,
+    },
+    /// Billable audio in milliseconds: the CUMULATIVE total of this stream, so the last one seen
+    /// is the total (never add them up). `estimated` when counted locally from audio sent because
+    /// the provider's own figure (Deepgram `Metadata.duration`) never arrived.
+    Usage {
+        audio_ms: u64,
+        estimated: bool,
+    },
+    /// The stream failed; only the closing [`SttEvent::Usage`] follows.
     Error(SttError),
 }
 

@@ -48,11 +48,17 @@ pub struct Alignment {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TtsEvent {
     /// linear16 LE mono PCM at the requested sample rate, with optional alignment.
-    Audio { pcm: Bytes, alignment: Option<Alignment> },
+    Audio {
+        pcm: Bytes,
+        alignment: Option<Alignment>,
+    },
     /// All text sent so far has been synthesized (the provider's `isFinal`).
     Done,
-    /// Billable characters sent to the provider.
-    Usage { characters: u64 },
+    /// Billable characters sent to the provider: the CUMULATIVE count on this stream, so the
+    /// last one seen is the total (sent after each flush and once more before the stream ends).
+    Usage {
+        characters: u64,
+    },
     Error(TtsError),
 }
 

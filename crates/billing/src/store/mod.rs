@@ -51,7 +51,12 @@ pub struct SessionRow {
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn open_session(&self, row: &SessionRow) -> Result<(), StoreError>;
-    async fn close_session(&self, session_id: &str, ended_at_ms: i64, reason: &str) -> Result<(), StoreError>;
+    async fn close_session(
+        &self,
+        session_id: &str,
+        ended_at_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError>;
     async fn session(&self, session_id: &str) -> Result<Option<SessionRow>, StoreError>;
     async fn session_by_call_sid(&self, call_sid: &str) -> Result<Option<SessionRow>, StoreError>;
     /// `INSERT … ON CONFLICT DO NOTHING`: `Ok(false)` when the record's key was already written.

@@ -19,7 +19,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5));
         let max = if url.contains(":memory:") { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(opts)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
@@ -48,13 +51,15 @@ fn usage_from_row(r: &SqliteRow) -> Result<UsageRecord, StoreError> {
         session_id: r.try_get("session_id")?,
         line: r.try_get("line")?,
         seq: u32::try_from(seq).map_err(|_| StoreError::Corrupt(format!("seq {seq}")))?,
-        service: Service::parse(&service).ok_or_else(|| StoreError::Corrupt(format!("service {service}")))?,
+        service: Service::parse(&service)
+            .ok_or_else(|| StoreError::Corrupt(format!("service {service}")))?,
         provider: r.try_get("provider")?,
         model: r.try_get("model")?,
         quantity: r.try_get("quantity")?,
         quantity_atoms: r.try_get("quantity_atoms")?,
         unit: UsageUnit::parse(&unit).ok_or_else(|| StoreError::Corrupt(format!("unit {unit}")))?,
-        billed_to: BilledTo::parse(&billed_to).ok_or_else(|| StoreError::Corrupt(format!("billed_to {billed_to}")))?,
+        billed_to: BilledTo::parse(&billed_to)
+            .ok_or_else(|| StoreError::Corrupt(format!("billed_to {billed_to}")))?,
         amount_micros: MicroUsd(r.try_get("amount_micros")?),
         estimated: r.try_get::<i64, _>("estimated")? != 0,
         credential_id: r.try_get("credential_id")?,
@@ -83,7 +88,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn close_session(&self, session_id: &str, ended_at_ms: i64, reason: &str) -> Result<(), StoreError> {
+    async fn close_session(
+        &self,
+        session_id: &str,
+        ended_at_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET status = 'closed', ended_at_ms = ?, end_reason = ? WHERE session_id = ? AND status = 'open'")
             .bind(ended_at_ms)
             .bind(reason)
@@ -94,15 +104,20 @@ impl Store for SqliteStore {
     }
 
     async fn session(&self, session_id: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = ?").bind(session_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = ?")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
     async fn session_by_call_sid(&self, call_sid: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE call_sid = ? ORDER BY started_at_ms DESC LIMIT 1")
-            .bind(call_sid)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT * FROM sessions WHERE call_sid = ? ORDER BY started_at_ms DESC LIMIT 1",
+        )
+        .bind(call_sid)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
@@ -133,10 +148,12 @@ impl Store for SqliteStore {
     }
 
     async fn usage_for_session(&self, session_id: &str) -> Result<Vec<UsageRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM usage_records WHERE session_id = ? ORDER BY created_at_ms, line, seq")
-            .bind(session_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM usage_records WHERE session_id = ? ORDER BY created_at_ms, line, seq",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(usage_from_row).collect()
     }
 

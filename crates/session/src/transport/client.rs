@@ -23,7 +23,12 @@ pub struct ClientCodec {
 
 impl Default for ClientCodec {
     fn default() -> Self {
-        Self { encoding: Encoding::Pcm16, sample_rate: 16000, started: false, opus_dec: None }
+        Self {
+            encoding: Encoding::Pcm16,
+            sample_rate: 16000,
+            started: false,
+            opus_dec: None,
+        }
     }
 }
 
@@ -80,9 +85,11 @@ impl WireCodec for ClientCodec {
                 }
                 match (self.encoding, self.opus_dec.as_mut()) {
                     (Encoding::Opus, Some(dec)) => {
-                        dec.decode(b, pcm).map_err(|e| TransportError::BadAudio(e.to_string()))?;
+                        dec.decode(b, pcm)
+                            .map_err(|e| TransportError::BadAudio(e.to_string()))?;
                     }
-                    _ => media::l16::decode_le_into(b, pcm).map_err(|e| TransportError::BadAudio(e.to_string()))?,
+                    _ => media::l16::decode_le_into(b, pcm)
+                        .map_err(|e| TransportError::BadAudio(e.to_string()))?,
                 }
                 Ok(Inbound::Audio)
             }
@@ -95,29 +102,50 @@ impl WireCodec for ClientCodec {
                     }
                 })?;
                 Ok(match ctl {
-                    ControlIn::Start { call_id, params, audio } => {
+                    ControlIn::Start {
+                        call_id,
+                        params,
+                        audio,
+                    } => {
                         if let Some(a) = audio {
                             self.encoding = match a.encoding.as_str() {
                                 "pcm16" | "linear16" => Encoding::Pcm16,
                                 "opus" => Encoding::Opus,
-                                other => return Err(TransportError::UnsupportedFormat(other.chars().take(20).collect())),
+                                other => {
+                                    return Err(TransportError::UnsupportedFormat(
+                                        other.chars().take(20).collect(),
+                                    ))
+                                }
                             };
                             let ok = match self.encoding {
-                                Encoding::Pcm16 => [8000, 16000, 24000, 48000].contains(&a.sample_rate),
-                                Encoding::Opus => [8000, 16000, 24000, 48000].contains(&a.sample_rate),
+                                Encoding::Pcm16 => {
+                                    [8000, 16000, 24000, 48000].contains(&a.sample_rate)
+                                }
+                                Encoding::Opus => {
+                                    [8000, 16000, 24000, 48000].contains(&a.sample_rate)
+                                }
                             };
                             if !ok {
-                                return Err(TransportError::UnsupportedFormat(format!("sample_rate {}", a.sample_rate)));
+                                return Err(TransportError::UnsupportedFormat(format!(
+                                    "sample_rate {}",
+                                    a.sample_rate
+                                )));
                             }
                             self.sample_rate = a.sample_rate;
                         }
                         if self.encoding == Encoding::Opus {
-                            let bad = |e: media::opus_codec::CodecError| TransportError::UnsupportedFormat(e.to_string());
+                            let bad = |e: media::opus_codec::CodecError| {
+                                TransportError::UnsupportedFormat(e.to_string())
+                            };
                             self.opus_dec = Some(OpusDecoder::new(self.sample_rate).map_err(bad)?);
                         }
                         self.started = true;
                         let stream_id = call_id.clone().unwrap_or_default();
-                        Inbound::Start(StartInfo { stream_id, call_id, params })
+                        Inbound::Start(StartInfo {
+                            stream_id,
+                            call_id,
+                            params,
+                        })
                     }
                     ControlIn::Stop => Inbound::Stop,
                     ControlIn::Dtmf { digit } => Inbound::Dtmf(digit),
@@ -139,7 +167,11 @@ impl WireCodec for ClientCodec {
             Encoding::Opus => OpusEncoder::new(self.sample_rate).ok(),
             Encoding::Pcm16 => None,
         };
-        Box::new(ClientEncoder { sample_rate: self.sample_rate, opus_enc, out: Vec::with_capacity(2048) })
+        Box::new(ClientEncoder {
+            sample_rate: self.sample_rate,
+            opus_enc,
+            out: Vec::with_capacity(2048),
+        })
     }
 }
 
@@ -163,11 +195,17 @@ impl WireEncoder for ClientEncoder {
     }
 
     fn encode_mark(&self, name: &str) -> Option<Message> {
-        Some(Message::Text(serde_json::json!({"type": "mark", "name": name}).to_string().into()))
+        Some(Message::Text(
+            serde_json::json!({"type": "mark", "name": name})
+                .to_string()
+                .into(),
+        ))
     }
 
     fn encode_event(&self, ev: &SessionEvent) -> Option<Message> {
-        serde_json::to_string(ev).ok().map(|s| Message::Text(s.into()))
+        serde_json::to_string(ev)
+            .ok()
+            .map(|s| Message::Text(s.into()))
     }
 
     fn encode_error(&self, code: &str, message: &str) -> Option<Message> {

@@ -1,0 +1,251 @@
+//! Turns the SSE `data` payloads of one Chat Completions stream into [`LlmEvent`]s.
+//!
+//! Usage is held back and emitted exactly once by [`Decoder::close`]: the meter adds what it
+//! gets, and incremental reporters (older xAI) send growing totals.
+
+use super::tool_calls::ToolCalls;
+use super::wire::{Chunk, ErrorEnvelope, Usage};
+use crate::error::scrub;
+use crate::estimate::estimate_output_tokens;
+use crate::{LlmError, LlmEvent};
+
+/// What the stream does after a payload.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    Continue,
+    /// `[DONE]` arrived.
+    Done,
+}
+
+#[derive(Debug)]
+pub(super) struct Decoder {
+    tools: ToolCalls,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+    input_estimate: u64,
+    /// Characters of text and tool arguments received, for the output estimate.
+    output_chars: usize,
+}
+
+impl Decoder {
+    /// `input_estimate` is billed if the provider never reports usage.
+    pub(super) fn new(input_estimate: u64) -> Self {
+        Self {
+            tools: ToolCalls::default(),
+            finish_reason: None,
+            usage: None,
+            input_estimate,
+            output_chars: 0,
+        }
+    }
+
+    pub(super) fn finish_reason(&self) -> Option<&str> {
+        self.finish_reason.as_deref()
+    }
+
+    /// Handles one payload, pushing the events it yields onto `out`.
+    pub(super) fn data(&mut self, data: &str, out: &mut Vec<LlmEvent>) -> Result<Step, LlmError> {
+        if data.starts_with("[DONE]") {
+            return Ok(Step::Done);
+        }
+        let chunk: Chunk = serde_json::from_str(data)
+            .map_err(|e| LlmError::Stream(format!("malformed chunk: {e}")))?;
+        if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
+            let env = ErrorEnvelope { error: Some(error) };
+            let msg = env
+                .message()
+                .map(scrub)
+                .unwrap_or_else(|| "the provider sent an error event".into());
+            return Err(LlmError::Stream(msg));
+        }
+        for choice in chunk.choices.into_iter().flatten() {
+            if let Some(delta) = choice.delta {
+                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                    self.output_chars += text.chars().count();
+                    out.push(LlmEvent::Token(text));
+                }
+                for call in delta.tool_calls.into_iter().flatten() {
+                    self.output_chars += self.tools.push(call);
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finish_reason = Some(reason);
+                out.extend(self.tools.take().map(LlmEvent::ToolCall));
+            }
+        }
+        if let Some(u) = chunk.usage.or(chunk.x_groq.and_then(|x| x.usage)) {
+            let prev = self.usage.unwrap_or_default();
+            self.usage = Some(Usage {
+                prompt_tokens: prev.prompt_tokens.max(u.prompt_tokens),
+                completion_tokens: prev.completion_tokens.max(u.completion_tokens),
+            });
+        }
+        Ok(Step::Continue)
+    }
+
+    /// The closing events: tool calls still pending (only if the stream `completed`; after an
+    /// error their arguments may be cut), then the one `Usage`, estimated if none was reported.
+    pub(super) fn close(&mut self, completed: bool, out: &mut Vec<LlmEvent>) {
+        let calls = self.tools.take();
+        if completed {
+            out.extend(calls.map(LlmEvent::ToolCall));
+        }
+        out.push(match self.usage {
+            Some(u) => LlmEvent::Usage {
+                input_tokens: u.prompt_tokens,
+                output_tokens: u.completion_tokens,
+                estimated: false,
+            },
+            None => LlmEvent::Usage {
+                input_tokens: self.input_estimate,
+                output_tokens: estimate_output_tokens(self.output_chars),
+                estimated: true,
+            },
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ToolCall;
+
+    fn run(payloads: &[&str]) -> (Vec<LlmEvent>, Result<Step, LlmError>) {
+        let mut d = Decoder::new(10);
+        let mut out = Vec::new();
+        let mut last = Ok(Step::Continue);
+        for p in payloads {
+            last = d.data(p, &mut out);
+            if !matches!(last, Ok(Step::Continue)) {
+                break;
+            }
+        }
+        d.close(matches!(last, Ok(Step::Done)), &mut out);
+        (out, last)
+    }
+
+    #[test]
+    fn text_stream_with_usage() {
+        let (out, end) = run(&[
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}"#,
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}],"usage":null,"obfuscation":"xyz"}"#,
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#,
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(end, Ok(Step::Done));
+        assert_eq!(
+            out,
+            vec![
+                LlmEvent::Token("Hello".into()),
+                LlmEvent::Usage {
+                    input_tokens: 12,
+                    output_tokens: 5,
+                    estimated: false
+                }
+            ]
+        );
+    }
+
+    /// The spec's tool-call example, verbatim apart from the elided envelope fields.
+    #[test]
+    fn tool_call_deltas_assemble_into_one_call() {
+        let mut d = Decoder::new(0);
+        let mut out = Vec::new();
+        for p in [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_abc","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]},"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]},"finish_reason":null}]}"#,
+        ] {
+            assert_eq!(d.data(p, &mut out), Ok(Step::Continue));
+            assert!(out.is_empty(), "no call before the choice finishes");
+        }
+        d.data(
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![LlmEvent::ToolCall(ToolCall {
+                id: "call_abc".into(),
+                name: "get_weather".into(),
+                arguments: "{\"city\":\"Paris\"}".into(),
+            })]
+        );
+        assert_eq!(d.finish_reason(), Some("tool_calls"));
+        out.clear();
+        d.close(true, &mut out);
+        // Estimated output covers the 16 argument characters.
+        assert_eq!(
+            out,
+            vec![LlmEvent::Usage {
+                input_tokens: 0,
+                output_tokens: 6,
+                estimated: true
+            }]
+        );
+    }
+
+    #[test]
+    fn parallel_calls_come_out_in_index_order_at_stream_end() {
+        let (out, _) = run(&[
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"b","function":{"name":"two","arguments":"{}"}},{"index":0,"id":"a","function":{"name":"one","arguments":"{"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]}}]}"#,
+            "[DONE]",
+        ]);
+        let names: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                LlmEvent::ToolCall(c) => {
+                    Some((c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, vec![("a", "one", "{}"), ("b", "two", "{}")]);
+    }
+
+    #[test]
+    fn mid_stream_error_object_is_a_stream_error_and_scrubbed() {
+        let (out, end) = run(&[
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi there"}}]}"#,
+            r#"{"error":{"message":"key sk-live-1234567890abcdef overloaded","type":"server_error"}}"#,
+        ]);
+        assert_eq!(end, Err(LlmError::Stream("key sk-*** overloaded".into())));
+        assert_eq!(
+            out,
+            vec![
+                LlmEvent::Token("Hi there".into()),
+                LlmEvent::Usage {
+                    input_tokens: 10,
+                    output_tokens: 3,
+                    estimated: true
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_a_stream_error() {
+        let (_, end) = run(&["{not json"]);
+        assert!(matches!(end, Err(LlmError::Stream(_))));
+    }
+
+    #[test]
+    fn groq_and_incremental_usage() {
+        let (out, _) = run(&[
+            r#"{"choices":[],"x_groq":{"usage":{"prompt_tokens":7,"completion_tokens":2}}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":0,"completion_tokens":9}}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(
+            out,
+            vec![LlmEvent::Usage {
+                input_tokens: 7,
+                output_tokens: 9,
+                estimated: false
+            }]
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! Routes, auth and request validation, answering the way api.openai.com does.
+
+use super::stream::{self, Plan};
+use super::{Fault, Shared};
+use crate::sim::replies::{prompt_tokens, reply_for, tokens};
+use crate::{Message, Role};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Models listed by `GET /v1/models`; any model name is accepted for completions.
+const MODELS: [&str; 3] = ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o"];
+/// The hint sent with a scripted 429.
+pub(super) const RETRY_AFTER_MS: &str = "1200";
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// An answer in OpenAI's error shape `{"error":{message,type,param,code}}`.
+pub(super) struct ApiError {
+    status: StatusCode,
+    message: String,
+    kind: &'static str,
+    param: Option<String>,
+    code: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        message: impl Into<String>,
+        kind: &'static str,
+        code: Option<&'static str>,
+    ) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code,
+        }
+    }
+
+    fn invalid(
+        message: impl Into<String>,
+        param: Option<String>,
+        code: Option<&'static str>,
+    ) -> Self {
+        Self {
+            param,
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                message,
+                "invalid_request_error",
+                code,
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Checks `Authorization: Bearer <key>`; the key is never echoed back.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let Some(key) = key else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            "invalid_request_error",
+            None,
+        ));
+    };
+    shared.saw_key(key);
+    if shared.keys.contains(key) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided.",
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        ))
+    }
+}
+
+fn fault_response(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (message, kind, code) = match status.as_u16() {
+        401 => (
+            "Incorrect API key provided.",
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        ),
+        403 => (
+            "You are not allowed to sample from this model",
+            "invalid_request_error",
+            None,
+        ),
+        404 => (
+            "The model does not exist or you do not have access to it.",
+            "invalid_request_error",
+            Some("model_not_found"),
+        ),
+        429 => (
+            "Rate limit reached for requests. Please try again later.",
+            "requests",
+            Some("rate_limit_exceeded"),
+        ),
+        500.. => (
+            "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+            None,
+        ),
+        _ => ("Your request was rejected.", "invalid_request_error", None),
+    };
+    let mut resp = ApiError::new(status, message, kind, code).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut()
+            .insert("retry-after-ms", HeaderValue::from_static(RETRY_AFTER_MS));
+    }
+    resp
+}
+
+/// What the sim needs from a chat request.
+pub(super) struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<Message>,
+    pub last_user_text: String,
+    pub prompt_tokens: u64,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub max_tokens: Option<usize>,
+}
+
+fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
+        return Err(ApiError::invalid(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+            None,
+            None,
+        ));
+    };
+    let Some(model) = req
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+    else {
+        return Err(ApiError::invalid(
+            "you must provide a model parameter",
+            None,
+            None,
+        ));
+    };
+    let Some(raw) = req.get("messages").and_then(Value::as_array) else {
+        return Err(ApiError::invalid(
+            "Missing required parameter: 'messages'.",
+            Some("messages".into()),
+            Some("missing_required_parameter"),
+        ));
+    };
+    if raw.is_empty() {
+        return Err(ApiError::invalid(
+            "[] is too short - 'messages'",
+            Some("messages".into()),
+            Some("empty_array"),
+        ));
+    }
+    let mut messages = Vec::with_capacity(raw.len());
+    let mut prompt = 0;
+    let mut last_user_text = String::new();
+    for (i, m) in raw.iter().enumerate() {
+        let Some(role) = m.get("role").and_then(Value::as_str) else {
+            return Err(ApiError::invalid(
+                format!("Missing required parameter: 'messages[{i}].role'."),
+                Some(format!("messages[{i}].role")),
+                Some("missing_required_parameter"),
+            ));
+        };
+        let text = content_text(m.get("content"));
+        prompt += prompt_tokens(&text);
+        let role = match role {
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" | "function" => continue,
+            other => {
+                return Err(ApiError::invalid(
+                    format!("Invalid value: '{other}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'."),
+                    Some(format!("messages[{i}].role")),
+                    Some("invalid_value"),
+                ))
+            }
+        };
+        if role == Role::User {
+            last_user_text.clone_from(&text);
+        }
+        messages.push(Message {
+            role,
+            content: text,
+        });
+    }
+    let max_tokens = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| req.get(*k).and_then(Value::as_u64))
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    Ok(ChatRequest {
+        model: model.to_string(),
+        messages,
+        last_user_text,
+        prompt_tokens: prompt,
+        stream: req.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        include_usage: req
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        max_tokens,
+    })
+}
+
+/// `content` is a string, or an array of parts of which the `text` ones count.
+fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = authorize(&shared, &headers) {
+        return e.into_response();
+    }
+    let fault = shared.fault();
+    if let Some(Fault::Status(status)) = fault {
+        return fault_response(status);
+    }
+    let req = match parse(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    if let Ok(mut last) = shared.last_messages.lock() {
+        last.clone_from(&req.messages);
+    }
+    let reply = reply_for(&req.last_user_text);
+    let mut toks = tokens(&reply);
+    let finish_reason = match req.max_tokens {
+        Some(max) if max < toks.len() => {
+            toks.truncate(max);
+            "length"
+        }
+        _ => "stop",
+    };
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let id = format!("chatcmpl-sim{}", uuid::Uuid::new_v4().simple());
+    let usage = json!({
+        "prompt_tokens": req.prompt_tokens,
+        "completion_tokens": toks.len(),
+        "total_tokens": req.prompt_tokens + toks.len() as u64,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+    });
+    if !req.stream {
+        let body = json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": req.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": toks.concat(), "refusal": null, "annotations": []},
+                "logprobs": null,
+                "finish_reason": finish_reason
+            }],
+            "usage": usage,
+            "service_tier": "default",
+            "system_fingerprint": "fp_sim"
+        });
+        return Json(body).into_response();
+    }
+    let drop_after = match fault {
+        Some(Fault::DropAfterTokens(n)) => Some(n),
+        _ => None,
+    };
+    stream::response(Plan {
+        id,
+        created,
+        model: req.model,
+        tokens: toks.into_iter().map(str::to_string).collect(),
+        finish_reason,
+        usage: req.include_usage.then_some(usage),
+        drop_after,
+        first_token_delay: shared.first_token_delay,
+        tokens_per_sec: shared.tokens_per_sec,
+        stop: shared.stop.clone(),
+        open: shared.open_streams.clone(),
+    })
+}
+
+async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&shared, &headers) {
+        return e.into_response();
+    }
+    let data: Vec<Value> = MODELS
+        .iter()
+        .map(
+            |m| json!({"id": m, "object": "model", "created": 1_721_172_741, "owned_by": "system"}),
+        )
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let message = format!("Invalid URL ({method} {})", uri.path());
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        message,
+        "invalid_request_error",
+        None,
+    )
+    .into_response()
+}

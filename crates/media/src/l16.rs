@@ -1,0 +1,84 @@
+//! Linear PCM16 ⇄ bytes. Little-endian is what providers and browsers send; big-endian is
+//! RTP's L16.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("PCM16 needs an even number of bytes, got {0}")]
+pub struct OddLength(pub usize);
+
+impl OddLength {
+    pub fn code(&self) -> &'static str {
+        "pcm16_odd_length"
+    }
+}
+
+pub fn decode_le_into(src: &[u8], out: &mut Vec<i16>) -> Result<(), OddLength> {
+    if !src.len().is_multiple_of(2) {
+        return Err(OddLength(src.len()));
+    }
+    out.clear();
+    out.extend(
+        src.chunks_exact(2)
+            .filter_map(|c| c.try_into().ok())
+            .map(i16::from_le_bytes),
+    );
+    Ok(())
+}
+
+pub fn encode_le_into(src: &[i16], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(src.len() * 2);
+    for s in src {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+}
+
+pub fn decode_be_into(src: &[u8], out: &mut Vec<i16>) -> Result<(), OddLength> {
+    if !src.len().is_multiple_of(2) {
+        return Err(OddLength(src.len()));
+    }
+    out.clear();
+    out.extend(
+        src.chunks_exact(2)
+            .filter_map(|c| c.try_into().ok())
+            .map(i16::from_be_bytes),
+    );
+    Ok(())
+}
+
+pub fn encode_be_into(src: &[i16], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(src.len() * 2);
+    for s in src {
+        out.extend_from_slice(&s.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_both_orders() {
+        let pcm = vec![0i16, 1, -1, i16::MAX, i16::MIN, 0x1234];
+        let mut b = Vec::new();
+        let mut back = Vec::new();
+        encode_le_into(&pcm, &mut b);
+        assert_eq!(&b[10..], &[0x34, 0x12]);
+        decode_le_into(&b, &mut back).unwrap();
+        assert_eq!(back, pcm);
+        encode_be_into(&pcm, &mut b);
+        assert_eq!(&b[10..], &[0x12, 0x34]);
+        decode_be_into(&b, &mut back).unwrap();
+        assert_eq!(back, pcm);
+    }
+
+    #[test]
+    fn odd_length_is_an_error() {
+        let mut out = Vec::new();
+        assert_eq!(decode_le_into(&[1, 2, 3], &mut out), Err(OddLength(3)));
+        assert_eq!(decode_be_into(&[1], &mut out), Err(OddLength(1)));
+        assert_eq!(OddLength(1).code(), "pcm16_odd_length");
+    }
+}
