@@ -135,8 +135,8 @@ fn print_usage(p: &Printer, r: &Report) {
     if !p.json {
         println!("\nusage records:");
         println!(
-            "  {:<11} {:<10} {:<18} {:>12} {:<14} {:<8} {:>12} {}",
-            "line", "provider", "model", "quantity", "unit", "billed", "amount µ$", "est"
+            "  {:<13} {:<10} {:<18} {:>12} {:<14} {:<8} {:>12} est",
+            "line", "provider", "model", "quantity", "unit", "billed", "amount µ$"
         );
     }
     for rec in &r.usage {
@@ -153,7 +153,7 @@ fn print_usage(p: &Printer, r: &Report) {
         } else {
             let g = |k: &str| rec.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             println!(
-                "  {:<11} {:<10} {:<18} {:>12.3} {:<14} {:<8} {:>12} {}",
+                "  {:<13} {:<10} {:<18} {:>12.3} {:<14} {:<8} {:>12} {}",
                 format!(
                     "{}#{}",
                     g("line"),

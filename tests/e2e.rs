@@ -304,7 +304,18 @@ fn running_call_keeps_its_key_when_the_key_is_rotated() {
         got.sort();
         assert_eq!(got, vec!["AAAA", "BBBB"], "{p}: {seen}");
     }
-    let plan = |c: &CallOut| server.get(&format!("/api/calls/{}", c.call_sid()))["plan"].clone();
+    let plan = |c: &CallOut| {
+        let (status, body) = http(
+            "GET",
+            &format!("{}/api/calls/{}", server.url, c.call_sid()),
+            None,
+            Some("admin-secret"),
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["plan"].clone()
+    };
+    let (status, _) = http_get(&format!("{}/api/calls/{}", server.url, first.call_sid()));
+    assert_eq!(status, 401, "the calls API needs the token when one is set");
     assert_eq!(plan(&first)["llm"]["credential"]["last4"], "AAAA");
     assert_eq!(plan(&second)["llm"]["credential"]["last4"], "BBBB");
     // Admin API needs the token.
@@ -412,7 +423,7 @@ mod gateway_input {
     }
 
     fn silence_frame() -> Message {
-        Message::text(json!({"event": "media", "streamSid": "MZ1", "media": {"track": "inbound", "payload": "/".repeat(212) + "8="}}).to_string())
+        Message::text(json!({"event": "media", "streamSid": "MZ1", "media": {"track": "inbound", "payload": "/".repeat(212) + "/w=="}}).to_string())
     }
 
     /// Read until the server closes; returns the close code and reason.
@@ -561,7 +572,7 @@ mod gateway_input {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_caller_hanging_up_mid_turn_still_settles_the_session() {
         let server = Server::sandbox();
-        let (samples, rate) = media::wav::read_wav(&asset("simple.wav")).unwrap();
+        let (samples, rate) = media::wav::read_wav(asset("simple.wav")).unwrap();
         let mut rs = media::Resampler::new(rate, 8000).unwrap();
         let mut pcm8 = Vec::new();
         for c in samples.chunks(320) {
