@@ -1,6 +1,7 @@
 //! HTTP surface: health, metrics, Twilio webhook + media stream, client websocket, the calls
 //! API and the admin API.
 
+use crate::api_org;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -34,7 +35,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -61,6 +62,28 @@ pub fn router(state: AppState) -> Router {
         .route("/api/calls/{call_id}/events", get(call_events))
         .route("/api/sessions/{session_id}", get(session_by_id))
         .route("/api/admin/managed-keys/{provider}", put(put_managed_key))
+        .route("/api/admin/orgs", post(api_org::create_org))
+        .route(
+            "/api/admin/orgs/{org_id}/wallet",
+            post(api_org::wallet_topup),
+        )
+        .route("/api/admin/plans", put(api_org::put_plan))
+        .route(
+            "/api/credentials",
+            put(api_org::put_credential).get(api_org::list_credentials),
+        )
+        .route(
+            "/api/credentials/{id}",
+            axum::routing::delete(api_org::delete_credential),
+        )
+        .route("/api/byok", put(api_org::put_byok))
+        .route("/api/models/access", get(api_org::model_access))
+        .route("/api/models/catalog", get(api_org::model_catalog))
+        .route("/api/rates/models", get(api_org::rate_models))
+        .route("/api/agents", post(api_org::create_agent))
+        .route("/api/agents/{id}", get(api_org::get_agent))
+        .route("/api/balance", get(api_org::balance))
+        .route("/api/usage", get(api_org::usage))
         .with_state(state)
 }
 
@@ -120,7 +143,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -246,6 +269,25 @@ async fn call_events(
 #[serde(rename_all = "camelCase")]
 struct KeyBody {
     api_key: String,
+}
+
+/// Admin endpoints need the admin token; without one configured they do not exist.
+pub fn check_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &s.admin_token else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "admin_disabled",
+            "set SWITCHBOARD_ADMIN_TOKEN to enable the admin API",
+        ));
+    };
+    if !bearer(headers).is_some_and(|b| same(b.as_bytes(), token.expose_secret().as_bytes())) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        ));
+    }
+    Ok(())
 }
 
 /// Rotate a managed provider key. Sessions already running keep the key they started with.

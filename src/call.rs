@@ -88,7 +88,11 @@ fn on_event(p: &Printer, r: &mut Report, ev: &Value) -> bool {
             let kept = s("kept_text");
             let played = ev.get("played_ms").and_then(Value::as_u64).unwrap_or(0);
             p.line(json!({"type": "barge_in", "turn": ev.get("turn"), "played_ms": played, "kept_text": kept}), || {
-                format!("barge-in: caller talked over the agent after {:.1} s; kept \"{}\"", played as f64 / 1000.0, kept)
+                format!(
+                    "barge-in: caller talked over the agent after {:.1} s; kept \"{}\"",
+                    played as f64 / 1000.0,
+                    kept
+                )
             });
         }
         "error" => {

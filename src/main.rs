@@ -1,8 +1,10 @@
 //! `switchboard`: the voice session orchestrator's server, its call client and its simulators.
 
 mod api;
+mod api_org;
 mod call;
 mod cli;
+mod orgs;
 mod server;
 mod sims;
 

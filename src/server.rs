@@ -67,6 +67,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         );
     }
 
+    billing::store::seed_plans(store.as_ref())
+        .await
+        .context("seeding the default plans")?;
+    let vault = match std::env::var("SWITCHBOARD_MASTER_KEYS") {
+        Ok(spec) if !spec.trim().is_empty() => Some(Arc::new(
+            billing::vault::Vault::from_spec(&SecretString::from(spec))
+                .context("SWITCHBOARD_MASTER_KEYS")?,
+        )),
+        _ => {
+            tracing::info!(
+                "SWITCHBOARD_MASTER_KEYS not set: saving org provider keys (BYOK) is off"
+            );
+            None
+        }
+    };
     let keys = ManagedKeys::default();
     for (provider, var) in KEY_ENV {
         if let Ok(v) = std::env::var(var) {
@@ -127,6 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         checkpoint_every: Duration::from_secs(args.checkpoint_secs.max(1)),
         stt_sample_rate: 16000,
         tts_sample_rate: 16000,
+        vault,
     };
     let admin_token = std::env::var("SWITCHBOARD_ADMIN_TOKEN")
         .ok()

@@ -537,7 +537,11 @@ mod gateway_input {
     async fn client_protocol_errors_come_back_as_error_messages() {
         let server = Server::sandbox();
         let mut ws = connect(&server, "/v1/client").await;
-        ws.send(Message::text(r#"{"type":"start","call_id":"CAcl1","audio":{"encoding":"pcm16","sample_rate":16000}}"#)).await.unwrap();
+        ws.send(Message::text(
+            r#"{"type":"start","call_id":"CAcl1","audio":{"encoding":"pcm16","sample_rate":16000}}"#,
+        ))
+        .await
+        .unwrap();
         ws.send(Message::text("{oops")).await.unwrap();
         ws.send(Message::binary(vec![0u8; 3])).await.unwrap(); // odd byte count is not PCM16
         let mut codes = Vec::new();

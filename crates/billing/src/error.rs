@@ -25,6 +25,16 @@ pub enum BillingError {
     UnknownProvider(String),
     #[error("rate table line {line}: {reason}")]
     BadRateRow { line: usize, reason: String },
+    #[error("model {model} of {provider} is not on the {plan} plan")]
+    PlanRestricted {
+        provider: String,
+        model: String,
+        plan: String,
+    },
+    #[error("the org has no credits or wallet balance left")]
+    InsufficientFunds,
+    #[error("the org's {0} key cannot be used: {1}")]
+    Vault(String, String),
     #[error("amount overflow")]
     Overflow,
 }
@@ -38,6 +48,9 @@ impl BillingError {
             Self::ManagedKeyMissing(_) => "managed_key_missing",
             Self::UnknownProvider(_) => "unknown_provider",
             Self::BadRateRow { .. } => "bad_rate_row",
+            Self::PlanRestricted { .. } => "plan_restricted",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::Vault(..) => "vault_error",
             Self::Overflow => "overflow",
         }
     }

@@ -16,12 +16,14 @@
 mod error;
 pub mod keys;
 mod money;
+pub mod org;
 pub mod plan;
 pub mod pricing;
 pub mod rates;
 pub mod resolver;
 pub mod store;
 pub mod usage;
+pub mod vault;
 
 pub use error::BillingError;
 pub use keys::ManagedKeys;

@@ -44,6 +44,8 @@ pub struct ServicePlan {
     pub base_url: Url,
     pub credential: Credential,
     pub billed_to: BilledTo,
+    /// Platform markup on this line in basis points of list price (BYOK lines).
+    pub markup_bps: i64,
     pub rates: Vec<Rate>,
 }
 
@@ -78,6 +80,8 @@ pub struct TelephonyPlan {
 pub struct SessionPlan {
     pub session_id: String,
     pub org_id: String,
+    /// Whose credits and wallet pay (the agency owner for a wallet-deducting sub-account).
+    pub payer_org_id: String,
     pub stt: ServicePlan,
     pub llm: ServicePlan,
     pub tts: ServicePlan,

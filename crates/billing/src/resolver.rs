@@ -2,7 +2,9 @@
 //! billing class and prices for a session.
 
 use crate::keys::last4;
+use crate::org::{Funds, OrgContext, Plan};
 use crate::plan::TelephonyPlan;
+use crate::vault::Vault;
 use crate::{BilledTo, BillingError, Credential, ManagedKeys, RateTable, ServicePlan, SessionPlan};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -79,7 +81,34 @@ impl PlanResolver {
         }
     }
 
-    /// Resolve every service of `agent` for a new session. Fails before any provider is called.
+    pub fn rates(&self) -> RateTable {
+        self.rates.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The org context of the built-in sandbox org: platform keys, no spending limit.
+    pub fn sandbox_context(org_id: &str) -> OrgContext {
+        OrgContext {
+            org_id: org_id.to_string(),
+            payer_org_id: org_id.to_string(),
+            plan: Plan {
+                id: "sandbox".into(),
+                monthly_credit_micros: i64::MAX / 4,
+                byok_allowed: false,
+                allowed_models: None,
+                byok_markup_bps: 0,
+            },
+            use_own_keys: false,
+            credentials: Vec::new(),
+            slots: HashMap::new(),
+            funds: Funds {
+                credits_left_micros: i64::MAX / 4,
+                wallet_micros: 0,
+                negative_limit_micros: 0,
+            },
+        }
+    }
+
+    /// Resolve with platform keys only, for the sandbox org.
     pub fn resolve(
         &self,
         session_id: &str,
@@ -87,18 +116,45 @@ impl PlanResolver {
         agent: &AgentSpec,
         telephony: Option<&str>,
     ) -> Result<SessionPlan, BillingError> {
+        self.resolve_for(
+            session_id,
+            &Self::sandbox_context(org_id),
+            agent,
+            telephony,
+            None,
+        )
+    }
+
+    /// Resolve every service of `agent` for a new session of the org in `ctx`: the org's own
+    /// key (BYOK) where its plan, toggle and slots say so, else the platform key of a managed
+    /// provider — never a platform key for a BYOK-only provider. Fails before any provider is
+    /// called.
+    pub fn resolve_for(
+        &self,
+        session_id: &str,
+        ctx: &OrgContext,
+        agent: &AgentSpec,
+        telephony: Option<&str>,
+        vault: Option<&Vault>,
+    ) -> Result<SessionPlan, BillingError> {
         let rates = self.rates.read().map_err(|_| BillingError::Overflow)?;
-        let stt = self.service(&rates, "stt", &agent.stt)?;
-        let llm = self.service(&rates, "llm", &agent.llm)?;
-        let tts = self.service(&rates, "tts", &agent.tts)?;
+        let stt = self.service(&rates, ctx, vault, "stt", &agent.stt)?;
+        let llm = self.service(&rates, ctx, vault, "llm", &agent.llm)?;
+        let tts = self.service(&rates, ctx, vault, "tts", &agent.tts)?;
+        let costs_money = [&stt, &llm, &tts]
+            .iter()
+            .any(|s| s.billed_to != BilledTo::Byok || s.markup_bps > 0);
+        if costs_money && !ctx.funds.can_spend() {
+            return Err(BillingError::InsufficientFunds);
+        }
         let telephony = match telephony {
             Some(carrier) => {
-                let rows = rates
+                let rows: Vec<_> = rates
                     .iter()
-                    .filter(|r| r.service == "telephony" && r.provider == carrier);
-                let rows: Vec<_> = rows.cloned().collect();
-                // A carrier without a price is billed nothing by us, but never silently as zero:
-                // no telephony line is written at all.
+                    .filter(|r| r.service == "telephony" && r.provider == carrier)
+                    .cloned()
+                    .collect();
+                // A carrier without a price gets no telephony line at all, never a zero price.
                 rows.first().map(|r| TelephonyPlan {
                     provider: carrier.to_string(),
                     model: r.model.clone(),
@@ -110,7 +166,8 @@ impl PlanResolver {
         };
         Ok(SessionPlan {
             session_id: session_id.to_string(),
-            org_id: org_id.to_string(),
+            org_id: ctx.org_id.clone(),
+            payer_org_id: ctx.payer_org_id.clone(),
             stt,
             llm,
             tts,
@@ -122,6 +179,8 @@ impl PlanResolver {
     fn service(
         &self,
         rates: &RateTable,
+        ctx: &OrgContext,
+        vault: Option<&Vault>,
         service: &str,
         choice: &ServiceChoice,
     ) -> Result<ServicePlan, BillingError> {
@@ -132,30 +191,61 @@ impl PlanResolver {
                 provider: choice.provider.clone(),
                 model: choice.model.clone(),
             })?;
+        if !ctx.plan.allows(service, &choice.provider, &choice.model) {
+            return Err(BillingError::PlanRestricted {
+                provider: choice.provider.clone(),
+                model: choice.model.clone(),
+                plan: ctx.plan.id.clone(),
+            });
+        }
         let base_url = self
             .base_urls
             .get(&choice.provider)
             .cloned()
             .ok_or_else(|| BillingError::UnknownProvider(choice.provider.clone()))?;
-        if !rows.iter().any(|r| r.managed) {
-            return Err(BillingError::ByokKeyRequired(choice.provider.clone()));
-        }
-        let key = self
-            .keys
-            .get(&choice.provider)
-            .ok_or_else(|| BillingError::ManagedKeyMissing(choice.provider.clone()))?;
-        let credential = Credential {
-            last4: last4(&key),
-            key,
-            id: format!("managed:{}", choice.provider),
-        };
+        let (credential, billed_to, markup_bps) =
+            if let Some(c) = ctx.byok_credential(service, &choice.provider) {
+                let vault = vault.ok_or_else(|| {
+                    BillingError::Vault(choice.provider.clone(), "no master key configured".into())
+                })?;
+                let key = vault
+                    .open(&c.org_id, &c.provider, &c.sealed)
+                    .map_err(|e| BillingError::Vault(choice.provider.clone(), e.to_string()))?;
+                (
+                    Credential {
+                        key,
+                        id: c.id.clone(),
+                        last4: c.last4.clone(),
+                    },
+                    BilledTo::Byok,
+                    ctx.plan.byok_markup_bps,
+                )
+            } else if rows.iter().any(|r| r.managed) {
+                let key = self
+                    .keys
+                    .get(&choice.provider)
+                    .ok_or_else(|| BillingError::ManagedKeyMissing(choice.provider.clone()))?;
+                (
+                    Credential {
+                        last4: last4(&key),
+                        key,
+                        id: format!("managed:{}", choice.provider),
+                    },
+                    BilledTo::Managed,
+                    0,
+                )
+            } else {
+                // A BYOK-only provider and no key of the org's: never a silent platform fallback.
+                return Err(BillingError::ByokKeyRequired(choice.provider.clone()));
+            };
         Ok(ServicePlan {
             provider: choice.provider.clone(),
             model: choice.model.clone(),
             voice: choice.voice.clone(),
             base_url,
             credential,
-            billed_to: BilledTo::Managed,
+            billed_to,
+            markup_bps,
             rates: rows.to_vec(),
         })
     }

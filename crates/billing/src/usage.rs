@@ -121,7 +121,12 @@ pub struct UsageRecord {
     pub quantity_atoms: i64,
     pub unit: UsageUnit,
     pub billed_to: BilledTo,
+    /// What the org is charged for this record (for `byok`: the platform markup only).
     pub amount_micros: MicroUsd,
+    /// The provider's list price of the quantity, whoever pays it.
+    pub list_micros: MicroUsd,
+    /// The org whose credits or wallet paid.
+    pub org_id: String,
     /// Quantity counted or estimated locally rather than reported by the provider.
     pub estimated: bool,
     /// Which credential served the line (connection id, never the key).

@@ -51,4 +51,62 @@ pub struct SessionDeps {
     pub stt_sample_rate: u32,
     /// Rate of the PCM asked from TTS.
     pub tts_sample_rate: u32,
+    /// Opens the orgs' saved provider keys; `None` when no master key is configured.
+    pub vault: Option<Arc<billing::vault::Vault>>,
+}
+
+/// Why a session could not get a plan: a stable code and a message without secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRefusal {
+    pub code: String,
+    pub message: String,
+}
+
+impl PlanRefusal {
+    fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl SessionDeps {
+    /// The plan of a new session for `agent_id`: `default` is the server's own agent on
+    /// platform keys; any other id is a registered agent, resolved for its org (BYOK, plan
+    /// gates, agency rules, funds). Done once, at session start.
+    pub async fn plan_for(
+        &self,
+        session_id: &str,
+        agent_id: &str,
+        telephony: Option<&str>,
+    ) -> Result<billing::SessionPlan, PlanRefusal> {
+        if agent_id == "default" {
+            return self
+                .resolver
+                .resolve(session_id, &self.org_id, &self.agent, telephony)
+                .map_err(|e| PlanRefusal::new(e.code(), e.to_string()));
+        }
+        let found = self.store.agent(agent_id).await.map_err(|e| {
+            tracing::error!(error = %e, "agent lookup failed");
+            PlanRefusal::new("store_unavailable", "the session store is unavailable")
+        })?;
+        let (org_id, spec_json) = found
+            .ok_or_else(|| PlanRefusal::new("unknown_agent", format!("no agent {agent_id:?}")))?;
+        let spec: AgentSpec = serde_json::from_str(&spec_json).map_err(|_| {
+            PlanRefusal::new(
+                "agent_corrupt",
+                "the agent's stored configuration is unreadable",
+            )
+        })?;
+        let ctx = billing::store::load_context(self.store.as_ref(), &org_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "org context failed");
+                PlanRefusal::new("org_unavailable", "the agent's org could not be loaded")
+            })?;
+        self.resolver
+            .resolve_for(session_id, &ctx, &spec, telephony, self.vault.as_deref())
+            .map_err(|e| PlanRefusal::new(e.code(), e.to_string()))
+    }
 }

@@ -25,6 +25,7 @@ struct Line {
     model: String,
     rate: Rate,
     billed_to: BilledTo,
+    markup_bps: i64,
     credential_id: String,
     cum_atoms: i64,
     billed_atoms: i64,
@@ -34,6 +35,7 @@ struct Line {
 
 pub(crate) struct Meter {
     session_id: String,
+    payer_org_id: String,
     lines: Vec<Line>,
     store: Arc<dyn Store>,
     /// Records not yet accepted by the store; retried with the same keys.
@@ -69,6 +71,7 @@ impl Meter {
                 model: p.model.clone(),
                 rate,
                 billed_to: p.billed_to,
+                markup_bps: p.markup_bps,
                 credential_id: p.credential.id.clone(),
                 cum_atoms: 0,
                 billed_atoms: 0,
@@ -107,6 +110,7 @@ impl Meter {
                     model: t.model.clone(),
                     rate,
                     billed_to: t.billed_to,
+                    markup_bps: 0,
                     credential_id: format!("carrier:{}", t.provider),
                     cum_atoms: 0,
                     billed_atoms: 0,
@@ -117,6 +121,7 @@ impl Meter {
         }
         Ok(Meter {
             session_id: plan.session_id.clone(),
+            payer_org_id: plan.payer_org_id.clone(),
             lines,
             store,
             unsaved: Vec::new(),
@@ -157,12 +162,17 @@ impl Meter {
             if l.cum_atoms <= l.billed_atoms {
                 continue;
             }
-            let amount = match delta_amount(&l.rate, l.billed_atoms, l.cum_atoms) {
+            let list = match delta_amount(&l.rate, l.billed_atoms, l.cum_atoms) {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::error!(line = l.name, error = %e, "cannot price usage line");
                     continue;
                 }
+            };
+            // BYOK: the provider bills the org directly; we charge only the platform markup.
+            let amount = match l.billed_to {
+                BilledTo::Byok => MicroUsd((list.0 * l.markup_bps + 9_999) / 10_000),
+                _ => list,
             };
             let delta = l.cum_atoms - l.billed_atoms;
             let unit = l.rate.unit.usage_unit();
@@ -178,6 +188,8 @@ impl Meter {
                 unit,
                 billed_to: l.billed_to,
                 amount_micros: amount,
+                list_micros: list,
+                org_id: self.payer_org_id.clone(),
                 estimated: l.estimated,
                 credential_id: l.credential_id.clone(),
                 created_at_ms: now_ms,
@@ -193,8 +205,8 @@ impl Meter {
         }
         let mut still = Vec::new();
         for rec in self.unsaved.drain(..) {
-            match self.store.insert_usage(&rec).await {
-                Ok(_) => self.written.push(rec),
+            match self.store.settle(&self.payer_org_id, &rec).await {
+                Ok(recs) => self.written.extend(recs),
                 Err(e) => {
                     tracing::warn!(code = e.code(), key = %rec.key(), "usage checkpoint failed; will retry");
                     still.push(rec);

@@ -152,23 +152,11 @@ async fn run_started(
         .get("agent")
         .map(String::as_str)
         .unwrap_or("default");
-    if agent_id != "default" {
-        let r = refuse(Refusal::new(
-            "unknown_agent",
-            format!("no agent {agent_id:?}"),
-        ));
-        close_with(&mut sink, enc.as_mut(), 1008, &r).await;
-        deps.hub.remove(&call_id);
-        return;
-    }
     let telephony = (gateway == "twilio").then_some("twilio");
-    let plan = match deps
-        .resolver
-        .resolve(&session_id, &deps.org_id, &deps.agent, telephony)
-    {
+    let plan = match deps.plan_for(&session_id, agent_id, telephony).await {
         Ok(p) => Arc::new(p),
         Err(e) => {
-            let r = refuse(Refusal::new(e.code(), e.to_string()));
+            let r = refuse(Refusal::new(&e.code, e.message));
             close_with(&mut sink, enc.as_mut(), 1008, &r).await;
             deps.hub.remove(&call_id);
             return;

@@ -1,8 +1,20 @@
 //! Persistence: one [`Store`] trait; SQLite is the embedded default.
 
 mod sqlite;
+mod sqlite_orgs;
 
 pub use sqlite::SqliteStore;
+
+/// Seed the default plans (idempotent: existing plans are updated to the defaults' values only
+/// when missing).
+pub async fn seed_plans(store: &dyn Store) -> Result<(), StoreError> {
+    for p in crate::org::Plan::defaults() {
+        if store.plan(&p.id).await?.is_none() {
+            store.upsert_plan(&p).await?;
+        }
+    }
+    Ok(())
+}
 
 use crate::UsageRecord;
 use serde::Serialize;
@@ -64,6 +76,114 @@ pub trait Store: Send + Sync + 'static {
     async fn usage_for_session(&self, session_id: &str) -> Result<Vec<UsageRecord>, StoreError>;
     /// Close sessions a crashed process left open, at their last checkpoint. Returns how many.
     async fn close_abandoned(&self) -> Result<u64, StoreError>;
+
+    /// Write a usage record and charge `payer_org_id` for it, in one transaction: plan credits
+    /// first (`managed`), the rest from the wallet (`wallet`, a second record keyed
+    /// `line@wallet`). `byok` records charge their markup the same way and keep `byok`.
+    /// A replayed record charges nothing and returns no records.
+    async fn settle(
+        &self,
+        payer_org_id: &str,
+        rec: &UsageRecord,
+    ) -> Result<Vec<UsageRecord>, StoreError>;
+    async fn upsert_plan(&self, plan: &crate::org::Plan) -> Result<(), StoreError>;
+    async fn plan(&self, id: &str) -> Result<Option<crate::org::Plan>, StoreError>;
+    async fn create_org(
+        &self,
+        org: &OrgRow,
+        key_hash: &str,
+        key_prefix: &str,
+    ) -> Result<(), StoreError>;
+    async fn org(&self, id: &str) -> Result<Option<OrgRow>, StoreError>;
+    async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<OrgRow>, StoreError>;
+    /// Save the org's settings (toggle, agency flags, policy). Balances are not touched.
+    async fn update_org(&self, org: &OrgRow) -> Result<(), StoreError>;
+    /// Add to (or, negative, take from) the wallet; returns the new balance.
+    async fn add_wallet(
+        &self,
+        org_id: &str,
+        amount_micros: i64,
+        reference: &str,
+    ) -> Result<i64, StoreError>;
+    /// Insert or replace the org's credential `(provider, name)`; returns its id.
+    async fn put_credential(&self, c: &CredentialRow) -> Result<String, StoreError>;
+    async fn credentials(
+        &self,
+        org_id: &str,
+    ) -> Result<Vec<crate::org::StoredCredential>, StoreError>;
+    /// Ok(false) when no such credential belongs to the org.
+    async fn delete_credential(&self, org_id: &str, id: &str) -> Result<bool, StoreError>;
+    async fn set_slot(
+        &self,
+        org_id: &str,
+        service: &str,
+        credential_id: Option<&str>,
+    ) -> Result<(), StoreError>;
+    async fn slots(
+        &self,
+        org_id: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError>;
+    async fn create_agent(&self, id: &str, org_id: &str, spec_json: &str)
+        -> Result<(), StoreError>;
+    /// `(org_id, spec_json)` of an agent.
+    async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError>;
+    async fn usage_for_org(
+        &self,
+        org_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageRecord>, StoreError>;
+}
+
+/// An org as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrgRow {
+    pub id: String,
+    pub name: String,
+    pub plan_id: String,
+    /// The agency that owns this sub-account.
+    pub parent_org_id: Option<String>,
+    pub wallet_micros: i64,
+    pub credits_used_micros: i64,
+    /// `YYYY-MM` the credit usage counts for; a new month starts from zero.
+    pub credits_period: String,
+    pub use_own_keys: bool,
+    /// Agency owner: sub-accounts run on platform keys and this wallet pays.
+    pub wallet_deduction: bool,
+    /// `allow_negative` policy: how far the wallet may go below zero (0 = `end_call`).
+    pub negative_limit_micros: i64,
+}
+
+/// A credential row to save (sealed by the vault before it gets here).
+#[derive(Debug, Clone)]
+pub struct CredentialRow {
+    pub id: String,
+    pub org_id: String,
+    pub provider: String,
+    pub name: String,
+    pub sealed: String,
+    pub last4: String,
+}
+
+/// The current credit period, `YYYY-MM` (UTC).
+pub fn period_of(ms: i64) -> String {
+    // Civil date from days since the epoch (H. Hinnant's algorithm).
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}")
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Open the store named by `url` (`sqlite:path` or `sqlite::memory:`), migrated.
@@ -73,4 +193,74 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError>
     } else {
         Err(StoreError::UnsupportedUrl)
     }
+}
+
+/// Why an org's context could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("no such org")]
+    NoOrg,
+    #[error("the org's plan {0:?} does not exist")]
+    NoPlan(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Load everything that decides how an org's sessions are served and billed, applying the
+/// agency rules: a sub-account uses its owner's keys, toggle and slots; when the owner's
+/// wallet-deduction toggle is on it runs on platform keys and the owner's wallet pays.
+pub async fn load_context(
+    store: &dyn Store,
+    org_id: &str,
+) -> Result<crate::org::OrgContext, ContextError> {
+    let org = store.org(org_id).await?.ok_or(ContextError::NoOrg)?;
+    let owner = match &org.parent_org_id {
+        Some(p) => Some(store.org(p).await?.ok_or(ContextError::NoOrg)?),
+        None => None,
+    };
+    let (keys_org, payer) = match &owner {
+        Some(o) if o.wallet_deduction => (None, o.clone()),
+        Some(o) => (Some(o.clone()), org.clone()),
+        None => (Some(org.clone()), org.clone()),
+    };
+    let plan = store
+        .plan(&org.plan_id)
+        .await?
+        .ok_or_else(|| ContextError::NoPlan(org.plan_id.clone()))?;
+    let payer_plan = store
+        .plan(&payer.plan_id)
+        .await?
+        .ok_or_else(|| ContextError::NoPlan(payer.plan_id.clone()))?;
+    let (credentials, slots, use_own_keys) = match &keys_org {
+        Some(k) => (
+            store.credentials(&k.id).await?,
+            store.slots(&k.id).await?,
+            k.use_own_keys,
+        ),
+        None => (Vec::new(), Default::default(), false),
+    };
+    let used = if payer.credits_period == period_of(now_ms()) {
+        payer.credits_used_micros
+    } else {
+        0
+    };
+    Ok(crate::org::OrgContext {
+        org_id: org.id.clone(),
+        payer_org_id: payer.id.clone(),
+        plan,
+        use_own_keys,
+        credentials,
+        slots,
+        funds: crate::org::Funds {
+            credits_left_micros: (payer_plan.monthly_credit_micros - used).max(0),
+            wallet_micros: payer.wallet_micros,
+            negative_limit_micros: payer.negative_limit_micros,
+        },
+    })
+}
+
+/// Hash of an org API key as stored (SHA-256, hex). Keys are random, so no salt is needed.
+pub fn hash_api_key(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }

@@ -42,7 +42,38 @@ fn session_from_row(r: &SqliteRow) -> Result<SessionRow, StoreError> {
     })
 }
 
-fn usage_from_row(r: &SqliteRow) -> Result<UsageRecord, StoreError> {
+pub(super) async fn insert_usage_on<'e, E>(e: E, rec: &UsageRecord) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let res = sqlx::query(
+        "INSERT INTO usage_records (session_id, line, seq, service, provider, model, quantity, quantity_atoms, unit,
+            billed_to, amount_micros, estimated, credential_id, created_at_ms, list_micros, org_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (session_id, line, seq) DO NOTHING",
+    )
+    .bind(&rec.session_id)
+    .bind(&rec.line)
+    .bind(i64::from(rec.seq))
+    .bind(rec.service.as_str())
+    .bind(&rec.provider)
+    .bind(&rec.model)
+    .bind(rec.quantity)
+    .bind(rec.quantity_atoms)
+    .bind(rec.unit.as_str())
+    .bind(rec.billed_to.as_str())
+    .bind(rec.amount_micros.0)
+    .bind(i64::from(rec.estimated))
+    .bind(&rec.credential_id)
+    .bind(rec.created_at_ms)
+    .bind(rec.list_micros.0)
+    .bind(&rec.org_id)
+    .execute(e)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+pub(super) fn usage_from_row(r: &SqliteRow) -> Result<UsageRecord, StoreError> {
     let service: String = r.try_get("service")?;
     let unit: String = r.try_get("unit")?;
     let billed_to: String = r.try_get("billed_to")?;
@@ -61,6 +92,8 @@ fn usage_from_row(r: &SqliteRow) -> Result<UsageRecord, StoreError> {
         billed_to: BilledTo::parse(&billed_to)
             .ok_or_else(|| StoreError::Corrupt(format!("billed_to {billed_to}")))?,
         amount_micros: MicroUsd(r.try_get("amount_micros")?),
+        list_micros: MicroUsd(r.try_get("list_micros")?),
+        org_id: r.try_get("org_id")?,
         estimated: r.try_get::<i64, _>("estimated")? != 0,
         credential_id: r.try_get("credential_id")?,
         created_at_ms: r.try_get("created_at_ms")?,
@@ -122,29 +155,114 @@ impl Store for SqliteStore {
     }
 
     async fn insert_usage(&self, rec: &UsageRecord) -> Result<bool, StoreError> {
-        let res = sqlx::query(
-            "INSERT INTO usage_records (session_id, line, seq, service, provider, model, quantity, quantity_atoms, unit,
-                billed_to, amount_micros, estimated, credential_id, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (session_id, line, seq) DO NOTHING",
+        insert_usage_on(&self.pool, rec).await
+    }
+
+    async fn settle(
+        &self,
+        payer_org_id: &str,
+        rec: &UsageRecord,
+    ) -> Result<Vec<UsageRecord>, StoreError> {
+        super::sqlite_orgs::settle(&self.pool, payer_org_id, rec).await
+    }
+
+    async fn upsert_plan(&self, plan: &crate::org::Plan) -> Result<(), StoreError> {
+        super::sqlite_orgs::upsert_plan(&self.pool, plan).await
+    }
+
+    async fn plan(&self, id: &str) -> Result<Option<crate::org::Plan>, StoreError> {
+        super::sqlite_orgs::plan(&self.pool, id).await
+    }
+
+    async fn create_org(
+        &self,
+        org: &super::OrgRow,
+        key_hash: &str,
+        key_prefix: &str,
+    ) -> Result<(), StoreError> {
+        super::sqlite_orgs::create_org(&self.pool, org, key_hash, key_prefix).await
+    }
+
+    async fn org(&self, id: &str) -> Result<Option<super::OrgRow>, StoreError> {
+        super::sqlite_orgs::org(&self.pool, id).await
+    }
+
+    async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<super::OrgRow>, StoreError> {
+        super::sqlite_orgs::org_by_key_hash(&self.pool, key_hash).await
+    }
+
+    async fn update_org(&self, org: &super::OrgRow) -> Result<(), StoreError> {
+        super::sqlite_orgs::update_org(&self.pool, org).await
+    }
+
+    async fn add_wallet(
+        &self,
+        org_id: &str,
+        amount_micros: i64,
+        reference: &str,
+    ) -> Result<i64, StoreError> {
+        super::sqlite_orgs::add_wallet(&self.pool, org_id, amount_micros, reference).await
+    }
+
+    async fn put_credential(&self, c: &super::CredentialRow) -> Result<String, StoreError> {
+        super::sqlite_orgs::put_credential(&self.pool, c).await
+    }
+
+    async fn credentials(
+        &self,
+        org_id: &str,
+    ) -> Result<Vec<crate::org::StoredCredential>, StoreError> {
+        super::sqlite_orgs::credentials(&self.pool, org_id).await
+    }
+
+    async fn delete_credential(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
+        super::sqlite_orgs::delete_credential(&self.pool, org_id, id).await
+    }
+
+    async fn set_slot(
+        &self,
+        org_id: &str,
+        service: &str,
+        credential_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        super::sqlite_orgs::set_slot(&self.pool, org_id, service, credential_id).await
+    }
+
+    async fn slots(
+        &self,
+        org_id: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        super::sqlite_orgs::slots(&self.pool, org_id).await
+    }
+
+    async fn create_agent(
+        &self,
+        id: &str,
+        org_id: &str,
+        spec_json: &str,
+    ) -> Result<(), StoreError> {
+        super::sqlite_orgs::create_agent(&self.pool, id, org_id, spec_json).await
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+        super::sqlite_orgs::agent(&self.pool, id).await
+    }
+
+    async fn usage_for_org(
+        &self,
+        org_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM usage_records WHERE org_id = ? AND created_at_ms >= ? AND created_at_ms < ? ORDER BY created_at_ms, line, seq",
         )
-        .bind(&rec.session_id)
-        .bind(&rec.line)
-        .bind(i64::from(rec.seq))
-        .bind(rec.service.as_str())
-        .bind(&rec.provider)
-        .bind(&rec.model)
-        .bind(rec.quantity)
-        .bind(rec.quantity_atoms)
-        .bind(rec.unit.as_str())
-        .bind(rec.billed_to.as_str())
-        .bind(rec.amount_micros.0)
-        .bind(i64::from(rec.estimated))
-        .bind(&rec.credential_id)
-        .bind(rec.created_at_ms)
-        .execute(&self.pool)
+        .bind(org_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(res.rows_affected() == 1)
+        rows.iter().map(usage_from_row).collect()
     }
 
     async fn usage_for_session(&self, session_id: &str) -> Result<Vec<UsageRecord>, StoreError> {
@@ -186,6 +304,8 @@ mod tests {
             unit: UsageUnit::AudioSeconds,
             billed_to: BilledTo::Managed,
             amount_micros: MicroUsd(120),
+            list_micros: MicroUsd(120),
+            org_id: "o".into(),
             estimated: false,
             credential_id: "managed:deepgram".into(),
             created_at_ms: 10 + i64::from(seq),

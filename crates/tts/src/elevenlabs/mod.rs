@@ -147,7 +147,10 @@ mod tests {
         );
         let base = Url::parse("ws://127.0.0.1:1234/").unwrap();
         let url = stream_url(&base, "v", "m", 8000).unwrap();
-        assert_eq!(url.as_str(), "ws://127.0.0.1:1234/v1/text-to-speech/v/stream-input?model_id=m&output_format=pcm_8000&auto_mode=true");
+        assert_eq!(
+            url.as_str(),
+            "ws://127.0.0.1:1234/v1/text-to-speech/v/stream-input?model_id=m&output_format=pcm_8000&auto_mode=true"
+        );
         assert!(stream_url(&Url::parse("ftp://x").unwrap(), "v", "m", 8000).is_err());
     }
 }

@@ -1,0 +1,429 @@
+//! Keys and billing through the HTTP API of a real `switchboard serve` process, with calls
+//! placed by `switchboard call` against `switchboard sim`.
+
+mod util;
+
+use serde_json::{json, Value};
+use util::*;
+
+const ADMIN: &str = "admin-test-token";
+/// `k1:` + base64 of 32 bytes: a fixed test master key.
+const MASTER: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+struct Env {
+    server: Server,
+    sim: Sim,
+}
+
+fn start(extra_sim_keys: &[(&str, &str)]) -> Env {
+    let mut keys = vec![
+        ("deepgram", "platform-dg-0001"),
+        ("openai", "platform-oa-0002"),
+        ("elevenlabs", "platform-el-0003"),
+    ];
+    keys.extend_from_slice(extra_sim_keys);
+    let sim = Sim::start(&keys, &[]);
+    let server = Server::start(ServerOpts {
+        env: vec![
+            ("DEEPGRAM_API_KEY", "platform-dg-0001".into()),
+            ("OPENAI_API_KEY", "platform-oa-0002".into()),
+            ("ELEVENLABS_API_KEY", "platform-el-0003".into()),
+            ("SWITCHBOARD_ADMIN_TOKEN", ADMIN.into()),
+            ("SWITCHBOARD_MASTER_KEYS", MASTER.into()),
+        ],
+        args: sim.provider_args(),
+    });
+    Env { server, sim }
+}
+
+impl Env {
+    fn req(&self, method: &str, path: &str, body: Option<Value>, key: &str) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        let (status, text) = http(
+            method,
+            &format!("{}{path}", self.server.url),
+            body.as_deref(),
+            Some(key),
+        );
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn org(&self, plan: &str, wallet: i64) -> (String, String) {
+        let (status, v) = self.req(
+            "POST",
+            "/api/admin/orgs",
+            Some(json!({"name": "acme", "plan": plan, "walletMicros": wallet})),
+            ADMIN,
+        );
+        assert_eq!(status, 201, "{v}");
+        (
+            v["orgId"].as_str().unwrap().to_string(),
+            v["apiKey"].as_str().unwrap().to_string(),
+        )
+    }
+
+    fn agent(&self, key: &str, llm: (&str, &str)) -> (u16, Value) {
+        let spec = json!({
+            "stt": {"provider": "deepgram", "model": "nova-3"},
+            "llm": {"provider": llm.0, "model": llm.1},
+            "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "v1"},
+            "prompt": "Be brief."
+        });
+        self.req("POST", "/api/agents", Some(spec), key)
+    }
+}
+
+#[test]
+fn model_access_has_three_gates_and_agents_are_refused_with_stable_codes() {
+    let env = start(&[]);
+    let (_, pro) = env.org("pro", 0);
+    let (_, free) = env.org("free", 0);
+    let access = |key: &str, q: &str| {
+        env.req("GET", &format!("/api/models/access?{q}"), None, key)
+            .1
+    };
+
+    let a = access(&pro, "service=llm&provider=openai&model=gpt-9");
+    assert_eq!(
+        (a["allowed"].clone(), a["reason"].clone()),
+        (json!(false), json!("unknown_model"))
+    );
+    let a = access(
+        &free,
+        "service=tts&provider=elevenlabs&model=eleven_turbo_v2_5",
+    );
+    assert_eq!(
+        (a["reason"].clone(), a["planAllowed"].clone()),
+        (json!("plan_restricted"), json!(false))
+    );
+    let a = access(&pro, "service=llm&model=llama-3.1-8b-instant");
+    assert_eq!(a["provider"], "groq", "provider found from the model");
+    assert_eq!(
+        (
+            a["reason"].clone(),
+            a["requiresKey"].clone(),
+            a["managed"].clone()
+        ),
+        (json!("byok_key_required"), json!(true), json!(false))
+    );
+    let a = access(&pro, "service=llm&provider=openai&model=gpt-4o-mini");
+    assert_eq!(
+        (
+            a["allowed"].clone(),
+            a["managed"].clone(),
+            a["hasKey"].clone()
+        ),
+        (json!(true), json!(true), json!(false))
+    );
+
+    let (status, v) = env.agent(&pro, ("groq", "llama-3.1-8b-instant"));
+    assert_eq!(status, 400);
+    assert_eq!(v["error"]["code"], "PROVIDER_KEY_REQUIRED");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("groq"),
+        "{v}"
+    );
+    let (status, v) = env.agent(&pro, ("openai", "gpt-9"));
+    assert_eq!(
+        (status, v["error"]["code"].clone()),
+        (400, json!("MODEL_NOT_ALLOWED"))
+    );
+    let (status, v) = env.agent(&free, ("anthropic", "claude-sonnet-4-5"));
+    assert_eq!(
+        (status, v["error"]["code"].clone()),
+        (400, json!("MODEL_NOT_ALLOWED")),
+        "not on the free plan"
+    );
+
+    // With the org's own groq key and the toggle on, the same agent registers.
+    let (status, _) = env.req(
+        "PUT",
+        "/api/credentials",
+        Some(json!({"provider": "groq", "apiKey": "gsk-test-abcd"})),
+        &pro,
+    );
+    assert_eq!(status, 200);
+    let (status, v) = env.agent(&pro, ("groq", "llama-3.1-8b-instant"));
+    assert_eq!(
+        (status, v["error"]["code"].clone()),
+        (400, json!("PROVIDER_KEY_REQUIRED")),
+        "toggle still off"
+    );
+    let (status, _) = env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &pro);
+    assert_eq!(status, 200);
+    let (status, v) = env.agent(&pro, ("groq", "llama-3.1-8b-instant"));
+    assert_eq!(status, 201, "{v}");
+    assert!(v["id"].as_str().unwrap().starts_with("agent_"));
+
+    // Public rate list and the per-org catalog.
+    let (status, body) = http_get(&format!("{}/api/rates/models", env.server.url));
+    assert_eq!(status, 200);
+    let rates: Value = serde_json::from_str(&body).unwrap();
+    assert!(rates["managedProviders"]["llm"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("openai")));
+    assert!(!rates["managedProviders"]["llm"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("groq")));
+    let (_, cat) = env.req("GET", "/api/models/catalog", None, &pro);
+    let groq = cat["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "llama-3.1-8b-instant")
+        .cloned()
+        .unwrap();
+    assert_eq!(groq["allowed"], true);
+    assert_eq!(
+        http_get(&format!("{}/api/models/catalog", env.server.url)).0,
+        401,
+        "the catalog needs an org key"
+    );
+}
+
+#[test]
+fn saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs() {
+    let env = start(&[]);
+    let (_, a) = env.org("pro", 0);
+    let (_, b) = env.org("pro", 0);
+    let canary = "sk-LEAKCANARY-vault-9z9z";
+    let (status, v) = env.req(
+        "PUT",
+        "/api/credentials",
+        Some(json!({"provider": "openai", "apiKey": canary, "name": "main"})),
+        &a,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["last4"], "9z9z");
+    let id = v["id"].as_str().unwrap().to_string();
+    let (_, v) = env.req("PUT", "/api/credentials", Some(json!({"provider": "bedrock",
+        "credentials": {"accessKeyId": "AKIA-LEAKCANARY", "secretAccessKey": "LEAKCANARY-secret", "region": "us-east-1"}})), &a);
+    assert_eq!(v["provider"], "bedrock");
+    let (_, list) = env.req("GET", "/api/credentials", None, &a);
+    assert_eq!(list["credentials"].as_array().unwrap().len(), 2);
+    let (status, v) = env.req(
+        "PUT",
+        "/api/credentials",
+        Some(json!({"provider": "openai"})),
+        &a,
+    );
+    assert_eq!(
+        (status, v["error"]["code"].clone()),
+        (400, json!("bad_request"))
+    );
+    let (status, _) = env.req(
+        "PUT",
+        "/api/credentials",
+        Some(json!({"provider": "nope", "apiKey": "x"})),
+        &a,
+    );
+    assert_eq!(status, 400);
+
+    // Org B sees nothing of A's and gets 404 for A's ids.
+    let (_, list_b) = env.req("GET", "/api/credentials", None, &b);
+    assert_eq!(list_b["credentials"], json!([]));
+    assert_eq!(
+        env.req("DELETE", &format!("/api/credentials/{id}"), None, &b)
+            .0,
+        404
+    );
+    let (status, agent) = env.agent(&a, ("openai", "gpt-4o-mini"));
+    assert_eq!(status, 201);
+    let agent_id = agent["id"].as_str().unwrap();
+    assert_eq!(
+        env.req("GET", &format!("/api/agents/{agent_id}"), None, &b)
+            .0,
+        404
+    );
+    assert_eq!(
+        env.req("GET", &format!("/api/agents/{agent_id}"), None, &a)
+            .0,
+        200
+    );
+    assert_eq!(
+        env.req("GET", "/api/credentials", None, "sk_not_a_key").0,
+        401
+    );
+    assert_eq!(
+        env.req("DELETE", &format!("/api/credentials/{id}"), None, &a)
+            .0,
+        204
+    );
+    assert_eq!(
+        env.req("DELETE", &format!("/api/credentials/{id}"), None, &a)
+            .0,
+        404
+    );
+
+    let db = std::fs::read(env.server.dir.join("sb.db")).unwrap_or_default();
+    let wal = std::fs::read(env.server.dir.join("sb.db-wal")).unwrap_or_default();
+    for text in [
+        String::from_utf8_lossy(&db).to_string(),
+        String::from_utf8_lossy(&wal).to_string(),
+        env.server.log_text(),
+    ] {
+        assert!(
+            !text.contains("LEAKCANARY"),
+            "a saved key is readable at rest or in the log"
+        );
+    }
+    drop(env.sim);
+}
+
+#[test]
+fn a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet() {
+    let env = start(&[("openai", "sk-org-own-KEY1")]);
+    let (status, _) = env.req(
+        "PUT",
+        "/api/admin/plans",
+        Some(json!({"id": "tiny", "monthly_credit_micros": 3000, "byok_allowed": true, "allowed_models": null, "byok_markup_bps": 500})),
+        ADMIN,
+    );
+    assert_eq!(status, 200);
+    let (org_id, key) = env.org("tiny", 1_000_000);
+    let (_, cred) = env.req(
+        "PUT",
+        "/api/credentials",
+        Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY1"})),
+        &key,
+    );
+    env.req(
+        "PUT",
+        "/api/byok",
+        Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})),
+        &key,
+    );
+    let (status, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
+    assert_eq!(status, 201, "{agent}");
+    let agent_id = agent["id"].as_str().unwrap();
+
+    let out = call(
+        &env.server.url,
+        &asset("simple.wav"),
+        &["--agent", agent_id, "--token", ADMIN],
+    );
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.agent_turns(),
+        vec!["We are open from nine in the morning to five in the evening, Monday to Friday."]
+    );
+    let usage = out.of("usage");
+    for u in usage.iter().filter(|u| u["service"] == "llm") {
+        assert_eq!(u["billed_to"], "byok", "{u}");
+        assert_eq!(u["credential_id"], cred["id"]);
+        let list = u["list_micros"].as_i64().unwrap();
+        assert_eq!(
+            u["amount_micros"].as_i64().unwrap(),
+            (list * 500 + 9_999) / 10_000,
+            "5% markup of list, rounded up: {u}"
+        );
+    }
+    let seen = env.sim.control("/keys");
+    assert!(
+        seen["openai"].as_array().unwrap().contains(&json!("KEY1")),
+        "the org's key served the LLM: {seen}"
+    );
+    assert!(
+        !seen["openai"].as_array().unwrap().contains(&json!("0002")),
+        "the platform's OpenAI key was not used"
+    );
+
+    let total: i64 = usage
+        .iter()
+        .map(|u| u["amount_micros"].as_i64().unwrap())
+        .sum();
+    let wallet_spent: i64 = usage
+        .iter()
+        .filter(|u| u["billed_to"] == "wallet")
+        .map(|u| u["amount_micros"].as_i64().unwrap())
+        .sum();
+    assert!(
+        total > 3000,
+        "the call costs more than the plan's credits: {total}"
+    );
+    assert!(
+        usage.iter().any(|u| u["billed_to"] == "managed"),
+        "credits were spent first"
+    );
+    assert!(wallet_spent > 0, "then the wallet");
+    let (_, bal) = env.req("GET", "/api/balance", None, &key);
+    assert_eq!(bal["creditsLeftMicros"], 0);
+    let wallet_debited = 1_000_000 - bal["walletMicros"].as_i64().unwrap();
+    // BYOK markup is paid from credits or wallet too but keeps its `byok` tag, so the wallet
+    // lost at least the `wallet` lines and at most those plus the markup.
+    let markup: i64 = usage
+        .iter()
+        .filter(|u| u["billed_to"] == "byok")
+        .map(|u| u["amount_micros"].as_i64().unwrap())
+        .sum();
+    assert!(
+        wallet_debited >= wallet_spent && wallet_debited <= wallet_spent + markup,
+        "{wallet_debited} vs {wallet_spent}+{markup}"
+    );
+    assert_eq!(
+        total,
+        3000 + wallet_debited,
+        "credits fully used, the rest from the wallet, nothing twice"
+    );
+    let (_, u) = env.req("GET", "/api/usage", None, &key);
+    assert_eq!(u["totalMicros"].as_i64().unwrap(), total);
+    assert!(u["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["org_id"] == org_id.as_str()));
+}
+
+#[test]
+fn a_call_that_cannot_be_funded_is_refused_before_any_provider_is_called() {
+    let env = start(&[]);
+    env.req(
+        "PUT",
+        "/api/admin/plans",
+        Some(json!({"id": "nocredit", "monthly_credit_micros": 0, "byok_allowed": true, "allowed_models": null, "byok_markup_bps": 500})),
+        ADMIN,
+    );
+    let (org_id, key) = env.org("nocredit", 0);
+    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
+    let agent_id = agent["id"].as_str().unwrap().to_string();
+    let out = call(
+        &env.server.url,
+        &asset("simple.wav"),
+        &["--agent", &agent_id, "--token", ADMIN],
+    );
+    assert!(!out.ok);
+    assert!(
+        out.of("error")
+            .iter()
+            .any(|e| e["code"] == "insufficient_funds"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        env.sim.control("/keys")["deepgram"],
+        json!([]),
+        "no provider was called"
+    );
+
+    // A top-up makes the next call go through.
+    let (status, _) = env.req(
+        "POST",
+        &format!("/api/admin/orgs/{org_id}/wallet"),
+        Some(json!({"amountMicros": 500_000})),
+        ADMIN,
+    );
+    assert_eq!(status, 200);
+    let out = call(
+        &env.server.url,
+        &asset("simple.wav"),
+        &["--agent", &agent_id, "--token", ADMIN],
+    );
+    assert!(out.ok, "{}", out.stdout);
+    assert!(out
+        .of("usage")
+        .iter()
+        .filter(|u| u["service"] != "llm")
+        .all(|u| u["billed_to"] == "wallet"));
+}
