@@ -12,7 +12,9 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use session::transport::{ClientCodec, TwilioCodec, MAX_MESSAGE_BYTES};
+use session::transport::{
+    ClientCodec, PlivoCodec, TelnyxCodec, TwilioCodec, VonageCodec, WireCodec, MAX_MESSAGE_BYTES,
+};
 use session::{SessionDeps, SessionEvent};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -58,6 +60,9 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/voice", post(twilio_voice))
         .route("/twilio/stream", get(twilio_stream))
         .route("/v1/client", get(client_stream))
+        .route("/telnyx/stream", get(telnyx_stream))
+        .route("/plivo/stream", get(plivo_stream))
+        .route("/vonage/stream", get(vonage_stream))
         .route("/api/calls/{call_id}", get(call))
         .route("/api/calls/{call_id}/events", get(call_events))
         .route("/api/sessions/{session_id}", get(session_by_id))
@@ -124,18 +129,36 @@ async fn twilio_voice(State(s): State<AppState>, headers: HeaderMap) -> Response
     ([(header::CONTENT_TYPE, "text/xml")], twiml).into_response()
 }
 
-async fn twilio_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// Upgrade a gateway's websocket and run one session over it with that gateway's codec.
+fn gateway_session(
+    s: AppState,
+    ws: WebSocketUpgrade,
+    codec: fn() -> Box<dyn WireCodec>,
+) -> Response {
     let deps = s.deps.clone();
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| session::run_session(socket, Box::new(TwilioCodec::new()), deps))
+        .on_upgrade(move |socket| session::run_session(socket, codec(), deps))
+}
+
+async fn twilio_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    gateway_session(s, ws, || Box::new(TwilioCodec::new()))
 }
 
 async fn client_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let deps = s.deps.clone();
-    ws.max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| session::run_session(socket, Box::new(ClientCodec::new()), deps))
+    gateway_session(s, ws, || Box::new(ClientCodec::new()))
+}
+
+async fn telnyx_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    gateway_session(s, ws, || Box::new(TelnyxCodec::new()))
+}
+
+async fn plivo_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    gateway_session(s, ws, || Box::new(PlivoCodec::new()))
+}
+
+async fn vonage_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    gateway_session(s, ws, || Box::new(VonageCodec::new()))
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.

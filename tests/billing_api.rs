@@ -427,3 +427,164 @@ fn a_call_that_cannot_be_funded_is_refused_before_any_provider_is_called() {
         .filter(|u| u["service"] != "llm")
         .all(|u| u["billed_to"] == "wallet"));
 }
+
+#[test]
+fn a_toggle_flip_mid_call_changes_only_the_next_call() {
+    let env = start(&[("openai", "sk-org-own-KEY2")]);
+    let (_, key) = env.org("pro", 0);
+    env.req(
+        "PUT",
+        "/api/credentials",
+        Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY2"})),
+        &key,
+    );
+    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &key);
+    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
+    let agent_id = agent["id"].as_str().unwrap().to_string();
+    let url = env.server.url.clone();
+    let a = agent_id.clone();
+    let first = std::thread::spawn(move || {
+        call(
+            &url,
+            &asset("simple.wav"),
+            &["--agent", &a, "--token", ADMIN],
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (status, v) = env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": false})), &key);
+    assert_eq!((status, v["useOwnKeys"].clone()), (200, json!(false)));
+    let second = call(
+        &env.server.url,
+        &asset("simple.wav"),
+        &["--agent", &agent_id, "--token", ADMIN],
+    );
+    let first = first.join().unwrap();
+    assert!(first.ok && second.ok, "{}\n{}", first.stdout, second.stdout);
+    let llm_billing = |c: &CallOut| -> Vec<String> {
+        c.of("usage")
+            .iter()
+            .filter(|u| u["service"] == "llm")
+            .map(|u| u["billed_to"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        !llm_billing(&first).is_empty() && llm_billing(&first).iter().all(|b| b == "byok"),
+        "call 1 kept BYOK"
+    );
+    assert!(
+        llm_billing(&second).iter().all(|b| b == "managed"),
+        "call 2 is on the platform key"
+    );
+    let seen = env.sim.control("/keys");
+    let oa: Vec<&str> = seen["openai"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(oa.contains(&"KEY2") && oa.contains(&"0002"), "{seen}");
+}
+
+#[test]
+fn agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet() {
+    let env = start(&[("openai", "sk-agency-own-KEY3")]);
+    let (owner_id, owner) = env.org("pro", 2_000_000);
+    env.req(
+        "PUT",
+        "/api/credentials",
+        Some(json!({"provider": "openai", "apiKey": "sk-agency-own-KEY3"})),
+        &owner,
+    );
+    env.req(
+        "PUT",
+        "/api/byok",
+        Some(json!({"useOwnKeys": true})),
+        &owner,
+    );
+    let (status, v) = env.req(
+        "POST",
+        "/api/admin/orgs",
+        Some(
+            json!({"name": "client co", "plan": "pro", "parentOrgId": owner_id, "walletMicros": 0}),
+        ),
+        ADMIN,
+    );
+    assert_eq!(status, 201, "{v}");
+    let sub = v["apiKey"].as_str().unwrap().to_string();
+    let sub_id = v["orgId"].as_str().unwrap().to_string();
+    let a = env
+        .req(
+            "GET",
+            "/api/models/access?service=llm&provider=openai&model=gpt-4o-mini",
+            None,
+            &sub,
+        )
+        .1;
+    assert_eq!(a["hasKey"], true, "the sub-account sees the owner's key");
+    let (_, agent) = env.agent(&sub, ("openai", "gpt-4o-mini"));
+    let agent_id = agent["id"].as_str().unwrap().to_string();
+
+    let out = call(
+        &env.server.url,
+        &asset("simple.wav"),
+        &["--agent", &agent_id, "--token", ADMIN],
+    );
+    assert!(out.ok, "{}", out.stdout);
+    let usage = out.of("usage");
+    let llm: Vec<&&Value> = usage.iter().filter(|u| u["service"] == "llm").collect();
+    assert!(
+        !llm.is_empty() && llm.iter().all(|u| u["billed_to"] == "byok"),
+        "owner's key, billed byok"
+    );
+    assert!(
+        out.of("usage")
+            .iter()
+            .all(|u| u["org_id"] == sub_id.as_str()),
+        "the sub-account pays its own lines"
+    );
+
+    // Wallet deduction on: platform keys, and the owner's money pays.
+    env.req(
+        "PUT",
+        "/api/byok",
+        Some(json!({"walletDeduction": true})),
+        &owner,
+    );
+    let owner_before = env.req("GET", "/api/balance", None, &owner).1;
+    let out = call(
+        &env.server.url,
+        &asset("simple.wav"),
+        &["--agent", &agent_id, "--token", ADMIN],
+    );
+    assert!(out.ok, "{}", out.stdout);
+    assert!(
+        out.of("usage")
+            .iter()
+            .all(|u| u["billed_to"] == "managed" || u["billed_to"] == "wallet"),
+        "platform keys"
+    );
+    assert!(
+        out.of("usage")
+            .iter()
+            .all(|u| u["org_id"] == owner_id.as_str()),
+        "charged to the owner"
+    );
+    let owner_after = env.req("GET", "/api/balance", None, &owner).1;
+    let spent: i64 = out
+        .of("usage")
+        .iter()
+        .map(|u| u["amount_micros"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        owner_before["creditsLeftMicros"].as_i64().unwrap()
+            - owner_after["creditsLeftMicros"].as_i64().unwrap(),
+        spent,
+        "the owner's credits paid"
+    );
+    let seen = env.sim.control("/keys");
+    assert_eq!(
+        seen["openai"].as_array().unwrap().last().unwrap(),
+        "0002",
+        "the second call used the platform key"
+    );
+}

@@ -1,9 +1,13 @@
 //! Streaming language models: one [`Llm`] trait, one module per provider, simulators in [`sim`].
 //!
 //! # Layout
-//! - `openai`: the Chat Completions adapter (any OpenAI-compatible base URL); `sse`: the
-//!   incremental SSE parser adapters share; `estimate`: the token-estimate rule.
-//! - [`registry`]: adapters by name. [`sim`]: loopback simulators with scripted faults.
+//! - `openai`: the Chat Completions adapter, also serving the OpenAI-compatible family described
+//!   in [`compat`] (base URLs, request quirks); `anthropic`: Messages; `gemini`: Google AI
+//!   Studio `streamGenerateContent`.
+//! - Shared plumbing: `sse` (incremental SSE parser), `pump` (body → events task), `http`
+//!   (endpoints, sensitive key headers, refusals), `estimate` (the token-estimate rule).
+//! - [`registry`]: adapters by name. [`validate_key`]: one cheap authenticated call per
+//!   provider. [`sim`]: loopback simulators with scripted faults.
 //!
 //! # Invariants
 //! - One shared `reqwest::Client` (connection pool) per adapter; the key comes with each request.
@@ -13,16 +17,28 @@
 //!   `Done` or `Error`, then closes. A receiver dropped early gets nothing more: the caller bills
 //!   that turn itself ([`estimate_input_tokens`], [`estimate_output_tokens`]).
 
+mod anthropic;
+pub mod compat;
 mod error;
 mod estimate;
+mod gemini;
+mod http;
 mod openai;
+mod pump;
 pub mod registry;
 pub mod sim;
 mod sse;
+#[cfg(test)]
+mod test_util;
+mod validate;
 
+pub use anthropic::Anthropic;
+pub use compat::{default_base_url, CompatProvider};
 pub use error::LlmError;
 pub use estimate::{estimate_input_tokens, estimate_output_tokens};
+pub use gemini::Gemini;
 pub use openai::OpenAi;
+pub use validate::validate_key;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -45,7 +61,8 @@ pub struct Message {
 
 /// One chat request.
 pub struct LlmRequest<'a> {
-    /// API base including version, e.g. `https://api.openai.com/v1`.
+    /// API base, e.g. `https://api.openai.com/v1`; see [`default_base_url`] for each provider
+    /// (Anthropic and Google take the bare host).
     pub base_url: &'a Url,
     pub key: &'a SecretString,
     pub model: &'a str,

@@ -2,115 +2,105 @@
 //! endpoint works through `base_url`.
 
 mod decoder;
-mod pump;
 mod tool_calls;
 mod wire;
 
 #[cfg(test)]
+mod family_tests;
+#[cfg(test)]
 mod loopback_tests;
 
-use crate::error::describe_transport;
+use crate::compat::{self, CompatProvider, MaxTokensField};
 use crate::estimate::estimate_input_tokens;
-use crate::{Llm, LlmError, LlmEvent, LlmRequest};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use crate::http::{self, Refusal};
+use crate::{pump, Llm, LlmError, LlmEvent, LlmRequest};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
-use tracing::Instrument;
 use url::Url;
-
-/// Events buffered between the reader task and the consumer; a slow consumer back-pressures
-/// the HTTP body instead of growing memory.
-const EVENTS: usize = 64;
 
 /// Stateless adapter over one shared connection pool; key and URL come with each request.
 pub struct OpenAi {
     http: reqwest::Client,
+    provider: &'static CompatProvider,
 }
 
 impl OpenAi {
     pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+        Self::compatible(http, &compat::OPENAI)
+    }
+
+    /// The adapter for an OpenAI-compatible provider: its name, usage options and token-cap
+    /// field (e.g. `OpenAi::compatible(http, &compat::GROQ)`).
+    pub fn compatible(http: reqwest::Client, provider: &'static CompatProvider) -> Self {
+        Self { http, provider }
+    }
+
+    fn body<'a>(&self, req: &LlmRequest<'a>) -> wire::ChatRequest<'a> {
+        let (max_completion_tokens, max_tokens) = match self.provider.max_tokens_field {
+            MaxTokensField::MaxCompletionTokens => (req.max_tokens, None),
+            MaxTokensField::MaxTokens => (None, req.max_tokens),
+        };
+        wire::ChatRequest {
+            model: req.model,
+            messages: req.messages,
+            stream: true,
+            stream_options: self.provider.include_usage.then_some(wire::StreamOptions {
+                include_usage: true,
+            }),
+            max_completion_tokens,
+            max_tokens,
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl Llm for OpenAi {
     fn name(&self) -> &'static str {
-        "openai"
+        self.provider.name
     }
 
     async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
         let url = endpoint(req.base_url)?;
-        let mut auth = HeaderValue::try_from(format!("Bearer {}", req.key.expose_secret()))
-            .map_err(|_| {
-                LlmError::BadRequest(
-                    "the API key has characters not allowed in an HTTP header".into(),
-                )
-            })?;
-        auth.set_sensitive(true);
-        let body = wire::ChatRequest {
-            model: req.model,
-            messages: req.messages,
-            stream: true,
-            stream_options: wire::StreamOptions {
-                include_usage: true,
-            },
-            max_completion_tokens: req.max_tokens,
-        };
-        let resp = self
-            .http
-            .post(url)
-            .header(AUTHORIZATION, auth)
-            .header(ACCEPT, "text/event-stream")
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| LlmError::Http(describe_transport(&e)))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let retry_after_ms = retry_after_ms(resp.headers());
-            // An unreadable error body still leaves the status to go by.
-            let bytes = resp.bytes().await.unwrap_or_default();
-            let env: wire::ErrorEnvelope = serde_json::from_slice(&bytes).unwrap_or_default();
-            return Err(LlmError::from_status(
-                status.as_u16(),
-                retry_after_ms,
-                env.message(),
-            ));
+        let auth = http::secret_header(&format!("Bearer {}", req.key.expose_secret()))?;
+        let resp = http::send(
+            self.http
+                .post(url)
+                .header(AUTHORIZATION, auth)
+                .header(ACCEPT, "text/event-stream")
+                .json(&self.body(&req)),
+        )
+        .await?;
+        if !resp.status().is_success() {
+            return Err(refused(Refusal::read(resp).await));
         }
-        let (tx, rx) = mpsc::channel(EVENTS);
         let decoder = decoder::Decoder::new(estimate_input_tokens(req.messages));
-        tokio::spawn(pump::run(resp.bytes_stream(), tx, decoder).in_current_span());
-        Ok(rx)
+        Ok(pump::spawn(resp, decoder))
     }
+}
+
+/// The error for a refused Chat Completions request. A 400 that says the key is wrong (xAI's
+/// "Incorrect API key provided") is [`LlmError::Unauthorized`], as a 401 elsewhere.
+pub(crate) fn refused(r: Refusal) -> LlmError {
+    let env: wire::ErrorEnvelope = serde_json::from_slice(&r.body).unwrap_or_default();
+    let message = env.message();
+    if r.status == 400 && message.is_some_and(says_bad_key) {
+        return LlmError::Unauthorized;
+    }
+    LlmError::from_status(r.status, r.retry_after_ms, message)
+}
+
+fn says_bad_key(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("api key")
+        && ["incorrect", "invalid", "not valid"]
+            .iter()
+            .any(|w| m.contains(w))
 }
 
 /// `{base_url}/chat/completions`, whether or not `base_url` ends with '/'.
 fn endpoint(base: &Url) -> Result<Url, LlmError> {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .map_err(|()| LlmError::BadRequest("the provider base URL cannot take a path".into()))?
-        .pop_if_empty()
-        .extend(["chat", "completions"]);
-    Ok(url)
-}
-
-/// `retry-after-ms` (preferred), else `retry-after` in seconds. The HTTP-date form is ignored:
-/// OpenAI sends seconds, and a missing hint only means the caller's own backoff applies.
-fn retry_after_ms(headers: &HeaderMap) -> Option<u64> {
-    let number = |name: &str| {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    };
-    number("retry-after-ms")
-        .map(|ms| ms.ceil() as u64)
-        .or_else(|| number("retry-after").map(|s| (s * 1000.0).ceil() as u64))
+    http::join(base, None, &["chat", "completions"])
 }
 
 #[cfg(test)]
@@ -131,14 +121,24 @@ mod tests {
     }
 
     #[test]
-    fn retry_hints() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after_ms(&h), None);
-        h.insert("retry-after", HeaderValue::from_static("2"));
-        assert_eq!(retry_after_ms(&h), Some(2000));
-        h.insert("retry-after-ms", HeaderValue::from_static("1500.2"));
-        assert_eq!(retry_after_ms(&h), Some(1501));
-        h.insert("retry-after-ms", HeaderValue::from_static("soon"));
-        assert_eq!(retry_after_ms(&h), Some(2000));
+    fn xai_bad_key_400_is_unauthorized() {
+        let body = br#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***xx. You can obtain an API key from https://console.x.ai."}"#;
+        let r = |status, body: &[u8]| Refusal {
+            status,
+            retry_after_ms: None,
+            body: bytes::Bytes::copy_from_slice(body),
+        };
+        assert_eq!(refused(r(400, body)), LlmError::Unauthorized);
+        assert!(matches!(
+            refused(r(
+                400,
+                br#"{"error":{"message":"max_tokens is too large"}}"#
+            )),
+            LlmError::BadRequest(_)
+        ));
+        assert_eq!(
+            refused(r(402, b"")),
+            LlmError::BadRequest("HTTP 402 without an error message".into())
+        );
     }
 }

@@ -152,7 +152,7 @@ async fn run_started(
         .get("agent")
         .map(String::as_str)
         .unwrap_or("default");
-    let telephony = (gateway == "twilio").then_some("twilio");
+    let telephony = (gateway != "client").then_some(gateway);
     let plan = match deps.plan_for(&session_id, agent_id, telephony).await {
         Ok(p) => Arc::new(p),
         Err(e) => {

@@ -7,15 +7,8 @@ use super::tool_calls::ToolCalls;
 use super::wire::{Chunk, ErrorEnvelope, Usage};
 use crate::error::scrub;
 use crate::estimate::estimate_output_tokens;
+use crate::pump::{Decode, Step};
 use crate::{LlmError, LlmEvent};
-
-/// What the stream does after a payload.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Step {
-    Continue,
-    /// `[DONE]` arrived.
-    Done,
-}
 
 #[derive(Debug)]
 pub(super) struct Decoder {
@@ -38,13 +31,14 @@ impl Decoder {
             output_chars: 0,
         }
     }
+}
 
-    pub(super) fn finish_reason(&self) -> Option<&str> {
+impl Decode for Decoder {
+    fn finish_reason(&self) -> Option<&str> {
         self.finish_reason.as_deref()
     }
 
-    /// Handles one payload, pushing the events it yields onto `out`.
-    pub(super) fn data(&mut self, data: &str, out: &mut Vec<LlmEvent>) -> Result<Step, LlmError> {
+    fn data(&mut self, data: &str, out: &mut Vec<LlmEvent>) -> Result<Step, LlmError> {
         if data.starts_with("[DONE]") {
             return Ok(Step::Done);
         }
@@ -83,9 +77,7 @@ impl Decoder {
         Ok(Step::Continue)
     }
 
-    /// The closing events: tool calls still pending (only if the stream `completed`; after an
-    /// error their arguments may be cut), then the one `Usage`, estimated if none was reported.
-    pub(super) fn close(&mut self, completed: bool, out: &mut Vec<LlmEvent>) {
+    fn close(&mut self, completed: bool, out: &mut Vec<LlmEvent>) {
         let calls = self.tools.take();
         if completed {
             out.extend(calls.map(LlmEvent::ToolCall));

@@ -1,7 +1,8 @@
 //! Assembles streamed tool-call deltas into whole calls.
 //!
 //! The first delta of a call carries `index`, `id` and `function.name`; later ones carry the same
-//! `index` and a fragment of `function.arguments`. Parallel calls use distinct indexes.
+//! `index` and a fragment of `function.arguments`. Parallel calls use distinct indexes. Servers
+//! that omit `index` are followed by `id`: a new id starts a new call, none continues the last.
 
 use super::wire::ToolCallDelta;
 use crate::ToolCall;
@@ -15,7 +16,10 @@ pub(super) struct ToolCalls {
 impl ToolCalls {
     /// Folds one delta in; returns how many argument characters it added (output estimate).
     pub(super) fn push(&mut self, delta: ToolCallDelta) -> usize {
-        let call = self.pending.entry(delta.index).or_insert_with(|| ToolCall {
+        let index = delta
+            .index
+            .unwrap_or_else(|| self.unindexed_slot(delta.id.as_deref()));
+        let call = self.pending.entry(index).or_insert_with(|| ToolCall {
             id: String::new(),
             name: String::new(),
             arguments: String::new(),
@@ -43,6 +47,15 @@ impl ToolCalls {
         }
     }
 
+    fn unindexed_slot(&self, id: Option<&str>) -> u32 {
+        let last = self.pending.iter().next_back();
+        match (last, id.filter(|id| !id.is_empty())) {
+            (Some((&i, call)), Some(id)) if call.id != id && !call.id.is_empty() => i + 1,
+            (Some((&i, _)), _) => i,
+            (None, _) => 0,
+        }
+    }
+
     /// The finished calls in index order; a fragment that never got a name is dropped.
     pub(super) fn take(&mut self) -> impl Iterator<Item = ToolCall> {
         std::mem::take(&mut self.pending).into_values().filter(|c| {
@@ -51,5 +64,43 @@ impl ToolCalls {
             }
             !c.name.is_empty()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(json: &str) -> ToolCallDelta {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn deltas_without_index_follow_the_id() {
+        let mut calls = ToolCalls::default();
+        for d in [
+            r#"{"id":"a","function":{"name":"one","arguments":"{\"x\":"}}"#,
+            r#"{"function":{"arguments":"1}"}}"#,
+            r#"{"id":"b","function":{"name":"two","arguments":"{}"}}"#,
+            r#"{"id":"b","function":{"arguments":""}}"#,
+        ] {
+            calls.push(delta(d));
+        }
+        let got: Vec<_> = calls.take().collect();
+        assert_eq!(
+            got,
+            vec![
+                ToolCall {
+                    id: "a".into(),
+                    name: "one".into(),
+                    arguments: "{\"x\":1}".into()
+                },
+                ToolCall {
+                    id: "b".into(),
+                    name: "two".into(),
+                    arguments: "{}".into()
+                },
+            ]
+        );
     }
 }

@@ -9,9 +9,14 @@ pub(super) struct ChatRequest<'a> {
     pub model: &'a str,
     pub messages: &'a [Message],
     pub stream: bool,
-    pub stream_options: StreamOptions,
+    /// Left out for providers that reject it (Mistral, Fireworks, Cerebras).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
+    /// The older name, for providers without `max_completion_tokens`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,8 +78,9 @@ pub(super) struct Delta {
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ToolCallDelta {
+    /// Missing on some compatible servers (older SambaNova): a new `id` then starts a new call.
     #[serde(default)]
-    pub index: u32,
+    pub index: Option<u32>,
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]

@@ -1,11 +1,20 @@
 //! Local stand-ins for LLM providers, shaped like wiremock: `start()` binds 127.0.0.1:0,
 //! `base_url()` points an adapter at it, dropping it stops it. Used by tests, sandbox mode and
-//! `switchboard sim`. They speak the provider's wire protocol, including its auth failures.
+//! `switchboard sim`. They speak the provider's wire protocol, including its auth failures, and
+//! all answer with the same deterministic [`reply_for`] text and token counts.
+//!
+//! The OpenAI sim also stands in for the OpenAI-compatible family (same protocol).
 
+mod anthropic;
+mod gemini;
 mod keys;
 mod openai;
+mod paced;
 pub mod replies;
+mod server;
 
+pub use anthropic::{AnthropicSim, AnthropicSimConfig};
+pub use gemini::{GeminiSim, GeminiSimConfig};
 pub use keys::SimKeys;
 pub use openai::{Fault, OpenAiSim, OpenAiSimConfig};
 pub use replies::reply_for;

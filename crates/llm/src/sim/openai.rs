@@ -6,22 +6,23 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+use super::server::{sim_handle, Server, Settings};
 use super::SimKeys;
-use crate::Message;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
-/// A failure to inject into every chat completion request.
+pub(super) use super::server::Shared;
+
+/// A failure to inject into every completion request, in any simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// Answer this status with OpenAI's error body before streaming (429 adds `retry-after-ms`).
+    /// Answer this status with the provider's error body before streaming (429 adds a retry
+    /// hint).
     Status(u16),
-    /// Cut the connection after this many content tokens: no finish, usage or `[DONE]`.
+    /// Cut the connection after this many content tokens: no finish, usage or end marker.
     DropAfterTokens(usize),
 }
 
@@ -49,36 +50,10 @@ impl Default for OpenAiSimConfig {
 
 /// A running simulator; dropping it stops the server and cuts open streams.
 pub struct OpenAiSim {
-    addr: SocketAddr,
-    base_url: Url,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
+    server: Server,
 }
 
-pub(super) struct Shared {
-    keys: SimKeys,
-    first_token_delay: Duration,
-    tokens_per_sec: f64,
-    fault: Mutex<Option<Fault>>,
-    requests: AtomicU64,
-    open_streams: Arc<AtomicUsize>,
-    seen_keys: Mutex<Vec<String>>,
-    last_messages: Mutex<Vec<Message>>,
-    /// Ends open streams when the sim is dropped, so graceful shutdown does not wait on them.
-    stop: CancellationToken,
-}
-
-impl Shared {
-    fn saw_key(&self, key: &str) {
-        if let Ok(mut seen) = self.seen_keys.lock() {
-            seen.push(key.to_string());
-        }
-    }
-
-    fn fault(&self) -> Option<Fault> {
-        self.fault.lock().ok().and_then(|f| *f)
-    }
-}
+sim_handle!(OpenAiSim);
 
 impl OpenAiSim {
     /// Starts on a free loopback port.
@@ -93,91 +68,24 @@ impl OpenAiSim {
 
     /// Starts on an already bound listener.
     pub async fn start_on(listener: TcpListener, cfg: OpenAiSimConfig) -> std::io::Result<Self> {
-        let addr = listener.local_addr()?;
-        let base_url = Url::parse(&format!("http://{addr}/v1"))
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let stop = CancellationToken::new();
-        let shared = Arc::new(Shared {
+        let settings = Settings {
             keys: cfg.keys,
             first_token_delay: cfg.first_token_delay,
             tokens_per_sec: cfg.tokens_per_sec,
-            fault: Mutex::new(cfg.fault),
-            requests: AtomicU64::new(0),
-            open_streams: Arc::default(),
-            seen_keys: Mutex::new(Vec::new()),
-            last_messages: Mutex::new(Vec::new()),
-            stop: stop.clone(),
-        });
-        let app = handlers::router(shared.clone());
-        let shutdown = stop.clone().cancelled_owned();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!(error = %e, "OpenAI simulator stopped");
-            }
-        });
-        Ok(Self {
-            addr,
-            base_url,
-            shared,
-            stop,
-        })
+            fault: cfg.fault,
+        };
+        let server = Server::start(listener, settings, "/v1", "openai", handlers::router).await?;
+        Ok(Self { server })
     }
 
     /// `http://127.0.0.1:PORT/v1`, the shape of `https://api.openai.com/v1`.
     pub fn base_url(&self) -> Url {
-        self.base_url.clone()
+        self.server.base_url.clone()
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub fn keys(&self) -> &SimKeys {
-        &self.shared.keys
-    }
-
-    /// Replaces the injected fault for the following requests.
-    pub fn set_fault(&self, fault: Option<Fault>) {
-        if let Ok(mut f) = self.shared.fault.lock() {
-            *f = fault;
-        }
-    }
-
-    /// Chat completion requests received, including refused ones.
-    pub fn requests(&self) -> u64 {
-        self.shared.requests.load(Ordering::Relaxed)
-    }
-
-    /// Streaming responses still being written (a client that hangs up ends its stream).
-    pub fn open_streams(&self) -> usize {
-        self.shared.open_streams.load(Ordering::Relaxed)
-    }
-
-    /// Every bearer key presented, in arrival order (test inspection only; never log them).
-    pub fn seen_keys(&self) -> Vec<String> {
-        self.shared
-            .seen_keys
-            .lock()
-            .map(|k| k.clone())
-            .unwrap_or_default()
-    }
-
-    /// The conversation of the last accepted chat request (`developer` counts as system;
-    /// `tool` messages are left out).
-    pub fn last_request_messages(&self) -> Vec<Message> {
-        self.shared
-            .last_messages
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for OpenAiSim {
-    fn drop(&mut self) {
-        self.stop.cancel();
+    /// Report streamed usage the Groq way from now on: under `x_groq.usage` on the finish
+    /// chunk, with no separate usage chunk (so only the `x_groq` path can bill it).
+    pub fn set_x_groq_usage(&self, on: bool) {
+        self.server.shared.x_groq_usage.store(on, Ordering::Relaxed);
     }
 }

@@ -2,10 +2,17 @@
 //! control, and PCM and control back into its messages; the runtime is the same for all.
 
 mod client;
+mod lenient;
+mod plivo;
+mod telnyx;
 mod twilio;
+mod vonage;
 
 pub use client::{ClientCodec, ClientEncoder};
+pub use plivo::{PlivoCodec, PlivoEncoder};
+pub use telnyx::{TelnyxCodec, TelnyxEncoder};
 pub use twilio::{TwilioCodec, TwilioEncoder};
+pub use vonage::{VonageCodec, VonageEncoder};
 
 use crate::SessionEvent;
 use axum::extract::ws::Message;
@@ -63,6 +70,9 @@ pub enum TransportError {
     MediaBeforeStart,
     #[error("no start within the time limit")]
     StartTimeout,
+    /// The gateway itself reported a streaming failure (Telnyx `error` frame).
+    #[error("gateway reported an error: {0}")]
+    GatewayError(String),
 }
 
 impl TransportError {
@@ -77,6 +87,7 @@ impl TransportError {
             Self::UnsupportedFormat(_) => "unsupported_format",
             Self::MediaBeforeStart => "media_before_start",
             Self::StartTimeout => "start_timeout",
+            Self::GatewayError(_) => "gateway_error",
         }
     }
 }

@@ -267,9 +267,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    if let Ok(mut last) = shared.last_messages.lock() {
-        last.clone_from(&req.messages);
-    }
+    shared.remember(&req.messages);
     let reply = reply_for(&req.last_user_text);
     let mut toks = tokens(&reply);
     let finish_reason = match req.max_tokens {
@@ -309,6 +307,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         });
         return Json(body).into_response();
     }
+    let x_groq = shared.x_groq_usage.load(Ordering::Relaxed);
     let drop_after = match fault {
         Some(Fault::DropAfterTokens(n)) => Some(n),
         _ => None,
@@ -319,7 +318,9 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         model: req.model,
         tokens: toks.into_iter().map(str::to_string).collect(),
         finish_reason,
-        usage: req.include_usage.then_some(usage),
+        // Groq reports `x_groq.usage` whether or not `include_usage` was asked for.
+        usage: (req.include_usage || x_groq).then_some(usage),
+        x_groq,
         drop_after,
         first_token_delay: shared.first_token_delay,
         tokens_per_sec: shared.tokens_per_sec,

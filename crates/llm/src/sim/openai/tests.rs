@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::sim::reply_for;
+use crate::Message;
 use serde_json::{json, Value};
 use std::time::Instant;
 

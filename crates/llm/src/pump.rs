@@ -1,10 +1,11 @@
-//! The task that reads one streaming response body and feeds the event channel.
+//! The task that reads one streaming response body and feeds the event channel, shared by every
+//! SSE provider; a [`Decode`] turns that provider's payloads into events.
 //!
-//! It ends at `[DONE]`, at the end of the body, on an error, or as soon as the receiver is
-//! dropped (the body is then dropped, which closes or recycles the connection). Before ending on
-//! its own it always sends exactly one `Usage` and then `Done` or `Error`.
+//! It ends at the provider's end marker (`[DONE]`, `message_stop`), at the end of the body, on
+//! an error, or as soon as the receiver is dropped (the body is then dropped, which closes or
+//! recycles the connection). Before ending on its own it always sends exactly one `Usage` and
+//! then `Done` or `Error`.
 
-use super::decoder::{Decoder, Step};
 use crate::error::describe_transport;
 use crate::sse::SseParser;
 use crate::{LlmError, LlmEvent};
@@ -12,22 +13,53 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Events buffered between the reader task and the consumer; a slow consumer back-pressures
+/// the HTTP body instead of growing memory.
+const EVENTS: usize = 64;
+
+/// Starts reading an accepted streaming response in its own task (in the caller's span).
+pub(crate) fn spawn(resp: reqwest::Response, decoder: impl Decode) -> mpsc::Receiver<LlmEvent> {
+    let (tx, rx) = mpsc::channel(EVENTS);
+    tokio::spawn(run(resp.bytes_stream(), tx, decoder).in_current_span());
+    rx
+}
 
 /// How long to wait for the body's end after `[DONE]` before giving the connection up.
 const DRAIN: Duration = Duration::from_millis(500);
 
-enum End {
-    /// `[DONE]` arrived.
+/// What the stream does after a payload.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    Continue,
+    /// The provider's end marker arrived.
     Done,
-    /// The body ended without `[DONE]`.
+}
+
+/// One provider's stream decoding.
+pub(crate) trait Decode: Send + 'static {
+    /// Handles one SSE payload, pushing the events it yields onto `out`.
+    fn data(&mut self, data: &str, out: &mut Vec<LlmEvent>) -> Result<Step, LlmError>;
+    /// The closing events: tool calls still pending (only if the stream `completed`; after an
+    /// error their arguments may be cut), then the one `Usage`, estimated if none was reported.
+    fn close(&mut self, completed: bool, out: &mut Vec<LlmEvent>);
+    /// The provider's finish/stop reason, once sent: a body ending after it ended normally.
+    fn finish_reason(&self) -> Option<&str>;
+}
+
+enum End {
+    /// The end marker arrived.
+    Done,
+    /// The body ended without an end marker.
     Eof,
     Failed(LlmError),
 }
 
-pub(super) async fn run(
+pub(crate) async fn run(
     body: impl Stream<Item = reqwest::Result<Bytes>>,
     tx: mpsc::Sender<LlmEvent>,
-    mut decoder: Decoder,
+    mut decoder: impl Decode,
 ) {
     let mut body = std::pin::pin!(body);
     let mut parser = SseParser::new();
@@ -52,7 +84,7 @@ pub(super) async fn run(
                     .map_or(End::Eof, sse_failure),
             ),
         };
-        // Events parsed before a failure still count, and an earlier `[DONE]` or error wins.
+        // Events parsed before a failure still count, and an earlier end marker or error wins.
         for ev in events.drain(..) {
             match decoder.data(&ev.data, &mut out) {
                 Ok(Step::Continue) => {}
@@ -76,7 +108,7 @@ pub(super) async fn run(
             finish(end, decoder, &tx).await;
             drop(tx); // the consumer sees the end now, not after the drain
             if clean {
-                // Reading to the end of the body (the closing chunk after `[DONE]`) lets the
+                // Reading to the end of the body (the closing chunk after the marker) lets the
                 // connection go back to the pool; a dropped body would force a new TLS handshake.
                 let drain = async { while let Some(Ok(_)) = body.next().await {} };
                 let _ = tokio::time::timeout(DRAIN, drain).await;
@@ -90,7 +122,7 @@ fn sse_failure(e: crate::sse::SseError) -> End {
     End::Failed(LlmError::Stream(e.to_string()))
 }
 
-async fn finish(end: End, mut decoder: Decoder, tx: &mpsc::Sender<LlmEvent>) {
+async fn finish(end: End, mut decoder: impl Decode, tx: &mpsc::Sender<LlmEvent>) {
     let mut out = Vec::new();
     decoder.close(!matches!(end, End::Failed(_)), &mut out);
     out.push(match end {
@@ -100,7 +132,9 @@ async fn finish(end: End, mut decoder: Decoder, tx: &mpsc::Sender<LlmEvent>) {
         End::Eof if decoder.finish_reason().is_some() => LlmEvent::Done {
             finish_reason: decoder.finish_reason().map(str::to_string),
         },
-        End::Eof => LlmEvent::Error(LlmError::Stream("the stream ended before [DONE]".into())),
+        End::Eof => LlmEvent::Error(LlmError::Stream(
+            "the stream ended before the provider finished".into(),
+        )),
         End::Failed(e) => LlmEvent::Error(e),
     });
     for ev in out {
