@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
             "/api/credentials/{id}",
             axum::routing::delete(api_org::delete_credential),
         )
+        .route("/api/credentials/check", post(api_org::check_credentials))
         .route("/api/byok", put(api_org::put_byok))
         .route("/api/models/access", get(api_org::model_access))
         .route("/api/models/catalog", get(api_org::model_catalog))

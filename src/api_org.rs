@@ -539,3 +539,36 @@ pub async fn put_plan(
     s.deps.store.upsert_plan(&p).await.map_err(store_err)?;
     Ok(Json(json!({"plan": p})))
 }
+
+/// Validate the org's saved keys: one small real call per credential, through the provider
+/// adapters. Saving a key never validates it; this does.
+pub async fn check_credentials(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let org = org_auth(&s, &headers).await?;
+    let vault = s.deps.vault.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "vault_not_configured",
+            "set SWITCHBOARD_MASTER_KEYS to save keys",
+        )
+    })?;
+    let creds = s.deps.store.credentials(&org.id).await.map_err(store_err)?;
+    let mut results = Vec::new();
+    for c in creds {
+        let outcome = match vault.open(&c.org_id, &c.provider, &c.sealed) {
+            Err(e) => Err((e.code().to_string(), e.to_string())),
+            Ok(key) => crate::validate::check(&s, &c.provider, &key).await,
+        };
+        let (status, code, message) = match outcome {
+            Ok(()) => ("ok", None, None),
+            Err((code, message)) => ("error", Some(code), Some(message)),
+        };
+        results.push(
+            json!({"id": c.id, "provider": c.provider, "name": c.name, "last4": c.last4,
+                            "status": status, "code": code, "message": message}),
+        );
+    }
+    Ok(Json(json!({"results": results})))
+}

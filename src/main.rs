@@ -7,6 +7,7 @@ mod cli;
 mod orgs;
 mod server;
 mod sims;
+mod validate;
 
 use clap::Parser;
 

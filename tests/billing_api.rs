@@ -588,3 +588,58 @@ fn agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet() {
         "the second call used the platform key"
     );
 }
+
+#[test]
+fn checking_saved_keys_makes_one_real_call_per_provider() {
+    let env = start(&[
+        ("openai", "sk-org-good-KEY4"),
+        ("deepgram", "dg-org-good-KEY5"),
+    ]);
+    let (_, key) = env.org("pro", 0);
+    for (p, k, name) in [
+        ("openai", "sk-org-good-KEY4", "good"),
+        ("openai", "sk-org-bad-NOPE", "bad"),
+        ("deepgram", "dg-org-good-KEY5", "good"),
+        ("elevenlabs", "el-org-bad-NOPE", "bad"),
+    ] {
+        let (status, _) = env.req(
+            "PUT",
+            "/api/credentials",
+            Some(json!({"provider": p, "apiKey": k, "name": name})),
+            &key,
+        );
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        env.sim.control("/keys")["openai"],
+        json!([]),
+        "saving never validates"
+    );
+    let (status, v) = env.req("POST", "/api/credentials/check", None, &key);
+    assert_eq!(status, 200, "{v}");
+    let results = v["results"].as_array().unwrap();
+    let status_of = |p: &str, name: &str| {
+        results
+            .iter()
+            .find(|r| r["provider"] == p && r["name"] == name)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status_of("openai", "good").as_deref(), Some("ok"));
+    assert_eq!(status_of("openai", "bad").as_deref(), Some("error"));
+    assert_eq!(status_of("deepgram", "good").as_deref(), Some("ok"));
+    assert_eq!(status_of("elevenlabs", "bad").as_deref(), Some("error"));
+    let text = v.to_string();
+    for k in [
+        "sk-org-good-KEY4",
+        "sk-org-bad-NOPE",
+        "dg-org-good-KEY5",
+        "el-org-bad-NOPE",
+        "org-bad",
+        "org-good",
+    ] {
+        assert!(
+            !text.contains(k),
+            "no key in the answer, only last 4: {text}"
+        );
+    }
+}

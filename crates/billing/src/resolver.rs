@@ -74,6 +74,11 @@ impl PlanResolver {
         &self.keys
     }
 
+    /// Where a provider is reached (its real API, or a simulator in sandbox and tests).
+    pub fn base_url(&self, provider: &str) -> Option<&Url> {
+        self.base_urls.get(provider)
+    }
+
     /// Replace the whole rate table (operator edit); affects sessions resolved afterwards.
     pub fn set_rates(&self, rates: RateTable) {
         if let Ok(mut r) = self.rates.write() {
