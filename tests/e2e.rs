@@ -669,3 +669,57 @@ mod gateway_input {
         assert_eq!(server.get("/healthz")["status"], "ok");
     }
 }
+
+#[test]
+fn a_crash_loses_at_most_one_checkpoint_and_restart_closes_the_session() {
+    let mut server = Server::sandbox();
+    let db = format!("sqlite:{}", server.dir.join("sb.db").display());
+    let url = server.url.clone();
+    let caller = std::thread::spawn(move || call(&url, &asset("multi_turn.wav"), &[]));
+    // Let the call run through a few 2 s checkpoints (the first agent turn is done by ~8 s).
+    std::thread::sleep(Duration::from_secs(9));
+    server.kill();
+    let out = caller.join().unwrap();
+    assert!(!out.ok, "the caller saw the server die");
+    let call_sid = out.call_sid();
+
+    let restarted = Server::start_with_db(
+        ServerOpts {
+            env: vec![],
+            args: vec![],
+        },
+        Some(db),
+    );
+    assert!(
+        restarted
+            .log_text()
+            .contains("closed sessions a previous run left open"),
+        "{}",
+        restarted.log_text()
+    );
+    let s = restarted.get(&format!("/api/calls/{call_sid}"));
+    assert_eq!(s["status"], "closed");
+    assert_eq!(s["end_reason"], "abandoned");
+    let usage = s["usage"].as_array().unwrap();
+    let stt_s: f64 = usage
+        .iter()
+        .filter(|u| u["line"] == "stt")
+        .map(|u| u["quantity"].as_f64().unwrap())
+        .sum();
+    // 9 s of audio were sent; checkpoints every 2 s: at least 9 - 2 s are on record.
+    assert!(
+        stt_s >= 6.5 && stt_s <= 9.5,
+        "stt seconds recorded before the crash: {stt_s}"
+    );
+    assert!(
+        usage.iter().any(|u| u["service"] == "llm"),
+        "the first turn's tokens are on record"
+    );
+    let ended = s["ended_at_ms"].as_i64().unwrap();
+    let last = usage
+        .iter()
+        .map(|u| u["created_at_ms"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(ended, last, "closed at its last checkpoint");
+}

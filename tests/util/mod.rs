@@ -111,15 +111,28 @@ impl Server {
     }
 
     pub fn start(opts: ServerOpts<'_>) -> Server {
+        Server::start_with_db(opts, None)
+    }
+
+    /// Kill the server process at once (SIGKILL): no shutdown, no final flush.
+    pub fn kill(&mut self) {
+        let _ = self._proc.child.kill();
+        let _ = self._proc.child.wait();
+    }
+
+    /// Start on a given store (`sqlite:…` or `postgres://…`) instead of a fresh SQLite file.
+    pub fn start_with_db(opts: ServerOpts<'_>, database: Option<String>) -> Server {
         let dir = std::env::temp_dir().join(format!("sb-test-{}", uuid_like()));
         std::fs::create_dir_all(&dir).expect("tempdir");
+        let database =
+            database.unwrap_or_else(|| format!("sqlite:{}", dir.join("sb.db").display()));
         let log = dir.join("server.log");
         let mut cmd = Command::new(bin());
         cmd.current_dir(root())
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .arg("--database")
-            .arg(format!("sqlite:{}", dir.join("sb.db").display()))
+            .arg(&database)
             .args(["--checkpoint-secs", "2"])
             .args(&opts.args)
             .env("RUST_LOG", "debug")
