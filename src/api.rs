@@ -56,6 +56,7 @@ impl IntoResponse for ApiError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/twilio/voice", post(twilio_voice))
         .route("/twilio/stream", get(twilio_stream))
@@ -95,6 +96,14 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok", "sandbox": s.sandbox}))
+}
+
+/// The API described as OpenAPI 3.1 (docs/openapi.json, checked against the router by a test).
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../docs/openapi.json"),
+    )
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -365,4 +374,30 @@ async fn put_managed_key(
     Ok(Json(
         serde_json::json!({"provider": provider, "last4": last4}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every route the router serves is in the OpenAPI document, and nothing else is.
+    #[test]
+    fn openapi_lists_exactly_the_routes() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../docs/openapi.json")).unwrap();
+        let mut documented: Vec<String> =
+            doc["paths"].as_object().unwrap().keys().cloned().collect();
+        let src = include_str!("api.rs");
+        let src = &src[src.find("pub fn router(").unwrap()..];
+        let src = &src[..src.find(".with_state(").unwrap()];
+        let mut routed: Vec<String> = src
+            .split(".route(")
+            .skip(1)
+            .filter_map(|s| s.trim_start().strip_prefix('"'))
+            .filter_map(|s| s.split('"').next())
+            .map(str::to_string)
+            .collect();
+        documented.sort();
+        routed.sort();
+        routed.dedup();
+        assert_eq!(documented, routed);
+    }
 }
