@@ -25,6 +25,48 @@ pub enum Command {
     Call(CallArgs),
     /// Run the provider simulators (Deepgram, OpenAI, ElevenLabs) as their own process.
     Sim(SimArgs),
+    /// Operator: manage orgs in the store the server uses.
+    #[command(subcommand)]
+    Orgs(OrgsCommand),
+    /// Operator: inspect the rate table.
+    #[command(subcommand)]
+    Rates(RatesCommand),
+}
+
+#[derive(Subcommand)]
+pub enum OrgsCommand {
+    /// Create an org and print its API key (shown once; only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "pro")]
+        plan: String,
+        /// Agency owner of this sub-account.
+        #[arg(long)]
+        parent: Option<String>,
+        /// Prepaid wallet to start with, in micro-USD.
+        #[arg(long, default_value_t = 0)]
+        wallet_micros: i64,
+        #[arg(
+            long,
+            default_value = "sqlite:switchboard.db",
+            env = "SWITCHBOARD_DATABASE"
+        )]
+        database: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RatesCommand {
+    /// Print the rate table: prices, managed flag, and UNVERIFIED placeholders.
+    List {
+        #[arg(long, default_value = "assets/rates.csv", env = "SWITCHBOARD_RATES")]
+        rates: PathBuf,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        provider: Option<String>,
+    },
 }
 
 #[derive(Args, Clone)]

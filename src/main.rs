@@ -4,6 +4,7 @@ mod api;
 mod api_org;
 mod call;
 mod cli;
+mod operator;
 mod orgs;
 mod server;
 mod sims;
@@ -28,6 +29,8 @@ fn main() -> std::process::ExitCode {
             cli::Command::Serve(args) => server::run(args).await,
             cli::Command::Call(args) => call::run(args).await,
             cli::Command::Sim(args) => sims::run(args).await,
+            cli::Command::Orgs(cmd) => operator::orgs(cmd).await,
+            cli::Command::Rates(cmd) => operator::rates(cmd),
         }
     });
     match result {
