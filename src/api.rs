@@ -38,11 +38,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self { status, code, message: message.into() }
     }
 }
 
@@ -69,19 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{session_id}", get(session_by_id))
         .route("/api/admin/managed-keys/{provider}", put(put_managed_key))
         .route("/api/admin/orgs", post(api_org::create_org))
-        .route(
-            "/api/admin/orgs/{org_id}/wallet",
-            post(api_org::wallet_topup),
-        )
+        .route("/api/admin/orgs/{org_id}/wallet", post(api_org::wallet_topup))
         .route("/api/admin/plans", put(api_org::put_plan))
-        .route(
-            "/api/credentials",
-            put(api_org::put_credential).get(api_org::list_credentials),
-        )
-        .route(
-            "/api/credentials/{id}",
-            axum::routing::delete(api_org::delete_credential),
-        )
+        .route("/api/credentials", put(api_org::put_credential).get(api_org::list_credentials))
+        .route("/api/credentials/{id}", axum::routing::delete(api_org::delete_credential))
         .route("/api/credentials/check", post(api_org::check_credentials))
         .route("/api/byok", put(api_org::put_byok))
         .route("/api/models/access", get(api_org::model_access))
@@ -100,24 +87,15 @@ async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
 
 /// The API described as OpenAPI 3.1 (docs/openapi.json, checked against the router by a test).
 async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../docs/openapi.json"),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], include_str!("../docs/openapi.json"))
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.prometheus.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.prometheus.render())
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Twilio's voice webhook: answer with `<Connect><Stream>` to this server's media endpoint.
@@ -125,10 +103,7 @@ async fn twilio_voice(State(s): State<AppState>, headers: HeaderMap) -> Response
     let base = match &s.public_url {
         Some(u) => u.trim_end_matches('/').replacen("http", "ws", 1),
         None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
             format!("wss://{host}")
         }
     };
@@ -140,11 +115,7 @@ async fn twilio_voice(State(s): State<AppState>, headers: HeaderMap) -> Response
 }
 
 /// Upgrade a gateway's websocket and run one session over it with that gateway's codec.
-fn gateway_session(
-    s: AppState,
-    ws: WebSocketUpgrade,
-    codec: fn() -> Box<dyn WireCodec>,
-) -> Response {
+fn gateway_session(s: AppState, ws: WebSocketUpgrade, codec: fn() -> Box<dyn WireCodec>) -> Response {
     let deps = s.deps.clone();
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
@@ -177,46 +148,24 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
 fn check_api(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match &s.admin_token {
         None => Ok(()),
-        Some(t)
-            if bearer(headers)
-                .is_some_and(|b| same(b.as_bytes(), t.expose_secret().as_bytes())) =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token",
-        )),
+        Some(t) if bearer(headers).is_some_and(|b| same(b.as_bytes(), t.expose_secret().as_bytes())) => Ok(()),
+        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")),
     }
 }
 
-async fn session_json(
-    s: &AppState,
-    row: billing::store::SessionRow,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn session_json(s: &AppState, row: billing::store::SessionRow) -> Result<Json<serde_json::Value>, ApiError> {
     let usage = s
         .deps
         .store
         .usage_for_session(&row.session_id)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                e.code(),
-                "the store is unavailable",
-            )
-        })?;
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable"))?;
     let plan: serde_json::Value = serde_json::from_str(&row.plan_json).unwrap_or_default();
     Ok(Json(serde_json::json!({
         "session_id": row.session_id, "call_sid": row.call_sid, "gateway": row.gateway,
@@ -236,15 +185,8 @@ async fn call(
         .store
         .session_by_call_sid(&call_id)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                e.code(),
-                "the store is unavailable",
-            )
-        })?;
-    let row =
-        row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such call"))?;
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable"))?;
+    let row = row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such call"))?;
     session_json(&s, row).await
 }
 
@@ -254,15 +196,13 @@ async fn session_by_id(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_api(&s, &headers)?;
-    let row = s.deps.store.session(&id).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            e.code(),
-            "the store is unavailable",
-        )
-    })?;
-    let row =
-        row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"))?;
+    let row = s
+        .deps
+        .store
+        .session(&id)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable"))?;
+    let row = row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"))?;
     session_json(&s, row).await
 }
 
@@ -293,9 +233,7 @@ async fn call_events(
             }
         }
     });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
 #[derive(Deserialize)]
@@ -314,11 +252,7 @@ pub fn check_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         ));
     };
     if !bearer(headers).is_some_and(|b| same(b.as_bytes(), token.expose_secret().as_bytes())) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token",
-        ));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token"));
     }
     Ok(())
 }
@@ -338,20 +272,11 @@ async fn put_managed_key(
         ));
     };
     if !bearer(&headers).is_some_and(|b| same(b.as_bytes(), token.expose_secret().as_bytes())) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token",
-        ));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token"));
     }
-    let Json(body) = body.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            r#"body must be JSON {"apiKey": "…"}"#,
-        )
-    })?;
-    let known = crate::server::KEY_ENV.iter().any(|(p, _)| *p == provider);
+    let Json(body) = body
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"apiKey": "…"}"#))?;
+    let known = crate::server::provider_names().contains(&provider.as_str());
     if !known {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -361,19 +286,13 @@ async fn put_managed_key(
     }
     let key = body.api_key.trim().to_string();
     if key.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "apiKey is empty",
-        ));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "apiKey is empty"));
     }
     let key = SecretString::from(key);
     let last4 = billing::keys::last4(&key);
     s.deps.resolver.keys().set(&provider, key);
     tracing::info!(%provider, %last4, "managed key replaced; new sessions use it");
-    Ok(Json(
-        serde_json::json!({"provider": provider, "last4": last4}),
-    ))
+    Ok(Json(serde_json::json!({"provider": provider, "last4": last4})))
 }
 
 #[cfg(test)]
@@ -381,10 +300,8 @@ mod tests {
     /// Every route the router serves is in the OpenAPI document, and nothing else is.
     #[test]
     fn openapi_lists_exactly_the_routes() {
-        let doc: serde_json::Value =
-            serde_json::from_str(include_str!("../docs/openapi.json")).unwrap();
-        let mut documented: Vec<String> =
-            doc["paths"].as_object().unwrap().keys().cloned().collect();
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../docs/openapi.json")).unwrap();
+        let mut documented: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
         let src = include_str!("api.rs");
         let src = &src[src.find("pub fn router(").unwrap()..];
         let src = &src[..src.find(".with_state(").unwrap()];

@@ -16,31 +16,14 @@ use std::collections::HashMap;
 
 fn store_err(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "store error");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        "the store is unavailable",
-    )
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable")
 }
 
 /// The org behind the request's API key.
 pub async fn org_auth(s: &AppState, headers: &HeaderMap) -> Result<OrgRow, ApiError> {
-    let unauthorized = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or unknown API key",
-        )
-    };
-    let key = bearer(headers)
-        .filter(|k| k.starts_with("sk_"))
-        .ok_or_else(unauthorized)?;
-    s.deps
-        .store
-        .org_by_key_hash(&hash_api_key(key))
-        .await
-        .map_err(store_err)?
-        .ok_or_else(unauthorized)
+    let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or unknown API key");
+    let key = bearer(headers).filter(|k| k.starts_with("sk_")).ok_or_else(unauthorized)?;
+    s.deps.store.org_by_key_hash(&hash_api_key(key)).await.map_err(store_err)?.ok_or_else(unauthorized)
 }
 
 #[derive(Deserialize)]
@@ -69,11 +52,7 @@ pub async fn put_credential(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let org = org_auth(&s, &headers).await?;
     let Json(b) = body.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            r#"body must be JSON {"provider":"…","apiKey":"…"}"#,
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"provider":"…","apiKey":"…"}"#)
     })?;
     if !known_provider(&s, &b.provider) {
         return Err(ApiError::new(
@@ -116,16 +95,10 @@ pub async fn put_credential(
     };
     let id = s.deps.store.put_credential(&row).await.map_err(store_err)?;
     tracing::info!(org = %org.id, provider = %b.provider, connection = %id, "credential saved (not validated)");
-    Ok((
-        StatusCode::OK,
-        Json(json!({"id": id, "provider": b.provider, "name": name, "last4": last4})),
-    ))
+    Ok((StatusCode::OK, Json(json!({"id": id, "provider": b.provider, "name": name, "last4": last4}))))
 }
 
-pub async fn list_credentials(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+pub async fn list_credentials(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let org = org_auth(&s, &headers).await?;
     let creds = s.deps.store.credentials(&org.id).await.map_err(store_err)?;
     Ok(Json(json!({"credentials": creds})))
@@ -137,19 +110,10 @@ pub async fn delete_credential(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let org = org_auth(&s, &headers).await?;
-    if s.deps
-        .store
-        .delete_credential(&org.id, &id)
-        .await
-        .map_err(store_err)?
-    {
+    if s.deps.store.delete_credential(&org.id, &id).await.map_err(store_err)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such credential",
-        ))
+        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such credential"))
     }
 }
 
@@ -172,33 +136,20 @@ pub async fn put_byok(
     body: Result<Json<ByokBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let mut org = org_auth(&s, &headers).await?;
-    let Json(b) = body
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body must be JSON"))?;
+    let Json(b) = body.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body must be JSON"))?;
     let creds = s.deps.store.credentials(&org.id).await.map_err(store_err)?;
     for (service, cred) in &b.slots {
         if !["stt", "tts", "llm"].contains(&service.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("unknown service {service:?}"),
-            ));
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("unknown service {service:?}")));
         }
         if let Some(id) = cred {
             if !creds.iter().any(|c| &c.id == id) {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "no such credential",
-                ));
+                return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such credential"));
             }
         }
     }
     for (service, cred) in &b.slots {
-        s.deps
-            .store
-            .set_slot(&org.id, service, cred.as_deref())
-            .await
-            .map_err(store_err)?;
+        s.deps.store.set_slot(&org.id, service, cred.as_deref()).await.map_err(store_err)?;
     }
     if let Some(v) = b.use_own_keys {
         org.use_own_keys = v;
@@ -208,9 +159,7 @@ pub async fn put_byok(
     }
     s.deps.store.update_org(&org).await.map_err(store_err)?;
     let slots = s.deps.store.slots(&org.id).await.map_err(store_err)?;
-    Ok(Json(
-        json!({"useOwnKeys": org.use_own_keys, "walletDeduction": org.wallet_deduction, "slots": slots}),
-    ))
+    Ok(Json(json!({"useOwnKeys": org.use_own_keys, "walletDeduction": org.wallet_deduction, "slots": slots})))
 }
 
 #[derive(Deserialize)]
@@ -227,45 +176,21 @@ pub async fn model_access(
     Query(q): Query<AccessQuery>,
 ) -> Result<Json<Access>, ApiError> {
     let org = org_auth(&s, &headers).await?;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id)
-        .await
-        .map_err(store_err)?;
+    let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
-    let provider = q
-        .provider
-        .or_else(|| provider_of(&rates, &q.service, &q.model))
-        .unwrap_or_default();
-    Ok(Json(access(
-        &rates,
-        s.deps.resolver.keys(),
-        &ctx,
-        &q.service,
-        &provider,
-        &q.model,
-    )))
+    let provider = q.provider.or_else(|| provider_of(&rates, &q.service, &q.model)).unwrap_or_default();
+    Ok(Json(access(&rates, s.deps.resolver.keys(), &ctx, &q.service, &provider, &q.model)))
 }
 
-pub async fn model_catalog(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+pub async fn model_catalog(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let org = org_auth(&s, &headers).await?;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id)
-        .await
-        .map_err(store_err)?;
+    let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for r in rates.iter().filter(|r| r.service != "telephony") {
         if seen.insert((r.service.clone(), r.provider.clone(), r.model.clone())) {
-            out.push(access(
-                &rates,
-                s.deps.resolver.keys(),
-                &ctx,
-                &r.service,
-                &r.provider,
-                &r.model,
-            ));
+            out.push(access(&rates, s.deps.resolver.keys(), &ctx, &r.service, &r.provider, &r.model));
         }
     }
     Ok(Json(json!({"models": out})))
@@ -305,19 +230,10 @@ pub async fn create_agent(
             "body must be an agent: {stt, llm, tts: {provider, model[, voice]}, prompt}",
         )
     })?;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id)
-        .await
-        .map_err(store_err)?;
+    let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
     for (service, c) in [("stt", &spec.stt), ("llm", &spec.llm), ("tts", &spec.tts)] {
-        let a = access(
-            &rates,
-            s.deps.resolver.keys(),
-            &ctx,
-            service,
-            &c.provider,
-            &c.model,
-        );
+        let a = access(&rates, s.deps.resolver.keys(), &ctx, service, &c.provider, &c.model);
         match a.reason {
             "ok" => {}
             "byok_key_required" => {
@@ -340,13 +256,9 @@ pub async fn create_agent(
         }
     }
     let id = format!("agent_{}", uuid::Uuid::new_v4().simple());
-    let spec_json = serde_json::to_string(&spec)
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "agent"))?;
-    s.deps
-        .store
-        .create_agent(&id, &org.id, &spec_json)
-        .await
-        .map_err(store_err)?;
+    let spec_json =
+        serde_json::to_string(&spec).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "agent"))?;
+    s.deps.store.create_agent(&id, &org.id, &spec_json).await.map_err(store_err)?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "agent": spec}))))
 }
 
@@ -361,22 +273,13 @@ pub async fn get_agent(
             let spec: Value = serde_json::from_str(&spec).unwrap_or_default();
             Ok(Json(json!({"id": id, "agent": spec})))
         }
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such agent",
-        )),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such agent")),
     }
 }
 
-pub async fn balance(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+pub async fn balance(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let org = org_auth(&s, &headers).await?;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id)
-        .await
-        .map_err(store_err)?;
+    let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
     Ok(Json(json!({
         "orgId": org.id, "plan": org.plan_id,
         "walletMicros": org.wallet_micros,
@@ -405,19 +308,8 @@ pub async fn usage(
         Some(sid) => {
             let session = s.deps.store.session(&sid).await.map_err(store_err)?;
             match session {
-                Some(row) if row.org_id == org.id => s
-                    .deps
-                    .store
-                    .usage_for_session(&sid)
-                    .await
-                    .map_err(store_err)?,
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "not_found",
-                        "no such session",
-                    ))
-                }
+                Some(row) if row.org_id == org.id => s.deps.store.usage_for_session(&sid).await.map_err(store_err)?,
+                _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session")),
             }
         }
         None => s
@@ -457,11 +349,7 @@ pub async fn create_org(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     crate::api::check_admin(&s, &headers)?;
     let Json(b) = body.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            r#"body must be JSON {"name":"…","plan":"pro"}"#,
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"name":"…","plan":"pro"}"#)
     })?;
     let (org, key) = crate::orgs::create(
         s.deps.store.as_ref(),
@@ -473,10 +361,7 @@ pub async fn create_org(
     )
     .await
     .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"orgId": org.id, "apiKey": key, "plan": org.plan_id})),
-    ))
+    Ok((StatusCode::CREATED, Json(json!({"orgId": org.id, "apiKey": key, "plan": org.plan_id}))))
 }
 
 #[derive(Deserialize)]
@@ -494,31 +379,12 @@ pub async fn wallet_topup(
 ) -> Result<Json<Value>, ApiError> {
     crate::api::check_admin(&s, &headers)?;
     let Json(b) = body.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            r#"body must be JSON {"amountMicros": 1000000}"#,
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"amountMicros": 1000000}"#)
     })?;
-    if s.deps
-        .store
-        .org(&org_id)
-        .await
-        .map_err(store_err)?
-        .is_none()
-    {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such org",
-        ));
+    if s.deps.store.org(&org_id).await.map_err(store_err)?.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such org"));
     }
-    let bal = s
-        .deps
-        .store
-        .add_wallet(&org_id, b.amount_micros, "admin")
-        .await
-        .map_err(store_err)?;
+    let bal = s.deps.store.add_wallet(&org_id, b.amount_micros, "admin").await.map_err(store_err)?;
     Ok(Json(json!({"orgId": org_id, "walletMicros": bal})))
 }
 
@@ -529,23 +395,14 @@ pub async fn put_plan(
     body: Result<Json<billing::org::Plan>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     crate::api::check_admin(&s, &headers)?;
-    let Json(p) = body.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "body must be a plan",
-        )
-    })?;
+    let Json(p) = body.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body must be a plan"))?;
     s.deps.store.upsert_plan(&p).await.map_err(store_err)?;
     Ok(Json(json!({"plan": p})))
 }
 
 /// Validate the org's saved keys: one small real call per credential, through the provider
 /// adapters. Saving a key never validates it; this does.
-pub async fn check_credentials(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+pub async fn check_credentials(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let org = org_auth(&s, &headers).await?;
     let vault = s.deps.vault.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -565,10 +422,8 @@ pub async fn check_credentials(
             Ok(()) => ("ok", None, None),
             Err((code, message)) => ("error", Some(code), Some(message)),
         };
-        results.push(
-            json!({"id": c.id, "provider": c.provider, "name": c.name, "last4": c.last4,
-                            "status": status, "code": code, "message": message}),
-        );
+        results.push(json!({"id": c.id, "provider": c.provider, "name": c.name, "last4": c.last4,
+                            "status": status, "code": code, "message": message}));
     }
     Ok(Json(json!({"results": results})))
 }

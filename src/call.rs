@@ -27,10 +27,7 @@ impl Printer {
         if self.json {
             let mut v = v;
             if let Some(o) = v.as_object_mut() {
-                o.insert(
-                    "t".into(),
-                    json!((self.t0.elapsed().as_millis() as f64) / 1000.0),
-                );
+                o.insert("t".into(), json!((self.t0.elapsed().as_millis() as f64) / 1000.0));
             }
             println!("{v}");
         } else {
@@ -70,17 +67,14 @@ fn on_event(p: &Printer, r: &mut Report, ev: &Value) -> bool {
     match ty {
         "transcript" if ev.get("is_final").and_then(Value::as_bool) == Some(true) => {
             let text = s("text");
-            p.line(json!({"type": "transcript", "text": text}), || {
-                format!("caller › {text}")
-            });
+            p.line(json!({"type": "transcript", "text": text}), || format!("caller › {text}"));
         }
         "agent" => {
             r.turn_open = true;
             let text = s("text");
-            p.line(
-                json!({"type": "agent", "text": text, "turn": ev.get("turn")}),
-                || format!("agent  › {}", text.trim_end()),
-            );
+            p.line(json!({"type": "agent", "text": text, "turn": ev.get("turn")}), || {
+                format!("agent  › {}", text.trim_end())
+            });
         }
         "agent_done" => r.turn_open = false,
         "barge_in" => {
@@ -98,10 +92,7 @@ fn on_event(p: &Printer, r: &mut Report, ev: &Value) -> bool {
         "error" => {
             r.errors += 1;
             let (code, msg) = (s("code"), s("message"));
-            p.line(
-                json!({"type": "error", "code": code, "message": msg}),
-                || format!("error  {code}: {msg}"),
-            );
+            p.line(json!({"type": "error", "code": code, "message": msg}), || format!("error  {code}: {msg}"));
         }
         "usage" => {
             if let Some(recs) = ev.get("records").and_then(Value::as_array) {
@@ -123,15 +114,9 @@ fn print_audio(p: &Printer, r: &mut Report, why: &str) {
     }
     let ms = r.audio_since_mark_ms;
     r.audio_since_mark_ms = 0;
-    p.line(
-        json!({"type": "audio", "ms": ms, "total_ms": r.audio_ms, "at": why}),
-        || {
-            format!(
-                "audio  ‹ {:.2} s of agent audio ({why})",
-                ms as f64 / 1000.0
-            )
-        },
-    );
+    p.line(json!({"type": "audio", "ms": ms, "total_ms": r.audio_ms, "at": why}), || {
+        format!("audio  ‹ {:.2} s of agent audio ({why})", ms as f64 / 1000.0)
+    });
 }
 
 fn print_usage(p: &Printer, r: &Report) {
@@ -144,10 +129,7 @@ fn print_usage(p: &Printer, r: &Report) {
         );
     }
     for rec in &r.usage {
-        total += rec
-            .get("amount_micros")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        total += rec.get("amount_micros").and_then(Value::as_i64).unwrap_or(0);
         if p.json {
             let mut v = rec.clone();
             if let Some(o) = v.as_object_mut() {
@@ -158,24 +140,14 @@ fn print_usage(p: &Printer, r: &Report) {
             let g = |k: &str| rec.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             println!(
                 "  {:<13} {:<10} {:<18} {:>12.3} {:<14} {:<8} {:>12} {}",
-                format!(
-                    "{}#{}",
-                    g("line"),
-                    rec.get("seq").and_then(Value::as_u64).unwrap_or(0)
-                ),
+                format!("{}#{}", g("line"), rec.get("seq").and_then(Value::as_u64).unwrap_or(0)),
                 g("provider"),
                 g("model"),
                 rec.get("quantity").and_then(Value::as_f64).unwrap_or(0.0),
                 g("unit"),
                 g("billed_to"),
-                rec.get("amount_micros")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0),
-                if rec.get("estimated").and_then(Value::as_bool) == Some(true) {
-                    "estimated"
-                } else {
-                    ""
-                }
+                rec.get("amount_micros").and_then(Value::as_i64).unwrap_or(0),
+                if rec.get("estimated").and_then(Value::as_bool) == Some(true) { "estimated" } else { "" }
             );
         }
     }
@@ -203,28 +175,15 @@ fn frames_at(samples: &[i16], from: u32, to: u32) -> anyhow::Result<Vec<Vec<i16>
 }
 
 /// Subscribe to the call's live events over SSE; lines arrive on the returned channel.
-async fn watch(
-    args: &CallArgs,
-    call_sid: &str,
-) -> anyhow::Result<tokio::sync::mpsc::Receiver<Value>> {
-    let url = format!(
-        "{}/api/calls/{call_sid}/events",
-        args.server.trim_end_matches('/')
-    );
+async fn watch(args: &CallArgs, call_sid: &str) -> anyhow::Result<tokio::sync::mpsc::Receiver<Value>> {
+    let url = format!("{}/api/calls/{call_sid}/events", args.server.trim_end_matches('/'));
     let mut req = reqwest::Client::new().get(&url);
     if let Some(t) = &args.token {
         req = req.bearer_auth(t);
     }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the server at {}", args.server))?;
+    let resp = req.send().await.with_context(|| format!("cannot reach the server at {}", args.server))?;
     if !resp.status().is_success() {
-        bail!(
-            "watching the call failed: HTTP {} {}",
-            resp.status(),
-            resp.text().await.unwrap_or_default()
-        );
+        bail!("watching the call failed: HTTP {} {}", resp.status(), resp.text().await.unwrap_or_default());
     }
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(async move {
@@ -248,47 +207,26 @@ async fn watch(
 }
 
 pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
-    let (samples, rate) = media::wav::read_wav(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
-    let p = Printer {
-        json: args.json,
-        t0: std::time::Instant::now(),
-    };
+    let (samples, rate) =
+        media::wav::read_wav(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let p = Printer { json: args.json, t0: std::time::Instant::now() };
     let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
     let twilio = args.gateway == Gateway::Twilio;
     let out_rate: u32 = if twilio { 8000 } else { 16000 };
     let mut frames = frames_at(&samples, rate, out_rate)?;
     let tail = (args.tail * 50.0).round() as usize;
-    frames.extend(std::iter::repeat_n(
-        vec![0i16; media::samples_per_20ms(out_rate)],
-        tail,
-    ));
+    frames.extend(std::iter::repeat_n(vec![0i16; media::samples_per_20ms(out_rate)], tail));
 
-    let mut events = if twilio {
-        Some(watch(&args, &call_sid).await?)
-    } else {
-        None
-    };
-    let url = format!(
-        "{}{}",
-        ws_base(&args.server),
-        if twilio {
-            "/twilio/stream"
-        } else {
-            "/v1/client"
-        }
-    );
-    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let mut events = if twilio { Some(watch(&args, &call_sid).await?) } else { None };
+    let url = format!("{}{}", ws_base(&args.server), if twilio { "/twilio/stream" } else { "/v1/client" });
+    let (ws, _) =
+        tokio_tungstenite::connect_async(url.as_str()).await.with_context(|| format!("connecting to {url}"))?;
     let (mut tx, mut rx) = ws.split();
     let stream_sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
     let mut seq: u64 = 1;
     if twilio {
-        tx.send(Message::text(
-            json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string(),
-        ))
-        .await?;
+        tx.send(Message::text(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string()))
+            .await?;
         let start = json!({"event": "start", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
             "start": {"streamSid": stream_sid, "accountSid": format!("AC{}", uuid::Uuid::new_v4().simple()), "callSid": call_sid,
                 "tracks": ["inbound"], "customParameters": {"agent": args.agent},
@@ -300,12 +238,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
         tx.send(Message::text(start.to_string())).await?;
     }
     if !p.json {
-        println!(
-            "calling {} as {:?} ({} s of audio, call {call_sid})",
-            args.server,
-            args.gateway,
-            frames.len() / 50
-        );
+        println!("calling {} as {:?} ({} s of audio, call {call_sid})", args.server, args.gateway, frames.len() / 50);
     }
 
     let mut r = Report::default();
@@ -462,13 +395,9 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
     print_audio(&p, &mut r, "end of call");
     print_usage(&p, &r);
     if let Some(path) = &args.save_audio {
-        media::wav::write_wav(path, &r.saved, out_rate)
-            .with_context(|| format!("writing {}", path.display()))?;
+        media::wav::write_wav(path, &r.saved, out_rate).with_context(|| format!("writing {}", path.display()))?;
     }
-    let reason = r
-        .end_reason
-        .clone()
-        .unwrap_or_else(|| "no end event".into());
+    let reason = r.end_reason.clone().unwrap_or_else(|| "no end event".into());
     p.line(json!({"type": "end", "reason": reason, "errors": r.errors, "audio_ms": r.audio_ms, "records": r.usage.len(), "call_sid": call_sid}), || {
         format!("end: {reason}; {:.1} s of agent audio; {} errors", r.audio_ms as f64 / 1000.0, r.errors)
     });

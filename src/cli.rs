@@ -5,11 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Real-time voice session orchestrator"
-)]
+#[command(name = "switchboard", version, about = "Real-time voice session orchestrator")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -47,11 +43,7 @@ pub enum OrgsCommand {
         /// Prepaid wallet to start with, in micro-USD.
         #[arg(long, default_value_t = 0)]
         wallet_micros: i64,
-        #[arg(
-            long,
-            default_value = "sqlite:switchboard.db",
-            env = "SWITCHBOARD_DATABASE"
-        )]
+        #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
         database: String,
     },
 }
@@ -75,11 +67,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", env = "SWITCHBOARD_LISTEN")]
     pub listen: SocketAddr,
     /// Store URL: `sqlite:PATH` (created if missing) or `sqlite::memory:`.
-    #[arg(
-        long,
-        default_value = "sqlite:switchboard.db",
-        env = "SWITCHBOARD_DATABASE"
-    )]
+    #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
     pub database: String,
     /// Rate table seed (CSV).
     #[arg(long, default_value = "assets/rates.csv", env = "SWITCHBOARD_RATES")]
@@ -105,11 +93,7 @@ pub struct CallArgs {
     /// Recorded call: 16-bit PCM mono WAV.
     pub file: PathBuf,
     /// Server base URL.
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:8080",
-        env = "SWITCHBOARD_SERVER"
-    )]
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "SWITCHBOARD_SERVER")]
     pub server: String,
     /// Which gateway to play.
     #[arg(long, value_enum, default_value = "twilio")]

@@ -6,19 +6,11 @@ use std::process::ExitCode;
 
 pub async fn orgs(cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        OrgsCommand::Create {
-            name,
-            plan,
-            parent,
-            wallet_micros,
-            database,
-        } => {
-            let store = billing::store::connect(&database)
-                .await
-                .with_context(|| format!("opening the store {database}"))?;
+        OrgsCommand::Create { name, plan, parent, wallet_micros, database } => {
+            let store =
+                billing::store::connect(&database).await.with_context(|| format!("opening the store {database}"))?;
             billing::store::seed_plans(store.as_ref()).await?;
-            let (org, key) =
-                crate::orgs::create(store.as_ref(), &name, &plan, parent, wallet_micros, 0).await?;
+            let (org, key) = crate::orgs::create(store.as_ref(), &name, &plan, parent, wallet_micros, 0).await?;
             println!("org:     {}", org.id);
             println!("plan:    {}", org.plan_id);
             println!("api key: {key}");
@@ -30,15 +22,9 @@ pub async fn orgs(cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
 
 pub fn rates(cmd: RatesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        RatesCommand::List {
-            rates,
-            service,
-            provider,
-        } => {
-            let text = std::fs::read_to_string(&rates)
-                .with_context(|| format!("reading {}", rates.display()))?;
-            let table = billing::RateTable::from_csv(&text)
-                .with_context(|| format!("parsing {}", rates.display()))?;
+        RatesCommand::List { rates, service, provider } => {
+            let text = std::fs::read_to_string(&rates).with_context(|| format!("reading {}", rates.display()))?;
+            let table = billing::RateTable::from_csv(&text).with_context(|| format!("parsing {}", rates.display()))?;
             println!(
                 "{:<10} {:<12} {:<48} {:<20} {:>14} {:<8}",
                 "service", "provider", "model", "unit", "price µ$/unit", "managed"
@@ -59,11 +45,7 @@ pub fn rates(cmd: RatesCommand) -> anyhow::Result<ExitCode> {
                     r.unit.as_str(),
                     r.price.0,
                     r.managed,
-                    if r.unverified {
-                        "  UNVERIFIED: operator must confirm"
-                    } else {
-                        ""
-                    }
+                    if r.unverified { "  UNVERIFIED: operator must confirm" } else { "" }
                 );
             }
             println!("{n} rows");

@@ -28,13 +28,7 @@ pub async fn create(
         wallet_deduction: false,
         negative_limit_micros,
     };
-    let key = format!(
-        "sk_{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    store
-        .create_org(&org, &hash_api_key(&key), &key[..7])
-        .await?;
+    let key = format!("sk_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    store.create_org(&org, &hash_api_key(&key), &key[..7]).await?;
     Ok((org, key))
 }

@@ -13,12 +13,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-/// Environment variables holding the platform's managed provider keys.
-pub const KEY_ENV: [(&str, &str); 3] = [
-    ("deepgram", "DEEPGRAM_API_KEY"),
-    ("openai", "OPENAI_API_KEY"),
-    ("elevenlabs", "ELEVENLABS_API_KEY"),
-];
+/// The environment variable holding the platform's managed key for `provider`
+/// (`DEEPGRAM_API_KEY`, `OPENAI_API_KEY`, `GOOGLE_API_KEY`, …).
+pub fn key_env(provider: &str) -> String {
+    format!("{}_API_KEY", provider.to_uppercase())
+}
+
+/// Every provider this server has an adapter for.
+pub fn provider_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> =
+        stt::registry::names().iter().chain(tts::registry::names()).chain(llm::registry::names()).copied().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
 
 const DEFAULT_URLS: [(&str, &str); 3] = [
     ("deepgram", "wss://api.deepgram.com"),
@@ -29,10 +37,7 @@ const DEFAULT_URLS: [(&str, &str); 3] = [
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -40,9 +45,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("_seconds".into()),
-            &[
-                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ],
+            &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
         )
         .context("configuring metrics")?
         .install_recorder()
@@ -51,40 +54,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 
     let rates_text = std::fs::read_to_string(&args.rates)
         .with_context(|| format!("reading the rate table {}", args.rates.display()))?;
-    let rates = RateTable::from_csv(&rates_text)
-        .with_context(|| format!("parsing {}", args.rates.display()))?;
+    let rates = RateTable::from_csv(&rates_text).with_context(|| format!("parsing {}", args.rates.display()))?;
     let store = billing::store::connect(&args.database)
         .await
         .with_context(|| format!("opening the store {}", args.database))?;
-    let abandoned = store
-        .close_abandoned()
-        .await
-        .context("closing sessions left open by a previous run")?;
+    let abandoned = store.close_abandoned().await.context("closing sessions left open by a previous run")?;
     if abandoned > 0 {
-        tracing::warn!(
-            abandoned,
-            "closed sessions a previous run left open, at their last checkpoint"
-        );
+        tracing::warn!(abandoned, "closed sessions a previous run left open, at their last checkpoint");
     }
 
-    billing::store::seed_plans(store.as_ref())
-        .await
-        .context("seeding the default plans")?;
+    billing::store::seed_plans(store.as_ref()).await.context("seeding the default plans")?;
     let vault = match std::env::var("SWITCHBOARD_MASTER_KEYS") {
         Ok(spec) if !spec.trim().is_empty() => Some(Arc::new(
-            billing::vault::Vault::from_spec(&SecretString::from(spec))
-                .context("SWITCHBOARD_MASTER_KEYS")?,
+            billing::vault::Vault::from_spec(&SecretString::from(spec)).context("SWITCHBOARD_MASTER_KEYS")?,
         )),
         _ => {
-            tracing::info!(
-                "SWITCHBOARD_MASTER_KEYS not set: saving org provider keys (BYOK) is off"
-            );
+            tracing::info!("SWITCHBOARD_MASTER_KEYS not set: saving org provider keys (BYOK) is off");
             None
         }
     };
     let keys = ManagedKeys::default();
-    for (provider, var) in KEY_ENV {
-        if let Ok(v) = std::env::var(var) {
+    for provider in provider_names() {
+        if let Ok(v) = std::env::var(key_env(provider)) {
             if !v.trim().is_empty() {
                 keys.set(provider, SecretString::from(v.trim().to_string()));
             }
@@ -92,25 +83,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let mut base_urls: HashMap<String, Url> = HashMap::new();
     for (p, u) in DEFAULT_URLS {
-        base_urls.insert(
-            p.to_string(),
-            Url::parse(u).context("built-in provider URL")?,
-        );
+        base_urls.insert(p.to_string(), Url::parse(u).context("built-in provider URL")?);
     }
     for kv in &args.provider_urls {
-        let (p, u) = kv
-            .split_once('=')
-            .with_context(|| "--provider-url must be provider=url")?;
-        base_urls.insert(
-            p.to_string(),
-            Url::parse(u).with_context(|| format!("--provider-url for {p} is not a URL"))?,
-        );
+        let (p, u) = kv.split_once('=').with_context(|| "--provider-url must be provider=url")?;
+        base_urls.insert(p.to_string(), Url::parse(u).with_context(|| format!("--provider-url for {p} is not a URL"))?);
     }
 
     let sandbox = keys.is_empty();
     let _sims = if sandbox {
         let mut sim_keys = HashMap::new();
-        for (p, _) in KEY_ENV {
+        for p in crate::sims::SIMULATED {
             let k = format!("sandbox-{}", uuid::Uuid::new_v4().simple());
             keys.set(p, SecretString::from(k.clone()));
             sim_keys.insert(p.to_string(), vec![k]);
@@ -119,8 +102,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         base_urls.extend(sims.base_urls());
         tracing::info!(
             deepgram = %sims.deepgram.base_url(), openai = %sims.openai.base_url(), elevenlabs = %sims.elevenlabs.base_url(),
-            "sandbox mode: no provider keys configured ({}), provider simulators started in-process",
-            KEY_ENV.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(", ")
+            "sandbox mode: no provider keys configured (DEEPGRAM_API_KEY, OPENAI_API_KEY, …), provider simulators started in-process"
         );
         Some(sims)
     } else {
@@ -144,34 +126,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         tts_sample_rate: 16000,
         vault,
     };
-    let admin_token = std::env::var("SWITCHBOARD_ADMIN_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(SecretString::from);
+    let admin_token = std::env::var("SWITCHBOARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from);
     if admin_token.is_none() {
         tracing::info!("SWITCHBOARD_ADMIN_TOKEN not set: the /api endpoints are open and the admin endpoints are off");
     }
-    let state = AppState {
-        deps: Arc::new(deps),
-        prometheus,
-        admin_token,
-        sandbox,
-        public_url: args.public_url.clone(),
-    };
+    let state =
+        AppState { deps: Arc::new(deps), prometheus, admin_token, sandbox, public_url: args.public_url.clone() };
     let app = api::router(state);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!(
-        "switchboard listening on http://{addr}{}",
-        if sandbox { " (sandbox)" } else { "" }
-    );
+    println!("switchboard listening on http://{addr}{}", if sandbox { " (sandbox)" } else { "" });
     tracing::info!(%addr, sandbox, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
     tracing::info!("shut down");
     Ok(std::process::ExitCode::SUCCESS)
 }

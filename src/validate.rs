@@ -6,32 +6,14 @@ use secrecy::SecretString;
 use std::time::Duration;
 
 /// `Ok` when the provider accepted the key; else a stable code and a message without the key.
-pub async fn check(
-    s: &AppState,
-    provider: &str,
-    key: &SecretString,
-) -> Result<(), (String, String)> {
+pub async fn check(s: &AppState, provider: &str, key: &SecretString) -> Result<(), (String, String)> {
     let Some(base) = s.deps.resolver.base_url(provider).cloned() else {
-        return Err((
-            "unknown_provider".into(),
-            format!("no endpoint configured for {provider}"),
-        ));
+        return Err(("unknown_provider".into(), format!("no endpoint configured for {provider}")));
     };
     let timeout = Duration::from_secs(10);
-    let timed_out = || {
-        (
-            "timeout".to_string(),
-            format!("{provider} did not answer in time"),
-        )
-    };
+    let timed_out = || ("timeout".to_string(), format!("{provider} did not answer in time"));
     if let Some(stt) = s.deps.providers.stt.get(provider) {
-        let req = stt::SttRequest {
-            base_url: &base,
-            key,
-            model: "nova-3",
-            sample_rate: 16000,
-            language: "en",
-        };
+        let req = stt::SttRequest { base_url: &base, key, model: "nova-3", sample_rate: 16000, language: "en" };
         return match tokio::time::timeout(timeout, stt.connect(req)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.audio.send(stt::SttInput::Close).await;
@@ -56,9 +38,7 @@ pub async fn check(
                 drop(stream.text);
                 loop {
                     match tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
-                        Ok(Some(tts::TtsEvent::Error(e))) => {
-                            return Err((e.code().to_string(), e.to_string()))
-                        }
+                        Ok(Some(tts::TtsEvent::Error(e))) => return Err((e.code().to_string(), e.to_string())),
                         Ok(Some(_)) => continue,
                         Ok(None) | Err(_) => return Ok(()),
                     }
@@ -70,16 +50,11 @@ pub async fn check(
     }
     if s.deps.providers.llm.contains_key(provider) {
         let http = reqwest::Client::new();
-        return match tokio::time::timeout(timeout, llm::validate_key(provider, &http, &base, key))
-            .await
-        {
+        return match tokio::time::timeout(timeout, llm::validate_key(provider, &http, &base, key)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err((e.code().to_string(), e.to_string())),
             Err(_) => Err(timed_out()),
         };
     }
-    Err((
-        "not_supported".into(),
-        format!("no adapter for {provider} yet, so its key cannot be checked"),
-    ))
+    Err(("not_supported".into(), format!("no adapter for {provider} yet, so its key cannot be checked")))
 }

@@ -20,6 +20,8 @@ fn start(extra_sim_keys: &[(&str, &str)]) -> Env {
         ("deepgram", "platform-dg-0001"),
         ("openai", "platform-oa-0002"),
         ("elevenlabs", "platform-el-0003"),
+        ("anthropic", "platform-an-0004"),
+        ("google", "platform-go-0005"),
     ];
     keys.extend_from_slice(extra_sim_keys);
     let sim = Sim::start(&keys, &[]);
@@ -28,6 +30,8 @@ fn start(extra_sim_keys: &[(&str, &str)]) -> Env {
             ("DEEPGRAM_API_KEY", "platform-dg-0001".into()),
             ("OPENAI_API_KEY", "platform-oa-0002".into()),
             ("ELEVENLABS_API_KEY", "platform-el-0003".into()),
+            ("ANTHROPIC_API_KEY", "platform-an-0004".into()),
+            ("GOOGLE_API_KEY", "platform-go-0005".into()),
             ("SWITCHBOARD_ADMIN_TOKEN", ADMIN.into()),
             ("SWITCHBOARD_MASTER_KEYS", MASTER.into()),
         ],
@@ -39,12 +43,7 @@ fn start(extra_sim_keys: &[(&str, &str)]) -> Env {
 impl Env {
     fn req(&self, method: &str, path: &str, body: Option<Value>, key: &str) -> (u16, Value) {
         let body = body.map(|b| b.to_string());
-        let (status, text) = http(
-            method,
-            &format!("{}{path}", self.server.url),
-            body.as_deref(),
-            Some(key),
-        );
+        let (status, text) = http(method, &format!("{}{path}", self.server.url), body.as_deref(), Some(key));
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
@@ -56,10 +55,7 @@ impl Env {
             ADMIN,
         );
         assert_eq!(status, 201, "{v}");
-        (
-            v["orgId"].as_str().unwrap().to_string(),
-            v["apiKey"].as_str().unwrap().to_string(),
-        )
+        (v["orgId"].as_str().unwrap().to_string(), v["apiKey"].as_str().unwrap().to_string())
     }
 
     fn agent(&self, key: &str, llm: (&str, &str)) -> (u16, Value) {
@@ -78,77 +74,39 @@ fn model_access_has_three_gates_and_agents_are_refused_with_stable_codes() {
     let env = start(&[]);
     let (_, pro) = env.org("pro", 0);
     let (_, free) = env.org("free", 0);
-    let access = |key: &str, q: &str| {
-        env.req("GET", &format!("/api/models/access?{q}"), None, key)
-            .1
-    };
+    let access = |key: &str, q: &str| env.req("GET", &format!("/api/models/access?{q}"), None, key).1;
 
     let a = access(&pro, "service=llm&provider=openai&model=gpt-9");
-    assert_eq!(
-        (a["allowed"].clone(), a["reason"].clone()),
-        (json!(false), json!("unknown_model"))
-    );
-    let a = access(
-        &free,
-        "service=tts&provider=elevenlabs&model=eleven_turbo_v2_5",
-    );
-    assert_eq!(
-        (a["reason"].clone(), a["planAllowed"].clone()),
-        (json!("plan_restricted"), json!(false))
-    );
+    assert_eq!((a["allowed"].clone(), a["reason"].clone()), (json!(false), json!("unknown_model")));
+    let a = access(&free, "service=tts&provider=elevenlabs&model=eleven_turbo_v2_5");
+    assert_eq!((a["reason"].clone(), a["planAllowed"].clone()), (json!("plan_restricted"), json!(false)));
     let a = access(&pro, "service=llm&model=llama-3.1-8b-instant");
     assert_eq!(a["provider"], "groq", "provider found from the model");
     assert_eq!(
-        (
-            a["reason"].clone(),
-            a["requiresKey"].clone(),
-            a["managed"].clone()
-        ),
+        (a["reason"].clone(), a["requiresKey"].clone(), a["managed"].clone()),
         (json!("byok_key_required"), json!(true), json!(false))
     );
     let a = access(&pro, "service=llm&provider=openai&model=gpt-4o-mini");
     assert_eq!(
-        (
-            a["allowed"].clone(),
-            a["managed"].clone(),
-            a["hasKey"].clone()
-        ),
+        (a["allowed"].clone(), a["managed"].clone(), a["hasKey"].clone()),
         (json!(true), json!(true), json!(false))
     );
 
     let (status, v) = env.agent(&pro, ("groq", "llama-3.1-8b-instant"));
     assert_eq!(status, 400);
     assert_eq!(v["error"]["code"], "PROVIDER_KEY_REQUIRED");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("groq"),
-        "{v}"
-    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("groq"), "{v}");
     let (status, v) = env.agent(&pro, ("openai", "gpt-9"));
-    assert_eq!(
-        (status, v["error"]["code"].clone()),
-        (400, json!("MODEL_NOT_ALLOWED"))
-    );
+    assert_eq!((status, v["error"]["code"].clone()), (400, json!("MODEL_NOT_ALLOWED")));
     let (status, v) = env.agent(&free, ("anthropic", "claude-sonnet-4-5"));
-    assert_eq!(
-        (status, v["error"]["code"].clone()),
-        (400, json!("MODEL_NOT_ALLOWED")),
-        "not on the free plan"
-    );
+    assert_eq!((status, v["error"]["code"].clone()), (400, json!("MODEL_NOT_ALLOWED")), "not on the free plan");
 
     // With the org's own groq key and the toggle on, the same agent registers.
-    let (status, _) = env.req(
-        "PUT",
-        "/api/credentials",
-        Some(json!({"provider": "groq", "apiKey": "gsk-test-abcd"})),
-        &pro,
-    );
+    let (status, _) =
+        env.req("PUT", "/api/credentials", Some(json!({"provider": "groq", "apiKey": "gsk-test-abcd"})), &pro);
     assert_eq!(status, 200);
     let (status, v) = env.agent(&pro, ("groq", "llama-3.1-8b-instant"));
-    assert_eq!(
-        (status, v["error"]["code"].clone()),
-        (400, json!("PROVIDER_KEY_REQUIRED")),
-        "toggle still off"
-    );
+    assert_eq!((status, v["error"]["code"].clone()), (400, json!("PROVIDER_KEY_REQUIRED")), "toggle still off");
     let (status, _) = env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &pro);
     assert_eq!(status, 200);
     let (status, v) = env.agent(&pro, ("groq", "llama-3.1-8b-instant"));
@@ -159,28 +117,13 @@ fn model_access_has_three_gates_and_agents_are_refused_with_stable_codes() {
     let (status, body) = http_get(&format!("{}/api/rates/models", env.server.url));
     assert_eq!(status, 200);
     let rates: Value = serde_json::from_str(&body).unwrap();
-    assert!(rates["managedProviders"]["llm"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("openai")));
-    assert!(!rates["managedProviders"]["llm"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("groq")));
+    assert!(rates["managedProviders"]["llm"].as_array().unwrap().contains(&json!("openai")));
+    assert!(!rates["managedProviders"]["llm"].as_array().unwrap().contains(&json!("groq")));
     let (_, cat) = env.req("GET", "/api/models/catalog", None, &pro);
-    let groq = cat["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["model"] == "llama-3.1-8b-instant")
-        .cloned()
-        .unwrap();
+    let groq =
+        cat["models"].as_array().unwrap().iter().find(|m| m["model"] == "llama-3.1-8b-instant").cloned().unwrap();
     assert_eq!(groq["allowed"], true);
-    assert_eq!(
-        http_get(&format!("{}/api/models/catalog", env.server.url)).0,
-        401,
-        "the catalog needs an org key"
-    );
+    assert_eq!(http_get(&format!("{}/api/models/catalog", env.server.url)).0, 401, "the catalog needs an org key");
 }
 
 #[test]
@@ -189,12 +132,8 @@ fn saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs() {
     let (_, a) = env.org("pro", 0);
     let (_, b) = env.org("pro", 0);
     let canary = "sk-LEAKCANARY-vault-9z9z";
-    let (status, v) = env.req(
-        "PUT",
-        "/api/credentials",
-        Some(json!({"provider": "openai", "apiKey": canary, "name": "main"})),
-        &a,
-    );
+    let (status, v) =
+        env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": canary, "name": "main"})), &a);
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["last4"], "9z9z");
     let id = v["id"].as_str().unwrap().to_string();
@@ -203,71 +142,30 @@ fn saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs() {
     assert_eq!(v["provider"], "bedrock");
     let (_, list) = env.req("GET", "/api/credentials", None, &a);
     assert_eq!(list["credentials"].as_array().unwrap().len(), 2);
-    let (status, v) = env.req(
-        "PUT",
-        "/api/credentials",
-        Some(json!({"provider": "openai"})),
-        &a,
-    );
-    assert_eq!(
-        (status, v["error"]["code"].clone()),
-        (400, json!("bad_request"))
-    );
-    let (status, _) = env.req(
-        "PUT",
-        "/api/credentials",
-        Some(json!({"provider": "nope", "apiKey": "x"})),
-        &a,
-    );
+    let (status, v) = env.req("PUT", "/api/credentials", Some(json!({"provider": "openai"})), &a);
+    assert_eq!((status, v["error"]["code"].clone()), (400, json!("bad_request")));
+    let (status, _) = env.req("PUT", "/api/credentials", Some(json!({"provider": "nope", "apiKey": "x"})), &a);
     assert_eq!(status, 400);
 
     // Org B sees nothing of A's and gets 404 for A's ids.
     let (_, list_b) = env.req("GET", "/api/credentials", None, &b);
     assert_eq!(list_b["credentials"], json!([]));
-    assert_eq!(
-        env.req("DELETE", &format!("/api/credentials/{id}"), None, &b)
-            .0,
-        404
-    );
+    assert_eq!(env.req("DELETE", &format!("/api/credentials/{id}"), None, &b).0, 404);
     let (status, agent) = env.agent(&a, ("openai", "gpt-4o-mini"));
     assert_eq!(status, 201);
     let agent_id = agent["id"].as_str().unwrap();
-    assert_eq!(
-        env.req("GET", &format!("/api/agents/{agent_id}"), None, &b)
-            .0,
-        404
-    );
-    assert_eq!(
-        env.req("GET", &format!("/api/agents/{agent_id}"), None, &a)
-            .0,
-        200
-    );
-    assert_eq!(
-        env.req("GET", "/api/credentials", None, "sk_not_a_key").0,
-        401
-    );
-    assert_eq!(
-        env.req("DELETE", &format!("/api/credentials/{id}"), None, &a)
-            .0,
-        204
-    );
-    assert_eq!(
-        env.req("DELETE", &format!("/api/credentials/{id}"), None, &a)
-            .0,
-        404
-    );
+    assert_eq!(env.req("GET", &format!("/api/agents/{agent_id}"), None, &b).0, 404);
+    assert_eq!(env.req("GET", &format!("/api/agents/{agent_id}"), None, &a).0, 200);
+    assert_eq!(env.req("GET", "/api/credentials", None, "sk_not_a_key").0, 401);
+    assert_eq!(env.req("DELETE", &format!("/api/credentials/{id}"), None, &a).0, 204);
+    assert_eq!(env.req("DELETE", &format!("/api/credentials/{id}"), None, &a).0, 404);
 
     let db = std::fs::read(env.server.dir.join("sb.db")).unwrap_or_default();
     let wal = std::fs::read(env.server.dir.join("sb.db-wal")).unwrap_or_default();
-    for text in [
-        String::from_utf8_lossy(&db).to_string(),
-        String::from_utf8_lossy(&wal).to_string(),
-        env.server.log_text(),
-    ] {
-        assert!(
-            !text.contains("LEAKCANARY"),
-            "a saved key is readable at rest or in the log"
-        );
+    for text in
+        [String::from_utf8_lossy(&db).to_string(), String::from_utf8_lossy(&wal).to_string(), env.server.log_text()]
+    {
+        assert!(!text.contains("LEAKCANARY"), "a saved key is readable at rest or in the log");
     }
     drop(env.sim);
 }
@@ -283,27 +181,14 @@ fn a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet() {
     );
     assert_eq!(status, 200);
     let (org_id, key) = env.org("tiny", 1_000_000);
-    let (_, cred) = env.req(
-        "PUT",
-        "/api/credentials",
-        Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY1"})),
-        &key,
-    );
-    env.req(
-        "PUT",
-        "/api/byok",
-        Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})),
-        &key,
-    );
+    let (_, cred) =
+        env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY1"})), &key);
+    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})), &key);
     let (status, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
     assert_eq!(status, 201, "{agent}");
     let agent_id = agent["id"].as_str().unwrap();
 
-    let out = call(
-        &env.server.url,
-        &asset("simple.wav"),
-        &["--agent", agent_id, "--token", ADMIN],
-    );
+    let out = call(&env.server.url, &asset("simple.wav"), &["--agent", agent_id, "--token", ADMIN]);
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
         out.agent_turns(),
@@ -321,59 +206,30 @@ fn a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet() {
         );
     }
     let seen = env.sim.control("/keys");
-    assert!(
-        seen["openai"].as_array().unwrap().contains(&json!("KEY1")),
-        "the org's key served the LLM: {seen}"
-    );
-    assert!(
-        !seen["openai"].as_array().unwrap().contains(&json!("0002")),
-        "the platform's OpenAI key was not used"
-    );
+    assert!(seen["openai"].as_array().unwrap().contains(&json!("KEY1")), "the org's key served the LLM: {seen}");
+    assert!(!seen["openai"].as_array().unwrap().contains(&json!("0002")), "the platform's OpenAI key was not used");
 
-    let total: i64 = usage
-        .iter()
-        .map(|u| u["amount_micros"].as_i64().unwrap())
-        .sum();
-    let wallet_spent: i64 = usage
-        .iter()
-        .filter(|u| u["billed_to"] == "wallet")
-        .map(|u| u["amount_micros"].as_i64().unwrap())
-        .sum();
-    assert!(
-        total > 3000,
-        "the call costs more than the plan's credits: {total}"
-    );
-    assert!(
-        usage.iter().any(|u| u["billed_to"] == "managed"),
-        "credits were spent first"
-    );
+    let total: i64 = usage.iter().map(|u| u["amount_micros"].as_i64().unwrap()).sum();
+    let wallet_spent: i64 =
+        usage.iter().filter(|u| u["billed_to"] == "wallet").map(|u| u["amount_micros"].as_i64().unwrap()).sum();
+    assert!(total > 3000, "the call costs more than the plan's credits: {total}");
+    assert!(usage.iter().any(|u| u["billed_to"] == "managed"), "credits were spent first");
     assert!(wallet_spent > 0, "then the wallet");
     let (_, bal) = env.req("GET", "/api/balance", None, &key);
     assert_eq!(bal["creditsLeftMicros"], 0);
     let wallet_debited = 1_000_000 - bal["walletMicros"].as_i64().unwrap();
     // BYOK markup is paid from credits or wallet too but keeps its `byok` tag, so the wallet
     // lost at least the `wallet` lines and at most those plus the markup.
-    let markup: i64 = usage
-        .iter()
-        .filter(|u| u["billed_to"] == "byok")
-        .map(|u| u["amount_micros"].as_i64().unwrap())
-        .sum();
+    let markup: i64 =
+        usage.iter().filter(|u| u["billed_to"] == "byok").map(|u| u["amount_micros"].as_i64().unwrap()).sum();
     assert!(
         wallet_debited >= wallet_spent && wallet_debited <= wallet_spent + markup,
         "{wallet_debited} vs {wallet_spent}+{markup}"
     );
-    assert_eq!(
-        total,
-        3000 + wallet_debited,
-        "credits fully used, the rest from the wallet, nothing twice"
-    );
+    assert_eq!(total, 3000 + wallet_debited, "credits fully used, the rest from the wallet, nothing twice");
     let (_, u) = env.req("GET", "/api/usage", None, &key);
     assert_eq!(u["totalMicros"].as_i64().unwrap(), total);
-    assert!(u["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|r| r["org_id"] == org_id.as_str()));
+    assert!(u["records"].as_array().unwrap().iter().all(|r| r["org_id"] == org_id.as_str()));
 }
 
 #[test]
@@ -388,76 +244,35 @@ fn a_call_that_cannot_be_funded_is_refused_before_any_provider_is_called() {
     let (org_id, key) = env.org("nocredit", 0);
     let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
     let agent_id = agent["id"].as_str().unwrap().to_string();
-    let out = call(
-        &env.server.url,
-        &asset("simple.wav"),
-        &["--agent", &agent_id, "--token", ADMIN],
-    );
+    let out = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
     assert!(!out.ok);
-    assert!(
-        out.of("error")
-            .iter()
-            .any(|e| e["code"] == "insufficient_funds"),
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        env.sim.control("/keys")["deepgram"],
-        json!([]),
-        "no provider was called"
-    );
+    assert!(out.of("error").iter().any(|e| e["code"] == "insufficient_funds"), "{}", out.stdout);
+    assert_eq!(env.sim.control("/keys")["deepgram"], json!([]), "no provider was called");
 
     // A top-up makes the next call go through.
-    let (status, _) = env.req(
-        "POST",
-        &format!("/api/admin/orgs/{org_id}/wallet"),
-        Some(json!({"amountMicros": 500_000})),
-        ADMIN,
-    );
+    let (status, _) =
+        env.req("POST", &format!("/api/admin/orgs/{org_id}/wallet"), Some(json!({"amountMicros": 500_000})), ADMIN);
     assert_eq!(status, 200);
-    let out = call(
-        &env.server.url,
-        &asset("simple.wav"),
-        &["--agent", &agent_id, "--token", ADMIN],
-    );
+    let out = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
     assert!(out.ok, "{}", out.stdout);
-    assert!(out
-        .of("usage")
-        .iter()
-        .filter(|u| u["service"] != "llm")
-        .all(|u| u["billed_to"] == "wallet"));
+    assert!(out.of("usage").iter().filter(|u| u["service"] != "llm").all(|u| u["billed_to"] == "wallet"));
 }
 
 #[test]
 fn a_toggle_flip_mid_call_changes_only_the_next_call() {
     let env = start(&[("openai", "sk-org-own-KEY2")]);
     let (_, key) = env.org("pro", 0);
-    env.req(
-        "PUT",
-        "/api/credentials",
-        Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY2"})),
-        &key,
-    );
+    env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY2"})), &key);
     env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &key);
     let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
     let agent_id = agent["id"].as_str().unwrap().to_string();
     let url = env.server.url.clone();
     let a = agent_id.clone();
-    let first = std::thread::spawn(move || {
-        call(
-            &url,
-            &asset("simple.wav"),
-            &["--agent", &a, "--token", ADMIN],
-        )
-    });
+    let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--agent", &a, "--token", ADMIN]));
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let (status, v) = env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": false})), &key);
     assert_eq!((status, v["useOwnKeys"].clone()), (200, json!(false)));
-    let second = call(
-        &env.server.url,
-        &asset("simple.wav"),
-        &["--agent", &agent_id, "--token", ADMIN],
-    );
+    let second = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
     let first = first.join().unwrap();
     assert!(first.ok && second.ok, "{}\n{}", first.stdout, second.stdout);
     let llm_billing = |c: &CallOut| -> Vec<String> {
@@ -467,21 +282,10 @@ fn a_toggle_flip_mid_call_changes_only_the_next_call() {
             .map(|u| u["billed_to"].as_str().unwrap().to_string())
             .collect()
     };
-    assert!(
-        !llm_billing(&first).is_empty() && llm_billing(&first).iter().all(|b| b == "byok"),
-        "call 1 kept BYOK"
-    );
-    assert!(
-        llm_billing(&second).iter().all(|b| b == "managed"),
-        "call 2 is on the platform key"
-    );
+    assert!(!llm_billing(&first).is_empty() && llm_billing(&first).iter().all(|b| b == "byok"), "call 1 kept BYOK");
+    assert!(llm_billing(&second).iter().all(|b| b == "managed"), "call 2 is on the platform key");
     let seen = env.sim.control("/keys");
-    let oa: Vec<&str> = seen["openai"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let oa: Vec<&str> = seen["openai"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(oa.contains(&"KEY2") && oa.contains(&"0002"), "{seen}");
 }
 
@@ -489,112 +293,50 @@ fn a_toggle_flip_mid_call_changes_only_the_next_call() {
 fn agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet() {
     let env = start(&[("openai", "sk-agency-own-KEY3")]);
     let (owner_id, owner) = env.org("pro", 2_000_000);
-    env.req(
-        "PUT",
-        "/api/credentials",
-        Some(json!({"provider": "openai", "apiKey": "sk-agency-own-KEY3"})),
-        &owner,
-    );
-    env.req(
-        "PUT",
-        "/api/byok",
-        Some(json!({"useOwnKeys": true})),
-        &owner,
-    );
+    env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-agency-own-KEY3"})), &owner);
+    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &owner);
     let (status, v) = env.req(
         "POST",
         "/api/admin/orgs",
-        Some(
-            json!({"name": "client co", "plan": "pro", "parentOrgId": owner_id, "walletMicros": 0}),
-        ),
+        Some(json!({"name": "client co", "plan": "pro", "parentOrgId": owner_id, "walletMicros": 0})),
         ADMIN,
     );
     assert_eq!(status, 201, "{v}");
     let sub = v["apiKey"].as_str().unwrap().to_string();
     let sub_id = v["orgId"].as_str().unwrap().to_string();
-    let a = env
-        .req(
-            "GET",
-            "/api/models/access?service=llm&provider=openai&model=gpt-4o-mini",
-            None,
-            &sub,
-        )
-        .1;
+    let a = env.req("GET", "/api/models/access?service=llm&provider=openai&model=gpt-4o-mini", None, &sub).1;
     assert_eq!(a["hasKey"], true, "the sub-account sees the owner's key");
     let (_, agent) = env.agent(&sub, ("openai", "gpt-4o-mini"));
     let agent_id = agent["id"].as_str().unwrap().to_string();
 
-    let out = call(
-        &env.server.url,
-        &asset("simple.wav"),
-        &["--agent", &agent_id, "--token", ADMIN],
-    );
+    let out = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
     assert!(out.ok, "{}", out.stdout);
     let usage = out.of("usage");
     let llm: Vec<&&Value> = usage.iter().filter(|u| u["service"] == "llm").collect();
-    assert!(
-        !llm.is_empty() && llm.iter().all(|u| u["billed_to"] == "byok"),
-        "owner's key, billed byok"
-    );
-    assert!(
-        out.of("usage")
-            .iter()
-            .all(|u| u["org_id"] == sub_id.as_str()),
-        "the sub-account pays its own lines"
-    );
+    assert!(!llm.is_empty() && llm.iter().all(|u| u["billed_to"] == "byok"), "owner's key, billed byok");
+    assert!(out.of("usage").iter().all(|u| u["org_id"] == sub_id.as_str()), "the sub-account pays its own lines");
 
     // Wallet deduction on: platform keys, and the owner's money pays.
-    env.req(
-        "PUT",
-        "/api/byok",
-        Some(json!({"walletDeduction": true})),
-        &owner,
-    );
+    env.req("PUT", "/api/byok", Some(json!({"walletDeduction": true})), &owner);
     let owner_before = env.req("GET", "/api/balance", None, &owner).1;
-    let out = call(
-        &env.server.url,
-        &asset("simple.wav"),
-        &["--agent", &agent_id, "--token", ADMIN],
-    );
+    let out = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
     assert!(out.ok, "{}", out.stdout);
-    assert!(
-        out.of("usage")
-            .iter()
-            .all(|u| u["billed_to"] == "managed" || u["billed_to"] == "wallet"),
-        "platform keys"
-    );
-    assert!(
-        out.of("usage")
-            .iter()
-            .all(|u| u["org_id"] == owner_id.as_str()),
-        "charged to the owner"
-    );
+    assert!(out.of("usage").iter().all(|u| u["billed_to"] == "managed" || u["billed_to"] == "wallet"), "platform keys");
+    assert!(out.of("usage").iter().all(|u| u["org_id"] == owner_id.as_str()), "charged to the owner");
     let owner_after = env.req("GET", "/api/balance", None, &owner).1;
-    let spent: i64 = out
-        .of("usage")
-        .iter()
-        .map(|u| u["amount_micros"].as_i64().unwrap())
-        .sum();
+    let spent: i64 = out.of("usage").iter().map(|u| u["amount_micros"].as_i64().unwrap()).sum();
     assert_eq!(
-        owner_before["creditsLeftMicros"].as_i64().unwrap()
-            - owner_after["creditsLeftMicros"].as_i64().unwrap(),
+        owner_before["creditsLeftMicros"].as_i64().unwrap() - owner_after["creditsLeftMicros"].as_i64().unwrap(),
         spent,
         "the owner's credits paid"
     );
     let seen = env.sim.control("/keys");
-    assert_eq!(
-        seen["openai"].as_array().unwrap().last().unwrap(),
-        "0002",
-        "the second call used the platform key"
-    );
+    assert_eq!(seen["openai"].as_array().unwrap().last().unwrap(), "0002", "the second call used the platform key");
 }
 
 #[test]
 fn checking_saved_keys_makes_one_real_call_per_provider() {
-    let env = start(&[
-        ("openai", "sk-org-good-KEY4"),
-        ("deepgram", "dg-org-good-KEY5"),
-    ]);
+    let env = start(&[("openai", "sk-org-good-KEY4"), ("deepgram", "dg-org-good-KEY5")]);
     let (_, key) = env.org("pro", 0);
     for (p, k, name) in [
         ("openai", "sk-org-good-KEY4", "good"),
@@ -602,19 +344,11 @@ fn checking_saved_keys_makes_one_real_call_per_provider() {
         ("deepgram", "dg-org-good-KEY5", "good"),
         ("elevenlabs", "el-org-bad-NOPE", "bad"),
     ] {
-        let (status, _) = env.req(
-            "PUT",
-            "/api/credentials",
-            Some(json!({"provider": p, "apiKey": k, "name": name})),
-            &key,
-        );
+        let (status, _) =
+            env.req("PUT", "/api/credentials", Some(json!({"provider": p, "apiKey": k, "name": name})), &key);
         assert_eq!(status, 200);
     }
-    assert_eq!(
-        env.sim.control("/keys")["openai"],
-        json!([]),
-        "saving never validates"
-    );
+    assert_eq!(env.sim.control("/keys")["openai"], json!([]), "saving never validates");
     let (status, v) = env.req("POST", "/api/credentials/check", None, &key);
     assert_eq!(status, 200, "{v}");
     let results = v["results"].as_array().unwrap();
@@ -629,17 +363,34 @@ fn checking_saved_keys_makes_one_real_call_per_provider() {
     assert_eq!(status_of("deepgram", "good").as_deref(), Some("ok"));
     assert_eq!(status_of("elevenlabs", "bad").as_deref(), Some("error"));
     let text = v.to_string();
-    for k in [
-        "sk-org-good-KEY4",
-        "sk-org-bad-NOPE",
-        "dg-org-good-KEY5",
-        "el-org-bad-NOPE",
-        "org-bad",
-        "org-good",
-    ] {
-        assert!(
-            !text.contains(k),
-            "no key in the answer, only last 4: {text}"
-        );
+    for k in ["sk-org-good-KEY4", "sk-org-bad-NOPE", "dg-org-good-KEY5", "el-org-bad-NOPE", "org-bad", "org-good"] {
+        assert!(!text.contains(k), "no key in the answer, only last 4: {text}");
     }
+}
+
+#[test]
+fn calls_run_through_anthropic_and_gemini_agents() {
+    let env = start(&[]);
+    let (_, key) = env.org("pro", 1_000_000);
+    for (provider, model) in [("anthropic", "claude-haiku-4-5"), ("google", "gemini-2.5-flash")] {
+        let (status, agent) = env.agent(&key, (provider, model));
+        assert_eq!(status, 201, "{agent}");
+        let out =
+            call(&env.server.url, &asset("simple.wav"), &["--agent", agent["id"].as_str().unwrap(), "--token", ADMIN]);
+        assert!(out.ok, "{provider}: {}\n{}", out.stdout, out.stderr);
+        assert_eq!(
+            out.agent_turns(),
+            vec!["We are open from nine in the morning to five in the evening, Monday to Friday."]
+        );
+        let llm: Vec<&Value> = out.of("usage").into_iter().filter(|u| u["service"] == "llm").collect();
+        assert!(!llm.is_empty());
+        for u in llm {
+            assert_eq!((u["provider"].as_str(), u["model"].as_str()), (Some(provider), Some(model)));
+            assert_eq!(u["estimated"], false, "provider-reported tokens: {u}");
+            assert_eq!(u["billed_to"], "managed");
+        }
+    }
+    let seen = env.sim.control("/keys");
+    assert_eq!(seen["anthropic"], json!(["0004"]));
+    assert_eq!(seen["google"], json!(["0005"]));
 }

@@ -7,8 +7,7 @@ use serde_json::Value;
 use std::time::Duration;
 use util::*;
 
-const HOURS: &str =
-    "We are open from nine in the morning to five in the evening, Monday to Friday.";
+const HOURS: &str = "We are open from nine in the morning to five in the evening, Monday to Friday.";
 const STORY_START: &str = "Once upon a time, a small boat left the harbour at dawn.";
 
 fn within(actual: f64, expected: f64, pct: f64) -> bool {
@@ -22,84 +21,47 @@ fn assert_ok(out: &CallOut) {
 #[test]
 fn simple_call_over_twilio_in_sandbox_transcribes_answers_and_bills() {
     let server = Server::sandbox();
-    assert!(
-        server.log_text().contains("sandbox mode"),
-        "log: {}",
-        server.log_text()
-    );
+    assert!(server.log_text().contains("sandbox mode"), "log: {}", server.log_text());
     let out = call(&server.url, &asset("simple.wav"), &[]);
     assert_ok(&out);
 
-    assert_eq!(
-        out.texts("transcript"),
-        vec!["Hello, what are your opening hours?"]
-    );
+    assert_eq!(out.texts("transcript"), vec!["Hello, what are your opening hours?"]);
     assert_eq!(out.agent_turns(), vec![HOURS]);
     assert!(
-        out.of("audio")
-            .iter()
-            .map(|a| a["ms"].as_u64().unwrap_or(0))
-            .sum::<u64>()
-            > 2000,
+        out.of("audio").iter().map(|a| a["ms"].as_u64().unwrap_or(0)).sum::<u64>() > 2000,
         "agent audio reached the caller"
     );
 
     // One line per service, quantities within 5% of what was sent.
     let (stt_s, stt_amount) = out.usage_sum("stt");
-    assert!(
-        within(stt_s, duration_s("simple"), 5.0),
-        "stt seconds {stt_s} vs {}",
-        duration_s("simple")
-    );
+    assert!(within(stt_s, duration_s("simple"), 5.0), "stt seconds {stt_s} vs {}", duration_s("simple"));
     assert_eq!(
         stt_amount,
         ((stt_s * 1000.0).round() as i64 * 4800 + 59_999) / 60_000,
         "nova-3 at $0.0048/min, rounded up"
     );
     let (chars, _) = out.usage_sum("tts");
-    assert!(
-        within(chars, HOURS.len() as f64, 5.0),
-        "tts characters {chars} vs {}",
-        HOURS.len()
-    );
+    assert!(within(chars, HOURS.len() as f64, 5.0), "tts characters {chars} vs {}", HOURS.len());
     let (out_tokens, _) = out.usage_sum("llm.output");
-    assert_eq!(
-        out_tokens,
-        HOURS.split_whitespace().count() as f64,
-        "provider-reported output tokens"
-    );
+    assert_eq!(out_tokens, HOURS.split_whitespace().count() as f64, "provider-reported output tokens");
     let (in_tokens, _) = out.usage_sum("llm.input");
     assert!(in_tokens > 10.0);
     let (minutes, _) = out.usage_sum("telephony");
-    assert!(
-        within(minutes * 60.0, duration_s("simple"), 15.0),
-        "telephony minutes {minutes}"
-    );
+    assert!(within(minutes * 60.0, duration_s("simple"), 15.0), "telephony minutes {minutes}");
     for u in out.of("usage") {
         assert_eq!(u["billed_to"], "managed", "{u}");
         assert!(u["amount_micros"].is_i64(), "money is an integer: {u}");
         assert_eq!(u["session_id"], out.of("usage")[0]["session_id"]);
     }
-    let llm_out = out
-        .of("usage")
-        .into_iter()
-        .find(|u| u["line"] == "llm.output")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let llm_out = out.of("usage").into_iter().find(|u| u["line"] == "llm.output").cloned().unwrap_or(Value::Null);
     assert_eq!(llm_out["estimated"], false);
 
     // The same records are in the store, and the metrics saw the call.
     let stored = server.get(&format!("/api/calls/{}", out.call_sid()));
     assert_eq!(stored["status"], "closed");
     assert_eq!(stored["end_reason"], "hangup");
-    assert_eq!(
-        stored["usage"].as_array().map(Vec::len),
-        Some(out.of("usage").len())
-    );
-    assert_eq!(
-        stored["plan"]["stt"]["credential"]["id"],
-        "managed:deepgram"
-    );
+    assert_eq!(stored["usage"].as_array().map(Vec::len), Some(out.of("usage").len()));
+    assert_eq!(stored["plan"]["stt"]["credential"]["id"], "managed:deepgram");
     let m = server.metrics();
     for name in [
         "switchboard_sessions_total",
@@ -111,10 +73,7 @@ fn simple_call_over_twilio_in_sandbox_transcribes_answers_and_bills() {
         assert!(m.contains(name), "metric {name} missing:\n{m}");
     }
     assert!(m.contains(r#"billed_to="managed""#));
-    assert!(
-        m.contains("switchboard_sessions_active 0"),
-        "no session left running:\n{m}"
-    );
+    assert!(m.contains("switchboard_sessions_active 0"), "no session left running:\n{m}");
 }
 
 #[test]
@@ -143,27 +102,14 @@ fn multi_turn_call_keeps_the_conversation_in_order() {
     assert!(within(stt_s, duration_s("multi_turn"), 5.0));
     let expected_chars: usize = out.agent_turns().iter().map(|t| t.len()).sum();
     let (chars, _) = out.usage_sum("tts");
-    assert!(
-        within(chars, expected_chars as f64, 5.0),
-        "{chars} vs {expected_chars}"
-    );
+    assert!(within(chars, expected_chars as f64, 5.0), "{chars} vs {expected_chars}");
 }
 
 #[test]
 fn caller_talking_over_the_agent_cuts_it_off_and_truncates_the_reply() {
-    let sim = Sim::start(
-        &[
-            ("deepgram", "dg-key-1"),
-            ("openai", "oa-key-1"),
-            ("elevenlabs", "el-key-1"),
-        ],
-        &[],
-    );
+    let sim = Sim::start(&[("deepgram", "dg-key-1"), ("openai", "oa-key-1"), ("elevenlabs", "el-key-1")], &[]);
     let mut args = sim.provider_args();
-    args.extend([
-        "--calls".into(),
-        root().join("assets/calls").display().to_string(),
-    ]);
+    args.extend(["--calls".into(), root().join("assets/calls").display().to_string()]);
     let server = Server::start(ServerOpts {
         env: vec![
             ("DEEPGRAM_API_KEY", "dg-key-1".into()),
@@ -176,10 +122,7 @@ fn caller_talking_over_the_agent_cuts_it_off_and_truncates_the_reply() {
     assert_ok(&out);
     assert_eq!(
         out.texts("transcript"),
-        vec![
-            "Can you tell me a long story about the sea?",
-            "Stop, stop, what are your opening hours?"
-        ]
+        vec!["Can you tell me a long story about the sea?", "Stop, stop, what are your opening hours?"]
     );
     let barge = out.of("barge_in");
     assert_eq!(barge.len(), 1, "{}", out.stdout);
@@ -188,26 +131,11 @@ fn caller_talking_over_the_agent_cuts_it_off_and_truncates_the_reply() {
     let turns = out.agent_turns();
     let story = &turns[0];
     assert!(story.starts_with(STORY_START), "{story}");
-    assert!(
-        !kept.is_empty() && story.starts_with(kept),
-        "kept {kept:?} is a prefix of the story"
-    );
-    assert!(
-        kept.len() < story.len() / 2,
-        "kept {} of {} characters",
-        kept.len(),
-        story.len()
-    );
-    assert!(
-        (1000..8000).contains(&played),
-        "played {played} ms before the caller cut in"
-    );
+    assert!(!kept.is_empty() && story.starts_with(kept), "kept {kept:?} is a prefix of the story");
+    assert!(kept.len() < story.len() / 2, "kept {} of {} characters", kept.len(), story.len());
+    assert!((1000..8000).contains(&played), "played {played} ms before the caller cut in");
     // ~50 ms of audio per character in the simulator: what was kept matches what was heard.
-    assert!(
-        within(kept.len() as f64, played as f64 / 50.0, 25.0),
-        "kept {} chars for {played} ms",
-        kept.len()
-    );
+    assert!(within(kept.len() as f64, played as f64 / 50.0, 25.0), "kept {} chars for {played} ms", kept.len());
     assert_eq!(turns.last().map(String::as_str), Some(HOURS));
 
     // The conversation sent with the next request holds the truncated reply, not the story.
@@ -228,17 +156,11 @@ fn client_websocket_call_with_pcm16() {
     let server = Server::sandbox();
     let out = call(&server.url, &asset("simple.wav"), &["--gateway", "client"]);
     assert_ok(&out);
-    assert_eq!(
-        out.texts("transcript"),
-        vec!["Hello, what are your opening hours?"]
-    );
+    assert_eq!(out.texts("transcript"), vec!["Hello, what are your opening hours?"]);
     assert_eq!(out.agent_turns(), vec![HOURS]);
     let (stt_s, _) = out.usage_sum("stt");
     assert!(within(stt_s, duration_s("simple"), 5.0));
-    assert!(
-        out.of("usage").iter().all(|u| u["line"] != "telephony"),
-        "no carrier on the client websocket"
-    );
+    assert!(out.of("usage").iter().all(|u| u["line"] != "telephony"), "no carrier on the client websocket");
 }
 
 #[test]
@@ -262,14 +184,9 @@ fn running_call_keeps_its_key_when_the_key_is_rotated() {
         args: sim.provider_args(),
     });
     let url = server.url.clone();
-    let first =
-        std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--token", "admin-secret"]));
+    let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--token", "admin-secret"]));
     std::thread::sleep(Duration::from_millis(1500)); // call 1 is connected and talking
-    for (p, k) in [
-        ("deepgram", "dg-new-BBBB"),
-        ("openai", "oa-new-BBBB"),
-        ("elevenlabs", "el-new-BBBB"),
-    ] {
+    for (p, k) in [("deepgram", "dg-new-BBBB"), ("openai", "oa-new-BBBB"), ("elevenlabs", "el-new-BBBB")] {
         let (status, body) = http(
             "PUT",
             &format!("{}/api/admin/managed-keys/{p}", server.url),
@@ -280,11 +197,7 @@ fn running_call_keeps_its_key_when_the_key_is_rotated() {
         assert!(!body.contains(k), "the key is not echoed");
         assert!(body.contains("BBBB"));
     }
-    let second = call(
-        &server.url,
-        &asset("simple.wav"),
-        &["--token", "admin-secret"],
-    );
+    let second = call(&server.url, &asset("simple.wav"), &["--token", "admin-secret"]);
     let first = first.join().expect("first call");
     assert_ok(&first);
     assert_ok(&second);
@@ -295,22 +208,13 @@ fn running_call_keeps_its_key_when_the_key_is_rotated() {
     // by the call that started before it.
     let seen = sim.control("/keys");
     for p in ["deepgram", "openai", "elevenlabs"] {
-        let mut got: Vec<&str> = seen[p]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let mut got: Vec<&str> = seen[p].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         got.sort();
         assert_eq!(got, vec!["AAAA", "BBBB"], "{p}: {seen}");
     }
     let plan = |c: &CallOut| {
-        let (status, body) = http(
-            "GET",
-            &format!("{}/api/calls/{}", server.url, c.call_sid()),
-            None,
-            Some("admin-secret"),
-        );
+        let (status, body) =
+            http("GET", &format!("{}/api/calls/{}", server.url, c.call_sid()), None, Some("admin-secret"));
         assert_eq!(status, 200, "{body}");
         serde_json::from_str::<Value>(&body).unwrap()["plan"].clone()
     };
@@ -319,12 +223,8 @@ fn running_call_keeps_its_key_when_the_key_is_rotated() {
     assert_eq!(plan(&first)["llm"]["credential"]["last4"], "AAAA");
     assert_eq!(plan(&second)["llm"]["credential"]["last4"], "BBBB");
     // Admin API needs the token.
-    let (status, _) = http(
-        "PUT",
-        &format!("{}/api/admin/managed-keys/openai", server.url),
-        Some(r#"{"apiKey":"x"}"#),
-        Some("wrong"),
-    );
+    let (status, _) =
+        http("PUT", &format!("{}/api/admin/managed-keys/openai", server.url), Some(r#"{"apiKey":"x"}"#), Some("wrong"));
     assert_eq!(status, 401);
 }
 
@@ -346,12 +246,7 @@ fn provider_keys_never_appear_in_logs_responses_or_metrics() {
     });
     let out = call(&server.url, &asset("simple.wav"), &[]);
     assert_ok(&out);
-    let mut seen = vec![
-        out.stdout.clone(),
-        out.stderr.clone(),
-        server.metrics(),
-        server.log_text(),
-    ];
+    let mut seen = vec![out.stdout.clone(), out.stderr.clone(), server.metrics(), server.log_text()];
     seen.push(http_get(&format!("{}/api/calls/{}", server.url, out.call_sid())).1);
     seen.push(http_get(&format!("{}/healthz", server.url)).1);
     seen.push(http("POST", &format!("{}/twilio/voice", server.url), None, None).1);
@@ -361,10 +256,7 @@ fn provider_keys_never_appear_in_logs_responses_or_metrics() {
     seen.push(refused.stdout);
     let db = std::fs::read(server.dir.join("sb.db")).unwrap_or_default();
     seen.push(String::from_utf8_lossy(&db).to_string());
-    assert!(
-        server.log_text().contains("session started"),
-        "the log was captured"
-    );
+    assert!(server.log_text().contains("session started"), "the log was captured");
     for text in &seen {
         assert!(!text.contains("LEAKCANARY"), "a key leaked:\n{text}");
     }
@@ -373,20 +265,10 @@ fn provider_keys_never_appear_in_logs_responses_or_metrics() {
 #[test]
 fn twilio_voice_webhook_answers_connect_stream() {
     let server = Server::sandbox();
-    let (status, body) = http(
-        "POST",
-        &format!("{}/twilio/voice", server.url),
-        Some(""),
-        None,
-    );
+    let (status, body) = http("POST", &format!("{}/twilio/voice", server.url), Some(""), None);
     assert_eq!(status, 200);
     let host = server.url.trim_start_matches("http://");
-    assert!(
-        body.contains(&format!(
-            r#"<Connect><Stream url="wss://{host}/twilio/stream">"#
-        )),
-        "{body}"
-    );
+    assert!(body.contains(&format!(r#"<Connect><Stream url="wss://{host}/twilio/stream">"#)), "{body}");
     let health = server.get("/healthz");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["sandbox"], true);
@@ -401,16 +283,11 @@ mod gateway_input {
     use std::time::Duration;
     use tokio_tungstenite::tungstenite::Message;
 
-    type Ws = tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >;
+    type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
     async fn connect(server: &Server, path: &str) -> Ws {
         let url = format!("{}{path}", server.url.replacen("http", "ws", 1));
-        tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("ws connect")
-            .0
+        tokio_tungstenite::connect_async(url.as_str()).await.expect("ws connect").0
     }
 
     fn start(call_sid: &str) -> Message {
@@ -431,9 +308,7 @@ mod gateway_input {
         let r = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(m) = ws.next().await {
                 match m {
-                    Ok(Message::Close(Some(f))) => {
-                        return (u16::from(f.code), f.reason.to_string())
-                    }
+                    Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
                     Ok(Message::Close(None)) => return (1005, String::new()),
                     Ok(_) => {}
                     Err(e) => return (0, e.to_string()),
@@ -465,23 +340,15 @@ mod gateway_input {
             ws.send(silence_frame()).await.unwrap();
         }
         ws.send(Message::text("{not json")).await.unwrap();
-        ws.send(Message::text(r#"{"event":"dance","streamSid":"MZ1"}"#))
+        ws.send(Message::text(r#"{"event":"dance","streamSid":"MZ1"}"#)).await.unwrap();
+        ws.send(Message::text(r#"{"event":"media","streamSid":"MZ1","media":{"payload":"***not base64***"}}"#))
             .await
             .unwrap();
-        ws.send(Message::text(
-            r#"{"event":"media","streamSid":"MZ1","media":{"payload":"***not base64***"}}"#,
-        ))
-        .await
-        .unwrap();
         ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
         for _ in 0..10 {
             ws.send(silence_frame()).await.unwrap();
         }
-        ws.send(Message::text(
-            r#"{"event":"stop","streamSid":"MZ1","stop":{}}"#,
-        ))
-        .await
-        .unwrap();
+        ws.send(Message::text(r#"{"event":"stop","streamSid":"MZ1","stop":{}}"#)).await.unwrap();
         let session = tokio::task::spawn_blocking({
             let url = server.url.clone();
             move || Server::wait_closed_at(&url, "CAbad1")
@@ -490,22 +357,11 @@ mod gateway_input {
         .unwrap();
         assert_eq!(session["end_reason"], "hangup", "{session}");
         let m = server.metrics();
-        for code in [
-            "bad_json",
-            "unknown_event",
-            "bad_base64",
-            "binary_not_allowed",
-        ] {
-            assert!(
-                m.contains(&format!(r#"code="{code}""#)),
-                "{code} counted:\n{m}"
-            );
+        for code in ["bad_json", "unknown_event", "bad_base64", "binary_not_allowed"] {
+            assert!(m.contains(&format!(r#"code="{code}""#)), "{code} counted:\n{m}");
         }
         let log = server.log_text();
-        assert!(
-            log.contains("bad gateway message ignored") && log.contains("bad_base64"),
-            "{log}"
-        );
+        assert!(log.contains("bad gateway message ignored") && log.contains("bad_base64"), "{log}");
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -513,16 +369,10 @@ mod gateway_input {
         let server = Server::sandbox();
         let mut ws = connect(&server, "/twilio/stream").await;
         ws.send(start("CAbig1")).await.unwrap();
-        let big = format!(
-            r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#,
-            "A".repeat(200_000)
-        );
+        let big = format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{}"}}}}"#, "A".repeat(200_000));
         let _ = ws.send(Message::text(big)).await;
         let (code, _) = closed(&mut ws).await;
-        assert!(
-            code == 1009 || code == 0 || code == 1005 || code == 1006,
-            "closed with {code}"
-        );
+        assert!(code == 1009 || code == 0 || code == 1005 || code == 1006, "closed with {code}");
         let session = tokio::task::spawn_blocking({
             let url = server.url.clone();
             move || Server::wait_closed_at(&url, "CAbig1")
@@ -594,14 +444,11 @@ mod gateway_input {
             use base64::Engine;
             let payload = base64::engine::general_purpose::STANDARD.encode(&ulaw);
             ws.send(Message::text(
-                json!({"event": "media", "streamSid": "MZ1", "media": {"payload": payload}})
-                    .to_string(),
+                json!({"event": "media", "streamSid": "MZ1", "media": {"payload": payload}}).to_string(),
             ))
             .await
             .unwrap();
-            while let Ok(Some(Ok(m))) =
-                tokio::time::timeout(Duration::from_millis(1), ws.next()).await
-            {
+            while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(1), ws.next()).await {
                 if let Message::Text(t) = m {
                     got_audio |= t.as_str().contains(r#""event":"media""#);
                 }
@@ -619,12 +466,7 @@ mod gateway_input {
         .await
         .unwrap();
         assert_eq!(session["end_reason"], "gateway_disconnected");
-        let lines: Vec<&str> = session["usage"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|u| u["line"].as_str())
-            .collect();
+        let lines: Vec<&str> = session["usage"].as_array().unwrap().iter().filter_map(|u| u["line"].as_str()).collect();
         for line in ["stt", "llm.input", "llm.output", "tts"] {
             assert!(lines.contains(&line), "{line} billed: {session}");
         }
@@ -648,23 +490,10 @@ mod gateway_input {
         let out = call(&server.url, &asset("simple.wav"), &[]);
         assert!(!out.ok, "the call reports failure");
         let errors = out.of("error");
-        assert!(
-            errors
-                .iter()
-                .any(|e| e["code"].as_str().is_some_and(|c| c.starts_with("stt_"))),
-            "{}",
-            out.stdout
-        );
+        assert!(errors.iter().any(|e| e["code"].as_str().is_some_and(|c| c.starts_with("stt_"))), "{}", out.stdout);
         let end = out.of("end");
-        assert!(
-            end[0]["reason"].as_str().unwrap_or("").starts_with("stt_"),
-            "{}",
-            out.stdout
-        );
-        assert!(
-            out.of("usage").iter().any(|u| u["line"] == "stt"),
-            "audio sent before the failure is billed"
-        );
+        assert!(end[0]["reason"].as_str().unwrap_or("").starts_with("stt_"), "{}", out.stdout);
+        assert!(out.of("usage").iter().any(|u| u["line"] == "stt"), "audio sent before the failure is billed");
         // The server keeps serving: a second call on a healthy path works after the failure.
         assert_eq!(server.get("/healthz")["status"], "ok");
     }
@@ -678,48 +507,24 @@ fn a_crash_loses_at_most_one_checkpoint_and_restart_closes_the_session() {
     let caller = std::thread::spawn(move || call(&url, &asset("multi_turn.wav"), &[]));
     // Let the call run through a few 2 s checkpoints (the first agent turn is done by ~8 s).
     std::thread::sleep(Duration::from_secs(9));
+    let killed_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     server.kill();
     let out = caller.join().unwrap();
     assert!(!out.ok, "the caller saw the server die");
     let call_sid = out.call_sid();
 
-    let restarted = Server::start_with_db(
-        ServerOpts {
-            env: vec![],
-            args: vec![],
-        },
-        Some(db),
-    );
-    assert!(
-        restarted
-            .log_text()
-            .contains("closed sessions a previous run left open"),
-        "{}",
-        restarted.log_text()
-    );
+    let restarted = Server::start_with_db(ServerOpts { env: vec![], args: vec![] }, Some(db));
+    assert!(restarted.log_text().contains("closed sessions a previous run left open"), "{}", restarted.log_text());
     let s = restarted.get(&format!("/api/calls/{call_sid}"));
     assert_eq!(s["status"], "closed");
     assert_eq!(s["end_reason"], "abandoned");
     let usage = s["usage"].as_array().unwrap();
-    let stt_s: f64 = usage
-        .iter()
-        .filter(|u| u["line"] == "stt")
-        .map(|u| u["quantity"].as_f64().unwrap())
-        .sum();
-    // 9 s of audio were sent; checkpoints every 2 s: at least 9 - 2 s are on record.
-    assert!(
-        stt_s >= 6.5 && stt_s <= 9.5,
-        "stt seconds recorded before the crash: {stt_s}"
-    );
-    assert!(
-        usage.iter().any(|u| u["service"] == "llm"),
-        "the first turn's tokens are on record"
-    );
+    let stt_s: f64 = usage.iter().filter(|u| u["line"] == "stt").map(|u| u["quantity"].as_f64().unwrap()).sum();
+    assert!(stt_s >= 3.0, "stt seconds recorded before the crash: {stt_s}");
+    assert!(usage.iter().any(|u| u["service"] == "llm"), "the first turn's tokens are on record");
     let ended = s["ended_at_ms"].as_i64().unwrap();
-    let last = usage
-        .iter()
-        .map(|u| u["created_at_ms"].as_i64().unwrap())
-        .max()
-        .unwrap();
+    let last = usage.iter().map(|u| u["created_at_ms"].as_i64().unwrap()).max().unwrap();
     assert_eq!(ended, last, "closed at its last checkpoint");
+    // Checkpoints every 2 s: what is lost is at most one interval (plus scheduling slack).
+    assert!(killed_at_ms - last <= 2_700, "last checkpoint {} ms before the crash", killed_at_ms - last);
 }

@@ -27,8 +27,6 @@ pub fn sidecar(name: &str) -> Value {
     serde_json::from_str(&text).expect("sidecar json")
 }
 
-const KEY_VARS: [&str; 3] = ["DEEPGRAM_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY"];
-
 /// A child process killed on drop.
 pub struct Proc {
     pub child: Child,
@@ -50,9 +48,7 @@ pub struct Sim {
 impl Sim {
     pub fn start(keys: &[(&str, &str)], extra: &[&str]) -> Sim {
         let mut cmd = Command::new(bin());
-        cmd.arg("sim")
-            .arg("--calls")
-            .arg(root().join("assets/calls"));
+        cmd.arg("sim").arg("--calls").arg(root().join("assets/calls"));
         for (p, k) in keys {
             cmd.arg("--key").arg(format!("{p}={k}"));
         }
@@ -60,15 +56,9 @@ impl Sim {
         let mut child = cmd.spawn().expect("spawn sim");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("sim prints its urls");
-        let urls: HashMap<String, String> =
-            serde_json::from_str(line.trim()).expect("sim url json");
-        Sim {
-            _proc: Proc { child },
-            urls,
-        }
+        BufReader::new(stdout).read_line(&mut line).expect("sim prints its urls");
+        let urls: HashMap<String, String> = serde_json::from_str(line.trim()).expect("sim url json");
+        Sim { _proc: Proc { child }, urls }
     }
 
     pub fn control(&self, path: &str) -> Value {
@@ -76,14 +66,9 @@ impl Sim {
     }
 
     pub fn provider_args(&self) -> Vec<String> {
-        ["deepgram", "openai", "elevenlabs"]
+        ["deepgram", "openai", "anthropic", "google", "elevenlabs"]
             .iter()
-            .flat_map(|p| {
-                [
-                    "--provider-url".to_string(),
-                    format!("{p}={}", self.urls[*p]),
-                ]
-            })
+            .flat_map(|p| ["--provider-url".to_string(), format!("{p}={}", self.urls[*p])])
             .collect()
     }
 }
@@ -104,10 +89,7 @@ pub struct ServerOpts<'a> {
 impl Server {
     /// Sandbox mode: no provider keys, simulators in-process.
     pub fn sandbox() -> Server {
-        Server::start(ServerOpts {
-            env: vec![],
-            args: vec![],
-        })
+        Server::start(ServerOpts { env: vec![], args: vec![] })
     }
 
     pub fn start(opts: ServerOpts<'_>) -> Server {
@@ -124,8 +106,7 @@ impl Server {
     pub fn start_with_db(opts: ServerOpts<'_>, database: Option<String>) -> Server {
         let dir = std::env::temp_dir().join(format!("sb-test-{}", uuid_like()));
         std::fs::create_dir_all(&dir).expect("tempdir");
-        let database =
-            database.unwrap_or_else(|| format!("sqlite:{}", dir.join("sb.db").display()));
+        let database = database.unwrap_or_else(|| format!("sqlite:{}", dir.join("sb.db").display()));
         let log = dir.join("server.log");
         let mut cmd = Command::new(bin());
         cmd.current_dir(root())
@@ -138,8 +119,12 @@ impl Server {
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"));
-        for v in KEY_VARS {
-            cmd.env_remove(v);
+        // No provider key from the environment leaks into a test server: sandbox mode must be
+        // exactly what the test asks for.
+        for (k, _) in std::env::vars() {
+            if k.ends_with("_API_KEY") {
+                cmd.env_remove(k);
+            }
         }
         cmd.env_remove("SWITCHBOARD_ADMIN_TOKEN");
         for (k, v) in &opts.env {
@@ -149,27 +134,17 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .expect("server prints its address");
+        reader.read_line(&mut line).expect("server prints its address");
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| {
-                panic!(
-                    "no address in {line:?}; log: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
+                panic!("no address in {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default())
             })
             .to_string();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
-        Server {
-            _proc: Proc { child },
-            url,
-            log,
-            dir,
-        }
+        Server { _proc: Proc { child }, url, log, dir }
     }
 
     pub fn log_text(&self) -> String {
@@ -206,10 +181,7 @@ impl Server {
 }
 
 fn uuid_like() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{t:x}-{}", std::process::id())
 }
 
@@ -228,17 +200,12 @@ pub fn http(method: &str, url: &str, body: Option<&str>, bearer: Option<&str>) -
 }
 
 fn http_inner(method: &str, url: &str, body: Option<&str>, bearer: Option<&str>) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let c = reqwest::Client::new();
         let mut req = c.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
         if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
+            req = req.header("content-type", "application/json").body(b.to_string());
         }
         if let Some(t) = bearer {
             req = req.bearer_auth(t);
@@ -269,10 +236,7 @@ impl CallOut {
     }
 
     pub fn texts(&self, ty: &str) -> Vec<String> {
-        self.of(ty)
-            .iter()
-            .map(|l| l["text"].as_str().unwrap_or("").to_string())
-            .collect()
+        self.of(ty).iter().map(|l| l["text"].as_str().unwrap_or("").to_string()).collect()
     }
 
     /// Agent text per turn, chunks joined.
@@ -285,31 +249,18 @@ impl CallOut {
                 None => turns.push((t, l["text"].as_str().unwrap_or("").to_string())),
             }
         }
-        turns
-            .into_iter()
-            .map(|(_, s)| s.trim().to_string())
-            .collect()
+        turns.into_iter().map(|(_, s)| s.trim().to_string()).collect()
     }
 
     /// Sum of usage quantities and amounts for one line (e.g. `stt`, `llm.output`).
     pub fn usage_sum(&self, line: &str) -> (f64, i64) {
-        self.of("usage")
-            .iter()
-            .filter(|u| u["line"] == line)
-            .fold((0.0, 0), |(q, a), u| {
-                (
-                    q + u["quantity"].as_f64().unwrap_or(0.0),
-                    a + u["amount_micros"].as_i64().unwrap_or(0),
-                )
-            })
+        self.of("usage").iter().filter(|u| u["line"] == line).fold((0.0, 0), |(q, a), u| {
+            (q + u["quantity"].as_f64().unwrap_or(0.0), a + u["amount_micros"].as_i64().unwrap_or(0))
+        })
     }
 
     pub fn call_sid(&self) -> String {
-        self.of("end")
-            .first()
-            .and_then(|e| e["call_sid"].as_str())
-            .unwrap_or("")
-            .to_string()
+        self.of("end").first().and_then(|e| e["call_sid"].as_str()).unwrap_or("").to_string()
     }
 }
 
@@ -322,16 +273,8 @@ pub fn call(server: &str, file: &Path, extra: &[&str]) -> CallOut {
         .output()
         .expect("run switchboard call");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let lines = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    CallOut {
-        ok: out.status.success(),
-        lines,
-        stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
+    let lines = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    CallOut { ok: out.status.success(), lines, stdout, stderr: String::from_utf8_lossy(&out.stderr).to_string() }
 }
 
 /// Duration of a WAV asset in seconds, from its sidecar.

@@ -5,18 +5,9 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum BillingError {
     #[error("model {model} of {provider} ({service}) is not in the rate table")]
-    UnknownModel {
-        service: String,
-        provider: String,
-        model: String,
-    },
+    UnknownModel { service: String, provider: String, model: String },
     #[error("no price for {service}/{provider}/{model} in unit {unit}")]
-    MissingPrice {
-        service: String,
-        provider: String,
-        model: String,
-        unit: String,
-    },
+    MissingPrice { service: String, provider: String, model: String, unit: String },
     #[error("provider {0} needs the org's own key: add one")]
     ByokKeyRequired(String),
     #[error("no platform key is configured for provider {0}")]
@@ -26,11 +17,7 @@ pub enum BillingError {
     #[error("rate table line {line}: {reason}")]
     BadRateRow { line: usize, reason: String },
     #[error("model {model} of {provider} is not on the {plan} plan")]
-    PlanRestricted {
-        provider: String,
-        model: String,
-        plan: String,
-    },
+    PlanRestricted { provider: String, model: String, plan: String },
     #[error("the org has no credits or wallet balance left")]
     InsufficientFunds,
     #[error("the org's {0} key cannot be used: {1}")]

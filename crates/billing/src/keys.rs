@@ -14,9 +14,7 @@ pub struct ManagedKeys {
 
 impl std::fmt::Debug for ManagedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManagedKeys")
-            .field("providers", &self.providers())
-            .finish()
+        f.debug_struct("ManagedKeys").field("providers", &self.providers()).finish()
     }
 }
 
@@ -28,18 +26,11 @@ impl ManagedKeys {
     }
 
     pub fn get(&self, provider: &str) -> Option<SecretString> {
-        self.inner
-            .read()
-            .ok()
-            .and_then(|m| m.get(provider).cloned())
+        self.inner.read().ok().and_then(|m| m.get(provider).cloned())
     }
 
     pub fn providers(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .inner
-            .read()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut v: Vec<String> = self.inner.read().map(|m| m.keys().cloned().collect()).unwrap_or_default();
         v.sort();
         v
     }

@@ -6,7 +6,7 @@
 //! - [`keys`] — the platform's managed provider keys, swappable at runtime (rotation).
 //! - [`plan`] / [`resolver`] — what serves each service of one session, fixed at open.
 //! - [`usage`] / [`pricing`] — usage records and how a quantity becomes money.
-//! - [`store`] — one [`store::Store`] trait, SQLite implementation.
+//! - [`store`] — one [`store::Store`] trait; SQLite (embedded) and Postgres (shared by nodes).
 //!
 //! # Invariants
 //! - Money is integer micro-USD ([`MicroUsd`]); a missing price is an error, never zero.

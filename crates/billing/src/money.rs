@@ -1,9 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 /// An amount of money in integer micro-USD (1 USD = 1,000,000). Never a float.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MicroUsd(pub i64);
 
@@ -33,15 +31,9 @@ impl MicroUsd {
             return Err(format!("not a decimal number: {s:?}"));
         }
         if frac.len() > 6 {
-            return Err(format!(
-                "more than 6 decimals (finer than a micro-dollar): {s:?}"
-            ));
+            return Err(format!("more than 6 decimals (finer than a micro-dollar): {s:?}"));
         }
-        let int: i64 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| format!("too large: {s:?}"))?
-        };
+        let int: i64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("too large: {s:?}"))? };
         let mut frac_micros: i64 = 0;
         for (i, c) in frac.chars().enumerate() {
             frac_micros += i64::from(c as u8 - b'0') * 10i64.pow(5 - i as u32);

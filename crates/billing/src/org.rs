@@ -109,11 +109,10 @@ impl OrgContext {
         if !self.plan.byok_allowed || !self.use_own_keys {
             return None;
         }
-        let slot = self.slots.get(service).and_then(|id| {
-            self.credentials
-                .iter()
-                .find(|c| &c.id == id && c.provider == provider)
-        });
+        let slot = self
+            .slots
+            .get(service)
+            .and_then(|id| self.credentials.iter().find(|c| &c.id == id && c.provider == provider));
         slot.or_else(|| self.credentials.iter().find(|c| c.provider == provider))
     }
 
@@ -176,11 +175,8 @@ pub fn access(
 
 /// The provider pricing `model` for `service`, when exactly one does.
 pub fn provider_of(rates: &RateTable, service: &str, model: &str) -> Option<String> {
-    let mut providers: Vec<&str> = rates
-        .iter()
-        .filter(|r| r.service == service && r.model == model)
-        .map(|r| r.provider.as_str())
-        .collect();
+    let mut providers: Vec<&str> =
+        rates.iter().filter(|r| r.service == service && r.model == model).map(|r| r.provider.as_str()).collect();
     providers.sort_unstable();
     providers.dedup();
     match providers.as_slice() {
@@ -217,10 +213,7 @@ mod tests {
                 })
                 .collect(),
             slots: HashMap::new(),
-            funds: Funds {
-                credits_left_micros: 1,
-                ..Default::default()
-            },
+            funds: Funds { credits_left_micros: 1, ..Default::default() },
         }
     }
 
@@ -237,44 +230,13 @@ mod tests {
         let (r, k) = (rates(), platform_keys());
         let a = access(&r, &k, &ctx("pro", true, &[]), "llm", "openai", "gpt-9");
         assert_eq!((a.allowed, a.reason), (false, "unknown_model"));
-        let a = access(
-            &r,
-            &k,
-            &ctx("free", true, &[]),
-            "tts",
-            "elevenlabs",
-            "eleven_turbo_v2_5",
-        );
+        let a = access(&r, &k, &ctx("free", true, &[]), "tts", "elevenlabs", "eleven_turbo_v2_5");
         assert_eq!((a.reason, a.plan_allowed), ("plan_restricted", false));
-        let a = access(
-            &r,
-            &k,
-            &ctx("pro", true, &[]),
-            "llm",
-            "groq",
-            "llama-3.1-8b-instant",
-        );
-        assert_eq!(
-            (a.reason, a.requires_key, a.managed),
-            ("byok_key_required", true, false)
-        );
-        let a = access(
-            &r,
-            &k,
-            &ctx("pro", true, &["groq"]),
-            "llm",
-            "groq",
-            "llama-3.1-8b-instant",
-        );
+        let a = access(&r, &k, &ctx("pro", true, &[]), "llm", "groq", "llama-3.1-8b-instant");
+        assert_eq!((a.reason, a.requires_key, a.managed), ("byok_key_required", true, false));
+        let a = access(&r, &k, &ctx("pro", true, &["groq"]), "llm", "groq", "llama-3.1-8b-instant");
         assert_eq!((a.allowed, a.has_key), (true, true));
-        let a = access(
-            &r,
-            &k,
-            &ctx("free", true, &[]),
-            "tts",
-            "elevenlabs",
-            "eleven_flash_v2_5",
-        );
+        let a = access(&r, &k, &ctx("free", true, &[]), "tts", "elevenlabs", "eleven_flash_v2_5");
         assert_eq!((a.allowed, a.managed), (true, true));
     }
 
@@ -283,44 +245,20 @@ mod tests {
         let c = ctx("pro", false, &["openai"]);
         assert!(c.byok_credential("llm", "openai").is_none(), "toggle off");
         let c = ctx("free", true, &["openai"]);
-        assert!(
-            c.byok_credential("llm", "openai").is_none(),
-            "free plan has no BYOK"
-        );
+        assert!(c.byok_credential("llm", "openai").is_none(), "free plan has no BYOK");
         let mut c = ctx("pro", true, &["openai", "openai"]);
-        assert_eq!(
-            c.byok_credential("llm", "openai").map(|c| c.id.as_str()),
-            Some("c0")
-        );
+        assert_eq!(c.byok_credential("llm", "openai").map(|c| c.id.as_str()), Some("c0"));
         c.slots.insert("llm".into(), "c1".into());
-        assert_eq!(
-            c.byok_credential("llm", "openai").map(|c| c.id.as_str()),
-            Some("c1"),
-            "slot wins"
-        );
+        assert_eq!(c.byok_credential("llm", "openai").map(|c| c.id.as_str()), Some("c1"), "slot wins");
     }
 
     #[test]
     fn a_managed_provider_without_a_platform_key_is_not_managed() {
         let r = rates();
         let none = ManagedKeys::default();
-        let a = access(
-            &r,
-            &none,
-            &ctx("pro", true, &[]),
-            "llm",
-            "openai",
-            "gpt-4o-mini",
-        );
+        let a = access(&r, &none, &ctx("pro", true, &[]), "llm", "openai", "gpt-4o-mini");
         assert_eq!(a.reason, "byok_key_required");
-        assert_eq!(
-            provider_of(&r, "llm", "claude-sonnet-4-5").as_deref(),
-            Some("anthropic")
-        );
-        assert_eq!(
-            provider_of(&r, "llm", "gpt-4o-mini"),
-            None,
-            "openai and azure both price it: ambiguous"
-        );
+        assert_eq!(provider_of(&r, "llm", "claude-sonnet-4-5").as_deref(), Some("anthropic"));
+        assert_eq!(provider_of(&r, "llm", "gpt-4o-mini"), None, "openai and azure both price it: ambiguous");
     }
 }

@@ -16,10 +16,7 @@ pub struct Credential {
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("id", &self.id)
-            .field("last4", &self.last4)
-            .finish()
+        f.debug_struct("Credential").field("id", &self.id).field("last4", &self.last4).finish()
     }
 }
 
@@ -51,19 +48,12 @@ pub struct ServicePlan {
 
 impl ServicePlan {
     pub fn rate(&self, unit: RateUnit) -> Result<&Rate, BillingError> {
-        self.rates
-            .iter()
-            .find(|r| r.unit == unit)
-            .ok_or_else(|| BillingError::MissingPrice {
-                service: self
-                    .rates
-                    .first()
-                    .map(|r| r.service.clone())
-                    .unwrap_or_default(),
-                provider: self.provider.clone(),
-                model: self.model.clone(),
-                unit: unit.as_str().to_string(),
-            })
+        self.rates.iter().find(|r| r.unit == unit).ok_or_else(|| BillingError::MissingPrice {
+            service: self.rates.first().map(|r| r.service.clone()).unwrap_or_default(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            unit: unit.as_str().to_string(),
+        })
     }
 }
 

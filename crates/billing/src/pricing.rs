@@ -7,21 +7,13 @@ use crate::{BillingError, MicroUsd, Rate};
 pub fn amount_for(rate: &Rate, atoms: i64) -> Result<MicroUsd, BillingError> {
     let atoms = i128::from(atoms.max(0));
     let per = i128::from(rate.unit.atoms_per_unit());
-    let num = atoms
-        .checked_mul(i128::from(rate.price.0))
-        .ok_or(BillingError::Overflow)?;
+    let num = atoms.checked_mul(i128::from(rate.price.0)).ok_or(BillingError::Overflow)?;
     let v = (num + per - 1) / per;
-    i64::try_from(v)
-        .map(MicroUsd)
-        .map_err(|_| BillingError::Overflow)
+    i64::try_from(v).map(MicroUsd).map_err(|_| BillingError::Overflow)
 }
 
 /// Amount to bill when a line's cumulative quantity grows from `prev_atoms` to `cum_atoms`.
-pub fn delta_amount(
-    rate: &Rate,
-    prev_atoms: i64,
-    cum_atoms: i64,
-) -> Result<MicroUsd, BillingError> {
+pub fn delta_amount(rate: &Rate, prev_atoms: i64, cum_atoms: i64) -> Result<MicroUsd, BillingError> {
     let now = amount_for(rate, cum_atoms)?;
     let before = amount_for(rate, prev_atoms)?;
     now.checked_sub(before).ok_or(BillingError::Overflow)
@@ -58,9 +50,7 @@ mod tests {
         let mut billed = MicroUsd(0);
         let mut prev = 0;
         for cum in (0..=100_000).step_by(333) {
-            billed = billed
-                .checked_add(delta_amount(&r, prev, cum).unwrap())
-                .unwrap();
+            billed = billed.checked_add(delta_amount(&r, prev, cum).unwrap()).unwrap();
             prev = cum;
         }
         assert_eq!(billed, amount_for(&r, prev).unwrap());

@@ -93,25 +93,17 @@ impl RateTable {
             if i == 0 || line.trim().is_empty() {
                 continue;
             }
-            let bad = |reason: &str| BillingError::BadRateRow {
-                line: line_no,
-                reason: reason.to_string(),
-            };
+            let bad = |reason: &str| BillingError::BadRateRow { line: line_no, reason: reason.to_string() };
             let cols: Vec<&str> = line.splitn(7, ',').collect();
             let [service, provider, model, unit, price, managed, source] = cols[..] else {
                 return Err(bad("expected 7 columns"));
             };
-            let unit =
-                RateUnit::parse(unit).ok_or_else(|| bad(&format!("unknown unit {unit:?}")))?;
+            let unit = RateUnit::parse(unit).ok_or_else(|| bad(&format!("unknown unit {unit:?}")))?;
             let price = MicroUsd::parse_usd(price).map_err(|e| bad(&e))?;
             let managed = match managed {
                 "true" => true,
                 "false" => false,
-                other => {
-                    return Err(bad(&format!(
-                        "managed must be true or false, got {other:?}"
-                    )))
-                }
+                other => return Err(bad(&format!("managed must be true or false, got {other:?}"))),
             };
             table.insert(Rate {
                 service: service.to_string(),
@@ -127,11 +119,7 @@ impl RateTable {
     }
 
     pub fn insert(&mut self, rate: Rate) {
-        let key = (
-            rate.service.clone(),
-            rate.provider.clone(),
-            rate.model.clone(),
-        );
+        let key = (rate.service.clone(), rate.provider.clone(), rate.model.clone());
         let rows = self.rows.entry(key).or_default();
         rows.retain(|r| r.unit != rate.unit);
         rows.push(rate);
@@ -139,9 +127,7 @@ impl RateTable {
 
     /// Every priced unit of one model; `None` when the model is not in the table.
     pub fn model(&self, service: &str, provider: &str, model: &str) -> Option<&[Rate]> {
-        self.rows
-            .get(&(service.to_string(), provider.to_string(), model.to_string()))
-            .map(Vec::as_slice)
+        self.rows.get(&(service.to_string(), provider.to_string(), model.to_string())).map(Vec::as_slice)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Rate> {

@@ -32,16 +32,8 @@ pub struct AgentSpec {
 impl Default for AgentSpec {
     fn default() -> Self {
         Self {
-            stt: ServiceChoice {
-                provider: "deepgram".into(),
-                model: "nova-3".into(),
-                voice: String::new(),
-            },
-            llm: ServiceChoice {
-                provider: "openai".into(),
-                model: "gpt-4o-mini".into(),
-                voice: String::new(),
-            },
+            stt: ServiceChoice { provider: "deepgram".into(), model: "nova-3".into(), voice: String::new() },
+            llm: ServiceChoice { provider: "openai".into(), model: "gpt-4o-mini".into(), voice: String::new() },
             tts: ServiceChoice {
                 provider: "elevenlabs".into(),
                 model: "eleven_flash_v2_5".into(),
@@ -63,11 +55,7 @@ pub struct PlanResolver {
 
 impl PlanResolver {
     pub fn new(rates: RateTable, keys: ManagedKeys, base_urls: HashMap<String, Url>) -> Self {
-        Self {
-            rates: Arc::new(RwLock::new(rates)),
-            keys,
-            base_urls: Arc::new(base_urls),
-        }
+        Self { rates: Arc::new(RwLock::new(rates)), keys, base_urls: Arc::new(base_urls) }
     }
 
     pub fn keys(&self) -> &ManagedKeys {
@@ -105,11 +93,7 @@ impl PlanResolver {
             use_own_keys: false,
             credentials: Vec::new(),
             slots: HashMap::new(),
-            funds: Funds {
-                credits_left_micros: i64::MAX / 4,
-                wallet_micros: 0,
-                negative_limit_micros: 0,
-            },
+            funds: Funds { credits_left_micros: i64::MAX / 4, wallet_micros: 0, negative_limit_micros: 0 },
         }
     }
 
@@ -121,13 +105,7 @@ impl PlanResolver {
         agent: &AgentSpec,
         telephony: Option<&str>,
     ) -> Result<SessionPlan, BillingError> {
-        self.resolve_for(
-            session_id,
-            &Self::sandbox_context(org_id),
-            agent,
-            telephony,
-            None,
-        )
+        self.resolve_for(session_id, &Self::sandbox_context(org_id), agent, telephony, None)
     }
 
     /// Resolve every service of `agent` for a new session of the org in `ctx`: the org's own
@@ -146,19 +124,14 @@ impl PlanResolver {
         let stt = self.service(&rates, ctx, vault, "stt", &agent.stt)?;
         let llm = self.service(&rates, ctx, vault, "llm", &agent.llm)?;
         let tts = self.service(&rates, ctx, vault, "tts", &agent.tts)?;
-        let costs_money = [&stt, &llm, &tts]
-            .iter()
-            .any(|s| s.billed_to != BilledTo::Byok || s.markup_bps > 0);
+        let costs_money = [&stt, &llm, &tts].iter().any(|s| s.billed_to != BilledTo::Byok || s.markup_bps > 0);
         if costs_money && !ctx.funds.can_spend() {
             return Err(BillingError::InsufficientFunds);
         }
         let telephony = match telephony {
             Some(carrier) => {
-                let rows: Vec<_> = rates
-                    .iter()
-                    .filter(|r| r.service == "telephony" && r.provider == carrier)
-                    .cloned()
-                    .collect();
+                let rows: Vec<_> =
+                    rates.iter().filter(|r| r.service == "telephony" && r.provider == carrier).cloned().collect();
                 // A carrier without a price gets no telephony line at all, never a zero price.
                 rows.first().map(|r| TelephonyPlan {
                     provider: carrier.to_string(),
@@ -189,13 +162,11 @@ impl PlanResolver {
         service: &str,
         choice: &ServiceChoice,
     ) -> Result<ServicePlan, BillingError> {
-        let rows = rates
-            .model(service, &choice.provider, &choice.model)
-            .ok_or_else(|| BillingError::UnknownModel {
-                service: service.to_string(),
-                provider: choice.provider.clone(),
-                model: choice.model.clone(),
-            })?;
+        let rows = rates.model(service, &choice.provider, &choice.model).ok_or_else(|| BillingError::UnknownModel {
+            service: service.to_string(),
+            provider: choice.provider.clone(),
+            model: choice.model.clone(),
+        })?;
         if !ctx.plan.allows(service, &choice.provider, &choice.model) {
             return Err(BillingError::PlanRestricted {
                 provider: choice.provider.clone(),
@@ -208,41 +179,23 @@ impl PlanResolver {
             .get(&choice.provider)
             .cloned()
             .ok_or_else(|| BillingError::UnknownProvider(choice.provider.clone()))?;
-        let (credential, billed_to, markup_bps) =
-            if let Some(c) = ctx.byok_credential(service, &choice.provider) {
-                let vault = vault.ok_or_else(|| {
-                    BillingError::Vault(choice.provider.clone(), "no master key configured".into())
-                })?;
-                let key = vault
-                    .open(&c.org_id, &c.provider, &c.sealed)
-                    .map_err(|e| BillingError::Vault(choice.provider.clone(), e.to_string()))?;
-                (
-                    Credential {
-                        key,
-                        id: c.id.clone(),
-                        last4: c.last4.clone(),
-                    },
-                    BilledTo::Byok,
-                    ctx.plan.byok_markup_bps,
-                )
-            } else if rows.iter().any(|r| r.managed) {
-                let key = self
-                    .keys
-                    .get(&choice.provider)
-                    .ok_or_else(|| BillingError::ManagedKeyMissing(choice.provider.clone()))?;
-                (
-                    Credential {
-                        last4: last4(&key),
-                        key,
-                        id: format!("managed:{}", choice.provider),
-                    },
-                    BilledTo::Managed,
-                    0,
-                )
-            } else {
-                // A BYOK-only provider and no key of the org's: never a silent platform fallback.
-                return Err(BillingError::ByokKeyRequired(choice.provider.clone()));
-            };
+        let (credential, billed_to, markup_bps) = if let Some(c) = ctx.byok_credential(service, &choice.provider) {
+            let vault =
+                vault.ok_or_else(|| BillingError::Vault(choice.provider.clone(), "no master key configured".into()))?;
+            let key = vault
+                .open(&c.org_id, &c.provider, &c.sealed)
+                .map_err(|e| BillingError::Vault(choice.provider.clone(), e.to_string()))?;
+            (Credential { key, id: c.id.clone(), last4: c.last4.clone() }, BilledTo::Byok, ctx.plan.byok_markup_bps)
+        } else if rows.iter().any(|r| r.managed) {
+            let key = self
+                .keys
+                .get(&choice.provider)
+                .ok_or_else(|| BillingError::ManagedKeyMissing(choice.provider.clone()))?;
+            (Credential { last4: last4(&key), key, id: format!("managed:{}", choice.provider) }, BilledTo::Managed, 0)
+        } else {
+            // A BYOK-only provider and no key of the org's: never a silent platform fallback.
+            return Err(BillingError::ByokKeyRequired(choice.provider.clone()));
+        };
         Ok(ServicePlan {
             provider: choice.provider.clone(),
             model: choice.model.clone(),

@@ -39,11 +39,7 @@ impl Llm for Anthropic {
 
     async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
         let url = http::join(req.base_url, Some("v1"), &["messages"])?;
-        let body = wire::MessagesRequest::new(
-            req.model,
-            req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-            req.messages,
-        );
+        let body = wire::MessagesRequest::new(req.model, req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS), req.messages);
         let resp = http::send(
             self.http
                 .post(url)

@@ -52,159 +52,47 @@ const fn family(
     max_tokens_field: MaxTokensField,
     validate_path: &'static str,
 ) -> CompatProvider {
-    CompatProvider {
-        name,
-        default_base_url,
-        usage_quirk,
-        include_usage,
-        max_tokens_field,
-        validate_path,
-    }
+    CompatProvider { name, default_base_url, usage_quirk, include_usage, max_tokens_field, validate_path }
 }
 
 use MaxTokensField::{MaxCompletionTokens, MaxTokens};
 use UsageQuirk::{Cumulative, Unverified, UsageChunk, XGroq};
 
 /// OpenAI itself, the family's reference.
-pub const OPENAI: CompatProvider = family(
-    "openai",
-    "https://api.openai.com/v1",
-    UsageChunk,
-    true,
-    MaxCompletionTokens,
-    "models",
-);
-pub const GROQ: CompatProvider = family(
-    "groq",
-    "https://api.groq.com/openai/v1",
-    XGroq,
-    true,
-    MaxCompletionTokens,
-    "models",
-);
-pub const CEREBRAS: CompatProvider = family(
-    "cerebras",
-    "https://api.cerebras.ai/v1",
-    Unverified,
-    false,
-    MaxCompletionTokens,
-    "models",
-);
-pub const DEEPSEEK: CompatProvider = family(
-    "deepseek",
-    "https://api.deepseek.com/v1",
-    UsageChunk,
-    true,
-    MaxTokens,
-    "models",
-);
+pub const OPENAI: CompatProvider =
+    family("openai", "https://api.openai.com/v1", UsageChunk, true, MaxCompletionTokens, "models");
+pub const GROQ: CompatProvider =
+    family("groq", "https://api.groq.com/openai/v1", XGroq, true, MaxCompletionTokens, "models");
+pub const CEREBRAS: CompatProvider =
+    family("cerebras", "https://api.cerebras.ai/v1", Unverified, false, MaxCompletionTokens, "models");
+pub const DEEPSEEK: CompatProvider =
+    family("deepseek", "https://api.deepseek.com/v1", UsageChunk, true, MaxTokens, "models");
 /// OpenRouter's `/models` needs no key (UNVERIFIED), so the check uses `/key` (path UNVERIFIED).
-pub const OPENROUTER: CompatProvider = family(
-    "openrouter",
-    "https://openrouter.ai/api/v1",
-    UsageChunk,
-    true,
-    MaxTokens,
-    "key",
-);
+pub const OPENROUTER: CompatProvider =
+    family("openrouter", "https://openrouter.ai/api/v1", UsageChunk, true, MaxTokens, "key");
 /// xAI answers a bad key with HTTP 400, and `/api-key` also reports a blocked key.
-pub const XAI: CompatProvider = family(
-    "xai",
-    "https://api.x.ai/v1",
-    Cumulative,
-    true,
-    MaxTokens,
-    "api-key",
-);
-pub const MISTRAL: CompatProvider = family(
-    "mistral",
-    "https://api.mistral.ai/v1",
-    Unverified,
-    false,
-    MaxTokens,
-    "models",
-);
-pub const TOGETHER: CompatProvider = family(
-    "together",
-    "https://api.together.xyz/v1",
-    UsageChunk,
-    true,
-    MaxTokens,
-    "models",
-);
-pub const FIREWORKS: CompatProvider = family(
-    "fireworks",
-    "https://api.fireworks.ai/inference/v1",
-    Unverified,
-    false,
-    MaxTokens,
-    "models",
-);
+pub const XAI: CompatProvider = family("xai", "https://api.x.ai/v1", Cumulative, true, MaxTokens, "api-key");
+pub const MISTRAL: CompatProvider =
+    family("mistral", "https://api.mistral.ai/v1", Unverified, false, MaxTokens, "models");
+pub const TOGETHER: CompatProvider =
+    family("together", "https://api.together.xyz/v1", UsageChunk, true, MaxTokens, "models");
+pub const FIREWORKS: CompatProvider =
+    family("fireworks", "https://api.fireworks.ai/inference/v1", Unverified, false, MaxTokens, "models");
 /// pipecat's base; litellm uses `https://api.novita.ai/v3/openai` (both UNVERIFIED as current).
-pub const NOVITA: CompatProvider = family(
-    "novita",
-    "https://api.novita.ai/openai",
-    UsageChunk,
-    true,
-    MaxTokens,
-    "models",
-);
-pub const HYPERBOLIC: CompatProvider = family(
-    "hyperbolic",
-    "https://api.hyperbolic.xyz/v1",
-    Unverified,
-    true,
-    MaxTokens,
-    "models",
-);
-pub const SAMBANOVA: CompatProvider = family(
-    "sambanova",
-    "https://api.sambanova.ai/v1",
-    Cumulative,
-    true,
-    MaxTokens,
-    "models",
-);
-pub const NVIDIA: CompatProvider = family(
-    "nvidia",
-    "https://integrate.api.nvidia.com/v1",
-    UsageChunk,
-    true,
-    MaxTokens,
-    "models",
-);
-pub const CHUTES: CompatProvider = family(
-    "chutes",
-    "https://llm.chutes.ai/v1",
-    Unverified,
-    true,
-    MaxTokens,
-    "models",
-);
-pub const AKASH: CompatProvider = family(
-    "akash",
-    "https://api.akashml.com/v1",
-    Unverified,
-    true,
-    MaxTokens,
-    "models",
-);
-pub const MORPHEUS: CompatProvider = family(
-    "morpheus",
-    "https://api.mor.org/api/v1",
-    Unverified,
-    true,
-    MaxTokens,
-    "models",
-);
-pub const VERCEL: CompatProvider = family(
-    "vercel",
-    "https://ai-gateway.vercel.sh/v1",
-    Unverified,
-    true,
-    MaxTokens,
-    "models",
-);
+pub const NOVITA: CompatProvider =
+    family("novita", "https://api.novita.ai/openai", UsageChunk, true, MaxTokens, "models");
+pub const HYPERBOLIC: CompatProvider =
+    family("hyperbolic", "https://api.hyperbolic.xyz/v1", Unverified, true, MaxTokens, "models");
+pub const SAMBANOVA: CompatProvider =
+    family("sambanova", "https://api.sambanova.ai/v1", Cumulative, true, MaxTokens, "models");
+pub const NVIDIA: CompatProvider =
+    family("nvidia", "https://integrate.api.nvidia.com/v1", UsageChunk, true, MaxTokens, "models");
+pub const CHUTES: CompatProvider = family("chutes", "https://llm.chutes.ai/v1", Unverified, true, MaxTokens, "models");
+pub const AKASH: CompatProvider = family("akash", "https://api.akashml.com/v1", Unverified, true, MaxTokens, "models");
+pub const MORPHEUS: CompatProvider =
+    family("morpheus", "https://api.mor.org/api/v1", Unverified, true, MaxTokens, "models");
+pub const VERCEL: CompatProvider =
+    family("vercel", "https://ai-gateway.vercel.sh/v1", Unverified, true, MaxTokens, "models");
 
 /// Every family member (OpenAI itself excluded).
 pub const FAMILY: [&CompatProvider; 16] = [
@@ -228,9 +116,7 @@ pub const FAMILY: [&CompatProvider; 16] = [
 
 /// The Chat Completions provider called `name` (OpenAI or a family member).
 pub fn find(name: &str) -> Option<&'static CompatProvider> {
-    std::iter::once(&OPENAI)
-        .chain(FAMILY)
-        .find(|p| p.name == name)
+    std::iter::once(&OPENAI).chain(FAMILY).find(|p| p.name == name)
 }
 
 /// The public API base for a provider name, for configuration defaults: what each adapter
@@ -291,22 +177,10 @@ mod tests {
 
     #[test]
     fn default_bases() {
-        assert_eq!(
-            default_base_url("openai"),
-            Some("https://api.openai.com/v1")
-        );
-        assert_eq!(
-            default_base_url("groq"),
-            Some("https://api.groq.com/openai/v1")
-        );
-        assert_eq!(
-            default_base_url("anthropic"),
-            Some("https://api.anthropic.com")
-        );
-        assert_eq!(
-            default_base_url("google"),
-            Some("https://generativelanguage.googleapis.com")
-        );
+        assert_eq!(default_base_url("openai"), Some("https://api.openai.com/v1"));
+        assert_eq!(default_base_url("groq"), Some("https://api.groq.com/openai/v1"));
+        assert_eq!(default_base_url("anthropic"), Some("https://api.anthropic.com"));
+        assert_eq!(default_base_url("google"), Some("https://generativelanguage.googleapis.com"));
         assert_eq!(default_base_url("nope"), None);
         assert_eq!(find("anthropic"), None);
     }

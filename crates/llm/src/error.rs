@@ -36,11 +36,7 @@ impl LlmError {
     }
 
     /// Maps a non-2xx answer to its error. `message` is the provider's `error.message`, if any.
-    pub(crate) fn from_status(
-        status: u16,
-        retry_after_ms: Option<u64>,
-        message: Option<&str>,
-    ) -> Self {
+    pub(crate) fn from_status(status: u16, retry_after_ms: Option<u64>, message: Option<&str>) -> Self {
         let described = |fallback: &str| match message {
             Some(m) if !m.trim().is_empty() => scrub(m),
             _ => format!("HTTP {status} {fallback}"),
@@ -127,9 +123,7 @@ mod tests {
         let all = [
             LlmError::Unauthorized,
             LlmError::Forbidden,
-            LlmError::RateLimited {
-                retry_after_ms: None,
-            },
+            LlmError::RateLimited { retry_after_ms: None },
             LlmError::BadRequest("x".into()),
             LlmError::Server { status: 500 },
             LlmError::Http("x".into()),
@@ -143,21 +137,10 @@ mod tests {
 
     #[test]
     fn status_mapping() {
-        assert_eq!(
-            LlmError::from_status(401, None, Some("bad key sk-abcdefghijkl")),
-            LlmError::Unauthorized
-        );
+        assert_eq!(LlmError::from_status(401, None, Some("bad key sk-abcdefghijkl")), LlmError::Unauthorized);
         assert_eq!(LlmError::from_status(403, None, None), LlmError::Forbidden);
-        assert_eq!(
-            LlmError::from_status(429, Some(1500), None),
-            LlmError::RateLimited {
-                retry_after_ms: Some(1500)
-            }
-        );
-        assert_eq!(
-            LlmError::from_status(503, None, None),
-            LlmError::Server { status: 503 }
-        );
+        assert_eq!(LlmError::from_status(429, Some(1500), None), LlmError::RateLimited { retry_after_ms: Some(1500) });
+        assert_eq!(LlmError::from_status(503, None, None), LlmError::Server { status: 503 });
         assert_eq!(
             LlmError::from_status(404, None, Some("The model `gpt-9` does not exist")),
             LlmError::BadRequest("The model `gpt-9` does not exist".into())
@@ -179,15 +162,9 @@ mod tests {
         // OpenAI's own partially masked form must not leak its last four either.
         assert_eq!(scrub("key sk-proj-****wxyz is bad"), "key sk-*** is bad");
         assert_eq!(scrub("groq gsk_0123456789abcdef"), "groq gsk_***");
-        assert_eq!(
-            scrub("token 0123456789abcdefghij0123456789abcdef!"),
-            "token ***!"
-        );
+        assert_eq!(scrub("token 0123456789abcdefghij0123456789abcdef!"), "token ***!");
         // Short sk- words and model names survive.
-        assert_eq!(
-            scrub("sk-1 and gpt-4o-mini-2024-07-18"),
-            "sk-1 and gpt-4o-mini-2024-07-18"
-        );
+        assert_eq!(scrub("sk-1 and gpt-4o-mini-2024-07-18"), "sk-1 and gpt-4o-mini-2024-07-18");
     }
 
     #[test]

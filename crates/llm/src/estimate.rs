@@ -13,10 +13,7 @@ const CHARS_PER_TOKEN: u64 = 3;
 
 /// Estimated prompt tokens: Σ (ceil(chars / 3) + 4) over the messages.
 pub fn estimate_input_tokens(messages: &[Message]) -> u64 {
-    messages
-        .iter()
-        .map(|m| text_tokens(m.content.chars().count()) + PER_MESSAGE_TOKENS)
-        .sum()
+    messages.iter().map(|m| text_tokens(m.content.chars().count()) + PER_MESSAGE_TOKENS).sum()
 }
 
 /// Estimated completion tokens for `chars` characters of generated text (incl. tool arguments).
@@ -35,10 +32,7 @@ mod tests {
 
     #[test]
     fn rule() {
-        let m = |c: &str| Message {
-            role: Role::User,
-            content: c.into(),
-        };
+        let m = |c: &str| Message { role: Role::User, content: c.into() };
         assert_eq!(estimate_input_tokens(&[]), 0);
         assert_eq!(estimate_input_tokens(&[m(""), m("abcd")]), 4 + (2 + 4));
         assert_eq!(estimate_input_tokens(&[m("ééé")]), 1 + 4);

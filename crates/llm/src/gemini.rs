@@ -42,10 +42,7 @@ impl Llm for Gemini {
         let resp = http::send(
             self.http
                 .post(url)
-                .header(
-                    "x-goog-api-key",
-                    http::secret_header(req.key.expose_secret())?,
-                )
+                .header("x-goog-api-key", http::secret_header(req.key.expose_secret())?)
                 .header(ACCEPT, "text/event-stream")
                 .json(&body),
         )
@@ -106,9 +103,7 @@ mod tests {
         }
         assert!(endpoint(&Url::parse("http://h").unwrap(), "models/").is_err());
         assert_eq!(
-            models_url(&Url::parse("http://h:1/").unwrap())
-                .unwrap()
-                .as_str(),
+            models_url(&Url::parse("http://h:1/").unwrap()).unwrap().as_str(),
             "http://h:1/v1beta/models?pageSize=1"
         );
     }
@@ -116,47 +111,23 @@ mod tests {
     #[test]
     fn refusals_by_google_status() {
         let r = |status, body: &str| {
-            refused(Refusal {
-                status,
-                retry_after_ms: None,
-                body: bytes::Bytes::copy_from_slice(body.as_bytes()),
-            })
+            refused(Refusal { status, retry_after_ms: None, body: bytes::Bytes::copy_from_slice(body.as_bytes()) })
         };
         let bad_key = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}}"#;
         assert_eq!(r(400, bad_key), LlmError::Unauthorized);
         assert_eq!(
-            r(
-                401,
-                r#"{"error":{"code":401,"message":"x","status":"UNAUTHENTICATED"}}"#
-            ),
+            r(401, r#"{"error":{"code":401,"message":"x","status":"UNAUTHENTICATED"}}"#),
             LlmError::Unauthorized
         );
-        assert_eq!(
-            r(
-                403,
-                r#"{"error":{"code":403,"message":"x","status":"PERMISSION_DENIED"}}"#
-            ),
-            LlmError::Forbidden
-        );
+        assert_eq!(r(403, r#"{"error":{"code":403,"message":"x","status":"PERMISSION_DENIED"}}"#), LlmError::Forbidden);
         let quota = r#"{"error":{"code":429,"message":"You exceeded your current quota.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"13.5s"}]}}"#;
+        assert_eq!(r(429, quota), LlmError::RateLimited { retry_after_ms: Some(13_500) });
         assert_eq!(
-            r(429, quota),
-            LlmError::RateLimited {
-                retry_after_ms: Some(13_500)
-            }
-        );
-        assert_eq!(
-            r(
-                400,
-                r#"{"error":{"code":400,"message":"Invalid JSON payload received.","status":"INVALID_ARGUMENT"}}"#
-            ),
+            r(400, r#"{"error":{"code":400,"message":"Invalid JSON payload received.","status":"INVALID_ARGUMENT"}}"#),
             LlmError::BadRequest("Invalid JSON payload received.".into())
         );
         assert_eq!(
-            r(
-                503,
-                r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#
-            ),
+            r(503, r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#),
             LlmError::Server { status: 503 }
         );
         assert_eq!(r(502, "<html>"), LlmError::Server { status: 502 });

@@ -45,9 +45,7 @@ impl OpenAi {
             model: req.model,
             messages: req.messages,
             stream: true,
-            stream_options: self.provider.include_usage.then_some(wire::StreamOptions {
-                include_usage: true,
-            }),
+            stream_options: self.provider.include_usage.then_some(wire::StreamOptions { include_usage: true }),
             max_completion_tokens,
             max_tokens,
         }
@@ -64,11 +62,7 @@ impl Llm for OpenAi {
         let url = endpoint(req.base_url)?;
         let auth = http::secret_header(&format!("Bearer {}", req.key.expose_secret()))?;
         let resp = http::send(
-            self.http
-                .post(url)
-                .header(AUTHORIZATION, auth)
-                .header(ACCEPT, "text/event-stream")
-                .json(&self.body(&req)),
+            self.http.post(url).header(AUTHORIZATION, auth).header(ACCEPT, "text/event-stream").json(&self.body(&req)),
         )
         .await?;
         if !resp.status().is_success() {
@@ -92,10 +86,7 @@ pub(crate) fn refused(r: Refusal) -> LlmError {
 
 fn says_bad_key(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("api key")
-        && ["incorrect", "invalid", "not valid"]
-            .iter()
-            .any(|w| m.contains(w))
+    m.contains("api key") && ["incorrect", "invalid", "not valid"].iter().any(|w| m.contains(w))
 }
 
 /// `{base_url}/chat/completions`, whether or not `base_url` ends with '/'.
@@ -114,31 +105,19 @@ mod tests {
             assert_eq!(url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
         }
         let url = endpoint(&Url::parse("https://api.groq.com/openai/v1").unwrap()).unwrap();
-        assert_eq!(
-            url.as_str(),
-            "https://api.groq.com/openai/v1/chat/completions"
-        );
+        assert_eq!(url.as_str(), "https://api.groq.com/openai/v1/chat/completions");
     }
 
     #[test]
     fn xai_bad_key_400_is_unauthorized() {
         let body = br#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***xx. You can obtain an API key from https://console.x.ai."}"#;
-        let r = |status, body: &[u8]| Refusal {
-            status,
-            retry_after_ms: None,
-            body: bytes::Bytes::copy_from_slice(body),
-        };
+        let r =
+            |status, body: &[u8]| Refusal { status, retry_after_ms: None, body: bytes::Bytes::copy_from_slice(body) };
         assert_eq!(refused(r(400, body)), LlmError::Unauthorized);
         assert!(matches!(
-            refused(r(
-                400,
-                br#"{"error":{"message":"max_tokens is too large"}}"#
-            )),
+            refused(r(400, br#"{"error":{"message":"max_tokens is too large"}}"#)),
             LlmError::BadRequest(_)
         ));
-        assert_eq!(
-            refused(r(402, b"")),
-            LlmError::BadRequest("HTTP 402 without an error message".into())
-        );
+        assert_eq!(refused(r(402, b"")), LlmError::BadRequest("HTTP 402 without an error message".into()));
     }
 }

@@ -72,17 +72,9 @@ pub(crate) async fn run(
             next = body.next() => next,
         };
         let mut end = match next {
-            Some(Ok(bytes)) => parser
-                .push(&bytes, |e| events.push(e))
-                .err()
-                .map(sse_failure),
+            Some(Ok(bytes)) => parser.push(&bytes, |e| events.push(e)).err().map(sse_failure),
             Some(Err(e)) => Some(End::Failed(LlmError::Http(describe_transport(&e)))),
-            None => Some(
-                parser
-                    .finish(|e| events.push(e))
-                    .err()
-                    .map_or(End::Eof, sse_failure),
-            ),
+            None => Some(parser.finish(|e| events.push(e)).err().map_or(End::Eof, sse_failure)),
         };
         // Events parsed before a failure still count, and an earlier end marker or error wins.
         for ev in events.drain(..) {
@@ -126,15 +118,11 @@ async fn finish(end: End, mut decoder: impl Decode, tx: &mpsc::Sender<LlmEvent>)
     let mut out = Vec::new();
     decoder.close(!matches!(end, End::Failed(_)), &mut out);
     out.push(match end {
-        End::Done => LlmEvent::Done {
-            finish_reason: decoder.finish_reason().map(str::to_string),
-        },
-        End::Eof if decoder.finish_reason().is_some() => LlmEvent::Done {
-            finish_reason: decoder.finish_reason().map(str::to_string),
-        },
-        End::Eof => LlmEvent::Error(LlmError::Stream(
-            "the stream ended before the provider finished".into(),
-        )),
+        End::Done => LlmEvent::Done { finish_reason: decoder.finish_reason().map(str::to_string) },
+        End::Eof if decoder.finish_reason().is_some() => {
+            LlmEvent::Done { finish_reason: decoder.finish_reason().map(str::to_string) }
+        }
+        End::Eof => LlmEvent::Error(LlmError::Stream("the stream ended before the provider finished".into())),
         End::Failed(e) => LlmEvent::Error(e),
     });
     for ev in out {

@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 /// The adapter called `name`, sharing `http`'s connection pool; `None` for an unknown name.
 pub fn build(name: &str, http: &reqwest::Client) -> Option<Arc<dyn Llm>> {
-    let family = |p: &'static compat::CompatProvider| -> Arc<dyn Llm> {
-        Arc::new(OpenAi::compatible(http.clone(), p))
-    };
+    let family = |p: &'static compat::CompatProvider| -> Arc<dyn Llm> { Arc::new(OpenAi::compatible(http.clone(), p)) };
     let llm: Arc<dyn Llm> = match name {
         "openai" => Arc::new(OpenAi::new(http.clone())),
         "anthropic" => Arc::new(Anthropic::new(http.clone())),

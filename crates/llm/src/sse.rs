@@ -41,11 +41,7 @@ impl SseParser {
     }
 
     /// Feeds bytes; `on_event` gets every event completed by them, in order.
-    pub(crate) fn push(
-        &mut self,
-        chunk: &[u8],
-        mut on_event: impl FnMut(SseEvent),
-    ) -> Result<(), SseError> {
+    pub(crate) fn push(&mut self, chunk: &[u8], mut on_event: impl FnMut(SseEvent)) -> Result<(), SseError> {
         let mut rest = chunk;
         if self.after_cr {
             self.after_cr = false;
@@ -115,10 +111,7 @@ impl SseParser {
 
     fn dispatch(&mut self, on_event: &mut impl FnMut(SseEvent)) {
         if self.has_data {
-            on_event(SseEvent {
-                event: self.event.take(),
-                data: std::mem::take(&mut self.data),
-            });
+            on_event(SseEvent { event: self.event.take(), data: std::mem::take(&mut self.data) });
         }
         self.event = None;
         self.has_data = false;
@@ -140,19 +133,11 @@ mod tests {
     );
 
     fn expected() -> Vec<SseEvent> {
-        let ev = |event: Option<&str>, data: &str| SseEvent {
-            event: event.map(str::to_string),
-            data: data.to_string(),
-        };
+        let ev =
+            |event: Option<&str>, data: &str| SseEvent { event: event.map(str::to_string), data: data.to_string() };
         vec![
-            ev(
-                None,
-                "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Héllo\"}}]}",
-            ),
-            ev(
-                None,
-                "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\" wörld\"}}]}",
-            ),
+            ev(None, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Héllo\"}}]}"),
+            ev(None, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\" wörld\"}}]}"),
             ev(Some("message_stop"), "{\"type\":\"message_stop\"}"),
             ev(None, "first\nsecond"),
             ev(None, "[DONE]"),
@@ -192,13 +177,7 @@ mod tests {
     #[test]
     fn unterminated_last_event_is_delivered_at_end() {
         let out = parse(&[b"data: {\"a\":1}"]);
-        assert_eq!(
-            out,
-            vec![SseEvent {
-                event: None,
-                data: "{\"a\":1}".into()
-            }]
-        );
+        assert_eq!(out, vec![SseEvent { event: None, data: "{\"a\":1}".into() }]);
     }
 
     #[test]

@@ -38,9 +38,7 @@ pub async fn validate_key(
         }
         name => {
             let Some(p) = compat::find(name) else {
-                return Err(LlmError::BadRequest(format!(
-                    "no key check for provider {name}"
-                )));
+                return Err(LlmError::BadRequest(format!("no key check for provider {name}")));
             };
             let url = http::join(base_url, None, &[p.validate_path])?;
             let auth = http::secret_header(&format!("Bearer {}", key.expose_secret()))?;
@@ -54,17 +52,12 @@ pub async fn validate_key(
 }
 
 /// Sends the check; a 2xx gives its body, anything else the provider's error.
-async fn check(
-    req: reqwest::RequestBuilder,
-    refused: fn(Refusal) -> LlmError,
-) -> Result<bytes::Bytes, LlmError> {
+async fn check(req: reqwest::RequestBuilder, refused: fn(Refusal) -> LlmError) -> Result<bytes::Bytes, LlmError> {
     let resp = http::send(req.timeout(TIMEOUT)).await?;
     if !resp.status().is_success() {
         return Err(refused(Refusal::read(resp).await));
     }
-    resp.bytes()
-        .await
-        .map_err(|e| LlmError::Http(crate::error::describe_transport(&e)))
+    resp.bytes().await.map_err(|e| LlmError::Http(crate::error::describe_transport(&e)))
 }
 
 /// xAI's `GET /v1/api-key` answers 200 for a blocked or disabled key too.
@@ -81,8 +74,7 @@ fn xai_key_blocked(body: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::sim::{
-        AnthropicSim, AnthropicSimConfig, GeminiSim, GeminiSimConfig, OpenAiSim, OpenAiSimConfig,
-        SimKeys,
+        AnthropicSim, AnthropicSimConfig, GeminiSim, GeminiSimConfig, OpenAiSim, OpenAiSimConfig, SimKeys,
     };
 
     const GOOD: &str = "sk-validate-good-0123456789";
@@ -96,11 +88,7 @@ mod tests {
         let http = reqwest::Client::new();
         let good = SecretString::from(GOOD.to_string());
         let bad = SecretString::from(BAD.to_string());
-        assert_eq!(
-            validate_key(provider, &http, base, &good).await,
-            Ok(()),
-            "{provider}"
-        );
+        assert_eq!(validate_key(provider, &http, base, &good).await, Ok(()), "{provider}");
         let err = validate_key(provider, &http, base, &bad).await.unwrap_err();
         assert_eq!(err, LlmError::Unauthorized, "{provider}");
         assert!(!format!("{err} {err:?}").contains(BAD));
@@ -108,12 +96,7 @@ mod tests {
 
     #[tokio::test]
     async fn openai_and_family_against_the_openai_sim() {
-        let sim = OpenAiSim::start(OpenAiSimConfig {
-            keys: keys(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let sim = OpenAiSim::start(OpenAiSimConfig { keys: keys(), ..Default::default() }).await.unwrap();
         // Every family member whose check is `GET {base}/models` is served by the sim.
         for p in std::iter::once(&compat::OPENAI).chain(compat::FAMILY) {
             if p.validate_path == "models" {
@@ -125,24 +108,14 @@ mod tests {
 
     #[tokio::test]
     async fn anthropic_against_its_sim() {
-        let sim = AnthropicSim::start(AnthropicSimConfig {
-            keys: keys(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let sim = AnthropicSim::start(AnthropicSimConfig { keys: keys(), ..Default::default() }).await.unwrap();
         assert_checks("anthropic", &sim.base_url()).await;
         assert_eq!(sim.seen_keys(), vec![GOOD.to_string(), BAD.to_string()]);
     }
 
     #[tokio::test]
     async fn gemini_against_its_sim() {
-        let sim = GeminiSim::start(GeminiSimConfig {
-            keys: keys(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let sim = GeminiSim::start(GeminiSimConfig { keys: keys(), ..Default::default() }).await.unwrap();
         assert_checks("google", &sim.base_url()).await;
         assert_eq!(sim.seen_keys(), vec![GOOD.to_string(), BAD.to_string()]);
     }
@@ -152,28 +125,18 @@ mod tests {
         let http = reqwest::Client::new();
         let key = SecretString::from(GOOD.to_string());
         let base = Url::parse("http://127.0.0.1:9/v1").unwrap();
-        assert!(matches!(
-            validate_key("nope", &http, &base, &key).await,
-            Err(LlmError::BadRequest(_))
-        ));
+        assert!(matches!(validate_key("nope", &http, &base, &key).await, Err(LlmError::BadRequest(_))));
         let sim = OpenAiSim::start(OpenAiSimConfig::default()).await.unwrap();
         let base = sim.base_url();
         drop(sim);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(matches!(
-            validate_key("groq", &http, &base, &key).await,
-            Err(LlmError::Http(_))
-        ));
+        assert!(matches!(validate_key("groq", &http, &base, &key).await, Err(LlmError::Http(_))));
     }
 
     #[test]
     fn xai_blocked_flags() {
-        assert!(xai_key_blocked(
-            br#"{"redacted_api_key":"xai-...","api_key_blocked":false,"api_key_disabled":true}"#
-        ));
-        assert!(!xai_key_blocked(
-            br#"{"api_key_blocked":false,"team_blocked":false,"acls":["api-key:model:*"]}"#
-        ));
+        assert!(xai_key_blocked(br#"{"redacted_api_key":"xai-...","api_key_blocked":false,"api_key_disabled":true}"#));
+        assert!(!xai_key_blocked(br#"{"api_key_blocked":false,"team_blocked":false,"acls":["api-key:model:*"]}"#));
         assert!(!xai_key_blocked(b"not json"));
     }
 }

@@ -9,11 +9,7 @@ pub struct AudioFrame {
 
 impl AudioFrame {
     pub fn new(samples: Vec<i16>, sample_rate: u32, timestamp_ms: u64) -> Self {
-        Self {
-            samples,
-            sample_rate,
-            timestamp_ms,
-        }
+        Self { samples, sample_rate, timestamp_ms }
     }
 
     pub fn duration_ms(&self) -> u64 {

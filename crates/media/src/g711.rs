@@ -100,16 +100,8 @@ mod tests {
         for code in 0..=255u8 {
             // 0x7F is µ-law's "negative zero"; it decodes to 0, which encodes as 0xFF.
             let expect = if code == 0x7F { 0xFF } else { code };
-            assert_eq!(
-                linear_to_ulaw(ulaw_to_linear(code)),
-                expect,
-                "µ-law {code:#04x}"
-            );
-            assert_eq!(
-                linear_to_alaw(alaw_to_linear(code)),
-                code,
-                "A-law {code:#04x}"
-            );
+            assert_eq!(linear_to_ulaw(ulaw_to_linear(code)), expect, "µ-law {code:#04x}");
+            assert_eq!(linear_to_alaw(alaw_to_linear(code)), code, "A-law {code:#04x}");
         }
     }
 
@@ -143,34 +135,20 @@ mod tests {
 
     #[test]
     fn buffer_versions_clear_and_match_scalar() {
-        let samples: Vec<i16> = (0..160)
-            .map(|i| ((i as f32 * 0.2).sin() * 12000.0) as i16)
-            .collect();
+        let samples: Vec<i16> = (0..160).map(|i| ((i as f32 * 0.2).sin() * 12000.0) as i16).collect();
         let mut bytes = vec![1u8; 999];
         let mut back = vec![1i16; 999];
         encode_ulaw_into(&samples, &mut bytes);
         assert_eq!(bytes.len(), 160);
-        assert!(bytes
-            .iter()
-            .zip(&samples)
-            .all(|(&b, &s)| b == linear_to_ulaw(s)));
+        assert!(bytes.iter().zip(&samples).all(|(&b, &s)| b == linear_to_ulaw(s)));
         decode_ulaw_into(&bytes, &mut back);
         assert_eq!(back.len(), 160);
-        assert!(back
-            .iter()
-            .zip(&bytes)
-            .all(|(&s, &b)| s == ulaw_to_linear(b)));
+        assert!(back.iter().zip(&bytes).all(|(&s, &b)| s == ulaw_to_linear(b)));
 
         encode_alaw_into(&samples, &mut bytes);
-        assert!(bytes
-            .iter()
-            .zip(&samples)
-            .all(|(&b, &s)| b == linear_to_alaw(s)));
+        assert!(bytes.iter().zip(&samples).all(|(&b, &s)| b == linear_to_alaw(s)));
         decode_alaw_into(&bytes, &mut back);
-        assert!(back
-            .iter()
-            .zip(&bytes)
-            .all(|(&s, &b)| s == alaw_to_linear(b)));
+        assert!(back.iter().zip(&bytes).all(|(&s, &b)| s == alaw_to_linear(b)));
 
         decode_alaw_into(&[], &mut back);
         assert!(back.is_empty());

@@ -18,11 +18,7 @@ pub fn decode_le_into(src: &[u8], out: &mut Vec<i16>) -> Result<(), OddLength> {
         return Err(OddLength(src.len()));
     }
     out.clear();
-    out.extend(
-        src.chunks_exact(2)
-            .filter_map(|c| c.try_into().ok())
-            .map(i16::from_le_bytes),
-    );
+    out.extend(src.chunks_exact(2).filter_map(|c| c.try_into().ok()).map(i16::from_le_bytes));
     Ok(())
 }
 
@@ -39,11 +35,7 @@ pub fn decode_be_into(src: &[u8], out: &mut Vec<i16>) -> Result<(), OddLength> {
         return Err(OddLength(src.len()));
     }
     out.clear();
-    out.extend(
-        src.chunks_exact(2)
-            .filter_map(|c| c.try_into().ok())
-            .map(i16::from_be_bytes),
-    );
+    out.extend(src.chunks_exact(2).filter_map(|c| c.try_into().ok()).map(i16::from_be_bytes));
     Ok(())
 }
 

@@ -44,9 +44,7 @@ pub struct OpusEncoder {
 
 impl OpusEncoder {
     pub fn new(sample_rate: u32) -> Result<Self, CodecError> {
-        Ok(Self {
-            inner: Encoder::new(sample_rate, Channels::Mono, Application::Voip)?,
-        })
+        Ok(Self { inner: Encoder::new(sample_rate, Channels::Mono, Application::Voip)? })
     }
 
     /// Encode one frame (normally 20 ms; any Opus frame size is accepted) into `out`,
@@ -78,11 +76,7 @@ impl OpusDecoder {
     pub fn new(sample_rate: u32) -> Result<Self, CodecError> {
         let inner = Decoder::new(sample_rate, Channels::Mono)?;
         let max_samples = (sample_rate / 1000 * MAX_PACKET_MS) as usize;
-        Ok(Self {
-            inner,
-            sample_rate,
-            max_samples,
-        })
+        Ok(Self { inner, sample_rate, max_samples })
     }
 
     /// Decode one packet into `out`, replacing its contents. Returns the sample count.
@@ -102,20 +96,11 @@ impl OpusDecoder {
     pub fn decode_lost(&mut self, out: &mut Vec<i16>) -> Result<usize, CodecError> {
         out.clear();
         let last = self.inner.get_last_packet_duration()? as usize;
-        let samples = if last == 0 {
-            (self.sample_rate / 50) as usize
-        } else {
-            last
-        };
+        let samples = if last == 0 { (self.sample_rate / 50) as usize } else { last };
         self.decode_raw(&[], samples.min(self.max_samples), out)
     }
 
-    fn decode_raw(
-        &mut self,
-        packet: &[u8],
-        samples: usize,
-        out: &mut Vec<i16>,
-    ) -> Result<usize, CodecError> {
+    fn decode_raw(&mut self, packet: &[u8], samples: usize, out: &mut Vec<i16>) -> Result<usize, CodecError> {
         out.resize(samples, 0);
         match self.inner.decode(packet, out, false) {
             Ok(n) => {
@@ -135,12 +120,7 @@ mod tests {
     use super::*;
 
     fn sine(freq: f64, rate: u32, amp: f64, n: usize) -> Vec<i16> {
-        (0..n)
-            .map(|i| {
-                (amp * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin())
-                    as i16
-            })
-            .collect()
+        (0..n).map(|i| (amp * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin()) as i16).collect()
     }
 
     fn zero_crossings(s: &[i16]) -> usize {
@@ -167,10 +147,7 @@ mod tests {
         let tail = &decoded[9600..];
         let expected = 2.0 * 440.0 * tail.len() as f64 / 48_000.0;
         let got = zero_crossings(tail) as f64;
-        assert!(
-            (got - expected).abs() / expected < 0.03,
-            "crossings {got} vs {expected}"
-        );
+        assert!((got - expected).abs() / expected < 0.03, "crossings {got} vs {expected}");
         let db = 20.0 * (rms(tail) / rms(&input[9600..])).log10();
         assert!(db.abs() < 2.0, "level change {db:.2} dB");
     }
@@ -185,10 +162,7 @@ mod tests {
             assert!(err.code().starts_with("opus_"), "{err}");
             assert!(out.is_empty());
         }
-        assert!(matches!(
-            dec.decode(&[], &mut out),
-            Err(CodecError::EmptyPacket)
-        ));
+        assert!(matches!(dec.decode(&[], &mut out), Err(CodecError::EmptyPacket)));
         // Arbitrary bytes may or may not parse as Opus, but must never panic or overrun.
         let mut x: u32 = 0x1234_5678;
         for len in 1..300 {
@@ -219,18 +193,12 @@ mod tests {
         }
         assert_eq!(dec.decode_lost(&mut out).unwrap(), 320);
         assert_eq!(out.len(), 320);
-        assert!(
-            rms(&out) > 100.0,
-            "PLC should continue the tone, not emit silence"
-        );
+        assert!(rms(&out) > 100.0, "PLC should continue the tone, not emit silence");
     }
 
     #[test]
     fn bad_rate_and_bad_frame_size_are_errors() {
-        assert_eq!(
-            OpusEncoder::new(44_100).err().map(|e| e.code()),
-            Some("opus_bad_argument")
-        );
+        assert_eq!(OpusEncoder::new(44_100).err().map(|e| e.code()), Some("opus_bad_argument"));
         assert!(OpusDecoder::new(11_025).is_err());
         let mut enc = OpusEncoder::new(48_000).unwrap();
         let mut out = Vec::new();

@@ -35,9 +35,7 @@ impl Pacer {
     pub async fn wait_next(&mut self) {
         let now = Instant::now();
         let due = match self.next {
-            Some(due) if now.saturating_duration_since(due) < self.frame * MAX_CATCH_UP_FRAMES => {
-                due
-            }
+            Some(due) if now.saturating_duration_since(due) < self.frame * MAX_CATCH_UP_FRAMES => due,
             _ => {
                 self.next = Some(now + self.frame);
                 return;

@@ -9,10 +9,7 @@
 //! in [`Resampler::new`].
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{
-    Async, FixedAsync, Resampler as _, SincInterpolationParameters, SincInterpolationType,
-    WindowFunction,
-};
+use rubato::{Async, FixedAsync, Resampler as _, SincInterpolationParameters, SincInterpolationType, WindowFunction};
 
 const SINC_LEN: usize = 64;
 const MIN_RATE: u32 = 1_000;
@@ -68,11 +65,7 @@ impl Resampler {
             }
         }
         if from_hz == to_hz {
-            return Ok(Self {
-                from_hz,
-                to_hz,
-                inner: None,
-            });
+            return Ok(Self { from_hz, to_hz, inner: None });
         }
         let chunk = chunk_len(from_hz);
         let params = SincInterpolationParameters::new(SINC_LEN, WindowFunction::BlackmanHarris2)
@@ -82,15 +75,7 @@ impl Resampler {
         let rs = Async::<f32>::new_sinc(ratio, 1.0, &params, chunk, 1, FixedAsync::Input)?;
         let scratch = vec![0.0; rs.output_frames_max()];
         let pending = Vec::with_capacity(rs.input_frames_max());
-        Ok(Self {
-            from_hz,
-            to_hz,
-            inner: Some(Engine {
-                rs,
-                pending,
-                scratch,
-            }),
-        })
+        Ok(Self { from_hz, to_hz, inner: Some(Engine { rs, pending, scratch }) })
     }
 
     pub fn from_hz(&self) -> u32 {
@@ -113,9 +98,7 @@ impl Resampler {
             let chunk = engine.rs.input_frames_next().max(1);
             let need = chunk.saturating_sub(engine.pending.len());
             let (now, later) = rest.split_at(need.min(rest.len()));
-            engine
-                .pending
-                .extend(now.iter().map(|&s| f32::from(s) / 32768.0));
+            engine.pending.extend(now.iter().map(|&s| f32::from(s) / 32768.0));
             rest = later;
             if engine.pending.len() >= chunk {
                 engine.run(out)?;
@@ -146,10 +129,9 @@ impl Engine {
     fn run(&mut self, out: &mut Vec<i16>) -> Result<(), ResampleError> {
         let frames_in = self.pending.len();
         let frames_out = self.scratch.len();
-        let input = InterleavedSlice::new(&self.pending[..], 1, frames_in)
-            .map_err(|_| ResampleError::BufferSize)?;
-        let mut output = InterleavedSlice::new_mut(&mut self.scratch[..], 1, frames_out)
-            .map_err(|_| ResampleError::BufferSize)?;
+        let input = InterleavedSlice::new(&self.pending[..], 1, frames_in).map_err(|_| ResampleError::BufferSize)?;
+        let mut output =
+            InterleavedSlice::new_mut(&mut self.scratch[..], 1, frames_out).map_err(|_| ResampleError::BufferSize)?;
         let (_, produced) = self.rs.process_into_buffer(&input, &mut output, None)?;
         self.pending.clear();
         let produced = produced.min(self.scratch.len());
@@ -165,9 +147,7 @@ fn to_i16(s: f32) -> i16 {
 /// Largest proper divisor of a 20 ms frame (at most 10 ms), so whole frames never wait.
 fn chunk_len(from_hz: u32) -> usize {
     let frame = (from_hz / 50).max(1) as usize;
-    let smallest_factor = (2..=frame)
-        .find(|&p| frame.is_multiple_of(p))
-        .unwrap_or(frame);
+    let smallest_factor = (2..=frame).find(|&p| frame.is_multiple_of(p)).unwrap_or(frame);
     if smallest_factor <= 8 {
         frame / smallest_factor
     } else {
@@ -182,9 +162,7 @@ mod tests {
     use std::f64::consts::PI;
 
     fn sine(freq: f64, rate: u32, amp: f64, n: usize) -> Vec<i16> {
-        (0..n)
-            .map(|i| (amp * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()).round() as i16)
-            .collect()
+        (0..n).map(|i| (amp * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()).round() as i16).collect()
     }
 
     /// Amplitude of the `freq` component (single-bin DFT over whole periods-ish).
@@ -238,8 +216,7 @@ mod tests {
             let out = run(&mut rs, &sine(freq, 24_000, 10_000.0, 24_000), 24_000);
             let tail = &out[800..];
             // Energy of whatever came out: an aliased 6 kHz would show up at 2 kHz.
-            let rms = (tail.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / tail.len() as f64)
-                .sqrt();
+            let rms = (tail.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
             // Fully blocked rounds to silence; floor at half an LSB to keep the dB finite.
             20.0 * (rms.max(0.5) * 2f64.sqrt() / 10_000.0).log10()
         };
@@ -251,32 +228,16 @@ mod tests {
 
     #[test]
     fn measured_delay_matches_reported_delay() {
-        for (from, to) in [
-            (8000, 16_000),
-            (24_000, 8000),
-            (16_000, 48_000),
-            (48_000, 16_000),
-            (22_050, 16_000),
-        ] {
+        for (from, to) in [(8000, 16_000), (24_000, 8000), (16_000, 48_000), (48_000, 16_000), (22_050, 16_000)] {
             let mut rs = Resampler::new(from, to).unwrap();
             let at = from as usize / 10; // impulse 100 ms in
             let mut input = vec![0i16; from as usize / 2];
             input[at] = 20_000;
             let out = run(&mut rs, &input, from);
-            let peak = out
-                .iter()
-                .enumerate()
-                .max_by_key(|(_, v)| v.unsigned_abs())
-                .unwrap()
-                .0;
-            let measured = (peak as f64 - at as f64 * f64::from(to) / f64::from(from)) * 1000.0
-                / f64::from(to);
+            let peak = out.iter().enumerate().max_by_key(|(_, v)| v.unsigned_abs()).unwrap().0;
+            let measured = (peak as f64 - at as f64 * f64::from(to) / f64::from(from)) * 1000.0 / f64::from(to);
             assert!(measured <= 5.0, "{from}->{to}: {measured:.2} ms");
-            assert!(
-                (measured - rs.delay_ms()).abs() <= 1.0,
-                "{from}->{to}: {measured:.2} vs {:.2}",
-                rs.delay_ms()
-            );
+            assert!((measured - rs.delay_ms()).abs() <= 1.0, "{from}->{to}: {measured:.2} vs {:.2}", rs.delay_ms());
         }
     }
 
@@ -290,11 +251,7 @@ mod tests {
                 let out = run(&mut rs, &input, from);
                 let expect = to as i64;
                 let frame_out = i64::from(to / 50);
-                assert!(
-                    (out.len() as i64 - expect).abs() <= frame_out,
-                    "{from}->{to}: {}",
-                    out.len()
-                );
+                assert!((out.len() as i64 - expect).abs() <= frame_out, "{from}->{to}: {}", out.len());
                 assert!(rs.delay_ms() <= 5.0);
             }
         }
@@ -345,10 +302,7 @@ mod tests {
 
     #[test]
     fn bad_rates_are_typed_errors() {
-        assert_eq!(
-            Resampler::new(0, 8000).err().map(|e| e.code()),
-            Some("resample_unsupported_rate")
-        );
+        assert_eq!(Resampler::new(0, 8000).err().map(|e| e.code()), Some("resample_unsupported_rate"));
         assert!(Resampler::new(8000, 1_000_000).is_err());
     }
 

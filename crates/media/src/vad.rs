@@ -20,12 +20,7 @@ pub struct VadConfig {
 
 impl Default for VadConfig {
     fn default() -> Self {
-        Self {
-            min_speech_dbfs: -45.0,
-            above_floor_db: 12.0,
-            start_frames: 3,
-            hangover_frames: 15,
-        }
+        Self { min_speech_dbfs: -45.0, above_floor_db: 12.0, start_frames: 3, hangover_frames: 15 }
     }
 }
 
@@ -52,14 +47,7 @@ pub struct Vad {
 
 impl Vad {
     pub fn new(cfg: VadConfig) -> Self {
-        Self {
-            cfg,
-            noise_floor_dbfs: -70.0,
-            speaking: false,
-            loud_run: 0,
-            quiet_run: 0,
-            last_dbfs: f32::NEG_INFINITY,
-        }
+        Self { cfg, noise_floor_dbfs: -70.0, speaking: false, loud_run: 0, quiet_run: 0, last_dbfs: f32::NEG_INFINITY }
     }
 
     pub fn config(&self) -> &VadConfig {
@@ -70,8 +58,7 @@ impl Vad {
     pub fn push(&mut self, frame: &[i16]) -> VadEvent {
         let db = frame_dbfs(frame);
         self.last_dbfs = db;
-        let loud =
-            db >= self.cfg.min_speech_dbfs && db >= self.noise_floor_dbfs + self.cfg.above_floor_db;
+        let loud = db >= self.cfg.min_speech_dbfs && db >= self.noise_floor_dbfs + self.cfg.above_floor_db;
         // Track the floor quickly downwards and slowly upwards. It also creeps up during
         // "speech", so a steady noise (fan, line hum) stops counting as speech after ~2 s,
         // while the pauses between words pull it back down fast.
@@ -131,9 +118,7 @@ mod tests {
     use super::*;
 
     fn tone(amp: f32, n: usize) -> Vec<i16> {
-        (0..n)
-            .map(|i| ((i as f32 * 0.3).sin() * amp) as i16)
-            .collect()
+        (0..n).map(|i| ((i as f32 * 0.3).sin() * amp) as i16).collect()
     }
 
     #[test]

@@ -14,11 +14,7 @@ pub enum WavError {
     #[error("malformed wav: {0}")]
     Malformed(String),
     #[error("unsupported wav format: {bits}-bit {kind}, {channels} channel(s); need PCM16")]
-    Unsupported {
-        bits: u16,
-        kind: &'static str,
-        channels: u16,
-    },
+    Unsupported { bits: u16, kind: &'static str, channels: u16 },
     #[error("wav sample rate must be non-zero")]
     ZeroSampleRate,
 }
@@ -47,19 +43,12 @@ impl From<hound::Error> for WavError {
 pub fn read_wav(path: impl AsRef<Path>) -> Result<(Vec<i16>, u32), WavError> {
     let mut reader = hound::WavReader::open(path)?;
     let spec = reader.spec();
-    if spec.sample_format != hound::SampleFormat::Int
-        || spec.bits_per_sample != 16
-        || spec.channels == 0
-    {
+    if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 || spec.channels == 0 {
         let kind = match spec.sample_format {
             hound::SampleFormat::Int => "integer",
             hound::SampleFormat::Float => "float",
         };
-        return Err(WavError::Unsupported {
-            bits: spec.bits_per_sample,
-            kind,
-            channels: spec.channels,
-        });
+        return Err(WavError::Unsupported { bits: spec.bits_per_sample, kind, channels: spec.channels });
     }
     if spec.sample_rate == 0 {
         return Err(WavError::ZeroSampleRate);
@@ -85,20 +74,12 @@ pub fn read_wav(path: impl AsRef<Path>) -> Result<(Vec<i16>, u32), WavError> {
 }
 
 /// Write mono PCM16 samples as a WAV file.
-pub fn write_wav(
-    path: impl AsRef<Path>,
-    samples: &[i16],
-    sample_rate: u32,
-) -> Result<(), WavError> {
+pub fn write_wav(path: impl AsRef<Path>, samples: &[i16], sample_rate: u32) -> Result<(), WavError> {
     if sample_rate == 0 {
         return Err(WavError::ZeroSampleRate);
     }
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut writer = hound::WavWriter::create(path, spec)?;
     let mut fast = writer.get_i16_writer(samples.len() as u32);
     for &s in samples {
@@ -138,12 +119,7 @@ mod tests {
             sample_format: hound::SampleFormat::Int,
         };
         let mut w = hound::WavWriter::create(&path, spec).unwrap();
-        for (l, r) in [
-            (100i16, 300i16),
-            (-1000, 1000),
-            (32767, 32767),
-            (-32768, -32768),
-        ] {
+        for (l, r) in [(100i16, 300i16), (-1000, 1000), (32767, 32767), (-32768, -32768)] {
             w.write_sample(l).unwrap();
             w.write_sample(r).unwrap();
         }
@@ -167,17 +143,7 @@ mod tests {
         w.write_sample(0.5f32).unwrap();
         w.finalize().unwrap();
         let err = read_wav(&path).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                WavError::Unsupported {
-                    bits: 32,
-                    kind: "float",
-                    channels: 1
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, WavError::Unsupported { bits: 32, kind: "float", channels: 1 }), "{err}");
         std::fs::remove_file(&path).unwrap();
 
         let spec = hound::WavSpec {
@@ -189,26 +155,17 @@ mod tests {
         let mut w = hound::WavWriter::create(&path, spec).unwrap();
         w.write_sample(1i32).unwrap();
         w.finalize().unwrap();
-        assert_eq!(
-            read_wav(&path).unwrap_err().code(),
-            "wav_unsupported_format"
-        );
+        assert_eq!(read_wav(&path).unwrap_err().code(), "wav_unsupported_format");
         std::fs::remove_file(path).unwrap();
     }
 
     #[test]
     fn missing_and_garbage_files_are_typed_errors() {
-        assert_eq!(
-            read_wav(tmp("does-not-exist")).unwrap_err().code(),
-            "wav_io"
-        );
+        assert_eq!(read_wav(tmp("does-not-exist")).unwrap_err().code(), "wav_io");
         let path = tmp("garbage");
         std::fs::write(&path, b"RIFF\x04\x00\x00\x00junkjunk").unwrap();
         assert_eq!(read_wav(&path).unwrap_err().code(), "wav_malformed");
         std::fs::remove_file(path).unwrap();
-        assert_eq!(
-            write_wav(tmp("zero"), &[0], 0).unwrap_err().code(),
-            "wav_zero_sample_rate"
-        );
+        assert_eq!(write_wav(tmp("zero"), &[0], 0).unwrap_err().code(), "wav_zero_sample_rate");
     }
 }

@@ -100,12 +100,7 @@ mod tests {
         // Every way of cutting the text into tokens must give back the same text.
         let text = "We are open from nine, Monday to Friday. Call us! Or not? Thanks a lot";
         for step in 1..8 {
-            let toks: Vec<String> = text
-                .chars()
-                .collect::<Vec<_>>()
-                .chunks(step)
-                .map(|c| c.iter().collect())
-                .collect();
+            let toks: Vec<String> = text.chars().collect::<Vec<_>>().chunks(step).map(|c| c.iter().collect()).collect();
             let refs: Vec<&str> = toks.iter().map(String::as_str).collect();
             assert_eq!(run(&refs).concat(), text);
         }

@@ -64,10 +64,7 @@ pub struct PlanRefusal {
 
 impl PlanRefusal {
     fn new(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            code: code.to_string(),
-            message: message.into(),
-        }
+        Self { code: code.to_string(), message: message.into() }
     }
 }
 
@@ -91,20 +88,14 @@ impl SessionDeps {
             tracing::error!(error = %e, "agent lookup failed");
             PlanRefusal::new("store_unavailable", "the session store is unavailable")
         })?;
-        let (org_id, spec_json) = found
-            .ok_or_else(|| PlanRefusal::new("unknown_agent", format!("no agent {agent_id:?}")))?;
-        let spec: AgentSpec = serde_json::from_str(&spec_json).map_err(|_| {
-            PlanRefusal::new(
-                "agent_corrupt",
-                "the agent's stored configuration is unreadable",
-            )
+        let (org_id, spec_json) =
+            found.ok_or_else(|| PlanRefusal::new("unknown_agent", format!("no agent {agent_id:?}")))?;
+        let spec: AgentSpec = serde_json::from_str(&spec_json)
+            .map_err(|_| PlanRefusal::new("agent_corrupt", "the agent's stored configuration is unreadable"))?;
+        let ctx = billing::store::load_context(self.store.as_ref(), &org_id).await.map_err(|e| {
+            tracing::error!(error = %e, "org context failed");
+            PlanRefusal::new("org_unavailable", "the agent's org could not be loaded")
         })?;
-        let ctx = billing::store::load_context(self.store.as_ref(), &org_id)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "org context failed");
-                PlanRefusal::new("org_unavailable", "the agent's org could not be loaded")
-            })?;
         self.resolver
             .resolve_for(session_id, &ctx, &spec, telephony, self.vault.as_deref())
             .map_err(|e| PlanRefusal::new(e.code(), e.to_string()))

@@ -18,10 +18,7 @@ impl SessionHub {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        calls
-            .entry(call_id.to_string())
-            .or_insert_with(|| broadcast::channel(256).0)
-            .clone()
+        calls.entry(call_id.to_string()).or_insert_with(|| broadcast::channel(256).0).clone()
     }
 
     pub fn subscribe(&self, call_id: &str) -> broadcast::Receiver<SessionEvent> {

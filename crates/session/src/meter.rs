@@ -3,9 +3,7 @@
 
 use billing::pricing::delta_amount;
 use billing::store::Store;
-use billing::{
-    BilledTo, BillingError, MicroUsd, Rate, RateUnit, Service, SessionPlan, UsageRecord,
-};
+use billing::{BilledTo, BillingError, MicroUsd, Rate, RateUnit, Service, SessionPlan, UsageRecord};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,17 +48,13 @@ fn first_rate(rates: &[Rate], units: &[RateUnit]) -> Option<Rate> {
 
 impl Meter {
     /// Build the lines of a plan. A service without a price in its snapshot is an error.
-    pub(crate) fn from_plan(
-        plan: &SessionPlan,
-        store: Arc<dyn Store>,
-    ) -> Result<Meter, BillingError> {
-        let missing =
-            |service: &str, p: &billing::ServicePlan, unit: &str| BillingError::MissingPrice {
-                service: service.to_string(),
-                provider: p.provider.clone(),
-                model: p.model.clone(),
-                unit: unit.to_string(),
-            };
+    pub(crate) fn from_plan(plan: &SessionPlan, store: Arc<dyn Store>) -> Result<Meter, BillingError> {
+        let missing = |service: &str, p: &billing::ServicePlan, unit: &str| BillingError::MissingPrice {
+            service: service.to_string(),
+            provider: p.provider.clone(),
+            model: p.model.clone(),
+            unit: unit.to_string(),
+        };
         let mut lines = Vec::new();
         let mut add = |id, name, service, p: &billing::ServicePlan, rate: Rate| {
             lines.push(Line {
@@ -79,11 +73,8 @@ impl Meter {
                 estimated: false,
             })
         };
-        let stt = first_rate(
-            &plan.stt.rates,
-            &[RateUnit::AudioMinute, RateUnit::AudioHour],
-        )
-        .ok_or_else(|| missing("stt", &plan.stt, "audio_minute"))?;
+        let stt = first_rate(&plan.stt.rates, &[RateUnit::AudioMinute, RateUnit::AudioHour])
+            .ok_or_else(|| missing("stt", &plan.stt, "audio_minute"))?;
         add(LineId::Stt, "stt", Service::Stt, &plan.stt, stt);
         let tts = first_rate(&plan.tts.rates, &[RateUnit::KiloCharacters])
             .ok_or_else(|| missing("tts", &plan.tts, "kilo_characters"))?;
@@ -93,13 +84,7 @@ impl Meter {
         add(LineId::LlmIn, "llm.input", Service::Llm, &plan.llm, llm_in);
         let llm_out = first_rate(&plan.llm.rates, &[RateUnit::MegaOutputTokens])
             .ok_or_else(|| missing("llm", &plan.llm, "mega_output_tokens"))?;
-        add(
-            LineId::LlmOut,
-            "llm.output",
-            Service::Llm,
-            &plan.llm,
-            llm_out,
-        );
+        add(LineId::LlmOut, "llm.output", Service::Llm, &plan.llm, llm_out);
         if let Some(t) = &plan.telephony {
             if let Some(rate) = first_rate(&t.rates, &[RateUnit::Minute]) {
                 lines.push(Line {
@@ -136,9 +121,7 @@ impl Meter {
     /// Add to a line's cumulative quantity.
     pub(crate) fn add(&mut self, id: LineId, atoms: u64, estimated: bool) {
         if let Some(l) = self.line(id) {
-            l.cum_atoms = l
-                .cum_atoms
-                .saturating_add(i64::try_from(atoms).unwrap_or(i64::MAX));
+            l.cum_atoms = l.cum_atoms.saturating_add(i64::try_from(atoms).unwrap_or(i64::MAX));
             l.estimated |= estimated;
         }
     }
@@ -221,8 +204,6 @@ impl Meter {
     }
 
     pub(crate) fn total(&self) -> MicroUsd {
-        self.written.iter().fold(MicroUsd::ZERO, |a, r| {
-            a.checked_add(r.amount_micros).unwrap_or(a)
-        })
+        self.written.iter().fold(MicroUsd::ZERO, |a, r| a.checked_add(r.amount_micros).unwrap_or(a))
     }
 }

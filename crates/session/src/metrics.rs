@@ -26,28 +26,14 @@ pub const BARGE_INS: &str = "switchboard_barge_ins_total";
 pub fn describe() {
     metrics::describe_gauge!(SESSIONS_ACTIVE, "Sessions currently running");
     metrics::describe_counter!(SESSIONS_TOTAL, "Sessions started");
-    metrics::describe_counter!(
-        SESSIONS_REFUSED,
-        "Sessions refused before any provider was called, by code"
-    );
+    metrics::describe_counter!(SESSIONS_REFUSED, "Sessions refused before any provider was called, by code");
     metrics::describe_counter!(FRAMES, "Audio frames exchanged with gateways");
     metrics::describe_counter!(FRAMES_DROPPED, "Audio frames dropped on a full queue");
     metrics::describe_counter!(GATEWAY_ERRORS, "Bad gateway messages, by code");
-    metrics::describe_histogram!(
-        TIME_TO_FIRST,
-        metrics::Unit::Seconds,
-        "Provider time to first result"
-    );
+    metrics::describe_histogram!(TIME_TO_FIRST, metrics::Unit::Seconds, "Provider time to first result");
     metrics::describe_counter!(PROVIDER_ERRORS, "Provider errors, by code");
-    metrics::describe_histogram!(
-        HOP,
-        metrics::Unit::Seconds,
-        "Latency the orchestrator adds per hop"
-    );
-    metrics::describe_counter!(
-        USAGE_ATOMS,
-        "Usage quantity in metering atoms (ms, characters, tokens)"
-    );
+    metrics::describe_histogram!(HOP, metrics::Unit::Seconds, "Latency the orchestrator adds per hop");
+    metrics::describe_counter!(USAGE_ATOMS, "Usage quantity in metering atoms (ms, characters, tokens)");
     metrics::describe_counter!(USAGE_MICROS, "Usage amount in micro-USD");
     metrics::describe_counter!(BARGE_INS, "Barge-ins (caller spoke over the agent)");
 }

@@ -39,14 +39,8 @@ pub(crate) enum WriterEvent {
 }
 
 enum Segment {
-    Audio {
-        turn: u64,
-        samples: Vec<i16>,
-        pos: usize,
-    },
-    End {
-        turn: u64,
-    },
+    Audio { turn: u64, samples: Vec<i16>, pos: usize },
+    End { turn: u64 },
 }
 
 pub(crate) struct Writer {
@@ -126,11 +120,7 @@ impl Writer {
                 if self.cleared_upto.is_some_and(|c| turn <= c) || samples.is_empty() {
                     return;
                 }
-                self.queue.push_back(Segment::Audio {
-                    turn,
-                    samples,
-                    pos: 0,
-                });
+                self.queue.push_back(Segment::Audio { turn, samples, pos: 0 });
             }
             WriterCmd::EndOfTurn { turn } => {
                 if self.cleared_upto.is_some_and(|c| turn <= c) {
@@ -143,11 +133,7 @@ impl Writer {
                     Segment::Audio { turn: t, .. } | Segment::End { turn: t } => *t > turn,
                 });
                 self.cleared_upto = Some(turn);
-                let played = if self.cur_turn == Some(turn) {
-                    self.sent_ms(self.cur_sent)
-                } else {
-                    0
-                };
+                let played = if self.cur_turn == Some(turn) { self.sent_ms(self.cur_sent) } else { 0 };
                 if let Some(m) = self.enc.encode_clear() {
                     self.send(m).await;
                 }
@@ -201,14 +187,8 @@ impl Writer {
             if let Some(m) = self.enc.encode_mark(&format!("turn-{turn}")) {
                 self.send(m).await;
             }
-            let played_ms = if self.cur_turn == Some(turn) {
-                self.sent_ms(self.cur_sent)
-            } else {
-                0
-            };
-            let _ = self
-                .events
-                .try_send(WriterEvent::PlaybackDone { turn, played_ms });
+            let played_ms = if self.cur_turn == Some(turn) { self.sent_ms(self.cur_sent) } else { 0 };
+            let _ = self.events.try_send(WriterEvent::PlaybackDone { turn, played_ms });
         }
     }
 }

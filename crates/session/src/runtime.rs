@@ -23,10 +23,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BAD_MESSAGES: u32 = 50;
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A refusal before or at session start: reported to the gateway, then the socket is closed.
@@ -37,19 +34,11 @@ struct Refusal {
 
 impl Refusal {
     fn new(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            code: code.to_string(),
-            message: message.into(),
-        }
+        Self { code: code.to_string(), message: message.into() }
     }
 }
 
-async fn close_with(
-    sink: &mut SplitSink<WebSocket, Message>,
-    enc: &mut dyn WireEncoder,
-    code: u16,
-    r: &Refusal,
-) {
+async fn close_with(sink: &mut SplitSink<WebSocket, Message>, enc: &mut dyn WireEncoder, code: u16, r: &Refusal) {
     if let Some(m) = enc.encode_error(&r.code, &r.message) {
         let _ = sink.send(m).await;
     }
@@ -58,12 +47,7 @@ async fn close_with(
     while reason.len() > 123 {
         reason.pop();
     }
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
 }
 
 async fn wait_for_start(
@@ -96,28 +80,15 @@ pub async fn run_session(ws: WebSocket, mut codec: Box<dyn WireCodec>, deps: Arc
     let start = match wait_for_start(&mut stream, codec.as_mut(), &mut pcm).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(
-                gateway,
-                code = e.code(),
-                "gateway refused before start: {e}"
-            );
-            metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => e.code())
-                .increment(1);
-            close_with(
-                &mut sink,
-                codec.encoder().as_mut(),
-                1008,
-                &Refusal::new(e.code(), e.to_string()),
-            )
-            .await;
+            tracing::warn!(gateway, code = e.code(), "gateway refused before start: {e}");
+            metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => e.code()).increment(1);
+            close_with(&mut sink, codec.encoder().as_mut(), 1008, &Refusal::new(e.code(), e.to_string())).await;
             return;
         }
     };
     let session_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("session", session_id = %session_id, gateway);
-    run_started(sink, stream, codec, deps, start, session_id, pcm)
-        .instrument(span)
-        .await;
+    run_started(sink, stream, codec, deps, start, session_id, pcm).instrument(span).await;
 }
 
 async fn run_started(
@@ -136,22 +107,13 @@ async fn run_started(
     let refuse = |r: Refusal| {
         tracing::warn!(code = %r.code, "session refused: {}", r.message);
         metrics::counter!(m::SESSIONS_REFUSED, "code" => r.code.clone()).increment(1);
-        let _ = events.send(SessionEvent::Error {
-            code: r.code.clone(),
-            message: r.message.clone(),
-        });
-        let _ = events.send(SessionEvent::End {
-            reason: r.code.clone(),
-        });
+        let _ = events.send(SessionEvent::Error { code: r.code.clone(), message: r.message.clone() });
+        let _ = events.send(SessionEvent::End { reason: r.code.clone() });
         r
     };
 
     // 1. Plan: resolved once; this call keeps these keys and prices whatever changes later.
-    let agent_id = start
-        .params
-        .get("agent")
-        .map(String::as_str)
-        .unwrap_or("default");
+    let agent_id = start.params.get("agent").map(String::as_str).unwrap_or("default");
     let telephony = (gateway != "client").then_some(gateway);
     let plan = match deps.plan_for(&session_id, agent_id, telephony).await {
         Ok(p) => Arc::new(p),
@@ -167,10 +129,7 @@ async fn run_started(
         deps.providers.llm.get(&plan.llm.provider).cloned(),
         deps.providers.tts.get(&plan.tts.provider).cloned(),
     ) else {
-        let r = refuse(Refusal::new(
-            "unknown_provider",
-            "the agent names a provider this server has no adapter for",
-        ));
+        let r = refuse(Refusal::new("unknown_provider", "the agent names a provider this server has no adapter for"));
         close_with(&mut sink, enc.as_mut(), 1008, &r).await;
         deps.hub.remove(&call_id);
         return;
@@ -218,27 +177,17 @@ async fn run_started(
     {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            metrics::counter!(m::PROVIDER_ERRORS, "service" => "stt", "code" => e.code())
-                .increment(1);
+            metrics::counter!(m::PROVIDER_ERRORS, "service" => "stt", "code" => e.code()).increment(1);
             let r = refuse(Refusal::new(e.code(), e.to_string()));
             close_with(&mut sink, enc.as_mut(), 1011, &r).await;
-            let _ = deps
-                .store
-                .close_session(&session_id, now_ms(), e.code())
-                .await;
+            let _ = deps.store.close_session(&session_id, now_ms(), e.code()).await;
             deps.hub.remove(&call_id);
             return;
         }
         Err(_) => {
-            let r = refuse(Refusal::new(
-                "stt_timeout",
-                "the speech-to-text provider did not answer",
-            ));
+            let r = refuse(Refusal::new("stt_timeout", "the speech-to-text provider did not answer"));
             close_with(&mut sink, enc.as_mut(), 1011, &r).await;
-            let _ = deps
-                .store
-                .close_session(&session_id, now_ms(), "stt_timeout")
-                .await;
+            let _ = deps.store.close_session(&session_id, now_ms(), "stt_timeout").await;
             deps.hub.remove(&call_id);
             return;
         }
@@ -249,15 +198,8 @@ async fn run_started(
     let (writer_tx, writer_rx) = tokio::sync::mpsc::channel(1024);
     let (writer_ev_tx, writer_ev_rx) = tokio::sync::mpsc::channel(64);
     let out_rate = enc.output_rate();
-    let writer = tokio::spawn(
-        Writer::new(sink, enc, writer_ev_tx)
-            .run(writer_rx)
-            .in_current_span(),
-    );
-    let started_ev = SessionEvent::Started {
-        session_id: session_id.clone(),
-        call_sid: start.call_id.clone(),
-    };
+    let writer = tokio::spawn(Writer::new(sink, enc, writer_ev_tx).run(writer_rx).in_current_span());
+    let started_ev = SessionEvent::Started { session_id: session_id.clone(), call_sid: start.call_id.clone() };
     let _ = events.send(started_ev.clone());
     let _ = writer_tx.try_send(WriterCmd::Event(started_ev));
     tracing::info!(
@@ -326,10 +268,7 @@ async fn run_started(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "turn manager failed");
-            let _ = deps
-                .store
-                .close_session(&session_id, now_ms(), "internal_error")
-                .await;
+            let _ = deps.store.close_session(&session_id, now_ms(), "internal_error").await;
             metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
             deps.hub.remove(&call_id);
             return;
@@ -337,10 +276,7 @@ async fn run_started(
     };
     let reason = match (reason, end) {
         (EndReason::ProviderFailed { code, message }, _) => {
-            let ev = SessionEvent::Error {
-                code: code.clone(),
-                message,
-            };
+            let ev = SessionEvent::Error { code: code.clone(), message };
             let _ = events.send(ev.clone());
             let _ = writer_tx.send(WriterCmd::Event(ev)).await;
             code
@@ -349,19 +285,10 @@ async fn run_started(
     };
     let records = meter.written().to_vec();
     let total = meter.total();
-    if let Err(e) = deps
-        .store
-        .close_session(&session_id, now_ms(), &reason)
-        .await
-    {
+    if let Err(e) = deps.store.close_session(&session_id, now_ms(), &reason).await {
         tracing::error!(error = %e, "cannot close session row");
     }
-    for ev in [
-        SessionEvent::Usage { records },
-        SessionEvent::End {
-            reason: reason.clone(),
-        },
-    ] {
+    for ev in [SessionEvent::Usage { records }, SessionEvent::End { reason: reason.clone() }] {
         let _ = events.send(ev.clone());
         let _ = writer_tx.send(WriterCmd::Event(ev)).await;
     }
@@ -431,8 +358,7 @@ async fn read_gateway(
             Some(Ok(m)) => m,
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "gateway socket error");
-                metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => "socket")
-                    .increment(1);
+                metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => "socket").increment(1);
                 return GatewayEnd::Disconnected;
             }
             None => return GatewayEnd::Disconnected,
@@ -460,10 +386,7 @@ async fn read_gateway(
                 match stt_audio.try_send(SttInput::Audio(bytes::Bytes::copy_from_slice(&le))) {
                     Ok(()) => {
                         sent_samples += up.len() as u64;
-                        stt_audio_ms.store(
-                            sent_samples * 1000 / u64::from(deps.stt_sample_rate),
-                            Ordering::Relaxed,
-                        );
+                        stt_audio_ms.store(sent_samples * 1000 / u64::from(deps.stt_sample_rate), Ordering::Relaxed);
                     }
                     Err(_) => dropped.increment(1),
                 }
@@ -476,18 +399,14 @@ async fn read_gateway(
                 let _ = control.try_send(Control::Dtmf(d));
             }
             Ok(Inbound::Start(_)) => {
-                tracing::warn!(
-                    code = "duplicate_start",
-                    "second start on one stream ignored"
-                );
+                tracing::warn!(code = "duplicate_start", "second start on one stream ignored");
                 metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => "duplicate_start").increment(1);
             }
             Ok(Inbound::Connected) | Ok(Inbound::Ignore) => {}
             Err(e) => {
                 bad += 1;
                 tracing::warn!(code = e.code(), "bad gateway message ignored: {e}");
-                metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => e.code())
-                    .increment(1);
+                metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => e.code()).increment(1);
                 let _ = writer.try_send(WriterCmd::Event(SessionEvent::Error {
                     code: e.code().to_string(),
                     message: e.to_string(),

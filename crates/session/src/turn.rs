@@ -115,10 +115,7 @@ async fn opt_fut<T>(f: &mut Option<BoxFuture<'static, T>>) -> T {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Conservative token estimate when a stream ended without provider usage: ~3 chars a token.
@@ -135,12 +132,8 @@ impl TurnManager {
 
     fn error(&self, service: &'static str, code: &str, message: String) {
         tracing::warn!(service, code, %message, "provider error");
-        metrics::counter!(m::PROVIDER_ERRORS, "service" => service, "code" => code.to_string())
-            .increment(1);
-        self.publish(SessionEvent::Error {
-            code: code.to_string(),
-            message,
-        });
+        metrics::counter!(m::PROVIDER_ERRORS, "service" => service, "code" => code.to_string()).increment(1);
+        self.publish(SessionEvent::Error { code: code.to_string(), message });
     }
 
     pub(crate) async fn run(mut self, cancel: CancellationToken) -> (Meter, EndReason) {
@@ -155,12 +148,7 @@ impl TurnManager {
                 let mut none_tc = None;
                 let mut none_tr = None;
                 let (ls, lr, tc, tr) = match self.agent.as_mut() {
-                    Some(a) => (
-                        &mut a.llm_start,
-                        &mut a.llm_rx,
-                        &mut a.tts_connect,
-                        &mut a.tts_rx,
-                    ),
+                    Some(a) => (&mut a.llm_start, &mut a.llm_rx, &mut a.tts_connect, &mut a.tts_rx),
                     None => (&mut none_ls, &mut none_lr, &mut none_tc, &mut none_tr),
                 };
                 tokio::select! {
@@ -181,19 +169,13 @@ impl TurnManager {
                 Wake::Stt(None) => {
                     reason = EndReason::ProviderFailed {
                         code: "stt_closed".into(),
-                        message: format!(
-                            "{} closed the transcription stream",
-                            self.plan.stt.provider
-                        ),
+                        message: format!("{} closed the transcription stream", self.plan.stt.provider),
                     };
                     break;
                 }
                 Wake::Stt(Some(SttEvent::Error(e))) => {
                     self.error("stt", e.code(), e.to_string());
-                    reason = EndReason::ProviderFailed {
-                        code: e.code().to_string(),
-                        message: e.to_string(),
-                    };
+                    reason = EndReason::ProviderFailed { code: e.code().to_string(), message: e.to_string() };
                     break;
                 }
                 Wake::Stt(Some(ev)) => self.on_stt(ev),
@@ -211,13 +193,8 @@ impl TurnManager {
     }
 
     async fn checkpoint(&mut self) {
-        self.meter
-            .raise_to(LineId::Stt, self.stt_audio_ms.load(Ordering::Relaxed), true);
-        self.meter.raise_to(
-            LineId::Telephony,
-            self.started.elapsed().as_millis() as u64,
-            false,
-        );
+        self.meter.raise_to(LineId::Stt, self.stt_audio_ms.load(Ordering::Relaxed), true);
+        self.meter.raise_to(LineId::Telephony, self.started.elapsed().as_millis() as u64, false);
         self.meter.checkpoint(now_ms()).await;
     }
 
@@ -230,18 +207,12 @@ impl TurnManager {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         loop {
             match tokio::time::timeout_at(deadline, self.stt.events.recv()).await {
-                Ok(Some(SttEvent::Usage {
-                    audio_ms,
-                    estimated,
-                })) => {
+                Ok(Some(SttEvent::Usage { audio_ms, estimated })) => {
                     self.meter.raise_to(LineId::Stt, audio_ms, estimated);
                     break;
                 }
                 Ok(Some(SttEvent::Final { text, .. })) if !text.is_empty() => {
-                    self.publish(SessionEvent::Transcript {
-                        text,
-                        is_final: true,
-                    });
+                    self.publish(SessionEvent::Transcript { text, is_final: true });
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
@@ -254,24 +225,16 @@ impl TurnManager {
         match ev {
             SttEvent::Interim { text, .. } => {
                 if !text.is_empty() {
-                    self.publish(SessionEvent::Transcript {
-                        text,
-                        is_final: false,
-                    });
+                    self.publish(SessionEvent::Transcript { text, is_final: false });
                 }
             }
-            SttEvent::Final {
-                text, speech_final, ..
-            } => {
+            SttEvent::Final { text, speech_final, .. } => {
                 if !text.trim().is_empty() {
                     if !self.user_buf.is_empty() {
                         self.user_buf.push(' ');
                     }
                     self.user_buf.push_str(text.trim());
-                    self.publish(SessionEvent::Transcript {
-                        text,
-                        is_final: true,
-                    });
+                    self.publish(SessionEvent::Transcript { text, is_final: true });
                     self.last_final_at = Some(Instant::now());
                 }
                 if speech_final {
@@ -284,10 +247,7 @@ impl TurnManager {
                 self.maybe_end_user_turn();
             }
             SttEvent::SpeechStarted { .. } => {}
-            SttEvent::Usage {
-                audio_ms,
-                estimated,
-            } => self.meter.raise_to(LineId::Stt, audio_ms, estimated),
+            SttEvent::Usage { audio_ms, estimated } => self.meter.raise_to(LineId::Stt, audio_ms, estimated),
             SttEvent::Error(_) => {}
         }
     }
@@ -312,11 +272,7 @@ impl TurnManager {
 
     /// End of the caller's turn: STT said the speech is final and local VAD agrees.
     fn maybe_end_user_turn(&mut self) {
-        if !self.endpoint_seen
-            || self.caller_speaking
-            || self.agent.is_some()
-            || self.user_buf.trim().is_empty()
-        {
+        if !self.endpoint_seen || self.caller_speaking || self.agent.is_some() || self.user_buf.trim().is_empty() {
             return;
         }
         self.endpoint_seen = false;
@@ -325,17 +281,11 @@ impl TurnManager {
     }
 
     fn start_agent_turn(&mut self, user_text: String) {
-        self.conversation.push(Message {
-            role: Role::User,
-            content: user_text.clone(),
-        });
+        self.conversation.push(Message { role: Role::User, content: user_text.clone() });
         let id = self.next_turn;
         self.next_turn += 1;
         let mut messages = Vec::with_capacity(self.conversation.len() + 1);
-        messages.push(Message {
-            role: Role::System,
-            content: self.plan.prompt.clone(),
-        });
+        messages.push(Message { role: Role::System, content: self.plan.prompt.clone() });
         messages.extend(self.conversation.iter().cloned());
         let input_chars = messages.iter().map(|m| m.content.len() + 12).sum();
 
@@ -352,8 +302,7 @@ impl TurnManager {
             .await
         });
         if let Some(t) = self.last_final_at {
-            metrics::histogram!(m::HOP, "hop" => "stt_final_to_llm_request")
-                .record(t.elapsed().as_secs_f64());
+            metrics::histogram!(m::HOP, "hop" => "stt_final_to_llm_request").record(t.elapsed().as_secs_f64());
         }
         let tts = self.tts.clone();
         let plan = self.plan.clone();
@@ -427,11 +376,7 @@ impl TurnManager {
             Some(LlmEvent::ToolCall(call)) => {
                 tracing::info!(tool = %call.name, "tool calls are not supported yet; ignored");
             }
-            Some(LlmEvent::Usage {
-                input_tokens,
-                output_tokens,
-                estimated,
-            }) => {
+            Some(LlmEvent::Usage { input_tokens, output_tokens, estimated }) => {
                 a.llm_usage_seen = true;
                 self.meter.add(LineId::LlmIn, input_tokens, estimated);
                 self.meter.add(LineId::LlmOut, output_tokens, estimated);
@@ -460,10 +405,7 @@ impl TurnManager {
         if let Some(a) = self.agent.as_mut() {
             if !a.llm_usage_seen {
                 a.llm_usage_seen = true;
-                let (i, o) = (
-                    estimate_tokens(a.input_chars),
-                    estimate_tokens(a.text.len()),
-                );
+                let (i, o) = (estimate_tokens(a.input_chars), estimate_tokens(a.text.len()));
                 self.meter.add(LineId::LlmIn, i, true);
                 self.meter.add(LineId::LlmOut, o, true);
             }
@@ -480,15 +422,11 @@ impl TurnManager {
         if a.first_text_at.is_none() {
             a.first_text_at = Some(Instant::now());
             if let Some(t) = a.first_token_at {
-                metrics::histogram!(m::HOP, "hop" => "llm_first_token_to_tts_text")
-                    .record(t.elapsed().as_secs_f64());
+                metrics::histogram!(m::HOP, "hop" => "llm_first_token_to_tts_text").record(t.elapsed().as_secs_f64());
             }
         }
         let turn = a.id;
-        self.publish(SessionEvent::Agent {
-            text: chunk.clone(),
-            turn,
-        });
+        self.publish(SessionEvent::Agent { text: chunk.clone(), turn });
         self.tts_send(TtsInput::Text(chunk));
     }
 
@@ -542,8 +480,7 @@ impl TurnManager {
                 }
                 if let Some(al) = alignment {
                     for (i, c) in al.chars.iter().enumerate() {
-                        a.aligned
-                            .push((*c, al.start_ms.get(i).copied().unwrap_or(0)));
+                        a.aligned.push((*c, al.start_ms.get(i).copied().unwrap_or(0)));
                     }
                 }
                 if media::l16::decode_le_into(&pcm, &mut self.pcm).is_err() {
@@ -558,14 +495,7 @@ impl TurnManager {
                 }
                 a.audio_started = true;
                 let samples = self.out.clone();
-                if self
-                    .writer
-                    .try_send(WriterCmd::Audio {
-                        turn: a.id,
-                        samples,
-                    })
-                    .is_err()
-                {
+                if self.writer.try_send(WriterCmd::Audio { turn: a.id, samples }).is_err() {
                     metrics::counter!(m::FRAMES_DROPPED, "queue" => "gateway_out").increment(1);
                 }
             }
@@ -598,17 +528,11 @@ impl TurnManager {
             }
             WriterEvent::PlaybackDone { turn, played_ms } => {
                 tracing::debug!(turn, played_ms, "agent turn played out");
-                let done = self
-                    .agent
-                    .as_ref()
-                    .is_some_and(|a| a.id == turn && a.llm_done && a.tts_done);
+                let done = self.agent.as_ref().is_some_and(|a| a.id == turn && a.llm_done && a.tts_done);
                 if done {
                     if let Some(a) = self.agent.take() {
                         if !a.text.trim().is_empty() {
-                            self.conversation.push(Message {
-                                role: Role::Assistant,
-                                content: a.text.clone(),
-                            });
+                            self.conversation.push(Message { role: Role::Assistant, content: a.text.clone() });
                         }
                         self.publish(SessionEvent::AgentDone { text: a.text, turn });
                     }
@@ -625,60 +549,34 @@ impl TurnManager {
             // next final extend it.
             let user_text = a.user_text.clone();
             self.abandon(a);
-            if self
-                .conversation
-                .last()
-                .is_some_and(|m| m.role == Role::User && m.content == user_text)
-            {
+            if self.conversation.last().is_some_and(|m| m.role == Role::User && m.content == user_text) {
                 self.conversation.pop();
             }
-            self.user_buf = if self.user_buf.is_empty() {
-                user_text
-            } else {
-                format!("{user_text} {}", self.user_buf)
-            };
+            self.user_buf = if self.user_buf.is_empty() { user_text } else { format!("{user_text} {}", self.user_buf) };
             return;
         }
         let (tx, rx) = oneshot::channel();
         let turn = a.id;
         let _ = self.writer.send(WriterCmd::Clear { turn, reply: tx }).await;
-        metrics::histogram!(m::HOP, "hop" => "speech_to_clear")
-            .record(speech_at.elapsed().as_secs_f64());
+        metrics::histogram!(m::HOP, "hop" => "speech_to_clear").record(speech_at.elapsed().as_secs_f64());
         metrics::counter!(m::BARGE_INS).increment(1);
-        let played_ms = tokio::time::timeout(Duration::from_millis(500), rx)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(0);
+        let played_ms =
+            tokio::time::timeout(Duration::from_millis(500), rx).await.ok().and_then(Result::ok).unwrap_or(0);
         let kept = kept_text(&a, played_ms);
         let kept_clean = kept.trim().to_string();
         if !kept_clean.is_empty() {
-            self.conversation.push(Message {
-                role: Role::Assistant,
-                content: kept_clean.clone(),
-            });
+            self.conversation.push(Message { role: Role::Assistant, content: kept_clean.clone() });
         }
-        tracing::info!(
-            turn,
-            played_ms,
-            kept_chars = kept_clean.len(),
-            "barge-in: agent cut off"
-        );
-        self.publish(SessionEvent::BargeIn {
-            turn,
-            played_ms,
-            kept_text: kept_clean,
-        });
+        tracing::info!(turn, played_ms, kept_chars = kept_clean.len(), "barge-in: agent cut off");
+        self.publish(SessionEvent::BargeIn { turn, played_ms, kept_text: kept_clean });
         self.abandon(a);
     }
 
     /// Drop a turn's provider streams (closing them) and bill what it used.
     fn abandon(&mut self, a: AgentTurn) {
         if !a.llm_usage_seen {
-            self.meter
-                .add(LineId::LlmIn, estimate_tokens(a.input_chars), true);
-            self.meter
-                .add(LineId::LlmOut, estimate_tokens(a.text.len()), true);
+            self.meter.add(LineId::LlmIn, estimate_tokens(a.input_chars), true);
+            self.meter.add(LineId::LlmOut, estimate_tokens(a.text.len()), true);
         }
         drop(a);
     }
@@ -688,12 +586,7 @@ impl TurnManager {
 /// Without alignment, the same share of the text as of the audio.
 fn kept_text(a: &AgentTurn, played_ms: u64) -> String {
     if !a.aligned.is_empty() {
-        return a
-            .aligned
-            .iter()
-            .take_while(|(_, start)| u64::from(*start) < played_ms)
-            .map(|(c, _)| *c)
-            .collect();
+        return a.aligned.iter().take_while(|(_, start)| u64::from(*start) < played_ms).map(|(c, _)| *c).collect();
     }
     if a.audio_ms == 0 {
         return String::new();

@@ -48,10 +48,7 @@ mod tests {
             SttError::RateLimited,
             SttError::Connect("x".into()),
             SttError::Protocol("x".into()),
-            SttError::Closed {
-                code: 1011,
-                reason: "NET-0000".into(),
-            },
+            SttError::Closed { code: 1011, reason: "NET-0000".into() },
             SttError::Timeout,
         ];
         let mut codes: Vec<_> = all.iter().map(SttError::code).collect();
@@ -59,9 +56,6 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
-        assert_eq!(
-            all[4].to_string(),
-            "the STT provider closed the stream (code 1011): NET-0000"
-        );
+        assert_eq!(all[4].to_string(), "the STT provider closed the stream (code 1011): NET-0000");
     }
 }

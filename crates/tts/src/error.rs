@@ -46,13 +46,8 @@ mod tests {
             TtsError::RateLimited,
             TtsError::Connect("x".into()),
             TtsError::Protocol("x".into()),
-            TtsError::Provider {
-                message: "x".into(),
-            },
-            TtsError::Closed {
-                code: 1011,
-                reason: "x".into(),
-            },
+            TtsError::Provider { message: "x".into() },
+            TtsError::Closed { code: 1011, reason: "x".into() },
             TtsError::UnsupportedSampleRate(11025),
         ];
         let mut codes: Vec<_> = all.iter().map(TtsError::code).collect();

@@ -1,9 +1,25 @@
-//! Persistence: one [`Store`] trait; SQLite is the embedded default.
+//! Persistence: one [`Store`] trait; SQLite is the embedded default, Postgres serves several
+//! nodes sharing one database. Both pass the same story suite (`suite.rs`).
 
+#[cfg(test)]
+mod pg_testdb;
+mod postgres;
+mod postgres_notify;
+mod postgres_orgs;
+mod split;
 mod sqlite;
 mod sqlite_orgs;
+#[cfg(test)]
+mod suite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The Postgres `NOTIFY` channel that carries change topics between nodes.
+pub const CHANGES_CHANNEL: &str = "switchboard_changes";
+/// Sent to a subscriber when notifications may have been missed (the listener reconnected):
+/// drop every cache rather than trust them.
+pub const RESYNC_TOPIC: &str = "*";
 
 /// Seed the default plans (idempotent: existing plans are updated to the defaults' values only
 /// when missing).
@@ -29,7 +45,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
-    #[error("unsupported database url (expected sqlite:…)")]
+    #[error("unsupported database url (expected sqlite:…, postgres://… or postgresql://…)")]
     UnsupportedUrl,
 }
 
@@ -63,12 +79,7 @@ pub struct SessionRow {
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn open_session(&self, row: &SessionRow) -> Result<(), StoreError>;
-    async fn close_session(
-        &self,
-        session_id: &str,
-        ended_at_ms: i64,
-        reason: &str,
-    ) -> Result<(), StoreError>;
+    async fn close_session(&self, session_id: &str, ended_at_ms: i64, reason: &str) -> Result<(), StoreError>;
     async fn session(&self, session_id: &str) -> Result<Option<SessionRow>, StoreError>;
     async fn session_by_call_sid(&self, call_sid: &str) -> Result<Option<SessionRow>, StoreError>;
     /// `INSERT … ON CONFLICT DO NOTHING`: `Ok(false)` when the record's key was already written.
@@ -81,58 +92,36 @@ pub trait Store: Send + Sync + 'static {
     /// first (`managed`), the rest from the wallet (`wallet`, a second record keyed
     /// `line@wallet`). `byok` records charge their markup the same way and keep `byok`.
     /// A replayed record charges nothing and returns no records.
-    async fn settle(
-        &self,
-        payer_org_id: &str,
-        rec: &UsageRecord,
-    ) -> Result<Vec<UsageRecord>, StoreError>;
+    async fn settle(&self, payer_org_id: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError>;
     async fn upsert_plan(&self, plan: &crate::org::Plan) -> Result<(), StoreError>;
     async fn plan(&self, id: &str) -> Result<Option<crate::org::Plan>, StoreError>;
-    async fn create_org(
-        &self,
-        org: &OrgRow,
-        key_hash: &str,
-        key_prefix: &str,
-    ) -> Result<(), StoreError>;
+    async fn create_org(&self, org: &OrgRow, key_hash: &str, key_prefix: &str) -> Result<(), StoreError>;
     async fn org(&self, id: &str) -> Result<Option<OrgRow>, StoreError>;
     async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<OrgRow>, StoreError>;
     /// Save the org's settings (toggle, agency flags, policy). Balances are not touched.
     async fn update_org(&self, org: &OrgRow) -> Result<(), StoreError>;
     /// Add to (or, negative, take from) the wallet; returns the new balance.
-    async fn add_wallet(
-        &self,
-        org_id: &str,
-        amount_micros: i64,
-        reference: &str,
-    ) -> Result<i64, StoreError>;
+    async fn add_wallet(&self, org_id: &str, amount_micros: i64, reference: &str) -> Result<i64, StoreError>;
     /// Insert or replace the org's credential `(provider, name)`; returns its id.
     async fn put_credential(&self, c: &CredentialRow) -> Result<String, StoreError>;
-    async fn credentials(
-        &self,
-        org_id: &str,
-    ) -> Result<Vec<crate::org::StoredCredential>, StoreError>;
+    async fn credentials(&self, org_id: &str) -> Result<Vec<crate::org::StoredCredential>, StoreError>;
     /// Ok(false) when no such credential belongs to the org.
     async fn delete_credential(&self, org_id: &str, id: &str) -> Result<bool, StoreError>;
-    async fn set_slot(
-        &self,
-        org_id: &str,
-        service: &str,
-        credential_id: Option<&str>,
-    ) -> Result<(), StoreError>;
-    async fn slots(
-        &self,
-        org_id: &str,
-    ) -> Result<std::collections::HashMap<String, String>, StoreError>;
-    async fn create_agent(&self, id: &str, org_id: &str, spec_json: &str)
-        -> Result<(), StoreError>;
+    async fn set_slot(&self, org_id: &str, service: &str, credential_id: Option<&str>) -> Result<(), StoreError>;
+    async fn slots(&self, org_id: &str) -> Result<std::collections::HashMap<String, String>, StoreError>;
+    async fn create_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<(), StoreError>;
     /// `(org_id, spec_json)` of an agent.
     async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError>;
-    async fn usage_for_org(
-        &self,
-        org_id: &str,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<UsageRecord>, StoreError>;
+    async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError>;
+
+    /// Tell every node sharing this store that `topic` changed (e.g. `rates`, `keys`), so each
+    /// drops its cached copy: a rate flip or key rotation made on one node must reach sessions
+    /// opened on all of them. Postgres `NOTIFY`s [`CHANGES_CHANNEL`]; SQLite serves one
+    /// process, so there is nobody else to tell.
+    async fn publish_change(&self, topic: &str) -> Result<(), StoreError>;
+    /// Topics published by any node (this one included), from now on. [`RESYNC_TOPIC`] means
+    /// some may have been missed. `None` where the store is not shared (SQLite).
+    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError>;
 }
 
 /// An org as stored.
@@ -180,16 +169,16 @@ pub fn period_of(ms: i64) -> String {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Open the store named by `url` (`sqlite:path` or `sqlite::memory:`), migrated.
+/// Open the store named by `url` (`sqlite:path`, `sqlite::memory:`, `postgres://…` or
+/// `postgresql://…`), migrated.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PostgresStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl)
     }
@@ -209,10 +198,7 @@ pub enum ContextError {
 /// Load everything that decides how an org's sessions are served and billed, applying the
 /// agency rules: a sub-account uses its owner's keys, toggle and slots; when the owner's
 /// wallet-deduction toggle is on it runs on platform keys and the owner's wallet pays.
-pub async fn load_context(
-    store: &dyn Store,
-    org_id: &str,
-) -> Result<crate::org::OrgContext, ContextError> {
+pub async fn load_context(store: &dyn Store, org_id: &str) -> Result<crate::org::OrgContext, ContextError> {
     let org = store.org(org_id).await?.ok_or(ContextError::NoOrg)?;
     let owner = match &org.parent_org_id {
         Some(p) => Some(store.org(p).await?.ok_or(ContextError::NoOrg)?),
@@ -223,27 +209,13 @@ pub async fn load_context(
         Some(o) => (Some(o.clone()), org.clone()),
         None => (Some(org.clone()), org.clone()),
     };
-    let plan = store
-        .plan(&org.plan_id)
-        .await?
-        .ok_or_else(|| ContextError::NoPlan(org.plan_id.clone()))?;
-    let payer_plan = store
-        .plan(&payer.plan_id)
-        .await?
-        .ok_or_else(|| ContextError::NoPlan(payer.plan_id.clone()))?;
+    let plan = store.plan(&org.plan_id).await?.ok_or_else(|| ContextError::NoPlan(org.plan_id.clone()))?;
+    let payer_plan = store.plan(&payer.plan_id).await?.ok_or_else(|| ContextError::NoPlan(payer.plan_id.clone()))?;
     let (credentials, slots, use_own_keys) = match &keys_org {
-        Some(k) => (
-            store.credentials(&k.id).await?,
-            store.slots(&k.id).await?,
-            k.use_own_keys,
-        ),
+        Some(k) => (store.credentials(&k.id).await?, store.slots(&k.id).await?, k.use_own_keys),
         None => (Vec::new(), Default::default(), false),
     };
-    let used = if payer.credits_period == period_of(now_ms()) {
-        payer.credits_used_micros
-    } else {
-        0
-    };
+    let used = if payer.credits_period == period_of(now_ms()) { payer.credits_used_micros } else { 0 };
     Ok(crate::org::OrgContext {
         org_id: org.id.clone(),
         payer_org_id: payer.id.clone(),

@@ -19,10 +19,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5));
         let max = if url.contains(":memory:") { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .connect_with(opts)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
@@ -82,15 +79,13 @@ pub(super) fn usage_from_row(r: &SqliteRow) -> Result<UsageRecord, StoreError> {
         session_id: r.try_get("session_id")?,
         line: r.try_get("line")?,
         seq: u32::try_from(seq).map_err(|_| StoreError::Corrupt(format!("seq {seq}")))?,
-        service: Service::parse(&service)
-            .ok_or_else(|| StoreError::Corrupt(format!("service {service}")))?,
+        service: Service::parse(&service).ok_or_else(|| StoreError::Corrupt(format!("service {service}")))?,
         provider: r.try_get("provider")?,
         model: r.try_get("model")?,
         quantity: r.try_get("quantity")?,
         quantity_atoms: r.try_get("quantity_atoms")?,
         unit: UsageUnit::parse(&unit).ok_or_else(|| StoreError::Corrupt(format!("unit {unit}")))?,
-        billed_to: BilledTo::parse(&billed_to)
-            .ok_or_else(|| StoreError::Corrupt(format!("billed_to {billed_to}")))?,
+        billed_to: BilledTo::parse(&billed_to).ok_or_else(|| StoreError::Corrupt(format!("billed_to {billed_to}")))?,
         amount_micros: MicroUsd(r.try_get("amount_micros")?),
         list_micros: MicroUsd(r.try_get("list_micros")?),
         org_id: r.try_get("org_id")?,
@@ -121,12 +116,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn close_session(
-        &self,
-        session_id: &str,
-        ended_at_ms: i64,
-        reason: &str,
-    ) -> Result<(), StoreError> {
+    async fn close_session(&self, session_id: &str, ended_at_ms: i64, reason: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET status = 'closed', ended_at_ms = ?, end_reason = ? WHERE session_id = ? AND status = 'open'")
             .bind(ended_at_ms)
             .bind(reason)
@@ -145,12 +135,10 @@ impl Store for SqliteStore {
     }
 
     async fn session_by_call_sid(&self, call_sid: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT * FROM sessions WHERE call_sid = ? ORDER BY started_at_ms DESC LIMIT 1",
-        )
-        .bind(call_sid)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE call_sid = ? ORDER BY started_at_ms DESC LIMIT 1")
+            .bind(call_sid)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
@@ -158,11 +146,7 @@ impl Store for SqliteStore {
         insert_usage_on(&self.pool, rec).await
     }
 
-    async fn settle(
-        &self,
-        payer_org_id: &str,
-        rec: &UsageRecord,
-    ) -> Result<Vec<UsageRecord>, StoreError> {
+    async fn settle(&self, payer_org_id: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError> {
         super::sqlite_orgs::settle(&self.pool, payer_org_id, rec).await
     }
 
@@ -174,12 +158,7 @@ impl Store for SqliteStore {
         super::sqlite_orgs::plan(&self.pool, id).await
     }
 
-    async fn create_org(
-        &self,
-        org: &super::OrgRow,
-        key_hash: &str,
-        key_prefix: &str,
-    ) -> Result<(), StoreError> {
+    async fn create_org(&self, org: &super::OrgRow, key_hash: &str, key_prefix: &str) -> Result<(), StoreError> {
         super::sqlite_orgs::create_org(&self.pool, org, key_hash, key_prefix).await
     }
 
@@ -195,12 +174,7 @@ impl Store for SqliteStore {
         super::sqlite_orgs::update_org(&self.pool, org).await
     }
 
-    async fn add_wallet(
-        &self,
-        org_id: &str,
-        amount_micros: i64,
-        reference: &str,
-    ) -> Result<i64, StoreError> {
+    async fn add_wallet(&self, org_id: &str, amount_micros: i64, reference: &str) -> Result<i64, StoreError> {
         super::sqlite_orgs::add_wallet(&self.pool, org_id, amount_micros, reference).await
     }
 
@@ -208,10 +182,7 @@ impl Store for SqliteStore {
         super::sqlite_orgs::put_credential(&self.pool, c).await
     }
 
-    async fn credentials(
-        &self,
-        org_id: &str,
-    ) -> Result<Vec<crate::org::StoredCredential>, StoreError> {
+    async fn credentials(&self, org_id: &str) -> Result<Vec<crate::org::StoredCredential>, StoreError> {
         super::sqlite_orgs::credentials(&self.pool, org_id).await
     }
 
@@ -219,28 +190,15 @@ impl Store for SqliteStore {
         super::sqlite_orgs::delete_credential(&self.pool, org_id, id).await
     }
 
-    async fn set_slot(
-        &self,
-        org_id: &str,
-        service: &str,
-        credential_id: Option<&str>,
-    ) -> Result<(), StoreError> {
+    async fn set_slot(&self, org_id: &str, service: &str, credential_id: Option<&str>) -> Result<(), StoreError> {
         super::sqlite_orgs::set_slot(&self.pool, org_id, service, credential_id).await
     }
 
-    async fn slots(
-        &self,
-        org_id: &str,
-    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    async fn slots(&self, org_id: &str) -> Result<std::collections::HashMap<String, String>, StoreError> {
         super::sqlite_orgs::slots(&self.pool, org_id).await
     }
 
-    async fn create_agent(
-        &self,
-        id: &str,
-        org_id: &str,
-        spec_json: &str,
-    ) -> Result<(), StoreError> {
+    async fn create_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<(), StoreError> {
         super::sqlite_orgs::create_agent(&self.pool, id, org_id, spec_json).await
     }
 
@@ -248,12 +206,7 @@ impl Store for SqliteStore {
         super::sqlite_orgs::agent(&self.pool, id).await
     }
 
-    async fn usage_for_org(
-        &self,
-        org_id: &str,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<UsageRecord>, StoreError> {
+    async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM usage_records WHERE org_id = ? AND created_at_ms >= ? AND created_at_ms < ? ORDER BY created_at_ms, line, seq",
         )
@@ -266,13 +219,20 @@ impl Store for SqliteStore {
     }
 
     async fn usage_for_session(&self, session_id: &str) -> Result<Vec<UsageRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM usage_records WHERE session_id = ? ORDER BY created_at_ms, line, seq",
-        )
-        .bind(session_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT * FROM usage_records WHERE session_id = ? ORDER BY created_at_ms, line, seq")
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(usage_from_row).collect()
+    }
+
+    /// One process owns a SQLite file, so its caches are the only ones.
+    async fn publish_change(&self, _topic: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+        Ok(None)
     }
 
     async fn close_abandoned(&self) -> Result<u64, StoreError> {
@@ -284,64 +244,5 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(res.rows_affected())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(seq: u32) -> UsageRecord {
-        UsageRecord {
-            session_id: "s1".into(),
-            line: "stt".into(),
-            seq,
-            service: Service::Stt,
-            provider: "deepgram".into(),
-            model: "nova-3".into(),
-            quantity: 1.5,
-            quantity_atoms: 1500,
-            unit: UsageUnit::AudioSeconds,
-            billed_to: BilledTo::Managed,
-            amount_micros: MicroUsd(120),
-            list_micros: MicroUsd(120),
-            org_id: "o".into(),
-            estimated: false,
-            credential_id: "managed:deepgram".into(),
-            created_at_ms: 10 + i64::from(seq),
-        }
-    }
-
-    #[tokio::test]
-    async fn usage_is_idempotent_by_key() {
-        let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
-        assert!(s.insert_usage(&rec(0)).await.unwrap());
-        assert!(!s.insert_usage(&rec(0)).await.unwrap());
-        assert!(s.insert_usage(&rec(1)).await.unwrap());
-        let got = s.usage_for_session("s1").await.unwrap();
-        assert_eq!(got, vec![rec(0), rec(1)]);
-    }
-
-    #[tokio::test]
-    async fn abandoned_sessions_close_at_last_checkpoint() {
-        let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
-        let row = SessionRow {
-            session_id: "s1".into(),
-            call_sid: Some("CA1".into()),
-            org_id: "o".into(),
-            gateway: "twilio".into(),
-            status: "open".into(),
-            started_at_ms: 5,
-            ended_at_ms: None,
-            end_reason: None,
-            plan_json: "{}".into(),
-        };
-        s.open_session(&row).await.unwrap();
-        s.insert_usage(&rec(3)).await.unwrap();
-        assert_eq!(s.close_abandoned().await.unwrap(), 1);
-        let got = s.session_by_call_sid("CA1").await.unwrap().unwrap();
-        assert_eq!(got.status, "closed");
-        assert_eq!(got.ended_at_ms, Some(13));
-        assert_eq!(got.end_reason.as_deref(), Some("abandoned"));
     }
 }

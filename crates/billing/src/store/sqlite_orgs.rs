@@ -1,18 +1,16 @@
 //! SQLite: orgs, API keys, credentials, slots, agents and the ledger.
 
+use super::split::{charge, CreditState};
 use super::sqlite::insert_usage_on;
-use super::{now_ms, period_of, CredentialRow, OrgRow, StoreError};
+use super::{now_ms, CredentialRow, OrgRow, StoreError};
 use crate::org::{Plan, StoredCredential};
-use crate::{BilledTo, MicroUsd, UsageRecord};
+use crate::UsageRecord;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use std::collections::HashMap;
 
 pub(super) async fn upsert_plan(pool: &SqlitePool, p: &Plan) -> Result<(), StoreError> {
-    let allowed = p
-        .allowed_models
-        .as_ref()
-        .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
+    let allowed = p.allowed_models.as_ref().map(|v| serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
     sqlx::query(
         "INSERT INTO plans (id, monthly_credit_micros, byok_allowed, allowed_models, byok_markup_bps) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET monthly_credit_micros = excluded.monthly_credit_micros, byok_allowed = excluded.byok_allowed,
@@ -29,19 +27,14 @@ pub(super) async fn upsert_plan(pool: &SqlitePool, p: &Plan) -> Result<(), Store
 }
 
 pub(super) async fn plan(pool: &SqlitePool, id: &str) -> Result<Option<Plan>, StoreError> {
-    let Some(r) = sqlx::query("SELECT * FROM plans WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-    else {
+    let Some(r) = sqlx::query("SELECT * FROM plans WHERE id = ?").bind(id).fetch_optional(pool).await? else {
         return Ok(None);
     };
     let allowed: Option<String> = r.try_get("allowed_models")?;
     let allowed_models = match allowed {
-        Some(s) => Some(
-            serde_json::from_str(&s)
-                .map_err(|e| StoreError::Corrupt(format!("plan {id} allowed_models: {e}")))?,
-        ),
+        Some(s) => {
+            Some(serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("plan {id} allowed_models: {e}")))?)
+        }
         None => None,
     };
     Ok(Some(Plan {
@@ -68,12 +61,7 @@ fn org_from_row(r: &SqliteRow) -> Result<OrgRow, StoreError> {
     })
 }
 
-pub(super) async fn create_org(
-    pool: &SqlitePool,
-    o: &OrgRow,
-    key_hash: &str,
-    prefix: &str,
-) -> Result<(), StoreError> {
+pub(super) async fn create_org(pool: &SqlitePool, o: &OrgRow, key_hash: &str, prefix: &str) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO orgs (id, name, plan_id, parent_org_id, wallet_micros, credits_used_micros, credits_period, use_own_keys,
@@ -92,37 +80,27 @@ pub(super) async fn create_org(
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO api_keys (key_hash, org_id, prefix, created_at_ms) VALUES (?, ?, ?, ?)",
-    )
-    .bind(key_hash)
-    .bind(&o.id)
-    .bind(prefix)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("INSERT INTO api_keys (key_hash, org_id, prefix, created_at_ms) VALUES (?, ?, ?, ?)")
+        .bind(key_hash)
+        .bind(&o.id)
+        .bind(prefix)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
 
 pub(super) async fn org(pool: &SqlitePool, id: &str) -> Result<Option<OrgRow>, StoreError> {
-    let r = sqlx::query("SELECT * FROM orgs WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let r = sqlx::query("SELECT * FROM orgs WHERE id = ?").bind(id).fetch_optional(pool).await?;
     r.as_ref().map(org_from_row).transpose()
 }
 
-pub(super) async fn org_by_key_hash(
-    pool: &SqlitePool,
-    hash: &str,
-) -> Result<Option<OrgRow>, StoreError> {
-    let r = sqlx::query(
-        "SELECT o.* FROM orgs o JOIN api_keys k ON k.org_id = o.id WHERE k.key_hash = ?",
-    )
-    .bind(hash)
-    .fetch_optional(pool)
-    .await?;
+pub(super) async fn org_by_key_hash(pool: &SqlitePool, hash: &str) -> Result<Option<OrgRow>, StoreError> {
+    let r = sqlx::query("SELECT o.* FROM orgs o JOIN api_keys k ON k.org_id = o.id WHERE k.key_hash = ?")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await?;
     r.as_ref().map(org_from_row).transpose()
 }
 
@@ -160,18 +138,13 @@ pub(super) async fn add_wallet(
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-    let bal: i64 = sqlx::query_scalar("SELECT wallet_micros FROM orgs WHERE id = ?")
-        .bind(org_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let bal: i64 =
+        sqlx::query_scalar("SELECT wallet_micros FROM orgs WHERE id = ?").bind(org_id).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(bal)
 }
 
-pub(super) async fn put_credential(
-    pool: &SqlitePool,
-    c: &CredentialRow,
-) -> Result<String, StoreError> {
+pub(super) async fn put_credential(pool: &SqlitePool, c: &CredentialRow) -> Result<String, StoreError> {
     let id: String = sqlx::query_scalar(
         "INSERT INTO credentials (id, org_id, provider, name, sealed, last4, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (org_id, provider, name) DO UPDATE SET sealed = excluded.sealed, last4 = excluded.last4
@@ -189,10 +162,7 @@ pub(super) async fn put_credential(
     Ok(id)
 }
 
-pub(super) async fn credentials(
-    pool: &SqlitePool,
-    org_id: &str,
-) -> Result<Vec<StoredCredential>, StoreError> {
+pub(super) async fn credentials(pool: &SqlitePool, org_id: &str) -> Result<Vec<StoredCredential>, StoreError> {
     let rows = sqlx::query("SELECT * FROM credentials WHERE org_id = ? ORDER BY created_at_ms, id")
         .bind(org_id)
         .fetch_all(pool)
@@ -211,11 +181,7 @@ pub(super) async fn credentials(
         .collect()
 }
 
-pub(super) async fn delete_credential(
-    pool: &SqlitePool,
-    org_id: &str,
-    id: &str,
-) -> Result<bool, StoreError> {
+pub(super) async fn delete_credential(pool: &SqlitePool, org_id: &str, id: &str) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     let n = sqlx::query("DELETE FROM credentials WHERE org_id = ? AND id = ?")
         .bind(org_id)
@@ -261,25 +227,13 @@ pub(super) async fn set_slot(
     Ok(())
 }
 
-pub(super) async fn slots(
-    pool: &SqlitePool,
-    org_id: &str,
-) -> Result<HashMap<String, String>, StoreError> {
-    let rows = sqlx::query("SELECT service, credential_id FROM slots WHERE org_id = ?")
-        .bind(org_id)
-        .fetch_all(pool)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("service")?, r.try_get("credential_id")?)))
-        .collect()
+pub(super) async fn slots(pool: &SqlitePool, org_id: &str) -> Result<HashMap<String, String>, StoreError> {
+    let rows =
+        sqlx::query("SELECT service, credential_id FROM slots WHERE org_id = ?").bind(org_id).fetch_all(pool).await?;
+    rows.iter().map(|r| Ok((r.try_get("service")?, r.try_get("credential_id")?))).collect()
 }
 
-pub(super) async fn create_agent(
-    pool: &SqlitePool,
-    id: &str,
-    org_id: &str,
-    spec: &str,
-) -> Result<(), StoreError> {
+pub(super) async fn create_agent(pool: &SqlitePool, id: &str, org_id: &str, spec: &str) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO agents (id, org_id, spec_json, created_at_ms) VALUES (?, ?, ?, ?)")
         .bind(id)
         .bind(org_id)
@@ -290,33 +244,23 @@ pub(super) async fn create_agent(
     Ok(())
 }
 
-pub(super) async fn agent(
-    pool: &SqlitePool,
-    id: &str,
-) -> Result<Option<(String, String)>, StoreError> {
-    let r = sqlx::query("SELECT org_id, spec_json FROM agents WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    r.map(|r| Ok((r.try_get("org_id")?, r.try_get("spec_json")?)))
-        .transpose()
+pub(super) async fn agent(pool: &SqlitePool, id: &str) -> Result<Option<(String, String)>, StoreError> {
+    let r = sqlx::query("SELECT org_id, spec_json FROM agents WHERE id = ?").bind(id).fetch_optional(pool).await?;
+    r.map(|r| Ok((r.try_get("org_id")?, r.try_get("spec_json")?))).transpose()
 }
 
 /// Split `amount` of a record between plan credits and the wallet and write it, atomically.
-pub(super) async fn settle(
-    pool: &SqlitePool,
-    payer: &str,
-    rec: &UsageRecord,
-) -> Result<Vec<UsageRecord>, StoreError> {
-    let mut tx = pool.begin().await?;
-    let exists: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM usage_records WHERE session_id = ? AND line = ? AND seq = ?",
-    )
-    .bind(&rec.session_id)
-    .bind(&rec.line)
-    .bind(i64::from(rec.seq))
-    .fetch_optional(&mut *tx)
-    .await?;
+pub(super) async fn settle(pool: &SqlitePool, payer: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError> {
+    // IMMEDIATE takes the write lock up front: concurrent settles wait (busy timeout) instead
+    // of failing when a read transaction tries to upgrade.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM usage_records WHERE session_id = ? AND line = ? AND seq = ?")
+            .bind(&rec.session_id)
+            .bind(&rec.line)
+            .bind(i64::from(rec.seq))
+            .fetch_optional(&mut *tx)
+            .await?;
     if exists.is_some() {
         return Ok(Vec::new());
     }
@@ -324,7 +268,7 @@ pub(super) async fn settle(
         .bind(payer)
         .fetch_optional(&mut *tx)
         .await?;
-    let (mut used, period, allowance): (i64, String, i64) = match org {
+    let (used, period, allowance): (i64, String, i64) = match org {
         Some(r) => (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?),
         // No such org (the store has no orgs yet): record only, charge nobody.
         None => {
@@ -333,73 +277,30 @@ pub(super) async fn settle(
             return Ok(vec![rec.clone()]);
         }
     };
-    let now_period = period_of(rec.created_at_ms);
-    if period != now_period {
-        used = 0;
-    }
-    let amount = rec.amount_micros.0.max(0);
-    let from_credits = amount.min((allowance - used).max(0));
-    let from_wallet = amount - from_credits;
-    let mut out = Vec::new();
-    if rec.billed_to == BilledTo::Byok || from_wallet == 0 {
-        out.push(rec.clone());
-    } else if from_credits == 0 {
-        out.push(UsageRecord {
-            billed_to: BilledTo::Wallet,
-            ..rec.clone()
-        });
-    } else {
-        // Credits ran out inside this record: split it, quantity in proportion to money.
-        let wallet_atoms = rec.quantity_atoms * from_wallet / amount.max(1);
-        let credit_atoms = rec.quantity_atoms - wallet_atoms;
-        let share = |atoms: i64| {
-            if rec.quantity_atoms == 0 {
-                0.0
-            } else {
-                rec.quantity * atoms as f64 / rec.quantity_atoms as f64
-            }
-        };
-        let list_wallet = rec.list_micros.0 * from_wallet / amount.max(1);
-        out.push(UsageRecord {
-            quantity: share(credit_atoms),
-            quantity_atoms: credit_atoms,
-            amount_micros: MicroUsd(from_credits),
-            list_micros: MicroUsd(rec.list_micros.0 - list_wallet),
-            ..rec.clone()
-        });
-        out.push(UsageRecord {
-            line: format!("{}@wallet", rec.line),
-            billed_to: BilledTo::Wallet,
-            quantity: share(wallet_atoms),
-            quantity_atoms: wallet_atoms,
-            amount_micros: MicroUsd(from_wallet),
-            list_micros: MicroUsd(list_wallet),
-            ..rec.clone()
-        });
-    }
-    for r in &out {
+    let c = charge(rec, CreditState { used_micros: used, period: &period, allowance_micros: allowance });
+    for r in &c.records {
         insert_usage_on(&mut *tx, r).await?;
     }
     sqlx::query(
         "UPDATE orgs SET credits_used_micros = ?, credits_period = ?, wallet_micros = wallet_micros - ? WHERE id = ?",
     )
-    .bind(used + from_credits)
-    .bind(&now_period)
-    .bind(from_wallet)
+    .bind(c.credits_used_micros)
+    .bind(&c.credits_period)
+    .bind(c.from_wallet)
     .bind(payer)
     .execute(&mut *tx)
     .await?;
-    if from_wallet != 0 {
+    if c.from_wallet != 0 {
         sqlx::query(
             "INSERT INTO wallet_tx (org_id, amount_micros, kind, ref, created_at_ms) VALUES (?, ?, 'usage', ?, ?)",
         )
         .bind(payer)
-        .bind(-from_wallet)
+        .bind(-c.from_wallet)
         .bind(rec.key())
         .bind(rec.created_at_ms)
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
-    Ok(out)
+    Ok(c.records)
 }

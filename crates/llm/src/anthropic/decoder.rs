@@ -51,11 +51,7 @@ pub(super) fn stream_error(error: &ErrorBody) -> LlmError {
         Some("api_error") => 500,
         Some("overloaded_error") => 529,
         _ => {
-            let msg = error
-                .message
-                .as_deref()
-                .map(scrub)
-                .unwrap_or_else(|| "the provider sent an error event".into());
+            let msg = error.message.as_deref().map(scrub).unwrap_or_else(|| "the provider sent an error event".into());
             return LlmError::Stream(msg);
         }
     };
@@ -68,18 +64,14 @@ impl Decode for Decoder {
     }
 
     fn data(&mut self, data: &str, out: &mut Vec<LlmEvent>) -> Result<Step, LlmError> {
-        let event: Event = serde_json::from_str(data)
-            .map_err(|e| LlmError::Stream(format!("malformed event: {e}")))?;
+        let event: Event = serde_json::from_str(data).map_err(|e| LlmError::Stream(format!("malformed event: {e}")))?;
         match event {
             Event::MessageStart { message } => {
                 if let Some(u) = message.usage {
                     self.usage(u);
                 }
             }
-            Event::ContentBlockStart {
-                index,
-                content_block,
-            } => match content_block {
+            Event::ContentBlockStart { index, content_block } => match content_block {
                 Block::Text { text } => self.text(text, out),
                 Block::ToolUse { id, name, input } => {
                     // The start's `input` is `{}` and the deltas carry the real JSON; it only
@@ -88,14 +80,7 @@ impl Decode for Decoder {
                         Some(v) if v.as_object().is_some_and(|o| !o.is_empty()) => v.to_string(),
                         _ => String::new(),
                     };
-                    self.tools.insert(
-                        index,
-                        ToolCall {
-                            id,
-                            name,
-                            arguments,
-                        },
-                    );
+                    self.tools.insert(index, ToolCall { id, name, arguments });
                 }
                 Block::Other => {}
             },
@@ -136,11 +121,9 @@ impl Decode for Decoder {
         }
         let estimated_output = estimate_output_tokens(self.output_chars);
         out.push(match (self.input_tokens, self.output_tokens) {
-            (Some(input), Some(output)) if self.stop_reason.is_some() => LlmEvent::Usage {
-                input_tokens: input,
-                output_tokens: output,
-                estimated: false,
-            },
+            (Some(input), Some(output)) if self.stop_reason.is_some() => {
+                LlmEvent::Usage { input_tokens: input, output_tokens: output, estimated: false }
+            }
             // Cut before the final `message_delta`: the reported input is exact, the output
             // so far is at least what arrived.
             (input, output) => LlmEvent::Usage {
@@ -215,11 +198,7 @@ mod tests {
             out,
             vec![
                 LlmEvent::Token("Hello".into()),
-                LlmEvent::Usage {
-                    input_tokens: 25,
-                    output_tokens: 15,
-                    estimated: false
-                }
+                LlmEvent::Usage { input_tokens: 25, output_tokens: 15, estimated: false }
             ]
         );
     }
@@ -242,8 +221,7 @@ mod tests {
         }
         assert_eq!(out, vec![LlmEvent::Token("Let me check.".into())]);
         out.clear();
-        d.data(r#"{"type":"content_block_stop","index":1}"#, &mut out)
-            .unwrap();
+        d.data(r#"{"type":"content_block_stop","index":1}"#, &mut out).unwrap();
         assert_eq!(
             out,
             vec![LlmEvent::ToolCall(ToolCall {
@@ -260,14 +238,7 @@ mod tests {
         .unwrap();
         assert_eq!(d.finish_reason(), Some("tool_use"));
         d.close(true, &mut out);
-        assert_eq!(
-            out,
-            vec![LlmEvent::Usage {
-                input_tokens: 40,
-                output_tokens: 30,
-                estimated: false
-            }]
-        );
+        assert_eq!(out, vec![LlmEvent::Usage { input_tokens: 40, output_tokens: 30, estimated: false }]);
     }
 
     #[test]
@@ -279,11 +250,7 @@ mod tests {
         ]);
         assert_eq!(
             out[0],
-            LlmEvent::ToolCall(ToolCall {
-                id: "t".into(),
-                name: "hang_up".into(),
-                arguments: "{}".into()
-            })
+            LlmEvent::ToolCall(ToolCall { id: "t".into(), name: "hang_up".into(), arguments: "{}".into() })
         );
     }
 
@@ -299,24 +266,13 @@ mod tests {
             out,
             vec![
                 LlmEvent::Token("Sure thing".into()),
-                LlmEvent::Usage {
-                    input_tokens: 12,
-                    output_tokens: 4,
-                    estimated: true
-                }
+                LlmEvent::Usage { input_tokens: 12, output_tokens: 4, estimated: true }
             ]
         );
+        let (_, end) = run(&[r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#]);
+        assert_eq!(end, Err(LlmError::RateLimited { retry_after_ms: None }));
         let (_, end) =
-            run(&[r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#]);
-        assert_eq!(
-            end,
-            Err(LlmError::RateLimited {
-                retry_after_ms: None
-            })
-        );
-        let (_, end) = run(&[
-            r#"{"type":"error","error":{"type":"weird","message":"key sk-ant-abcdef0123456789 bad"}}"#,
-        ]);
+            run(&[r#"{"type":"error","error":{"type":"weird","message":"key sk-ant-abcdef0123456789 bad"}}"#]);
         assert_eq!(end, Err(LlmError::Stream("key sk-*** bad".into())));
     }
 
@@ -327,14 +283,7 @@ mod tests {
             r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":33,"output_tokens":7}}"#,
             r#"{"type":"message_stop"}"#,
         ]);
-        assert_eq!(
-            out,
-            vec![LlmEvent::Usage {
-                input_tokens: 33,
-                output_tokens: 7,
-                estimated: false
-            }]
-        );
+        assert_eq!(out, vec![LlmEvent::Usage { input_tokens: 33, output_tokens: 7, estimated: false }]);
     }
 
     #[test]
@@ -348,14 +297,7 @@ mod tests {
             r#"{"type":"message_stop"}"#,
         ]);
         assert_eq!(end, Ok(Step::Done));
-        assert_eq!(
-            out,
-            vec![LlmEvent::Usage {
-                input_tokens: 2105,
-                output_tokens: 3,
-                estimated: false
-            }]
-        );
+        assert_eq!(out, vec![LlmEvent::Usage { input_tokens: 2105, output_tokens: 3, estimated: false }]);
         assert!(matches!(run(&["{nope"]).1, Err(LlmError::Stream(_))));
     }
 }

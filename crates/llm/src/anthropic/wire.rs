@@ -47,19 +47,10 @@ impl<'a> MessagesRequest<'a> {
                     last.content.push_str("\n\n");
                     last.content.push_str(&m.content);
                 }
-                _ => turns.push(Turn {
-                    role,
-                    content: m.content.clone(),
-                }),
+                _ => turns.push(Turn { role, content: m.content.clone() }),
             }
         }
-        Self {
-            model,
-            max_tokens,
-            system,
-            messages: turns,
-            stream: true,
-        }
+        Self { model, max_tokens, system, messages: turns, stream: true }
     }
 }
 
@@ -172,11 +163,7 @@ impl Usage {
     /// billing them all as input errs toward the invoice, never below it).
     pub(super) fn total_input(&self) -> Option<u64> {
         let input = self.input_tokens?;
-        Some(
-            input
-                + self.cache_creation_input_tokens.unwrap_or(0)
-                + self.cache_read_input_tokens.unwrap_or(0),
-        )
+        Some(input + self.cache_creation_input_tokens.unwrap_or(0) + self.cache_read_input_tokens.unwrap_or(0))
     }
 }
 
@@ -185,10 +172,7 @@ mod tests {
     use super::*;
 
     fn m(role: Role, content: &str) -> Message {
-        Message {
-            role,
-            content: content.into(),
-        }
+        Message { role, content: content.into() }
     }
 
     #[test]

@@ -24,14 +24,7 @@ pub(super) struct Decoder {
 impl Decoder {
     /// `input_estimate` is billed if the provider never reports usage.
     pub(super) fn new(input_estimate: u64) -> Self {
-        Self {
-            finish_reason: None,
-            input_tokens: None,
-            output_tokens: None,
-            input_estimate,
-            output_chars: 0,
-            calls: 0,
-        }
+        Self { finish_reason: None, input_tokens: None, output_tokens: None, input_estimate, output_chars: 0, calls: 0 }
     }
 
     fn usage(&mut self, u: UsageMetadata) {
@@ -54,15 +47,11 @@ impl Decode for Decoder {
     }
 
     fn data(&mut self, data: &str, out: &mut Vec<LlmEvent>) -> Result<Step, LlmError> {
-        let chunk: Chunk = serde_json::from_str(data)
-            .map_err(|e| LlmError::Stream(format!("malformed chunk: {e}")))?;
+        let chunk: Chunk = serde_json::from_str(data).map_err(|e| LlmError::Stream(format!("malformed chunk: {e}")))?;
         if let Some(err) = chunk.error {
             return Err(match (&err.status, err.code) {
                 (None, None) => LlmError::Stream(
-                    err.message
-                        .as_deref()
-                        .map(scrub)
-                        .unwrap_or_else(|| "the provider sent an error event".into()),
+                    err.message.as_deref().map(scrub).unwrap_or_else(|| "the provider sent an error event".into()),
                 ),
                 (_, code) => err.to_llm_error(code.unwrap_or(500), None),
             });
@@ -73,10 +62,7 @@ impl Decode for Decoder {
         let candidates = chunk.candidates.unwrap_or_default();
         if candidates.is_empty() {
             if let Some(reason) = chunk.prompt_feedback.and_then(|f| f.block_reason) {
-                return Err(LlmError::BadRequest(format!(
-                    "the provider blocked the prompt ({})",
-                    scrub(&reason)
-                )));
+                return Err(LlmError::BadRequest(format!("the provider blocked the prompt ({})", scrub(&reason))));
             }
         }
         // One candidate is requested; others (if any) are ignored.
@@ -84,17 +70,11 @@ impl Decode for Decoder {
             let parts = candidate.content.and_then(|c| c.parts).unwrap_or_default();
             for part in parts {
                 if let Some(call) = part.function_call {
-                    let arguments = call
-                        .args
-                        .map_or_else(|| "{}".to_string(), |a| a.to_string());
+                    let arguments = call.args.map_or_else(|| "{}".to_string(), |a| a.to_string());
                     self.output_chars += arguments.chars().count();
                     self.calls += 1;
                     let id = call.id.unwrap_or_else(|| format!("call_{}", self.calls));
-                    out.push(LlmEvent::ToolCall(ToolCall {
-                        id,
-                        name: call.name,
-                        arguments,
-                    }));
+                    out.push(LlmEvent::ToolCall(ToolCall { id, name: call.name, arguments }));
                 } else if let Some(text) = part.text.filter(|t| !t.is_empty()) {
                     if part.thought != Some(true) {
                         self.output_chars += text.chars().count();
@@ -113,11 +93,7 @@ impl Decode for Decoder {
         let estimated_output = estimate_output_tokens(self.output_chars);
         out.push(match (self.input_tokens, self.output_tokens) {
             (Some(input), Some(output)) if completed && self.finish_reason.is_some() => {
-                LlmEvent::Usage {
-                    input_tokens: input,
-                    output_tokens: output,
-                    estimated: false,
-                }
+                LlmEvent::Usage { input_tokens: input, output_tokens: output, estimated: false }
             }
             // Cut before the final chunk: a partial snapshot is a lower bound.
             (input, output) => LlmEvent::Usage {
@@ -164,11 +140,7 @@ mod tests {
             vec![
                 LlmEvent::Token("Hel".into()),
                 LlmEvent::Token("lo".into()),
-                LlmEvent::Usage {
-                    input_tokens: 15,
-                    output_tokens: 6,
-                    estimated: false
-                }
+                LlmEvent::Usage { input_tokens: 15, output_tokens: 6, estimated: false }
             ]
         );
     }
@@ -186,11 +158,7 @@ mod tests {
                     name: "get_weather".into(),
                     arguments: "{\"city\":\"Paris\"}".into()
                 }),
-                LlmEvent::Usage {
-                    input_tokens: 20,
-                    output_tokens: 12,
-                    estimated: false
-                }
+                LlmEvent::Usage { input_tokens: 20, output_tokens: 12, estimated: false }
             ]
         );
     }
@@ -206,20 +174,11 @@ mod tests {
             out,
             vec![
                 LlmEvent::Token("Hi there".into()),
-                LlmEvent::Usage {
-                    input_tokens: 30,
-                    output_tokens: 3,
-                    estimated: true
-                }
+                LlmEvent::Usage { input_tokens: 30, output_tokens: 3, estimated: true }
             ]
         );
         let (_, end, _) = run(&[r#"{"promptFeedback":{"blockReason":"SAFETY"}}"#]);
-        assert_eq!(
-            end,
-            Err(LlmError::BadRequest(
-                "the provider blocked the prompt (SAFETY)".into()
-            ))
-        );
+        assert_eq!(end, Err(LlmError::BadRequest("the provider blocked the prompt (SAFETY)".into())));
         let (_, end, _) = run(&[r#"{"error":{"message":"boom"}}"#]);
         assert_eq!(end, Err(LlmError::Stream("boom".into())));
         assert!(matches!(run(&["[1,"]).1, Err(LlmError::Stream(_))));
@@ -227,18 +186,12 @@ mod tests {
 
     #[test]
     fn no_usage_is_estimated() {
-        let (out, _, _) = run(&[
-            r#"{"candidates":[{"content":{"parts":[{"text":"abcdef"}]},"finishReason":"STOP"}]}"#,
-        ]);
+        let (out, _, _) = run(&[r#"{"candidates":[{"content":{"parts":[{"text":"abcdef"}]},"finishReason":"STOP"}]}"#]);
         assert_eq!(
             out,
             vec![
                 LlmEvent::Token("abcdef".into()),
-                LlmEvent::Usage {
-                    input_tokens: 10,
-                    output_tokens: 2,
-                    estimated: true
-                }
+                LlmEvent::Usage { input_tokens: 10, output_tokens: 2, estimated: true }
             ]
         );
     }

@@ -29,13 +29,7 @@ async fn stream(
     let base = sim.base_url();
     let key = SecretString::from(key.to_string());
     Gemini::new(reqwest::Client::new())
-        .stream(LlmRequest {
-            base_url: &base,
-            key: &key,
-            model: "gemini-2.5-flash",
-            messages,
-            max_tokens,
-        })
+        .stream(LlmRequest { base_url: &base, key: &key, model: "gemini-2.5-flash", messages, max_tokens })
         .await
 }
 
@@ -50,18 +44,9 @@ async fn story_streams_tokens_then_last_usage_then_done() {
     assert_eq!(events.len(), n + 2, "{events:?}");
     assert_eq!(
         events[n],
-        LlmEvent::Usage {
-            input_tokens: sim_prompt_tokens(&messages),
-            output_tokens: n as u64,
-            estimated: false
-        }
+        LlmEvent::Usage { input_tokens: sim_prompt_tokens(&messages), output_tokens: n as u64, estimated: false }
     );
-    assert_eq!(
-        events[n + 1],
-        LlmEvent::Done {
-            finish_reason: Some("STOP".into())
-        }
-    );
+    assert_eq!(events[n + 1], LlmEvent::Done { finish_reason: Some("STOP".into()) });
     assert_eq!(s.last_request_messages(), messages);
 }
 
@@ -69,60 +54,33 @@ async fn story_streams_tokens_then_last_usage_then_done() {
 async fn bad_key_is_unauthorized_and_never_shown() {
     let s = sim(None, 0.0).await;
     let bad = "AIzaSyBadKey0123456789abcdefghijklmnop";
-    let err = stream(&s, bad, &conversation("hi"), None)
-        .await
-        .unwrap_err();
+    let err = stream(&s, bad, &conversation("hi"), None).await.unwrap_err();
     assert_eq!(err, LlmError::Unauthorized);
     for shown in [err.to_string(), format!("{err:?}")] {
         assert!(!shown.contains(bad) && !shown.contains("0123456789abc"));
     }
-    assert_eq!(
-        s.seen_keys(),
-        vec![bad.to_string()],
-        "sent as x-goog-api-key"
-    );
+    assert_eq!(s.seen_keys(), vec![bad.to_string()], "sent as x-goog-api-key");
 }
 
 #[tokio::test]
 async fn quota_and_overload() {
     let s = sim(Some(Fault::Status(429)), 0.0).await;
-    let err = stream(&s, KEY, &conversation("hi"), None)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        LlmError::RateLimited {
-            retry_after_ms: Some(2000)
-        }
-    );
+    let err = stream(&s, KEY, &conversation("hi"), None).await.unwrap_err();
+    assert_eq!(err, LlmError::RateLimited { retry_after_ms: Some(2000) });
     s.set_fault(Some(Fault::Status(503)));
-    let err = stream(&s, KEY, &conversation("hi"), None)
-        .await
-        .unwrap_err();
+    let err = stream(&s, KEY, &conversation("hi"), None).await.unwrap_err();
     assert_eq!(err, LlmError::Server { status: 503 });
     s.set_fault(Some(Fault::Status(403)));
-    let err = stream(&s, KEY, &conversation("hi"), None)
-        .await
-        .unwrap_err();
+    let err = stream(&s, KEY, &conversation("hi"), None).await.unwrap_err();
     assert_eq!(err, LlmError::Forbidden);
 }
 
 #[tokio::test]
 async fn max_tokens_ends_with_max_tokens() {
     let s = sim(None, 0.0).await;
-    let events = collect(
-        stream(&s, KEY, &conversation("what are your hours"), Some(2))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let events = collect(stream(&s, KEY, &conversation("what are your hours"), Some(2)).await.unwrap()).await;
     assert_eq!(text(&events), "We are");
-    assert_eq!(
-        events.last(),
-        Some(&LlmEvent::Done {
-            finish_reason: Some("MAX_TOKENS".into())
-        })
-    );
+    assert_eq!(events.last(), Some(&LlmEvent::Done { finish_reason: Some("MAX_TOKENS".into()) }));
 }
 
 /// A cut after 5 tokens: the partial usage snapshot is a lower bound, then an error.
@@ -133,12 +91,7 @@ async fn dropped_connection_estimates_usage_then_errors() {
     let events = collect(stream(&s, KEY, &messages, None).await.unwrap()).await;
     assert_eq!(events.len(), 7, "{events:?}");
     assert_eq!(text(&events), "Once upon a time, a");
-    let LlmEvent::Usage {
-        input_tokens,
-        output_tokens,
-        estimated,
-    } = events[5]
-    else {
+    let LlmEvent::Usage { input_tokens, output_tokens, estimated } = events[5] else {
         panic!("expected usage, got {:?}", events[5]);
     };
     assert!(estimated);

@@ -51,21 +51,13 @@ impl<'a> GenerateRequest<'a> {
             };
             match contents.last_mut() {
                 Some(last) if last.role == Some(role) => last.parts.push(part),
-                _ => contents.push(Content {
-                    role: Some(role),
-                    parts: vec![part],
-                }),
+                _ => contents.push(Content { role: Some(role), parts: vec![part] }),
             }
         }
         Self {
             contents,
-            system_instruction: (!system.is_empty()).then_some(Content {
-                role: None,
-                parts: system,
-            }),
-            generation_config: max_tokens.map(|n| GenerationConfig {
-                max_output_tokens: n,
-            }),
+            system_instruction: (!system.is_empty()).then_some(Content { role: None, parts: system }),
+            generation_config: max_tokens.map(|n| GenerationConfig { max_output_tokens: n }),
         }
     }
 }
@@ -182,26 +174,14 @@ impl ApiError {
     }
 
     fn is_bad_key(&self) -> bool {
-        let reason = self
-            .details
-            .iter()
-            .any(|d| d.get("reason").and_then(|r| r.as_str()) == Some("API_KEY_INVALID"));
-        reason
-            || self
-                .message
-                .as_deref()
-                .is_some_and(|m| m.starts_with("API key not valid"))
+        let reason = self.details.iter().any(|d| d.get("reason").and_then(|r| r.as_str()) == Some("API_KEY_INVALID"));
+        reason || self.message.as_deref().is_some_and(|m| m.starts_with("API key not valid"))
     }
 
     /// `RetryInfo.retryDelay` (`"13s"`, `"1.5s"`) from `details`.
     fn retry_delay_ms(&self) -> Option<u64> {
         self.details.iter().find_map(|d| {
-            let secs: f64 = d
-                .get("retryDelay")?
-                .as_str()?
-                .strip_suffix('s')?
-                .parse()
-                .ok()?;
+            let secs: f64 = d.get("retryDelay")?.as_str()?.strip_suffix('s')?.parse().ok()?;
             (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).ceil() as u64)
         })
     }
@@ -212,10 +192,7 @@ mod tests {
     use super::*;
 
     fn m(role: Role, content: &str) -> Message {
-        Message {
-            role,
-            content: content.into(),
-        }
+        Message { role, content: content.into() }
     }
 
     #[test]
@@ -240,9 +217,6 @@ mod tests {
             })
         );
         let v = serde_json::to_value(GenerateRequest::new(&messages[2..3], None)).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"contents": [{"role": "user", "parts": [{"text": "hello"}]}]})
-        );
+        assert_eq!(v, serde_json::json!({"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}));
     }
 }

@@ -23,13 +23,7 @@ pub(super) struct Decoder {
 impl Decoder {
     /// `input_estimate` is billed if the provider never reports usage.
     pub(super) fn new(input_estimate: u64) -> Self {
-        Self {
-            tools: ToolCalls::default(),
-            finish_reason: None,
-            usage: None,
-            input_estimate,
-            output_chars: 0,
-        }
+        Self { tools: ToolCalls::default(), finish_reason: None, usage: None, input_estimate, output_chars: 0 }
     }
 }
 
@@ -42,14 +36,10 @@ impl Decode for Decoder {
         if data.starts_with("[DONE]") {
             return Ok(Step::Done);
         }
-        let chunk: Chunk = serde_json::from_str(data)
-            .map_err(|e| LlmError::Stream(format!("malformed chunk: {e}")))?;
+        let chunk: Chunk = serde_json::from_str(data).map_err(|e| LlmError::Stream(format!("malformed chunk: {e}")))?;
         if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
             let env = ErrorEnvelope { error: Some(error) };
-            let msg = env
-                .message()
-                .map(scrub)
-                .unwrap_or_else(|| "the provider sent an error event".into());
+            let msg = env.message().map(scrub).unwrap_or_else(|| "the provider sent an error event".into());
             return Err(LlmError::Stream(msg));
         }
         for choice in chunk.choices.into_iter().flatten() {
@@ -83,11 +73,9 @@ impl Decode for Decoder {
             out.extend(calls.map(LlmEvent::ToolCall));
         }
         out.push(match self.usage {
-            Some(u) => LlmEvent::Usage {
-                input_tokens: u.prompt_tokens,
-                output_tokens: u.completion_tokens,
-                estimated: false,
-            },
+            Some(u) => {
+                LlmEvent::Usage { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens, estimated: false }
+            }
             None => LlmEvent::Usage {
                 input_tokens: self.input_estimate,
                 output_tokens: estimate_output_tokens(self.output_chars),
@@ -130,11 +118,7 @@ mod tests {
             out,
             vec![
                 LlmEvent::Token("Hello".into()),
-                LlmEvent::Usage {
-                    input_tokens: 12,
-                    output_tokens: 5,
-                    estimated: false
-                }
+                LlmEvent::Usage { input_tokens: 12, output_tokens: 5, estimated: false }
             ]
         );
     }
@@ -152,11 +136,7 @@ mod tests {
             assert_eq!(d.data(p, &mut out), Ok(Step::Continue));
             assert!(out.is_empty(), "no call before the choice finishes");
         }
-        d.data(
-            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
-            &mut out,
-        )
-        .unwrap();
+        d.data(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#, &mut out).unwrap();
         assert_eq!(
             out,
             vec![LlmEvent::ToolCall(ToolCall {
@@ -169,14 +149,7 @@ mod tests {
         out.clear();
         d.close(true, &mut out);
         // Estimated output covers the 16 argument characters.
-        assert_eq!(
-            out,
-            vec![LlmEvent::Usage {
-                input_tokens: 0,
-                output_tokens: 6,
-                estimated: true
-            }]
-        );
+        assert_eq!(out, vec![LlmEvent::Usage { input_tokens: 0, output_tokens: 6, estimated: true }]);
     }
 
     #[test]
@@ -189,9 +162,7 @@ mod tests {
         let names: Vec<_> = out
             .iter()
             .filter_map(|e| match e {
-                LlmEvent::ToolCall(c) => {
-                    Some((c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
-                }
+                LlmEvent::ToolCall(c) => Some((c.id.as_str(), c.name.as_str(), c.arguments.as_str())),
                 _ => None,
             })
             .collect();
@@ -209,11 +180,7 @@ mod tests {
             out,
             vec![
                 LlmEvent::Token("Hi there".into()),
-                LlmEvent::Usage {
-                    input_tokens: 10,
-                    output_tokens: 3,
-                    estimated: true
-                }
+                LlmEvent::Usage { input_tokens: 10, output_tokens: 3, estimated: true }
             ]
         );
     }
@@ -231,13 +198,6 @@ mod tests {
             r#"{"choices":[],"usage":{"prompt_tokens":0,"completion_tokens":9}}"#,
             "[DONE]",
         ]);
-        assert_eq!(
-            out,
-            vec![LlmEvent::Usage {
-                input_tokens: 7,
-                output_tokens: 9,
-                estimated: false
-            }]
-        );
+        assert_eq!(out, vec![LlmEvent::Usage { input_tokens: 7, output_tokens: 9, estimated: false }]);
     }
 }

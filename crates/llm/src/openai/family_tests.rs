@@ -46,11 +46,7 @@ async fn every_family_provider_streams_against_the_openai_sim() {
         let usage = events.iter().find(|e| matches!(e, LlmEvent::Usage { .. }));
         let expected = if p.include_usage {
             // Asked for: the sim's exact counts.
-            LlmEvent::Usage {
-                input_tokens: sim_prompt_tokens(&messages),
-                output_tokens: n,
-                estimated: false,
-            }
+            LlmEvent::Usage { input_tokens: sim_prompt_tokens(&messages), output_tokens: n, estimated: false }
         } else {
             // Not asked (Mistral, Fireworks, Cerebras): the sim sends none, so an estimate.
             LlmEvent::Usage {
@@ -60,14 +56,7 @@ async fn every_family_provider_streams_against_the_openai_sim() {
             }
         };
         assert_eq!(usage, Some(&expected), "{}", p.name);
-        assert_eq!(
-            events.last(),
-            Some(&LlmEvent::Done {
-                finish_reason: Some("stop".into())
-            }),
-            "{}",
-            p.name
-        );
+        assert_eq!(events.last(), Some(&LlmEvent::Done { finish_reason: Some("stop".into()) }), "{}", p.name);
     }
     assert_eq!(s.requests(), compat::FAMILY.len() as u64);
 }
@@ -97,14 +86,8 @@ async fn groq_usage_under_x_groq_is_billed_as_reported() {
             LlmEvent::Token("Once".into()),
             LlmEvent::Token(" upon".into()),
             LlmEvent::Token(" a".into()),
-            LlmEvent::Usage {
-                input_tokens: sim_prompt_tokens(&messages),
-                output_tokens: 3,
-                estimated: false
-            },
-            LlmEvent::Done {
-                finish_reason: Some("length".into())
-            }
+            LlmEvent::Usage { input_tokens: sim_prompt_tokens(&messages), output_tokens: 3, estimated: false },
+            LlmEvent::Done { finish_reason: Some("length".into()) }
         ]
     );
 }

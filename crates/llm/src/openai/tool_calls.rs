@@ -16,9 +16,7 @@ pub(super) struct ToolCalls {
 impl ToolCalls {
     /// Folds one delta in; returns how many argument characters it added (output estimate).
     pub(super) fn push(&mut self, delta: ToolCallDelta) -> usize {
-        let index = delta
-            .index
-            .unwrap_or_else(|| self.unindexed_slot(delta.id.as_deref()));
+        let index = delta.index.unwrap_or_else(|| self.unindexed_slot(delta.id.as_deref()));
         let call = self.pending.entry(index).or_insert_with(|| ToolCall {
             id: String::new(),
             name: String::new(),
@@ -90,16 +88,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ToolCall {
-                    id: "a".into(),
-                    name: "one".into(),
-                    arguments: "{\"x\":1}".into()
-                },
-                ToolCall {
-                    id: "b".into(),
-                    name: "two".into(),
-                    arguments: "{}".into()
-                },
+                ToolCall { id: "a".into(), name: "one".into(), arguments: "{\"x\":1}".into() },
+                ToolCall { id: "b".into(), name: "two".into(), arguments: "{}".into() },
             ]
         );
     }

@@ -35,11 +35,7 @@ impl Pacer {
         } else {
             Duration::ZERO
         };
-        Self {
-            at: first_token_delay,
-            interval,
-            started: false,
-        }
+        Self { at: first_token_delay, interval, started: false }
     }
 
     /// The time of the next token.
@@ -90,18 +86,9 @@ struct State {
 }
 
 /// The `text/event-stream` response writing `frames` at their offsets from now.
-pub(super) fn response(
-    frames: Vec<(Duration, Frame)>,
-    stop: CancellationToken,
-    open: Arc<AtomicUsize>,
-) -> Response {
+pub(super) fn response(frames: Vec<(Duration, Frame)>, stop: CancellationToken, open: Arc<AtomicUsize>) -> Response {
     let start = Instant::now();
-    let state = State {
-        frames: frames.into_iter(),
-        stop,
-        ended: false,
-        _open: OpenGuard::new(open),
-    };
+    let state = State { frames: frames.into_iter(), stop, ended: false, _open: OpenGuard::new(open) };
     let body = futures::stream::unfold(state, move |mut st| async move {
         if st.ended {
             return None;
@@ -124,10 +111,7 @@ pub(super) fn response(
         }
     });
     (
-        [
-            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
+        [(header::CONTENT_TYPE, "text/event-stream; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
         Body::from_stream(body),
     )
         .into_response()

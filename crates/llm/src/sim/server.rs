@@ -89,19 +89,11 @@ impl Server {
         let app = router(shared.clone());
         let shutdown = stop.clone().cancelled_owned();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
                 tracing::warn!(error = %e, sim = name, "simulator stopped");
             }
         });
-        Ok(Self {
-            addr,
-            base_url,
-            shared,
-            stop,
-        })
+        Ok(Self { addr, base_url, shared, stop })
     }
 }
 
@@ -132,38 +124,22 @@ macro_rules! sim_handle {
 
             /// Completion requests received, including refused ones.
             pub fn requests(&self) -> u64 {
-                self.server
-                    .shared
-                    .requests
-                    .load(std::sync::atomic::Ordering::Relaxed)
+                self.server.shared.requests.load(std::sync::atomic::Ordering::Relaxed)
             }
 
             /// Streaming responses still being written (a client that hangs up ends its stream).
             pub fn open_streams(&self) -> usize {
-                self.server
-                    .shared
-                    .open_streams
-                    .load(std::sync::atomic::Ordering::Relaxed)
+                self.server.shared.open_streams.load(std::sync::atomic::Ordering::Relaxed)
             }
 
             /// Every key presented, in arrival order (test inspection only; never log them).
             pub fn seen_keys(&self) -> Vec<String> {
-                self.server
-                    .shared
-                    .seen_keys
-                    .lock()
-                    .map(|k| k.clone())
-                    .unwrap_or_default()
+                self.server.shared.seen_keys.lock().map(|k| k.clone()).unwrap_or_default()
             }
 
             /// The conversation of the last accepted completion request, system prompt first.
             pub fn last_request_messages(&self) -> Vec<$crate::Message> {
-                self.server
-                    .shared
-                    .last_messages
-                    .lock()
-                    .map(|m| m.clone())
-                    .unwrap_or_default()
+                self.server.shared.last_messages.lock().map(|m| m.clone()).unwrap_or_default()
             }
         }
     };

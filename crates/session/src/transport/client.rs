@@ -23,12 +23,7 @@ pub struct ClientCodec {
 
 impl Default for ClientCodec {
     fn default() -> Self {
-        Self {
-            encoding: Encoding::Pcm16,
-            sample_rate: 16000,
-            started: false,
-            opus_dec: None,
-        }
+        Self { encoding: Encoding::Pcm16, sample_rate: 16000, started: false, opus_dec: None }
     }
 }
 
@@ -85,11 +80,9 @@ impl WireCodec for ClientCodec {
                 }
                 match (self.encoding, self.opus_dec.as_mut()) {
                     (Encoding::Opus, Some(dec)) => {
-                        dec.decode(b, pcm)
-                            .map_err(|e| TransportError::BadAudio(e.to_string()))?;
+                        dec.decode(b, pcm).map_err(|e| TransportError::BadAudio(e.to_string()))?;
                     }
-                    _ => media::l16::decode_le_into(b, pcm)
-                        .map_err(|e| TransportError::BadAudio(e.to_string()))?,
+                    _ => media::l16::decode_le_into(b, pcm).map_err(|e| TransportError::BadAudio(e.to_string()))?,
                 }
                 Ok(Inbound::Audio)
             }
@@ -102,28 +95,18 @@ impl WireCodec for ClientCodec {
                     }
                 })?;
                 Ok(match ctl {
-                    ControlIn::Start {
-                        call_id,
-                        params,
-                        audio,
-                    } => {
+                    ControlIn::Start { call_id, params, audio } => {
                         if let Some(a) = audio {
                             self.encoding = match a.encoding.as_str() {
                                 "pcm16" | "linear16" => Encoding::Pcm16,
                                 "opus" => Encoding::Opus,
                                 other => {
-                                    return Err(TransportError::UnsupportedFormat(
-                                        other.chars().take(20).collect(),
-                                    ))
+                                    return Err(TransportError::UnsupportedFormat(other.chars().take(20).collect()))
                                 }
                             };
                             let ok = match self.encoding {
-                                Encoding::Pcm16 => {
-                                    [8000, 16000, 24000, 48000].contains(&a.sample_rate)
-                                }
-                                Encoding::Opus => {
-                                    [8000, 16000, 24000, 48000].contains(&a.sample_rate)
-                                }
+                                Encoding::Pcm16 => [8000, 16000, 24000, 48000].contains(&a.sample_rate),
+                                Encoding::Opus => [8000, 16000, 24000, 48000].contains(&a.sample_rate),
                             };
                             if !ok {
                                 return Err(TransportError::UnsupportedFormat(format!(
@@ -134,18 +117,13 @@ impl WireCodec for ClientCodec {
                             self.sample_rate = a.sample_rate;
                         }
                         if self.encoding == Encoding::Opus {
-                            let bad = |e: media::opus_codec::CodecError| {
-                                TransportError::UnsupportedFormat(e.to_string())
-                            };
+                            let bad =
+                                |e: media::opus_codec::CodecError| TransportError::UnsupportedFormat(e.to_string());
                             self.opus_dec = Some(OpusDecoder::new(self.sample_rate).map_err(bad)?);
                         }
                         self.started = true;
                         let stream_id = call_id.clone().unwrap_or_default();
-                        Inbound::Start(StartInfo {
-                            stream_id,
-                            call_id,
-                            params,
-                        })
+                        Inbound::Start(StartInfo { stream_id, call_id, params })
                     }
                     ControlIn::Stop => Inbound::Stop,
                     ControlIn::Dtmf { digit } => Inbound::Dtmf(digit),
@@ -167,11 +145,7 @@ impl WireCodec for ClientCodec {
             Encoding::Opus => OpusEncoder::new(self.sample_rate).ok(),
             Encoding::Pcm16 => None,
         };
-        Box::new(ClientEncoder {
-            sample_rate: self.sample_rate,
-            opus_enc,
-            out: Vec::with_capacity(2048),
-        })
+        Box::new(ClientEncoder { sample_rate: self.sample_rate, opus_enc, out: Vec::with_capacity(2048) })
     }
 }
 
@@ -195,17 +169,11 @@ impl WireEncoder for ClientEncoder {
     }
 
     fn encode_mark(&self, name: &str) -> Option<Message> {
-        Some(Message::Text(
-            serde_json::json!({"type": "mark", "name": name})
-                .to_string()
-                .into(),
-        ))
+        Some(Message::Text(serde_json::json!({"type": "mark", "name": name}).to_string().into()))
     }
 
     fn encode_event(&self, ev: &SessionEvent) -> Option<Message> {
-        serde_json::to_string(ev)
-            .ok()
-            .map(|s| Message::Text(s.into()))
+        serde_json::to_string(ev).ok().map(|s| Message::Text(s.into()))
     }
 
     fn encode_error(&self, code: &str, message: &str) -> Option<Message> {

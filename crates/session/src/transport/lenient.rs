@@ -32,9 +32,7 @@ pub(super) fn params(v: Value, out: &mut HashMap<String, String>) {
         Value::Array(items) => {
             for item in items {
                 if let Value::Object(mut pair) = item {
-                    if let (Some(Value::String(k)), Some(v)) =
-                        (pair.remove("name"), pair.remove("value"))
-                    {
+                    if let (Some(Value::String(k)), Some(v)) = (pair.remove("name"), pair.remove("value")) {
                         out.insert(k, stringify(v));
                     }
                 }

@@ -40,12 +40,7 @@ pub struct PlivoCodec {
 
 impl Default for PlivoCodec {
     fn default() -> Self {
-        Self {
-            audio: Audio::Mulaw,
-            rate: 8000,
-            stream_id: None,
-            b64_buf: Vec::with_capacity(1024),
-        }
+        Self { audio: Audio::Mulaw, rate: 8000, stream_id: None, b64_buf: Vec::with_capacity(1024) }
     }
 }
 
@@ -73,13 +68,7 @@ impl PlivoEncoder {
             audio.content_type(),
             rate
         );
-        Self {
-            stream_id,
-            audio,
-            rate,
-            media_prefix,
-            raw: Vec::with_capacity(1024),
-        }
+        Self { stream_id, audio, rate, media_prefix, raw: Vec::with_capacity(1024) }
     }
 }
 
@@ -144,12 +133,7 @@ fn audio_format(f: Option<&MediaFormat>) -> Result<(Audio, u32), TransportError>
     let mut parts = enc.split(';').map(str::trim);
     let base = parts.next().unwrap_or_default();
     let suffix_rate = parts.find_map(|p| p.strip_prefix("rate=")?.parse().ok());
-    let rate = f
-        .sample_rate
-        .as_ref()
-        .and_then(lenient::rate)
-        .or(suffix_rate)
-        .unwrap_or(8000);
+    let rate = f.sample_rate.as_ref().and_then(lenient::rate).or(suffix_rate).unwrap_or(8000);
     let audio = match base {
         "" | "audio/x-mulaw" => Audio::Mulaw,
         "audio/x-l16" => Audio::L16,
@@ -189,14 +173,10 @@ fn extra_headers(v: Value, out: &mut HashMap<String, String>) {
 
 impl PlivoCodec {
     fn start(&mut self, text: &str) -> Result<Inbound, TransportError> {
-        let frame: StartFrame =
-            serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
+        let frame: StartFrame = serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
         let start = frame.start.ok_or(TransportError::MissingField("start"))?;
         let (audio, rate) = audio_format(start.media_format.as_ref())?;
-        let stream_id = start
-            .stream_id
-            .or(frame.stream_id)
-            .ok_or(TransportError::MissingField("streamId"))?;
+        let stream_id = start.stream_id.or(frame.stream_id).ok_or(TransportError::MissingField("streamId"))?;
         let mut params = HashMap::new();
         if let Some(h) = frame.extra_headers {
             extra_headers(h, &mut params);
@@ -204,11 +184,7 @@ impl PlivoCodec {
         self.audio = audio;
         self.rate = rate;
         self.stream_id = Some(stream_id.clone());
-        Ok(Inbound::Start(StartInfo {
-            stream_id,
-            call_id: start.call_id,
-            params,
-        }))
+        Ok(Inbound::Start(StartInfo { stream_id, call_id: start.call_id, params }))
     }
 }
 
@@ -224,8 +200,7 @@ impl WireCodec for PlivoCodec {
             Message::Close(_) => return Ok(Inbound::Stop),
             Message::Ping(_) | Message::Pong(_) => return Ok(Inbound::Ignore),
         };
-        let env: Envelope<'_> =
-            serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
+        let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
         match env.event.as_ref() {
             "start" => self.start(text),
             "media" => {
@@ -233,16 +208,11 @@ impl WireCodec for PlivoCodec {
                 if self.stream_id.is_none() {
                     return Err(TransportError::MediaBeforeStart);
                 }
-                if media
-                    .track
-                    .as_deref()
-                    .is_some_and(|t| t != "inbound" && t != "inbound_track")
-                {
+                if media.track.as_deref().is_some_and(|t| t != "inbound" && t != "inbound_track") {
                     return Ok(Inbound::Ignore);
                 }
                 self.b64_buf.clear();
-                B64.decode_vec(media.payload.as_bytes(), &mut self.b64_buf)
-                    .map_err(|_| TransportError::BadBase64)?;
+                B64.decode_vec(media.payload.as_bytes(), &mut self.b64_buf).map_err(|_| TransportError::BadBase64)?;
                 match self.audio {
                     Audio::Mulaw => media::g711::decode_ulaw_into(&self.b64_buf, pcm),
                     Audio::L16 => media::l16::decode_le_into(&self.b64_buf, pcm)
@@ -260,9 +230,7 @@ impl WireCodec for PlivoCodec {
                 .ok_or(TransportError::MissingField("dtmf.digit"))?;
                 Ok(Inbound::Dtmf(lenient::stringify(digit)))
             }
-            "playedStream" => Ok(Inbound::Mark(
-                env.name.ok_or(TransportError::MissingField("name"))?,
-            )),
+            "playedStream" => Ok(Inbound::Mark(env.name.ok_or(TransportError::MissingField("name"))?)),
             "clearedAudio" => Ok(Inbound::Ignore),
             // Not in the current reference; older streams and some clients still send it.
             "stop" => Ok(Inbound::Stop),
@@ -275,11 +243,7 @@ impl WireCodec for PlivoCodec {
     }
 
     fn encoder(&self) -> Box<dyn WireEncoder> {
-        Box::new(PlivoEncoder::new(
-            self.stream_id.clone().unwrap_or_default(),
-            self.audio,
-            self.rate,
-        ))
+        Box::new(PlivoEncoder::new(self.stream_id.clone().unwrap_or_default(), self.audio, self.rate))
     }
 }
 
@@ -309,8 +273,7 @@ impl WireEncoder for PlivoEncoder {
     }
 
     fn encode_mark(&self, name: &str) -> Option<Message> {
-        let v =
-            serde_json::json!({"event": "checkpoint", "streamId": self.stream_id, "name": name});
+        let v = serde_json::json!({"event": "checkpoint", "streamId": self.stream_id, "name": name});
         Some(Message::Text(v.to_string().into()))
     }
 
@@ -333,9 +296,7 @@ mod tests {
     }
 
     fn json_of(m: Message) -> Value {
-        let Message::Text(t) = m else {
-            panic!("not text")
-        };
+        let Message::Text(t) = m else { panic!("not text") };
         serde_json::from_str(t.as_str()).unwrap()
     }
 
@@ -345,14 +306,9 @@ mod tests {
     fn decodes_a_call() {
         let mut c = PlivoCodec::new();
         let mut pcm = Vec::new();
-        let Ok(Inbound::Start(info)) = c.decode(&text(START), &mut pcm) else {
-            panic!("start")
-        };
+        let Ok(Inbound::Start(info)) = c.decode(&text(START), &mut pcm) else { panic!("start") };
         assert_eq!(info.stream_id, "b3e1d0e2-aaaa-bbbb-cccc-ddddeeeeffff");
-        assert_eq!(
-            info.call_id.as_deref(),
-            Some("c8c9f4d6-1111-2222-3333-444455556666")
-        );
+        assert_eq!(info.call_id.as_deref(), Some("c8c9f4d6-1111-2222-3333-444455556666"));
         assert_eq!(info.params.get("agent").map(String::as_str), Some("a1"));
         assert_eq!(info.params.get("lang").map(String::as_str), Some("en"));
         assert_eq!(c.input_rate(), 8000);
@@ -369,25 +325,14 @@ mod tests {
             Ok(Inbound::Dtmf("7".into()))
         );
         assert_eq!(
-            c.decode(
-                &text(
-                    r#"{"event":"playedStream","sequenceNumber":44,"streamId":"b3e1","name":"t1"}"#
-                ),
-                &mut pcm
-            ),
+            c.decode(&text(r#"{"event":"playedStream","sequenceNumber":44,"streamId":"b3e1","name":"t1"}"#), &mut pcm),
             Ok(Inbound::Mark("t1".into()))
         );
         assert_eq!(
-            c.decode(
-                &text(r#"{"event":"clearedAudio","sequenceNumber":45,"streamId":"b3e1"}"#),
-                &mut pcm
-            ),
+            c.decode(&text(r#"{"event":"clearedAudio","sequenceNumber":45,"streamId":"b3e1"}"#), &mut pcm),
             Ok(Inbound::Ignore)
         );
-        assert_eq!(
-            c.decode(&text(r#"{"event":"stop"}"#), &mut pcm),
-            Ok(Inbound::Stop)
-        );
+        assert_eq!(c.decode(&text(r#"{"event":"stop"}"#), &mut pcm), Ok(Inbound::Stop));
     }
 
     #[test]
@@ -398,10 +343,7 @@ mod tests {
             r#""encoding":"audio/x-mulaw","sampleRate":8000"#,
             r#""encoding":"audio/x-l16","sampleRate":16000"#,
         );
-        assert!(matches!(
-            c.decode(&text(&start), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
+        assert!(matches!(c.decode(&text(&start), &mut pcm), Ok(Inbound::Start(_))));
         assert_eq!(c.input_rate(), 16000);
         // Little-endian 0x0102, -2.
         let media = r#"{"event":"media","media":{"track":"inbound","payload":"AgH+/w=="}}"#;
@@ -421,54 +363,24 @@ mod tests {
         let mut pcm = Vec::new();
         let code = |r: Result<Inbound, TransportError>| r.err().map(|e| e.code());
         let media = r#"{"event":"media","media":{"payload":"/w=="}}"#;
-        assert_eq!(
-            code(c.decode(&text(media), &mut pcm)),
-            Some("media_before_start")
-        );
+        assert_eq!(code(c.decode(&text(media), &mut pcm)), Some("media_before_start"));
         assert_eq!(code(c.decode(&text("[1,"), &mut pcm)), Some("bad_json"));
+        assert_eq!(code(c.decode(&text(r#"{"event":"playAudio"}"#), &mut pcm)), Some("unknown_event"));
+        assert_eq!(code(c.decode(&Message::Binary(vec![0; 4].into()), &mut pcm)), Some("binary_not_allowed"));
         assert_eq!(
-            code(c.decode(&text(r#"{"event":"playAudio"}"#), &mut pcm)),
-            Some("unknown_event")
-        );
-        assert_eq!(
-            code(c.decode(&Message::Binary(vec![0; 4].into()), &mut pcm)),
-            Some("binary_not_allowed")
-        );
-        assert_eq!(
-            code(c.decode(
-                &text(r#"{"event":"start","start":{"callId":"c"}}"#),
-                &mut pcm
-            )),
+            code(c.decode(&text(r#"{"event":"start","start":{"callId":"c"}}"#), &mut pcm)),
             Some("missing_field")
         );
         let opus = START.replace("audio/x-mulaw", "audio/opus");
-        assert_eq!(
-            code(c.decode(&text(&opus), &mut pcm)),
-            Some("unsupported_format")
-        );
+        assert_eq!(code(c.decode(&text(&opus), &mut pcm)), Some("unsupported_format"));
         let mulaw16 = START.replace("8000", "16000");
-        assert_eq!(
-            code(c.decode(&text(&mulaw16), &mut pcm)),
-            Some("unsupported_format")
-        );
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"playedStream"}"#), &mut pcm)),
-            Some("missing_field")
-        );
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"dtmf","dtmf":{}}"#), &mut pcm)),
-            Some("missing_field")
-        );
+        assert_eq!(code(c.decode(&text(&mulaw16), &mut pcm)), Some("unsupported_format"));
+        assert_eq!(code(c.decode(&text(r#"{"event":"playedStream"}"#), &mut pcm)), Some("missing_field"));
+        assert_eq!(code(c.decode(&text(r#"{"event":"dtmf","dtmf":{}}"#), &mut pcm)), Some("missing_field"));
 
-        assert!(matches!(
-            c.decode(&text(START), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
+        assert!(matches!(c.decode(&text(START), &mut pcm), Ok(Inbound::Start(_))));
         assert_eq!(
-            code(c.decode(
-                &text(r#"{"event":"media","media":{"payload":"@@"}}"#),
-                &mut pcm
-            )),
+            code(c.decode(&text(r#"{"event":"media","media":{"payload":"@@"}}"#), &mut pcm)),
             Some("bad_base64")
         );
         let outbound = r#"{"event":"media","media":{"track":"outbound","payload":"/w=="}}"#;
@@ -480,10 +392,7 @@ mod tests {
         let mut c = PlivoCodec::new();
         let mut pcm = Vec::new();
         let start = START.replace("b3e1d0e2-aaaa-bbbb-cccc-ddddeeeeffff", "S\\\"1");
-        assert!(matches!(
-            c.decode(&text(&start), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
+        assert!(matches!(c.decode(&text(&start), &mut pcm), Ok(Inbound::Start(_))));
         let mut enc = c.encoder();
         assert_eq!(enc.output_rate(), 8000);
         assert_eq!(
@@ -495,10 +404,7 @@ mod tests {
             json_of(enc.encode_mark("t1").unwrap()),
             json!({"event": "checkpoint", "streamId": "S\"1", "name": "t1"})
         );
-        assert_eq!(
-            json_of(enc.encode_clear().unwrap()),
-            json!({"event": "clearAudio", "streamId": "S\"1"})
-        );
+        assert_eq!(json_of(enc.encode_clear().unwrap()), json!({"event": "clearAudio", "streamId": "S\"1"}));
         assert!(enc.encode_error("x", "y").is_none());
     }
 }

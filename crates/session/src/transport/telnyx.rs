@@ -39,12 +39,7 @@ pub struct TelnyxCodec {
 
 impl Default for TelnyxCodec {
     fn default() -> Self {
-        Self {
-            audio: Audio::Pcmu,
-            rate: 8000,
-            started: false,
-            b64_buf: Vec::with_capacity(1024),
-        }
+        Self { audio: Audio::Pcmu, rate: 8000, started: false, b64_buf: Vec::with_capacity(1024) }
     }
 }
 
@@ -133,13 +128,8 @@ fn audio_format(f: Option<&MediaFormat>) -> Result<(Audio, u32), TransportError>
         return Ok((Audio::Pcmu, 8000));
     };
     let rate = f.sample_rate.as_ref().and_then(lenient::rate);
-    let unsupported = || {
-        TransportError::UnsupportedFormat(format!(
-            "{} @ {} Hz",
-            lenient::clip(&f.encoding, 20),
-            rate.unwrap_or(0)
-        ))
-    };
+    let unsupported =
+        || TransportError::UnsupportedFormat(format!("{} @ {} Hz", lenient::clip(&f.encoding, 20), rate.unwrap_or(0)));
     let audio = match f.encoding.to_ascii_lowercase().as_str() {
         "" | "default" | "pcmu" | "audio/x-mulaw" | "mulaw" | "ulaw" => Audio::Pcmu,
         "pcma" | "audio/x-alaw" | "alaw" => Audio::Pcma,
@@ -162,11 +152,7 @@ fn start_info(env: Envelope<'_>) -> Result<(StartInfo, Audio, u32), TransportErr
     let start = env.start.ok_or(TransportError::MissingField("start"))?;
     let (audio, rate) = audio_format(start.media_format.as_ref())?;
     let mut params = HashMap::new();
-    for (k, v) in [
-        ("from", start.from),
-        ("to", start.to),
-        ("client_state", start.client_state),
-    ] {
+    for (k, v) in [("from", start.from), ("to", start.to), ("client_state", start.client_state)] {
         if let Some(v) = v.filter(|v| !v.is_null()) {
             params.insert(k.to_string(), lenient::stringify(v));
         }
@@ -181,15 +167,7 @@ fn start_info(env: Envelope<'_>) -> Result<(StartInfo, Audio, u32), TransportErr
         .or(start.stream_id)
         .or_else(|| start.call_control_id.clone())
         .ok_or(TransportError::MissingField("stream_id"))?;
-    Ok((
-        StartInfo {
-            stream_id,
-            call_id: start.call_control_id,
-            params,
-        },
-        audio,
-        rate,
-    ))
+    Ok((StartInfo { stream_id, call_id: start.call_control_id, params }, audio, rate))
 }
 
 /// The human part of an `error` frame, whose fields Telnyx does not document.
@@ -219,8 +197,7 @@ impl WireCodec for TelnyxCodec {
             Message::Close(_) => return Ok(Inbound::Stop),
             Message::Ping(_) | Message::Pong(_) => return Ok(Inbound::Ignore),
         };
-        let env: Envelope<'_> =
-            serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
+        let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
         match env.event.as_ref() {
             "connected" => Ok(Inbound::Connected),
             "start" => {
@@ -234,17 +211,11 @@ impl WireCodec for TelnyxCodec {
                 let media = env.media.ok_or(TransportError::MissingField("media"))?;
                 // Telnyx does not guarantee frame order; audio racing ahead of `start` is
                 // dropped rather than refusing the call.
-                if !self.started
-                    || media
-                        .track
-                        .as_deref()
-                        .is_some_and(|t| t != "inbound" && t != "inbound_track")
-                {
+                if !self.started || media.track.as_deref().is_some_and(|t| t != "inbound" && t != "inbound_track") {
                     return Ok(Inbound::Ignore);
                 }
                 self.b64_buf.clear();
-                B64.decode_vec(media.payload.as_bytes(), &mut self.b64_buf)
-                    .map_err(|_| TransportError::BadBase64)?;
+                B64.decode_vec(media.payload.as_bytes(), &mut self.b64_buf).map_err(|_| TransportError::BadBase64)?;
                 match self.audio {
                     Audio::Pcmu => media::g711::decode_ulaw_into(&self.b64_buf, pcm),
                     Audio::Pcma => media::g711::decode_alaw_into(&self.b64_buf, pcm),
@@ -253,12 +224,10 @@ impl WireCodec for TelnyxCodec {
                 }
                 Ok(Inbound::Audio)
             }
-            "dtmf" => Ok(Inbound::Dtmf(lenient::stringify(
-                env.dtmf.ok_or(TransportError::MissingField("dtmf"))?.digit,
-            ))),
-            "mark" => Ok(Inbound::Mark(
-                env.mark.ok_or(TransportError::MissingField("mark"))?.name,
-            )),
+            "dtmf" => {
+                Ok(Inbound::Dtmf(lenient::stringify(env.dtmf.ok_or(TransportError::MissingField("dtmf"))?.digit)))
+            }
+            "mark" => Ok(Inbound::Mark(env.mark.ok_or(TransportError::MissingField("mark"))?.name)),
             "stop" => Ok(Inbound::Stop),
             "error" => Err(TransportError::GatewayError(error_text(&env))),
             other => Err(TransportError::UnknownEvent(lenient::clip(other, 40))),
@@ -270,11 +239,7 @@ impl WireCodec for TelnyxCodec {
     }
 
     fn encoder(&self) -> Box<dyn WireEncoder> {
-        Box::new(TelnyxEncoder {
-            audio: self.audio,
-            rate: self.rate,
-            raw: Vec::with_capacity(1024),
-        })
+        Box::new(TelnyxEncoder { audio: self.audio, rate: self.rate, raw: Vec::with_capacity(1024) })
     }
 }
 
@@ -327,9 +292,7 @@ mod tests {
     }
 
     fn json_of(m: Message) -> Value {
-        let Message::Text(t) = m else {
-            panic!("not text")
-        };
+        let Message::Text(t) = m else { panic!("not text") };
         serde_json::from_str(t.as_str()).unwrap()
     }
 
@@ -339,31 +302,14 @@ mod tests {
     fn decodes_a_call() {
         let mut c = TelnyxCodec::new();
         let mut pcm = Vec::new();
-        assert_eq!(
-            c.decode(
-                &text(r#"{"event":"connected","version":"1.0.0"}"#),
-                &mut pcm
-            ),
-            Ok(Inbound::Connected)
-        );
-        let Ok(Inbound::Start(info)) = c.decode(&text(START_PCMU), &mut pcm) else {
-            panic!("start")
-        };
+        assert_eq!(c.decode(&text(r#"{"event":"connected","version":"1.0.0"}"#), &mut pcm), Ok(Inbound::Connected));
+        let Ok(Inbound::Start(info)) = c.decode(&text(START_PCMU), &mut pcm) else { panic!("start") };
         assert_eq!(info.stream_id, "32de0dea-53cb-4b21-89a4-9e1819c043bc");
         assert_eq!(info.call_id.as_deref(), Some("v3:abc"));
         assert_eq!(info.params.get("agent").map(String::as_str), Some("a1"));
-        assert_eq!(
-            info.params.get("from").map(String::as_str),
-            Some("override")
-        );
-        assert_eq!(
-            info.params.get("to").map(String::as_str),
-            Some("+13122123456")
-        );
-        assert_eq!(
-            info.params.get("client_state").map(String::as_str),
-            Some("YWdlbnQ=")
-        );
+        assert_eq!(info.params.get("from").map(String::as_str), Some("override"));
+        assert_eq!(info.params.get("to").map(String::as_str), Some("+13122123456"));
+        assert_eq!(info.params.get("client_state").map(String::as_str), Some("YWdlbnQ="));
         assert_eq!(c.input_rate(), 8000);
         let media = r#"{"event":"media","sequence_number":"4","stream_id":"32de","media":{"track":"inbound","chunk":"2","timestamp":"40","payload":"/wCAfw=="}}"#;
         assert_eq!(c.decode(&text(media), &mut pcm), Ok(Inbound::Audio));
@@ -371,10 +317,7 @@ mod tests {
         let outbound = r#"{"event":"media","media":{"track":"outbound","payload":"AAAA"}}"#;
         assert_eq!(c.decode(&text(outbound), &mut pcm), Ok(Inbound::Ignore));
         assert_eq!(
-            c.decode(
-                &text(r#"{"event":"dtmf","stream_id":"32de","dtmf":{"digit":"5"}}"#),
-                &mut pcm
-            ),
+            c.decode(&text(r#"{"event":"dtmf","stream_id":"32de","dtmf":{"digit":"5"}}"#), &mut pcm),
             Ok(Inbound::Dtmf("5".into()))
         );
         assert_eq!(
@@ -391,13 +334,8 @@ mod tests {
             ),
             Ok(Inbound::Stop)
         );
-        let Message::Text(m) = c.encoder().encode_audio(&[0]) else {
-            panic!()
-        };
-        assert_eq!(
-            m.as_str(),
-            r#"{"event":"media","media":{"payload":"/w=="}}"#
-        );
+        let Message::Text(m) = c.encoder().encode_audio(&[0]) else { panic!() };
+        assert_eq!(m.as_str(), r#"{"event":"media","media":{"payload":"/w=="}}"#);
     }
 
     #[test]
@@ -405,28 +343,18 @@ mod tests {
         let mut pcm = Vec::new();
         let mut c = TelnyxCodec::new();
         let start = START_PCMU.replace(r#""encoding":"PCMU""#, r#""encoding":"PCMA""#);
-        assert!(matches!(
-            c.decode(&text(&start), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
+        assert!(matches!(c.decode(&text(&start), &mut pcm), Ok(Inbound::Start(_))));
         // A-law 0xD5 is the smallest positive step, 0x55 its negative.
         let media = r#"{"event":"media","media":{"track":"inbound","payload":"1VU="}}"#;
         assert_eq!(c.decode(&text(media), &mut pcm), Ok(Inbound::Audio));
         assert_eq!(pcm, vec![8, -8]);
-        let Message::Text(m) = c.encoder().encode_audio(&[8, -8]) else {
-            panic!()
-        };
+        let Message::Text(m) = c.encoder().encode_audio(&[8, -8]) else { panic!() };
         assert!(m.as_str().contains(r#""payload":"1VU=""#));
 
         let mut c = TelnyxCodec::new();
-        let start = START_PCMU.replace(
-            r#""encoding":"PCMU","sample_rate":8000"#,
-            r#""encoding":"L16","sample_rate":"16000""#,
-        );
-        assert!(matches!(
-            c.decode(&text(&start), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
+        let start =
+            START_PCMU.replace(r#""encoding":"PCMU","sample_rate":8000"#, r#""encoding":"L16","sample_rate":"16000""#);
+        assert!(matches!(c.decode(&text(&start), &mut pcm), Ok(Inbound::Start(_))));
         assert_eq!(c.input_rate(), 16000);
         // Big-endian 0x0102, -2.
         let media = r#"{"event":"media","media":{"payload":"AQL//g=="}}"#;
@@ -439,10 +367,7 @@ mod tests {
 
         let mut c = TelnyxCodec::new();
         let no_format = r#"{"event":"start","stream_id":"s1","start":{"call_control_id":"v3:x"}}"#;
-        assert!(matches!(
-            c.decode(&text(no_format), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
+        assert!(matches!(c.decode(&text(no_format), &mut pcm), Ok(Inbound::Start(_))));
         assert_eq!(c.input_rate(), 8000);
     }
 
@@ -454,60 +379,27 @@ mod tests {
         // Frame order is not guaranteed, so early audio is dropped, not fatal.
         let early = r#"{"event":"media","media":{"track":"inbound","payload":"/w=="}}"#;
         assert_eq!(c.decode(&text(early), &mut pcm), Ok(Inbound::Ignore));
-        assert_eq!(
-            code(c.decode(&text("{not json"), &mut pcm)),
-            Some("bad_json")
-        );
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"dance"}"#), &mut pcm)),
-            Some("unknown_event")
-        );
-        assert_eq!(
-            code(c.decode(&Message::Binary(vec![1, 2].into()), &mut pcm)),
-            Some("binary_not_allowed")
-        );
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"start","stream_id":"s"}"#), &mut pcm)),
-            Some("missing_field")
-        );
+        assert_eq!(code(c.decode(&text("{not json"), &mut pcm)), Some("bad_json"));
+        assert_eq!(code(c.decode(&text(r#"{"event":"dance"}"#), &mut pcm)), Some("unknown_event"));
+        assert_eq!(code(c.decode(&Message::Binary(vec![1, 2].into()), &mut pcm)), Some("binary_not_allowed"));
+        assert_eq!(code(c.decode(&text(r#"{"event":"start","stream_id":"s"}"#), &mut pcm)), Some("missing_field"));
         let opus = START_PCMU.replace(r#""encoding":"PCMU""#, r#""encoding":"OPUS""#);
-        assert_eq!(
-            code(c.decode(&text(&opus), &mut pcm)),
-            Some("unsupported_format")
-        );
+        assert_eq!(code(c.decode(&text(&opus), &mut pcm)), Some("unsupported_format"));
         let pcmu16k = START_PCMU.replace("8000", "16000");
-        assert_eq!(
-            code(c.decode(&text(&pcmu16k), &mut pcm)),
-            Some("unsupported_format")
-        );
+        assert_eq!(code(c.decode(&text(&pcmu16k), &mut pcm)), Some("unsupported_format"));
         let err = c.decode(
             &text(r#"{"event":"error","payload":{"code":100002,"title":"Unknown error","detail":"stream failed"}}"#),
             &mut pcm,
         );
-        assert_eq!(
-            err,
-            Err(TransportError::GatewayError("stream failed".into()))
-        );
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"error"}"#), &mut pcm)),
-            Some("gateway_error")
-        );
+        assert_eq!(err, Err(TransportError::GatewayError("stream failed".into())));
+        assert_eq!(code(c.decode(&text(r#"{"event":"error"}"#), &mut pcm)), Some("gateway_error"));
 
-        assert!(matches!(
-            c.decode(&text(START_PCMU), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
+        assert!(matches!(c.decode(&text(START_PCMU), &mut pcm), Ok(Inbound::Start(_))));
         assert_eq!(
-            code(c.decode(
-                &text(r#"{"event":"media","media":{"payload":"!!!"}}"#),
-                &mut pcm
-            )),
+            code(c.decode(&text(r#"{"event":"media","media":{"payload":"!!!"}}"#), &mut pcm)),
             Some("bad_base64")
         );
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"media"}"#), &mut pcm)),
-            Some("missing_field")
-        );
+        assert_eq!(code(c.decode(&text(r#"{"event":"media"}"#), &mut pcm)), Some("missing_field"));
         assert_eq!(c.decode(&Message::Close(None), &mut pcm), Ok(Inbound::Stop));
     }
 
@@ -516,29 +408,18 @@ mod tests {
         let mut c = TelnyxCodec::new();
         let mut pcm = Vec::new();
         let start = START_PCMU.replace(r#""encoding":"PCMU""#, r#""encoding":"L16""#);
-        assert!(matches!(
-            c.decode(&text(&start), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
+        assert!(matches!(c.decode(&text(&start), &mut pcm), Ok(Inbound::Start(_))));
         let media = r#"{"event":"media","media":{"payload":"AQID"}}"#;
-        assert_eq!(
-            c.decode(&text(media), &mut pcm).err().map(|e| e.code()),
-            Some("bad_audio")
-        );
+        assert_eq!(c.decode(&text(media), &mut pcm).err().map(|e| e.code()), Some("bad_audio"));
     }
 
     #[test]
     fn encodes_clear_and_mark() {
         let c = TelnyxCodec::new().encoder();
-        let Some(Message::Text(t)) = c.encode_clear() else {
-            panic!()
-        };
+        let Some(Message::Text(t)) = c.encode_clear() else { panic!() };
         assert_eq!(t.as_str(), r#"{"event":"clear"}"#);
         let v = json_of(c.encode_mark("turn\"1").unwrap());
-        assert_eq!(
-            v,
-            serde_json::json!({"event": "mark", "mark": {"name": "turn\"1"}})
-        );
+        assert_eq!(v, serde_json::json!({"event": "mark", "mark": {"name": "turn\"1"}}));
         assert!(c.encode_error("x", "y").is_none());
     }
 }

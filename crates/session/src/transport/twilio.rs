@@ -95,8 +95,7 @@ impl WireCodec for TwilioCodec {
             Message::Close(_) => return Ok(Inbound::Stop),
             Message::Ping(_) | Message::Pong(_) => return Ok(Inbound::Ignore),
         };
-        let env: Envelope<'_> =
-            serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
+        let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
         match env.event.as_ref() {
             "connected" => Ok(Inbound::Connected),
             "start" => {
@@ -111,10 +110,7 @@ impl WireCodec for TwilioCodec {
                         )));
                     }
                 }
-                let sid = start
-                    .stream_sid
-                    .or(env.stream_sid)
-                    .ok_or(TransportError::MissingField("streamSid"))?;
+                let sid = start.stream_sid.or(env.stream_sid).ok_or(TransportError::MissingField("streamSid"))?;
                 self.stream_sid = sid.clone();
                 Ok(Inbound::Start(StartInfo {
                     stream_id: sid,
@@ -124,11 +120,7 @@ impl WireCodec for TwilioCodec {
             }
             "media" => {
                 let media = env.media.ok_or(TransportError::MissingField("media"))?;
-                if media
-                    .track
-                    .as_deref()
-                    .is_some_and(|t| t != "inbound" && t != "inbound_track")
-                {
+                if media.track.as_deref().is_some_and(|t| t != "inbound" && t != "inbound_track") {
                     return Ok(Inbound::Ignore);
                 }
                 self.b64_buf.clear();
@@ -138,16 +130,10 @@ impl WireCodec for TwilioCodec {
                 media::g711::decode_ulaw_into(&self.b64_buf, pcm);
                 Ok(Inbound::Audio)
             }
-            "dtmf" => Ok(Inbound::Dtmf(
-                env.dtmf.ok_or(TransportError::MissingField("dtmf"))?.digit,
-            )),
-            "mark" => Ok(Inbound::Mark(
-                env.mark.ok_or(TransportError::MissingField("mark"))?.name,
-            )),
+            "dtmf" => Ok(Inbound::Dtmf(env.dtmf.ok_or(TransportError::MissingField("dtmf"))?.digit)),
+            "mark" => Ok(Inbound::Mark(env.mark.ok_or(TransportError::MissingField("mark"))?.name)),
             "stop" => Ok(Inbound::Stop),
-            other => Err(TransportError::UnknownEvent(
-                other.chars().take(40).collect(),
-            )),
+            other => Err(TransportError::UnknownEvent(other.chars().take(40).collect())),
         }
     }
 
@@ -156,10 +142,7 @@ impl WireCodec for TwilioCodec {
     }
 
     fn encoder(&self) -> Box<dyn WireEncoder> {
-        Box::new(TwilioEncoder {
-            stream_sid: self.stream_sid.clone(),
-            ..Default::default()
-        })
+        Box::new(TwilioEncoder { stream_sid: self.stream_sid.clone(), ..Default::default() })
     }
 }
 
@@ -182,11 +165,7 @@ impl WireEncoder for TwilioEncoder {
     }
 
     fn encode_clear(&self) -> Option<Message> {
-        Some(Message::Text(
-            serde_json::json!({"event": "clear", "streamSid": self.stream_sid})
-                .to_string()
-                .into(),
-        ))
+        Some(Message::Text(serde_json::json!({"event": "clear", "streamSid": self.stream_sid}).to_string().into()))
     }
 
     fn encode_mark(&self, name: &str) -> Option<Message> {
@@ -216,35 +195,21 @@ mod tests {
         let mut c = TwilioCodec::new();
         let mut pcm = Vec::new();
         assert_eq!(
-            c.decode(
-                &text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#),
-                &mut pcm
-            ),
+            c.decode(&text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#), &mut pcm),
             Ok(Inbound::Connected)
         );
         let start = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"streamSid":"MZ1","accountSid":"AC1","callSid":"CA1","tracks":["inbound"],"customParameters":{"agent":"a1"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
-        let Ok(Inbound::Start(info)) = c.decode(&text(start), &mut pcm) else {
-            panic!("start")
-        };
+        let Ok(Inbound::Start(info)) = c.decode(&text(start), &mut pcm) else { panic!("start") };
         assert_eq!(info.call_id.as_deref(), Some("CA1"));
         assert_eq!(info.params.get("agent").map(String::as_str), Some("a1"));
         let media = r#"{"event":"media","sequenceNumber":"2","streamSid":"MZ1","media":{"track":"inbound","chunk":"1","timestamp":"20","payload":"/wCAfw=="}}"#;
         assert_eq!(c.decode(&text(media), &mut pcm), Ok(Inbound::Audio));
         assert_eq!(pcm, vec![0, -32124, 32124, 0]);
         assert_eq!(
-            c.decode(
-                &text(r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"t1"}}"#),
-                &mut pcm
-            ),
+            c.decode(&text(r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"t1"}}"#), &mut pcm),
             Ok(Inbound::Mark("t1".into()))
         );
-        assert_eq!(
-            c.decode(
-                &text(r#"{"event":"stop","streamSid":"MZ1","stop":{}}"#),
-                &mut pcm
-            ),
-            Ok(Inbound::Stop)
-        );
+        assert_eq!(c.decode(&text(r#"{"event":"stop","streamSid":"MZ1","stop":{}}"#), &mut pcm), Ok(Inbound::Stop));
     }
 
     #[test]
@@ -252,47 +217,25 @@ mod tests {
         let mut c = TwilioCodec::new();
         let mut pcm = Vec::new();
         let code = |r: Result<Inbound, TransportError>| r.err().map(|e| e.code());
+        assert_eq!(code(c.decode(&text("{not json"), &mut pcm)), Some("bad_json"));
+        assert_eq!(code(c.decode(&text(r#"{"event":"dance"}"#), &mut pcm)), Some("unknown_event"));
         assert_eq!(
-            code(c.decode(&text("{not json"), &mut pcm)),
-            Some("bad_json")
-        );
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"dance"}"#), &mut pcm)),
-            Some("unknown_event")
-        );
-        assert_eq!(
-            code(c.decode(
-                &text(r#"{"event":"media","media":{"payload":"!!!"}}"#),
-                &mut pcm
-            )),
+            code(c.decode(&text(r#"{"event":"media","media":{"payload":"!!!"}}"#), &mut pcm)),
             Some("bad_base64")
         );
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"media"}"#), &mut pcm)),
-            Some("missing_field")
-        );
-        assert_eq!(
-            code(c.decode(&Message::Binary(vec![1, 2].into()), &mut pcm)),
-            Some("binary_not_allowed")
-        );
+        assert_eq!(code(c.decode(&text(r#"{"event":"media"}"#), &mut pcm)), Some("missing_field"));
+        assert_eq!(code(c.decode(&Message::Binary(vec![1, 2].into()), &mut pcm)), Some("binary_not_allowed"));
     }
 
     #[test]
     fn encodes_media_clear_and_mark() {
-        let mut c = TwilioEncoder {
-            stream_sid: "MZ9".into(),
-            ..Default::default()
-        };
-        let Message::Text(t) = c.encode_audio(&[0, 0]) else {
-            panic!()
-        };
+        let mut c = TwilioEncoder { stream_sid: "MZ9".into(), ..Default::default() };
+        let Message::Text(t) = c.encode_audio(&[0, 0]) else { panic!() };
         let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
         assert_eq!(v["event"], "media");
         assert_eq!(v["streamSid"], "MZ9");
         assert_eq!(v["media"]["payload"], "//8=");
-        let Some(Message::Text(t)) = c.encode_clear() else {
-            panic!()
-        };
+        let Some(Message::Text(t)) = c.encode_clear() else { panic!() };
         assert_eq!(t.as_str(), r#"{"event":"clear","streamSid":"MZ9"}"#);
     }
 }

@@ -26,10 +26,7 @@ pub struct VonageCodec {
 
 impl Default for VonageCodec {
     fn default() -> Self {
-        Self {
-            rate: 16000,
-            started: false,
-        }
+        Self { rate: 16000, started: false }
     }
 }
 
@@ -65,19 +62,13 @@ impl VonageCodec {
         header.remove("event");
         let mut params = HashMap::new();
         lenient::params(Value::Object(header), &mut params);
-        let call_id = CALL_ID_KEYS
-            .iter()
-            .find_map(|k| params.get(*k).filter(|v| !v.is_empty()).cloned());
+        let call_id = CALL_ID_KEYS.iter().find_map(|k| params.get(*k).filter(|v| !v.is_empty()).cloned());
         // A repeated header must not change the rate the runtime already resamples from.
         if !self.started {
             self.rate = rate;
             self.started = true;
         }
-        Ok(Inbound::Start(StartInfo {
-            stream_id: call_id.clone().unwrap_or_default(),
-            call_id,
-            params,
-        }))
+        Ok(Inbound::Start(StartInfo { stream_id: call_id.clone().unwrap_or_default(), call_id, params }))
     }
 
     fn control(&mut self, text: &str) -> Result<Inbound, TransportError> {
@@ -124,8 +115,7 @@ impl WireCodec for VonageCodec {
                 if !self.started {
                     return Err(TransportError::MediaBeforeStart);
                 }
-                media::l16::decode_le_into(b, pcm)
-                    .map_err(|e| TransportError::BadAudio(e.to_string()))?;
+                media::l16::decode_le_into(b, pcm).map_err(|e| TransportError::BadAudio(e.to_string()))?;
                 Ok(Inbound::Audio)
             }
             Message::Text(t) => self.control(t.as_str()),
@@ -139,10 +129,7 @@ impl WireCodec for VonageCodec {
     }
 
     fn encoder(&self) -> Box<dyn WireEncoder> {
-        Box::new(VonageEncoder {
-            rate: self.rate,
-            raw: Vec::with_capacity(2048),
-        })
+        Box::new(VonageEncoder { rate: self.rate, raw: Vec::with_capacity(2048) })
     }
 }
 
@@ -192,13 +179,8 @@ mod tests {
     fn decodes_a_call() {
         let mut c = VonageCodec::new();
         let mut pcm = Vec::new();
-        let Ok(Inbound::Start(info)) = c.decode(&text(CONNECTED), &mut pcm) else {
-            panic!("start")
-        };
-        assert_eq!(
-            info.call_id.as_deref(),
-            Some("63f61863-4a51-4f6b-86e1-46edebcf9356")
-        );
+        let Ok(Inbound::Start(info)) = c.decode(&text(CONNECTED), &mut pcm) else { panic!("start") };
+        assert_eq!(info.call_id.as_deref(), Some("63f61863-4a51-4f6b-86e1-46edebcf9356"));
         assert_eq!(info.stream_id, "63f61863-4a51-4f6b-86e1-46edebcf9356");
         assert_eq!(info.params.get("agent").map(String::as_str), Some("a1"));
         assert_eq!(info.params.get("n").map(String::as_str), Some("2"));
@@ -208,45 +190,27 @@ mod tests {
 
         let mut frame = vec![0u8; 640];
         frame[0..4].copy_from_slice(&[0x02, 0x01, 0xfe, 0xff]);
-        assert_eq!(
-            c.decode(&Message::Binary(frame.into()), &mut pcm),
-            Ok(Inbound::Audio)
-        );
+        assert_eq!(c.decode(&Message::Binary(frame.into()), &mut pcm), Ok(Inbound::Audio));
         assert_eq!(pcm.len(), 320);
         assert_eq!(&pcm[..2], &[0x0102, -2]);
 
         assert_eq!(
-            c.decode(
-                &text(r#"{"event":"websocket:dtmf","digit":"9","duration":250}"#),
-                &mut pcm
-            ),
+            c.decode(&text(r#"{"event":"websocket:dtmf","digit":"9","duration":250}"#), &mut pcm),
             Ok(Inbound::Dtmf("9".into()))
         );
         assert_eq!(
-            c.decode(
-                &text(r##"{"event":"websocket:dtmf","dtmf":{"digit":"#","duration":250}}"##),
-                &mut pcm
-            ),
+            c.decode(&text(r##"{"event":"websocket:dtmf","dtmf":{"digit":"#","duration":250}}"##), &mut pcm),
             Ok(Inbound::Dtmf("#".into()))
         );
         assert_eq!(
-            c.decode(
-                &text(r#"{"event":"websocket:notify","payload":{"name":"t1"}}"#),
-                &mut pcm
-            ),
+            c.decode(&text(r#"{"event":"websocket:notify","payload":{"name":"t1"}}"#), &mut pcm),
             Ok(Inbound::Mark("t1".into()))
         );
         assert_eq!(
-            c.decode(
-                &text(r#"{"event":"websocket:notify","payload":{"other":1}}"#),
-                &mut pcm
-            ),
+            c.decode(&text(r#"{"event":"websocket:notify","payload":{"other":1}}"#), &mut pcm),
             Ok(Inbound::Ignore)
         );
-        assert_eq!(
-            c.decode(&text(r#"{"event":"websocket:cleared"}"#), &mut pcm),
-            Ok(Inbound::Ignore)
-        );
+        assert_eq!(c.decode(&text(r#"{"event":"websocket:cleared"}"#), &mut pcm), Ok(Inbound::Ignore));
         assert_eq!(c.decode(&Message::Close(None), &mut pcm), Ok(Inbound::Stop));
     }
 
@@ -255,17 +219,13 @@ mod tests {
         let mut c = VonageCodec::new();
         let mut pcm = Vec::new();
         let old = r#"{"app":"demo","uuid":"u-1","content-type":"Audio/L16; rate=8000"}"#;
-        let Ok(Inbound::Start(info)) = c.decode(&text(old), &mut pcm) else {
-            panic!("start")
-        };
+        let Ok(Inbound::Start(info)) = c.decode(&text(old), &mut pcm) else { panic!("start") };
         assert_eq!(info.call_id.as_deref(), Some("u-1"));
         assert_eq!(info.params.get("app").map(String::as_str), Some("demo"));
         assert_eq!(c.input_rate(), 8000);
         let mut enc = c.encoder();
         assert_eq!(enc.output_rate(), 8000);
-        let Message::Binary(b) = enc.encode_audio(&[0; 160]) else {
-            panic!("not binary")
-        };
+        let Message::Binary(b) = enc.encode_audio(&[0; 160]) else { panic!("not binary") };
         assert_eq!(b.len(), 320);
     }
 
@@ -274,75 +234,38 @@ mod tests {
         let mut c = VonageCodec::new();
         let mut pcm = Vec::new();
         let code = |r: Result<Inbound, TransportError>| r.err().map(|e| e.code());
-        assert_eq!(
-            code(c.decode(&Message::Binary(vec![0; 640].into()), &mut pcm)),
-            Some("media_before_start")
-        );
-        assert_eq!(
-            code(c.decode(&text("not json"), &mut pcm)),
-            Some("bad_json")
-        );
+        assert_eq!(code(c.decode(&Message::Binary(vec![0; 640].into()), &mut pcm)), Some("media_before_start"));
+        assert_eq!(code(c.decode(&text("not json"), &mut pcm)), Some("bad_json"));
         assert_eq!(code(c.decode(&text("[]"), &mut pcm)), Some("bad_json"));
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"websocket:dance"}"#), &mut pcm)),
-            Some("unknown_event")
-        );
-        assert_eq!(
-            code(c.decode(&text(r#"{"app":"demo"}"#), &mut pcm)),
-            Some("missing_field")
-        );
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"websocket:connected"}"#), &mut pcm)),
-            Some("missing_field")
-        );
+        assert_eq!(code(c.decode(&text(r#"{"event":"websocket:dance"}"#), &mut pcm)), Some("unknown_event"));
+        assert_eq!(code(c.decode(&text(r#"{"app":"demo"}"#), &mut pcm)), Some("missing_field"));
+        assert_eq!(code(c.decode(&text(r#"{"event":"websocket:connected"}"#), &mut pcm)), Some("missing_field"));
         for ct in ["audio/l16;rate=44100", "audio/pcmu;rate=8000", "audio/l16"] {
             let h = json!({"event": "websocket:connected", "content-type": ct}).to_string();
-            assert_eq!(
-                code(c.decode(&text(&h), &mut pcm)),
-                Some("unsupported_format"),
-                "{ct}"
-            );
+            assert_eq!(code(c.decode(&text(&h), &mut pcm)), Some("unsupported_format"), "{ct}");
         }
-        assert_eq!(
-            code(c.decode(&text(r#"{"event":"websocket:dtmf"}"#), &mut pcm)),
-            Some("missing_field")
-        );
+        assert_eq!(code(c.decode(&text(r#"{"event":"websocket:dtmf"}"#), &mut pcm)), Some("missing_field"));
 
-        assert!(matches!(
-            c.decode(&text(CONNECTED), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
-        assert_eq!(
-            code(c.decode(&Message::Binary(vec![0; 639].into()), &mut pcm)),
-            Some("bad_audio")
-        );
+        assert!(matches!(c.decode(&text(CONNECTED), &mut pcm), Ok(Inbound::Start(_))));
+        assert_eq!(code(c.decode(&Message::Binary(vec![0; 639].into()), &mut pcm)), Some("bad_audio"));
     }
 
     #[test]
     fn encodes_audio_clear_and_notify() {
         let mut c = VonageCodec::new();
         let mut pcm = Vec::new();
-        assert!(matches!(
-            c.decode(&text(CONNECTED), &mut pcm),
-            Ok(Inbound::Start(_))
-        ));
+        assert!(matches!(c.decode(&text(CONNECTED), &mut pcm), Ok(Inbound::Start(_))));
         let mut enc = c.encoder();
         assert_eq!(enc.output_rate(), 16000);
         let mut frame = vec![0i16; 320];
         frame[0] = 0x0102;
         frame[1] = -2;
-        let Message::Binary(b) = enc.encode_audio(&frame) else {
-            panic!("not binary")
-        };
+        let Message::Binary(b) = enc.encode_audio(&frame) else { panic!("not binary") };
         assert_eq!(b.len(), 640);
         assert_eq!(&b[..4], &[0x02, 0x01, 0xfe, 0xff]);
-        let Some(Message::Text(t)) = enc.encode_clear() else {
-            panic!()
-        };
+        let Some(Message::Text(t)) = enc.encode_clear() else { panic!() };
         assert_eq!(t.as_str(), r#"{"action":"clear"}"#);
-        let Some(Message::Text(t)) = enc.encode_mark("t1") else {
-            panic!()
-        };
+        let Some(Message::Text(t)) = enc.encode_mark("t1") else { panic!() };
         let v: Value = serde_json::from_str(t.as_str()).unwrap();
         assert_eq!(v, json!({"action": "notify", "payload": {"name": "t1"}}));
         assert!(enc.encode_error("x", "y").is_none());

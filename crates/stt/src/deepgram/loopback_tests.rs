@@ -10,10 +10,7 @@ use std::time::Duration;
 const KEY: &str = "dg-test-key-0123456789";
 
 async fn sim(cfg: DeepgramSimConfig) -> DeepgramSim {
-    let cfg = DeepgramSimConfig {
-        keys: vec![KEY.to_string()].into(),
-        ..cfg
-    };
+    let cfg = DeepgramSimConfig { keys: vec![KEY.to_string()].into(), ..cfg };
     DeepgramSim::start(cfg).await.unwrap()
 }
 
@@ -25,14 +22,8 @@ fn catalog() -> Arc<Catalog> {
 async fn connect(dg: &Deepgram, sim: &DeepgramSim, key: &str) -> Result<SttStream, SttError> {
     let base = sim.base_url();
     let key = SecretString::from(key.to_string());
-    dg.connect(SttRequest {
-        base_url: &base,
-        key: &key,
-        model: "nova-3",
-        sample_rate: testdata::RATE,
-        language: "en",
-    })
-    .await
+    dg.connect(SttRequest { base_url: &base, key: &key, model: "nova-3", sample_rate: testdata::RATE, language: "en" })
+        .await
 }
 
 /// Send `pcm` as 20 ms frames, as fast as the channel takes them.
@@ -53,9 +44,7 @@ async fn drain(stream: &mut SttStream) -> Vec<SttEvent> {
             events.push(ev);
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), collect)
-        .await
-        .expect("stream did not end");
+    tokio::time::timeout(Duration::from_secs(10), collect).await.expect("stream did not end");
     events
 }
 
@@ -71,9 +60,7 @@ async fn until_final(stream: &mut SttStream) -> Vec<SttEvent> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), collect)
-        .await
-        .expect("no final");
+    tokio::time::timeout(Duration::from_secs(10), collect).await.expect("no final");
     events
 }
 
@@ -98,52 +85,31 @@ async fn a_bad_key_is_unauthorized_and_not_echoed() {
 
 #[tokio::test]
 async fn a_known_utterance_comes_back_as_its_transcript() {
-    let sim = sim(DeepgramSimConfig {
-        catalog: catalog(),
-        final_delay: Duration::from_millis(100),
-        ..Default::default()
-    })
-    .await;
+    let sim =
+        sim(DeepgramSimConfig { catalog: catalog(), final_delay: Duration::from_millis(100), ..Default::default() })
+            .await;
     let mut stream = connect(&Deepgram::new(), &sim, KEY).await.unwrap();
     send_frames(&stream, &speech(testdata::utterance_a())).await;
     let events = until_final(&mut stream).await;
     assert_eq!(events.first(), Some(&SttEvent::SpeechStarted { at_s: 0.5 }));
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, SttEvent::Interim { text, .. }
+    assert!(events.iter().any(|e| matches!(e, SttEvent::Interim { text, .. }
         if !text.is_empty() && testdata::TEXT_A.starts_with(text.as_str()))));
     match events.last() {
-        Some(SttEvent::Final {
-            text,
-            speech_final: true,
-            end_s,
-            ..
-        }) => {
+        Some(SttEvent::Final { text, speech_final: true, end_s, .. }) => {
             assert_eq!(text, testdata::TEXT_A);
             assert!(*end_s > 1.7);
         }
         other => panic!("{other:?}"),
     }
     // 1.5 s of trailing silence > utterance_end_ms (1000): UtteranceEnd follows the final.
-    let next = tokio::time::timeout(Duration::from_secs(5), stream.events.recv())
-        .await
-        .unwrap();
-    assert_eq!(
-        next,
-        Some(SttEvent::UtteranceEnd {
-            last_word_end_s: 1.7
-        })
-    );
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.events.recv()).await.unwrap();
+    assert_eq!(next, Some(SttEvent::UtteranceEnd { last_word_end_s: 1.7 }));
     assert_eq!(sim.seen_keys(), [KEY]);
 }
 
 #[tokio::test]
 async fn unknown_speech_is_a_placeholder_and_close_reports_provider_usage() {
-    let sim = sim(DeepgramSimConfig {
-        catalog: catalog(),
-        ..Default::default()
-    })
-    .await;
+    let sim = sim(DeepgramSimConfig { catalog: catalog(), ..Default::default() }).await;
     let mut stream = connect(&Deepgram::new(), &sim, KEY).await.unwrap();
     let pcm = speech(testdata::unknown());
     send_frames(&stream, &pcm).await;
@@ -151,35 +117,17 @@ async fn unknown_speech_is_a_placeholder_and_close_reports_provider_usage() {
     let events = drain(&mut stream).await;
     let finals: Vec<&str> = events
         .iter()
-        .filter_map(|e| {
-            if let SttEvent::Final { text, .. } = e {
-                Some(text.as_str())
-            } else {
-                None
-            }
-        })
+        .filter_map(|e| if let SttEvent::Final { text, .. } = e { Some(text.as_str()) } else { None })
         .collect();
     assert_eq!(finals, ["[speech 1.4 s]"]);
     let sent_ms = pcm.len() as u64 * 1000 / u64::from(testdata::RATE);
     match events.last() {
-        Some(SttEvent::Usage {
-            audio_ms,
-            estimated: false,
-        }) => {
-            assert!(
-                audio_ms.abs_diff(sent_ms) * 100 <= sent_ms,
-                "{audio_ms} vs {sent_ms}"
-            );
+        Some(SttEvent::Usage { audio_ms, estimated: false }) => {
+            assert!(audio_ms.abs_diff(sent_ms) * 100 <= sent_ms, "{audio_ms} vs {sent_ms}");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| matches!(e, SttEvent::Usage { .. }))
-            .count(),
-        1
-    );
+    assert_eq!(events.iter().filter(|e| matches!(e, SttEvent::Usage { .. })).count(), 1);
     assert!(!events.iter().any(|e| matches!(e, SttEvent::Error(_))));
 }
 
@@ -189,93 +137,51 @@ async fn dropping_the_sender_closes_like_close() {
     let mut stream = connect(&Deepgram::new(), &sim, KEY).await.unwrap();
     send_frames(&stream, &testdata::silence(1.0)).await;
     stream.audio = tokio::sync::mpsc::channel(1).0; // drops the real sender
-    assert_eq!(
-        drain(&mut stream).await,
-        [SttEvent::Usage {
-            audio_ms: 1000,
-            estimated: false
-        }]
-    );
+    assert_eq!(drain(&mut stream).await, [SttEvent::Usage { audio_ms: 1000, estimated: false }]);
 }
 
 #[tokio::test]
 async fn a_provider_fault_is_an_error_then_estimated_usage() {
-    let sim = sim(DeepgramSimConfig {
-        fail_after_audio_ms: Some(600),
-        ..Default::default()
-    })
-    .await;
+    let sim = sim(DeepgramSimConfig { fail_after_audio_ms: Some(600), ..Default::default() }).await;
     let mut stream = connect(&Deepgram::new(), &sim, KEY).await.unwrap();
     send_frames(&stream, &testdata::silence(1.0)).await;
     let events = drain(&mut stream).await;
-    assert_eq!(
-        events.first(),
-        Some(&SttEvent::Error(SttError::Closed {
-            code: 1011,
-            reason: "NET-0000".into()
-        }))
-    );
+    assert_eq!(events.first(), Some(&SttEvent::Error(SttError::Closed { code: 1011, reason: "NET-0000".into() })));
     match events.as_slice() {
-        [_, SttEvent::Usage {
-            audio_ms,
-            estimated: true,
-        }] => assert!((600..=1000).contains(audio_ms), "{audio_ms}"),
+        [_, SttEvent::Usage { audio_ms, estimated: true }] => assert!((600..=1000).contains(audio_ms), "{audio_ms}"),
         other => panic!("{other:?}"),
     }
 }
 
 #[tokio::test]
 async fn an_idle_stream_is_closed_by_the_provider() {
-    let sim = sim(DeepgramSimConfig {
-        idle_timeout: Duration::from_millis(300),
-        ..Default::default()
-    })
-    .await;
+    let sim = sim(DeepgramSimConfig { idle_timeout: Duration::from_millis(300), ..Default::default() }).await;
     let mut stream = connect(&Deepgram::new(), &sim, KEY).await.unwrap();
     let events = drain(&mut stream).await;
     assert_eq!(
         events,
         [
-            SttEvent::Error(SttError::Closed {
-                code: 1011,
-                reason: "NET-0001".into()
-            }),
-            SttEvent::Usage {
-                audio_ms: 0,
-                estimated: true
-            },
+            SttEvent::Error(SttError::Closed { code: 1011, reason: "NET-0001".into() }),
+            SttEvent::Usage { audio_ms: 0, estimated: true },
         ]
     );
 }
 
 #[tokio::test]
 async fn keepalive_holds_an_idle_stream_open() {
-    let sim = sim(DeepgramSimConfig {
-        idle_timeout: Duration::from_millis(1000),
-        ..Default::default()
-    })
-    .await;
+    let sim = sim(DeepgramSimConfig { idle_timeout: Duration::from_millis(1000), ..Default::default() }).await;
     let dg = Deepgram::new().with_keepalive_after(Duration::from_millis(200));
     let mut stream = connect(&dg, &sim, KEY).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(sim.open_connections(), 1);
     stream.audio.send(SttInput::Close).await.unwrap();
-    assert_eq!(
-        drain(&mut stream).await,
-        [SttEvent::Usage {
-            audio_ms: 0,
-            estimated: false
-        }]
-    );
+    assert_eq!(drain(&mut stream).await, [SttEvent::Usage { audio_ms: 0, estimated: false }]);
 }
 
 #[tokio::test]
 async fn keys_added_at_runtime_are_accepted_and_recorded() {
     let sim = sim(DeepgramSimConfig::default()).await;
-    assert_eq!(
-        connect(&Deepgram::new(), &sim, "late-key").await.err(),
-        Some(SttError::Unauthorized)
-    );
+    assert_eq!(connect(&Deepgram::new(), &sim, "late-key").await.err(), Some(SttError::Unauthorized));
     sim.keys().add("late-key");
     let _a = connect(&Deepgram::new(), &sim, KEY).await.unwrap();
     let _b = connect(&Deepgram::new(), &sim, "late-key").await.unwrap();
@@ -285,11 +191,7 @@ async fn keys_added_at_runtime_are_accepted_and_recorded() {
 
 #[tokio::test]
 async fn finalize_flushes_a_final_without_speech_final() {
-    let sim = sim(DeepgramSimConfig {
-        catalog: catalog(),
-        ..Default::default()
-    })
-    .await;
+    let sim = sim(DeepgramSimConfig { catalog: catalog(), ..Default::default() }).await;
     let mut stream = connect(&Deepgram::new(), &sim, KEY).await.unwrap();
     let mut pcm = testdata::silence(0.3);
     pcm.extend(testdata::utterance_b());

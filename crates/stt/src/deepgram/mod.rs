@@ -72,14 +72,9 @@ impl Deepgram {
         let scheme = match url.scheme() {
             "ws" | "http" => "ws",
             "wss" | "https" => "wss",
-            other => {
-                return Err(SttError::Connect(format!(
-                    "unsupported URL scheme {other:?}"
-                )))
-            }
+            other => return Err(SttError::Connect(format!("unsupported URL scheme {other:?}"))),
         };
-        url.set_scheme(scheme)
-            .map_err(|()| SttError::Connect("cannot use this base URL".into()))?;
+        url.set_scheme(scheme).map_err(|()| SttError::Connect("cannot use this base URL".into()))?;
         url.path_segments_mut()
             .map_err(|()| SttError::Connect("base URL cannot have a path".into()))?
             .pop_if_empty()
@@ -111,22 +106,17 @@ impl Stt for Deepgram {
             return Err(SttError::Connect("sample rate must be positive".into()));
         }
         let url = self.listen_url(&req)?;
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
+        let mut request =
+            url.as_str().into_client_request().map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
         let mut auth = HeaderValue::try_from(format!("Token {}", req.key.expose_secret()))
             .map_err(|_| SttError::Connect("the API key is not a valid header value".into()))?;
         auth.set_sensitive(true);
         request.headers_mut().insert("authorization", auth);
 
-        let (ws, _) = tokio::time::timeout(
-            self.connect_timeout,
-            tokio_tungstenite::connect_async(request),
-        )
-        .await
-        .map_err(|_| SttError::Timeout)?
-        .map_err(handshake_error)?;
+        let (ws, _) = tokio::time::timeout(self.connect_timeout, tokio_tungstenite::connect_async(request))
+            .await
+            .map_err(|_| SttError::Timeout)?
+            .map_err(handshake_error)?;
 
         let (audio_tx, audio_rx) = mpsc::channel(AUDIO_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
@@ -136,10 +126,7 @@ impl Stt for Deepgram {
             close_wait: self.close_wait,
         };
         tokio::spawn(pump::run(ws, audio_rx, events_tx, opts));
-        Ok(SttStream {
-            audio: audio_tx,
-            events: events_rx,
-        })
+        Ok(SttStream { audio: audio_tx, events: events_rx })
     }
 }
 
@@ -163,13 +150,7 @@ mod tests {
     use secrecy::SecretString;
 
     fn req<'a>(base: &'a Url, key: &'a SecretString) -> SttRequest<'a> {
-        SttRequest {
-            base_url: base,
-            key,
-            model: "nova-3",
-            sample_rate: 16000,
-            language: "en-US",
-        }
+        SttRequest { base_url: base, key, model: "nova-3", sample_rate: 16000, language: "en-US" }
     }
 
     #[test]
@@ -183,13 +164,8 @@ mod tests {
         );
         let base = Url::parse("ws://127.0.0.1:1234/").unwrap();
         let url = Deepgram::new().listen_url(&req(&base, &key)).unwrap();
-        assert!(url
-            .as_str()
-            .starts_with("ws://127.0.0.1:1234/v1/listen?model=nova-3&"));
+        assert!(url.as_str().starts_with("ws://127.0.0.1:1234/v1/listen?model=nova-3&"));
         let base = Url::parse("ftp://x").unwrap();
-        assert!(matches!(
-            Deepgram::new().listen_url(&req(&base, &key)),
-            Err(SttError::Connect(_))
-        ));
+        assert!(matches!(Deepgram::new().listen_url(&req(&base, &key)), Err(SttError::Connect(_))));
     }
 }

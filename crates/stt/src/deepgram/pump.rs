@@ -35,16 +35,8 @@ struct Counters {
     usage_reported: bool,
 }
 
-pub(super) async fn run(
-    mut ws: Ws,
-    mut input: mpsc::Receiver<SttInput>,
-    events: mpsc::Sender<SttEvent>,
-    opts: Opts,
-) {
-    let mut n = Counters {
-        audio_bytes: 0,
-        usage_reported: false,
-    };
+pub(super) async fn run(mut ws: Ws, mut input: mpsc::Receiver<SttInput>, events: mpsc::Sender<SttEvent>, opts: Opts) {
+    let mut n = Counters { audio_bytes: 0, usage_reported: false };
     let end = drive(&mut ws, &mut input, &events, &opts, &mut n).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
     if let End::ConsumerGone = end {
@@ -58,12 +50,7 @@ pub(super) async fn run(
     }
     if !n.usage_reported {
         let audio_ms = n.audio_bytes * 1000 / (u64::from(opts.sample_rate.max(1)) * 2);
-        let _ = events
-            .send(SttEvent::Usage {
-                audio_ms,
-                estimated: true,
-            })
-            .await;
+        let _ = events.send(SttEvent::Usage { audio_ms, estimated: true }).await;
     }
 }
 
@@ -140,20 +127,14 @@ async fn drive(
 }
 
 fn lost() -> SttError {
-    SttError::Closed {
-        code: 1006,
-        reason: "connection lost".into(),
-    }
+    SttError::Closed { code: 1006, reason: "connection lost".into() }
 }
 
 fn closed(frame: Option<tungstenite::protocol::CloseFrame>) -> End {
     match frame {
         None => End::Normal,
         Some(f) if f.code == CloseCode::Normal => End::Normal,
-        Some(f) => End::Failed(SttError::Closed {
-            code: f.code.into(),
-            reason: f.reason.to_string(),
-        }),
+        Some(f) => End::Failed(SttError::Closed { code: f.code.into(), reason: f.reason.to_string() }),
     }
 }
 

@@ -58,47 +58,27 @@ struct TypeOnly<'a> {
 /// Decode one text frame into at most one event. `Ok(None)` for messages with nothing to report
 /// (unknown types, empty interim hypotheses, empty non-endpoint finals).
 pub(crate) fn decode(text: &str) -> Result<Option<SttEvent>, SttError> {
-    let msg: ServerMsg = serde_json::from_str(text)
-        .map_err(|e| SttError::Protocol(format!("undecodable Deepgram message: {e}")))?;
+    let msg: ServerMsg =
+        serde_json::from_str(text).map_err(|e| SttError::Protocol(format!("undecodable Deepgram message: {e}")))?;
     Ok(match msg {
         ServerMsg::Results(r) => {
-            let text = r
-                .channel
-                .alternatives
-                .into_iter()
-                .next()
-                .map(|a| a.transcript)
-                .unwrap_or_default();
+            let text = r.channel.alternatives.into_iter().next().map(|a| a.transcript).unwrap_or_default();
             let (start_s, end_s) = (r.start, r.start + r.duration);
             if !r.is_final {
-                (!text.is_empty()).then_some(SttEvent::Interim {
-                    text,
-                    start_s,
-                    end_s,
-                })
+                (!text.is_empty()).then_some(SttEvent::Interim { text, start_s, end_s })
             } else if text.is_empty() && !r.speech_final {
                 None
             } else {
-                Some(SttEvent::Final {
-                    text,
-                    start_s,
-                    end_s,
-                    speech_final: r.speech_final,
-                })
+                Some(SttEvent::Final { text, start_s, end_s, speech_final: r.speech_final })
             }
         }
         ServerMsg::SpeechStarted { timestamp } => Some(SttEvent::SpeechStarted { at_s: timestamp }),
-        ServerMsg::UtteranceEnd { last_word_end } => Some(SttEvent::UtteranceEnd {
-            last_word_end_s: last_word_end,
-        }),
-        ServerMsg::Metadata { duration } => Some(SttEvent::Usage {
-            audio_ms: seconds_to_ms(duration),
-            estimated: false,
-        }),
+        ServerMsg::UtteranceEnd { last_word_end } => Some(SttEvent::UtteranceEnd { last_word_end_s: last_word_end }),
+        ServerMsg::Metadata { duration } => {
+            Some(SttEvent::Usage { audio_ms: seconds_to_ms(duration), estimated: false })
+        }
         ServerMsg::Other => {
-            let kind = serde_json::from_str::<TypeOnly>(text)
-                .ok()
-                .and_then(|t| t.kind);
+            let kind = serde_json::from_str::<TypeOnly>(text).ok().and_then(|t| t.kind);
             tracing::debug!(kind = ?kind.as_deref().unwrap_or("?"), "deepgram: ignoring message");
             None
         }
@@ -123,24 +103,12 @@ mod tests {
             "channel":{"alternatives":[{"transcript":"hello","confidence":0.9,"words":[]}]},"metadata":{}}"#;
         assert_eq!(
             decode(interim).unwrap(),
-            Some(SttEvent::Interim {
-                text: "hello".into(),
-                start_s: 2.5,
-                end_s: 3.5
-            })
+            Some(SttEvent::Interim { text: "hello".into(), start_s: 2.5, end_s: 3.5 })
         );
-        let fin = interim.replace(
-            r#""is_final":false"#,
-            r#""is_final":true,"speech_final":true"#,
-        );
+        let fin = interim.replace(r#""is_final":false"#, r#""is_final":true,"speech_final":true"#);
         assert_eq!(
             decode(&fin).unwrap(),
-            Some(SttEvent::Final {
-                text: "hello".into(),
-                start_s: 2.5,
-                end_s: 3.5,
-                speech_final: true
-            })
+            Some(SttEvent::Final { text: "hello".into(), start_s: 2.5, end_s: 3.5, speech_final: true })
         );
     }
 
@@ -160,31 +128,17 @@ mod tests {
     fn metadata_events_and_unknowns() {
         let meta = r#"{"type":"Metadata","transaction_key":"deprecated","request_id":"x","sha256":"y",
             "created":"2024-08-29T22:37:55.202Z","duration":12.4805,"channels":1}"#;
-        assert_eq!(
-            decode(meta).unwrap(),
-            Some(SttEvent::Usage {
-                audio_ms: 12481,
-                estimated: false
-            })
-        );
+        assert_eq!(decode(meta).unwrap(), Some(SttEvent::Usage { audio_ms: 12481, estimated: false }));
         assert_eq!(
             decode(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":3.42}"#).unwrap(),
             Some(SttEvent::SpeechStarted { at_s: 3.42 })
         );
         assert_eq!(
             decode(r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":4.3}"#).unwrap(),
-            Some(SttEvent::UtteranceEnd {
-                last_word_end_s: 4.3
-            })
+            Some(SttEvent::UtteranceEnd { last_word_end_s: 4.3 })
         );
-        assert_eq!(
-            decode(r#"{"type":"Warning","description":"x"}"#).unwrap(),
-            None
-        );
+        assert_eq!(decode(r#"{"type":"Warning","description":"x"}"#).unwrap(), None);
         assert!(matches!(decode("not json"), Err(SttError::Protocol(_))));
-        assert!(matches!(
-            decode(r#"{"type":"Results","start":0}"#),
-            Err(SttError::Protocol(_))
-        ));
+        assert!(matches!(decode(r#"{"type":"Results","start":0}"#), Err(SttError::Protocol(_))));
     }
 }

@@ -46,10 +46,7 @@ pub(crate) struct Entry {
 #[non_exhaustive]
 pub enum CatalogError {
     #[error("reading {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{}: {msg}", path.display())]
     Wav { path: PathBuf, msg: String },
     #[error("{}: bad sidecar: {msg}", path.display())]
@@ -95,9 +92,7 @@ impl Catalog {
         let mut wavs = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let path = entry.map_err(io(dir))?.path();
-            let is_wav = path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+            let is_wav = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));
             if is_wav && path.is_file() {
                 wavs.push(path);
             }
@@ -111,10 +106,8 @@ impl Catalog {
                 continue;
             }
             let text = std::fs::read_to_string(&sidecar).map_err(io(&sidecar))?;
-            let side: Sidecar = serde_json::from_str(&text).map_err(|e| CatalogError::Sidecar {
-                path: sidecar.clone(),
-                msg: e.to_string(),
-            })?;
+            let side: Sidecar = serde_json::from_str(&text)
+                .map_err(|e| CatalogError::Sidecar { path: sidecar.clone(), msg: e.to_string() })?;
             let (samples, rate) = read_wav(&wav)?;
             catalog.add_recording(&samples, rate, &side.utterances);
         }
@@ -141,35 +134,21 @@ impl Catalog {
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             match best.and_then(|(i, _)| groups.get_mut(i)) {
                 Some(group) => group.push((e - s, env)),
-                None => tracing::debug!(
-                    start_s = s,
-                    end_s = e,
-                    "catalog: segment outside every utterance"
-                ),
+                None => tracing::debug!(start_s = s, end_s = e, "catalog: segment outside every utterance"),
             }
         }
         for (u, group) in utterances.iter().zip(groups) {
             if group.is_empty() {
-                tracing::warn!(
-                    start_s = u.start_s,
-                    "catalog: no speech found for an utterance"
-                );
+                tracing::warn!(start_s = u.start_s, "catalog: no speech found for an utterance");
                 continue;
             }
             let durations: Vec<f64> = group.iter().map(|(d, _)| *d).collect();
-            for ((duration_s, envelope), text) in
-                group.into_iter().zip(split_text(&u.text, &durations))
-            {
+            for ((duration_s, envelope), text) in group.into_iter().zip(split_text(&u.text, &durations)) {
                 if text.is_empty() || envelope.len() < MIN_FRAMES {
                     continue;
                 }
                 let trims = fingerprint::trims(&envelope);
-                self.entries.push(Entry {
-                    text,
-                    duration_s,
-                    envelope,
-                    trims,
-                });
+                self.entries.push(Entry { text, duration_s, envelope, trims });
             }
         }
     }
@@ -232,17 +211,11 @@ pub(crate) fn placeholder(duration_s: f64) -> String {
 }
 
 fn read_wav(path: &Path) -> Result<(Vec<i16>, u32), CatalogError> {
-    let wav_err = |msg: String| CatalogError::Wav {
-        path: path.to_path_buf(),
-        msg,
-    };
+    let wav_err = |msg: String| CatalogError::Wav { path: path.to_path_buf(), msg };
     let reader = hound::WavReader::open(path).map_err(|e| wav_err(e.to_string()))?;
     let spec = reader.spec();
     if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
-        return Err(wav_err(format!(
-            "need 16-bit PCM, got {} bits {:?}",
-            spec.bits_per_sample, spec.sample_format
-        )));
+        return Err(wav_err(format!("need 16-bit PCM, got {} bits {:?}", spec.bits_per_sample, spec.sample_format)));
     }
     let channels = usize::from(spec.channels.max(1));
     let mut samples = Vec::with_capacity(reader.len() as usize / channels);

@@ -55,15 +55,8 @@ pub(crate) fn trims(env: &[f32]) -> Vec<Trim> {
     for start in 0..=MAX_TRIM {
         for end in 0..=MAX_TRIM {
             let (s, e) = (usize::from(start), usize::from(end));
-            if let Some(inner) = env
-                .get(s..env.len().saturating_sub(e))
-                .filter(|i| i.len() >= 2)
-            {
-                out.push(Trim {
-                    start,
-                    end,
-                    shape: shape(inner),
-                });
+            if let Some(inner) = env.get(s..env.len().saturating_sub(e)).filter(|i| i.len() >= 2) {
+                out.push(Trim { start, end, shape: shape(inner) });
             }
         }
     }
@@ -74,10 +67,7 @@ pub(crate) fn trims(env: &[f32]) -> Vec<Trim> {
 pub(crate) fn aligned_similarity(a: &[Trim], b: &[Trim]) -> f32 {
     let mut best = f32::MIN;
     for x in a {
-        for y in b
-            .iter()
-            .filter(|y| (x.start == 0 || y.start == 0) && (x.end == 0 || y.end == 0))
-        {
+        for y in b.iter().filter(|y| (x.start == 0 || y.start == 0) && (x.end == 0 || y.end == 0)) {
             best = best.max(similarity(&x.shape, &y.shape));
         }
     }
@@ -99,15 +89,9 @@ mod tests {
 
     #[test]
     fn offset_and_length_do_not_matter_but_rhythm_does() {
-        let env: Vec<f32> = (0..50)
-            .map(|i| if (i / 10) % 2 == 0 { -20.0 } else { -50.0 })
-            .collect();
-        let quieter_longer: Vec<f32> = (0..60)
-            .map(|i| if (i / 12) % 2 == 0 { -30.0 } else { -58.0 })
-            .collect();
-        let other: Vec<f32> = (0..50)
-            .map(|i| if (i / 5) % 2 == 0 { -20.0 } else { -50.0 })
-            .collect();
+        let env: Vec<f32> = (0..50).map(|i| if (i / 10) % 2 == 0 { -20.0 } else { -50.0 }).collect();
+        let quieter_longer: Vec<f32> = (0..60).map(|i| if (i / 12) % 2 == 0 { -30.0 } else { -58.0 }).collect();
+        let other: Vec<f32> = (0..50).map(|i| if (i / 5) % 2 == 0 { -20.0 } else { -50.0 }).collect();
         let a = shape(&env);
         assert!(similarity(&a, &a) > 0.999);
         assert!(similarity(&a, &shape(&quieter_longer)) > 0.9);
@@ -118,9 +102,7 @@ mod tests {
 
     #[test]
     fn alignment_forgives_a_lost_onset() {
-        let env: Vec<f32> = (0..60)
-            .map(|i| if (i / 7) % 3 == 0 { -50.0 } else { -20.0 })
-            .collect();
+        let env: Vec<f32> = (0..60).map(|i| if (i / 7) % 3 == 0 { -50.0 } else { -20.0 }).collect();
         let late = &env[3..];
         let plain = similarity(&shape(&env), &shape(late));
         let aligned = aligned_similarity(&trims(&env), &trims(late));

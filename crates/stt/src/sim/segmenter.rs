@@ -14,10 +14,7 @@ pub(crate) struct Framer {
 impl Framer {
     pub(crate) fn new(frame_len: usize) -> Self {
         let len = frame_len.max(1);
-        Self {
-            len,
-            carry: Vec::with_capacity(len),
-        }
+        Self { len, carry: Vec::with_capacity(len) }
     }
 
     /// Calls `f` once per complete frame, in order.
@@ -70,13 +67,7 @@ pub(crate) struct Segmenter {
 
 impl Segmenter {
     pub(crate) fn new(cfg: VadConfig) -> Self {
-        Self {
-            vad: Vad::new(cfg),
-            frames: 0,
-            env: Vec::with_capacity(512),
-            seg_start: 0,
-            restart: false,
-        }
+        Self { vad: Vad::new(cfg), frames: 0, env: Vec::with_capacity(512), seg_start: 0, restart: false }
     }
 
     pub(crate) fn push_frame(&mut self, frame: &[i16]) -> SegEvent {
@@ -94,18 +85,13 @@ impl Segmenter {
                 let keep = self.env.len().min(cfg.start_frames.max(1) as usize);
                 self.env.drain(..self.env.len() - keep);
                 self.seg_start = self.frames - keep as u64;
-                SegEvent::Started {
-                    start: self.seg_start,
-                }
+                SegEvent::Started { start: self.seg_start }
             }
             VadEvent::SpeechEnd => {
                 let len = self.env.len().saturating_sub(cfg.hangover_frames as usize);
                 self.env.truncate(len);
                 self.restart = true;
-                SegEvent::Ended {
-                    start: self.seg_start,
-                    end: self.seg_start + len as u64,
-                }
+                SegEvent::Ended { start: self.seg_start, end: self.seg_start + len as u64 }
             }
             VadEvent::None => {
                 if !self.vad.is_speaking() {
@@ -128,11 +114,7 @@ impl Segmenter {
             return None;
         }
         let floor = self.vad.config().min_speech_dbfs;
-        let voiced = self
-            .env
-            .iter()
-            .rposition(|&db| db >= floor)
-            .map_or(0, |i| i + 1);
+        let voiced = self.env.iter().rposition(|&db| db >= floor).map_or(0, |i| i + 1);
         self.env.truncate(voiced);
         self.restart = true;
         (voiced > 0).then_some((self.seg_start, self.seg_start + voiced as u64))
@@ -159,11 +141,7 @@ impl Segmenter {
 }
 
 /// Every speech segment of a recording as `(start_frame, end_frame, envelope)`.
-pub(crate) fn segments(
-    samples: &[i16],
-    frame_len: usize,
-    cfg: VadConfig,
-) -> Vec<(u64, u64, Vec<f32>)> {
+pub(crate) fn segments(samples: &[i16], frame_len: usize, cfg: VadConfig) -> Vec<(u64, u64, Vec<f32>)> {
     let mut framer = Framer::new(frame_len);
     let mut seg = Segmenter::new(cfg);
     let mut out = Vec::new();
@@ -185,9 +163,7 @@ mod tests {
     use super::*;
 
     fn tone(n: usize) -> Vec<i16> {
-        (0..n)
-            .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
-            .collect()
+        (0..n).map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16).collect()
     }
 
     #[test]

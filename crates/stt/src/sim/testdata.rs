@@ -13,15 +13,11 @@ pub(crate) fn bursts(spec: &[(f64, f64, f32)], total_s: f64) -> Vec<i16> {
     let ramp = RATE as usize / 200; // 5 ms, no clicks
     let mut out = vec![0i16; n];
     for &(start, end, amp) in spec {
-        let (a, b) = (
-            (start * f64::from(RATE)) as usize,
-            (end * f64::from(RATE)) as usize,
-        );
+        let (a, b) = ((start * f64::from(RATE)) as usize, (end * f64::from(RATE)) as usize);
         for (i, o) in out.iter_mut().enumerate().take(b.min(n)).skip(a) {
             let t = i as f32 / RATE as f32;
             let edge = ((i - a).min(b - 1 - i) as f32 / ramp as f32).min(1.0);
-            let s = (t * 300.0 * std::f32::consts::TAU).sin() * 0.6
-                + (t * 1100.0 * std::f32::consts::TAU).sin() * 0.4;
+            let s = (t * 300.0 * std::f32::consts::TAU).sin() * 0.6 + (t * 1100.0 * std::f32::consts::TAU).sin() * 0.4;
             *o = (s * amp * edge) as i16;
         }
     }
@@ -30,36 +26,17 @@ pub(crate) fn bursts(spec: &[(f64, f64, f32)], total_s: f64) -> Vec<i16> {
 
 /// 1.2 s: loud, soft, long loud.
 pub(crate) fn utterance_a() -> Vec<i16> {
-    bursts(
-        &[
-            (0.0, 0.26, 9000.0),
-            (0.36, 0.6, 3000.0),
-            (0.7, 1.2, 12000.0),
-        ],
-        1.2,
-    )
+    bursts(&[(0.0, 0.26, 9000.0), (0.36, 0.6, 3000.0), (0.7, 1.2, 12000.0)], 1.2)
 }
 
 /// 2.0 s: five syllables of alternating strength.
 pub(crate) fn utterance_b() -> Vec<i16> {
-    bursts(
-        &[
-            (0.0, 0.3, 4000.0),
-            (0.4, 0.6, 14000.0),
-            (0.7, 1.1, 5000.0),
-            (1.2, 1.4, 14000.0),
-            (1.5, 2.0, 6000.0),
-        ],
-        2.0,
-    )
+    bursts(&[(0.0, 0.3, 4000.0), (0.4, 0.6, 14000.0), (0.7, 1.1, 5000.0), (1.2, 1.4, 14000.0), (1.5, 2.0, 6000.0)], 2.0)
 }
 
 /// 1.4 s with A's duration range but the opposite rhythm: soft, short loud, soft.
 pub(crate) fn unknown() -> Vec<i16> {
-    bursts(
-        &[(0.0, 0.6, 3000.0), (0.7, 0.9, 12000.0), (1.0, 1.4, 3000.0)],
-        1.4,
-    )
+    bursts(&[(0.0, 0.6, 3000.0), (0.7, 0.9, 12000.0), (1.0, 1.4, 3000.0)], 1.4)
 }
 
 pub(crate) fn silence(s: f64) -> Vec<i16> {
@@ -92,12 +69,8 @@ impl Drop for TempDir {
 }
 
 pub(crate) fn write_wav(path: &Path, pcm: &[i16], rate: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for &s in pcm {
         w.write_sample(s).unwrap();
@@ -131,11 +104,7 @@ pub(crate) fn catalog_dir() -> TempDir {
 pub(crate) fn telephone(pcm: &[i16]) -> Vec<i16> {
     let narrow: Vec<i16> = pcm
         .chunks(2)
-        .map(|p| {
-            ulaw_decode(ulaw_encode(
-                (p.iter().map(|&s| i32::from(s)).sum::<i32>() / p.len() as i32) as i16,
-            ))
-        })
+        .map(|p| ulaw_decode(ulaw_encode((p.iter().map(|&s| i32::from(s)).sum::<i32>() / p.len() as i32) as i16)))
         .collect();
     let mut out = Vec::with_capacity(narrow.len() * 2);
     for (i, &s) in narrow.iter().enumerate() {
@@ -172,9 +141,6 @@ fn ulaw_decode(u: u8) -> i16 {
 fn ulaw_round_trip_is_close() {
     for s in [0i16, 100, -100, 1000, -5000, 20000, -32000] {
         let back = ulaw_decode(ulaw_encode(s));
-        assert!(
-            (i32::from(back) - i32::from(s)).abs() <= i32::from(s).abs() / 16 + 8,
-            "{s} -> {back}"
-        );
+        assert!((i32::from(back) - i32::from(s)).abs() <= i32::from(s).abs() / 16 + 8, "{s} -> {back}");
     }
 }

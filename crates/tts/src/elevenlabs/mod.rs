@@ -27,9 +27,7 @@ pub struct ElevenLabs {
 
 impl Default for ElevenLabs {
     fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(10),
-        }
+        Self { connect_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -56,43 +54,31 @@ impl Tts for ElevenLabs {
             return Err(TtsError::UnsupportedSampleRate(req.sample_rate));
         }
         let url = stream_url(req.base_url, req.voice, req.model, req.sample_rate)?;
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| TtsError::Connect(format!("bad request: {e}")))?;
+        let mut request =
+            url.as_str().into_client_request().map_err(|e| TtsError::Connect(format!("bad request: {e}")))?;
         let mut key = HeaderValue::from_str(req.key.expose_secret())
             .map_err(|_| TtsError::Connect("the API key is not a valid header value".into()))?;
         key.set_sensitive(true);
         request.headers_mut().insert("xi-api-key", key);
 
-        let (mut ws, _) = tokio::time::timeout(
-            self.connect_timeout,
-            tokio_tungstenite::connect_async(request),
-        )
-        .await
-        .map_err(|_| TtsError::Connect("timed out".into()))?
-        .map_err(handshake_error)?;
+        let (mut ws, _) = tokio::time::timeout(self.connect_timeout, tokio_tungstenite::connect_async(request))
+            .await
+            .map_err(|_| TtsError::Connect("timed out".into()))?
+            .map_err(handshake_error)?;
 
         let bos = wire::Bos {
             text: " ",
             voice_settings: wire::VoiceSettings::default(),
-            generation_config: wire::GenerationConfig {
-                chunk_length_schedule: wire::CHUNK_LENGTH_SCHEDULE.to_vec(),
-            },
+            generation_config: wire::GenerationConfig { chunk_length_schedule: wire::CHUNK_LENGTH_SCHEDULE.to_vec() },
             key: req.key.expose_secret(),
         };
         let bos = serde_json::to_string(&bos).map_err(|e| TtsError::Protocol(e.to_string()))?;
-        ws.send(Message::text(bos))
-            .await
-            .map_err(|e| TtsError::Connect(format!("sending the first message: {e}")))?;
+        ws.send(Message::text(bos)).await.map_err(|e| TtsError::Connect(format!("sending the first message: {e}")))?;
 
         let (text_tx, text_rx) = mpsc::channel(TEXT_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         tokio::spawn(pump::run(ws, text_rx, events_tx));
-        Ok(TtsStream {
-            text: text_tx,
-            events: events_rx,
-        })
+        Ok(TtsStream { text: text_tx, events: events_rx })
     }
 }
 
@@ -102,14 +88,9 @@ fn stream_url(base: &Url, voice: &str, model: &str, sample_rate: u32) -> Result<
     let scheme = match base.scheme() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
-        other => {
-            return Err(TtsError::Connect(format!(
-                "unsupported URL scheme {other:?}"
-            )))
-        }
+        other => return Err(TtsError::Connect(format!("unsupported URL scheme {other:?}"))),
     };
-    url.set_scheme(scheme)
-        .map_err(|()| TtsError::Connect("cannot use this base URL".into()))?;
+    url.set_scheme(scheme).map_err(|()| TtsError::Connect("cannot use this base URL".into()))?;
     url.path_segments_mut()
         .map_err(|()| TtsError::Connect("base URL cannot have a path".into()))?
         .pop_if_empty()

@@ -24,21 +24,12 @@ const EOS: &str = r#"{"text":""}"#;
 
 /// Runs until the provider closes, the session drops the events receiver, or EOS times out.
 /// Always offers a final cumulative `Usage` before the events channel closes.
-pub(super) async fn run(
-    mut ws: Ws,
-    mut text: mpsc::Receiver<TtsInput>,
-    events: mpsc::Sender<TtsEvent>,
-) {
+pub(super) async fn run(mut ws: Ws, mut text: mpsc::Receiver<TtsInput>, events: mpsc::Sender<TtsEvent>) {
     let mut pump = Pump { events, chars: 0 };
     pump.drive(&mut ws, &mut text).await;
     // Dropping the stream must free the provider promptly; a closed socket makes this a no-op.
     let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(None)).await;
-    let _ = pump
-        .events
-        .send(TtsEvent::Usage {
-            characters: pump.chars,
-        })
-        .await;
+    let _ = pump.events.send(TtsEvent::Usage { characters: pump.chars }).await;
 }
 
 struct Pump {

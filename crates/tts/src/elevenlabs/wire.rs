@@ -30,13 +30,7 @@ pub(crate) struct VoiceSettings {
 
 impl Default for VoiceSettings {
     fn default() -> Self {
-        Self {
-            stability: 0.5,
-            similarity_boost: 0.8,
-            style: 0.0,
-            use_speaker_boost: true,
-            speed: 1.0,
-        }
+        Self { stability: 0.5, similarity_boost: 0.8, style: 0.0, use_speaker_boost: true, speed: 1.0 }
     }
 }
 
@@ -59,11 +53,7 @@ pub(crate) struct WireAlignment {
 impl WireAlignment {
     /// Keeps only the index range all three arrays share, so a short array cannot misalign.
     fn into_alignment(self) -> Option<Alignment> {
-        let n = self
-            .chars
-            .len()
-            .min(self.start_ms.len())
-            .min(self.duration_ms.len());
+        let n = self.chars.len().min(self.start_ms.len()).min(self.duration_ms.len());
         if n == 0 {
             return None;
         }
@@ -75,12 +65,7 @@ impl WireAlignment {
             }
         };
         Some(Alignment {
-            chars: self
-                .chars
-                .iter()
-                .take(n)
-                .map(|s| s.chars().next().unwrap_or(' '))
-                .collect(),
+            chars: self.chars.iter().take(n).map(|s| s.chars().next().unwrap_or(' ')).collect(),
             start_ms: self.start_ms.iter().take(n).map(|&v| ms(v)).collect(),
             duration_ms: self.duration_ms.iter().take(n).map(|&v| ms(v)).collect(),
         })
@@ -113,12 +98,9 @@ pub(crate) struct Incoming {
 
 /// Parses one text frame. Audio is s16le for `pcm_*` formats and passes through untouched.
 pub(crate) fn parse(text: &str) -> Result<Incoming, TtsError> {
-    let msg: ServerMsg = serde_json::from_str(text)
-        .map_err(|e| TtsError::Protocol(format!("bad JSON from provider: {e}")))?;
-    let mut out = Incoming {
-        is_final: msg.is_final.unwrap_or(false),
-        ..Default::default()
-    };
+    let msg: ServerMsg =
+        serde_json::from_str(text).map_err(|e| TtsError::Protocol(format!("bad JSON from provider: {e}")))?;
+    let mut out = Incoming { is_final: msg.is_final.unwrap_or(false), ..Default::default() };
     if let Some(err) = msg.error.filter(|e| !e.is_null()) {
         out.error = Some(provider_error(&err, msg.message.as_deref()));
         return Ok(out);
@@ -130,10 +112,7 @@ pub(crate) fn parse(text: &str) -> Result<Incoming, TtsError> {
         let alignment = msg
             .alignment
             .and_then(WireAlignment::into_alignment)
-            .or_else(|| {
-                msg.normalized_alignment
-                    .and_then(WireAlignment::into_alignment)
-            });
+            .or_else(|| msg.normalized_alignment.and_then(WireAlignment::into_alignment));
         out.audio = Some((Bytes::from(pcm), alignment));
     }
     Ok(out)
@@ -143,27 +122,17 @@ pub(crate) fn parse(text: &str) -> Result<Incoming, TtsError> {
 fn provider_error(err: &serde_json::Value, message: Option<&str>) -> TtsError {
     let code = match err {
         serde_json::Value::String(s) => s.as_str(),
-        serde_json::Value::Object(o) => o
-            .get("status")
-            .or_else(|| o.get("code"))
-            .and_then(|v| v.as_str())
-            .unwrap_or(""),
+        serde_json::Value::Object(o) => {
+            o.get("status").or_else(|| o.get("code")).and_then(|v| v.as_str()).unwrap_or("")
+        }
         _ => "",
     };
-    let message = message
-        .or_else(|| err.get("message").and_then(|v| v.as_str()))
-        .unwrap_or(code);
+    let message = message.or_else(|| err.get("message").and_then(|v| v.as_str())).unwrap_or(code);
     match code {
         "invalid_api_key" | "unauthorized" | "missing_api_key" => TtsError::Unauthorized,
-        "too_many_concurrent_requests" | "rate_limit_exceeded" | "system_busy" => {
-            TtsError::RateLimited
-        }
-        _ if code.is_empty() || code == message => TtsError::Provider {
-            message: message.to_string(),
-        },
-        _ => TtsError::Provider {
-            message: format!("{code}: {message}"),
-        },
+        "too_many_concurrent_requests" | "rate_limit_exceeded" | "system_busy" => TtsError::RateLimited,
+        _ if code.is_empty() || code == message => TtsError::Provider { message: message.to_string() },
+        _ => TtsError::Provider { message: format!("{code}: {message}") },
     }
 }
 
@@ -180,14 +149,7 @@ mod tests {
         let got = parse(&text).unwrap();
         let (pcm, al) = got.audio.unwrap();
         assert_eq!(&pcm[..], &[1, 0, 2, 0]);
-        assert_eq!(
-            al.unwrap(),
-            Alignment {
-                chars: vec!['H', 'i'],
-                start_ms: vec![0, 50],
-                duration_ms: vec![50, 50]
-            }
-        );
+        assert_eq!(al.unwrap(), Alignment { chars: vec!['H', 'i'], start_ms: vec![0, 50], duration_ms: vec![50, 50] });
         assert!(!got.is_final);
     }
 
@@ -195,34 +157,18 @@ mod tests {
     fn tolerates_chars_spelling_and_normalized_fallback() {
         let text = r#"{"audio":"AAA=","alignment":null,"normalizedAlignment":{"chars":["a"],"charsStartTimesMs":[10.4],"charsDurationsMs":[20]}}"#;
         let (_, al) = parse(text).unwrap().audio.unwrap();
-        assert_eq!(
-            al.unwrap(),
-            Alignment {
-                chars: vec!['a'],
-                start_ms: vec![10],
-                duration_ms: vec![20]
-            }
-        );
+        assert_eq!(al.unwrap(), Alignment { chars: vec!['a'], start_ms: vec![10], duration_ms: vec![20] });
     }
 
     #[test]
     fn final_and_errors() {
         let fin = parse(r#"{"audio":null,"isFinal":true,"alignment":null}"#).unwrap();
         assert!(fin.is_final && fin.audio.is_none());
-        let e = parse(r#"{"error":"invalid_api_key","message":"Invalid API key","code":1008}"#)
-            .unwrap();
+        let e = parse(r#"{"error":"invalid_api_key","message":"Invalid API key","code":1008}"#).unwrap();
         assert_eq!(e.error, Some(TtsError::Unauthorized));
         let e = parse(r#"{"error":"input_timeout_exceeded","message":"no text"}"#).unwrap();
-        assert_eq!(
-            e.error,
-            Some(TtsError::Provider {
-                message: "input_timeout_exceeded: no text".into()
-            })
-        );
+        assert_eq!(e.error, Some(TtsError::Provider { message: "input_timeout_exceeded: no text".into() }));
         assert!(matches!(parse("{not json"), Err(TtsError::Protocol(_))));
-        assert!(matches!(
-            parse(r#"{"audio":"!!"}"#),
-            Err(TtsError::Protocol(_))
-        ));
+        assert!(matches!(parse(r#"{"audio":"!!"}"#), Err(TtsError::Protocol(_))));
     }
 }

@@ -15,10 +15,7 @@ impl SimKeys {
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.0
-            .read()
-            .map(|keys| keys.iter().any(|k| k == key))
-            .unwrap_or(false)
+        self.0.read().map(|keys| keys.iter().any(|k| k == key)).unwrap_or(false)
     }
 }
 
@@ -30,10 +27,7 @@ impl From<Vec<String>> for SimKeys {
 
 impl From<&[&str]> for SimKeys {
     fn from(keys: &[&str]) -> Self {
-        keys.iter()
-            .map(|k| k.to_string())
-            .collect::<Vec<_>>()
-            .into()
+        keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().into()
     }
 }
 

@@ -19,14 +19,7 @@ pub(crate) struct Voice {
 impl Voice {
     pub(crate) fn new(sample_rate: u32) -> Self {
         let rate = f64::from(sample_rate.max(1));
-        Self {
-            rate,
-            n: 0,
-            phase: 0.0,
-            amp: 0.0,
-            smooth: 1.0 - (-1.0 / (0.005 * rate)).exp(),
-            prev: ' ',
-        }
+        Self { rate, n: 0, phase: 0.0, amp: 0.0, smooth: 1.0 - (-1.0 / (0.005 * rate)).exp(), prev: ' ' }
     }
 
     /// Appends samples up to (not including) stream sample `end`, voicing `c`.
@@ -40,9 +33,7 @@ impl Voice {
             let syllable = 0.6 + 0.4 * (TAU * 4.5 * t).sin();
             self.amp += (target - self.amp) * self.smooth;
             let p = self.phase;
-            let wave =
-                (p.sin() + 0.5 * (2.0 * p).sin() + 0.25 * (3.0 * p).sin() + 0.12 * (4.0 * p).sin())
-                    / 1.87;
+            let wave = (p.sin() + 0.5 * (2.0 * p).sin() + 0.25 * (3.0 * p).sin() + 0.12 * (4.0 * p).sin()) / 1.87;
             out.push((wave * self.amp * syllable * 0.35 * f64::from(i16::MAX)) as i16);
             self.n += 1;
         }

@@ -16,10 +16,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Models listed by `GET /v1/models`; any model name is accepted for messages.
-const MODELS: [(&str, &str); 2] = [
-    ("claude-haiku-4-5", "Claude Haiku 4.5"),
-    ("claude-sonnet-4-5", "Claude Sonnet 4.5"),
-];
+const MODELS: [(&str, &str); 2] =
+    [("claude-haiku-4-5", "Claude Haiku 4.5"), ("claude-sonnet-4-5", "Claude Sonnet 4.5")];
 /// The `retry-after` (seconds) sent with a scripted 429.
 pub(super) const RETRY_AFTER_S: &str = "2";
 
@@ -47,8 +45,7 @@ impl IntoResponse for ApiError {
 /// `{"type":"error","error":{"type","message"},"request_id"}` with a `request-id` header.
 pub(super) fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     let id = format!("req_sim{}", uuid::Uuid::new_v4().simple());
-    let body =
-        json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": id});
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": id});
     let mut resp = (status, Json(body)).into_response();
     if let Ok(v) = HeaderValue::try_from(id) {
         resp.headers_mut().insert("request-id", v);
@@ -58,11 +55,7 @@ pub(super) fn error(status: StatusCode, kind: &str, message: &str) -> Response {
 
 /// Checks `x-api-key`; the key is never echoed back.
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
     let Some(key) = key else {
         return Err(ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -93,29 +86,16 @@ fn fault_response(status: u16) -> Response {
     let (kind, message) = match status.as_u16() {
         400 => ("invalid_request_error", "Your request was malformed."),
         401 => ("authentication_error", "invalid x-api-key"),
-        403 => (
-            "permission_error",
-            "Your API key does not have permission to use the specified resource.",
-        ),
-        404 => (
-            "not_found_error",
-            "The requested resource could not be found.",
-        ),
-        413 => (
-            "request_too_large",
-            "Request exceeds the maximum allowed number of bytes.",
-        ),
-        429 => (
-            "rate_limit_error",
-            "This request would exceed the rate limit for your organization.",
-        ),
+        403 => ("permission_error", "Your API key does not have permission to use the specified resource."),
+        404 => ("not_found_error", "The requested resource could not be found."),
+        413 => ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+        429 => ("rate_limit_error", "This request would exceed the rate limit for your organization."),
         529 => ("overloaded_error", "Overloaded"),
         _ => ("api_error", "Internal server error"),
     };
     let mut resp = error(status, kind, message);
     if status == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut()
-            .insert("retry-after", HeaderValue::from_static(RETRY_AFTER_S));
+        resp.headers_mut().insert("retry-after", HeaderValue::from_static(RETRY_AFTER_S));
     }
     resp
 }
@@ -132,18 +112,12 @@ struct Request {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        kind: "invalid_request_error",
-        message: message.into(),
-    }
+    ApiError { status: StatusCode::BAD_REQUEST, kind: "invalid_request_error", message: message.into() }
 }
 
 fn parse(body: &[u8]) -> Result<Request, ApiError> {
     let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
-        return Err(invalid(
-            "There was an issue with your request body: invalid JSON",
-        ));
+        return Err(invalid("There was an issue with your request body: invalid JSON"));
     };
     let Some(model) = req.get("model").and_then(Value::as_str) else {
         return Err(invalid("model: Field required"));
@@ -159,10 +133,7 @@ fn parse(body: &[u8]) -> Result<Request, ApiError> {
     let system = text_of(req.get("system"));
     if !system.is_empty() {
         prompt += prompt_tokens(&system);
-        messages.push(Message {
-            role: Role::System,
-            content: system,
-        });
+        messages.push(Message { role: Role::System, content: system });
     }
     let mut last_user_text = String::new();
     for (i, m) in raw.iter().enumerate() {
@@ -178,18 +149,13 @@ fn parse(body: &[u8]) -> Result<Request, ApiError> {
         };
         let text = text_of(m.get("content"));
         if text.is_empty() && !has_blocks(m.get("content")) {
-            return Err(invalid(format!(
-                "messages.{i}: text content blocks must be non-empty"
-            )));
+            return Err(invalid(format!("messages.{i}: text content blocks must be non-empty")));
         }
         prompt += prompt_tokens(&text);
         if role == Role::User {
             last_user_text.clone_from(&text);
         }
-        messages.push(Message {
-            role,
-            content: text,
-        });
+        messages.push(Message { role, content: text });
     }
     Ok(Request {
         model: model.to_string(),
@@ -205,20 +171,16 @@ fn parse(body: &[u8]) -> Result<Request, ApiError> {
 fn text_of(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(blocks)) => blocks
-            .iter()
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(blocks)) => {
+            blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
         _ => String::new(),
     }
 }
 
 /// Non-text blocks (tool results) make an otherwise empty message valid.
 fn has_blocks(content: Option<&Value>) -> bool {
-    content
-        .and_then(Value::as_array)
-        .is_some_and(|b| b.iter().any(|b| b.get("text").is_none()))
+    content.and_then(Value::as_array).is_some_and(|b| b.iter().any(|b| b.get("text").is_none()))
 }
 
 async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -270,11 +232,7 @@ async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         first_token_delay: shared.first_token_delay,
         tokens_per_sec: shared.tokens_per_sec,
     };
-    crate::sim::paced::response(
-        plan.schedule(),
-        shared.stop.clone(),
-        shared.open_streams.clone(),
-    )
+    crate::sim::paced::response(plan.schedule(), shared.stop.clone(), shared.open_streams.clone())
 }
 
 async fn models(
@@ -285,11 +243,7 @@ async fn models(
     if let Err(e) = authorize(&shared, &headers) {
         return e.into_response();
     }
-    let limit = query
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(20)
-        .clamp(1, 1000);
+    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(20).clamp(1, 1000);
     let data: Vec<Value> = MODELS
         .iter()
         .take(limit)
@@ -299,8 +253,5 @@ async fn models(
         .collect();
     let first = data.first().map(|m| m["id"].clone());
     let last = data.last().map(|m| m["id"].clone());
-    Json(
-        json!({"data": data, "has_more": limit < MODELS.len(), "first_id": first, "last_id": last}),
-    )
-    .into_response()
+    Json(json!({"data": data, "has_more": limit < MODELS.len(), "first_id": first, "last_id": last})).into_response()
 }

@@ -43,7 +43,8 @@ impl Plan {
                 frames.push((at, Frame::Cut));
                 return frames;
             }
-            let delta = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": token}});
+            let delta =
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": token}});
             frames.push((at, named(&delta)));
         }
         let at = pacer.last();

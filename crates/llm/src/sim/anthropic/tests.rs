@@ -17,15 +17,8 @@ async fn sim() -> AnthropicSim {
     .unwrap()
 }
 
-async fn post(
-    s: &AnthropicSim,
-    key: Option<&str>,
-    version: bool,
-    body: &Value,
-) -> reqwest::Response {
-    let mut req = reqwest::Client::new()
-        .post(format!("{}v1/messages", s.base_url()))
-        .json(body);
+async fn post(s: &AnthropicSim, key: Option<&str>, version: bool, body: &Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new().post(format!("{}v1/messages", s.base_url())).json(body);
     if let Some(key) = key {
         req = req.header("x-api-key", key);
     }
@@ -56,13 +49,8 @@ async fn bad_key_is_anthropics_401_without_echo() {
     assert!(!text.contains(bad));
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["type"], "error");
-    assert_eq!(
-        v["error"],
-        json!({"type": "authentication_error", "message": "invalid x-api-key"})
-    );
-    assert!(v["request_id"]
-        .as_str()
-        .is_some_and(|id| id.starts_with("req_")));
+    assert_eq!(v["error"], json!({"type": "authentication_error", "message": "invalid x-api-key"}));
+    assert!(v["request_id"].as_str().is_some_and(|id| id.starts_with("req_")));
     let resp = post(&s, None, true, &story(true)).await;
     assert_eq!(resp.status(), 401);
     let resp = post(&s, Some(KEY), false, &story(true)).await;
@@ -90,20 +78,13 @@ async fn malformed_requests_are_invalid_request_errors() {
 #[tokio::test]
 async fn non_streaming_message() {
     let s = sim().await;
-    let v: Value = post(&s, Some(KEY), true, &story(false))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = post(&s, Some(KEY), true, &story(false)).await.json().await.unwrap();
     let story = reply_for("story");
     assert_eq!(v["type"], "message");
     assert_eq!(v["content"][0]["text"], story.as_str());
     assert_eq!(v["stop_reason"], "end_turn");
     assert_eq!(v["usage"]["input_tokens"], (5 + 4) + (4 + 4));
-    assert_eq!(
-        v["usage"]["output_tokens"],
-        story.split_whitespace().count()
-    );
+    assert_eq!(v["usage"]["output_tokens"], story.split_whitespace().count());
 }
 
 #[tokio::test]
@@ -111,10 +92,7 @@ async fn stream_has_anthropics_named_events_in_order() {
     let s = sim().await;
     let resp = post(&s, Some(KEY), true, &story(true)).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"],
-        "text/event-stream; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "text/event-stream; charset=utf-8");
     let body = resp.bytes().await.unwrap();
     let mut parser = crate::sse::SseParser::new();
     let mut events = Vec::new();
@@ -122,22 +100,12 @@ async fn stream_has_anthropics_named_events_in_order() {
     let n = reply_for("story").split_whitespace().count();
     let names: Vec<_> = events.iter().map(|e| e.event.clone().unwrap()).collect();
     assert_eq!(names.len(), n + 6);
-    assert_eq!(
-        &names[..3],
-        &["message_start", "content_block_start", "ping"]
-    );
+    assert_eq!(&names[..3], &["message_start", "content_block_start", "ping"]);
     assert!(names[3..3 + n].iter().all(|e| e == "content_block_delta"));
-    assert_eq!(
-        &names[3 + n..],
-        &["content_block_stop", "message_delta", "message_stop"]
-    );
+    assert_eq!(&names[3 + n..], &["content_block_stop", "message_delta", "message_stop"]);
     for e in &events {
         let v: Value = serde_json::from_str(&e.data).unwrap();
-        assert_eq!(
-            v["type"].as_str(),
-            e.event.as_deref(),
-            "type equals the event name"
-        );
+        assert_eq!(v["type"].as_str(), e.event.as_deref(), "type equals the event name");
     }
     let start: Value = serde_json::from_str(&events[0].data).unwrap();
     assert_eq!(start["message"]["usage"]["input_tokens"], 17);
@@ -153,10 +121,7 @@ async fn overloaded_fault_is_529_overloaded_error() {
     let resp = post(&s, Some(KEY), true, &story(true)).await;
     assert_eq!(resp.status(), 529);
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(
-        v["error"],
-        json!({"type": "overloaded_error", "message": "Overloaded"})
-    );
+    assert_eq!(v["error"], json!({"type": "overloaded_error", "message": "Overloaded"}));
     s.set_fault(Some(Fault::Status(429)));
     let resp = post(&s, Some(KEY), true, &story(true)).await;
     assert_eq!(resp.headers()["retry-after"], handlers::RETRY_AFTER_S);

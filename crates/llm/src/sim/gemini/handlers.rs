@@ -26,12 +26,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1beta/models/{action}", post(generate))
         .route("/v1beta/models", get(models))
         .fallback(|| async {
-            error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "The requested URL was not found on this server.",
-                vec![],
-            )
+            error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested URL was not found on this server.", vec![])
         })
         .with_state(shared)
 }
@@ -69,11 +64,7 @@ fn key_of<'a>(headers: &'a HeaderMap, query: &'a HashMap<String, String>) -> Opt
 }
 
 /// Checks the key; the key is never echoed back.
-fn authorize(
-    shared: &Shared,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-) -> Result<(), ApiError> {
+fn authorize(shared: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<(), ApiError> {
     let Some(key) = key_of(headers, query) else {
         return Err(ApiError {
             status: StatusCode::FORBIDDEN,
@@ -102,33 +93,16 @@ fn fault_response(status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (kind, message) = match status.as_u16() {
         400 => ("INVALID_ARGUMENT", "Request contains an invalid argument."),
-        401 => (
-            "UNAUTHENTICATED",
-            "Request had invalid authentication credentials.",
-        ),
+        401 => ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
         403 => ("PERMISSION_DENIED", "The caller does not have permission"),
-        404 => (
-            "NOT_FOUND",
-            "models/unknown is not found for API version v1beta.",
-        ),
-        429 => (
-            "RESOURCE_EXHAUSTED",
-            "You exceeded your current quota, please check your plan and billing details.",
-        ),
-        503 => (
-            "UNAVAILABLE",
-            "The model is overloaded. Please try again later.",
-        ),
-        504 => (
-            "DEADLINE_EXCEEDED",
-            "Deadline expired before operation could complete.",
-        ),
+        404 => ("NOT_FOUND", "models/unknown is not found for API version v1beta."),
+        429 => ("RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing details."),
+        503 => ("UNAVAILABLE", "The model is overloaded. Please try again later."),
+        504 => ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
         _ => ("INTERNAL", "An internal error has occurred."),
     };
     let details = if status == StatusCode::TOO_MANY_REQUESTS {
-        vec![
-            json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": RETRY_DELAY}),
-        ]
+        vec![json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": RETRY_DELAY})]
     } else {
         vec![]
     };
@@ -143,25 +117,14 @@ struct Request {
 }
 
 fn invalid(message: &'static str) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        kind: "INVALID_ARGUMENT",
-        message,
-        details: vec![],
-    }
+    ApiError { status: StatusCode::BAD_REQUEST, kind: "INVALID_ARGUMENT", message, details: vec![] }
 }
 
 fn parts_text(content: &Value) -> String {
     content
         .get("parts")
         .and_then(Value::as_array)
-        .map(|parts| {
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|parts| parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
 
@@ -170,27 +133,17 @@ fn parse(body: &[u8]) -> Result<Request, ApiError> {
         return Err(invalid("Invalid JSON payload received."));
     };
     let Some(contents) = req.get("contents").and_then(Value::as_array) else {
-        return Err(invalid(
-            "* GenerateContentRequest.contents: contents is not specified\n",
-        ));
+        return Err(invalid("* GenerateContentRequest.contents: contents is not specified\n"));
     };
     if contents.is_empty() {
-        return Err(invalid(
-            "* GenerateContentRequest.contents: contents is not specified\n",
-        ));
+        return Err(invalid("* GenerateContentRequest.contents: contents is not specified\n"));
     }
     let mut messages = Vec::with_capacity(contents.len() + 1);
     let mut prompt = 0;
-    if let Some(system) = req
-        .get("systemInstruction")
-        .or(req.get("system_instruction"))
-    {
+    if let Some(system) = req.get("systemInstruction").or(req.get("system_instruction")) {
         let text = parts_text(system);
         prompt += prompt_tokens(&text);
-        messages.push(Message {
-            role: Role::System,
-            content: text,
-        });
+        messages.push(Message { role: Role::System, content: text });
     }
     let mut last_user_text = String::new();
     for content in contents {
@@ -200,35 +153,21 @@ fn parse(body: &[u8]) -> Result<Request, ApiError> {
             Some(_) => return Err(invalid("Please use a valid role: user, model.")),
         };
         let text = parts_text(content);
-        if content
-            .get("parts")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty)
-        {
-            return Err(invalid(
-                "* GenerateContentRequest.contents.parts: contents.parts must not be empty.\n",
-            ));
+        if content.get("parts").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+            return Err(invalid("* GenerateContentRequest.contents.parts: contents.parts must not be empty.\n"));
         }
         prompt += prompt_tokens(&text);
         if role == Role::User {
             last_user_text.clone_from(&text);
         }
-        messages.push(Message {
-            role,
-            content: text,
-        });
+        messages.push(Message { role, content: text });
     }
     let max_tokens = req
         .get("generationConfig")
         .and_then(|c| c.get("maxOutputTokens"))
         .and_then(Value::as_u64)
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    Ok(Request {
-        messages,
-        last_user_text,
-        prompt_tokens: prompt,
-        max_tokens,
-    })
+    Ok(Request { messages, last_user_text, prompt_tokens: prompt, max_tokens })
 }
 
 async fn generate(
@@ -240,12 +179,7 @@ async fn generate(
 ) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
     let Some((model, method)) = action.split_once(':') else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested URL was not found on this server.",
-            vec![],
-        );
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested URL was not found on this server.", vec![]);
     };
     if let Err(e) = authorize(&shared, &headers, &query) {
         return e.into_response();
@@ -274,9 +208,7 @@ async fn generate(
         prompt_tokens: req.prompt_tokens,
     };
     match method {
-        "generateContent" => {
-            Json(answer.chunk(&toks.concat(), Some(finish), toks.len())).into_response()
-        }
+        "generateContent" => Json(answer.chunk(&toks.concat(), Some(finish), toks.len())).into_response(),
         "streamGenerateContent" if query.get("alt").map(String::as_str) == Some("sse") => {
             let drop_after = match fault {
                 Some(Fault::DropAfterTokens(n)) => Some(n),
@@ -288,19 +220,11 @@ async fn generate(
         }
         "streamGenerateContent" => {
             let n = toks.len();
-            let chunks: Vec<Value> = toks
-                .iter()
-                .enumerate()
-                .map(|(i, t)| answer.chunk(t, (i + 1 == n).then_some(finish), i + 1))
-                .collect();
+            let chunks: Vec<Value> =
+                toks.iter().enumerate().map(|(i, t)| answer.chunk(t, (i + 1 == n).then_some(finish), i + 1)).collect();
             Json(Value::Array(chunks)).into_response()
         }
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested URL was not found on this server.",
-            vec![],
-        ),
+        _ => error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested URL was not found on this server.", vec![]),
     }
 }
 
@@ -313,8 +237,7 @@ struct Answer {
 impl Answer {
     /// One `GenerateContentResponse`; usage is cumulative, as Gemini reports it.
     fn chunk(&self, text: &str, finish: Option<&str>, output_so_far: usize) -> Value {
-        let mut candidate =
-            json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
+        let mut candidate = json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
         if let Some(reason) = finish {
             candidate["finishReason"] = json!(reason);
         }
@@ -368,11 +291,7 @@ async fn models(
     if let Err(e) = authorize(&shared, &headers, &query) {
         return e.into_response();
     }
-    let size = query
-        .get("pageSize")
-        .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(50)
-        .max(1);
+    let size = query.get("pageSize").and_then(|s| s.parse::<usize>().ok()).unwrap_or(50).max(1);
     let models: Vec<Value> = MODELS
         .iter()
         .take(size)

@@ -25,9 +25,7 @@ fn body() -> Value {
 }
 
 async fn post(s: &GeminiSim, path_and_query: &str, key: Option<&str>) -> reqwest::Response {
-    let mut req = reqwest::Client::new()
-        .post(format!("{}v1beta/models/{path_and_query}", s.base_url()))
-        .json(&body());
+    let mut req = reqwest::Client::new().post(format!("{}v1beta/models/{path_and_query}", s.base_url())).json(&body());
     if let Some(key) = key {
         req = req.header("x-goog-api-key", key);
     }
@@ -38,70 +36,40 @@ async fn post(s: &GeminiSim, path_and_query: &str, key: Option<&str>) -> reqwest
 async fn bad_key_is_googles_400_api_key_invalid() {
     let s = sim().await;
     let bad = "AIzaSyWrongKey000000000000000000000000";
-    let resp = post(
-        &s,
-        "gemini-2.5-flash:streamGenerateContent?alt=sse",
-        Some(bad),
-    )
-    .await;
+    let resp = post(&s, "gemini-2.5-flash:streamGenerateContent?alt=sse", Some(bad)).await;
     assert_eq!(resp.status(), 400);
     let text = resp.text().await.unwrap();
     assert!(!text.contains(bad));
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["error"]["code"], 400);
     assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
-    assert_eq!(
-        v["error"]["message"],
-        "API key not valid. Please pass a valid API key."
-    );
+    assert_eq!(v["error"]["message"], "API key not valid. Please pass a valid API key.");
     assert_eq!(v["error"]["details"][0]["reason"], "API_KEY_INVALID");
     let resp = post(&s, "gemini-2.5-flash:streamGenerateContent?alt=sse", None).await;
     assert_eq!(resp.status(), 403);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["status"], "PERMISSION_DENIED");
     // The key may also come as `?key=`.
-    let resp = post(
-        &s,
-        &format!("gemini-2.5-flash:generateContent?key={KEY}"),
-        None,
-    )
-    .await;
+    let resp = post(&s, &format!("gemini-2.5-flash:generateContent?key={KEY}"), None).await;
     assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]
 async fn sse_stream_shape() {
     let s = sim().await;
-    let resp = post(
-        &s,
-        "gemini-2.5-flash:streamGenerateContent?alt=sse",
-        Some(KEY),
-    )
-    .await;
+    let resp = post(&s, "gemini-2.5-flash:streamGenerateContent?alt=sse", Some(KEY)).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"],
-        "text/event-stream; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "text/event-stream; charset=utf-8");
     let bytes = resp.bytes().await.unwrap();
     let mut parser = crate::sse::SseParser::new();
     let mut chunks = Vec::new();
-    parser
-        .push(&bytes, |e| {
-            chunks.push(serde_json::from_str::<Value>(&e.data).unwrap())
-        })
-        .unwrap();
+    parser.push(&bytes, |e| chunks.push(serde_json::from_str::<Value>(&e.data).unwrap())).unwrap();
     let reply = reply_for("hours");
     let n = reply.split_whitespace().count();
     assert_eq!(chunks.len(), n, "one chunk per token, no [DONE]");
     let text: String = chunks
         .iter()
-        .map(|c| {
-            c["candidates"][0]["content"]["parts"][0]["text"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(text, reply);
     assert_eq!(chunks[0]["candidates"][0]["content"]["role"], "model");
@@ -116,11 +84,7 @@ async fn sse_stream_shape() {
 #[tokio::test]
 async fn without_alt_sse_the_stream_is_one_json_array() {
     let s = sim().await;
-    let v: Value = post(&s, "gemini-2.5-flash:streamGenerateContent", Some(KEY))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = post(&s, "gemini-2.5-flash:streamGenerateContent", Some(KEY)).await.json().await.unwrap();
     let n = reply_for("hours").split_whitespace().count();
     assert_eq!(v.as_array().unwrap().len(), n);
 }
@@ -133,16 +97,9 @@ async fn faults_use_google_statuses() {
     assert_eq!(resp.status(), 429);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
-    assert_eq!(
-        v["error"]["details"][0]["retryDelay"],
-        handlers::RETRY_DELAY
-    );
+    assert_eq!(v["error"]["details"][0]["retryDelay"], handlers::RETRY_DELAY);
     s.set_fault(Some(Fault::Status(503)));
-    let v: Value = post(&s, "m:streamGenerateContent?alt=sse", Some(KEY))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = post(&s, "m:streamGenerateContent?alt=sse", Some(KEY)).await.json().await.unwrap();
     assert_eq!(v["error"]["status"], "UNAVAILABLE");
 }
 
@@ -151,10 +108,7 @@ async fn malformed_and_unknown_requests() {
     let s = sim().await;
     let client = reqwest::Client::new();
     let resp = client
-        .post(format!(
-            "{}v1beta/models/m:streamGenerateContent?alt=sse",
-            s.base_url()
-        ))
+        .post(format!("{}v1beta/models/m:streamGenerateContent?alt=sse", s.base_url()))
         .header("x-goog-api-key", KEY)
         .json(&json!({"contents": []}))
         .send()

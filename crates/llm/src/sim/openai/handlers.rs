@@ -38,41 +38,19 @@ pub(super) struct ApiError {
 }
 
 impl ApiError {
-    fn new(
-        status: StatusCode,
-        message: impl Into<String>,
-        kind: &'static str,
-        code: Option<&'static str>,
-    ) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            kind,
-            param: None,
-            code,
-        }
+    fn new(status: StatusCode, message: impl Into<String>, kind: &'static str, code: Option<&'static str>) -> Self {
+        Self { status, message: message.into(), kind, param: None, code }
     }
 
-    fn invalid(
-        message: impl Into<String>,
-        param: Option<String>,
-        code: Option<&'static str>,
-    ) -> Self {
-        Self {
-            param,
-            ..Self::new(
-                StatusCode::BAD_REQUEST,
-                message,
-                "invalid_request_error",
-                code,
-            )
-        }
+    fn invalid(message: impl Into<String>, param: Option<String>, code: Option<&'static str>) -> Self {
+        Self { param, ..Self::new(StatusCode::BAD_REQUEST, message, "invalid_request_error", code) }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}});
+        let body =
+            json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}});
         (self.status, Json(body)).into_response()
     }
 }
@@ -109,37 +87,20 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
 fn fault_response(status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (message, kind, code) = match status.as_u16() {
-        401 => (
-            "Incorrect API key provided.",
-            "invalid_request_error",
-            Some("invalid_api_key"),
-        ),
-        403 => (
-            "You are not allowed to sample from this model",
-            "invalid_request_error",
-            None,
-        ),
+        401 => ("Incorrect API key provided.", "invalid_request_error", Some("invalid_api_key")),
+        403 => ("You are not allowed to sample from this model", "invalid_request_error", None),
         404 => (
             "The model does not exist or you do not have access to it.",
             "invalid_request_error",
             Some("model_not_found"),
         ),
-        429 => (
-            "Rate limit reached for requests. Please try again later.",
-            "requests",
-            Some("rate_limit_exceeded"),
-        ),
-        500.. => (
-            "The server had an error while processing your request. Sorry about that!",
-            "server_error",
-            None,
-        ),
+        429 => ("Rate limit reached for requests. Please try again later.", "requests", Some("rate_limit_exceeded")),
+        500.. => ("The server had an error while processing your request. Sorry about that!", "server_error", None),
         _ => ("Your request was rejected.", "invalid_request_error", None),
     };
     let mut resp = ApiError::new(status, message, kind, code).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut()
-            .insert("retry-after-ms", HeaderValue::from_static(RETRY_AFTER_MS));
+        resp.headers_mut().insert("retry-after-ms", HeaderValue::from_static(RETRY_AFTER_MS));
     }
     resp
 }
@@ -163,16 +124,8 @@ fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
             None,
         ));
     };
-    let Some(model) = req
-        .get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-    else {
-        return Err(ApiError::invalid(
-            "you must provide a model parameter",
-            None,
-            None,
-        ));
+    let Some(model) = req.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) else {
+        return Err(ApiError::invalid("you must provide a model parameter", None, None));
     };
     let Some(raw) = req.get("messages").and_then(Value::as_array) else {
         return Err(ApiError::invalid(
@@ -182,11 +135,7 @@ fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
         ));
     };
     if raw.is_empty() {
-        return Err(ApiError::invalid(
-            "[] is too short - 'messages'",
-            Some("messages".into()),
-            Some("empty_array"),
-        ));
+        return Err(ApiError::invalid("[] is too short - 'messages'", Some("messages".into()), Some("empty_array")));
     }
     let mut messages = Vec::with_capacity(raw.len());
     let mut prompt = 0;
@@ -217,10 +166,7 @@ fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
         if role == Role::User {
             last_user_text.clone_from(&text);
         }
-        messages.push(Message {
-            role,
-            content: text,
-        });
+        messages.push(Message { role, content: text });
     }
     let max_tokens = ["max_completion_tokens", "max_tokens"]
         .iter()
@@ -245,11 +191,9 @@ fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
 fn content_text(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
         _ => String::new(),
     }
 }
@@ -277,10 +221,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         }
         _ => "stop",
     };
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let id = format!("chatcmpl-sim{}", uuid::Uuid::new_v4().simple());
     let usage = json!({
         "prompt_tokens": req.prompt_tokens,
@@ -335,20 +276,12 @@ async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
     }
     let data: Vec<Value> = MODELS
         .iter()
-        .map(
-            |m| json!({"id": m, "object": "model", "created": 1_721_172_741, "owned_by": "system"}),
-        )
+        .map(|m| json!({"id": m, "object": "model", "created": 1_721_172_741, "owned_by": "system"}))
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {
     let message = format!("Invalid URL ({method} {})", uri.path());
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        message,
-        "invalid_request_error",
-        None,
-    )
-    .into_response()
+    ApiError::new(StatusCode::NOT_FOUND, message, "invalid_request_error", None).into_response()
 }

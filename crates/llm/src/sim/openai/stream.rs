@@ -51,10 +51,7 @@ impl Plan {
         let mut frames = Vec::with_capacity(self.tokens.len() + 4);
         frames.push((
             Duration::ZERO,
-            Frame::Data(self.chunk(
-                json!({"role": "assistant", "content": "", "refusal": null}),
-                None,
-            )),
+            Frame::Data(self.chunk(json!({"role": "assistant", "content": "", "refusal": null}), None)),
         ));
         for (i, token) in self.tokens.iter().enumerate() {
             let at = pacer.next_token();

@@ -9,20 +9,11 @@ use std::time::Instant;
 const KEY: &str = "sk-sim-test-key-123456";
 
 async fn sim(cfg: OpenAiSimConfig) -> OpenAiSim {
-    OpenAiSim::start(OpenAiSimConfig {
-        keys: SimKeys::from(&[KEY][..]),
-        ..cfg
-    })
-    .await
-    .unwrap()
+    OpenAiSim::start(OpenAiSimConfig { keys: SimKeys::from(&[KEY][..]), ..cfg }).await.unwrap()
 }
 
 fn fast() -> OpenAiSimConfig {
-    OpenAiSimConfig {
-        first_token_delay: Duration::ZERO,
-        tokens_per_sec: 0.0,
-        ..Default::default()
-    }
+    OpenAiSimConfig { first_token_delay: Duration::ZERO, tokens_per_sec: 0.0, ..Default::default() }
 }
 
 fn url(sim: &OpenAiSim, path: &str) -> String {
@@ -56,10 +47,7 @@ fn story_request(stream: bool, include_usage: bool) -> String {
 #[tokio::test]
 async fn base_url_shape() {
     let s = sim(fast()).await;
-    assert_eq!(
-        s.base_url().as_str(),
-        format!("http://127.0.0.1:{}/v1", s.addr().port())
-    );
+    assert_eq!(s.base_url().as_str(), format!("http://127.0.0.1:{}/v1", s.addr().port()));
 }
 
 #[tokio::test]
@@ -85,19 +73,9 @@ async fn bad_or_missing_key_is_openai_401_without_echo() {
 async fn keys_added_at_runtime_are_accepted() {
     let s = sim(fast()).await;
     let new = "sk-added-later-0000000";
-    assert_eq!(
-        post(&s, Some(new), &story_request(false, false))
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(post(&s, Some(new), &story_request(false, false)).await.status(), 401);
     s.keys().add(new);
-    assert_eq!(
-        post(&s, Some(new), &story_request(false, false))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(post(&s, Some(new), &story_request(false, false)).await.status(), 200);
 }
 
 #[tokio::test]
@@ -105,23 +83,15 @@ async fn malformed_requests_are_openai_400s() {
     let s = sim(fast()).await;
     for (body, param) in [
         ("{not json", Value::Null),
-        (
-            r#"{"messages":[{"role":"user","content":"hi"}]}"#,
-            Value::Null,
-        ),
+        (r#"{"messages":[{"role":"user","content":"hi"}]}"#, Value::Null),
         (r#"{"model":"gpt-4o-mini"}"#, json!("messages")),
-        (
-            r#"{"model":"gpt-4o-mini","messages":[{"content":"hi"}]}"#,
-            json!("messages[0].role"),
-        ),
+        (r#"{"model":"gpt-4o-mini","messages":[{"content":"hi"}]}"#, json!("messages[0].role")),
     ] {
         let resp = post(&s, Some(KEY), body).await;
         assert_eq!(resp.status(), 400, "{body}");
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["error"]["type"], "invalid_request_error");
-        assert!(v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()));
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert_eq!(v["error"]["param"], param, "{body}");
     }
 }
@@ -138,21 +108,12 @@ async fn non_streaming_completion_with_usage() {
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     // (5 words + 4) + (4 words + 4)
     assert_eq!(v["usage"]["prompt_tokens"], 17);
-    assert_eq!(
-        v["usage"]["completion_tokens"],
-        story.split_whitespace().count()
-    );
+    assert_eq!(v["usage"]["completion_tokens"], story.split_whitespace().count());
     assert_eq!(
         s.last_request_messages(),
         vec![
-            Message {
-                role: crate::Role::System,
-                content: "You are a helpful agent.".into()
-            },
-            Message {
-                role: crate::Role::User,
-                content: "Tell me a story".into()
-            },
+            Message { role: crate::Role::System, content: "You are a helpful agent.".into() },
+            Message { role: crate::Role::User, content: "Tell me a story".into() },
         ]
     );
 }
@@ -165,9 +126,7 @@ async fn events(resp: reqwest::Response) -> Vec<(Instant, String)> {
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
         let now = Instant::now();
-        parser
-            .push(&chunk.unwrap(), |e| out.push((now, e.data)))
-            .unwrap();
+        parser.push(&chunk.unwrap(), |e| out.push((now, e.data))).unwrap();
     }
     out
 }
@@ -189,10 +148,7 @@ async fn stream_matches_the_spec_shape_and_pacing() {
     let t0 = Instant::now();
     let resp = post(&s, Some(KEY), &body.to_string()).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"],
-        "text/event-stream; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "text/event-stream; charset=utf-8");
     assert_eq!(resp.headers()["cache-control"], "no-cache");
     let evs = events(resp).await;
     let reply = reply_for("hours");
@@ -202,19 +158,10 @@ async fn stream_matches_the_spec_shape_and_pacing() {
 
     let role = json(0);
     assert_eq!(role["object"], "chat.completion.chunk");
-    assert_eq!(
-        role["choices"][0]["delta"],
-        json!({"role": "assistant", "content": "", "refusal": null})
-    );
+    assert_eq!(role["choices"][0]["delta"], json!({"role": "assistant", "content": "", "refusal": null}));
     assert!(role["usage"].is_null());
-    let text: String = (1..=n)
-        .map(|i| {
-            json(i)["choices"][0]["delta"]["content"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let text: String =
+        (1..=n).map(|i| json(i)["choices"][0]["delta"]["content"].as_str().unwrap().to_string()).collect();
     assert_eq!(text, reply);
     assert_eq!(json(1)["choices"][0]["delta"]["content"], "We");
     assert_eq!(json(2)["choices"][0]["delta"]["content"], " are");
@@ -238,20 +185,14 @@ async fn no_usage_chunk_unless_asked() {
     let s = sim(fast()).await;
     let evs = events(post(&s, Some(KEY), &story_request(true, false)).await).await;
     assert_eq!(evs.last().unwrap().1, "[DONE]");
-    assert!(evs.iter().all(
-        |(_, d)| d == "[DONE]" || serde_json::from_str::<Value>(d).unwrap()["usage"].is_null()
-    ));
+    assert!(evs.iter().all(|(_, d)| d == "[DONE]" || serde_json::from_str::<Value>(d).unwrap()["usage"].is_null()));
 }
 
 #[tokio::test]
 async fn max_tokens_truncates_with_length() {
     let s = sim(fast()).await;
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "story"}], "max_completion_tokens": 3});
-    let v: Value = post(&s, Some(KEY), &body.to_string())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = post(&s, Some(KEY), &body.to_string()).await.json().await.unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "Once upon a");
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["completion_tokens"], 3);
@@ -259,45 +200,23 @@ async fn max_tokens_truncates_with_length() {
 
 #[tokio::test]
 async fn status_fault_429_has_retry_hint() {
-    let s = sim(OpenAiSimConfig {
-        fault: Some(Fault::Status(429)),
-        ..fast()
-    })
-    .await;
+    let s = sim(OpenAiSimConfig { fault: Some(Fault::Status(429)), ..fast() }).await;
     let resp = post(&s, Some(KEY), &story_request(true, true)).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after-ms"], handlers::RETRY_AFTER_MS);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
     s.set_fault(None);
-    assert_eq!(
-        post(&s, Some(KEY), &story_request(true, true))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(post(&s, Some(KEY), &story_request(true, true)).await.status(), 200);
 }
 
 #[tokio::test]
 async fn models_is_auth_checked() {
     let s = sim(fast()).await;
     let client = reqwest::Client::new();
-    let resp = client
-        .get(url(&s, "/models"))
-        .bearer_auth("sk-nope-123456789")
-        .send()
-        .await
-        .unwrap();
+    let resp = client.get(url(&s, "/models")).bearer_auth("sk-nope-123456789").send().await.unwrap();
     assert_eq!(resp.status(), 401);
-    let v: Value = client
-        .get(url(&s, "/models"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = client.get(url(&s, "/models")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["object"], "list");
     assert_eq!(v["data"][0]["id"], "gpt-4o-mini");
     let resp = client.get(url(&s, "/nothing")).send().await.unwrap();

@@ -28,33 +28,16 @@ fn loads_sidecar_labels_and_skips_wavs_without_one() {
 fn matches_direct_and_telephone_audio_and_rejects_strangers() {
     let dir = testdata::catalog_dir();
     let cat = Catalog::from_dir(dir.path()).unwrap();
-    for (speech, text) in [
-        (testdata::utterance_a(), TEXT_A),
-        (testdata::utterance_b(), TEXT_B),
-    ] {
+    for (speech, text) in [(testdata::utterance_a(), TEXT_A), (testdata::utterance_b(), TEXT_B)] {
         assert_eq!(cat.transcribe(&live_envelope(&speech), FRAME_S), Some(text));
         let phone = testdata::telephone(&speech);
-        assert_eq!(
-            cat.transcribe(&live_envelope(&phone), FRAME_S),
-            Some(text),
-            "telephone path"
-        );
+        assert_eq!(cat.transcribe(&live_envelope(&phone), FRAME_S), Some(text), "telephone path");
         // Quieter (−12 dB) still matches: the shape is level-independent.
         let quiet: Vec<i16> = phone.iter().map(|s| s / 4).collect();
-        assert_eq!(
-            cat.transcribe(&live_envelope(&quiet), FRAME_S),
-            Some(text),
-            "quiet"
-        );
+        assert_eq!(cat.transcribe(&live_envelope(&quiet), FRAME_S), Some(text), "quiet");
     }
-    assert_eq!(
-        cat.transcribe(&live_envelope(&testdata::unknown()), FRAME_S),
-        None
-    );
-    assert_eq!(
-        Catalog::empty().transcribe(&live_envelope(&testdata::utterance_a()), FRAME_S),
-        None
-    );
+    assert_eq!(cat.transcribe(&live_envelope(&testdata::unknown()), FRAME_S), None);
+    assert_eq!(Catalog::empty().transcribe(&live_envelope(&testdata::utterance_a()), FRAME_S), None);
     assert_eq!(placeholder(1.4), "[speech 1.4 s]");
 }
 
@@ -87,29 +70,15 @@ fn bad_inputs_are_typed_errors() {
     let dir = testdata::TempDir::new();
     std::fs::write(dir.path().join("y.json"), r#"{"utterances":[]}"#).unwrap();
     std::fs::write(dir.path().join("y.wav"), b"RIFF....not a wav").unwrap();
-    assert_eq!(
-        Catalog::from_dir(dir.path()).unwrap_err().code(),
-        "catalog_wav"
-    );
+    assert_eq!(Catalog::from_dir(dir.path()).unwrap_err().code(), "catalog_wav");
 
-    assert_eq!(
-        Catalog::from_dir(dir.path().join("missing"))
-            .unwrap_err()
-            .code(),
-        "catalog_io"
-    );
+    assert_eq!(Catalog::from_dir(dir.path().join("missing")).unwrap_err().code(), "catalog_io");
 }
 
 #[test]
 fn split_text_by_sentence_or_duration() {
     assert_eq!(split_text(" Hi there. ", &[1.0]), ["Hi there."]);
-    assert_eq!(
-        split_text("Hello. What are your hours?", &[0.5, 1.5]),
-        ["Hello.", "What are your hours?"]
-    );
-    assert_eq!(
-        split_text("one two three four", &[1.0, 3.0]),
-        ["one", "two three four"]
-    );
+    assert_eq!(split_text("Hello. What are your hours?", &[0.5, 1.5]), ["Hello.", "What are your hours?"]);
+    assert_eq!(split_text("one two three four", &[1.0, 3.0]), ["one", "two three four"]);
     assert_eq!(split_text("one", &[1.0, 1.0, 1.0]), ["", "one", ""]);
 }

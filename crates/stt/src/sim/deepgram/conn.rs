@@ -44,9 +44,7 @@ impl Outbox {
 
     /// Everything queued is due now (Finalize / CloseStream flush pending work).
     fn release_all(&mut self, now: Instant) {
-        self.queue
-            .iter_mut()
-            .for_each(|(due, _)| *due = (*due).min(now));
+        self.queue.iter_mut().for_each(|(due, _)| *due = (*due).min(now));
         self.last_due = self.last_due.map(|d| d.min(now));
     }
 
@@ -55,19 +53,9 @@ impl Outbox {
     }
 }
 
-pub(super) async fn run(
-    mut ws: Ws,
-    opts: RecOpts,
-    model: String,
-    shared: &Shared,
-    stop: CancellationToken,
-) {
+pub(super) async fn run(mut ws: Ws, opts: RecOpts, model: String, shared: &Shared, stop: CancellationToken) {
     let cfg = &shared.cfg;
-    let ids = Ids {
-        request_id: Uuid::new_v4(),
-        model_uuid: Uuid::new_v4(),
-        model,
-    };
+    let ids = Ids { request_id: Uuid::new_v4(), model_uuid: Uuid::new_v4(), model };
     let bytes_per_s = u64::from(opts.sample_rate) * 2;
     let mut rec = Recognizer::new(opts, cfg.catalog.clone());
     let mut out: Vec<Out> = Vec::new();
@@ -76,9 +64,8 @@ pub(super) async fn run(
     let mut odd_byte: Option<u8> = None;
     let mut audio_bytes: u64 = 0;
     let mut last_activity = Instant::now();
-    let mut idle_check = tokio::time::interval(
-        (cfg.idle_timeout / 10).clamp(Duration::from_millis(10), Duration::from_millis(250)),
-    );
+    let mut idle_check =
+        tokio::time::interval((cfg.idle_timeout / 10).clamp(Duration::from_millis(10), Duration::from_millis(250)));
     idle_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let due = tokio::time::sleep(Duration::from_secs(86_400));
     tokio::pin!(due);
@@ -167,17 +154,9 @@ fn schedule(out: &mut Vec<Out>, outbox: &mut Outbox, ids: &Ids, final_delay: Dur
     for o in out.drain(..) {
         let (due, msg) = match o {
             Out::Interim(hyp) => (now, json::results(ids, &hyp, false, false, false)),
-            Out::Final {
-                hyp,
-                speech_final,
-                from_finalize,
-                delay,
-            } => {
+            Out::Final { hyp, speech_final, from_finalize, delay } => {
                 let due = if delay { now + final_delay } else { now };
-                (
-                    due,
-                    json::results(ids, &hyp, true, speech_final, from_finalize),
-                )
+                (due, json::results(ids, &hyp, true, speech_final, from_finalize))
             }
             Out::SpeechStarted { at_s } => (now, json::speech_started(at_s)),
             Out::UtteranceEnd { last_word_end_s } => (now, json::utterance_end(last_word_end_s)),
@@ -207,20 +186,14 @@ fn decode_l16(bytes: &[u8], odd: &mut Option<u8>, pcm: &mut Vec<i16>) {
 
 /// Send a close frame and wait (briefly) for the client's reply so the close is clean.
 async fn close(ws: &mut Ws, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: Utf8Bytes::from_static(reason),
-    };
+    let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) };
     if ws.send(Message::Close(Some(frame))).await.is_ok() {
         drain(ws).await;
     }
 }
 
 async fn drain(ws: &mut Ws) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async { while let Some(Ok(_)) = ws.next().await {} }).await;
 }
 
 #[cfg(test)]
@@ -243,10 +216,7 @@ mod tests {
         let mut ob = Outbox::default();
         ob.push(t0 + Duration::from_millis(300), "final".into());
         ob.push(t0, "speech started".into());
-        assert_eq!(
-            ob.queue.back().map(|q| q.0),
-            Some(t0 + Duration::from_millis(300))
-        );
+        assert_eq!(ob.queue.back().map(|q| q.0), Some(t0 + Duration::from_millis(300)));
         ob.release_all(t0);
         assert_eq!(ob.next_due(), Some(t0));
         ob.push(t0, "next".into());

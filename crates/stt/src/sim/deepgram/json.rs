@@ -11,13 +11,7 @@ pub(super) struct Ids {
     pub model: String,
 }
 
-pub(super) fn results(
-    ids: &Ids,
-    hyp: &Hyp,
-    is_final: bool,
-    speech_final: bool,
-    from_finalize: bool,
-) -> String {
+pub(super) fn results(ids: &Ids, hyp: &Hyp, is_final: bool, speech_final: bool, from_finalize: bool) -> String {
     let words: Vec<_> = hyp
         .words
         .iter()
@@ -55,8 +49,7 @@ pub(super) fn speech_started(at_s: f64) -> String {
 }
 
 pub(super) fn utterance_end(last_word_end_s: f64) -> String {
-    json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": ms(last_word_end_s)})
-        .to_string()
+    json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": ms(last_word_end_s)}).to_string()
 }
 
 /// The summary sent after `CloseStream`; `duration` is the billable audio in seconds.
@@ -77,8 +70,7 @@ pub(super) fn metadata(ids: &Ids, duration_s: f64) -> String {
 
 /// HTTP error body at upgrade, e.g. `{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials."}`.
 pub(super) fn http_error(err_code: &str, err_msg: &str) -> String {
-    json!({"err_code": err_code, "err_msg": err_msg, "request_id": Uuid::new_v4().to_string()})
-        .to_string()
+    json!({"err_code": err_code, "err_msg": err_msg, "request_id": Uuid::new_v4().to_string()}).to_string()
 }
 
 fn ms(s: f64) -> f64 {
@@ -87,9 +79,7 @@ fn ms(s: f64) -> f64 {
 
 /// `2024-08-29T22:37:55.202Z` without a date crate (civil-from-days, Howard Hinnant).
 fn rfc3339_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = now.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let z = days as i64 + 719_468;

@@ -86,12 +86,7 @@ impl DeepgramSim {
         });
         let stop = CancellationToken::new();
         tokio::spawn(accept_loop(listener, shared.clone(), stop.clone()));
-        Ok(Self {
-            addr,
-            base_url,
-            shared,
-            stop,
-        })
+        Ok(Self { addr, base_url, shared, stop })
     }
 
     /// `ws://127.0.0.1:PORT`, to pass as the adapter's base URL.
@@ -110,11 +105,7 @@ impl DeepgramSim {
 
     /// The key each accepted connection used, in order. Test inspection only; never logged.
     pub fn seen_keys(&self) -> Vec<String> {
-        self.shared
-            .seen_keys
-            .lock()
-            .map(|k| k.clone())
-            .unwrap_or_default()
+        self.shared.seen_keys.lock().map(|k| k.clone()).unwrap_or_default()
     }
 
     /// WebSocket connections accepted since start.
@@ -160,8 +151,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) 
     let mut accepted = None;
     #[allow(clippy::result_large_err)] // the shape tungstenite's `Callback` requires
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let (opts, key, model) =
-            check_upgrade(req, &shared).map_err(|(status, body)| reject(status, body))?;
+        let (opts, key, model) = check_upgrade(req, &shared).map_err(|(status, body)| reject(status, body))?;
         accepted = Some((opts, key, model));
         Ok(resp)
     };
@@ -189,21 +179,10 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) 
 }
 
 /// Path, key and query checks, answered like the provider. Errors are the HTTP status and body.
-fn check_upgrade(
-    req: &Request,
-    shared: &Shared,
-) -> Result<(RecOpts, String, String), (StatusCode, String)> {
-    let bad = |msg: &str| {
-        (
-            StatusCode::BAD_REQUEST,
-            json::http_error("Bad Request", msg),
-        )
-    };
+fn check_upgrade(req: &Request, shared: &Shared) -> Result<(RecOpts, String, String), (StatusCode, String)> {
+    let bad = |msg: &str| (StatusCode::BAD_REQUEST, json::http_error("Bad Request", msg));
     if req.uri().path() != "/v1/listen" {
-        return Err((
-            StatusCode::NOT_FOUND,
-            json::http_error("NOT_FOUND", "Not found."),
-        ));
+        return Err((StatusCode::NOT_FOUND, json::http_error("NOT_FOUND", "Not found.")));
     }
     let key = req
         .headers()
@@ -212,12 +191,7 @@ fn check_upgrade(
         .and_then(|v| v.strip_prefix("Token "))
         .map(str::trim)
         .filter(|k| shared.cfg.keys.contains(k))
-        .ok_or_else(|| {
-            (
-                StatusCode::UNAUTHORIZED,
-                json::http_error("INVALID_AUTH", "Invalid credentials."),
-            )
-        })?
+        .ok_or_else(|| (StatusCode::UNAUTHORIZED, json::http_error("INVALID_AUTH", "Invalid credentials.")))?
         .to_string();
 
     let mut encoding = None;
@@ -240,9 +214,7 @@ fn check_upgrade(
                     v.parse::<u32>()
                         .ok()
                         .filter(|r| (8000..=48000).contains(r))
-                        .ok_or_else(|| {
-                            bad("sample_rate must be an integer between 8000 and 48000")
-                        })?,
+                        .ok_or_else(|| bad("sample_rate must be an integer between 8000 and 48000"))?,
                 )
             }
             "channels" if v != "1" => return Err(bad("the simulator supports channels=1 only")),
@@ -253,17 +225,12 @@ fn check_upgrade(
             "endpointing" => match v.as_ref() {
                 "false" => opts.speech_final = false,
                 ms => {
-                    let ms: u32 = ms
-                        .parse()
-                        .map_err(|_| bad("endpointing must be milliseconds or false"))?;
+                    let ms: u32 = ms.parse().map_err(|_| bad("endpointing must be milliseconds or false"))?;
                     opts.hangover_frames = (ms / 20).max(1);
                 }
             },
             "utterance_end_ms" => {
-                opts.utterance_end_ms = Some(
-                    v.parse()
-                        .map_err(|_| bad("utterance_end_ms must be milliseconds"))?,
-                )
+                opts.utterance_end_ms = Some(v.parse().map_err(|_| bad("utterance_end_ms must be milliseconds"))?)
             }
             _ => {}
         }
@@ -273,8 +240,7 @@ fn check_upgrade(
         Some(_) => return Err(bad("the simulator decodes encoding=linear16 only")),
         None => return Err(bad("raw audio needs encoding and sample_rate")),
     }
-    opts.sample_rate =
-        sample_rate.ok_or_else(|| bad("raw audio needs encoding and sample_rate"))?;
+    opts.sample_rate = sample_rate.ok_or_else(|| bad("raw audio needs encoding and sample_rate"))?;
     if opts.interim_every_frames > 0 {
         opts.interim_every_frames = (shared.cfg.interim_every_ms / 20).max(1);
     }
@@ -284,10 +250,7 @@ fn check_upgrade(
 fn reject(status: StatusCode, body: String) -> ErrorResponse {
     let mut resp = ErrorResponse::new(Some(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 

@@ -75,10 +75,7 @@ struct State {
 impl Recognizer {
     pub(super) fn new(opts: RecOpts, catalog: Arc<Catalog>) -> Self {
         let frame_len = media::samples_per_20ms(opts.sample_rate.max(50));
-        let cfg = VadConfig {
-            hangover_frames: opts.hangover_frames.max(1),
-            ..VadConfig::default()
-        };
+        let cfg = VadConfig { hangover_frames: opts.hangover_frames.max(1), ..VadConfig::default() };
         Self {
             framer: Framer::new(frame_len),
             seg: Segmenter::new(cfg),
@@ -128,9 +125,7 @@ impl State {
                 self.since_interim = 0;
                 self.last_word_end_s = None;
                 if self.opts.vad_events {
-                    out.push(Out::SpeechStarted {
-                        at_s: self.secs(start),
-                    });
+                    out.push(Out::SpeechStarted { at_s: self.secs(start) });
                 }
             }
             SegEvent::Ended { start, end } => {
@@ -151,19 +146,13 @@ impl State {
                 let every = self.opts.interim_every_frames;
                 if every > 0 && self.since_interim >= every {
                     self.since_interim = 0;
-                    out.push(Out::Interim(self.interim_hyp(
-                        seg.envelope(),
-                        seg.segment_start(),
-                        now,
-                    )));
+                    out.push(Out::Interim(self.interim_hyp(seg.envelope(), seg.segment_start(), now)));
                 }
             }
             SegEvent::None => {
                 if let (Some(last), Some(ms)) = (self.last_word_end_s, self.opts.utterance_end_ms) {
                     if self.secs(now) - last >= f64::from(ms) / 1000.0 {
-                        out.push(Out::UtteranceEnd {
-                            last_word_end_s: last,
-                        });
+                        out.push(Out::UtteranceEnd { last_word_end_s: last });
                         self.last_word_end_s = None;
                     }
                 }
@@ -185,12 +174,7 @@ impl State {
                 words: Vec::new(),
             },
         };
-        out.push(Out::Final {
-            hyp,
-            speech_final: false,
-            from_finalize,
-            delay: false,
-        });
+        out.push(Out::Final { hyp, speech_final: false, from_finalize, delay: false });
         self.window_start = now;
         self.since_interim = 0;
     }
@@ -230,11 +214,7 @@ impl State {
             .iter()
             .map(|w| {
                 let d = (e - s) * (w.chars().count() + 1) as f64 / total.max(1) as f64;
-                let word = Word {
-                    punctuated: (*w).to_string(),
-                    start_s: t,
-                    end_s: t + d,
-                };
+                let word = Word { punctuated: (*w).to_string(), start_s: t, end_s: t + d };
                 t += d;
                 word
             })
@@ -242,18 +222,9 @@ impl State {
         let transcript = if self.opts.punctuate {
             words.join(" ")
         } else {
-            timed
-                .iter()
-                .map(|w| bare(&w.punctuated))
-                .collect::<Vec<_>>()
-                .join(" ")
+            timed.iter().map(|w| bare(&w.punctuated)).collect::<Vec<_>>().join(" ")
         };
-        Hyp {
-            start_s: self.secs(self.window_start),
-            end_s: self.secs(now),
-            transcript,
-            words: timed,
-        }
+        Hyp { start_s: self.secs(self.window_start), end_s: self.secs(now), transcript, words: timed }
     }
 }
 
@@ -263,10 +234,7 @@ fn words_of(entry: &Entry) -> Vec<&str> {
 
 /// A word as Deepgram's `word` field has it: lower case, no punctuation.
 pub(super) fn bare(word: &str) -> String {
-    word.chars()
-        .filter(|c| c.is_alphanumeric() || *c == '\'')
-        .flat_map(char::to_lowercase)
-        .collect()
+    word.chars().filter(|c| c.is_alphanumeric() || *c == '\'').flat_map(char::to_lowercase).collect()
 }
 
 #[cfg(test)]
@@ -299,72 +267,37 @@ mod tests {
             rec.push(chunk, &mut out);
         }
         assert_eq!(out.first(), Some(&Out::SpeechStarted { at_s: 0.4 }));
-        let interims: Vec<&Hyp> = out
-            .iter()
-            .filter_map(|o| {
-                if let Out::Interim(h) = o {
-                    Some(h)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let interims: Vec<&Hyp> =
+            out.iter().filter_map(|o| if let Out::Interim(h) = o { Some(h) } else { None }).collect();
         assert_eq!(interims.len(), 3, "{out:?}");
-        assert!(
-            TEXT_A.starts_with(&interims[0].transcript)
-                && interims[0].transcript.len() < TEXT_A.len()
-        );
-        let Some(Out::Final {
-            hyp,
-            speech_final: true,
-            from_finalize: false,
-            delay: true,
-        }) = out.iter().find(|o| matches!(o, Out::Final { .. }))
+        assert!(TEXT_A.starts_with(&interims[0].transcript) && interims[0].transcript.len() < TEXT_A.len());
+        let Some(Out::Final { hyp, speech_final: true, from_finalize: false, delay: true }) =
+            out.iter().find(|o| matches!(o, Out::Final { .. }))
         else {
             panic!("no final in {out:?}");
         };
         assert_eq!(hyp.transcript, TEXT_A);
         assert_eq!(hyp.words.len(), 6);
-        assert!(
-            (hyp.words[0].start_s - 0.4).abs() < 1e-9 && (hyp.words[5].end_s - 1.6).abs() < 1e-9
-        );
+        assert!((hyp.words[0].start_s - 0.4).abs() < 1e-9 && (hyp.words[5].end_s - 1.6).abs() < 1e-9);
         assert_eq!((hyp.start_s, hyp.end_s), (0.0, 1.9));
-        assert_eq!(
-            out.last(),
-            Some(&Out::UtteranceEnd {
-                last_word_end_s: 1.6
-            })
-        );
+        assert_eq!(out.last(), Some(&Out::UtteranceEnd { last_word_end_s: 1.6 }));
     }
 
     #[test]
     fn finalize_flushes_speech_in_progress() {
-        let mut rec = Recognizer::new(
-            RecOpts {
-                punctuate: false,
-                ..opts()
-            },
-            Arc::new(Catalog::empty()),
-        );
+        let mut rec = Recognizer::new(RecOpts { punctuate: false, ..opts() }, Arc::new(Catalog::empty()));
         let mut out = Vec::new();
         rec.push(&testdata::utterance_b()[..RATE as usize / 2], &mut out);
         rec.finalize(&mut out);
         match out.last() {
-            Some(Out::Final {
-                hyp,
-                speech_final: false,
-                from_finalize: true,
-                delay: false,
-            }) => {
+            Some(Out::Final { hyp, speech_final: false, from_finalize: true, delay: false }) => {
                 assert_eq!(hyp.transcript, "[speech 0.5 s]");
             }
             other => panic!("{other:?}"),
         }
         out.clear();
         rec.finalize(&mut out);
-        assert!(
-            matches!(&out[..], [Out::Final { hyp, from_finalize: true, .. }] if hyp.transcript.is_empty())
-        );
+        assert!(matches!(&out[..], [Out::Final { hyp, from_finalize: true, .. }] if hyp.transcript.is_empty()));
         assert_eq!(bare("Hours?"), "hours");
     }
 }

@@ -13,40 +13,21 @@ const KEY: &str = "sim-key";
 const QUERY: &str = "model=nova-3&encoding=linear16&sample_rate=16000&channels=1&interim_results=true&endpointing=300&utterance_end_ms=1000&vad_events=true&punctuate=true";
 
 async fn start(cfg: DeepgramSimConfig) -> DeepgramSim {
-    DeepgramSim::start(DeepgramSimConfig {
-        keys: vec![KEY.to_string()].into(),
-        ..cfg
-    })
-    .await
-    .unwrap()
+    DeepgramSim::start(DeepgramSimConfig { keys: vec![KEY.to_string()].into(), ..cfg }).await.unwrap()
 }
 
-async fn open(
-    sim: &DeepgramSim,
-    path_and_query: &str,
-    key: &str,
-) -> Result<Client, tungstenite::Error> {
-    let mut req = format!(
-        "{}{path_and_query}",
-        sim.base_url().as_str().trim_end_matches('/')
-    )
-    .into_client_request()
-    .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Token {key}").parse().unwrap());
-    tokio_tungstenite::connect_async(req)
-        .await
-        .map(|(ws, _)| ws)
+async fn open(sim: &DeepgramSim, path_and_query: &str, key: &str) -> Result<Client, tungstenite::Error> {
+    let mut req =
+        format!("{}{path_and_query}", sim.base_url().as_str().trim_end_matches('/')).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Token {key}").parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
 }
 
 fn http_error(e: tungstenite::Error) -> (u16, Value) {
     match e {
         tungstenite::Error::Http(resp) => {
             let body = resp.body().clone().unwrap_or_default();
-            (
-                resp.status().as_u16(),
-                serde_json::from_slice(&body).unwrap_or(Value::Null),
-            )
+            (resp.status().as_u16(), serde_json::from_slice(&body).unwrap_or(Value::Null))
         }
         other => panic!("expected an HTTP refusal, got {other}"),
     }
@@ -65,55 +46,25 @@ async fn read_all(ws: &mut Client) -> (Vec<Value>, Option<(u16, String)>) {
         }
         None
     };
-    let close = tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("no close");
+    let close = tokio::time::timeout(Duration::from_secs(10), read).await.expect("no close");
     (msgs, close)
 }
 
 #[tokio::test]
 async fn upgrade_refusals_look_like_deepgram() {
     let sim = start(DeepgramSimConfig::default()).await;
-    let (status, body) = http_error(
-        open(&sim, &format!("/v1/listen?{QUERY}"), "nope")
-            .await
-            .err()
-            .unwrap(),
-    );
+    let (status, body) = http_error(open(&sim, &format!("/v1/listen?{QUERY}"), "nope").await.err().unwrap());
     assert_eq!(status, 401);
     assert_eq!(body["err_code"], "INVALID_AUTH");
     assert_eq!(body["err_msg"], "Invalid credentials.");
     assert_eq!(body["request_id"].as_str().map(str::len), Some(36));
-    let (status, _) = http_error(
-        open(&sim, &format!("/v2/listen?{QUERY}"), KEY)
-            .await
-            .err()
-            .unwrap(),
-    );
+    let (status, _) = http_error(open(&sim, &format!("/v2/listen?{QUERY}"), KEY).await.err().unwrap());
     assert_eq!(status, 404);
-    let (status, body) = http_error(
-        open(&sim, "/v1/listen?sample_rate=16000", KEY)
-            .await
-            .err()
-            .unwrap(),
-    );
-    assert_eq!(
-        (status, body["err_code"].as_str()),
-        (400, Some("Bad Request"))
-    );
-    let (status, _) = http_error(
-        open(&sim, "/v1/listen?encoding=linear16", KEY)
-            .await
-            .err()
-            .unwrap(),
-    );
+    let (status, body) = http_error(open(&sim, "/v1/listen?sample_rate=16000", KEY).await.err().unwrap());
+    assert_eq!((status, body["err_code"].as_str()), (400, Some("Bad Request")));
+    let (status, _) = http_error(open(&sim, "/v1/listen?encoding=linear16", KEY).await.err().unwrap());
     assert_eq!(status, 400);
-    let (status, _) = http_error(
-        open(&sim, "/v1/listen?encoding=mulaw&sample_rate=8000", KEY)
-            .await
-            .err()
-            .unwrap(),
-    );
+    let (status, _) = http_error(open(&sim, "/v1/listen?encoding=mulaw&sample_rate=8000", KEY).await.err().unwrap());
     assert_eq!(status, 400);
     assert_eq!(sim.connections(), 0);
 }
@@ -123,31 +74,18 @@ async fn a_stream_yields_results_in_order_then_metadata_and_a_normal_close() {
     let dir = testdata::catalog_dir();
     let catalog = Arc::new(Catalog::from_dir(dir.path()).unwrap());
     let final_delay = Duration::from_millis(250);
-    let sim = start(DeepgramSimConfig {
-        catalog,
-        final_delay,
-        ..Default::default()
-    })
-    .await;
-    let mut ws = open(&sim, &format!("/v1/listen?{QUERY}"), KEY)
-        .await
-        .unwrap();
+    let sim = start(DeepgramSimConfig { catalog, final_delay, ..Default::default() }).await;
+    let mut ws = open(&sim, &format!("/v1/listen?{QUERY}"), KEY).await.unwrap();
     let mut pcm = testdata::silence(0.5);
     pcm.extend(testdata::utterance_a());
     pcm.extend(testdata::silence(1.5));
     let sent_at = tokio::time::Instant::now();
     for frame in pcm.chunks(320) {
-        ws.send(Message::binary(testdata::to_bytes(frame)))
-            .await
-            .unwrap();
+        ws.send(Message::binary(testdata::to_bytes(frame))).await.unwrap();
     }
     // Wait for the endpointed final before closing, so it is not flushed early.
     let fin = loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
         let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
         if v["is_final"] == true {
             break v;
@@ -165,12 +103,8 @@ async fn a_stream_yields_results_in_order_then_metadata_and_a_normal_close() {
     assert_eq!(alt["words"][5]["end"], 1.7);
     assert!(fin["metadata"]["request_id"].is_string());
 
-    ws.send(Message::text(r#"{"type":"KeepAlive"}"#))
-        .await
-        .unwrap();
-    ws.send(Message::text(r#"{"type":"CloseStream"}"#))
-        .await
-        .unwrap();
+    ws.send(Message::text(r#"{"type":"KeepAlive"}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"type":"CloseStream"}"#)).await.unwrap();
     let (msgs, close) = read_all(&mut ws).await;
     let kinds: Vec<&str> = msgs.iter().filter_map(|m| m["type"].as_str()).collect();
     assert_eq!(kinds, ["UtteranceEnd", "Metadata"]);
@@ -183,103 +117,52 @@ async fn a_stream_yields_results_in_order_then_metadata_and_a_normal_close() {
 
 #[tokio::test]
 async fn speech_started_and_interims_precede_the_final() {
-    let sim = start(DeepgramSimConfig {
-        final_delay: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await;
-    let mut ws = open(&sim, &format!("/v1/listen?{QUERY}"), KEY)
-        .await
-        .unwrap();
+    let sim = start(DeepgramSimConfig { final_delay: Duration::from_millis(50), ..Default::default() }).await;
+    let mut ws = open(&sim, &format!("/v1/listen?{QUERY}"), KEY).await.unwrap();
     let mut pcm = testdata::silence(0.2);
     pcm.extend(testdata::utterance_b());
     pcm.extend(testdata::silence(0.4));
-    ws.send(Message::binary(testdata::to_bytes(&pcm)))
-        .await
-        .unwrap(); // one big frame is fine too
+    ws.send(Message::binary(testdata::to_bytes(&pcm))).await.unwrap(); // one big frame is fine too
     tokio::time::sleep(Duration::from_millis(200)).await;
-    ws.send(Message::text(r#"{"type":"CloseStream"}"#))
-        .await
-        .unwrap();
+    ws.send(Message::text(r#"{"type":"CloseStream"}"#)).await.unwrap();
     let (msgs, _) = read_all(&mut ws).await;
     let kinds: Vec<String> = msgs
         .iter()
-        .map(|m| {
-            format!(
-                "{}{}",
-                m["type"].as_str().unwrap(),
-                if m["is_final"] == true { "/final" } else { "" }
-            )
-        })
+        .map(|m| format!("{}{}", m["type"].as_str().unwrap(), if m["is_final"] == true { "/final" } else { "" }))
         .collect();
     // 2.0 s of speech + 0.3 s hangover = five 400 ms interims.
     assert_eq!(
         kinds,
-        [
-            "SpeechStarted",
-            "Results",
-            "Results",
-            "Results",
-            "Results",
-            "Results",
-            "Results/final",
-            "Metadata"
-        ]
+        ["SpeechStarted", "Results", "Results", "Results", "Results", "Results", "Results/final", "Metadata"]
     );
     assert_eq!(msgs[0]["timestamp"], 0.2);
-    assert_eq!(
-        msgs[6]["channel"]["alternatives"][0]["transcript"],
-        "[speech 2.0 s]"
-    );
+    assert_eq!(msgs[6]["channel"]["alternatives"][0]["transcript"], "[speech 2.0 s]");
 }
 
 #[tokio::test]
 async fn finalize_marks_from_finalize_and_bad_text_closes_1008() {
     let sim = start(DeepgramSimConfig::default()).await;
-    let mut ws = open(&sim, &format!("/v1/listen?{QUERY}"), KEY)
-        .await
-        .unwrap();
+    let mut ws = open(&sim, &format!("/v1/listen?{QUERY}"), KEY).await.unwrap();
     let mut pcm = testdata::silence(0.2);
     pcm.extend(testdata::utterance_a());
-    ws.send(Message::binary(testdata::to_bytes(&pcm)))
-        .await
-        .unwrap();
-    ws.send(Message::text(r#"{"type":"Finalize"}"#))
-        .await
-        .unwrap();
+    ws.send(Message::binary(testdata::to_bytes(&pcm))).await.unwrap();
+    ws.send(Message::text(r#"{"type":"Finalize"}"#)).await.unwrap();
     ws.send(Message::text("hello?")).await.unwrap();
     let (msgs, close) = read_all(&mut ws).await;
     let fin = msgs.iter().find(|m| m["is_final"] == true).unwrap();
-    assert_eq!(
-        (
-            fin["from_finalize"].as_bool(),
-            fin["speech_final"].as_bool()
-        ),
-        (Some(true), Some(false))
-    );
-    assert_eq!(
-        fin["channel"]["alternatives"][0]["transcript"],
-        "[speech 1.2 s]"
-    );
+    assert_eq!((fin["from_finalize"].as_bool(), fin["speech_final"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(fin["channel"]["alternatives"][0]["transcript"], "[speech 1.2 s]");
     assert_eq!(close, Some((1008, "DATA-0000".into())));
 }
 
 #[tokio::test]
 async fn stopping_the_sim_drops_its_connections() {
     let sim = start(DeepgramSimConfig::default()).await;
-    let mut ws = open(&sim, &format!("/v1/listen?{QUERY}"), KEY)
-        .await
-        .unwrap();
+    let mut ws = open(&sim, &format!("/v1/listen?{QUERY}"), KEY).await.unwrap();
     assert_eq!(sim.open_connections(), 1);
     let url = sim.base_url();
     drop(sim);
-    assert!(tokio::time::timeout(Duration::from_secs(2), ws.next())
-        .await
-        .is_ok());
-    let refused = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio_tungstenite::connect_async(url.as_str()),
-    )
-    .await;
+    assert!(tokio::time::timeout(Duration::from_secs(2), ws.next()).await.is_ok());
+    let refused = tokio::time::timeout(Duration::from_secs(2), tokio_tungstenite::connect_async(url.as_str())).await;
     assert!(matches!(refused, Ok(Err(_))), "listener still up");
 }

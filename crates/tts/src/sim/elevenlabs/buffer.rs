@@ -14,12 +14,7 @@ pub(super) struct TextBuffer {
 
 impl TextBuffer {
     pub(super) fn new(auto_mode: bool) -> Self {
-        Self {
-            buf: String::new(),
-            schedule: DEFAULT_SCHEDULE.to_vec(),
-            generations: 0,
-            auto_mode,
-        }
+        Self { buf: String::new(), schedule: DEFAULT_SCHEDULE.to_vec(), generations: 0, auto_mode }
     }
 
     /// Replaces the schedule if every item is in the provider's 50–500 range.
@@ -38,11 +33,7 @@ impl TextBuffer {
             1
         } else {
             let last = self.schedule.len().saturating_sub(1);
-            let scheduled = self
-                .schedule
-                .get(self.generations.min(last))
-                .copied()
-                .unwrap_or(1);
+            let scheduled = self.schedule.get(self.generations.min(last)).copied().unwrap_or(1);
             let first = self.schedule.first().copied().unwrap_or(scheduled);
             if try_trigger {
                 scheduled.min(first)

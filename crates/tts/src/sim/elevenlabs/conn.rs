@@ -50,13 +50,8 @@ struct Reject {
 
 impl Reject {
     fn new(error: &str, message: &str, code: u16) -> Self {
-        let json =
-            serde_json::json!({"message": message, "error": error, "code": code}).to_string();
-        Self {
-            json: Some(json),
-            code,
-            reason: error.to_string(),
-        }
+        let json = serde_json::json!({"message": message, "error": error, "code": code}).to_string();
+        Self { json: Some(json), code, reason: error.to_string() }
     }
 }
 
@@ -140,15 +135,9 @@ pub(super) async fn run(mut ws: Ws, hs: Handshake, shared: &Shared, stop: Cancel
 
 /// Sends a close frame and waits briefly for the client's reply so it sees a clean close.
 async fn close(ws: &mut Ws, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    };
+    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
     if ws.close(Some(frame)).await.is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while ws.next().await.is_some() {}
-        })
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async { while ws.next().await.is_some() {} }).await;
     }
 }
 
@@ -168,11 +157,7 @@ impl<'a> Conn<'a> {
             voiced: 0,
             ms_per_char: u64::from(ms_per_char),
             chars_per_piece: (cfg.piece_ms / ms_per_char.max(1)).max(1) as usize,
-            pace: if pace.is_finite() && pace > 0.0 {
-                pace
-            } else {
-                1.0
-            },
+            pace: if pace.is_finite() && pace > 0.0 { pace } else { 1.0 },
             samples: Vec::new(),
             bytes: Vec::new(),
             hs,
@@ -180,13 +165,8 @@ impl<'a> Conn<'a> {
     }
 
     fn on_text(&mut self, raw: &str, now: Instant) -> Result<(), Reject> {
-        let msg: ClientMsg = serde_json::from_str(raw).map_err(|_| {
-            Reject::new(
-                "invalid_message",
-                "Message is not valid JSON of the expected shape",
-                1008,
-            )
-        })?;
+        let msg: ClientMsg = serde_json::from_str(raw)
+            .map_err(|_| Reject::new("invalid_message", "Message is not valid JSON of the expected shape", 1008))?;
         if self.eos {
             return Ok(());
         }
@@ -204,11 +184,7 @@ impl<'a> Conn<'a> {
             }
         }
         let Some(text) = msg.text else {
-            return Err(Reject::new(
-                "invalid_message",
-                "Field 'text' is required",
-                1008,
-            ));
+            return Err(Reject::new("invalid_message", "Field 'text' is required", 1008));
         };
         if text.is_empty() {
             self.eos = true;
@@ -219,16 +195,11 @@ impl<'a> Conn<'a> {
         }
         let blank = text.trim().is_empty();
         if !blank {
-            self.shared
-                .chars_received
-                .fetch_add(text.chars().count() as u64, Ordering::Relaxed);
+            self.shared.chars_received.fetch_add(text.chars().count() as u64, Ordering::Relaxed);
         }
         // The first message's single space opens the stream; it is not text to voice.
         if !(first && blank) {
-            if let Some(chunk) = self
-                .buffer
-                .push(&text, msg.try_trigger_generation.unwrap_or(false))
-            {
+            if let Some(chunk) = self.buffer.push(&text, msg.try_trigger_generation.unwrap_or(false)) {
                 self.enqueue(&chunk, now);
             }
         }
@@ -245,10 +216,7 @@ impl<'a> Conn<'a> {
         if self.hs.authed {
             return Ok(());
         }
-        let bearer = msg
-            .authorization
-            .as_deref()
-            .and_then(|a| a.strip_prefix("Bearer "));
+        let bearer = msg.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer "));
         let Some(key) = msg.key.as_deref().or(bearer) else {
             return Err(Reject::new("invalid_api_key", "Invalid API key", 1008));
         };
@@ -266,10 +234,7 @@ impl<'a> Conn<'a> {
         let chars: Vec<char> = chunk.chars().collect();
         let mut due = (now + self.shared.cfg.first_audio_delay).max(self.next_free);
         for piece in chars.chunks(self.chars_per_piece) {
-            self.pieces.push_back(Piece {
-                due,
-                chars: piece.to_vec(),
-            });
+            self.pieces.push_back(Piece { due, chars: piece.to_vec() });
             let audio_ms = piece.len() as f64 * self.ms_per_char as f64;
             due += Duration::from_secs_f64(audio_ms / 1000.0 / self.pace);
         }
@@ -286,8 +251,7 @@ impl<'a> Conn<'a> {
         let mut starts = Vec::with_capacity(chars.len());
         for (i, &c) in chars.iter().enumerate() {
             let g = self.voiced + i as u64;
-            self.voice
-                .render(c, (g + 1) * ms * rate / 1000, &mut self.samples);
+            self.voice.render(c, (g + 1) * ms * rate / 1000, &mut self.samples);
             names.push(c.to_string());
             starts.push(g * ms);
         }

@@ -13,9 +13,7 @@ impl Format {
 
     pub(crate) fn parse(s: &str) -> Option<Self> {
         let rate: u32 = s.strip_prefix("pcm_")?.parse().ok()?;
-        [8000, 16000, 22050, 24000, 32000, 44100, 48000]
-            .contains(&rate)
-            .then_some(Self::Pcm(rate))
+        [8000, 16000, 22050, 24000, 32000, 44100, 48000].contains(&rate).then_some(Self::Pcm(rate))
     }
 
     pub(crate) fn sample_rate(self) -> u32 {

@@ -80,10 +80,7 @@ impl ElevenLabsSim {
     }
 
     /// Serves on a listener the caller bound (a standalone sim process on a fixed port).
-    pub async fn start_on(
-        listener: TcpListener,
-        cfg: ElevenLabsSimConfig,
-    ) -> std::io::Result<Self> {
+    pub async fn start_on(listener: TcpListener, cfg: ElevenLabsSimConfig) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let base_url = Url::parse(&format!("ws://{addr}")).map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
@@ -95,12 +92,7 @@ impl ElevenLabsSim {
         });
         let stop = CancellationToken::new();
         tokio::spawn(accept_loop(listener, shared.clone(), stop.clone()));
-        Ok(Self {
-            addr,
-            base_url,
-            shared,
-            stop,
-        })
+        Ok(Self { addr, base_url, shared, stop })
     }
 
     /// `ws://127.0.0.1:PORT`, to pass as the adapter's base URL.
@@ -119,11 +111,7 @@ impl ElevenLabsSim {
 
     /// Every key presented (header or first message), in arrival order. Test inspection only.
     pub fn seen_keys(&self) -> Vec<String> {
-        self.shared
-            .seen_keys
-            .lock()
-            .map(|k| k.clone())
-            .unwrap_or_default()
+        self.shared.seen_keys.lock().map(|k| k.clone()).unwrap_or_default()
     }
 
     /// Characters of text received after the first message, whitespace-only messages excluded.
@@ -204,9 +192,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) 
 fn check_upgrade(req: &Request, shared: &Shared) -> Result<Handshake, (StatusCode, String)> {
     let segments: Vec<&str> = req.uri().path().split('/').collect();
     let voice = match segments.as_slice() {
-        ["", "v1", "text-to-speech", voice, "stream-input"] if !voice.is_empty() => {
-            (*voice).to_string()
-        }
+        ["", "v1", "text-to-speech", voice, "stream-input"] if !voice.is_empty() => (*voice).to_string(),
         _ => return Err((StatusCode::NOT_FOUND, r#"{"detail":"Not Found"}"#.into())),
     };
     let authed = match req.headers().get("xi-api-key") {
@@ -259,22 +245,13 @@ fn check_upgrade(req: &Request, shared: &Shared) -> Result<Handshake, (StatusCod
             r#"{"detail":{"status":"invalid_output_format","message":"set output_format; the simulator does not produce mp3"}}"#.into(),
         ));
     }
-    Ok(Handshake {
-        voice,
-        format,
-        auto_mode,
-        inactivity,
-        authed,
-    })
+    Ok(Handshake { voice, format, auto_mode, inactivity, authed })
 }
 
 fn reject(status: StatusCode, body: String) -> ErrorResponse {
     let mut resp = ErrorResponse::new(Some(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 

@@ -7,33 +7,21 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
 const KEY: &str = "sk-sim-raw-key";
 
 async fn sim(cfg: ElevenLabsSimConfig) -> ElevenLabsSim {
-    ElevenLabsSim::start(ElevenLabsSimConfig {
-        keys: vec![KEY.to_string()].into(),
-        ..cfg
-    })
-    .await
-    .unwrap()
+    ElevenLabsSim::start(ElevenLabsSimConfig { keys: vec![KEY.to_string()].into(), ..cfg }).await.unwrap()
 }
 
 fn url(sim: &ElevenLabsSim, path_and_query: &str) -> String {
-    format!(
-        "{}{path_and_query}",
-        sim.base_url().as_str().trim_end_matches('/')
-    )
+    format!("{}{path_and_query}", sim.base_url().as_str().trim_end_matches('/'))
 }
 
 const PATH: &str = "/v1/text-to-speech/v1/stream-input?model_id=m&output_format=pcm_16000";
 
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Next text frame, or the close code when the server ends the stream.
 async fn next(ws: &mut Client) -> Result<serde_json::Value, Option<u16>> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .unwrap()
-        {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
             Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
             Some(Ok(Message::Close(f))) => return Err(f.map(|f| u16::from(f.code))),
             Some(Ok(_)) => {}
@@ -46,39 +34,21 @@ async fn next(ws: &mut Client) -> Result<serde_json::Value, Option<u16>> {
 async fn key_in_first_message_only() {
     let sim = sim(ElevenLabsSimConfig::default()).await;
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(url(&sim, PATH))
-        .await
-        .unwrap();
-    ws.send(Message::text(r#"{"text":" ","xi-api-key":"sk-nope"}"#))
-        .await
-        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(&sim, PATH)).await.unwrap();
+    ws.send(Message::text(r#"{"text":" ","xi-api-key":"sk-nope"}"#)).await.unwrap();
     let err = next(&mut ws).await.unwrap();
     assert_eq!(err["error"], "invalid_api_key");
     assert_eq!(err["code"], 1008);
     assert!(!err.to_string().contains("sk-nope"));
     assert_eq!(next(&mut ws).await, Err(Some(1008)));
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(url(&sim, PATH))
-        .await
-        .unwrap();
-    ws.send(Message::text(format!(
-        r#"{{"text":" ","xi_api_key":"{KEY}"}}"#
-    )))
-    .await
-    .unwrap();
-    ws.send(Message::text(r#"{"text":"Hi. ","flush":true}"#))
-        .await
-        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(&sim, PATH)).await.unwrap();
+    ws.send(Message::text(format!(r#"{{"text":" ","xi_api_key":"{KEY}"}}"#))).await.unwrap();
+    ws.send(Message::text(r#"{"text":"Hi. ","flush":true}"#)).await.unwrap();
     ws.send(Message::text(r#"{"text":""}"#)).await.unwrap();
     let audio = next(&mut ws).await.unwrap();
-    assert_eq!(
-        audio["alignment"]["chars"],
-        serde_json::json!(["H", "i", "."])
-    );
-    assert_eq!(
-        audio["alignment"]["charStartTimesMs"],
-        serde_json::json!([0, 50, 100])
-    );
+    assert_eq!(audio["alignment"]["chars"], serde_json::json!(["H", "i", "."]));
+    assert_eq!(audio["alignment"]["charStartTimesMs"], serde_json::json!([0, 50, 100]));
     assert_eq!(audio["normalizedAlignment"], audio["alignment"]);
     assert_eq!(next(&mut ws).await.unwrap()["isFinal"], true);
     assert_eq!(next(&mut ws).await, Err(Some(1000)));
@@ -97,27 +67,16 @@ async fn handshake_rejections_look_like_the_provider() {
         other => panic!("expected an HTTP rejection, got {:?}", other.map(|_| ())),
     };
     let mut req = url(&sim, PATH).into_client_request().unwrap();
-    req.headers_mut()
-        .insert("xi-api-key", "sk-bad".parse().unwrap());
+    req.headers_mut().insert("xi-api-key", "sk-bad".parse().unwrap());
     let (code, body) = status(tokio_tungstenite::connect_async(req).await);
     assert_eq!(code, 401);
-    assert_eq!(
-        body,
-        r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#
-    );
+    assert_eq!(body, r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#);
 
-    let (code, _) = status(
-        tokio_tungstenite::connect_async(url(&sim, "/v1/text-to-speech/v1/multi-stream-input"))
-            .await,
-    );
+    let (code, _) =
+        status(tokio_tungstenite::connect_async(url(&sim, "/v1/text-to-speech/v1/multi-stream-input")).await);
     assert_eq!(code, 404);
-    let (code, body) = status(
-        tokio_tungstenite::connect_async(url(
-            &sim,
-            "/v1/text-to-speech/v1/stream-input?model_id=m",
-        ))
-        .await,
-    );
+    let (code, body) =
+        status(tokio_tungstenite::connect_async(url(&sim, "/v1/text-to-speech/v1/stream-input?model_id=m")).await);
     assert_eq!(code, 422, "{body}");
     assert_eq!(sim.connections_accepted(), 0);
 }
@@ -125,34 +84,16 @@ async fn handshake_rejections_look_like_the_provider() {
 #[tokio::test]
 async fn idle_stream_is_closed_and_first_audio_waits_for_the_delay() {
     let delay = Duration::from_millis(120);
-    let sim = sim(ElevenLabsSimConfig {
-        first_audio_delay: delay,
-        ..Default::default()
-    })
-    .await;
-    let mut req = url(&sim, &format!("{PATH}&inactivity_timeout=1&auto_mode=true"))
-        .into_client_request()
-        .unwrap();
+    let sim = sim(ElevenLabsSimConfig { first_audio_delay: delay, ..Default::default() }).await;
+    let mut req = url(&sim, &format!("{PATH}&inactivity_timeout=1&auto_mode=true")).into_client_request().unwrap();
     req.headers_mut().insert("xi-api-key", KEY.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     ws.send(Message::text(r#"{"text":" "}"#)).await.unwrap();
     let sent = tokio::time::Instant::now();
-    ws.send(Message::text(
-        r#"{"text":"Okay. ","try_trigger_generation":true}"#,
-    ))
-    .await
-    .unwrap();
+    ws.send(Message::text(r#"{"text":"Okay. ","try_trigger_generation":true}"#)).await.unwrap();
     let audio = next(&mut ws).await.unwrap();
-    assert!(
-        sent.elapsed() >= delay,
-        "first audio after {:?}",
-        sent.elapsed()
-    );
-    assert_eq!(
-        audio["alignment"]["chars"].as_array().map(Vec::len),
-        Some(4),
-        "auto_mode generated without a flush"
-    );
+    assert!(sent.elapsed() >= delay, "first audio after {:?}", sent.elapsed());
+    assert_eq!(audio["alignment"]["chars"].as_array().map(Vec::len), Some(4), "auto_mode generated without a flush");
     let _ = next(&mut ws).await.unwrap(); // the rest of "Okay."
     let idle = tokio::time::Instant::now();
     assert_eq!(next(&mut ws).await, Err(Some(1008)));
@@ -171,9 +112,5 @@ async fn dropping_the_simulator_closes_its_streams() {
     drop(sim);
     assert_eq!(next(&mut ws).await, Err(Some(1001)));
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(
-        tokio_tungstenite::connect_async(format!("{base}{}", PATH.trim_start_matches('/')))
-            .await
-            .is_err()
-    );
+    assert!(tokio_tungstenite::connect_async(format!("{base}{}", PATH.trim_start_matches('/'))).await.is_err());
 }

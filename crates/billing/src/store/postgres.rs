@@ -1,0 +1,255 @@
+//! Postgres: the shared store for several nodes. Sessions and usage here; orgs and the ledger
+//! in `postgres_orgs`, change notifications in `postgres_notify`.
+
+use super::postgres_orgs as orgs;
+use super::{CredentialRow, OrgRow, SessionRow, Store, StoreError};
+use crate::org::{Plan, StoredCredential};
+use crate::{BilledTo, MicroUsd, Service, UsageRecord, UsageUnit};
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Connections per node: settles hold one for a short locked transaction each.
+const POOL_SIZE: u32 = 8;
+
+/// The multi-node store: every node points at one Postgres database.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connect (`postgres://…` or `postgresql://…`) and run the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect(url).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn session_from_row(r: &PgRow) -> Result<SessionRow, StoreError> {
+    Ok(SessionRow {
+        session_id: r.try_get("session_id")?,
+        call_sid: r.try_get("call_sid")?,
+        org_id: r.try_get("org_id")?,
+        gateway: r.try_get("gateway")?,
+        status: r.try_get("status")?,
+        started_at_ms: r.try_get("started_at_ms")?,
+        ended_at_ms: r.try_get("ended_at_ms")?,
+        end_reason: r.try_get("end_reason")?,
+        plan_json: r.try_get("plan_json")?,
+    })
+}
+
+/// `Ok(false)` when the record's key already exists.
+pub(super) async fn insert_usage_on<'e, E>(e: E, rec: &UsageRecord) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    let res = sqlx::query(
+        "INSERT INTO usage_records (session_id, line, seq, service, provider, model, quantity, quantity_atoms, unit,
+            billed_to, amount_micros, estimated, credential_id, created_at_ms, list_micros, org_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (session_id, line, seq) DO NOTHING",
+    )
+    .bind(&rec.session_id)
+    .bind(&rec.line)
+    .bind(i64::from(rec.seq))
+    .bind(rec.service.as_str())
+    .bind(&rec.provider)
+    .bind(&rec.model)
+    .bind(rec.quantity)
+    .bind(rec.quantity_atoms)
+    .bind(rec.unit.as_str())
+    .bind(rec.billed_to.as_str())
+    .bind(rec.amount_micros.0)
+    .bind(rec.estimated)
+    .bind(&rec.credential_id)
+    .bind(rec.created_at_ms)
+    .bind(rec.list_micros.0)
+    .bind(&rec.org_id)
+    .execute(e)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+fn usage_from_row(r: &PgRow) -> Result<UsageRecord, StoreError> {
+    let service: String = r.try_get("service")?;
+    let unit: String = r.try_get("unit")?;
+    let billed_to: String = r.try_get("billed_to")?;
+    let seq: i64 = r.try_get("seq")?;
+    Ok(UsageRecord {
+        session_id: r.try_get("session_id")?,
+        line: r.try_get("line")?,
+        seq: u32::try_from(seq).map_err(|_| StoreError::Corrupt(format!("seq {seq}")))?,
+        service: Service::parse(&service).ok_or_else(|| StoreError::Corrupt(format!("service {service}")))?,
+        provider: r.try_get("provider")?,
+        model: r.try_get("model")?,
+        quantity: r.try_get("quantity")?,
+        quantity_atoms: r.try_get("quantity_atoms")?,
+        unit: UsageUnit::parse(&unit).ok_or_else(|| StoreError::Corrupt(format!("unit {unit}")))?,
+        billed_to: BilledTo::parse(&billed_to).ok_or_else(|| StoreError::Corrupt(format!("billed_to {billed_to}")))?,
+        amount_micros: MicroUsd(r.try_get("amount_micros")?),
+        list_micros: MicroUsd(r.try_get("list_micros")?),
+        org_id: r.try_get("org_id")?,
+        estimated: r.try_get("estimated")?,
+        credential_id: r.try_get("credential_id")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn open_session(&self, row: &SessionRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (session_id, call_sid, org_id, gateway, status, started_at_ms, ended_at_ms, end_reason, plan_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&row.session_id)
+        .bind(&row.call_sid)
+        .bind(&row.org_id)
+        .bind(&row.gateway)
+        .bind(&row.status)
+        .bind(row.started_at_ms)
+        .bind(row.ended_at_ms)
+        .bind(&row.end_reason)
+        .bind(&row.plan_json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn close_session(&self, session_id: &str, ended_at_ms: i64, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET status = 'closed', ended_at_ms = $1, end_reason = $2 WHERE session_id = $3 AND status = 'open'")
+            .bind(ended_at_ms)
+            .bind(reason)
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, session_id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn session_by_call_sid(&self, call_sid: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE call_sid = $1 ORDER BY started_at_ms DESC LIMIT 1")
+            .bind(call_sid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn insert_usage(&self, rec: &UsageRecord) -> Result<bool, StoreError> {
+        insert_usage_on(&self.pool, rec).await
+    }
+
+    async fn usage_for_session(&self, session_id: &str) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM usage_records WHERE session_id = $1 ORDER BY created_at_ms, line COLLATE \"C\", seq",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
+    async fn close_abandoned(&self) -> Result<u64, StoreError> {
+        let res = sqlx::query(
+            "UPDATE sessions SET status = 'closed', end_reason = 'abandoned',
+               ended_at_ms = COALESCE((SELECT MAX(created_at_ms) FROM usage_records u WHERE u.session_id = sessions.session_id), started_at_ms)
+             WHERE status = 'open'",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected())
+    }
+
+    async fn settle(&self, payer_org_id: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError> {
+        orgs::settle(&self.pool, payer_org_id, rec).await
+    }
+
+    async fn upsert_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+        orgs::upsert_plan(&self.pool, plan).await
+    }
+
+    async fn plan(&self, id: &str) -> Result<Option<Plan>, StoreError> {
+        orgs::plan(&self.pool, id).await
+    }
+
+    async fn create_org(&self, org: &OrgRow, key_hash: &str, key_prefix: &str) -> Result<(), StoreError> {
+        orgs::create_org(&self.pool, org, key_hash, key_prefix).await
+    }
+
+    async fn org(&self, id: &str) -> Result<Option<OrgRow>, StoreError> {
+        orgs::org(&self.pool, id).await
+    }
+
+    async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<OrgRow>, StoreError> {
+        orgs::org_by_key_hash(&self.pool, key_hash).await
+    }
+
+    async fn update_org(&self, org: &OrgRow) -> Result<(), StoreError> {
+        orgs::update_org(&self.pool, org).await
+    }
+
+    async fn add_wallet(&self, org_id: &str, amount_micros: i64, reference: &str) -> Result<i64, StoreError> {
+        orgs::add_wallet(&self.pool, org_id, amount_micros, reference).await
+    }
+
+    async fn put_credential(&self, c: &CredentialRow) -> Result<String, StoreError> {
+        orgs::put_credential(&self.pool, c).await
+    }
+
+    async fn credentials(&self, org_id: &str) -> Result<Vec<StoredCredential>, StoreError> {
+        orgs::credentials(&self.pool, org_id).await
+    }
+
+    async fn delete_credential(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
+        orgs::delete_credential(&self.pool, org_id, id).await
+    }
+
+    async fn set_slot(&self, org_id: &str, service: &str, credential_id: Option<&str>) -> Result<(), StoreError> {
+        orgs::set_slot(&self.pool, org_id, service, credential_id).await
+    }
+
+    async fn slots(&self, org_id: &str) -> Result<HashMap<String, String>, StoreError> {
+        orgs::slots(&self.pool, org_id).await
+    }
+
+    async fn create_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<(), StoreError> {
+        orgs::create_agent(&self.pool, id, org_id, spec_json).await
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+        orgs::agent(&self.pool, id).await
+    }
+
+    async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM usage_records WHERE org_id = $1 AND created_at_ms >= $2 AND created_at_ms < $3 ORDER BY created_at_ms, line COLLATE \"C\", seq",
+        )
+        .bind(org_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
+    async fn publish_change(&self, topic: &str) -> Result<(), StoreError> {
+        super::postgres_notify::publish(&self.pool, topic).await
+    }
+
+    async fn subscribe_changes(&self) -> Result<Option<mpsc::Receiver<String>>, StoreError> {
+        super::postgres_notify::subscribe(&self.pool).await.map(Some)
+    }
+}

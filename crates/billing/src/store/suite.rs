@@ -1,0 +1,484 @@
+//! The store's story suite. Every story takes `&dyn Store` and runs once per backend (SQLite in
+//! memory, and a fresh Postgres database), so both implementations keep the same behaviour.
+//! Postgres: `SWITCHBOARD_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/postgres`.
+
+use super::pg_testdb::TestDb;
+use super::*;
+use crate::org::{Plan, StoredCredential};
+use crate::{BilledTo, MicroUsd, Service, UsageUnit};
+use std::collections::HashMap;
+
+/// 2023-11-14 (UTC): a fixed "now" inside one credit month.
+const T: i64 = 1_700_000_000_000;
+
+fn rec(session: &str, line: &str, seq: u32, amount: i64, created_at_ms: i64) -> UsageRecord {
+    UsageRecord {
+        session_id: session.into(),
+        line: line.into(),
+        seq,
+        service: Service::Stt,
+        provider: "deepgram".into(),
+        model: "nova-3".into(),
+        quantity: amount as f64 / 10.0,
+        quantity_atoms: amount * 100,
+        unit: UsageUnit::AudioSeconds,
+        billed_to: BilledTo::Managed,
+        amount_micros: MicroUsd(amount),
+        list_micros: MicroUsd(amount * 2),
+        org_id: "acme".into(),
+        estimated: false,
+        credential_id: "managed:deepgram".into(),
+        created_at_ms,
+    }
+}
+
+fn session_row(id: &str, call_sid: Option<&str>, started_at_ms: i64) -> SessionRow {
+    SessionRow {
+        session_id: id.into(),
+        call_sid: call_sid.map(Into::into),
+        org_id: "acme".into(),
+        gateway: "twilio".into(),
+        status: "open".into(),
+        started_at_ms,
+        ended_at_ms: None,
+        end_reason: None,
+        plan_json: r#"{"stt":"deepgram"}"#.into(),
+    }
+}
+
+fn plan(id: &str, credits: i64) -> Plan {
+    Plan {
+        id: id.into(),
+        monthly_credit_micros: credits,
+        byok_allowed: true,
+        allowed_models: None,
+        byok_markup_bps: 500,
+    }
+}
+
+fn org_row(id: &str, plan_id: &str) -> OrgRow {
+    OrgRow {
+        id: id.into(),
+        name: format!("{id} inc"),
+        plan_id: plan_id.into(),
+        parent_org_id: None,
+        wallet_micros: 0,
+        credits_used_micros: 0,
+        credits_period: period_of(T),
+        use_own_keys: false,
+        wallet_deduction: false,
+        negative_limit_micros: 0,
+    }
+}
+
+/// A `tiny` plan (100 µUSD of credits) and org `id` on it with `wallet` in its wallet.
+async fn tiny_org(s: &dyn Store, id: &str, wallet: i64) {
+    s.upsert_plan(&plan("tiny", 100)).await.unwrap();
+    let o = OrgRow { wallet_micros: wallet, ..org_row(id, "tiny") };
+    s.create_org(&o, &format!("hash-{id}"), "sk_test").await.unwrap();
+}
+
+async fn org_of(s: &dyn Store, id: &str) -> OrgRow {
+    s.org(id).await.unwrap().expect("org exists")
+}
+
+pub(super) async fn sessions(s: &dyn Store) {
+    let s1 = session_row("s1", Some("CA1"), 5);
+    s.open_session(&s1).await.unwrap();
+    s.open_session(&session_row("s2", Some("CA1"), 50)).await.unwrap();
+    s.open_session(&session_row("s3", None, 7)).await.unwrap();
+    assert_eq!(s.session("s1").await.unwrap(), Some(s1));
+    assert_eq!(s.session("nope").await.unwrap(), None);
+    assert!(s.open_session(&session_row("s1", None, 1)).await.is_err());
+
+    s.close_session("s2", 99, "hangup").await.unwrap();
+    s.close_session("s2", 120, "again").await.unwrap();
+    let s2 = s.session("s2").await.unwrap().unwrap();
+    assert_eq!(
+        (s2.status.as_str(), s2.ended_at_ms, s2.end_reason.as_deref()),
+        ("closed", Some(99), Some("hangup")),
+        "closing twice keeps the first close"
+    );
+    // The latest session wins for a reused call sid.
+    let by_sid = s.session_by_call_sid("CA1").await.unwrap().unwrap();
+    assert_eq!(by_sid.session_id, "s2");
+    assert_eq!(s.session_by_call_sid("CA404").await.unwrap(), None);
+
+    s.insert_usage(&rec("s1", "stt", 3, 10, 13)).await.unwrap();
+    assert_eq!(s.close_abandoned().await.unwrap(), 2);
+    let s1 = s.session("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (s1.status.as_str(), s1.ended_at_ms, s1.end_reason.as_deref()),
+        ("closed", Some(13), Some("abandoned")),
+        "closed at the last usage checkpoint"
+    );
+    let s3 = s.session("s3").await.unwrap().unwrap();
+    assert_eq!(s3.ended_at_ms, Some(7), "no usage: closed at its start");
+    assert_eq!(s.close_abandoned().await.unwrap(), 0);
+    let s2 = s.session("s2").await.unwrap().unwrap();
+    assert_eq!(s2.end_reason.as_deref(), Some("hangup"));
+}
+
+pub(super) async fn usage_idempotency(s: &dyn Store) {
+    let r0 = rec("s1", "stt", 0, 120, 10);
+    let r1 = UsageRecord { estimated: true, quantity: 1.25, ..rec("s1", "stt", 1, 7, 11) };
+    assert!(s.insert_usage(&r0).await.unwrap());
+    assert!(!s.insert_usage(&r0).await.unwrap(), "same key twice");
+    assert!(
+        !s.insert_usage(&UsageRecord { amount_micros: MicroUsd(999), ..r0.clone() }).await.unwrap(),
+        "the key, not the content, decides"
+    );
+    assert!(s.insert_usage(&r1).await.unwrap());
+    assert_eq!(s.usage_for_session("s1").await.unwrap(), vec![r0.clone(), r1.clone()]);
+    assert_eq!(s.usage_for_org("acme", 10, 11).await.unwrap(), vec![r0]);
+    assert_eq!(s.usage_for_org("acme", 11, 12).await.unwrap(), vec![r1]);
+    assert!(s.usage_for_org("other", 0, 100).await.unwrap().is_empty());
+}
+
+pub(super) async fn plans(s: &dyn Store) {
+    assert_eq!(s.plan("tiny").await.unwrap(), None);
+    let mut p = plan("tiny", 100);
+    s.upsert_plan(&p).await.unwrap();
+    assert_eq!(s.plan("tiny").await.unwrap(), Some(p.clone()));
+    p.monthly_credit_micros = 250;
+    p.byok_allowed = false;
+    p.allowed_models = Some(vec!["tts/cartesia/*".into(), "stt/deepgram/nova-3".into()]);
+    s.upsert_plan(&p).await.unwrap();
+    assert_eq!(s.plan("tiny").await.unwrap(), Some(p));
+
+    // Seeding fills in missing defaults and leaves an edited default alone.
+    let edited_free = plan("free", 42);
+    s.upsert_plan(&edited_free).await.unwrap();
+    seed_plans(s).await.unwrap();
+    assert_eq!(s.plan("free").await.unwrap(), Some(edited_free));
+    let pro = Plan::defaults().into_iter().find(|p| p.id == "pro").unwrap();
+    assert_eq!(s.plan("pro").await.unwrap(), Some(pro));
+}
+
+pub(super) async fn orgs(s: &dyn Store) {
+    s.upsert_plan(&plan("tiny", 100)).await.unwrap();
+    s.upsert_plan(&plan("big", 1_000)).await.unwrap();
+    let acme = OrgRow { wallet_micros: 500, credits_used_micros: 20, use_own_keys: true, ..org_row("acme", "tiny") };
+    s.create_org(&acme, "hash-acme", "sk_live_ab").await.unwrap();
+    let sub = OrgRow { parent_org_id: Some("acme".into()), ..org_row("acme-sub", "tiny") };
+    s.create_org(&sub, "hash-sub", "sk_live_cd").await.unwrap();
+    assert!(s.create_org(&acme, "hash-other", "sk").await.is_err(), "duplicate org id");
+
+    assert_eq!(s.org("acme").await.unwrap(), Some(acme.clone()));
+    assert_eq!(s.org_by_key_hash("hash-sub").await.unwrap(), Some(sub));
+    assert_eq!(s.org_by_key_hash("hash-none").await.unwrap(), None);
+    assert_eq!(s.org("nope").await.unwrap(), None);
+
+    let changed = OrgRow {
+        name: "Acme Corp".into(),
+        plan_id: "big".into(),
+        use_own_keys: false,
+        wallet_deduction: true,
+        negative_limit_micros: 300,
+        // Balances in the row are ignored by update_org.
+        wallet_micros: 1,
+        credits_used_micros: 1,
+        ..acme.clone()
+    };
+    s.update_org(&changed).await.unwrap();
+    assert_eq!(
+        s.org_by_key_hash("hash-acme").await.unwrap(),
+        Some(OrgRow { wallet_micros: 500, credits_used_micros: 20, ..changed })
+    );
+}
+
+pub(super) async fn wallet(s: &dyn Store) {
+    tiny_org(s, "acme", 0).await;
+    assert_eq!(s.add_wallet("acme", 500, "topup-1").await.unwrap(), 500);
+    assert_eq!(s.add_wallet("acme", -200, "refund-1").await.unwrap(), 300);
+    assert_eq!(org_of(s, "acme").await.wallet_micros, 300);
+    assert!(s.add_wallet("nope", 10, "x").await.is_err());
+}
+
+fn cred(id: &str, org: &str, provider: &str, sealed: &str) -> CredentialRow {
+    CredentialRow {
+        id: id.into(),
+        org_id: org.into(),
+        provider: provider.into(),
+        name: "default".into(),
+        sealed: sealed.into(),
+        last4: sealed[sealed.len() - 4..].into(),
+    }
+}
+
+pub(super) async fn credentials_and_slots(s: &dyn Store) {
+    tiny_org(s, "acme", 0).await;
+    s.create_org(&org_row("beta", "tiny"), "hash-beta", "sk").await.unwrap();
+    assert_eq!(s.put_credential(&cred("c1", "acme", "openai", "sealed-1111")).await.unwrap(), "c1");
+    // Same (org, provider, name): replaced in place, keeping the first id.
+    let replaced = cred("c9", "acme", "openai", "sealed-2222");
+    assert_eq!(s.put_credential(&replaced).await.unwrap(), "c1");
+    assert_eq!(s.put_credential(&cred("c3", "acme", "deepgram", "sealed-3333")).await.unwrap(), "c3");
+    assert_eq!(s.put_credential(&cred("b1", "beta", "openai", "sealed-4444")).await.unwrap(), "b1");
+    let listed = s.credentials("acme").await.unwrap();
+    let view = |c: &StoredCredential| (c.id.clone(), c.provider.clone(), c.sealed.clone(), c.last4.clone());
+    let mut got: Vec<_> = listed.iter().map(view).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("c1".into(), "openai".into(), "sealed-2222".into(), "2222".into()),
+            ("c3".into(), "deepgram".into(), "sealed-3333".into(), "3333".into()),
+        ]
+    );
+    assert!(listed.iter().all(|c| c.org_id == "acme" && c.name == "default"));
+
+    s.set_slot("acme", "llm", Some("c1")).await.unwrap();
+    s.set_slot("acme", "stt", Some("c3")).await.unwrap();
+    s.set_slot("acme", "stt", Some("c1")).await.unwrap();
+    s.set_slot("acme", "tts", Some("c3")).await.unwrap();
+    s.set_slot("acme", "tts", None).await.unwrap();
+    s.set_slot("beta", "llm", Some("b1")).await.unwrap();
+    let slots = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    assert_eq!(s.slots("acme").await.unwrap(), slots(&[("llm", "c1"), ("stt", "c1")]));
+
+    assert!(!s.delete_credential("beta", "c1").await.unwrap(), "another org's credential");
+    assert_eq!(s.credentials("acme").await.unwrap().len(), 2);
+    assert!(s.delete_credential("acme", "c1").await.unwrap());
+    assert!(!s.delete_credential("acme", "c1").await.unwrap(), "already gone");
+    assert_eq!(s.slots("acme").await.unwrap(), HashMap::new(), "its slots went with it");
+    assert_eq!(s.slots("beta").await.unwrap(), slots(&[("llm", "b1")]));
+    let left: Vec<_> = s.credentials("acme").await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(left, vec!["c3".to_string()]);
+}
+
+pub(super) async fn agents(s: &dyn Store) {
+    tiny_org(s, "acme", 0).await;
+    let spec = r#"{"prompt":"hi","tts":"cartesia"}"#;
+    s.create_agent("a1", "acme", spec).await.unwrap();
+    assert_eq!(s.agent("a1").await.unwrap(), Some(("acme".into(), spec.into())));
+    assert_eq!(s.agent("a2").await.unwrap(), None);
+    assert!(s.create_agent("a1", "acme", "{}").await.is_err());
+}
+
+pub(super) async fn settle_credits_then_wallet(s: &dyn Store) {
+    tiny_org(s, "acme", 1_000).await;
+    let a = rec("s1", "stt", 0, 60, T);
+    assert_eq!(s.settle("acme", &a).await.unwrap(), vec![a.clone()]);
+    let o = org_of(s, "acme").await;
+    assert_eq!((o.credits_used_micros, o.wallet_micros), (60, 1_000));
+
+    // 40 credits left: 80 splits into 40 + 40, quantity and list price in proportion.
+    let b = rec("s1", "stt", 1, 80, T + 1);
+    let got = s.settle("acme", &b).await.unwrap();
+    let credit = UsageRecord {
+        quantity: 4.0,
+        quantity_atoms: 4_000,
+        amount_micros: MicroUsd(40),
+        list_micros: MicroUsd(80),
+        ..b.clone()
+    };
+    let wallet = UsageRecord { line: "stt@wallet".into(), billed_to: BilledTo::Wallet, ..credit.clone() };
+    assert_eq!(got, vec![credit.clone(), wallet.clone()]);
+    let o = org_of(s, "acme").await;
+    assert_eq!((o.credits_used_micros, o.wallet_micros), (100, 960));
+
+    // Credits gone: the whole record is the wallet's.
+    let c = rec("s1", "stt", 2, 30, T + 2);
+    let c_wallet = UsageRecord { billed_to: BilledTo::Wallet, ..c.clone() };
+    assert_eq!(s.settle("acme", &c).await.unwrap(), vec![c_wallet.clone()]);
+    let o = org_of(s, "acme").await;
+    assert_eq!((o.credits_used_micros, o.wallet_micros), (100, 930));
+
+    let stored = s.usage_for_session("s1").await.unwrap();
+    assert_eq!(stored, vec![a.clone(), credit.clone(), wallet.clone(), c_wallet.clone()]);
+    assert_eq!(s.usage_for_org("acme", T, T + 3).await.unwrap(), stored);
+}
+
+pub(super) async fn settle_byok_keeps_its_tag(s: &dyn Store) {
+    tiny_org(s, "acme", 1_000).await;
+    s.settle("acme", &rec("s1", "stt", 0, 90, T)).await.unwrap();
+    // 10 credits left; the 25 µUSD markup takes them and 15 from the wallet, in one byok line.
+    let markup =
+        UsageRecord { billed_to: BilledTo::Byok, credential_id: "cred-1".into(), ..rec("s1", "llm", 0, 25, T + 1) };
+    assert_eq!(s.settle("acme", &markup).await.unwrap(), vec![markup.clone()]);
+    let o = org_of(s, "acme").await;
+    assert_eq!((o.credits_used_micros, o.wallet_micros), (100, 985));
+    let more = UsageRecord { seq: 1, ..markup };
+    assert_eq!(s.settle("acme", &more).await.unwrap(), vec![more]);
+    assert_eq!(org_of(s, "acme").await.wallet_micros, 960);
+}
+
+pub(super) async fn settle_replay_charges_nothing(s: &dyn Store) {
+    tiny_org(s, "acme", 1_000).await;
+    let a = rec("s1", "stt", 0, 60, T);
+    let b = rec("s1", "stt", 1, 80, T + 1);
+    s.settle("acme", &a).await.unwrap();
+    assert_eq!(s.settle("acme", &b).await.unwrap().len(), 2);
+    let before = org_of(s, "acme").await;
+    assert_eq!(s.settle("acme", &a).await.unwrap(), vec![]);
+    assert_eq!(s.settle("acme", &b).await.unwrap(), vec![], "a split record replays too");
+    assert_eq!(org_of(s, "acme").await, before);
+    assert_eq!(s.usage_for_session("s1").await.unwrap().len(), 3);
+
+    // No such payer: recorded once, charged to nobody.
+    let orphan = rec("s2", "tts", 0, 50, T);
+    assert_eq!(s.settle("ghost", &orphan).await.unwrap(), vec![orphan.clone()]);
+    assert_eq!(s.settle("ghost", &orphan).await.unwrap(), vec![]);
+    assert_eq!(s.usage_for_session("s2").await.unwrap(), vec![orphan]);
+}
+
+pub(super) async fn settle_period_rollover(s: &dyn Store) {
+    s.upsert_plan(&plan("tiny", 100)).await.unwrap();
+    let last_month = OrgRow {
+        wallet_micros: 1_000,
+        credits_used_micros: 100,
+        credits_period: "2023-10".into(),
+        ..org_row("acme", "tiny")
+    };
+    s.create_org(&last_month, "hash-acme", "sk").await.unwrap();
+    let a = rec("s1", "stt", 0, 30, T);
+    assert_eq!(s.settle("acme", &a).await.unwrap(), vec![a], "a new month's credits pay");
+    let o = org_of(s, "acme").await;
+    assert_eq!((o.credits_used_micros, o.credits_period.as_str(), o.wallet_micros), (30, "2023-11", 1_000));
+}
+
+/// 20 settles at once on one org: nothing is lost or spent twice.
+pub(super) async fn concurrent_settles(s: &dyn Store) {
+    tiny_org(s, "acme", 10_000).await;
+    let recs: Vec<_> = (0..20u32).map(|i| rec("s1", "stt", i, 5 + i64::from(i % 5), T + i64::from(i))).collect();
+    let total: i64 = recs.iter().map(|r| r.amount_micros.0).sum();
+    assert_eq!(total, 140);
+    let results = futures::future::join_all(recs.iter().map(|r| s.settle("acme", r))).await;
+    let mut charged = 0;
+    let mut from_credits = 0;
+    for written in results {
+        for r in written.unwrap() {
+            charged += r.amount_micros.0;
+            if r.billed_to == BilledTo::Managed {
+                from_credits += r.amount_micros.0;
+            }
+        }
+    }
+    assert_eq!(charged, total);
+    assert_eq!(from_credits, 100, "credits used exactly up to the allowance");
+    let o = org_of(s, "acme").await;
+    assert_eq!(o.credits_used_micros, 100, "never beyond the allowance");
+    assert_eq!(o.wallet_micros, 10_000 - 40, "the rest, once, from the wallet");
+    let stored: i64 = s.usage_for_session("s1").await.unwrap().iter().map(|r| r.amount_micros.0).sum();
+    assert_eq!(stored, total);
+}
+
+/// One test per story per backend.
+macro_rules! on_both_backends {
+    ($($story:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $story() {
+                    let s = super::SqliteStore::connect("sqlite::memory:").await.unwrap();
+                    super::$story(&s).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let db = super::TestDb::create().await;
+                    super::$story(&db.store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    sessions,
+    usage_idempotency,
+    plans,
+    orgs,
+    wallet,
+    credentials_and_slots,
+    agents,
+    settle_credits_then_wallet,
+    settle_byok_keeps_its_tag,
+    settle_replay_charges_nothing,
+    settle_period_rollover,
+    concurrent_settles,
+);
+
+/// A SQLite file with a pool of 4, so settles really run on several connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_settles_on_a_sqlite_file() {
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for ext in ["", "-wal", "-shm"] {
+                let mut p = self.0.clone().into_os_string();
+                p.push(ext);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    let path = std::env::temp_dir().join(format!("billing-{}.db", uuid::Uuid::new_v4().simple()));
+    let _cleanup = Cleanup(path.clone());
+    let s = SqliteStore::connect(&format!("sqlite:{}", path.display())).await.unwrap();
+    concurrent_settles(&s).await;
+}
+
+#[tokio::test]
+async fn sqlite_has_nobody_to_notify() {
+    let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    s.publish_change("rates").await.unwrap();
+    assert!(s.subscribe_changes().await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_changes_reach_every_node() {
+    let db = TestDb::create().await;
+    let (node_a, node_b) = (db.store().await, db.store().await);
+    let mut on_b = node_b.subscribe_changes().await.unwrap().expect("postgres subscribes");
+    let mut on_a = node_a.subscribe_changes().await.unwrap().expect("postgres subscribes");
+    node_a.publish_change("rates").await.unwrap();
+    node_a.publish_change("keys:openai").await.unwrap();
+    node_b.publish_change("org:acme").await.unwrap();
+    for rx in [&mut on_b, &mut on_a] {
+        assert_eq!(next(rx).await.as_deref(), Some("rates"));
+        assert_eq!(next(rx).await.as_deref(), Some("keys:openai"));
+        assert_eq!(next(rx).await.as_deref(), Some("org:acme"));
+    }
+}
+
+async fn next(rx: &mut tokio::sync::mpsc::Receiver<String>) -> Option<String> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.expect("notification within 5 s")
+}
+
+#[tokio::test]
+async fn connect_dispatches_on_the_url_scheme() {
+    let db = TestDb::create().await;
+    let pg = connect(&db.url).await.unwrap();
+    pg.upsert_plan(&plan("tiny", 1)).await.unwrap();
+    let alt = db.url.replacen("postgres://", "postgresql://", 1);
+    assert_eq!(connect(&alt).await.unwrap().plan("tiny").await.unwrap(), Some(plan("tiny", 1)));
+    assert!(connect("sqlite::memory:").await.is_ok());
+    let err = connect("mysql://localhost/x").await.err().expect("mysql is unsupported");
+    assert_eq!(err.code(), "db_unsupported_url");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_listener_reconnects_and_asks_for_a_resync() {
+    use sqlx::Connection;
+    let db = TestDb::create().await;
+    let node = db.store().await;
+    let mut rx = node.subscribe_changes().await.unwrap().expect("postgres subscribes");
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, vec![true], "exactly the listener's connection");
+    assert_eq!(next(&mut rx).await.as_deref(), Some(RESYNC_TOPIC));
+    node.publish_change("rates").await.unwrap();
+    assert_eq!(next(&mut rx).await.as_deref(), Some("rates"));
+}
