@@ -10,12 +10,32 @@ const ADMIN: &str = "admin-test-token";
 /// `k1:` + base64 of 32 bytes: a fixed test master key.
 const MASTER: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
+// Fields drop in order: the server stops before its Postgres database is dropped.
 struct Env {
     server: Server,
     sim: Sim,
+    pg: Option<PgDb>,
 }
 
-fn start(extra_sim_keys: &[(&str, &str)]) -> Env {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Every rule is tested on both stores.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(super::Db::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(super::Db::Postgres) } )*
+        }
+    };
+}
+
+fn start_on(db: Db, extra_sim_keys: &[(&str, &str)]) -> Env {
     let mut keys = vec![
         ("deepgram", "platform-dg-0001"),
         ("openai", "platform-oa-0002"),
@@ -25,22 +45,40 @@ fn start(extra_sim_keys: &[(&str, &str)]) -> Env {
     ];
     keys.extend_from_slice(extra_sim_keys);
     let sim = Sim::start(&keys, &[]);
-    let server = Server::start(ServerOpts {
-        env: vec![
-            ("DEEPGRAM_API_KEY", "platform-dg-0001".into()),
-            ("OPENAI_API_KEY", "platform-oa-0002".into()),
-            ("ELEVENLABS_API_KEY", "platform-el-0003".into()),
-            ("ANTHROPIC_API_KEY", "platform-an-0004".into()),
-            ("GOOGLE_API_KEY", "platform-go-0005".into()),
-            ("SWITCHBOARD_ADMIN_TOKEN", ADMIN.into()),
-            ("SWITCHBOARD_MASTER_KEYS", MASTER.into()),
-        ],
-        args: sim.provider_args(),
-    });
-    Env { server, sim }
+    let pg = (db == Db::Postgres).then(PgDb::create);
+    let server = Server::start_with_db(
+        ServerOpts { env: server_env(), args: sim.provider_args() },
+        pg.as_ref().map(|p| p.url.clone()),
+    );
+    Env { server, sim, pg }
+}
+
+fn server_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("DEEPGRAM_API_KEY", "platform-dg-0001".into()),
+        ("OPENAI_API_KEY", "platform-oa-0002".into()),
+        ("ELEVENLABS_API_KEY", "platform-el-0003".into()),
+        ("ANTHROPIC_API_KEY", "platform-an-0004".into()),
+        ("GOOGLE_API_KEY", "platform-go-0005".into()),
+        ("SWITCHBOARD_ADMIN_TOKEN", ADMIN.into()),
+        ("SWITCHBOARD_MASTER_KEYS", MASTER.into()),
+    ]
 }
 
 impl Env {
+    /// Everything the store holds at rest, as text (to look for plaintext keys).
+    fn at_rest(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.dump(),
+            None => ["sb.db", "sb.db-wal"]
+                .iter()
+                .map(|f| {
+                    String::from_utf8_lossy(&std::fs::read(self.server.dir.join(f)).unwrap_or_default()).to_string()
+                })
+                .collect(),
+        }
+    }
+
     fn req(&self, method: &str, path: &str, body: Option<Value>, key: &str) -> (u16, Value) {
         let body = body.map(|b| b.to_string());
         let (status, text) = http(method, &format!("{}{path}", self.server.url), body.as_deref(), Some(key));
@@ -69,9 +107,8 @@ impl Env {
     }
 }
 
-#[test]
-fn model_access_has_three_gates_and_agents_are_refused_with_stable_codes() {
-    let env = start(&[]);
+fn model_access_has_three_gates_and_agents_are_refused_with_stable_codes(db: Db) {
+    let env = start_on(db, &[]);
     let (_, pro) = env.org("pro", 0);
     let (_, free) = env.org("free", 0);
     let access = |key: &str, q: &str| env.req("GET", &format!("/api/models/access?{q}"), None, key).1;
@@ -126,9 +163,8 @@ fn model_access_has_three_gates_and_agents_are_refused_with_stable_codes() {
     assert_eq!(http_get(&format!("{}/api/models/catalog", env.server.url)).0, 401, "the catalog needs an org key");
 }
 
-#[test]
-fn saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs() {
-    let env = start(&[]);
+fn saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs(db: Db) {
+    let env = start_on(db, &[]);
     let (_, a) = env.org("pro", 0);
     let (_, b) = env.org("pro", 0);
     let canary = "sk-LEAKCANARY-vault-9z9z";
@@ -160,19 +196,16 @@ fn saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs() {
     assert_eq!(env.req("DELETE", &format!("/api/credentials/{id}"), None, &a).0, 204);
     assert_eq!(env.req("DELETE", &format!("/api/credentials/{id}"), None, &a).0, 404);
 
-    let db = std::fs::read(env.server.dir.join("sb.db")).unwrap_or_default();
-    let wal = std::fs::read(env.server.dir.join("sb.db-wal")).unwrap_or_default();
-    for text in
-        [String::from_utf8_lossy(&db).to_string(), String::from_utf8_lossy(&wal).to_string(), env.server.log_text()]
-    {
+    let at_rest = env.at_rest();
+    assert!(at_rest.contains("bedrock"), "the store was read");
+    for text in [at_rest, env.server.log_text()] {
         assert!(!text.contains("LEAKCANARY"), "a saved key is readable at rest or in the log");
     }
     drop(env.sim);
 }
 
-#[test]
-fn a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet() {
-    let env = start(&[("openai", "sk-org-own-KEY1")]);
+fn a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet(db: Db) {
+    let env = start_on(db, &[("openai", "sk-org-own-KEY1")]);
     let (status, _) = env.req(
         "PUT",
         "/api/admin/plans",
@@ -232,9 +265,8 @@ fn a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet() {
     assert!(u["records"].as_array().unwrap().iter().all(|r| r["org_id"] == org_id.as_str()));
 }
 
-#[test]
-fn a_call_that_cannot_be_funded_is_refused_before_any_provider_is_called() {
-    let env = start(&[]);
+fn a_call_that_cannot_be_funded_is_refused_before_any_provider_is_called(db: Db) {
+    let env = start_on(db, &[]);
     env.req(
         "PUT",
         "/api/admin/plans",
@@ -258,9 +290,8 @@ fn a_call_that_cannot_be_funded_is_refused_before_any_provider_is_called() {
     assert!(out.of("usage").iter().filter(|u| u["service"] != "llm").all(|u| u["billed_to"] == "wallet"));
 }
 
-#[test]
-fn a_toggle_flip_mid_call_changes_only_the_next_call() {
-    let env = start(&[("openai", "sk-org-own-KEY2")]);
+fn a_toggle_flip_mid_call_changes_only_the_next_call(db: Db) {
+    let env = start_on(db, &[("openai", "sk-org-own-KEY2")]);
     let (_, key) = env.org("pro", 0);
     env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY2"})), &key);
     env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &key);
@@ -289,9 +320,8 @@ fn a_toggle_flip_mid_call_changes_only_the_next_call() {
     assert!(oa.contains(&"KEY2") && oa.contains(&"0002"), "{seen}");
 }
 
-#[test]
-fn agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet() {
-    let env = start(&[("openai", "sk-agency-own-KEY3")]);
+fn agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet(db: Db) {
+    let env = start_on(db, &[("openai", "sk-agency-own-KEY3")]);
     let (owner_id, owner) = env.org("pro", 2_000_000);
     env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-agency-own-KEY3"})), &owner);
     env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &owner);
@@ -334,9 +364,8 @@ fn agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet() {
     assert_eq!(seen["openai"].as_array().unwrap().last().unwrap(), "0002", "the second call used the platform key");
 }
 
-#[test]
-fn checking_saved_keys_makes_one_real_call_per_provider() {
-    let env = start(&[("openai", "sk-org-good-KEY4"), ("deepgram", "dg-org-good-KEY5")]);
+fn checking_saved_keys_makes_one_real_call_per_provider(db: Db) {
+    let env = start_on(db, &[("openai", "sk-org-good-KEY4"), ("deepgram", "dg-org-good-KEY5")]);
     let (_, key) = env.org("pro", 0);
     for (p, k, name) in [
         ("openai", "sk-org-good-KEY4", "good"),
@@ -368,9 +397,8 @@ fn checking_saved_keys_makes_one_real_call_per_provider() {
     }
 }
 
-#[test]
-fn calls_run_through_anthropic_and_gemini_agents() {
-    let env = start(&[]);
+fn calls_run_through_anthropic_and_gemini_agents(db: Db) {
+    let env = start_on(db, &[]);
     let (_, key) = env.org("pro", 1_000_000);
     for (provider, model) in [("anthropic", "claude-haiku-4-5"), ("google", "gemini-2.5-flash")] {
         let (status, agent) = env.agent(&key, (provider, model));
@@ -393,4 +421,57 @@ fn calls_run_through_anthropic_and_gemini_agents() {
     let seen = env.sim.control("/keys");
     assert_eq!(seen["anthropic"], json!(["0004"]));
     assert_eq!(seen["google"], json!(["0005"]));
+}
+
+on_both_stores!(
+    model_access_has_three_gates_and_agents_are_refused_with_stable_codes,
+    saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs,
+    a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet,
+    a_call_that_cannot_be_funded_is_refused_before_any_provider_is_called,
+    a_toggle_flip_mid_call_changes_only_the_next_call,
+    agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet,
+    checking_saved_keys_makes_one_real_call_per_provider,
+    calls_run_through_anthropic_and_gemini_agents,
+);
+
+#[test]
+fn two_servers_on_one_postgres_share_orgs_keys_agents_and_the_ledger() {
+    let sim_keys = [
+        ("deepgram", "platform-dg-0001"),
+        ("openai", "platform-oa-0002"),
+        ("elevenlabs", "platform-el-0003"),
+        ("anthropic", "platform-an-0004"),
+        ("google", "platform-go-0005"),
+        ("openai", "sk-node-a-KEY6"),
+    ];
+    let sim = Sim::start(&sim_keys, &[]);
+    let pg = PgDb::create();
+    let node =
+        || Server::start_with_db(ServerOpts { env: server_env(), args: sim.provider_args() }, Some(pg.url.clone()));
+    let (a, b) = (node(), node());
+    let req = |server: &Server, method: &str, path: &str, body: Option<Value>, key: &str| {
+        let body = body.map(|b| b.to_string());
+        let (status, text) = http(method, &format!("{}{path}", server.url), body.as_deref(), Some(key));
+        (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+    };
+    // Everything is set up through node A…
+    let (_, org) = req(&a, "POST", "/api/admin/orgs", Some(json!({"name": "n", "plan": "pro"})), ADMIN);
+    let key = org["apiKey"].as_str().unwrap().to_string();
+    req(&a, "PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-node-a-KEY6"})), &key);
+    req(&a, "PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &key);
+    let spec = json!({"stt": {"provider": "deepgram", "model": "nova-3"}, "llm": {"provider": "openai", "model": "gpt-4o-mini"},
+        "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "v"}, "prompt": "p"});
+    let (status, agent) = req(&a, "POST", "/api/agents", Some(spec), &key);
+    assert_eq!(status, 201);
+    // …and the next call on node B uses the key saved through A, and bills the same ledger.
+    let out = call(&b.url, &asset("simple.wav"), &["--agent", agent["id"].as_str().unwrap(), "--token", ADMIN]);
+    assert!(out.ok, "{}", out.stdout);
+    assert!(out.of("usage").iter().filter(|u| u["service"] == "llm").all(|u| u["billed_to"] == "byok"));
+    assert!(sim.control("/keys")["openai"].as_array().unwrap().contains(&json!("KEY6")));
+    let (_, bal) = req(&a, "GET", "/api/balance", None, &key);
+    let spent: i64 = out.of("usage").iter().map(|u| u["amount_micros"].as_i64().unwrap()).sum();
+    assert_eq!(20_000_000 - bal["creditsLeftMicros"].as_i64().unwrap(), spent, "node A sees what node B charged");
+    let (_, usage) = req(&a, "GET", "/api/usage", None, &key);
+    assert_eq!(usage["totalMicros"].as_i64().unwrap(), spent);
+    drop((a, b));
 }

@@ -281,3 +281,52 @@ pub fn call(server: &str, file: &Path, extra: &[&str]) -> CallOut {
 pub fn duration_s(name: &str) -> f64 {
     sidecar(name)["duration_s"].as_f64().expect("duration_s")
 }
+
+/// A fresh Postgres database for one test, dropped afterwards. Fails loudly when Postgres is
+/// not reachable: these tests never skip.
+pub struct PgDb {
+    pub url: String,
+    name: String,
+}
+
+/// The server Postgres tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn psql(sql: &str, db_url: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-At", "-v", "ON_ERROR_STOP=1", db_url, "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("psql is required for the Postgres tests (apt-get install postgresql-client): {e}"));
+    assert!(
+        out.status.success(),
+        "Postgres is required at {db_url} (start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+impl PgDb {
+    pub fn create() -> PgDb {
+        let admin = pg_admin_url();
+        let name = format!("switchboard_e2e_{}", uuid_like().replace('-', "_"));
+        psql(&format!("CREATE DATABASE {name}"), &admin);
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+        PgDb { url: format!("{base}/{name}"), name }
+    }
+
+    /// Every row of every table, as text.
+    pub fn dump(&self) -> String {
+        let tables = psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", &self.url);
+        tables.lines().map(|t| psql(&format!("SELECT * FROM {t}"), &self.url)).collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([&pg_admin_url(), "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .output();
+    }
+}
