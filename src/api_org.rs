@@ -176,6 +176,7 @@ pub async fn model_access(
     Query(q): Query<AccessQuery>,
 ) -> Result<Json<Access>, ApiError> {
     let org = org_auth(&s, &headers).await?;
+    s.deps.refresh_rates().await;
     let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
     let provider = q.provider.or_else(|| provider_of(&rates, &q.service, &q.model)).unwrap_or_default();
@@ -184,6 +185,7 @@ pub async fn model_access(
 
 pub async fn model_catalog(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let org = org_auth(&s, &headers).await?;
+    s.deps.refresh_rates().await;
     let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
     let mut seen = std::collections::BTreeSet::new();
@@ -198,9 +200,12 @@ pub async fn model_catalog(State(s): State<AppState>, headers: HeaderMap) -> Res
 
 /// Public: every priced model with its price and whether the platform holds a key.
 pub async fn rate_models(State(s): State<AppState>) -> Json<Value> {
+    s.deps.refresh_rates().await;
     let rates = s.deps.resolver.rates();
     let keys = s.deps.resolver.keys();
-    let mut managed: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
+    // Every service is listed, with an empty list when no provider is managed for it.
+    let mut managed: HashMap<String, std::collections::BTreeSet<String>> =
+        ["stt", "tts", "llm"].iter().map(|s| (s.to_string(), Default::default())).collect();
     let models: Vec<Value> = rates
         .iter()
         .map(|r| {
@@ -223,6 +228,7 @@ pub async fn create_agent(
     body: Result<Json<AgentSpec>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let org = org_auth(&s, &headers).await?;
+    s.deps.refresh_rates().await;
     let Json(spec) = body.map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -426,4 +432,44 @@ pub async fn check_credentials(State(s): State<AppState>, headers: HeaderMap) ->
                             "status": status, "code": code, "message": message}));
     }
     Ok(Json(json!({"results": results})))
+}
+
+#[derive(Deserialize)]
+pub struct ManagedBody {
+    provider: String,
+    #[serde(default)]
+    service: Option<String>,
+    managed: bool,
+}
+
+/// Admin: flip `managed` for a provider (optionally one service). Turning it on for a provider
+/// whose platform key this server does not hold is refused. Every node picks it up at its next
+/// session.
+pub async fn set_managed(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<ManagedBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    crate::api::check_admin(&s, &headers)?;
+    let Json(b) = body.map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"provider":"…","managed":true}"#)
+    })?;
+    if b.managed && s.deps.resolver.keys().get(&b.provider).is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "managed_key_missing",
+            format!(
+                "no platform key for {} is configured on this server (set {})",
+                b.provider,
+                crate::server::key_env(&b.provider)
+            ),
+        ));
+    }
+    let rows = s.deps.store.set_managed(&b.provider, b.service.as_deref(), b.managed).await.map_err(store_err)?;
+    if rows == 0 {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no rate rows for that provider/service"));
+    }
+    s.deps.refresh_rates().await;
+    tracing::info!(provider = %b.provider, service = ?b.service, managed = b.managed, rows, "managed flag changed");
+    Ok(Json(json!({"provider": b.provider, "service": b.service, "managed": b.managed, "rows": rows})))
 }

@@ -50,14 +50,31 @@ pub enum OrgsCommand {
 
 #[derive(Subcommand)]
 pub enum RatesCommand {
-    /// Print the rate table: prices, managed flag, and UNVERIFIED placeholders.
+    /// Print the rate table the server uses (the store; seeded from the CSV when empty):
+    /// prices, managed flag, and UNVERIFIED placeholders.
     List {
         #[arg(long, default_value = "assets/rates.csv", env = "SWITCHBOARD_RATES")]
         rates: PathBuf,
+        #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
+        database: String,
         #[arg(long)]
         service: Option<String>,
         #[arg(long)]
         provider: Option<String>,
+    },
+    /// Flip whether the platform serves PROVIDER with its own key (optionally one SERVICE).
+    /// Takes effect at the next session on every server using this store, without a restart.
+    /// Turning it on needs the platform key (`<PROVIDER>_API_KEY`) in this environment, as on
+    /// the servers.
+    SetManaged {
+        provider: String,
+        #[arg(action = clap::ArgAction::Set)]
+        managed: bool,
+        service: Option<String>,
+        #[arg(long, default_value = "assets/rates.csv", env = "SWITCHBOARD_RATES")]
+        rates: PathBuf,
+        #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
+        database: String,
     },
 }
 

@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Call(args) => call::run(args).await,
             cli::Command::Sim(args) => sims::run(args).await,
             cli::Command::Orgs(cmd) => operator::orgs(cmd).await,
-            cli::Command::Rates(cmd) => operator::rates(cmd),
+            cli::Command::Rates(cmd) => operator::rates(cmd).await,
         }
     });
     match result {

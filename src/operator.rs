@@ -20,11 +20,22 @@ pub async fn orgs(cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn rates(cmd: RatesCommand) -> anyhow::Result<ExitCode> {
+/// Open the store and make sure its rate table is seeded from the CSV.
+async fn rate_store(
+    database: &str,
+    csv: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<dyn billing::store::Store>> {
+    let store = billing::store::connect(database).await.with_context(|| format!("opening the store {database}"))?;
+    let text = std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
+    let seed = billing::RateTable::from_csv(&text).with_context(|| format!("parsing {}", csv.display()))?;
+    store.seed_rates(&seed).await?;
+    Ok(store)
+}
+
+pub async fn rates(cmd: RatesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        RatesCommand::List { rates, service, provider } => {
-            let text = std::fs::read_to_string(&rates).with_context(|| format!("reading {}", rates.display()))?;
-            let table = billing::RateTable::from_csv(&text).with_context(|| format!("parsing {}", rates.display()))?;
+        RatesCommand::List { rates, database, service, provider } => {
+            let table = rate_store(&database, &rates).await?.rates().await?;
             println!(
                 "{:<10} {:<12} {:<48} {:<20} {:>14} {:<8}",
                 "service", "provider", "model", "unit", "price µ$/unit", "managed"
@@ -49,6 +60,24 @@ pub fn rates(cmd: RatesCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             println!("{n} rows");
+            Ok(ExitCode::SUCCESS)
+        }
+        RatesCommand::SetManaged { provider, managed, service, rates, database } => {
+            let var = crate::server::key_env(&provider);
+            if managed && std::env::var(&var).map_or(true, |v| v.trim().is_empty()) {
+                eprintln!("refused: no platform key for {provider} is configured ({var} is not set); sessions could not be served");
+                return Ok(ExitCode::FAILURE);
+            }
+            let store = rate_store(&database, &rates).await?;
+            let rows = store.set_managed(&provider, service.as_deref(), managed).await?;
+            if rows == 0 {
+                eprintln!(
+                    "no rate rows for provider {provider:?}{}",
+                    service.map(|s| format!(" and service {s:?}")).unwrap_or_default()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("{provider}: managed = {managed} on {rows} rows; servers use it from their next session");
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -64,6 +64,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
 
     billing::store::seed_plans(store.as_ref()).await.context("seeding the default plans")?;
+    // The CSV seeds the store once; after that the store is the source of truth (operator edits
+    // survive restarts, new CSV rows are added).
+    let added = store.seed_rates(&rates).await.context("seeding the rate table")?;
+    if added > 0 {
+        tracing::info!(added, "rate table rows seeded from {}", args.rates.display());
+    }
+    let rates = store.rates().await.context("loading the rate table")?;
+    let rates_version = store.rates_version().await.context("reading the rate table version")?;
     let vault = match std::env::var("SWITCHBOARD_MASTER_KEYS") {
         Ok(spec) if !spec.trim().is_empty() => Some(Arc::new(
             billing::vault::Vault::from_spec(&SecretString::from(spec)).context("SWITCHBOARD_MASTER_KEYS")?,
@@ -125,6 +133,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         stt_sample_rate: 16000,
         tts_sample_rate: 16000,
         vault,
+        rates_version: Arc::new(std::sync::atomic::AtomicI64::new(rates_version)),
     };
     let admin_token = std::env::var("SWITCHBOARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from);
     if admin_token.is_none() {

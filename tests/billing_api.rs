@@ -66,6 +66,26 @@ fn server_env() -> Vec<(&'static str, String)> {
 }
 
 impl Env {
+    fn db_url(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url.clone(),
+            None => format!("sqlite:{}", self.server.dir.join("sb.db").display()),
+        }
+    }
+
+    /// `switchboard rates …` against this server's store, with no provider keys in the environment.
+    fn rates_cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.arg("rates").args(args).args(["--database", &self.db_url()]);
+        cmd.arg("--rates").arg(root().join("assets/rates.csv"));
+        for (k, _) in std::env::vars() {
+            if k.ends_with("_API_KEY") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.output().expect("run switchboard rates")
+    }
+
     /// Everything the store holds at rest, as text (to look for plaintext keys).
     fn at_rest(&self) -> String {
         match &self.pg {
@@ -423,6 +443,48 @@ fn calls_run_through_anthropic_and_gemini_agents(db: Db) {
     assert_eq!(seen["google"], json!(["0005"]));
 }
 
+fn a_managed_flip_applies_to_the_next_session_without_a_restart(db: Db) {
+    let env = start_on(db, &[]);
+    let (_, key) = env.org("pro", 1_000_000);
+    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
+    let agent_id = agent["id"].as_str().unwrap().to_string();
+
+    // Managed on for a provider whose platform key the server does not hold: refused.
+    let (status, v) =
+        env.req("PUT", "/api/admin/rates/managed", Some(json!({"provider": "groq", "managed": true})), ADMIN);
+    assert_eq!((status, v["error"]["code"].clone()), (409, json!("managed_key_missing")), "{v}");
+    let out = env.rates_cli(&["set-managed", "groq", "true"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("GROQ_API_KEY"));
+
+    // The operator takes ElevenLabs TTS off the platform key, with the CLI on the same store.
+    let out = env.rates_cli(&["set-managed", "elevenlabs", "false", "tts"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8_lossy(&env.rates_cli(&["list", "--provider", "elevenlabs"]).stdout).to_string();
+    assert!(listed.lines().any(|l| l.contains("eleven_flash_v2_5") && l.contains("false")), "{listed}");
+
+    // The running server uses it at its next session: no restart.
+    let out = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
+    assert!(!out.ok);
+    assert!(out.of("error").iter().any(|e| e["code"] == "byok_key_required"), "{}", out.stdout);
+    let a = env.req("GET", "/api/models/access?service=tts&provider=elevenlabs&model=eleven_flash_v2_5", None, &key).1;
+    assert_eq!((a["managed"].clone(), a["reason"].clone()), (json!(false), json!("byok_key_required")));
+    let (_, body) = http_get(&format!("{}/api/rates/models", env.server.url));
+    let rates: Value = serde_json::from_str(&body).unwrap();
+    assert!(!rates["managedProviders"]["tts"].as_array().unwrap().contains(&json!("elevenlabs")));
+    assert!(rates["managedProviders"]["stt"].as_array().unwrap().contains(&json!("deepgram")));
+
+    // And back on through the admin API: the next call works.
+    let (status, v) = env.req(
+        "PUT",
+        "/api/admin/rates/managed",
+        Some(json!({"provider": "elevenlabs", "service": "tts", "managed": true})),
+        ADMIN,
+    );
+    assert_eq!(status, 200, "{v}");
+    let out = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
+    assert!(out.ok, "{}", out.stdout);
+}
+
 on_both_stores!(
     model_access_has_three_gates_and_agents_are_refused_with_stable_codes,
     saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs,
@@ -432,6 +494,7 @@ on_both_stores!(
     agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet,
     checking_saved_keys_makes_one_real_call_per_provider,
     calls_run_through_anthropic_and_gemini_agents,
+    a_managed_flip_applies_to_the_next_session_without_a_restart,
 );
 
 #[test]
@@ -473,5 +536,11 @@ fn two_servers_on_one_postgres_share_orgs_keys_agents_and_the_ledger() {
     assert_eq!(20_000_000 - bal["creditsLeftMicros"].as_i64().unwrap(), spent, "node A sees what node B charged");
     let (_, usage) = req(&a, "GET", "/api/usage", None, &key);
     assert_eq!(usage["totalMicros"].as_i64().unwrap(), spent);
+    // A managed flip through node A reaches node B's next session.
+    let (status, _) =
+        req(&a, "PUT", "/api/admin/rates/managed", Some(json!({"provider": "deepgram", "managed": false})), ADMIN);
+    assert_eq!(status, 200);
+    let out = call(&b.url, &asset("simple.wav"), &["--agent", agent["id"].as_str().unwrap(), "--token", ADMIN]);
+    assert!(out.of("error").iter().any(|e| e["code"] == "byok_key_required"), "{}", out.stdout);
     drop((a, b));
 }

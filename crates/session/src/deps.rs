@@ -53,6 +53,9 @@ pub struct SessionDeps {
     pub tts_sample_rate: u32,
     /// Opens the orgs' saved provider keys; `None` when no master key is configured.
     pub vault: Option<Arc<billing::vault::Vault>>,
+    /// Version of the rate table the resolver holds; compared with the store's before each
+    /// session so an operator's flip reaches every node without a restart.
+    pub rates_version: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Why a session could not get a plan: a stable code and a message without secrets.
@@ -69,6 +72,31 @@ impl PlanRefusal {
 }
 
 impl SessionDeps {
+    /// Reload the rate table when the store's version moved (one small query; the table is
+    /// read only when it changed).
+    pub async fn refresh_rates(&self) {
+        use std::sync::atomic::Ordering;
+        let v = match self.store.rates_version().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the rate table version; keeping the cached table");
+                return;
+            }
+        };
+        if v == self.rates_version.load(Ordering::Acquire) {
+            return;
+        }
+        match self.store.rates().await {
+            Ok(t) if !t.is_empty() => {
+                self.resolver.set_rates(t);
+                self.rates_version.store(v, Ordering::Release);
+                tracing::info!(version = v, "rate table reloaded");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot reload the rate table; keeping the cached one"),
+        }
+    }
+
     /// The plan of a new session for `agent_id`: `default` is the server's own agent on
     /// platform keys; any other id is a registered agent, resolved for its org (BYOK, plan
     /// gates, agency rules, funds). Done once, at session start.
@@ -78,6 +106,7 @@ impl SessionDeps {
         agent_id: &str,
         telephony: Option<&str>,
     ) -> Result<billing::SessionPlan, PlanRefusal> {
+        self.refresh_rates().await;
         if agent_id == "default" {
             return self
                 .resolver

@@ -6,6 +6,7 @@ mod pg_testdb;
 mod postgres;
 mod postgres_notify;
 mod postgres_orgs;
+mod rates_sql;
 mod split;
 mod sqlite;
 mod sqlite_orgs;
@@ -113,6 +114,15 @@ pub trait Store: Send + Sync + 'static {
     /// `(org_id, spec_json)` of an agent.
     async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError>;
     async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError>;
+    /// The stored rate table; empty until seeded.
+    async fn rates(&self) -> Result<crate::RateTable, StoreError>;
+    /// Insert every row of `table` that is not stored yet; bumps the version when it adds any.
+    async fn seed_rates(&self, table: &crate::RateTable) -> Result<u64, StoreError>;
+    /// Flip `managed` for a provider (optionally one service); returns rows changed and bumps
+    /// the version so every node reloads before its next session.
+    async fn set_managed(&self, provider: &str, service: Option<&str>, managed: bool) -> Result<u64, StoreError>;
+    /// Moves whenever the rate table changes.
+    async fn rates_version(&self) -> Result<i64, StoreError>;
 
     /// Tell every node sharing this store that `topic` changed (e.g. `rates`, `keys`), so each
     /// drops its cached copy: a rate flip or key rotation made on one node must reach sessions

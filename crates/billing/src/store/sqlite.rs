@@ -206,6 +206,68 @@ impl Store for SqliteStore {
         super::sqlite_orgs::agent(&self.pool, id).await
     }
 
+    async fn rates(&self) -> Result<crate::RateTable, StoreError> {
+        let rows = sqlx::query(super::rates_sql::SELECT).fetch_all(&self.pool).await?;
+        let mut table = crate::RateTable::default();
+        for r in &rows {
+            table.insert(super::rates_sql::rate(
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+                r.try_get(6)?,
+            )?);
+        }
+        Ok(table)
+    }
+
+    async fn seed_rates(&self, table: &crate::RateTable) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for r in table.iter() {
+            added += sqlx::query(
+                "INSERT INTO rates (service, provider, model, unit, price_micros, managed, unverified) VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.service)
+            .bind(&r.provider)
+            .bind(&r.model)
+            .bind(r.unit.as_str())
+            .bind(r.price.0)
+            .bind(r.managed)
+            .bind(r.unverified)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if added > 0 {
+            sqlx::query("UPDATE settings SET value = value + 1 WHERE key = 'rates_version'").execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn set_managed(&self, provider: &str, service: Option<&str>, managed: bool) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE rates SET managed = ? WHERE provider = ? AND (? IS NULL OR service = ?)")
+            .bind(managed)
+            .bind(provider)
+            .bind(service)
+            .bind(service)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("UPDATE settings SET value = value + 1 WHERE key = 'rates_version'").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn rates_version(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'rates_version'").fetch_one(&self.pool).await?)
+    }
+
     async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM usage_records WHERE org_id = ? AND created_at_ms >= ? AND created_at_ms < ? ORDER BY created_at_ms, line, seq",

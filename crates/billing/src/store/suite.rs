@@ -366,6 +366,30 @@ pub(super) async fn concurrent_settles(s: &dyn Store) {
     assert_eq!(stored, total);
 }
 
+pub(super) async fn rates_seed_and_managed_flip(s: &dyn Store) {
+    assert!(s.rates().await.unwrap().is_empty());
+    let v0 = s.rates_version().await.unwrap();
+    let seed = crate::RateTable::from_csv(include_str!("../../../../assets/rates.csv")).unwrap();
+    assert_eq!(s.seed_rates(&seed).await.unwrap() as usize, seed.len());
+    assert_eq!(s.seed_rates(&seed).await.unwrap(), 0, "seeding twice adds nothing");
+    let stored = s.rates().await.unwrap();
+    assert_eq!(stored.len(), seed.len());
+    assert_eq!(stored.model("stt", "deepgram", "nova-3"), seed.model("stt", "deepgram", "nova-3"));
+    let v1 = s.rates_version().await.unwrap();
+    assert!(v1 > v0);
+    let n = s.set_managed("elevenlabs", Some("tts"), false).await.unwrap();
+    assert!(n >= 3);
+    let t = s.rates().await.unwrap();
+    assert!(!t.model("tts", "elevenlabs", "eleven_flash_v2_5").unwrap()[0].managed);
+    assert!(
+        t.model("stt", "elevenlabs", "scribe_v2_realtime").map_or(true, |r| r[0].managed),
+        "other services untouched"
+    );
+    assert!(s.rates_version().await.unwrap() > v1);
+    s.set_managed("groq", None, true).await.unwrap();
+    assert!(s.rates().await.unwrap().model("llm", "groq", "llama-3.1-8b-instant").unwrap().iter().all(|r| r.managed));
+}
+
 /// One test per story per backend.
 macro_rules! on_both_backends {
     ($($story:ident),* $(,)?) => {
@@ -403,6 +427,7 @@ on_both_backends!(
     settle_replay_charges_nothing,
     settle_period_rollover,
     concurrent_settles,
+    rates_seed_and_managed_flip,
 );
 
 /// A SQLite file with a pool of 4, so settles really run on several connections.
