@@ -485,6 +485,50 @@ fn a_managed_flip_applies_to_the_next_session_without_a_restart(db: Db) {
     assert!(out.ok, "{}", out.stdout);
 }
 
+fn running_out_of_funds_mid_call_follows_the_org_policy(db: Db) {
+    let env = start_on(db, &[]);
+    let plan = json!({"id": "small", "monthly_credit_micros": 1500, "byok_allowed": false, "allowed_models": null, "byok_markup_bps": 0});
+    assert_eq!(env.req("PUT", "/api/admin/plans", Some(plan), ADMIN).0, 200);
+
+    // end_call (no negative balance allowed): the agent says goodbye and hangs up.
+    let (_, key) = env.org("small", 0);
+    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
+    let out =
+        call(&env.server.url, &asset("multi_turn.wav"), &["--agent", agent["id"].as_str().unwrap(), "--token", ADMIN]);
+    assert!(!out.ok, "the call did not end normally");
+    assert_eq!(out.of("end")[0]["reason"], "insufficient_funds", "{}", out.stdout);
+    let turns = out.agent_turns();
+    assert!(turns.last().is_some_and(|t| t.contains("out of funds") && t.ends_with("Goodbye.")), "{turns:?}");
+    assert!(turns.len() < 4, "the call ended before its three turns: {turns:?}");
+    let (stt_s, _) = out.usage_sum("stt");
+    assert!(stt_s < duration_s("multi_turn") - 5.0, "hung up early: {stt_s} s of audio");
+    let total: i64 = out.of("usage").iter().map(|u| u["amount_micros"].as_i64().unwrap()).sum();
+    let (_, bal) = env.req("GET", "/api/balance", None, &key);
+    assert_eq!(bal["creditsLeftMicros"], 0);
+    assert_eq!(
+        1500 - bal["walletMicros"].as_i64().unwrap(),
+        total,
+        "credits, then the overshoot of the last checkpoint"
+    );
+
+    // allow_negative with room to spare: the same call runs to the end on a negative wallet.
+    let (status, v) = env.req(
+        "POST",
+        "/api/admin/orgs",
+        Some(json!({"name": "neg", "plan": "small", "negativeLimitMicros": 1_000_000})),
+        ADMIN,
+    );
+    assert_eq!(status, 201);
+    let neg = v["apiKey"].as_str().unwrap().to_string();
+    let (_, agent) = env.agent(&neg, ("openai", "gpt-4o-mini"));
+    let out =
+        call(&env.server.url, &asset("multi_turn.wav"), &["--agent", agent["id"].as_str().unwrap(), "--token", ADMIN]);
+    assert!(out.ok, "{}", out.stdout);
+    assert_eq!(out.agent_turns().len(), 3);
+    let (_, bal) = env.req("GET", "/api/balance", None, &neg);
+    assert!(bal["walletMicros"].as_i64().unwrap() < 0, "{bal}");
+}
+
 on_both_stores!(
     model_access_has_three_gates_and_agents_are_refused_with_stable_codes,
     saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs,
@@ -495,6 +539,7 @@ on_both_stores!(
     checking_saved_keys_makes_one_real_call_per_provider,
     calls_run_through_anthropic_and_gemini_agents,
     a_managed_flip_applies_to_the_next_session_without_a_restart,
+    running_out_of_funds_mid_call_follows_the_org_policy,
 );
 
 #[test]

@@ -246,6 +246,9 @@ async fn run_started(
         last_final_at: None,
         pcm: Vec::with_capacity(4096),
         out: Vec::with_capacity(4096),
+        store: deps.store.clone(),
+        closing: None,
+        hang_up: false,
     };
     let turn_task = tokio::spawn(turn.run(cancel.clone()).in_current_span());
 
@@ -281,6 +284,7 @@ async fn run_started(
             let _ = writer_tx.send(WriterCmd::Event(ev)).await;
             code
         }
+        (EndReason::FundsExhausted, _) => "insufficient_funds".to_string(),
         (EndReason::Hangup, end) => end.to_string(),
     };
     let records = meter.written().to_vec();

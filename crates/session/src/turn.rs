@@ -33,7 +33,12 @@ pub(crate) enum Control {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum EndReason {
     Hangup,
-    ProviderFailed { code: String, message: String },
+    /// The org ran out of funds mid-call: the agent said its closing line and hung up.
+    FundsExhausted,
+    ProviderFailed {
+        code: String,
+        message: String,
+    },
 }
 
 pub(crate) struct AgentTurn {
@@ -98,7 +103,16 @@ pub(crate) struct TurnManager {
     pub(crate) last_final_at: Option<Instant>,
     pub(crate) pcm: Vec<i16>,
     pub(crate) out: Vec<i16>,
+    /// For the funds check at each checkpoint.
+    pub(crate) store: Arc<dyn billing::store::Store>,
+    /// Set once funds ran out: the id of the turn speaking the closing line.
+    pub(crate) closing: Option<u64>,
+    /// The closing line has been played: end the session.
+    pub(crate) hang_up: bool,
 }
+
+/// What the agent says before hanging up on an org without funds (`end_call` policy).
+const CLOSING_LINE: &str = "I am sorry, but this call has to end now because the account is out of funds. Goodbye.";
 
 async fn opt_recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
@@ -185,11 +199,81 @@ impl TurnManager {
                 Wake::TtsConnected(r) => self.on_tts_connected(r),
                 Wake::Tts(ev) => self.on_tts(ev),
                 Wake::Writer(ev) => self.on_writer(ev),
-                Wake::Checkpoint => self.checkpoint().await,
+                Wake::Checkpoint => {
+                    self.checkpoint().await;
+                    self.check_funds().await;
+                }
+            }
+            if self.hang_up {
+                reason = EndReason::FundsExhausted;
+                // Stop the gateway reader too: the session ends here.
+                cancel.cancel();
+                break;
             }
         }
         self.finish().await;
         (self.meter, reason)
+    }
+
+    /// `end_call` policy: when the payer has neither credits nor wallet left (beyond its
+    /// allowed negative balance), the agent says a closing line and hangs up. Orgs that are not
+    /// in the store (the sandbox's own agent) are not limited.
+    async fn check_funds(&mut self) {
+        if self.closing.is_some() {
+            return;
+        }
+        let Ok(ctx) = billing::store::load_context(self.store.as_ref(), &self.plan.org_id).await else { return };
+        if ctx.funds.can_spend() {
+            return;
+        }
+        tracing::warn!(org = %self.plan.payer_org_id, "funds exhausted mid-call: saying goodbye");
+        if let Some(a) = self.agent.take() {
+            if a.audio_started {
+                let (tx, _rx) = oneshot::channel();
+                let _ = self.writer.send(WriterCmd::Clear { turn: a.id, reply: tx }).await;
+            }
+            self.abandon(a);
+        }
+        let id = self.next_turn;
+        self.next_turn += 1;
+        let tts = self.tts.clone();
+        let plan = self.plan.clone();
+        let rate = self.tts_rate;
+        let tts_connect: BoxFuture<'static, _> = Box::pin(async move {
+            tts.connect(TtsRequest {
+                base_url: &plan.tts.base_url,
+                key: &plan.tts.credential.key,
+                model: &plan.tts.model,
+                voice: &plan.tts.voice,
+                sample_rate: rate,
+            })
+            .await
+        });
+        self.agent = Some(AgentTurn {
+            id,
+            user_text: String::new(),
+            llm_start: None,
+            llm_rx: None,
+            tts_connect: Some(tts_connect),
+            tts_tx: None,
+            tts_rx: None,
+            pending: vec![TtsInput::Text(CLOSING_LINE.to_string()), TtsInput::Flush, TtsInput::Close],
+            chunker: Chunker::new(),
+            text: CLOSING_LINE.to_string(),
+            aligned: Vec::new(),
+            audio_ms: 0,
+            llm_done: true,
+            tts_done: false,
+            llm_usage_seen: true,
+            audio_started: false,
+            input_chars: 0,
+            llm_requested_at: Instant::now(),
+            first_token_at: None,
+            first_text_at: Some(Instant::now()),
+            first_audio_at: None,
+        });
+        self.closing = Some(id);
+        self.publish(SessionEvent::Agent { text: CLOSING_LINE.to_string(), turn: id });
     }
 
     async fn checkpoint(&mut self) {
@@ -254,6 +338,7 @@ impl TurnManager {
 
     async fn on_control(&mut self, c: Control) {
         match c {
+            Control::SpeechStart { .. } if self.closing.is_some() => self.caller_speaking = true,
             Control::SpeechStart { at } => {
                 self.caller_speaking = true;
                 self.endpoint_seen = false;
@@ -272,7 +357,12 @@ impl TurnManager {
 
     /// End of the caller's turn: STT said the speech is final and local VAD agrees.
     fn maybe_end_user_turn(&mut self) {
-        if !self.endpoint_seen || self.caller_speaking || self.agent.is_some() || self.user_buf.trim().is_empty() {
+        if self.closing.is_some()
+            || !self.endpoint_seen
+            || self.caller_speaking
+            || self.agent.is_some()
+            || self.user_buf.trim().is_empty()
+        {
             return;
         }
         self.endpoint_seen = false;
@@ -459,6 +549,10 @@ impl TurnManager {
                 }
             }
             Err(e) => {
+                if self.closing.is_some() {
+                    // The goodbye cannot be spoken: hang up anyway.
+                    self.hang_up = true;
+                }
                 self.error("tts", e.code(), e.to_string());
                 if let Some(a) = self.agent.take() {
                     self.abandon(a);
@@ -528,6 +622,10 @@ impl TurnManager {
             }
             WriterEvent::PlaybackDone { turn, played_ms } => {
                 tracing::debug!(turn, played_ms, "agent turn played out");
+                if self.closing == Some(turn) {
+                    self.hang_up = true;
+                    return;
+                }
                 let done = self.agent.as_ref().is_some_and(|a| a.id == turn && a.llm_done && a.tts_done);
                 if done {
                     if let Some(a) = self.agent.take() {
