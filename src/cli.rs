@@ -27,6 +27,24 @@ pub enum Command {
     /// Operator: inspect the rate table.
     #[command(subcommand)]
     Rates(RatesCommand),
+    /// Operator: master keys of the credential vault.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random master key as `ID:base64`, to append to SWITCHBOARD_MASTER_KEYS.
+    GenerateMaster {
+        #[arg(long)]
+        id: String,
+    },
+    /// Re-encrypt every saved credential with the newest master key (the last one in
+    /// SWITCHBOARD_MASTER_KEYS). Old keys can be removed from the list afterwards.
+    RotateMaster {
+        #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
+        database: String,
+    },
 }
 
 #[derive(Subcommand)]

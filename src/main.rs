@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Sim(args) => sims::run(args).await,
             cli::Command::Orgs(cmd) => operator::orgs(cmd).await,
             cli::Command::Rates(cmd) => operator::rates(cmd).await,
+            cli::Command::Keys(cmd) => operator::keys(cmd).await,
         }
     });
     match result {

@@ -1,7 +1,8 @@
 //! Operator commands that work on the same store and rate table as the server.
 
-use crate::cli::{OrgsCommand, RatesCommand};
+use crate::cli::{KeysCommand, OrgsCommand, RatesCommand};
 use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 
 pub async fn orgs(cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
@@ -79,6 +80,46 @@ pub async fn rates(cmd: RatesCommand) -> anyhow::Result<ExitCode> {
             }
             println!("{provider}: managed = {managed} on {rows} rows; servers use it from their next session");
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCommand::GenerateMaster { id } => {
+            println!("{}", billing::vault::Vault::generate_key_spec(&id).expose_secret());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::RotateMaster { database } => {
+            let spec = std::env::var("SWITCHBOARD_MASTER_KEYS").context("SWITCHBOARD_MASTER_KEYS is not set")?;
+            let vault =
+                billing::vault::Vault::from_spec(&SecretString::from(spec)).context("SWITCHBOARD_MASTER_KEYS")?;
+            let store =
+                billing::store::connect(&database).await.with_context(|| format!("opening the store {database}"))?;
+            let (mut moved, mut failed) = (0, 0);
+            let creds = store.all_credentials().await?;
+            for c in &creds {
+                if !vault.is_stale(&c.sealed) {
+                    continue;
+                }
+                match vault.open(&c.org_id, &c.provider, &c.sealed).and_then(|k| vault.seal(&c.org_id, &c.provider, &k))
+                {
+                    Ok(sealed) => {
+                        store.reseal_credential(&c.id, &sealed).await?;
+                        moved += 1;
+                    }
+                    Err(e) => {
+                        eprintln!("{} ({}): {e}", c.id, c.provider);
+                        failed += 1;
+                    }
+                }
+            }
+            println!(
+                "{moved} of {} credentials re-encrypted with master key {:?}; {failed} failed",
+                creds.len(),
+                vault.current_key_id()
+            );
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
 }

@@ -114,6 +114,10 @@ pub trait Store: Send + Sync + 'static {
     /// `(org_id, spec_json)` of an agent.
     async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError>;
     async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError>;
+    /// Every credential of every org (for re-encryption after a master key rotation).
+    async fn all_credentials(&self) -> Result<Vec<crate::org::StoredCredential>, StoreError>;
+    /// Replace a credential's sealed value (same plaintext, newer master key).
+    async fn reseal_credential(&self, id: &str, sealed: &str) -> Result<(), StoreError>;
     /// The stored rate table; empty until seeded.
     async fn rates(&self) -> Result<crate::RateTable, StoreError>;
     /// Insert every row of `table` that is not stored yet; bumps the version when it adds any.

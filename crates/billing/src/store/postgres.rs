@@ -233,6 +233,33 @@ impl Store for PostgresStore {
         orgs::agent(&self.pool, id).await
     }
 
+    async fn all_credentials(&self) -> Result<Vec<crate::org::StoredCredential>, StoreError> {
+        let rows = sqlx::query("SELECT id, org_id, provider, name, last4, sealed FROM credentials ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::org::StoredCredential {
+                    id: r.try_get(0)?,
+                    org_id: r.try_get(1)?,
+                    provider: r.try_get(2)?,
+                    name: r.try_get(3)?,
+                    last4: r.try_get(4)?,
+                    sealed: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reseal_credential(&self, id: &str, sealed: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE credentials SET sealed = $1 WHERE id = $2")
+            .bind(sealed)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn rates(&self) -> Result<crate::RateTable, StoreError> {
         let rows = sqlx::query(super::rates_sql::SELECT).fetch_all(&self.pool).await?;
         let mut table = crate::RateTable::default();
