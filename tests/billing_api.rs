@@ -564,6 +564,28 @@ fn rotating_the_master_key_re_encrypts_saved_keys(db: Db) {
     assert_eq!(v["results"][0]["status"], "ok", "{v}");
 }
 
+fn a_plan_with_a_platform_fee_bills_it_per_minute(db: Db) {
+    let env = start_on(db, &[]);
+    let plan = json!({"id": "fee", "monthly_credit_micros": 10_000_000, "byok_allowed": true, "allowed_models": null,
+        "byok_markup_bps": 0, "platform_fee_micros_per_minute": 12_000});
+    assert_eq!(env.req("PUT", "/api/admin/plans", Some(plan), ADMIN).0, 200);
+    let (_, key) = env.org("fee", 0);
+    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
+    let out =
+        call(&env.server.url, &asset("simple.wav"), &["--agent", agent["id"].as_str().unwrap(), "--token", ADMIN]);
+    assert!(out.ok, "{}", out.stdout);
+    let (minutes, amount) = out.usage_sum("platform");
+    let (carrier_minutes, _) = out.usage_sum("telephony");
+    assert!((minutes - carrier_minutes).abs() < 1e-9, "one platform minute per call minute");
+    assert!(minutes > 0.1, "{minutes}");
+    assert_eq!(amount, ((minutes * 60_000.0).round() as i64 * 12_000 + 59_999) / 60_000, "$0.012 a minute, rounded up");
+    assert!(out
+        .of("usage")
+        .iter()
+        .filter(|u| u["line"] == "platform")
+        .all(|u| u["service"] == "platform" && u["unit"] == "minutes"));
+}
+
 on_both_stores!(
     model_access_has_three_gates_and_agents_are_refused_with_stable_codes,
     saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs,
@@ -576,6 +598,7 @@ on_both_stores!(
     a_managed_flip_applies_to_the_next_session_without_a_restart,
     running_out_of_funds_mid_call_follows_the_org_policy,
     rotating_the_master_key_re_encrypts_saved_keys,
+    a_plan_with_a_platform_fee_bills_it_per_minute,
 );
 
 #[test]

@@ -16,6 +16,9 @@ pub struct Plan {
     pub allowed_models: Option<Vec<String>>,
     /// Platform markup on BYOK lines, in basis points of the list price (500 = 5%).
     pub byok_markup_bps: i64,
+    /// Platform fee per session minute in micro-USD (a `platform` usage line); 0 for none.
+    #[serde(default)]
+    pub platform_fee_micros_per_minute: i64,
 }
 
 impl Plan {
@@ -48,6 +51,7 @@ impl Plan {
                 byok_allowed: false,
                 allowed_models: Some(free_models.iter().map(|s| s.to_string()).collect()),
                 byok_markup_bps: 0,
+                platform_fee_micros_per_minute: 0,
             },
             Plan {
                 id: "pro".into(),
@@ -55,6 +59,7 @@ impl Plan {
                 byok_allowed: true,
                 allowed_models: None,
                 byok_markup_bps: 500,
+                platform_fee_micros_per_minute: 0,
             },
         ]
     }

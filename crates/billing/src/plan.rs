@@ -76,6 +76,8 @@ pub struct SessionPlan {
     pub llm: ServicePlan,
     pub tts: ServicePlan,
     pub telephony: Option<TelephonyPlan>,
+    /// The plan's per-minute platform fee, when it has one (priced like a carrier line).
+    pub platform: Option<TelephonyPlan>,
     /// The agent's system prompt.
     pub prompt: String,
 }

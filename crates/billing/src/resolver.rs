@@ -89,6 +89,7 @@ impl PlanResolver {
                 byok_allowed: false,
                 allowed_models: None,
                 byok_markup_bps: 0,
+                platform_fee_micros_per_minute: 0,
             },
             use_own_keys: false,
             credentials: Vec::new(),
@@ -142,9 +143,24 @@ impl PlanResolver {
             }
             None => None,
         };
+        let platform = (ctx.plan.platform_fee_micros_per_minute > 0).then(|| crate::plan::TelephonyPlan {
+            provider: "switchboard".into(),
+            model: ctx.plan.id.clone(),
+            billed_to: BilledTo::Managed,
+            rates: vec![crate::Rate {
+                service: "platform".into(),
+                provider: "switchboard".into(),
+                model: ctx.plan.id.clone(),
+                unit: crate::RateUnit::Minute,
+                price: crate::MicroUsd(ctx.plan.platform_fee_micros_per_minute),
+                managed: true,
+                unverified: false,
+            }],
+        });
         Ok(SessionPlan {
             session_id: session_id.to_string(),
             org_id: ctx.org_id.clone(),
+            platform,
             payer_org_id: ctx.payer_org_id.clone(),
             stt,
             llm,

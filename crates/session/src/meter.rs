@@ -13,6 +13,7 @@ pub(crate) enum LineId {
     LlmIn,
     LlmOut,
     Telephony,
+    Platform,
 }
 
 struct Line {
@@ -85,18 +86,24 @@ impl Meter {
         let llm_out = first_rate(&plan.llm.rates, &[RateUnit::MegaOutputTokens])
             .ok_or_else(|| missing("llm", &plan.llm, "mega_output_tokens"))?;
         add(LineId::LlmOut, "llm.output", Service::Llm, &plan.llm, llm_out);
-        if let Some(t) = &plan.telephony {
+        // Per-minute lines: the carrier's and the plan's platform fee.
+        let minute_lines = [
+            (LineId::Telephony, "telephony", Service::Telephony, "carrier", &plan.telephony),
+            (LineId::Platform, "platform", Service::Platform, "platform", &plan.platform),
+        ];
+        for (id, name, service, source, line) in minute_lines {
+            let Some(t) = line else { continue };
             if let Some(rate) = first_rate(&t.rates, &[RateUnit::Minute]) {
                 lines.push(Line {
-                    id: LineId::Telephony,
-                    name: "telephony",
-                    service: Service::Telephony,
+                    id,
+                    name,
+                    service,
                     provider: t.provider.clone(),
                     model: t.model.clone(),
                     rate,
                     billed_to: t.billed_to,
                     markup_bps: 0,
-                    credential_id: format!("carrier:{}", t.provider),
+                    credential_id: format!("{source}:{}", t.provider),
                     cum_atoms: 0,
                     billed_atoms: 0,
                     seq: 0,

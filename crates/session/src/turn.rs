@@ -278,7 +278,9 @@ impl TurnManager {
 
     async fn checkpoint(&mut self) {
         self.meter.raise_to(LineId::Stt, self.stt_audio_ms.load(Ordering::Relaxed), true);
-        self.meter.raise_to(LineId::Telephony, self.started.elapsed().as_millis() as u64, false);
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        self.meter.raise_to(LineId::Telephony, elapsed, false);
+        self.meter.raise_to(LineId::Platform, elapsed, false);
         self.meter.checkpoint(now_ms()).await;
     }
 

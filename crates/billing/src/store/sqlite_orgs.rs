@@ -12,15 +12,17 @@ use std::collections::HashMap;
 pub(super) async fn upsert_plan(pool: &SqlitePool, p: &Plan) -> Result<(), StoreError> {
     let allowed = p.allowed_models.as_ref().map(|v| serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
     sqlx::query(
-        "INSERT INTO plans (id, monthly_credit_micros, byok_allowed, allowed_models, byok_markup_bps) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO plans (id, monthly_credit_micros, byok_allowed, allowed_models, byok_markup_bps, platform_fee_micros_per_minute) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET monthly_credit_micros = excluded.monthly_credit_micros, byok_allowed = excluded.byok_allowed,
-           allowed_models = excluded.allowed_models, byok_markup_bps = excluded.byok_markup_bps",
+           allowed_models = excluded.allowed_models, byok_markup_bps = excluded.byok_markup_bps,
+           platform_fee_micros_per_minute = excluded.platform_fee_micros_per_minute",
     )
     .bind(&p.id)
     .bind(p.monthly_credit_micros)
     .bind(p.byok_allowed)
     .bind(allowed)
     .bind(p.byok_markup_bps)
+    .bind(p.platform_fee_micros_per_minute)
     .execute(pool)
     .await?;
     Ok(())
@@ -43,6 +45,7 @@ pub(super) async fn plan(pool: &SqlitePool, id: &str) -> Result<Option<Plan>, St
         byok_allowed: r.try_get("byok_allowed")?,
         allowed_models,
         byok_markup_bps: r.try_get("byok_markup_bps")?,
+        platform_fee_micros_per_minute: r.try_get("platform_fee_micros_per_minute")?,
     }))
 }
 

@@ -53,6 +53,7 @@ fn plan(id: &str, credits: i64) -> Plan {
         byok_allowed: true,
         allowed_models: None,
         byok_markup_bps: 500,
+        platform_fee_micros_per_minute: 0,
     }
 }
 
