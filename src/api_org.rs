@@ -177,7 +177,7 @@ pub async fn model_access(
 ) -> Result<Json<Access>, ApiError> {
     let org = org_auth(&s, &headers).await?;
     s.deps.refresh_rates().await;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
+    let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
     let provider = q.provider.or_else(|| provider_of(&rates, &q.service, &q.model)).unwrap_or_default();
     Ok(Json(access(&rates, s.deps.resolver.keys(), &ctx, &q.service, &provider, &q.model)))
@@ -186,7 +186,7 @@ pub async fn model_access(
 pub async fn model_catalog(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let org = org_auth(&s, &headers).await?;
     s.deps.refresh_rates().await;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
+    let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
@@ -236,7 +236,7 @@ pub async fn create_agent(
             "body must be an agent: {stt, llm, tts: {provider, model[, voice]}, prompt}",
         )
     })?;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
+    let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
     for (service, c) in [("stt", &spec.stt), ("llm", &spec.llm), ("tts", &spec.tts)] {
         let a = access(&rates, s.deps.resolver.keys(), &ctx, service, &c.provider, &c.model);
@@ -285,11 +285,13 @@ pub async fn get_agent(
 
 pub async fn balance(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let org = org_auth(&s, &headers).await?;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id).await.map_err(store_err)?;
+    let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
     Ok(Json(json!({
         "orgId": org.id, "plan": org.plan_id,
         "walletMicros": org.wallet_micros,
         "creditsLeftMicros": ctx.funds.credits_left_micros,
+        "heldMicros": ctx.funds.held_micros,
+        "availableMicros": ctx.funds.available(),
         "payerOrgId": ctx.payer_org_id,
     })))
 }

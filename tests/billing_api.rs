@@ -586,6 +586,39 @@ fn a_plan_with_a_platform_fee_bills_it_per_minute(db: Db) {
         .all(|u| u["service"] == "platform" && u["unit"] == "minutes"));
 }
 
+fn running_calls_hold_funds_so_concurrent_calls_cannot_overspend(db: Db) {
+    let env = start_on(db, &[]);
+    let plan = json!({"id": "walletonly", "monthly_credit_micros": 0, "byok_allowed": false, "allowed_models": null, "byok_markup_bps": 0});
+    assert_eq!(env.req("PUT", "/api/admin/plans", Some(plan), ADMIN).0, 200);
+    let (org_id, key) = env.org("walletonly", 10_000_000);
+    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
+    let agent_id = agent["id"].as_str().unwrap().to_string();
+    let url = env.server.url.clone();
+    let a = agent_id.clone();
+    let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--agent", &a, "--token", ADMIN]));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (_, bal) = env.req("GET", "/api/balance", None, &key);
+    let held = bal["heldMicros"].as_i64().unwrap();
+    assert!(held > 10_000, "the running call holds its next minute: {bal}");
+    // Leave less than one more hold in the wallet: positive, but all of it held.
+    let wallet = bal["walletMicros"].as_i64().unwrap();
+    let (status, _) = env.req(
+        "POST",
+        &format!("/api/admin/orgs/{org_id}/wallet"),
+        Some(json!({"amountMicros": held - wallet})),
+        ADMIN,
+    );
+    assert_eq!(status, 200);
+    let (_, bal) = env.req("GET", "/api/balance", None, &key);
+    assert!(bal["walletMicros"].as_i64().unwrap() > 0 && bal["availableMicros"].as_i64().unwrap() <= 0, "{bal}");
+    let second = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
+    assert!(second.of("error").iter().any(|e| e["code"] == "insufficient_funds"), "{}", second.stdout);
+    let first = first.join().unwrap();
+    assert!(first.of("usage").len() > 3, "{}", first.stdout);
+    let (_, bal) = env.req("GET", "/api/balance", None, &key);
+    assert_eq!(bal["heldMicros"], 0, "the hold is released when the call ends");
+}
+
 on_both_stores!(
     model_access_has_three_gates_and_agents_are_refused_with_stable_codes,
     saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs,
@@ -599,6 +632,7 @@ on_both_stores!(
     running_out_of_funds_mid_call_follows_the_org_policy,
     rotating_the_master_key_re_encrypts_saved_keys,
     a_plan_with_a_platform_fee_bills_it_per_minute,
+    running_calls_hold_funds_so_concurrent_calls_cannot_overspend,
 );
 
 #[test]

@@ -14,6 +14,7 @@
 //! - Usage keys `session_id:line:seq` are unique, so a replayed write is a no-op.
 
 mod error;
+pub mod hold;
 pub mod keys;
 mod money;
 pub mod org;

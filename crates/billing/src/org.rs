@@ -72,11 +72,20 @@ pub struct Funds {
     pub wallet_micros: i64,
     /// How far the wallet may go below zero (`allow_negative` policy); 0 for `end_call`.
     pub negative_limit_micros: i64,
+    /// Reserved by other running sessions of the same payer.
+    #[serde(default)]
+    pub held_micros: i64,
 }
 
 impl Funds {
+    /// Money left after what other sessions hold: credits, wallet and the allowed negative
+    /// balance together.
+    pub fn available(&self) -> i64 {
+        self.credits_left_micros.max(0) + self.wallet_micros + self.negative_limit_micros - self.held_micros
+    }
+
     pub fn can_spend(&self) -> bool {
-        self.credits_left_micros > 0 || self.wallet_micros > -self.negative_limit_micros
+        self.available() > 0
     }
 }
 

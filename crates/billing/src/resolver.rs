@@ -94,7 +94,12 @@ impl PlanResolver {
             use_own_keys: false,
             credentials: Vec::new(),
             slots: HashMap::new(),
-            funds: Funds { credits_left_micros: i64::MAX / 4, wallet_micros: 0, negative_limit_micros: 0 },
+            funds: Funds {
+                credits_left_micros: i64::MAX / 4,
+                wallet_micros: 0,
+                negative_limit_micros: 0,
+                held_micros: 0,
+            },
         }
     }
 

@@ -121,7 +121,7 @@ impl SessionDeps {
             found.ok_or_else(|| PlanRefusal::new("unknown_agent", format!("no agent {agent_id:?}")))?;
         let spec: AgentSpec = serde_json::from_str(&spec_json)
             .map_err(|_| PlanRefusal::new("agent_corrupt", "the agent's stored configuration is unreadable"))?;
-        let ctx = billing::store::load_context(self.store.as_ref(), &org_id).await.map_err(|e| {
+        let ctx = billing::store::load_context(self.store.as_ref(), &org_id, None).await.map_err(|e| {
             tracing::error!(error = %e, "org context failed");
             PlanRefusal::new("org_unavailable", "the agent's org could not be loaded")
         })?;

@@ -208,6 +208,10 @@ async fn run_started(
         stt_key = %plan.stt.credential.id, llm_key = %plan.llm.credential.id, tts_key = %plan.tts.credential.id,
         "session started"
     );
+    // Reserve the next minute on the payer's funds, so concurrent calls cannot overspend.
+    if let Err(e) = deps.store.put_hold(&session_id, &plan.payer_org_id, billing::hold::slice_estimate(&plan)).await {
+        tracing::warn!(error = %e, "cannot place the session's hold");
+    }
     metrics::counter!(m::SESSIONS_TOTAL, "gateway" => gateway).increment(1);
     metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
 
@@ -272,6 +276,7 @@ async fn run_started(
         Err(e) => {
             tracing::error!(error = %e, "turn manager failed");
             let _ = deps.store.close_session(&session_id, now_ms(), "internal_error").await;
+            let _ = deps.store.release_hold(&session_id).await;
             metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
             deps.hub.remove(&call_id);
             return;
@@ -291,6 +296,9 @@ async fn run_started(
     let total = meter.total();
     if let Err(e) = deps.store.close_session(&session_id, now_ms(), &reason).await {
         tracing::error!(error = %e, "cannot close session row");
+    }
+    if let Err(e) = deps.store.release_hold(&session_id).await {
+        tracing::error!(error = %e, "cannot release the session's hold");
     }
     for ev in [SessionEvent::Usage { records }, SessionEvent::End { reason: reason.clone() }] {
         let _ = events.send(ev.clone());

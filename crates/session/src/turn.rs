@@ -222,8 +222,16 @@ impl TurnManager {
         if self.closing.is_some() {
             return;
         }
-        let Ok(ctx) = billing::store::load_context(self.store.as_ref(), &self.plan.org_id).await else { return };
+        let session = self.plan.session_id.clone();
+        let Ok(ctx) = billing::store::load_context(self.store.as_ref(), &self.plan.org_id, Some(&session)).await else {
+            return;
+        };
         if ctx.funds.can_spend() {
+            // Extend the hold for the next slice.
+            let hold = billing::hold::slice_estimate(&self.plan);
+            if let Err(e) = self.store.put_hold(&session, &self.plan.payer_org_id, hold).await {
+                tracing::warn!(error = %e, "cannot extend the session's hold");
+            }
             return;
         }
         tracing::warn!(org = %self.plan.payer_org_id, "funds exhausted mid-call: saying goodbye");

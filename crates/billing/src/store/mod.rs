@@ -114,6 +114,11 @@ pub trait Store: Send + Sync + 'static {
     /// `(org_id, spec_json)` of an agent.
     async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError>;
     async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError>;
+    /// Set (or extend) a session's hold on its payer's funds.
+    async fn put_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<(), StoreError>;
+    async fn release_hold(&self, session_id: &str) -> Result<(), StoreError>;
+    /// Sum of the payer's holds, leaving out one session's own.
+    async fn held(&self, org_id: &str, except_session: Option<&str>) -> Result<i64, StoreError>;
     /// Every credential of every org (for re-encryption after a master key rotation).
     async fn all_credentials(&self) -> Result<Vec<crate::org::StoredCredential>, StoreError>;
     /// Replace a credential's sealed value (same plaintext, newer master key).
@@ -212,7 +217,13 @@ pub enum ContextError {
 /// Load everything that decides how an org's sessions are served and billed, applying the
 /// agency rules: a sub-account uses its owner's keys, toggle and slots; when the owner's
 /// wallet-deduction toggle is on it runs on platform keys and the owner's wallet pays.
-pub async fn load_context(store: &dyn Store, org_id: &str) -> Result<crate::org::OrgContext, ContextError> {
+///
+/// `session` is the asking session, whose own hold does not count against it.
+pub async fn load_context(
+    store: &dyn Store,
+    org_id: &str,
+    session: Option<&str>,
+) -> Result<crate::org::OrgContext, ContextError> {
     let org = store.org(org_id).await?.ok_or(ContextError::NoOrg)?;
     let owner = match &org.parent_org_id {
         Some(p) => Some(store.org(p).await?.ok_or(ContextError::NoOrg)?),
@@ -241,6 +252,7 @@ pub async fn load_context(store: &dyn Store, org_id: &str) -> Result<crate::org:
             credits_left_micros: (payer_plan.monthly_credit_micros - used).max(0),
             wallet_micros: payer.wallet_micros,
             negative_limit_micros: payer.negative_limit_micros,
+            held_micros: store.held(&payer.id, session).await?,
         },
     })
 }

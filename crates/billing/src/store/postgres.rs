@@ -163,6 +163,9 @@ impl Store for PostgresStore {
     }
 
     async fn close_abandoned(&self) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM holds WHERE session_id IN (SELECT session_id FROM sessions WHERE status = 'open')")
+            .execute(&self.pool)
+            .await?;
         let res = sqlx::query(
             "UPDATE sessions SET status = 'closed', end_reason = 'abandoned',
                ended_at_ms = COALESCE((SELECT MAX(created_at_ms) FROM usage_records u WHERE u.session_id = sessions.session_id), started_at_ms)
@@ -231,6 +234,26 @@ impl Store for PostgresStore {
 
     async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
         orgs::agent(&self.pool, id).await
+    }
+
+    async fn put_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO holds (session_id, org_id, amount_micros, updated_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO UPDATE SET amount_micros = excluded.amount_micros, updated_at_ms = excluded.updated_at_ms")
+            .bind(session_id)
+            .bind(org_id)
+            .bind(amount_micros)
+            .bind(super::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_hold(&self, session_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM holds WHERE session_id = $1").bind(session_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn held(&self, org_id: &str, except_session: Option<&str>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(SUM(amount_micros), 0)::BIGINT FROM holds WHERE org_id = $1 AND session_id <> COALESCE($2, '')").bind(org_id).bind(except_session).fetch_one(&self.pool).await?)
     }
 
     async fn all_credentials(&self) -> Result<Vec<crate::org::StoredCredential>, StoreError> {

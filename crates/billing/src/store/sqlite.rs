@@ -206,6 +206,32 @@ impl Store for SqliteStore {
         super::sqlite_orgs::agent(&self.pool, id).await
     }
 
+    async fn put_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO holds (session_id, org_id, amount_micros, updated_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET amount_micros = excluded.amount_micros, updated_at_ms = excluded.updated_at_ms")
+            .bind(session_id)
+            .bind(org_id)
+            .bind(amount_micros)
+            .bind(super::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_hold(&self, session_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM holds WHERE session_id = ?").bind(session_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn held(&self, org_id: &str, except_session: Option<&str>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(SUM(amount_micros), 0) FROM holds WHERE org_id = ? AND session_id <> COALESCE(?, '')",
+        )
+        .bind(org_id)
+        .bind(except_session)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn all_credentials(&self) -> Result<Vec<crate::org::StoredCredential>, StoreError> {
         let rows = sqlx::query("SELECT id, org_id, provider, name, last4, sealed FROM credentials ORDER BY id")
             .fetch_all(&self.pool)
@@ -321,6 +347,9 @@ impl Store for SqliteStore {
     }
 
     async fn close_abandoned(&self) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM holds WHERE session_id IN (SELECT session_id FROM sessions WHERE status = 'open')")
+            .execute(&self.pool)
+            .await?;
         let res = sqlx::query(
             "UPDATE sessions SET status = 'closed', end_reason = 'abandoned',
                ended_at_ms = COALESCE((SELECT MAX(created_at_ms) FROM usage_records u WHERE u.session_id = sessions.session_id), started_at_ms)
