@@ -2,7 +2,7 @@
 
 use crate::cli::{KeysCommand, OrgsCommand, RatesCommand};
 use anyhow::Context;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use std::process::ExitCode;
 
 pub async fn orgs(cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
@@ -91,9 +91,10 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::RotateMaster { database } => {
-            let spec = std::env::var("SWITCHBOARD_MASTER_KEYS").context("SWITCHBOARD_MASTER_KEYS is not set")?;
-            let vault =
-                billing::vault::Vault::from_spec(&SecretString::from(spec)).context("SWITCHBOARD_MASTER_KEYS")?;
+            let spec = crate::server::master_keys()?.context(
+                "set SWITCHBOARD_MASTER_KEYS or SWITCHBOARD_MASTER_KEYS_FILE (old keys first, the new one last)",
+            )?;
+            let vault = billing::vault::Vault::from_spec(&spec).context("master keys")?;
             let store =
                 billing::store::connect(&database).await.with_context(|| format!("opening the store {database}"))?;
             let (mut moved, mut failed) = (0, 0);

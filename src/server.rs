@@ -72,12 +72,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let rates = store.rates().await.context("loading the rate table")?;
     let rates_version = store.rates_version().await.context("reading the rate table version")?;
-    let vault = match std::env::var("SWITCHBOARD_MASTER_KEYS") {
-        Ok(spec) if !spec.trim().is_empty() => Some(Arc::new(
-            billing::vault::Vault::from_spec(&SecretString::from(spec)).context("SWITCHBOARD_MASTER_KEYS")?,
-        )),
-        _ => {
-            tracing::info!("SWITCHBOARD_MASTER_KEYS not set: saving org provider keys (BYOK) is off");
+    let vault = match master_keys()? {
+        Some(spec) => Some(Arc::new(billing::vault::Vault::from_spec(&spec).context("master keys")?)),
+        None => {
+            tracing::info!("no master keys (SWITCHBOARD_MASTER_KEYS or SWITCHBOARD_MASTER_KEYS_FILE): saving org provider keys (BYOK) is off");
             None
         }
     };
@@ -150,4 +148,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
     tracing::info!("shut down");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The vault's master keys, from `SWITCHBOARD_MASTER_KEYS` or the file named by
+/// `SWITCHBOARD_MASTER_KEYS_FILE` (same `id:base64,…` format). Never part of the config.
+pub fn master_keys() -> anyhow::Result<Option<SecretString>> {
+    if let Ok(spec) = std::env::var("SWITCHBOARD_MASTER_KEYS") {
+        if !spec.trim().is_empty() {
+            return Ok(Some(SecretString::from(spec)));
+        }
+    }
+    if let Ok(path) = std::env::var("SWITCHBOARD_MASTER_KEYS_FILE") {
+        let spec =
+            std::fs::read_to_string(&path).with_context(|| format!("reading SWITCHBOARD_MASTER_KEYS_FILE {path}"))?;
+        return Ok(Some(SecretString::from(spec.trim().to_string())));
+    }
+    Ok(None)
 }

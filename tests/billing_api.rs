@@ -282,6 +282,12 @@ fn a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet(db: Db)
     assert_eq!(total, 3000 + wallet_debited, "credits fully used, the rest from the wallet, nothing twice");
     let (_, u) = env.req("GET", "/api/usage", None, &key);
     assert_eq!(u["totalMicros"].as_i64().unwrap(), total);
+    // Another org sees none of it: 404 for the session, nothing in its own usage.
+    let session = usage[0]["session_id"].as_str().unwrap();
+    assert_eq!(env.req("GET", &format!("/api/usage?session={session}"), None, &key).0, 200);
+    let (_, other) = env.org("pro", 0);
+    assert_eq!(env.req("GET", &format!("/api/usage?session={session}"), None, &other).0, 404);
+    assert_eq!(env.req("GET", "/api/usage", None, &other).1["records"], json!([]));
     assert!(u["records"].as_array().unwrap().iter().all(|r| r["org_id"] == org_id.as_str()));
 }
 
@@ -555,7 +561,10 @@ fn rotating_the_master_key_re_encrypts_saved_keys(db: Db) {
     let url = env.db_url();
     let mut envs = server_env();
     envs.retain(|(k, _)| *k != "SWITCHBOARD_MASTER_KEYS");
-    envs.push(("SWITCHBOARD_MASTER_KEYS", new_key));
+    // The new key comes from a file this time.
+    let key_file = env.server.dir.join("master.keys");
+    std::fs::write(&key_file, &new_key).unwrap();
+    envs.push(("SWITCHBOARD_MASTER_KEYS_FILE", key_file.display().to_string()));
     env.server.kill();
     let server = Server::start_with_db(ServerOpts { env: envs, args: env.sim.provider_args() }, Some(url));
     let (status, text) = http("POST", &format!("{}/api/credentials/check", server.url), None, Some(&key));
