@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/orgs/{org_id}/wallet", post(api_org::wallet_topup))
         .route("/api/admin/plans", put(api_org::put_plan))
         .route("/api/admin/rates/managed", put(api_org::set_managed))
+        .route("/api/admin/rates", put(api_org::put_rate))
         .route("/api/credentials", put(api_org::put_credential).get(api_org::list_credentials))
         .route("/api/credentials/{id}", axum::routing::delete(api_org::delete_credential))
         .route("/api/credentials/check", post(api_org::check_credentials))

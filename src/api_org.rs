@@ -475,3 +475,59 @@ pub async fn set_managed(
     tracing::info!(provider = %b.provider, service = ?b.service, managed = b.managed, rows, "managed flag changed");
     Ok(Json(json!({"provider": b.provider, "service": b.service, "managed": b.managed, "rows": rows})))
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateBody {
+    service: String,
+    provider: String,
+    model: String,
+    unit: String,
+    price_micros: i64,
+    managed: bool,
+}
+
+/// Admin: add or change one rate row (e.g. a new model or a price change). Used from the next
+/// session on, on every node.
+pub async fn put_rate(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<RateBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    crate::api::check_admin(&s, &headers)?;
+    let Json(b) = body.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "body must be JSON {service, provider, model, unit, priceMicros, managed}",
+        )
+    })?;
+    let unit = billing::RateUnit::parse(&b.unit)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("unknown unit {:?}", b.unit)))?;
+    if b.price_micros < 0 || !["stt", "tts", "llm", "telephony"].contains(&b.service.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "price must be ≥ 0 and service one of stt, tts, llm, telephony",
+        ));
+    }
+    if b.managed && s.deps.resolver.keys().get(&b.provider).is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "managed_key_missing",
+            format!("no platform key for {} is configured on this server", b.provider),
+        ));
+    }
+    let rate = billing::Rate {
+        service: b.service,
+        provider: b.provider,
+        model: b.model,
+        unit,
+        price: billing::MicroUsd(b.price_micros),
+        managed: b.managed,
+        unverified: false,
+    };
+    s.deps.store.upsert_rate(&rate).await.map_err(store_err)?;
+    s.deps.refresh_rates().await;
+    Ok(Json(json!({"rate": rate})))
+}

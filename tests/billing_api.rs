@@ -628,6 +628,33 @@ fn running_calls_hold_funds_so_concurrent_calls_cannot_overspend(db: Db) {
     assert_eq!(bal["heldMicros"], 0, "the hold is released when the call ends");
 }
 
+fn a_free_model_carries_the_markup_of_its_paid_rate(db: Db) {
+    let env = start_on(db, &[("openai", "sk-or-own-KEY8")]);
+    // The operator lists OpenRouter's free variant of a model at $0.
+    for unit in ["mega_input_tokens", "mega_output_tokens"] {
+        let row = json!({"service": "llm", "provider": "openrouter", "model": "openai/gpt-4o-mini:free", "unit": unit,
+            "priceMicros": 0, "managed": false});
+        assert_eq!(env.req("PUT", "/api/admin/rates", Some(row), ADMIN).0, 200);
+    }
+    let (_, key) = env.org("pro", 0);
+    env.req("PUT", "/api/credentials", Some(json!({"provider": "openrouter", "apiKey": "sk-or-own-KEY8"})), &key);
+    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &key);
+    let (status, agent) = env.agent(&key, ("openrouter", "openai/gpt-4o-mini:free"));
+    assert_eq!(status, 201, "{agent}");
+    let out =
+        call(&env.server.url, &asset("simple.wav"), &["--agent", agent["id"].as_str().unwrap(), "--token", ADMIN]);
+    assert!(out.ok, "{}", out.stdout);
+    let input = out.of("usage").into_iter().filter(|u| u["line"] == "llm.input").cloned().collect::<Vec<Value>>();
+    assert!(!input.is_empty());
+    let tokens: f64 = input.iter().map(|u| u["quantity"].as_f64().unwrap()).sum();
+    let amount: i64 = input.iter().map(|u| u["amount_micros"].as_i64().unwrap()).sum();
+    assert!(input.iter().all(|u| u["billed_to"] == "byok" && u["list_micros"] == 0), "free at list price");
+    // 5% of the paid sibling's $0.15 per million input tokens, rounded up.
+    let expected = (((tokens as u64 * 150_000).div_ceil(1_000_000) * 500).div_ceil(10_000)) as i64;
+    assert_eq!(amount, expected, "markup on the paid rate ({tokens} tokens)");
+    assert!(amount > 0);
+}
+
 on_both_stores!(
     model_access_has_three_gates_and_agents_are_refused_with_stable_codes,
     saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs,
@@ -642,6 +669,7 @@ on_both_stores!(
     rotating_the_master_key_re_encrypts_saved_keys,
     a_plan_with_a_platform_fee_bills_it_per_minute,
     running_calls_hold_funds_so_concurrent_calls_cannot_overspend,
+    a_free_model_carries_the_markup_of_its_paid_rate,
 );
 
 #[test]

@@ -65,11 +65,17 @@ impl Sim {
         get_json(&format!("{}{path}", self.urls["control"]))
     }
 
+    /// `--provider-url` for every simulated provider; the OpenAI-compatible family is served
+    /// by the OpenAI simulator (same protocol), so a family provider's key is an `openai` sim key.
     pub fn provider_args(&self) -> Vec<String> {
-        ["deepgram", "openai", "anthropic", "google", "elevenlabs"]
+        let mut args: Vec<String> = ["deepgram", "openai", "anthropic", "google", "elevenlabs"]
             .iter()
             .flat_map(|p| ["--provider-url".to_string(), format!("{p}={}", self.urls[*p])])
-            .collect()
+            .collect();
+        for p in ["groq", "cerebras", "deepseek", "openrouter", "xai", "mistral", "together", "fireworks"] {
+            args.extend(["--provider-url".to_string(), format!("{p}={}", self.urls["openai"])]);
+        }
+        args
     }
 }
 

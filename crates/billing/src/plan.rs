@@ -44,6 +44,9 @@ pub struct ServicePlan {
     /// Platform markup on this line in basis points of list price (BYOK lines).
     pub markup_bps: i64,
     pub rates: Vec<Rate>,
+    /// What the markup is a percentage of: the model's own rates, or for a free model
+    /// (`…:free`, priced 0) its paid sibling's, so free models still carry the platform fee.
+    pub markup_rates: Vec<Rate>,
 }
 
 impl ServicePlan {

@@ -217,6 +217,12 @@ impl PlanResolver {
             // A BYOK-only provider and no key of the org's: never a silent platform fallback.
             return Err(BillingError::ByokKeyRequired(choice.provider.clone()));
         };
+        let free = rows.iter().all(|r| r.price.0 == 0);
+        let paid_sibling = choice.model.strip_suffix(":free").and_then(|m| rates.model(service, &choice.provider, m));
+        let markup_rates = match paid_sibling {
+            Some(paid) if free => paid.to_vec(),
+            _ => rows.to_vec(),
+        };
         Ok(ServicePlan {
             provider: choice.provider.clone(),
             model: choice.model.clone(),
@@ -226,6 +232,7 @@ impl PlanResolver {
             billed_to,
             markup_bps,
             rates: rows.to_vec(),
+            markup_rates,
         })
     }
 }

@@ -23,6 +23,8 @@ struct Line {
     provider: String,
     model: String,
     rate: Rate,
+    /// The rate the markup is a percentage of (a free model's paid sibling).
+    markup_rate: Rate,
     billed_to: BilledTo,
     markup_bps: i64,
     credential_id: String,
@@ -58,6 +60,8 @@ impl Meter {
         };
         let mut lines = Vec::new();
         let mut add = |id, name, service, p: &billing::ServicePlan, rate: Rate| {
+            let markup_rate =
+                p.markup_rates.iter().find(|r| r.unit == rate.unit).cloned().unwrap_or_else(|| rate.clone());
             lines.push(Line {
                 id,
                 name,
@@ -65,6 +69,7 @@ impl Meter {
                 provider: p.provider.clone(),
                 model: p.model.clone(),
                 rate,
+                markup_rate,
                 billed_to: p.billed_to,
                 markup_bps: p.markup_bps,
                 credential_id: p.credential.id.clone(),
@@ -100,6 +105,7 @@ impl Meter {
                     service,
                     provider: t.provider.clone(),
                     model: t.model.clone(),
+                    markup_rate: rate.clone(),
                     rate,
                     billed_to: t.billed_to,
                     markup_bps: 0,
@@ -161,7 +167,13 @@ impl Meter {
             };
             // BYOK: the provider bills the org directly; we charge only the platform markup.
             let amount = match l.billed_to {
-                BilledTo::Byok => MicroUsd((list.0 * l.markup_bps + 9_999) / 10_000),
+                BilledTo::Byok => match delta_amount(&l.markup_rate, l.billed_atoms, l.cum_atoms) {
+                    Ok(basis) => MicroUsd((basis.0 * l.markup_bps + 9_999) / 10_000),
+                    Err(e) => {
+                        tracing::error!(line = l.name, error = %e, "cannot price the markup");
+                        continue;
+                    }
+                },
                 _ => list,
             };
             let delta = l.cum_atoms - l.billed_atoms;

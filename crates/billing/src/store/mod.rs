@@ -130,6 +130,8 @@ pub trait Store: Send + Sync + 'static {
     /// Flip `managed` for a provider (optionally one service); returns rows changed and bumps
     /// the version so every node reloads before its next session.
     async fn set_managed(&self, provider: &str, service: Option<&str>, managed: bool) -> Result<u64, StoreError>;
+    /// Insert or replace one rate row (an operator's price change); bumps the version.
+    async fn upsert_rate(&self, rate: &crate::Rate) -> Result<(), StoreError>;
     /// Moves whenever the rate table changes.
     async fn rates_version(&self) -> Result<i64, StoreError>;
 

@@ -340,6 +340,27 @@ impl Store for PostgresStore {
         Ok(n)
     }
 
+    async fn upsert_rate(&self, r: &crate::Rate) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO rates (service, provider, model, unit, price_micros, managed, unverified) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (service, provider, model, unit) DO UPDATE SET price_micros = excluded.price_micros,
+               managed = excluded.managed, unverified = excluded.unverified",
+        )
+        .bind(&r.service)
+        .bind(&r.provider)
+        .bind(&r.model)
+        .bind(r.unit.as_str())
+        .bind(r.price.0)
+        .bind(r.managed)
+        .bind(r.unverified)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE settings SET value = value + 1 WHERE key = 'rates_version'").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn rates_version(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'rates_version'").fetch_one(&self.pool).await?)
     }
