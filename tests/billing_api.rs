@@ -655,6 +655,39 @@ fn a_free_model_carries_the_markup_of_its_paid_rate(db: Db) {
     assert!(amount > 0);
 }
 
+fn a_crash_loses_at_most_one_checkpoint_and_frees_the_hold(db: Db) {
+    let mut env = start_on(db, &[]);
+    let (_, key) = env.org("pro", 0);
+    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
+    let url = env.server.url.clone();
+    let agent_id = agent["id"].as_str().unwrap().to_string();
+    let caller =
+        std::thread::spawn(move || call(&url, &asset("multi_turn.wav"), &["--agent", &agent_id, "--token", ADMIN]));
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    assert!(env.req("GET", "/api/balance", None, &key).1["heldMicros"].as_i64().unwrap() > 0);
+    let killed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    env.server.kill();
+    let out = caller.join().unwrap();
+    assert!(!out.ok);
+    let restarted =
+        Server::start_with_db(ServerOpts { env: server_env(), args: env.sim.provider_args() }, Some(env.db_url()));
+    let (status, text) = http("GET", &format!("{}/api/calls/{}", restarted.url, out.call_sid()), None, Some(ADMIN));
+    assert_eq!(status, 200, "{text}");
+    let session: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((session["status"].as_str(), session["end_reason"].as_str()), (Some("closed"), Some("abandoned")));
+    let usage = session["usage"].as_array().unwrap();
+    let last = usage.iter().map(|u| u["created_at_ms"].as_i64().unwrap()).max().unwrap();
+    assert_eq!(session["ended_at_ms"].as_i64().unwrap(), last, "closed at its last checkpoint");
+    assert!(killed_at - last <= 2_700, "at most one 2 s checkpoint lost: {} ms", killed_at - last);
+    let (_, bal) = {
+        let (st, t) = http("GET", &format!("{}/api/balance", restarted.url), None, Some(&key));
+        (st, serde_json::from_str::<Value>(&t).unwrap())
+    };
+    assert_eq!(bal["heldMicros"], 0, "the crashed session's hold was freed");
+    let charged: i64 = usage.iter().map(|u| u["amount_micros"].as_i64().unwrap()).sum();
+    assert_eq!(20_000_000 - bal["creditsLeftMicros"].as_i64().unwrap(), charged, "what was recorded was charged, once");
+}
+
 on_both_stores!(
     model_access_has_three_gates_and_agents_are_refused_with_stable_codes,
     saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs,
@@ -670,6 +703,7 @@ on_both_stores!(
     a_plan_with_a_platform_fee_bills_it_per_minute,
     running_calls_hold_funds_so_concurrent_calls_cannot_overspend,
     a_free_model_carries_the_markup_of_its_paid_rate,
+    a_crash_loses_at_most_one_checkpoint_and_frees_the_hold,
 );
 
 #[test]
