@@ -21,6 +21,9 @@ pub enum Command {
     Call(CallArgs),
     /// Run the provider simulators (Deepgram, OpenAI, ElevenLabs) as their own process.
     Sim(SimArgs),
+    /// Load harness: N concurrent gateway calls against a server whose providers are simulated
+    /// in another process; reports capacity, CPU, memory and the server's hop latencies.
+    Bench(BenchArgs),
     /// Operator: manage orgs in the store the server uses.
     #[command(subcommand)]
     Orgs(OrgsCommand),
@@ -195,4 +198,33 @@ pub struct SimTuning {
     /// Fault: the STT simulator closes the stream (1011) after this many ms of audio.
     #[arg(long)]
     pub sim_stt_fail_after_ms: Option<u64>,
+}
+
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// Concurrent calls.
+    #[arg(long, default_value_t = 20)]
+    pub calls: usize,
+    /// Seconds each call lasts (the recorded calls are looped).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds over which the calls are started.
+    #[arg(long, default_value_t = 2.0)]
+    pub ramp: f64,
+    /// Gateway to play (twilio only for now).
+    #[arg(long, value_enum, default_value = "twilio")]
+    pub gateway: Gateway,
+    /// A server already running (its providers pointed at `switchboard sim`); by default the
+    /// bench starts `switchboard sim` and `switchboard serve` as their own processes.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// PID of `--server`, to read its CPU time and RSS from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Recorded calls to replay.
+    #[arg(long = "calls-dir", default_value = "assets/calls")]
+    pub calls_dir: PathBuf,
 }

@@ -2,6 +2,7 @@
 
 mod api;
 mod api_org;
+mod bench;
 mod call;
 mod cli;
 mod operator;
@@ -26,6 +27,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Serve(args) => server::run(args).await,
             cli::Command::Call(args) => call::run(args).await,
             cli::Command::Sim(args) => sims::run(args).await,
+            cli::Command::Bench(args) => bench::run(args).await,
             cli::Command::Orgs(cmd) => operator::orgs(cmd).await,
             cli::Command::Rates(cmd) => operator::rates(cmd).await,
             cli::Command::Keys(cmd) => operator::keys(cmd).await,

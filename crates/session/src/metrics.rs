@@ -21,6 +21,10 @@ pub const USAGE_ATOMS: &str = "switchboard_usage_atoms_total";
 /// service, billed_to
 pub const USAGE_MICROS: &str = "switchboard_usage_amount_micros_total";
 pub const BARGE_INS: &str = "switchboard_barge_ins_total";
+/// Plan resolution at session start (store reads included, provider handshakes excluded).
+pub const PLAN_TIME: &str = "switchboard_session_plan_seconds";
+/// From the gateway's `start` to the STT stream being connected (handshake included).
+pub const SETUP_TIME: &str = "switchboard_session_setup_seconds";
 
 /// Describe metrics once at startup so `/metrics` has HELP lines.
 pub fn describe() {
@@ -36,4 +40,6 @@ pub fn describe() {
     metrics::describe_counter!(USAGE_ATOMS, "Usage quantity in metering atoms (ms, characters, tokens)");
     metrics::describe_counter!(USAGE_MICROS, "Usage amount in micro-USD");
     metrics::describe_counter!(BARGE_INS, "Barge-ins (caller spoke over the agent)");
+    metrics::describe_histogram!(PLAN_TIME, metrics::Unit::Seconds, "Plan resolution at session start");
+    metrics::describe_histogram!(SETUP_TIME, metrics::Unit::Seconds, "Gateway start to STT connected");
 }

@@ -113,10 +113,14 @@ async fn run_started(
     };
 
     // 1. Plan: resolved once; this call keeps these keys and prices whatever changes later.
+    let started_at = Instant::now();
     let agent_id = start.params.get("agent").map(String::as_str).unwrap_or("default");
     let telephony = (gateway != "client").then_some(gateway);
     let plan = match deps.plan_for(&session_id, agent_id, telephony).await {
-        Ok(p) => Arc::new(p),
+        Ok(p) => {
+            metrics::histogram!(m::PLAN_TIME).record(started_at.elapsed().as_secs_f64());
+            Arc::new(p)
+        }
         Err(e) => {
             let r = refuse(Refusal::new(&e.code, e.message));
             close_with(&mut sink, enc.as_mut(), 1008, &r).await;
@@ -192,6 +196,7 @@ async fn run_started(
             return;
         }
     };
+    metrics::histogram!(m::SETUP_TIME).record(started_at.elapsed().as_secs_f64());
     let stt_audio = stt_stream.audio.clone();
 
     // 3. Tasks: writer (gateway out), turn manager; this task stays the gateway reader.

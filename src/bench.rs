@@ -1,0 +1,381 @@
+//! `switchboard bench`: N concurrent gateway calls replaying the recorded assets in real time
+//! against a server whose providers are `switchboard sim` in another process. Reports calls
+//! held, setup time, late frames, the server's CPU-seconds per call-minute and RSS per call
+//! (read from /proc of the server process), and the server's own hop histograms.
+
+use crate::cli::BenchArgs;
+use anyhow::{bail, Context};
+use base64::Engine;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The server under test and its simulators, when the bench starts them itself.
+struct Stack {
+    _sim: Proc,
+    server: Proc,
+    url: String,
+}
+
+const BENCH_KEY: &str = "bench-sim-key";
+
+fn first_line(child: &mut Child) -> anyhow::Result<String> {
+    let out = child.stdout.take().context("child stdout")?;
+    let mut r = BufReader::new(out);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in r.lines() {});
+    Ok(line)
+}
+
+fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
+    let exe = std::env::current_exe().context("locating the switchboard binary")?;
+    let mut sim = Command::new(&exe);
+    sim.arg("sim").arg("--calls").arg(&args.calls_dir);
+    for p in crate::sims::SIMULATED {
+        sim.arg("--key").arg(format!("{p}={BENCH_KEY}"));
+    }
+    let mut sim = sim.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().context("starting switchboard sim")?;
+    let urls: Value = serde_json::from_str(first_line(&mut sim)?.trim()).context("reading the simulators' URLs")?;
+    let sim = Proc(sim);
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut server = Command::new(&exe);
+    server
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--database")
+        .arg(format!("sqlite:{}", dir.join("bench.db").display()))
+        .env("RUST_LOG", "warn");
+    for p in crate::sims::SIMULATED {
+        let url = urls[p].as_str().context("simulator URL")?;
+        server.arg("--provider-url").arg(format!("{p}={url}"));
+        server.env(crate::server::key_env(p), BENCH_KEY);
+    }
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let mut server = server.stdout(Stdio::piped()).stderr(log).spawn().context("starting switchboard serve")?;
+    let line = first_line(&mut server)?;
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).context("server address")?.to_string();
+    eprintln!(
+        "bench: server {url} (pid {}), simulators in pid {}, log {}",
+        server.id(),
+        sim.0.id(),
+        dir.join("server.log").display()
+    );
+    Ok(Stack { _sim: sim, server: Proc(server), url })
+}
+
+/// utime + stime of a process, in clock ticks, from /proc.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// 20 ms Twilio media payloads (base64 µ-law 8 kHz) of one recorded call.
+fn twilio_frames(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let (pcm, rate) = media::wav::read_wav(path)?;
+    let mut rs = media::Resampler::new(rate, 8000)?;
+    let mut pcm8 = Vec::new();
+    for c in pcm.chunks(media::samples_per_20ms(rate)) {
+        rs.process(c, &mut pcm8)?;
+    }
+    let mut ulaw = Vec::new();
+    Ok(pcm8
+        .chunks(160)
+        .map(|c| {
+            media::g711::encode_ulaw_into(c, &mut ulaw);
+            ulaw.resize(160, 0xFF);
+            base64::engine::general_purpose::STANDARD.encode(&ulaw)
+        })
+        .collect())
+}
+
+#[derive(Default, Debug)]
+struct CallResult {
+    held: bool,
+    setup_ms: f64,
+    frames_sent: u64,
+    frames_received: u64,
+    late: u64,
+    clears: u64,
+    seconds: f64,
+    error: Option<String>,
+}
+
+async fn one_call(url: String, frames: Arc<Vec<String>>, start_at: Instant, duration: Duration) -> CallResult {
+    let mut r = CallResult::default();
+    tokio::time::sleep_until(start_at.into()).await;
+    let t0 = Instant::now();
+    let ws = match tokio_tungstenite::connect_async(url.as_str()).await {
+        Ok((ws, _)) => ws,
+        Err(e) => {
+            r.error = Some(format!("connect: {e}"));
+            return r;
+        }
+    };
+    r.setup_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let (mut tx, mut rx) = ws.split();
+    let sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
+    let call = format!("CA{}", uuid::Uuid::new_v4().simple());
+    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": sid,
+        "start": {"streamSid": sid, "callSid": call, "accountSid": "ACbench", "tracks": ["inbound"], "customParameters": {},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    if tx.send(Message::text(start.to_string())).await.is_err() {
+        r.error = Some("start".into());
+        return r;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let end = Instant::now() + duration;
+    let mut i = 0usize;
+    let mut last_media: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if Instant::now() >= end {
+                    break;
+                }
+                let payload = &frames[i % frames.len()];
+                i += 1;
+                let m = format!(r#"{{"event":"media","streamSid":"{sid}","media":{{"track":"inbound","payload":"{payload}"}}}}"#);
+                if tx.send(Message::text(m)).await.is_err() {
+                    r.error = Some("server closed the call".into());
+                    break;
+                }
+                r.frames_sent += 1;
+            }
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let t = t.as_str();
+                    if t.contains(r#""event":"media""#) {
+                        r.frames_received += 1;
+                        let now = Instant::now();
+                        if let Some(prev) = last_media {
+                            let gap = now - prev;
+                            // Gaps between turns are silence, not lateness.
+                            if gap > Duration::from_millis(40) && gap < Duration::from_millis(500) {
+                                r.late += 1;
+                            }
+                        }
+                        last_media = Some(now);
+                    } else if t.contains(r#""event":"clear""#) {
+                        r.clears += 1;
+                        last_media = None;
+                    } else if t.contains(r#""event":"mark""#) {
+                        let _ = tx.send(Message::text(t.to_string())).await;
+                        last_media = None;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => {
+                    r.error = Some("server closed the call".into());
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    r.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    r.seconds = t0.elapsed().as_secs_f64();
+    let stop = json!({"event": "stop", "streamSid": sid, "stop": {"callSid": call}});
+    let _ = tx.send(Message::text(stop.to_string())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = rx.next().await {} }).await;
+    r.held = r.error.is_none();
+    r
+}
+
+/// p-quantile of a Prometheus histogram (cumulative buckets), linear within a bucket.
+fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let target = q * total;
+    let mut prev = (0.0, 0.0);
+    for &(le, count) in buckets {
+        if count >= target {
+            if le.is_infinite() {
+                return Some(prev.0);
+            }
+            let span = (count - prev.1).max(1e-9);
+            return Some(prev.0 + (le - prev.0) * (target - prev.1) / span);
+        }
+        prev = (le, count);
+    }
+    None
+}
+
+/// Buckets of `name` whose label set contains `label` (e.g. `hop="stt_final_to_llm_request"`).
+fn histogram(metrics: &str, name: &str, label: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{");
+    let mut out: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && l.contains(label))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+fn pct(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if args.calls == 0 || args.duration <= 0.0 {
+        bail!("--calls and --duration must be positive");
+    }
+    if args.gateway != crate::cli::Gateway::Twilio {
+        bail!("the bench plays Twilio calls only so far (--gateway twilio)");
+    }
+    let stack = match &args.server {
+        Some(_) => None,
+        None => Some(start_stack(&args)?),
+    };
+    let (base, pid) = match (&stack, &args.server) {
+        (Some(s), _) => (s.url.clone(), Some(s.server.0.id())),
+        (None, Some(url)) => (url.clone(), args.server_pid),
+        (None, None) => unreachable!("a server is started or given"),
+    };
+    let ws_url = format!("{}/twilio/stream", base.replacen("http", "ws", 1));
+    let mut assets = Vec::new();
+    for name in ["simple", "multi_turn", "barge_in"] {
+        assets.push(Arc::new(twilio_frames(&args.calls_dir.join(format!("{name}.wav")))?));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_idle = pid.and_then(rss_kb);
+    let cpu0 = pid.and_then(cpu_ticks);
+    let t0 = Instant::now();
+    let ramp = Duration::from_secs_f64(args.ramp.max(0.0));
+    let duration = Duration::from_secs_f64(args.duration);
+    eprintln!("bench: {} calls, {:.0} s each, ramp {:.1} s", args.calls, args.duration, args.ramp);
+    let mut tasks = Vec::with_capacity(args.calls);
+    for i in 0..args.calls {
+        let at = t0 + ramp.mul_f64(i as f64 / args.calls as f64);
+        tasks.push(tokio::spawn(one_call(ws_url.clone(), assets[i % assets.len()].clone(), at, duration)));
+    }
+    // Sample the server's RSS while every call is up.
+    let mut rss_peak = 0u64;
+    let sample_until = t0 + ramp + duration;
+    while Instant::now() < sample_until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some(kb) = pid.and_then(rss_kb) {
+            rss_peak = rss_peak.max(kb);
+        }
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap_or_default());
+    }
+    let cpu1 = pid.and_then(cpu_ticks);
+    let metrics = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+    let call_minutes: f64 = results.iter().map(|r| r.seconds).sum::<f64>() / 60.0;
+    let cpu_s = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => Some((b - a) as f64 / clock_ticks()),
+        _ => None,
+    };
+    let held = results.iter().filter(|r| r.held).count();
+    let mut setup: Vec<f64> = results.iter().filter(|r| r.setup_ms > 0.0).map(|r| r.setup_ms).collect();
+    let sent: u64 = results.iter().map(|r| r.frames_sent).sum();
+    let received: u64 = results.iter().map(|r| r.frames_received).sum();
+    let late: u64 = results.iter().map(|r| r.late).sum();
+    let dropped: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("switchboard_frames_dropped_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let hop = |name: &str, label: &str| {
+        let b = histogram(&metrics, name, label);
+        json!({"p50_ms": quantile(&b, 0.5).map(|v| v * 1000.0), "p99_ms": quantile(&b, 0.99).map(|v| v * 1000.0),
+               "count": b.last().map(|x| x.1)})
+    };
+    let report = json!({
+        "calls": args.calls, "duration_s": args.duration, "ramp_s": args.ramp, "gateway": "twilio",
+        "calls_held": held,
+        "errors": results.iter().filter_map(|r| r.error.clone()).take(5).collect::<Vec<_>>(),
+        "setup_ms": {"p50": pct(&mut setup, 0.5), "p99": pct(&mut setup, 0.99)},
+        "frames": {"sent": sent, "received": received, "late": late, "late_pct": if received > 0 { late as f64 * 100.0 / received as f64 } else { 0.0 }, "dropped_in_server": dropped},
+        "server": {
+            "cpu_seconds": cpu_s,
+            "cpu_s_per_call_minute": cpu_s.map(|c| c / call_minutes.max(1e-9)),
+            "rss_idle_kb": rss_idle, "rss_peak_kb": rss_peak,
+            "rss_kb_per_call": rss_idle.map(|i| rss_peak.saturating_sub(i) as f64 / args.calls as f64),
+        },
+        "hops": {
+            "stt_final_to_llm_request": hop("switchboard_hop_latency_seconds", "stt_final_to_llm_request"),
+            "llm_first_token_to_tts_text": hop("switchboard_hop_latency_seconds", "llm_first_token_to_tts_text"),
+            "tts_first_audio_to_gateway": hop("switchboard_hop_latency_seconds", "tts_first_audio_to_gateway"),
+            "speech_to_clear": hop("switchboard_hop_latency_seconds", "speech_to_clear"),
+            "plan_resolution": hop("switchboard_session_plan_seconds", ""),
+            "session_setup": hop("switchboard_session_setup_seconds", ""),
+        },
+    });
+    let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
+    println!("calls held            {held} / {}", args.calls);
+    println!(
+        "setup (client) p50/p99 {:.1} / {:.1} ms",
+        report["setup_ms"]["p50"].as_f64().unwrap_or(0.0),
+        report["setup_ms"]["p99"].as_f64().unwrap_or(0.0)
+    );
+    println!("frames sent/received  {sent} / {received}; late (>40 ms) {late}; dropped in server {dropped}");
+    println!(
+        "server CPU            {} s total, {} CPU-s per call-minute",
+        f(&report["server"]["cpu_seconds"]),
+        f(&report["server"]["cpu_s_per_call_minute"])
+    );
+    println!(
+        "server RSS            idle {} kB, peak {rss_peak} kB, {} kB per call",
+        rss_idle.unwrap_or(0),
+        f(&report["server"]["rss_kb_per_call"])
+    );
+    for (k, v) in report["hops"].as_object().into_iter().flatten() {
+        println!("{k:<28} p50 {} ms  p99 {} ms  (n={})", f(&v["p50_ms"]), f(&v["p99_ms"]), f(&v["count"]));
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    drop(stack);
+    Ok(if held == args.calls { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+}

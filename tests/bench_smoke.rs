@@ -1,0 +1,34 @@
+//! A small run of the load harness: `switchboard bench` starts its own `switchboard sim` and
+//! `switchboard serve` processes and drives 20 real-time Twilio calls for 10 s.
+
+mod util;
+
+use serde_json::Value;
+
+#[test]
+fn bench_smoke_run_holds_20_calls_and_reports_server_costs() {
+    let dir = std::env::temp_dir().join(format!("bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let mut cmd = std::process::Command::new(util::bin());
+    cmd.current_dir(util::root())
+        .args(["bench", "--calls", "20", "--duration", "10", "--ramp", "2", "--json"])
+        .arg(&json);
+    for (k, _) in std::env::vars() {
+        if k.ends_with("_API_KEY") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("run switchboard bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["calls_held"], 20, "{r}");
+    assert!(r["frames"]["sent"].as_u64().unwrap() >= 20 * 450, "real-time audio went out: {r}");
+    assert!(r["frames"]["received"].as_u64().unwrap() > 0, "agents answered");
+    assert!(r["server"]["cpu_s_per_call_minute"].as_f64().unwrap() > 0.0, "CPU read from the server process");
+    assert!(r["server"]["rss_kb_per_call"].as_f64().is_some());
+    assert!(r["hops"]["stt_final_to_llm_request"]["count"].as_f64().unwrap() >= 20.0, "{r}");
+    assert!(r["hops"]["session_setup"]["p99_ms"].as_f64().is_some());
+    assert!(stdout.contains("CPU-s per call-minute"), "a human table too");
+}
