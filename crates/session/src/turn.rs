@@ -244,19 +244,7 @@ impl TurnManager {
         }
         let id = self.next_turn;
         self.next_turn += 1;
-        let tts = self.tts.clone();
-        let plan = self.plan.clone();
-        let rate = self.tts_rate;
-        let tts_connect: BoxFuture<'static, _> = Box::pin(async move {
-            tts.connect(TtsRequest {
-                base_url: &plan.tts.base_url,
-                key: &plan.tts.credential.key,
-                model: &plan.tts.model,
-                voice: &plan.tts.voice,
-                sample_rate: rate,
-            })
-            .await
-        });
+        let tts_connect = self.tts_connect();
         self.agent = Some(AgentTurn {
             id,
             user_text: String::new(),
@@ -282,6 +270,23 @@ impl TurnManager {
         });
         self.closing = Some(id);
         self.publish(SessionEvent::Agent { text: CLOSING_LINE.to_string(), turn: id });
+    }
+
+    /// Open the session's TTS stream with the plan's key, as a future polled in the main loop.
+    fn tts_connect(&self) -> BoxFuture<'static, Result<TtsStream, TtsError>> {
+        let tts = self.tts.clone();
+        let plan = self.plan.clone();
+        let rate = self.tts_rate;
+        Box::pin(async move {
+            tts.connect(TtsRequest {
+                base_url: &plan.tts.base_url,
+                key: &plan.tts.credential.key,
+                model: &plan.tts.model,
+                voice: &plan.tts.voice,
+                sample_rate: rate,
+            })
+            .await
+        })
     }
 
     async fn checkpoint(&mut self) {
@@ -404,19 +409,7 @@ impl TurnManager {
         if let Some(t) = self.last_final_at {
             metrics::histogram!(m::HOP, "hop" => "stt_final_to_llm_request").record(t.elapsed().as_secs_f64());
         }
-        let tts = self.tts.clone();
-        let plan = self.plan.clone();
-        let rate = self.tts_rate;
-        let tts_connect: BoxFuture<'static, _> = Box::pin(async move {
-            tts.connect(TtsRequest {
-                base_url: &plan.tts.base_url,
-                key: &plan.tts.credential.key,
-                model: &plan.tts.model,
-                voice: &plan.tts.voice,
-                sample_rate: rate,
-            })
-            .await
-        });
+        let tts_connect = self.tts_connect();
         self.agent = Some(AgentTurn {
             id,
             user_text,
