@@ -119,8 +119,12 @@ async fn twilio_voice(State(s): State<AppState>, headers: HeaderMap) -> Response
 /// Upgrade a gateway's websocket and run one session over it with that gateway's codec.
 fn gateway_session(s: AppState, ws: WebSocketUpgrade, codec: fn() -> Box<dyn WireCodec>) -> Response {
     let deps = s.deps.clone();
+    // Small buffers: tungstenite's default 128 KiB read buffer is zero-filled on every read and
+    // held per connection, which dominated both CPU and memory per call.
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| session::run_session(socket, codec(), deps))
 }
 

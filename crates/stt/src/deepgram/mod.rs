@@ -113,10 +113,13 @@ impl Stt for Deepgram {
         auth.set_sensitive(true);
         request.headers_mut().insert("authorization", auth);
 
-        let (ws, _) = tokio::time::timeout(self.connect_timeout, tokio_tungstenite::connect_async(request))
-            .await
-            .map_err(|_| SttError::Timeout)?
-            .map_err(handshake_error)?;
+        let (ws, _) = tokio::time::timeout(
+            self.connect_timeout,
+            tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true),
+        )
+        .await
+        .map_err(|_| SttError::Timeout)?
+        .map_err(handshake_error)?;
 
         let (audio_tx, audio_rx) = mpsc::channel(AUDIO_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
@@ -168,4 +171,11 @@ mod tests {
         let base = Url::parse("ftp://x").unwrap();
         assert!(matches!(Deepgram::new().listen_url(&req(&base, &key)), Err(SttError::Connect(_))));
     }
+}
+
+/// Small socket buffers: tungstenite's default 128 KiB read buffer is zero-filled on every read
+/// and held per connection, which dominated CPU and memory per call. Nagle off: every frame is
+/// latency-sensitive.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
 }

@@ -61,10 +61,13 @@ impl Tts for ElevenLabs {
         key.set_sensitive(true);
         request.headers_mut().insert("xi-api-key", key);
 
-        let (mut ws, _) = tokio::time::timeout(self.connect_timeout, tokio_tungstenite::connect_async(request))
-            .await
-            .map_err(|_| TtsError::Connect("timed out".into()))?
-            .map_err(handshake_error)?;
+        let (mut ws, _) = tokio::time::timeout(
+            self.connect_timeout,
+            tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true),
+        )
+        .await
+        .map_err(|_| TtsError::Connect("timed out".into()))?
+        .map_err(handshake_error)?;
 
         let bos = wire::Bos {
             text: " ",
@@ -138,3 +141,10 @@ mod tests {
 
 #[cfg(test)]
 mod loopback_tests;
+
+/// Small socket buffers: tungstenite's default 128 KiB read buffer is zero-filled on every read
+/// and held per connection, which dominated CPU and memory per call. Nagle off: every frame is
+/// latency-sensitive.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
+}
