@@ -128,8 +128,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         agent: billing::AgentSpec::default(),
         org_id: "default".into(),
         checkpoint_every: Duration::from_secs(args.checkpoint_secs.max(1)),
-        stt_sample_rate: 16000,
-        tts_sample_rate: 16000,
+        stt_sample_rate: None,
+        tts_sample_rate: None,
         vault,
         rates_version: Arc::new(std::sync::atomic::AtomicI64::new(rates_version)),
     };

@@ -48,9 +48,12 @@ pub struct SessionDeps {
     /// How often usage is written to the store while a call runs (a crash loses at most this).
     pub checkpoint_every: Duration,
     /// Rate of the linear16 audio sent to STT.
-    pub stt_sample_rate: u32,
+    /// `None`: send the gateway's own rate (no resampling: telephony audio stays 8 kHz, which
+    /// STT providers accept natively).
+    pub stt_sample_rate: Option<u32>,
     /// Rate of the PCM asked from TTS.
-    pub tts_sample_rate: u32,
+    /// `None`: ask for the gateway's own rate, so agent audio needs no resampling.
+    pub tts_sample_rate: Option<u32>,
     /// Opens the orgs' saved provider keys; `None` when no master key is configured.
     pub vault: Option<Arc<billing::vault::Vault>>,
     /// Version of the rate table the resolver holds; compared with the store's before each

@@ -167,13 +167,14 @@ async fn run_started(
     }
 
     // 2. STT connects before audio flows; a refused key ends the call here.
+    let stt_rate = deps.stt_sample_rate.unwrap_or(codec.input_rate());
     let stt_stream = match tokio::time::timeout(
         Duration::from_secs(10),
         stt.connect(SttRequest {
             base_url: &plan.stt.base_url,
             key: &plan.stt.credential.key,
             model: &plan.stt.model,
-            sample_rate: deps.stt_sample_rate,
+            sample_rate: stt_rate,
             language: "en",
         }),
     )
@@ -223,7 +224,9 @@ async fn run_started(
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(64);
     let stt_audio_ms = Arc::new(AtomicU64::new(0));
     let cancel = CancellationToken::new();
-    let resampler = match Resampler::new(deps.tts_sample_rate, out_rate) {
+    // TTS providers offer 8/16/22.05/24/44.1 kHz PCM; other gateway rates are resampled.
+    let tts_rate = deps.tts_sample_rate.unwrap_or(if tts::SAMPLE_RATES.contains(&out_rate) { out_rate } else { 16000 });
+    let resampler = match Resampler::new(tts_rate, out_rate) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the output resampler");
@@ -235,7 +238,7 @@ async fn run_started(
         plan: plan.clone(),
         llm,
         tts,
-        tts_rate: deps.tts_sample_rate,
+        tts_rate,
         stt: stt_stream,
         meter,
         events: events.clone(),
@@ -351,7 +354,8 @@ async fn read_gateway(
 ) -> GatewayEnd {
     let gateway = codec.gateway();
     let in_rate = codec.input_rate();
-    let mut resampler = match Resampler::new(in_rate, deps.stt_sample_rate) {
+    let stt_rate = deps.stt_sample_rate.unwrap_or(in_rate);
+    let mut resampler = match Resampler::new(in_rate, stt_rate) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the input resampler");
@@ -403,7 +407,7 @@ async fn read_gateway(
                 match stt_audio.try_send(SttInput::Audio(bytes::Bytes::copy_from_slice(&le))) {
                     Ok(()) => {
                         sent_samples += up.len() as u64;
-                        stt_audio_ms.store(sent_samples * 1000 / u64::from(deps.stt_sample_rate), Ordering::Relaxed);
+                        stt_audio_ms.store(sent_samples * 1000 / u64::from(stt_rate), Ordering::Relaxed);
                     }
                     Err(_) => dropped.increment(1),
                 }

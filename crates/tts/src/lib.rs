@@ -9,7 +9,7 @@ mod error;
 pub mod registry;
 pub mod sim;
 
-pub use elevenlabs::ElevenLabs;
+pub use elevenlabs::{ElevenLabs, SAMPLE_RATES};
 pub use error::TtsError;
 
 use bytes::Bytes;
