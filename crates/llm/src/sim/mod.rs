@@ -7,7 +7,6 @@
 
 mod anthropic;
 mod gemini;
-mod keys;
 mod openai;
 mod paced;
 pub mod replies;
@@ -15,6 +14,6 @@ mod server;
 
 pub use anthropic::{AnthropicSim, AnthropicSimConfig};
 pub use gemini::{GeminiSim, GeminiSimConfig};
-pub use keys::SimKeys;
+pub use simkit::SimKeys;
 pub use openai::{Fault, OpenAiSim, OpenAiSimConfig};
 pub use replies::reply_for;

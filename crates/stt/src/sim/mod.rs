@@ -9,11 +9,10 @@
 mod catalog;
 mod deepgram;
 mod fingerprint;
-mod keys;
 mod segmenter;
 #[cfg(test)]
 pub(crate) mod testdata;
 
 pub use catalog::{Catalog, CatalogError, Utterance};
 pub use deepgram::{DeepgramSim, DeepgramSimConfig};
-pub use keys::SimKeys;
+pub use simkit::SimKeys;

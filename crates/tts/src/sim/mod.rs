@@ -3,8 +3,7 @@
 //! and `switchboard sim`.
 
 mod elevenlabs;
-mod keys;
 mod voice;
 
 pub use elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
-pub use keys::SimKeys;
+pub use simkit::SimKeys;

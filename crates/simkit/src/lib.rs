@@ -1,3 +1,5 @@
+//! Pieces shared by the provider simulators of the stt, tts and llm crates.
+//!
 //! The keys a simulator accepts, shared so a running test can add one.
 
 use std::sync::{Arc, RwLock};
