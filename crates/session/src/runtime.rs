@@ -365,7 +365,9 @@ async fn read_gateway(
     let mut vad = Vad::new(VadConfig::default());
     let vad_frame = media::samples_per_20ms(in_rate);
     let mut up: Vec<i16> = Vec::with_capacity(4096);
-    let mut le: Vec<u8> = Vec::with_capacity(8192);
+    // One buffer for every frame sent to STT: each frame is split off as `Bytes`, and once the
+    // STT task has sent it the space is reclaimed, so steady state allocates nothing.
+    let mut le = bytes::BytesMut::with_capacity(16 * 1024);
     let frames_in = metrics::counter!(m::FRAMES, "direction" => "in", "gateway" => gateway);
     let dropped = metrics::counter!(m::FRAMES_DROPPED, "queue" => "stt_in");
     let mut bad = 0u32;
@@ -403,8 +405,11 @@ async fn read_gateway(
                     tracing::warn!(error = %e, "input resampling failed");
                     continue;
                 }
-                media::l16::encode_le_into(&up, &mut le);
-                match stt_audio.try_send(SttInput::Audio(bytes::Bytes::copy_from_slice(&le))) {
+                le.reserve(up.len() * 2);
+                for s in &up {
+                    le.extend_from_slice(&s.to_le_bytes());
+                }
+                match stt_audio.try_send(SttInput::Audio(le.split().freeze())) {
                     Ok(()) => {
                         sent_samples += up.len() as u64;
                         stt_audio_ms.store(sent_samples * 1000 / u64::from(stt_rate), Ordering::Relaxed);
