@@ -133,7 +133,8 @@ pub struct CallArgs {
     /// Server base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "SWITCHBOARD_SERVER")]
     pub server: String,
-    /// Which gateway to play.
+    /// Which gateway to play: each speaks that carrier's own wire format to the server's
+    /// endpoint for it, with the call id the carrier would use.
     #[arg(long, value_enum, default_value = "twilio")]
     pub gateway: Gateway,
     /// Send audio as fast as the server accepts instead of in real time.
@@ -158,8 +159,16 @@ pub struct CallArgs {
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Gateway {
+    /// Twilio Media Streams: µ-law 8 kHz, JSON frames; watched over SSE.
     Twilio,
+    /// Switchboard's own client protocol: PCM16 16 kHz, events in-band.
     Client,
+    /// Telnyx Media Streaming (bidirectional RTP): PCMU 8 kHz; watched over SSE.
+    Telnyx,
+    /// Plivo Audio Streams: audio/x-mulaw 8 kHz; watched over SSE.
+    Plivo,
+    /// Vonage websocket: binary audio/l16 16 kHz; watched over SSE.
+    Vonage,
 }
 
 #[derive(Args, Clone)]

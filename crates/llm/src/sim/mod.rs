@@ -14,6 +14,6 @@ mod server;
 
 pub use anthropic::{AnthropicSim, AnthropicSimConfig};
 pub use gemini::{GeminiSim, GeminiSimConfig};
-pub use simkit::SimKeys;
 pub use openai::{Fault, OpenAiSim, OpenAiSimConfig};
 pub use replies::reply_for;
+pub use simkit::SimKeys;

@@ -1,0 +1,273 @@
+//! `switchboard call`: plays a recorded call into a server exactly as a gateway would, prints
+//! the conversation as it happens and the session's usage records at the end.
+//!
+//! Each gateway's wire format is one module behind [`wire::CallerWire`]; this loop paces the
+//! audio in 20 ms frames, keeps a playback clock for the agent's audio (so marks are answered
+//! when the audio would have played, and `clear` drops it), and prints. Carrier wires carry no
+//! text, so those calls are watched through `/api/calls/{call_id}/events`; the client protocol
+//! carries its events in-band.
+
+mod client;
+mod output;
+mod plivo;
+mod telnyx;
+mod twilio;
+mod vonage;
+mod wire;
+
+use crate::cli::CallArgs;
+use anyhow::{bail, Context};
+use futures::{SinkExt, StreamExt};
+use output::{on_event, print_audio, print_usage, Printer, Report};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use wire::Received;
+
+const FRAME: Duration = Duration::from_millis(20);
+
+fn ws_base(server: &str) -> String {
+    let s = server.trim_end_matches('/');
+    if let Some(rest) = s.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = s.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Resample the file to the gateway's rate, in 20 ms frames.
+fn frames_at(samples: &[i16], from: u32, to: u32) -> anyhow::Result<Vec<Vec<i16>>> {
+    let mut rs = media::Resampler::new(from, to).context("resampler")?;
+    let mut out = Vec::with_capacity(samples.len() * to as usize / from as usize + 1024);
+    for chunk in samples.chunks(media::samples_per_20ms(from)) {
+        rs.process(chunk, &mut out).context("resampling")?;
+    }
+    let n = media::samples_per_20ms(to);
+    Ok(out
+        .chunks(n)
+        .map(|c| {
+            let mut f = c.to_vec();
+            f.resize(n, 0);
+            f
+        })
+        .collect())
+}
+
+/// Subscribe to the call's live events over SSE; lines arrive on the returned channel.
+async fn watch(args: &CallArgs, call_id: &str) -> anyhow::Result<tokio::sync::mpsc::Receiver<Value>> {
+    let url = format!("{}/api/calls/{call_id}/events", args.server.trim_end_matches('/'));
+    let mut req = reqwest::Client::new().get(&url);
+    if let Some(t) = &args.token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.with_context(|| format!("cannot reach the server at {}", args.server))?;
+    if !resp.status().is_success() {
+        bail!("watching the call failed: HTTP {} {}", resp.status(), resp.text().await.unwrap_or_default());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        let mut body = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(i) = buf.find('\n') {
+                let line: String = buf.drain(..=i).collect();
+                if let Some(data) = line.trim_end().strip_prefix("data:") {
+                    if let Ok(v) = serde_json::from_str::<Value>(data.trim_start()) {
+                        if tx.send(v).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// The agent's audio as the caller's phone plays it: when what was received so far ends, and
+/// the marks waiting for it.
+struct Playback {
+    until: Instant,
+    marks: VecDeque<(Instant, String)>,
+}
+
+impl Playback {
+    fn received(&mut self, ms: u64) {
+        self.until = self.until.max(Instant::now()) + Duration::from_millis(ms);
+    }
+
+    /// Marks whose audio has played by `now`.
+    fn played(&mut self, now: Instant) -> impl Iterator<Item = String> + '_ {
+        std::iter::from_fn(move || {
+            if self.marks.front().is_some_and(|(t, _)| *t <= now) {
+                self.marks.pop_front().map(|(_, name)| name)
+            } else {
+                None
+            }
+        })
+    }
+}
+
+pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
+    let (samples, rate) =
+        media::wav::read_wav(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let p = Printer { json: args.json, t0: std::time::Instant::now() };
+    let mut wire = wire::for_gateway(args.gateway, &args.agent);
+    let call_id = wire.call_id().to_string();
+    let out_rate = wire.rate();
+    let mut frames = frames_at(&samples, rate, out_rate)?;
+    let tail = (args.tail * 50.0).round() as usize;
+    frames.extend(std::iter::repeat_n(vec![0i16; media::samples_per_20ms(out_rate)], tail));
+
+    let mut events = if wire.in_band_events() { None } else { Some(watch(&args, &call_id).await?) };
+    let url = format!("{}{}", ws_base(&args.server), wire.path());
+    let (ws, _) =
+        tokio_tungstenite::connect_async(url.as_str()).await.with_context(|| format!("connecting to {url}"))?;
+    let (mut tx, mut rx) = ws.split();
+    for m in wire.opening() {
+        tx.send(m).await?;
+    }
+    if !p.json {
+        println!("calling {} as {:?} ({} s of audio, call {call_id})", args.server, args.gateway, frames.len() / 50);
+    }
+
+    let mut r = Report::default();
+    let mut next = Instant::now();
+    let mut i = 0usize;
+    let mut stopped = false;
+    let mut ws_open = true;
+    let mut playback = Playback { until: Instant::now(), marks: VecDeque::new() };
+    let mut mark_tick = tokio::time::interval(FRAME);
+    let mut pcm = Vec::with_capacity(960);
+    let mut ended = false;
+    let hard_deadline = Instant::now() + Duration::from_secs(frames.len() as u64 / 50 + 120);
+    let mut stop_deadline: Option<Instant> = None;
+    loop {
+        if Instant::now() > hard_deadline {
+            bail!("the call did not end in time");
+        }
+        let sending = !stopped && i < frames.len();
+        let mut got: Option<Received> = None;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next), if sending => {
+                let msg = wire.media(&frames[i]);
+                i += 1;
+                if tx.send(msg).await.is_err() {
+                    ws_open = false;
+                    stopped = true;
+                }
+                next = if args.fast { Instant::now() } else { next + FRAME };
+                if i == frames.len() && !args.fast {
+                    stop_deadline = Some(Instant::now());
+                }
+                if i == frames.len() && args.fast {
+                    r.last_activity = Some(Instant::now());
+                }
+            }
+            msg = rx.next(), if ws_open => match msg {
+                Some(Ok(Message::Text(t))) => match serde_json::from_str::<Value>(t.as_str()) {
+                    Ok(v) => got = Some(wire.text(&v, &mut pcm)),
+                    Err(e) => r.error(&p, json!({"type":"error","code":"bad_json","message": e.to_string()}), || format!("error  server sent bad JSON: {e}")),
+                },
+                Some(Ok(Message::Binary(b))) => got = Some(wire.binary(&b, &mut pcm)),
+                Some(Ok(Message::Close(frame))) => {
+                    ws_open = false;
+                    if let Some(f) = frame {
+                        if u16::from(f.code) != 1000 && !f.reason.is_empty() {
+                            r.error(&p, json!({"type": "error", "code": "closed", "close_code": u16::from(f.code), "message": f.reason.to_string()}), || format!("error  server closed the call: {} ({})", f.reason, u16::from(f.code)));
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    ws_open = false;
+                    if !stopped { r.error(&p, json!({"type":"error","code":"socket","message": e.to_string()}), || format!("error  {e}")); }
+                }
+                None => ws_open = false,
+            },
+            ev = async { match events.as_mut() { Some(e) => e.recv().await, None => std::future::pending().await } } => match ev {
+                Some(v) => if on_event(&p, &mut r, &v) { ended = true; },
+                None => events = None,
+            },
+            _ = mark_tick.tick() => {
+                let now = Instant::now();
+                for name in playback.played(now) {
+                    if let Some(m) = wire.mark_played(&name) {
+                        let _ = tx.send(m).await;
+                    }
+                }
+                // Fast mode: once the audio is sent, hang up when the agent has gone quiet.
+                if args.fast && !stopped && i >= frames.len() && !r.turn_open
+                    && r.last_activity.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+                    stop_deadline = Some(now);
+                }
+            }
+        }
+        match got {
+            None | Some(Received::Ignore) => {}
+            Some(Received::Audio) => {
+                r.saved.extend_from_slice(&pcm);
+                let ms = pcm.len() as u64 * 1000 / u64::from(out_rate);
+                r.audio_ms += ms;
+                r.audio_since_mark_ms += ms;
+                playback.received(ms);
+            }
+            Some(Received::Mark(name)) => {
+                print_audio(&p, &mut r, "end of turn");
+                playback.marks.push_back((playback.until, name));
+            }
+            Some(Received::TurnEnd) => print_audio(&p, &mut r, "end of turn"),
+            Some(Received::Clear { ack_marks, reply }) => {
+                print_audio(&p, &mut r, "cleared");
+                playback.until = Instant::now();
+                if let Some(m) = reply {
+                    let _ = tx.send(m).await;
+                }
+                if !ack_marks {
+                    playback.marks.clear();
+                }
+                while let Some((_, name)) = playback.marks.pop_front() {
+                    if let Some(m) = wire.mark_played(&name) {
+                        let _ = tx.send(m).await;
+                    }
+                }
+            }
+            Some(Received::Event(v)) => ended |= on_event(&p, &mut r, &v),
+            Some(Received::Error(e)) => {
+                r.error(&p, json!({"type": "error", "code": e.code, "message": e.message}), || {
+                    format!("error  {}", e.human)
+                })
+            }
+        }
+        if !stopped && stop_deadline.is_some_and(|d| Instant::now() >= d) {
+            stopped = true;
+            let _ = tx.send(wire.stop()).await;
+        }
+        if ended || (!ws_open && events.is_none()) {
+            break;
+        }
+        if !ws_open && !stopped {
+            // The server hung up on us; wait for the end event only.
+            stopped = true;
+        }
+    }
+    let _ = tx.close().await;
+    print_audio(&p, &mut r, "end of call");
+    print_usage(&p, &r);
+    if let Some(path) = &args.save_audio {
+        media::wav::write_wav(path, &r.saved, out_rate).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let reason = r.end_reason.clone().unwrap_or_else(|| "no end event".into());
+    p.line(json!({"type": "end", "reason": reason, "errors": r.errors, "audio_ms": r.audio_ms, "records": r.usage.len(), "call_sid": call_id}), || {
+        format!("end: {reason}; {:.1} s of agent audio; {} errors", r.audio_ms as f64 / 1000.0, r.errors)
+    });
+    if r.errors > 0 || reason != "hangup" {
+        return Ok(std::process::ExitCode::FAILURE);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

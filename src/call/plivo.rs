@@ -1,0 +1,119 @@
+//! Plivo Audio Streams as Plivo sends them: `start` with `mediaFormat` audio/x-mulaw 8 kHz, the
+//! call's `callId` (the id the server registers the call under) and `extra_headers` carrying the
+//! agent, then `media`. Plivo has no stop event: the call ends with a close frame. A
+//! `checkpoint` is answered with `playedStream` once its audio would have played; `clearAudio`
+//! drops pending checkpoints (they never played) and is answered with `clearedAudio`
+//! (protocols/telephony.md A4).
+
+use super::wire::{b64_frame, str_at, ulaw_payload, CallerWire, Received, WireError};
+use serde_json::{json, Value};
+use std::fmt::Write;
+use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+use tokio_tungstenite::tungstenite::Message;
+
+pub(super) struct Plivo {
+    call_id: String,
+    stream_id: String,
+    extra_headers: String,
+    /// `extra_headers` as a JSON string literal, for the media frames that repeat it.
+    extra_headers_json: String,
+    seq: u64,
+    chunk: u64,
+    /// Unix ms of the first frame; `media.timestamp` counts from it.
+    t0_ms: u64,
+    ulaw: Vec<u8>,
+    prefix: String,
+}
+
+impl Plivo {
+    pub fn new(agent: &str) -> Self {
+        let t0_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let extra_headers = format!("agent={agent}");
+        Self {
+            call_id: uuid::Uuid::new_v4().to_string(),
+            stream_id: uuid::Uuid::new_v4().to_string(),
+            // Plivo's extraHeaders are `k=v` pairs separated by `;`.
+            extra_headers_json: Value::String(extra_headers.clone()).to_string(),
+            extra_headers,
+            seq: 0,
+            chunk: 0,
+            t0_ms,
+            ulaw: Vec::with_capacity(160),
+            prefix: String::with_capacity(200),
+        }
+    }
+}
+
+impl CallerWire for Plivo {
+    fn path(&self) -> &'static str {
+        "/plivo/stream"
+    }
+
+    fn rate(&self) -> u32 {
+        8000
+    }
+
+    fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    fn opening(&mut self) -> Vec<Message> {
+        self.seq += 1;
+        let start = json!({"event": "start", "sequenceNumber": self.seq,
+            "start": {"callId": self.call_id, "streamId": self.stream_id,
+                "accountId": format!("MA{}", &uuid::Uuid::new_v4().simple().to_string()[..18]),
+                "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}},
+            "extra_headers": self.extra_headers});
+        vec![Message::text(start.to_string())]
+    }
+
+    fn media(&mut self, frame: &[i16]) -> Message {
+        self.seq += 1;
+        self.chunk += 1;
+        media::g711::encode_ulaw_into(frame, &mut self.ulaw);
+        self.prefix.clear();
+        let _ = write!(
+            self.prefix,
+            r#"{{"event":"media","sequenceNumber":{},"streamId":"{}","extra_headers":{},"media":{{"track":"inbound","timestamp":"{}","chunk":{},"payload":""#,
+            self.seq,
+            self.stream_id,
+            self.extra_headers_json,
+            self.t0_ms + (self.chunk - 1) * 20,
+            self.chunk
+        );
+        Message::text(b64_frame(&self.prefix, &self.ulaw, r#""}}"#))
+    }
+
+    fn stop(&mut self) -> Message {
+        Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
+    }
+
+    fn mark_played(&mut self, name: &str) -> Option<Message> {
+        self.seq += 1;
+        let m = json!({"event": "playedStream", "sequenceNumber": self.seq, "streamId": self.stream_id, "name": name});
+        Some(Message::text(m.to_string()))
+    }
+
+    fn text(&mut self, v: &Value, pcm: &mut Vec<i16>) -> Received {
+        match v.get("event").and_then(Value::as_str) {
+            Some("playAudio") => {
+                let (ct, rate) = (str_at(v, "/media/contentType"), v.pointer("/media/sampleRate"));
+                if ct != "audio/x-mulaw" || rate.and_then(Value::as_u64) != Some(8000) {
+                    return Received::Error(WireError::new(
+                        "unsupported_format",
+                        format!("server played {ct} at {} Hz on a µ-law 8 kHz stream", rate.unwrap_or(&Value::Null)),
+                    ));
+                }
+                ulaw_payload(str_at(v, "/media/payload"), &mut self.ulaw, pcm)
+            }
+            Some("checkpoint") => Received::Mark(str_at(v, "/name").to_string()),
+            Some("clearAudio") => {
+                self.seq += 1;
+                let reply = json!({"event": "clearedAudio", "sequenceNumber": self.seq, "streamId": self.stream_id});
+                Received::Clear { ack_marks: false, reply: Some(Message::text(reply.to_string())) }
+            }
+            other => Received::Error(WireError::unknown_event(other)),
+        }
+    }
+}

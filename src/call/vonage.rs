@@ -1,0 +1,83 @@
+//! The Vonage Voice API websocket as Vonage sends it: a `websocket:connected` header with
+//! `content-type: audio/l16;rate=16000` and the NCCO headers (the call's `call_uuid`, the id the
+//! server registers the call under, and the agent), then binary 20 ms L16 little-endian frames.
+//! Vonage has no stop event: the call ends with a close frame. A `notify` is answered with
+//! `websocket:notify` carrying its payload once its audio would have played; `{"action":"clear"}`
+//! is answered with `websocket:cleared` (protocols/telephony.md A3).
+
+use super::wire::{CallerWire, Received, WireError};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+use tokio_tungstenite::tungstenite::Message;
+
+const RATE: u32 = 16000;
+
+pub(super) struct Vonage {
+    call_uuid: String,
+    agent: String,
+    raw: Vec<u8>,
+}
+
+impl Vonage {
+    pub fn new(agent: &str) -> Self {
+        Self { call_uuid: uuid::Uuid::new_v4().to_string(), agent: agent.to_string(), raw: Vec::with_capacity(640) }
+    }
+}
+
+impl CallerWire for Vonage {
+    fn path(&self) -> &'static str {
+        "/vonage/stream"
+    }
+
+    fn rate(&self) -> u32 {
+        RATE
+    }
+
+    fn call_id(&self) -> &str {
+        &self.call_uuid
+    }
+
+    fn opening(&mut self) -> Vec<Message> {
+        let header = json!({"event": "websocket:connected", "content-type": format!("audio/l16;rate={RATE}"),
+            "call_uuid": self.call_uuid, "agent": self.agent});
+        vec![Message::text(header.to_string())]
+    }
+
+    fn media(&mut self, frame: &[i16]) -> Message {
+        media::l16::encode_le_into(frame, &mut self.raw);
+        Message::binary(self.raw.clone())
+    }
+
+    fn stop(&mut self) -> Message {
+        Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
+    }
+
+    fn mark_played(&mut self, name: &str) -> Option<Message> {
+        Some(Message::text(json!({"event": "websocket:notify", "payload": {"name": name}}).to_string()))
+    }
+
+    fn text(&mut self, v: &Value, _pcm: &mut Vec<i16>) -> Received {
+        match v.get("action").and_then(Value::as_str) {
+            Some("notify") => match v.pointer("/payload/name").and_then(Value::as_str) {
+                Some(name) => Received::Mark(name.to_string()),
+                None => Received::Error(WireError::new("bad_notify", "server sent a notify without payload.name")),
+            },
+            Some("clear") => Received::Clear {
+                ack_marks: false,
+                reply: Some(Message::text(json!({"event": "websocket:cleared"}).to_string())),
+            },
+            other => Received::Error(WireError {
+                code: "unknown_action",
+                message: format!("{other:?}"),
+                human: format!("server sent unknown action {other:?}"),
+            }),
+        }
+    }
+
+    fn binary(&mut self, b: &[u8], pcm: &mut Vec<i16>) -> Received {
+        match media::l16::decode_le_into(b, pcm) {
+            Ok(()) => Received::Audio,
+            Err(e) => Received::Error(WireError::new("bad_audio", format!("server sent {e}"))),
+        }
+    }
+}
