@@ -47,7 +47,7 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
     let exe = std::env::current_exe().context("locating the switchboard binary")?;
     let mut sim = Command::new(&exe);
     sim.arg("sim").arg("--calls").arg(&args.calls_dir);
-    for p in crate::sims::SIMULATED {
+    for p in crate::sims::simulated_providers() {
         sim.arg("--key").arg(format!("{p}={BENCH_KEY}"));
     }
     let mut sim = sim.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().context("starting switchboard sim")?;
@@ -62,9 +62,10 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
         .arg("--database")
         .arg(format!("sqlite:{}", dir.join("bench.db").display()))
         .env("RUST_LOG", "warn");
-    for p in crate::sims::SIMULATED {
-        let url = urls[p].as_str().context("simulator URL")?;
-        server.arg("--provider-url").arg(format!("{p}={url}"));
+    for (svc, p) in crate::sims::simulated() {
+        let key = format!("{svc}.{p}");
+        let url = urls[&key].as_str().context("simulator URL")?;
+        server.arg("--provider-url").arg(format!("{key}={url}"));
         server.env(crate::server::key_env(p), BENCH_KEY);
     }
     let log = std::fs::File::create(dir.join("server.log"))?;

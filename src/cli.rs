@@ -113,8 +113,9 @@ pub struct ServeArgs {
     /// Recorded calls the sandbox STT simulator recognizes (WAV + JSON sidecars).
     #[arg(long, default_value = "assets/calls", env = "SWITCHBOARD_CALLS")]
     pub calls: PathBuf,
-    /// Provider base URL override, `provider=url` (repeatable), e.g. to point at `switchboard sim`.
-    #[arg(long = "provider-url", value_name = "PROVIDER=URL")]
+    /// Provider base URL override (repeatable), e.g. to point at `switchboard sim`:
+    /// `stt.deepgram=URL` for one service, or `deepgram=URL` for every service of the provider.
+    #[arg(long = "provider-url", value_name = "[SERVICE.]PROVIDER=URL")]
     pub provider_urls: Vec<String>,
     /// Seconds between usage checkpoints of a running call.
     #[arg(long, default_value_t = 5)]

@@ -22,17 +22,19 @@ pub fn key_env(provider: &str) -> String {
 /// Every provider this server has an adapter for.
 pub fn provider_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> =
-        stt::registry::names().iter().chain(tts::registry::names()).chain(llm::registry::names()).copied().collect();
+        stt::registry::names().chain(tts::registry::names()).chain(llm::registry::names()).collect();
     v.sort_unstable();
     v.dedup();
     v
 }
 
-const DEFAULT_URLS: [(&str, &str); 3] = [
-    ("deepgram", "wss://api.deepgram.com"),
-    ("openai", "https://api.openai.com/v1"),
-    ("elevenlabs", "wss://api.elevenlabs.io"),
-];
+/// Each adapter's public endpoint, keyed `service.provider` like the resolver looks them up.
+fn default_urls() -> Vec<(String, &'static str)> {
+    let stt = stt::registry::PROVIDERS.iter().map(|e| (format!("stt.{}", e.name), e.default_url));
+    let tts = tts::registry::PROVIDERS.iter().map(|e| (format!("tts.{}", e.name), e.default_url));
+    let llm = llm::registry::names().filter_map(|n| llm::registry::default_url(n).map(|u| (format!("llm.{n}"), u)));
+    stt.chain(tts).chain(llm).collect()
+}
 
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -88,18 +90,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     let mut base_urls: HashMap<String, Url> = HashMap::new();
-    for (p, u) in DEFAULT_URLS {
-        base_urls.insert(p.to_string(), Url::parse(u).context("built-in provider URL")?);
+    for (p, u) in default_urls() {
+        base_urls.insert(p, Url::parse(u).context("built-in provider URL")?);
     }
     for kv in &args.provider_urls {
         let (p, u) = kv.split_once('=').with_context(|| "--provider-url must be provider=url")?;
-        base_urls.insert(p.to_string(), Url::parse(u).with_context(|| format!("--provider-url for {p} is not a URL"))?);
+        let url = Url::parse(u).with_context(|| format!("--provider-url for {p} is not a URL"))?;
+        if p.contains('.') {
+            base_urls.insert(p.to_string(), url);
+        } else {
+            for svc in ["stt", "llm", "tts"] {
+                base_urls.insert(format!("{svc}.{p}"), url.clone());
+            }
+        }
     }
 
     let sandbox = keys.is_empty();
     let _sims = if sandbox {
         let mut sim_keys = HashMap::new();
-        for p in crate::sims::SIMULATED {
+        for p in crate::sims::simulated_providers() {
             let k = format!("sandbox-{}", uuid::Uuid::new_v4().simple());
             keys.set(p, SecretString::from(k.clone()));
             sim_keys.insert(p.to_string(), vec![k]);
@@ -107,7 +116,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         let sims = Sims::start(&args.calls, &sim_keys, &args.sim).await?;
         base_urls.extend(sims.base_urls());
         tracing::info!(
-            deepgram = %sims.deepgram.base_url(), openai = %sims.openai.base_url(), elevenlabs = %sims.elevenlabs.base_url(),
+            simulators = sims.running.len(),
             "sandbox mode: no provider keys configured (DEEPGRAM_API_KEY, OPENAI_API_KEY, …), provider simulators started in-process"
         );
         Some(sims)

@@ -10,75 +10,75 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
+/// Every registered simulator, keyed `service.provider` (`stt.deepgram`, `tts.deepgram`).
 pub struct Sims {
-    pub deepgram: stt::sim::DeepgramSim,
-    pub openai: llm::sim::OpenAiSim,
-    pub anthropic: llm::sim::AnthropicSim,
-    pub google: llm::sim::GeminiSim,
-    pub elevenlabs: tts::sim::ElevenLabsSim,
+    pub running: Vec<(String, String, Box<dyn simkit::RunningSim>)>,
 }
 
-/// Providers the simulators stand in for.
-pub const SIMULATED: [&str; 5] = ["deepgram", "openai", "anthropic", "google", "elevenlabs"];
+/// `(service, provider)` of every simulator the crates register.
+pub fn simulated() -> Vec<(&'static str, &'static str)> {
+    let stt = stt::sim::registry::SIMS.iter().map(|(n, _)| ("stt", *n));
+    let llm = llm::sim::registry::SIMS.iter().map(|(n, _)| ("llm", *n));
+    let tts = tts::sim::registry::SIMS.iter().map(|(n, _)| ("tts", *n));
+    stt.chain(llm).chain(tts).collect()
+}
+
+/// Provider names with at least one simulator.
+pub fn simulated_providers() -> Vec<&'static str> {
+    let mut v: Vec<_> = simulated().into_iter().map(|(_, p)| p).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
 
 impl Sims {
-    /// Start the three simulators on loopback ports. `keys` maps provider → accepted keys.
+    /// Start every registered simulator on a loopback port. `keys` maps provider → accepted keys
+    /// (a provider's simulators for different services share its keys, like the real service).
     pub async fn start(calls: &Path, keys: &HashMap<String, Vec<String>>, t: &SimTuning) -> anyhow::Result<Sims> {
-        let catalog = stt::sim::Catalog::from_dir(calls)
-            .with_context(|| format!("loading the recorded-call catalog from {}", calls.display()))?;
-        let keys_for = |p: &str| keys.get(p).cloned().unwrap_or_default();
-        let deepgram = stt::sim::DeepgramSim::start(stt::sim::DeepgramSimConfig {
-            keys: keys_for("deepgram").into(),
-            final_delay: Duration::from_millis(t.sim_stt_final_ms),
-            catalog: Arc::new(catalog),
-            fail_after_audio_ms: t.sim_stt_fail_after_ms,
-            ..Default::default()
-        })
-        .await
-        .context("starting the Deepgram simulator")?;
-        let openai = llm::sim::OpenAiSim::start(llm::sim::OpenAiSimConfig {
-            keys: keys_for("openai").into(),
-            first_token_delay: Duration::from_millis(t.sim_llm_first_token_ms),
-            tokens_per_sec: t.sim_llm_tokens_per_sec,
-            ..Default::default()
-        })
-        .await
-        .context("starting the OpenAI simulator")?;
-        let anthropic = llm::sim::AnthropicSim::start(llm::sim::AnthropicSimConfig {
-            keys: keys_for("anthropic").into(),
-            first_token_delay: Duration::from_millis(t.sim_llm_first_token_ms),
-            tokens_per_sec: t.sim_llm_tokens_per_sec,
-            ..Default::default()
-        })
-        .await
-        .context("starting the Anthropic simulator")?;
-        let google = llm::sim::GeminiSim::start(llm::sim::GeminiSimConfig {
-            keys: keys_for("google").into(),
-            first_token_delay: Duration::from_millis(t.sim_llm_first_token_ms),
-            tokens_per_sec: t.sim_llm_tokens_per_sec,
-            ..Default::default()
-        })
-        .await
-        .context("starting the Gemini simulator")?;
-        let elevenlabs = tts::sim::ElevenLabsSim::start(tts::sim::ElevenLabsSimConfig {
-            keys: keys_for("elevenlabs").into(),
-            first_audio_delay: Duration::from_millis(t.sim_tts_first_audio_ms),
-            ms_per_char: t.sim_tts_ms_per_char,
-            ..Default::default()
-        })
-        .await
-        .context("starting the ElevenLabs simulator")?;
-        Ok(Sims { deepgram, openai, anthropic, google, elevenlabs })
+        let catalog = Arc::new(
+            stt::sim::Catalog::from_dir(calls)
+                .with_context(|| format!("loading the recorded-call catalog from {}", calls.display()))?,
+        );
+        let tuning = simkit::Tuning {
+            stt_final: Duration::from_millis(t.sim_stt_final_ms),
+            stt_fail_after_audio_ms: t.sim_stt_fail_after_ms,
+            llm_first_token: Duration::from_millis(t.sim_llm_first_token_ms),
+            llm_tokens_per_sec: t.sim_llm_tokens_per_sec,
+            tts_first_audio: Duration::from_millis(t.sim_tts_first_audio_ms),
+            tts_ms_per_char: t.sim_tts_ms_per_char,
+        };
+        let keys_for = |p: &str| simkit::SimKeys::from(keys.get(p).cloned().unwrap_or_default());
+        let mut running = Vec::new();
+        for (name, start) in stt::sim::registry::SIMS {
+            let sim = start(keys_for(name), tuning.clone(), catalog.clone()).await;
+            running.push((
+                "stt".to_string(),
+                name.to_string(),
+                sim.with_context(|| format!("starting the {name} STT simulator"))?,
+            ));
+        }
+        for (name, start) in llm::sim::registry::SIMS {
+            let sim = start(keys_for(name), tuning.clone()).await;
+            running.push((
+                "llm".to_string(),
+                name.to_string(),
+                sim.with_context(|| format!("starting the {name} LLM simulator"))?,
+            ));
+        }
+        for (name, start) in tts::sim::registry::SIMS {
+            let sim = start(keys_for(name), tuning.clone()).await;
+            running.push((
+                "tts".to_string(),
+                name.to_string(),
+                sim.with_context(|| format!("starting the {name} TTS simulator"))?,
+            ));
+        }
+        Ok(Sims { running })
     }
 
+    /// `service.provider` → base URL, the keys `--provider-url` and the resolver use.
     pub fn base_urls(&self) -> HashMap<String, Url> {
-        HashMap::from([
-            ("deepgram".to_string(), self.deepgram.base_url()),
-            ("openai".to_string(), self.openai.base_url()),
-            ("anthropic".to_string(), self.anthropic.base_url()),
-            ("google".to_string(), self.google.base_url()),
-            ("elevenlabs".to_string(), self.elevenlabs.base_url()),
-        ])
+        self.running.iter().map(|(svc, p, sim)| (format!("{svc}.{p}"), sim.base_url())).collect()
     }
 }
 
@@ -97,7 +97,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<std::process::ExitCode> {
             .with_context(|| format!("--key must be provider=key, got {:?}", kv.split('=').next()))?;
         keys.entry(p.to_string()).or_default().push(k.to_string());
     }
-    for p in ["deepgram", "openai", "elevenlabs"] {
+    for p in simulated_providers() {
         keys.entry(p.to_string()).or_insert_with(|| vec!["sim-key".to_string()]);
     }
     let sims = Arc::new(Sims::start(&args.calls, &keys, &args.tuning).await?);
@@ -121,20 +121,20 @@ async fn urls(State(s): State<Arc<Sims>>) -> Json<HashMap<String, Url>> {
     Json(s.base_urls())
 }
 
-/// Last 4 characters of the key of every connection or request, in arrival order.
-async fn seen_keys(State(s): State<Arc<Sims>>) -> Json<serde_json::Value> {
-    let l4 = |v: Vec<String>| v.iter().map(|k| last4(k)).collect::<Vec<_>>();
-    Json(serde_json::json!({
-        "deepgram": l4(s.deepgram.seen_keys()),
-        "openai": l4(s.openai.seen_keys()),
-        "anthropic": l4(s.anthropic.seen_keys()),
-        "google": l4(s.google.seen_keys()),
-        "elevenlabs": l4(s.elevenlabs.seen_keys()),
-    }))
+/// Last 4 characters of the key of every connection or request, in arrival order, by provider
+/// (all of a provider's simulators, STT before LLM before TTS).
+async fn seen_keys(State(s): State<Arc<Sims>>) -> Json<HashMap<String, Vec<String>>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (_, p, sim) in &s.running {
+        out.entry(p.clone()).or_default().extend(sim.seen_keys().iter().map(|k| last4(k)));
+    }
+    Json(out)
 }
 
+/// The messages of the OpenAI simulator's last request (barge-in truncation checks).
 async fn last_request(State(s): State<Arc<Sims>>) -> Json<serde_json::Value> {
-    Json(serde_json::to_value(s.openai.last_request_messages()).unwrap_or_default())
+    let openai = s.running.iter().find(|(svc, p, _)| svc == "llm" && p == "openai");
+    Json(openai.and_then(|(_, _, sim)| sim.last_request()).unwrap_or_default())
 }
 
 pub async fn shutdown_signal() {

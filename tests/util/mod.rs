@@ -68,12 +68,14 @@ impl Sim {
     /// `--provider-url` for every simulated provider; the OpenAI-compatible family is served
     /// by the OpenAI simulator (same protocol), so a family provider's key is an `openai` sim key.
     pub fn provider_args(&self) -> Vec<String> {
-        let mut args: Vec<String> = ["deepgram", "openai", "anthropic", "google", "elevenlabs"]
+        let mut args: Vec<String> = self
+            .urls
             .iter()
-            .flat_map(|p| ["--provider-url".to_string(), format!("{p}={}", self.urls[*p])])
+            .filter(|(k, _)| k.as_str() != "control")
+            .flat_map(|(k, u)| ["--provider-url".to_string(), format!("{k}={u}")])
             .collect();
         for p in ["groq", "cerebras", "deepseek", "openrouter", "xai", "mistral", "together", "fireworks"] {
-            args.extend(["--provider-url".to_string(), format!("{p}={}", self.urls["openai"])]);
+            args.extend(["--provider-url".to_string(), format!("llm.{p}={}", self.urls["llm.openai"])]);
         }
         args
     }

@@ -63,8 +63,8 @@ impl PlanResolver {
     }
 
     /// Where a provider is reached (its real API, or a simulator in sandbox and tests).
-    pub fn base_url(&self, provider: &str) -> Option<&Url> {
-        self.base_urls.get(provider)
+    pub fn base_url(&self, service: &str, provider: &str) -> Option<&Url> {
+        self.base_urls.get(&format!("{service}.{provider}")).or_else(|| self.base_urls.get(provider))
     }
 
     /// Replace the whole rate table (operator edit); affects sessions resolved afterwards.
@@ -196,8 +196,7 @@ impl PlanResolver {
             });
         }
         let base_url = self
-            .base_urls
-            .get(&choice.provider)
+            .base_url(service, &choice.provider)
             .cloned()
             .ok_or_else(|| BillingError::UnknownProvider(choice.provider.clone()))?;
         let (credential, billed_to, markup_bps) = if let Some(c) = ctx.byok_credential(service, &choice.provider) {

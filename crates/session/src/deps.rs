@@ -19,17 +19,17 @@ impl Providers {
         let mut p = Providers::default();
         for name in stt::registry::names() {
             if let Some(a) = stt::registry::build(name) {
-                p.stt.insert((*name).to_string(), a);
+                p.stt.insert(name.to_string(), a);
             }
         }
         for name in llm::registry::names() {
             if let Some(a) = llm::registry::build(name, http) {
-                p.llm.insert((*name).to_string(), a);
+                p.llm.insert(name.to_string(), a);
             }
         }
         for name in tts::registry::names() {
             if let Some(a) = tts::registry::build(name) {
-                p.tts.insert((*name).to_string(), a);
+                p.tts.insert(name.to_string(), a);
             }
         }
         p

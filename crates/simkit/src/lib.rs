@@ -1,8 +1,55 @@
-//! Pieces shared by the provider simulators of the stt, tts and llm crates.
-//!
-//! The keys a simulator accepts, shared so a running test can add one.
+//! Pieces shared by the provider simulators of the stt, tts and llm crates: the keys a
+//! simulator accepts, the tuning knobs of `switchboard sim`, and [`RunningSim`], the type-erased
+//! handle each crate's simulator registry hands back so the binary can start every simulator
+//! without naming any.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// A simulator serving on a loopback port until dropped.
+pub trait RunningSim: Send + Sync {
+    /// What an adapter is given as its base URL (`ws://127.0.0.1:PORT`, `http://…/v1`).
+    fn base_url(&self) -> url::Url;
+    /// The key of every accepted connection or request, in order. Test inspection only.
+    fn seen_keys(&self) -> Vec<String>;
+    /// The messages of the last LLM request, for simulators that keep them (barge-in tests).
+    fn last_request(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// Latencies and faults shared by all simulators; each uses the knobs of its own service.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// STT: from end of speech to the endpointed final result.
+    pub stt_final: Duration,
+    /// STT fault: close the stream after this much audio.
+    pub stt_fail_after_audio_ms: Option<u64>,
+    pub llm_first_token: Duration,
+    pub llm_tokens_per_sec: f64,
+    pub tts_first_audio: Duration,
+    pub tts_ms_per_char: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            stt_final: Duration::from_millis(300),
+            stt_fail_after_audio_ms: None,
+            llm_first_token: Duration::from_millis(350),
+            llm_tokens_per_sec: 60.0,
+            tts_first_audio: Duration::from_millis(150),
+            tts_ms_per_char: 50,
+        }
+    }
+}
+
+/// What starting one simulator returns.
+pub type Started = std::io::Result<Box<dyn RunningSim>>;
+/// A boxed start future, so registries can be plain tables of functions.
+pub type StartFuture = Pin<Box<dyn Future<Output = Started> + Send>>;
 
 /// Accepted API keys. Clones share one set; `Debug` shows only how many there are.
 #[derive(Clone, Default)]

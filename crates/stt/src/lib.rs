@@ -95,4 +95,19 @@ pub trait Stt: Send + Sync {
     fn name(&self) -> &'static str;
     /// Open a streaming session. Fails before any audio is sent when the key is refused.
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError>;
+    /// The cheapest real call that proves `key` works, for `POST /api/credentials/check`.
+    async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError>;
+}
+
+/// [`Stt::check_key`] for streaming providers that refuse a bad key at the handshake: open a
+/// stream with `model` and close it at once.
+pub async fn check_by_connecting(
+    stt: &dyn Stt,
+    base_url: &Url,
+    key: &SecretString,
+    model: &str,
+) -> Result<(), SttError> {
+    let stream = stt.connect(SttRequest { base_url, key, model, sample_rate: 16000, language: "en" }).await?;
+    let _ = stream.audio.send(SttInput::Close).await;
+    Ok(())
 }

@@ -1,19 +1,32 @@
-//! Provider name → adapter. New provider = `mod foo;` in lib.rs + one line in each function.
+//! Provider name → adapter and default endpoint. A new provider = its module plus one line in
+//! [`PROVIDERS`].
 
 use crate::{Deepgram, Stt};
 use std::sync::Arc;
 
+/// One registered provider: its rate-table name, its public endpoint, and its adapter.
+pub struct Entry {
+    pub name: &'static str,
+    pub default_url: &'static str,
+    pub build: fn() -> Arc<dyn Stt>,
+}
+
+pub const PROVIDERS: &[Entry] =
+    &[Entry { name: "deepgram", default_url: "wss://api.deepgram.com", build: || Arc::new(Deepgram::new()) }];
+
 /// The adapter for `name`, or `None` if this build does not know it.
 pub fn build(name: &str) -> Option<Arc<dyn Stt>> {
-    Some(match name {
-        "deepgram" => Arc::new(Deepgram::new()),
-        _ => return None,
-    })
+    PROVIDERS.iter().find(|e| e.name == name).map(|e| (e.build)())
 }
 
 /// Every name [`build`] accepts, for config validation and dependency wiring.
-pub fn names() -> &'static [&'static str] {
-    &["deepgram"]
+pub fn names() -> impl Iterator<Item = &'static str> {
+    PROVIDERS.iter().map(|e| e.name)
+}
+
+/// The provider's public endpoint, used unless `--provider-url` or sandbox mode overrides it.
+pub fn default_url(name: &str) -> Option<&'static str> {
+    PROVIDERS.iter().find(|e| e.name == name).map(|e| e.default_url)
 }
 
 #[cfg(test)]
@@ -21,11 +34,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_name_builds_and_reports_itself() {
-        for name in names() {
-            let stt = build(name).unwrap();
-            assert_eq!(stt.name(), *name);
+    fn every_name_builds_reports_itself_and_has_a_valid_endpoint() {
+        for e in PROVIDERS {
+            let stt = build(e.name).unwrap();
+            assert_eq!(stt.name(), e.name);
+            url::Url::parse(e.default_url).unwrap();
         }
         assert!(build("nope").is_none());
+        let mut names: Vec<_> = names().collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PROVIDERS.len(), "no name registered twice");
     }
 }

@@ -73,4 +73,28 @@ pub struct TtsStream {
 pub trait Tts: Send + Sync {
     fn name(&self) -> &'static str;
     async fn connect(&self, req: TtsRequest<'_>) -> Result<TtsStream, TtsError>;
+    /// The cheapest real call that proves `key` works, for `POST /api/credentials/check`.
+    async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), TtsError>;
+}
+
+/// [`Tts::check_key`] for websocket providers: open a stream with `model`/`voice`, send
+/// nothing, and wait briefly for a refusal (some carry the key in the first message, so the
+/// refusal can come after the handshake).
+pub async fn check_by_connecting(
+    tts: &dyn Tts,
+    base_url: &Url,
+    key: &SecretString,
+    model: &str,
+    voice: &str,
+) -> Result<(), TtsError> {
+    let stream = tts.connect(TtsRequest { base_url, key, model, voice, sample_rate: 16000 }).await?;
+    let mut events = stream.events;
+    drop(stream.text);
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(2), events.recv()).await {
+            Ok(Some(TtsEvent::Error(e))) => return Err(e),
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return Ok(()),
+        }
+    }
 }

@@ -1,19 +1,43 @@
-//! Provider name → adapter. New provider = `mod foo;` in lib.rs + one line in each function.
+//! Provider name → adapter and default endpoint. A new provider = its module plus one line in
+//! [`PROVIDERS`].
 
 use crate::{ElevenLabs, Tts};
 use std::sync::Arc;
 
+/// One registered provider: its rate-table name, its public endpoint, a stock voice (used by
+/// key checks and by agents that name none), and its adapter.
+pub struct Entry {
+    pub name: &'static str,
+    pub default_url: &'static str,
+    pub default_voice: &'static str,
+    pub build: fn() -> Arc<dyn Tts>,
+}
+
+pub const PROVIDERS: &[Entry] = &[Entry {
+    name: "elevenlabs",
+    default_url: "wss://api.elevenlabs.io",
+    default_voice: "21m00Tcm4TlvDq8ikWAM",
+    build: || Arc::new(ElevenLabs::new()),
+}];
+
 /// The adapter for `name`, or `None` if this build does not know it.
 pub fn build(name: &str) -> Option<Arc<dyn Tts>> {
-    Some(match name {
-        "elevenlabs" => Arc::new(ElevenLabs::new()),
-        _ => return None,
-    })
+    PROVIDERS.iter().find(|e| e.name == name).map(|e| (e.build)())
 }
 
 /// Every name [`build`] accepts, for config validation and dependency wiring.
-pub fn names() -> &'static [&'static str] {
-    &["elevenlabs"]
+pub fn names() -> impl Iterator<Item = &'static str> {
+    PROVIDERS.iter().map(|e| e.name)
+}
+
+/// The provider's stock voice.
+pub fn default_voice(name: &str) -> Option<&'static str> {
+    PROVIDERS.iter().find(|e| e.name == name).map(|e| e.default_voice)
+}
+
+/// The provider's public endpoint, used unless `--provider-url` or sandbox mode overrides it.
+pub fn default_url(name: &str) -> Option<&'static str> {
+    PROVIDERS.iter().find(|e| e.name == name).map(|e| e.default_url)
 }
 
 #[cfg(test)]
@@ -21,11 +45,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_name_builds_and_reports_itself() {
-        for name in names() {
-            let tts = build(name).unwrap();
-            assert_eq!(tts.name(), *name);
+    fn every_name_builds_reports_itself_and_has_a_valid_endpoint() {
+        for e in PROVIDERS {
+            let tts = build(e.name).unwrap();
+            assert_eq!(tts.name(), e.name);
+            url::Url::parse(e.default_url).unwrap();
         }
         assert!(build("nope").is_none());
+        let mut names: Vec<_> = names().collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PROVIDERS.len(), "no name registered twice");
     }
 }

@@ -9,6 +9,7 @@ mod anthropic;
 mod gemini;
 mod openai;
 mod paced;
+pub mod registry;
 pub mod replies;
 mod server;
 
@@ -16,4 +17,4 @@ pub use anthropic::{AnthropicSim, AnthropicSimConfig};
 pub use gemini::{GeminiSim, GeminiSimConfig};
 pub use openai::{Fault, OpenAiSim, OpenAiSimConfig};
 pub use replies::reply_for;
-pub use simkit::SimKeys;
+pub use simkit::{RunningSim, SimKeys, Tuning};

@@ -142,6 +142,18 @@ macro_rules! sim_handle {
                 self.server.shared.last_messages.lock().map(|m| m.clone()).unwrap_or_default()
             }
         }
+
+        impl simkit::RunningSim for $t {
+            fn base_url(&self) -> url::Url {
+                self.server.base_url.clone()
+            }
+            fn seen_keys(&self) -> Vec<String> {
+                <$t>::seen_keys(self)
+            }
+            fn last_request(&self) -> Option<serde_json::Value> {
+                serde_json::to_value(self.last_request_messages()).ok()
+            }
+        }
     };
 }
 pub(super) use sim_handle;

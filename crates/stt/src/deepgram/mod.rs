@@ -4,7 +4,7 @@ mod pump;
 mod wire;
 
 use crate::{Stt, SttError, SttRequest, SttStream};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue};
@@ -99,6 +99,10 @@ impl Deepgram {
 impl Stt for Deepgram {
     fn name(&self) -> &'static str {
         "deepgram"
+    }
+
+    async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
+        crate::check_by_connecting(self, base_url, key, "nova-3").await
     }
 
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError> {

@@ -9,10 +9,12 @@
 mod catalog;
 mod deepgram;
 mod fingerprint;
+mod recognizer;
+pub mod registry;
 mod segmenter;
 #[cfg(test)]
 pub(crate) mod testdata;
 
 pub use catalog::{Catalog, CatalogError, Utterance};
 pub use deepgram::{DeepgramSim, DeepgramSimConfig};
-pub use simkit::SimKeys;
+pub use simkit::{RunningSim, SimKeys, Tuning};

@@ -5,7 +5,7 @@ pub(crate) mod wire;
 
 use crate::{Tts, TtsError, TtsRequest, TtsStream};
 use futures::SinkExt;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue, Message};
@@ -47,6 +47,10 @@ impl ElevenLabs {
 impl Tts for ElevenLabs {
     fn name(&self) -> &'static str {
         "elevenlabs"
+    }
+
+    async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), TtsError> {
+        crate::check_by_connecting(self, base_url, key, "eleven_flash_v2_5", "21m00Tcm4TlvDq8ikWAM").await
     }
 
     async fn connect(&self, req: TtsRequest<'_>) -> Result<TtsStream, TtsError> {

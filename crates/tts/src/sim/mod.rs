@@ -3,7 +3,8 @@
 //! and `switchboard sim`.
 
 mod elevenlabs;
+pub mod registry;
 mod voice;
 
 pub use elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
-pub use simkit::SimKeys;
+pub use simkit::{RunningSim, SimKeys, Tuning};

@@ -2,8 +2,8 @@
 //! each no earlier than its due time, and close the way the provider does.
 
 use super::json::{self, Ids};
-use super::recognizer::{Out, RecOpts, Recognizer};
 use super::Shared;
+use crate::sim::recognizer::{Out, RecOpts, Recognizer};
 use futures::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;

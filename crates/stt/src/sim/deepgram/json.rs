@@ -1,6 +1,6 @@
 //! Server → client messages, written out as the provider's JSON (protocols/stt.md B1).
 
-use super::recognizer::{bare, Hyp};
+use crate::sim::recognizer::{bare, Hyp};
 use serde_json::json;
 use uuid::Uuid;
 

@@ -3,10 +3,9 @@
 
 mod conn;
 mod json;
-mod recognizer;
 
 use super::{Catalog, SimKeys};
-use recognizer::RecOpts;
+use crate::sim::recognizer::RecOpts;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,6 +121,30 @@ impl DeepgramSim {
     pub fn audio_bytes_received(&self) -> u64 {
         self.shared.audio_bytes.load(Ordering::Relaxed)
     }
+}
+
+impl simkit::RunningSim for DeepgramSim {
+    fn base_url(&self) -> Url {
+        self.base_url.clone()
+    }
+    fn seen_keys(&self) -> Vec<String> {
+        DeepgramSim::seen_keys(self)
+    }
+}
+
+/// Registry entry: a Deepgram simulator with `switchboard sim`'s tuning.
+pub(crate) fn start(keys: SimKeys, t: simkit::Tuning, catalog: Arc<Catalog>) -> simkit::StartFuture {
+    Box::pin(async move {
+        let sim = DeepgramSim::start(DeepgramSimConfig {
+            keys,
+            final_delay: t.stt_final,
+            catalog,
+            fail_after_audio_ms: t.stt_fail_after_audio_ms,
+            ..Default::default()
+        })
+        .await?;
+        Ok(Box::new(sim) as Box<dyn simkit::RunningSim>)
+    })
 }
 
 impl Drop for DeepgramSim {

@@ -130,6 +130,29 @@ impl ElevenLabsSim {
     }
 }
 
+impl simkit::RunningSim for ElevenLabsSim {
+    fn base_url(&self) -> Url {
+        ElevenLabsSim::base_url(self)
+    }
+    fn seen_keys(&self) -> Vec<String> {
+        ElevenLabsSim::seen_keys(self)
+    }
+}
+
+/// Registry entry: an ElevenLabs simulator with `switchboard sim`'s tuning.
+pub(crate) fn start(keys: SimKeys, t: simkit::Tuning) -> simkit::StartFuture {
+    Box::pin(async move {
+        let sim = ElevenLabsSim::start(ElevenLabsSimConfig {
+            keys,
+            first_audio_delay: t.tts_first_audio,
+            ms_per_char: t.tts_ms_per_char,
+            ..Default::default()
+        })
+        .await?;
+        Ok(Box::new(sim) as Box<dyn simkit::RunningSim>)
+    })
+}
+
 impl Drop for ElevenLabsSim {
     fn drop(&mut self) {
         self.stop.cancel();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// What the connection asked for, from the `/v1/listen` query.
 #[derive(Debug, Clone)]
-pub(super) struct RecOpts {
+pub(crate) struct RecOpts {
     pub sample_rate: u32,
     /// Audio frames (20 ms) between interim results; 0 = `interim_results=false`.
     pub interim_every_frames: u64,
@@ -22,7 +22,7 @@ pub(super) struct RecOpts {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Word {
+pub(crate) struct Word {
     pub punctuated: String,
     pub start_s: f64,
     pub end_s: f64,
@@ -30,7 +30,7 @@ pub(super) struct Word {
 
 /// One result window: `start`/`duration` of the Results message, its transcript and words.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Hyp {
+pub(crate) struct Hyp {
     pub start_s: f64,
     pub end_s: f64,
     pub transcript: String,
@@ -38,7 +38,7 @@ pub(super) struct Hyp {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Out {
+pub(crate) enum Out {
     Interim(Hyp),
     Final {
         hyp: Hyp,
@@ -55,7 +55,7 @@ pub(super) enum Out {
     },
 }
 
-pub(super) struct Recognizer {
+pub(crate) struct Recognizer {
     framer: Framer,
     seg: Segmenter,
     st: State,
@@ -73,7 +73,7 @@ struct State {
 }
 
 impl Recognizer {
-    pub(super) fn new(opts: RecOpts, catalog: Arc<Catalog>) -> Self {
+    pub(crate) fn new(opts: RecOpts, catalog: Arc<Catalog>) -> Self {
         let frame_len = media::samples_per_20ms(opts.sample_rate.max(50));
         let cfg = VadConfig { hangover_frames: opts.hangover_frames.max(1), ..VadConfig::default() };
         Self {
@@ -91,7 +91,7 @@ impl Recognizer {
     }
 
     /// Feed decoded linear16 samples; results are appended to `out`.
-    pub(super) fn push(&mut self, pcm: &[i16], out: &mut Vec<Out>) {
+    pub(crate) fn push(&mut self, pcm: &[i16], out: &mut Vec<Out>) {
         let Self { framer, seg, st } = self;
         framer.feed(pcm, |frame| {
             let ev = seg.push_frame(frame);
@@ -100,12 +100,12 @@ impl Recognizer {
     }
 
     /// `Finalize`: the speech in progress becomes a final now (`from_finalize`).
-    pub(super) fn finalize(&mut self, out: &mut Vec<Out>) {
+    pub(crate) fn finalize(&mut self, out: &mut Vec<Out>) {
         self.st.cut(&mut self.seg, true, out);
     }
 
     /// `CloseStream`: like finalize, but only when speech is in progress.
-    pub(super) fn flush(&mut self, out: &mut Vec<Out>) {
+    pub(crate) fn flush(&mut self, out: &mut Vec<Out>) {
         if self.seg.is_speaking() {
             self.st.cut(&mut self.seg, false, out);
         }
@@ -233,7 +233,7 @@ fn words_of(entry: &Entry) -> Vec<&str> {
 }
 
 /// A word as Deepgram's `word` field has it: lower case, no punctuation.
-pub(super) fn bare(word: &str) -> String {
+pub(crate) fn bare(word: &str) -> String {
     word.chars().filter(|c| c.is_alphanumeric() || *c == '\'').flat_map(char::to_lowercase).collect()
 }
 
