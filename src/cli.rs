@@ -123,6 +123,16 @@ pub struct ServeArgs {
     /// Public base URL gateways reach this server at (used in TwiML); default from the Host header.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Also accept Asterisk AudioSocket calls (raw TCP; dialplan `AudioSocket(uuid,host:port)`)
+    /// on this address. Off by default; port 0 picks a free one, printed like the HTTP address.
+    #[arg(long, value_name = "ADDR", env = "SWITCHBOARD_AUDIOSOCKET_LISTEN")]
+    pub audiosocket_listen: Option<SocketAddr>,
+    /// Agent that answers AudioSocket calls: the protocol carries only the call's UUID.
+    #[arg(long, default_value = "default")]
+    pub audiosocket_agent: String,
+    /// Milliseconds an AudioSocket connection has to send its UUID before it is refused.
+    #[arg(long, default_value_t = 5000)]
+    pub audiosocket_uuid_timeout_ms: u64,
     #[command(flatten)]
     pub sim: SimTuning,
 }
@@ -156,6 +166,9 @@ pub struct CallArgs {
     /// Seconds of silence to keep sending after the recording ends, so the agent can finish.
     #[arg(long, default_value_t = 0.0)]
     pub tail: f64,
+    /// The server's AudioSocket address (its `--audiosocket-listen`), for `--gateway asterisk`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub audiosocket: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -170,6 +183,9 @@ pub enum Gateway {
     Plivo,
     /// Vonage websocket: binary audio/l16 16 kHz; watched over SSE.
     Vonage,
+    /// Asterisk AudioSocket: raw TCP to `--audiosocket`, slin 8 kHz; the agent is the server's
+    /// `--audiosocket-agent`; watched over SSE.
+    Asterisk,
 }
 
 #[derive(Args, Clone)]

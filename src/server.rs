@@ -148,11 +148,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let state =
         AppState { deps: Arc::new(deps), prometheus, admin_token, sandbox, public_url: args.public_url.clone() };
+    let audiosocket = match args.audiosocket_listen {
+        Some(a) => {
+            let l =
+                tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding the AudioSocket port {a}"))?;
+            Some((l, state.deps.clone()))
+        }
+        None => None,
+    };
     let app = api::router(state);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("switchboard listening on http://{addr}{}", if sandbox { " (sandbox)" } else { "" });
+    if let Some((l, deps)) = audiosocket {
+        let a = l.local_addr()?;
+        println!("switchboard audiosocket listening on tcp://{a}");
+        tracing::info!(agent = %args.audiosocket_agent, "audiosocket listening on tcp://{a}");
+        let config = session::transport::audiosocket::ListenerConfig {
+            agent: args.audiosocket_agent.clone(),
+            uuid_timeout: Duration::from_millis(args.audiosocket_uuid_timeout_ms.max(1)),
+        };
+        tokio::spawn(session::transport::audiosocket::serve(l, deps, config));
+    }
     tracing::info!(%addr, sandbox, "listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
     tracing::info!("shut down");

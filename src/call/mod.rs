@@ -7,6 +7,7 @@
 //! text, so those calls are watched through `/api/calls/{call_id}/events`; the client protocol
 //! carries its events in-band.
 
+mod asterisk;
 mod client;
 mod output;
 mod plivo;
@@ -17,16 +18,37 @@ mod wire;
 
 use crate::cli::CallArgs;
 use anyhow::{bail, Context};
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use output::{on_event, print_audio, print_usage, Printer, Report};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use wire::Received;
+use tokio_tungstenite::tungstenite::{self, Message};
+use wire::{CallerWire, Received};
 
 const FRAME: Duration = Duration::from_millis(20);
+
+/// The call's outbound half: a websocket's, or a TCP wire's behind the same message type.
+type CallSink = Pin<Box<dyn Sink<Message, Error = tungstenite::Error> + Send>>;
+type CallStream = Pin<Box<dyn Stream<Item = Result<Message, tungstenite::Error>> + Send>>;
+
+/// Connect the wire's transport: the server's websocket endpoint, or AudioSocket's TCP port.
+async fn connect(args: &CallArgs, wire: &dyn CallerWire) -> anyhow::Result<(CallSink, CallStream)> {
+    if wire.over_tcp() {
+        let addr = args
+            .audiosocket
+            .as_deref()
+            .context("--gateway asterisk needs --audiosocket HOST:PORT (the server's --audiosocket-listen)")?;
+        return asterisk::connect(addr).await;
+    }
+    let url = format!("{}{}", ws_base(&args.server), wire.path());
+    let (ws, _) =
+        tokio_tungstenite::connect_async(url.as_str()).await.with_context(|| format!("connecting to {url}"))?;
+    let (tx, rx) = ws.split();
+    Ok((Box::pin(tx), Box::pin(rx)))
+}
 
 fn ws_base(server: &str) -> String {
     let s = server.trim_end_matches('/');
@@ -125,10 +147,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
     frames.extend(std::iter::repeat_n(vec![0i16; media::samples_per_20ms(out_rate)], tail));
 
     let mut events = if wire.in_band_events() { None } else { Some(watch(&args, &call_id).await?) };
-    let url = format!("{}{}", ws_base(&args.server), wire.path());
-    let (ws, _) =
-        tokio_tungstenite::connect_async(url.as_str()).await.with_context(|| format!("connecting to {url}"))?;
-    let (mut tx, mut rx) = ws.split();
+    let (mut tx, mut rx) = connect(&args, wire.as_ref()).await?;
     for m in wire.opening() {
         tx.send(m).await?;
     }
@@ -200,6 +219,9 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
                     if let Some(m) = wire.mark_played(&name) {
                         let _ = tx.send(m).await;
                     }
+                }
+                if wire.turn_gap().is_some_and(|gap| r.audio_since_mark_ms > 0 && now >= playback.until + gap) {
+                    print_audio(&p, &mut r, "stopped");
                 }
                 // Fast mode: once the audio is sent, hang up when the agent has gone quiet.
                 if args.fast && !stopped && i >= frames.len() && !r.turn_open

@@ -4,6 +4,7 @@
 
 use crate::cli::Gateway;
 use serde_json::Value;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 pub(super) const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -61,6 +62,10 @@ impl WireError {
 pub(super) trait CallerWire: Send {
     /// WebSocket path of the server's endpoint for this gateway.
     fn path(&self) -> &'static str;
+    /// Raw TCP to `--audiosocket` instead of a websocket at [`Self::path`].
+    fn over_tcp(&self) -> bool {
+        false
+    }
     /// Sample rate of the audio on the wire, both ways.
     fn rate(&self) -> u32;
     /// The carrier call id the server registers the call under.
@@ -83,6 +88,11 @@ pub(super) trait CallerWire: Send {
     fn binary(&mut self, _b: &[u8], _pcm: &mut Vec<i16>) -> Received {
         Received::Error(WireError::unexpected_binary())
     }
+    /// For a wire without marks: a pause this long in the agent's audio ends its turn in the
+    /// printout (what the caller hears as the agent stopping).
+    fn turn_gap(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The wire for `gateway`, calling `agent`.
@@ -93,6 +103,8 @@ pub(super) fn for_gateway(gateway: Gateway, agent: &str) -> Box<dyn CallerWire> 
         Gateway::Telnyx => Box::new(super::telnyx::Telnyx::new(agent)),
         Gateway::Plivo => Box::new(super::plivo::Plivo::new(agent)),
         Gateway::Vonage => Box::new(super::vonage::Vonage::new(agent)),
+        // AudioSocket carries no agent: the server's `--audiosocket-agent` answers.
+        Gateway::Asterisk => Box::new(super::asterisk::Asterisk::new()),
     }
 }
 

@@ -1,13 +1,13 @@
-//! The gateway writer: owns the websocket sink, paces agent audio out in real time 20 ms
-//! frames, and on barge-in clears both its own queue and the gateway's buffer.
+//! The gateway writer: owns the gateway's sink (websocket or AudioSocket TCP), paces agent
+//! audio out in real time 20 ms frames, and on barge-in clears both its own queue and the
+//! gateway's buffer.
 //!
 //! Audio arrives per TTS chunk (a few hundred ms), not per frame, and waits in one FIFO; the
 //! writer reports how much of each turn was actually sent, which is what the caller heard.
 
-use crate::transport::WireEncoder;
+use crate::transport::{GatewaySink, WireEncoder};
 use crate::SessionEvent;
-use axum::extract::ws::{Message, WebSocket};
-use futures::stream::SplitSink;
+use axum::extract::ws::Message;
 use futures::SinkExt;
 use media::Pacer;
 use std::collections::VecDeque;
@@ -44,7 +44,7 @@ enum Segment {
 }
 
 pub(crate) struct Writer {
-    sink: SplitSink<WebSocket, Message>,
+    sink: GatewaySink,
     enc: Box<dyn WireEncoder>,
     queue: VecDeque<Segment>,
     frame: Vec<i16>,
@@ -57,11 +57,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(
-        sink: SplitSink<WebSocket, Message>,
-        enc: Box<dyn WireEncoder>,
-        events: mpsc::Sender<WriterEvent>,
-    ) -> Self {
+    pub(crate) fn new(sink: GatewaySink, enc: Box<dyn WireEncoder>, events: mpsc::Sender<WriterEvent>) -> Self {
         let frame_len = media::samples_per_20ms(enc.output_rate());
         Self {
             sink,

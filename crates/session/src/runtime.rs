@@ -2,12 +2,11 @@
 
 use crate::meter::Meter;
 use crate::output::{Writer, WriterCmd};
-use crate::transport::{Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
+use crate::transport::{GatewaySink, GatewayStream, Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
 use crate::turn::{Control, EndReason, TurnManager};
 use crate::{metrics as m, SessionDeps, SessionEvent};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use billing::store::SessionRow;
-use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use media::{Resampler, Vad, VadConfig, VadEvent};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +37,7 @@ impl Refusal {
     }
 }
 
-async fn close_with(sink: &mut SplitSink<WebSocket, Message>, enc: &mut dyn WireEncoder, code: u16, r: &Refusal) {
+async fn close_with(sink: &mut GatewaySink, enc: &mut dyn WireEncoder, code: u16, r: &Refusal) {
     if let Some(m) = enc.encode_error(&r.code, &r.message) {
         let _ = sink.send(m).await;
     }
@@ -51,7 +50,7 @@ async fn close_with(sink: &mut SplitSink<WebSocket, Message>, enc: &mut dyn Wire
 }
 
 async fn wait_for_start(
-    stream: &mut SplitStream<WebSocket>,
+    stream: &mut GatewayStream,
     codec: &mut dyn WireCodec,
     pcm: &mut Vec<i16>,
 ) -> Result<StartInfo, TransportError> {
@@ -73,8 +72,18 @@ async fn wait_for_start(
 
 /// Run one call from connect to settle. Never panics on gateway or provider input; every
 /// failure ends as a typed error to the gateway and a closed session row.
-pub async fn run_session(ws: WebSocket, mut codec: Box<dyn WireCodec>, deps: Arc<SessionDeps>) {
-    let (mut sink, mut stream) = ws.split();
+pub async fn run_session(ws: WebSocket, codec: Box<dyn WireCodec>, deps: Arc<SessionDeps>) {
+    let (sink, stream) = ws.split();
+    run_gateway(Box::pin(sink), Box::pin(stream), codec, deps).await;
+}
+
+/// [`run_session`] over any gateway transport: a websocket's halves, or AudioSocket's TCP.
+pub(crate) async fn run_gateway(
+    mut sink: GatewaySink,
+    mut stream: GatewayStream,
+    mut codec: Box<dyn WireCodec>,
+    deps: Arc<SessionDeps>,
+) {
     let gateway = codec.gateway();
     let mut pcm = Vec::with_capacity(1024);
     let start = match wait_for_start(&mut stream, codec.as_mut(), &mut pcm).await {
@@ -92,8 +101,8 @@ pub async fn run_session(ws: WebSocket, mut codec: Box<dyn WireCodec>, deps: Arc
 }
 
 async fn run_started(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut stream: SplitStream<WebSocket>,
+    mut sink: GatewaySink,
+    mut stream: GatewayStream,
     mut codec: Box<dyn WireCodec>,
     deps: Arc<SessionDeps>,
     start: StartInfo,
@@ -342,7 +351,7 @@ impl std::fmt::Display for GatewayEnd {
 /// The gateway read loop: decode, VAD, resample, feed STT. Never awaits a provider.
 #[allow(clippy::too_many_arguments)]
 async fn read_gateway(
-    stream: &mut SplitStream<WebSocket>,
+    stream: &mut GatewayStream,
     codec: &mut dyn WireCodec,
     pcm: &mut Vec<i16>,
     deps: &SessionDeps,

@@ -1,6 +1,7 @@
 //! Gateway wire protocols. A [`WireCodec`] turns a gateway's websocket messages into PCM and
 //! control, and PCM and control back into its messages; the runtime is the same for all.
 
+pub mod audiosocket;
 mod client;
 mod lenient;
 mod plivo;
@@ -8,6 +9,7 @@ mod telnyx;
 mod twilio;
 mod vonage;
 
+pub use audiosocket::{AudioSocketCodec, AudioSocketEncoder};
 pub use client::{ClientCodec, ClientEncoder};
 pub use plivo::{PlivoCodec, PlivoEncoder};
 pub use telnyx::{TelnyxCodec, TelnyxEncoder};
@@ -16,8 +18,16 @@ pub use vonage::{VonageCodec, VonageEncoder};
 
 use crate::SessionEvent;
 use axum::extract::ws::Message;
+use futures::{Sink, Stream};
 use std::collections::HashMap;
+use std::pin::Pin;
 use thiserror::Error;
+
+/// The gateway's outbound half: a websocket's sink, or an adapter that frames [`Message`]s for
+/// a gateway that is not a websocket (AudioSocket over TCP).
+pub type GatewaySink = Pin<Box<dyn Sink<Message, Error = axum::Error> + Send>>;
+/// The gateway's inbound half, as [`GatewaySink`].
+pub type GatewayStream = Pin<Box<dyn Stream<Item = Result<Message, axum::Error>> + Send>>;
 
 /// Largest websocket message accepted from a gateway. A 20 ms Twilio frame is ~300 bytes; a
 /// 20 ms PCM16 48 kHz frame is 1,920 bytes.
@@ -73,6 +83,9 @@ pub enum TransportError {
     /// The gateway itself reported a streaming failure (Telnyx `error` frame).
     #[error("gateway reported an error: {0}")]
     GatewayError(String),
+    /// A frame of a binary protocol that is not well formed (AudioSocket).
+    #[error("bad frame: {0}")]
+    BadFrame(String),
 }
 
 impl TransportError {
@@ -88,6 +101,7 @@ impl TransportError {
             Self::MediaBeforeStart => "media_before_start",
             Self::StartTimeout => "start_timeout",
             Self::GatewayError(_) => "gateway_error",
+            Self::BadFrame(_) => "bad_frame",
         }
     }
 }
