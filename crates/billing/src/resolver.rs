@@ -175,6 +175,23 @@ impl PlanResolver {
         })
     }
 
+    /// Resolve one LLM for a single API request (the OpenAI-compatible endpoint) by the same
+    /// rules as a session's LLM: plan gates, BYOK toggle and slots, no silent platform fallback,
+    /// and funds when the platform pays or charges a markup.
+    pub fn resolve_llm(
+        &self,
+        ctx: &OrgContext,
+        choice: &ServiceChoice,
+        vault: Option<&Vault>,
+    ) -> Result<ServicePlan, BillingError> {
+        let rates = self.rates.read().map_err(|_| BillingError::Overflow)?;
+        let llm = self.service(&rates, ctx, vault, "llm", choice)?;
+        if (llm.billed_to != BilledTo::Byok || llm.markup_bps > 0) && !ctx.funds.can_spend() {
+            return Err(BillingError::InsufficientFunds);
+        }
+        Ok(llm)
+    }
+
     fn service(
         &self,
         rates: &RateTable,

@@ -28,4 +28,5 @@ mod turn;
 pub use deps::{Providers, SessionDeps};
 pub use events::SessionEvent;
 pub use hub::SessionHub;
+pub use meter::RequestMeter;
 pub use runtime::run_session;
