@@ -208,6 +208,9 @@ pub struct SimTuning {
     /// Fault: the STT simulator closes the stream (1011) after this many ms of audio.
     #[arg(long)]
     pub sim_stt_fail_after_ms: Option<u64>,
+    /// Fault: the OpenAI simulator cuts each stream after this many tokens (no usage, no end).
+    #[arg(long)]
+    pub sim_llm_drop_after_tokens: Option<usize>,
 }
 
 #[derive(Args, Clone)]

@@ -44,6 +44,7 @@ impl Sims {
             stt_fail_after_audio_ms: t.sim_stt_fail_after_ms,
             llm_first_token: Duration::from_millis(t.sim_llm_first_token_ms),
             llm_tokens_per_sec: t.sim_llm_tokens_per_sec,
+            llm_drop_after_tokens: t.sim_llm_drop_after_tokens,
             tts_first_audio: Duration::from_millis(t.sim_tts_first_audio_ms),
             tts_ms_per_char: t.sim_tts_ms_per_char,
         };

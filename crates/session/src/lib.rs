@@ -17,6 +17,7 @@
 pub mod chunker;
 mod deps;
 mod events;
+mod failover;
 pub mod hub;
 mod meter;
 pub mod metrics;

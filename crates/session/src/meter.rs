@@ -222,6 +222,29 @@ impl Meter {
         self.unsaved = still;
     }
 
+    /// Fail a service over to `p`: bill what the old provider served, then meter its lines
+    /// afresh under the new provider, model, rate and credential. Line names and sequence numbers
+    /// continue, so the records stay idempotent and say who served each part.
+    pub(crate) async fn switch_service(&mut self, service: Service, p: &billing::ServicePlan, now_ms: i64) {
+        self.checkpoint(now_ms).await;
+        for l in self.lines.iter_mut().filter(|l| l.service == service) {
+            let units: &[RateUnit] = match l.id {
+                LineId::Stt => &[RateUnit::AudioMinute, RateUnit::AudioHour],
+                LineId::Tts => &[RateUnit::KiloCharacters],
+                LineId::LlmIn => &[RateUnit::MegaInputTokens],
+                LineId::LlmOut => &[RateUnit::MegaOutputTokens],
+                LineId::Telephony | LineId::Platform => continue,
+            };
+            let Some(rate) = first_rate(&p.rates, units) else {
+                tracing::error!(line = l.name, provider = %p.provider, "fallback has no price for this line; keeping the old rate");
+                continue;
+            };
+            let seq = l.seq;
+            *l = service_line(l.id, l.name, service, p, rate);
+            l.seq = seq;
+        }
+    }
+
     pub(crate) fn written(&self) -> &[UsageRecord] {
         &self.written
     }

@@ -16,7 +16,7 @@ fn openai(keys: SimKeys, t: Tuning) -> StartFuture {
             keys,
             first_token_delay: t.llm_first_token,
             tokens_per_sec: t.llm_tokens_per_sec,
-            ..Default::default()
+            fault: t.llm_drop_after_tokens.map(Fault::DropAfterTokens),
         };
         Ok(Box::new(OpenAiSim::start(cfg).await?) as Box<dyn RunningSim>)
     })
