@@ -33,6 +33,15 @@ pub struct Tuning {
     pub llm_drop_after_tokens: Option<usize>,
     pub tts_first_audio: Duration,
     pub tts_ms_per_char: u32,
+    /// TTS fault: fail a stream once this many characters were voiced.
+    pub tts_fail_after_chars: Option<u64>,
+}
+
+impl Tuning {
+    /// The same latencies without any fault (for simulators that must stay healthy).
+    pub fn without_faults(&self) -> Self {
+        Self { stt_fail_after_audio_ms: None, llm_drop_after_tokens: None, tts_fail_after_chars: None, ..self.clone() }
+    }
 }
 
 impl Default for Tuning {
@@ -45,6 +54,7 @@ impl Default for Tuning {
             llm_drop_after_tokens: None,
             tts_first_audio: Duration::from_millis(150),
             tts_ms_per_char: 50,
+            tts_fail_after_chars: None,
         }
     }
 }
