@@ -126,6 +126,8 @@ pub fn default_base_url(provider: &str) -> Option<&'static str> {
     match provider {
         "anthropic" => Some("https://api.anthropic.com"),
         "google" => Some("https://generativelanguage.googleapis.com"),
+        "azure" => Some(crate::azure::DEFAULT_BASE_URL),
+        "bedrock" => Some(crate::bedrock::DEFAULT_BASE_URL),
         _ => find(provider).map(|p| p.default_base_url),
     }
 }

@@ -2,8 +2,11 @@
 //!
 //! # Layout
 //! - `openai`: the Chat Completions adapter, also serving the OpenAI-compatible family described
-//!   in [`compat`] (base URLs, request quirks); `anthropic`: Messages; `gemini`: Google AI
-//!   Studio `streamGenerateContent`.
+//!   in [`compat`] (base URLs, request quirks), and the Responses API for models named
+//!   `responses:<model>` ([`RESPONSES_PREFIX`]); `anthropic`: Messages; `gemini`: Google AI
+//!   Studio `streamGenerateContent`; `azure`: Azure OpenAI (classic and v1 endpoints, same
+//!   decoders as OpenAI); `bedrock`: Bedrock ConverseStream (SigV4 from the `aws` crate, AWS
+//!   event-stream framing).
 //! - Shared plumbing: `sse` (incremental SSE parser), `pump` (body → events task), `http`
 //!   (endpoints, sensitive key headers, refusals), `estimate` (the token-estimate rule).
 //! - [`registry`]: adapters by name. [`validate_key`]: one cheap authenticated call per
@@ -18,6 +21,8 @@
 //!   that turn itself ([`estimate_input_tokens`], [`estimate_output_tokens`]).
 
 mod anthropic;
+mod azure;
+mod bedrock;
 pub mod compat;
 mod error;
 mod estimate;
@@ -33,11 +38,13 @@ mod test_util;
 mod validate;
 
 pub use anthropic::Anthropic;
+pub use azure::Azure;
+pub use bedrock::Bedrock;
 pub use compat::{default_base_url, CompatProvider};
 pub use error::LlmError;
 pub use estimate::{estimate_input_tokens, estimate_output_tokens};
 pub use gemini::Gemini;
-pub use openai::OpenAi;
+pub use openai::{base_model, OpenAi, RESPONSES_PREFIX};
 pub use validate::validate_key;
 
 use secrecy::SecretString;

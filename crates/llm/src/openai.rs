@@ -1,9 +1,16 @@
 //! OpenAI Chat Completions streaming adapter (protocols/llm.md D1); any OpenAI-compatible
 //! endpoint works through `base_url`.
+//!
+//! # Responses API
+//! A model named `responses:<model>` (e.g. `responses:gpt-4.1-mini`) is sent to
+//! `POST {base}/responses` instead (protocols/llm-more.md E1), with `<model>` as the model.
+//! The prefix selects the wire API per agent without a new provider name, so the rate table's
+//! `openai` rows still price it: bill by [`crate::base_model`], which strips the prefix.
 
 mod decoder;
+pub(crate) mod responses;
 mod tool_calls;
-mod wire;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod family_tests;
@@ -13,11 +20,19 @@ mod loopback_tests;
 use crate::compat::{self, CompatProvider, MaxTokensField};
 use crate::estimate::estimate_input_tokens;
 use crate::http::{self, Refusal};
-use crate::{pump, Llm, LlmError, LlmEvent, LlmRequest};
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use crate::{pump, Llm, LlmError, LlmEvent, LlmRequest, Message};
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use url::Url;
+
+/// The model-name prefix that selects the Responses API (see the module docs).
+pub const RESPONSES_PREFIX: &str = "responses:";
+
+/// The model id a provider and the rate table know: `model` without [`RESPONSES_PREFIX`].
+pub fn base_model(model: &str) -> &str {
+    model.strip_prefix(RESPONSES_PREFIX).unwrap_or(model)
+}
 
 /// Stateless adapter over one shared connection pool; key and URL come with each request.
 pub struct OpenAi {
@@ -35,21 +50,46 @@ impl OpenAi {
     pub fn compatible(http: reqwest::Client, provider: &'static CompatProvider) -> Self {
         Self { http, provider }
     }
+}
 
-    fn body<'a>(&self, req: &LlmRequest<'a>) -> wire::ChatRequest<'a> {
-        let (max_completion_tokens, max_tokens) = match self.provider.max_tokens_field {
-            MaxTokensField::MaxCompletionTokens => (req.max_tokens, None),
-            MaxTokensField::MaxTokens => (None, req.max_tokens),
-        };
-        wire::ChatRequest {
-            model: req.model,
-            messages: req.messages,
-            stream: true,
-            stream_options: self.provider.include_usage.then_some(wire::StreamOptions { include_usage: true }),
-            max_completion_tokens,
-            max_tokens,
-        }
+/// A streaming Chat Completions body: usage asked for when `include_usage`, the token cap under
+/// `field`.
+pub(crate) fn chat_body<'a>(
+    model: &'a str,
+    req: &LlmRequest<'a>,
+    include_usage: bool,
+    field: MaxTokensField,
+) -> wire::ChatRequest<'a> {
+    let (max_completion_tokens, max_tokens) = match field {
+        MaxTokensField::MaxCompletionTokens => (req.max_tokens, None),
+        MaxTokensField::MaxTokens => (None, req.max_tokens),
+    };
+    wire::ChatRequest {
+        model,
+        messages: req.messages,
+        stream: true,
+        stream_options: include_usage.then_some(wire::StreamOptions { include_usage: true }),
+        max_completion_tokens,
+        max_tokens,
     }
+}
+
+/// Posts a streaming Chat Completions request with `auth` and pumps its events; shared with
+/// Azure, whose only differences are the URL and the key header.
+pub(crate) async fn start_chat(
+    client: &reqwest::Client,
+    url: Url,
+    auth: (HeaderName, HeaderValue),
+    body: &wire::ChatRequest<'_>,
+    messages: &[Message],
+) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
+    let resp =
+        http::send(client.post(url).header(auth.0, auth.1).header(ACCEPT, "text/event-stream").json(body)).await?;
+    if !resp.status().is_success() {
+        return Err(refused(Refusal::read(resp).await));
+    }
+    let decoder = decoder::Decoder::new(estimate_input_tokens(messages));
+    Ok(pump::spawn(resp, decoder))
 }
 
 #[async_trait::async_trait]
@@ -59,17 +99,14 @@ impl Llm for OpenAi {
     }
 
     async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
-        let url = endpoint(req.base_url)?;
-        let auth = http::secret_header(&format!("Bearer {}", req.key.expose_secret()))?;
-        let resp = http::send(
-            self.http.post(url).header(AUTHORIZATION, auth).header(ACCEPT, "text/event-stream").json(&self.body(&req)),
-        )
-        .await?;
-        if !resp.status().is_success() {
-            return Err(refused(Refusal::read(resp).await));
+        let auth = (AUTHORIZATION, http::secret_header(&format!("Bearer {}", req.key.expose_secret()))?);
+        if let Some(model) = req.model.strip_prefix(RESPONSES_PREFIX) {
+            let url = http::join(req.base_url, None, &["responses"])?;
+            return responses::start(&self.http, url, auth, model, &req).await;
         }
-        let decoder = decoder::Decoder::new(estimate_input_tokens(req.messages));
-        Ok(pump::spawn(resp, decoder))
+        let p = self.provider;
+        let body = chat_body(req.model, &req, p.include_usage, p.max_tokens_field);
+        start_chat(&self.http, endpoint(req.base_url)?, auth, &body, req.messages).await
     }
 }
 

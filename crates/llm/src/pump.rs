@@ -1,5 +1,6 @@
 //! The task that reads one streaming response body and feeds the event channel, shared by every
-//! SSE provider; a [`Decode`] turns that provider's payloads into events.
+//! provider: a [`Framer`] cuts the body into payloads (SSE events, or AWS event-stream messages
+//! for Bedrock) and a [`Decode`] turns that provider's payloads into events.
 //!
 //! It ends at the provider's end marker (`[DONE]`, `message_stop`), at the end of the body, on
 //! an error, or as soon as the receiver is dropped (the body is then dropped, which closes or
@@ -7,7 +8,7 @@
 //! then `Done` or `Error`.
 
 use crate::error::describe_transport;
-use crate::sse::SseParser;
+use crate::sse::{SseEvent, SseParser};
 use crate::{LlmError, LlmEvent};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -19,11 +20,43 @@ use tracing::Instrument;
 /// the HTTP body instead of growing memory.
 const EVENTS: usize = 64;
 
-/// Starts reading an accepted streaming response in its own task (in the caller's span).
+/// Starts reading an accepted SSE response in its own task (in the caller's span).
 pub(crate) fn spawn(resp: reqwest::Response, decoder: impl Decode) -> mpsc::Receiver<LlmEvent> {
+    spawn_framed(resp, SseParser::new(), decoder)
+}
+
+/// Starts reading an accepted streaming response framed by `framer`.
+pub(crate) fn spawn_framed(
+    resp: reqwest::Response,
+    framer: impl Framer,
+    decoder: impl Decode,
+) -> mpsc::Receiver<LlmEvent> {
     let (tx, rx) = mpsc::channel(EVENTS);
-    tokio::spawn(run(resp.bytes_stream(), tx, decoder).in_current_span());
+    tokio::spawn(run_framed(resp.bytes_stream(), tx, framer, decoder).in_current_span());
     rx
+}
+
+/// Cuts a body into payloads; chunk boundaries need not match payload boundaries.
+pub(crate) trait Framer: Send + 'static {
+    /// Feeds bytes, appending every payload they complete (in order) to `out`. Payloads
+    /// completed before an error are still appended.
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LlmError>;
+    /// The body ended: whatever the buffered bytes still complete.
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), LlmError>;
+}
+
+impl Framer for SseParser {
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LlmError> {
+        SseParser::push(self, chunk, |e| out.push(e)).map_err(sse_error)
+    }
+
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), LlmError> {
+        SseParser::finish(self, |e| out.push(e)).map_err(sse_error)
+    }
+}
+
+fn sse_error(e: crate::sse::SseError) -> LlmError {
+    LlmError::Stream(e.to_string())
 }
 
 /// How long to wait for the body's end after `[DONE]` before giving the connection up.
@@ -41,6 +74,11 @@ pub(crate) enum Step {
 pub(crate) trait Decode: Send + 'static {
     /// Handles one SSE payload, pushing the events it yields onto `out`.
     fn data(&mut self, data: &str, out: &mut Vec<LlmEvent>) -> Result<Step, LlmError>;
+    /// Handles one payload with its event name (SSE `event:`, event-stream `:event-type`); only
+    /// providers whose payloads do not name themselves need more than `data`.
+    fn event(&mut self, _event: Option<&str>, data: &str, out: &mut Vec<LlmEvent>) -> Result<Step, LlmError> {
+        self.data(data, out)
+    }
     /// The closing events: tool calls still pending (only if the stream `completed`; after an
     /// error their arguments may be cut), then the one `Usage`, estimated if none was reported.
     fn close(&mut self, completed: bool, out: &mut Vec<LlmEvent>);
@@ -56,13 +94,13 @@ enum End {
     Failed(LlmError),
 }
 
-pub(crate) async fn run(
+pub(crate) async fn run_framed(
     body: impl Stream<Item = reqwest::Result<Bytes>>,
     tx: mpsc::Sender<LlmEvent>,
+    mut parser: impl Framer,
     mut decoder: impl Decode,
 ) {
     let mut body = std::pin::pin!(body);
-    let mut parser = SseParser::new();
     let mut events = Vec::new();
     let mut out = Vec::new();
     loop {
@@ -72,13 +110,13 @@ pub(crate) async fn run(
             next = body.next() => next,
         };
         let mut end = match next {
-            Some(Ok(bytes)) => parser.push(&bytes, |e| events.push(e)).err().map(sse_failure),
+            Some(Ok(bytes)) => parser.push(&bytes, &mut events).err().map(End::Failed),
             Some(Err(e)) => Some(End::Failed(LlmError::Http(describe_transport(&e)))),
-            None => Some(parser.finish(|e| events.push(e)).err().map_or(End::Eof, sse_failure)),
+            None => Some(parser.finish(&mut events).err().map_or(End::Eof, End::Failed)),
         };
         // Events parsed before a failure still count, and an earlier end marker or error wins.
         for ev in events.drain(..) {
-            match decoder.data(&ev.data, &mut out) {
+            match decoder.event(ev.event.as_deref(), &ev.data, &mut out) {
                 Ok(Step::Continue) => {}
                 Ok(Step::Done) => {
                     end = Some(End::Done);
@@ -108,10 +146,6 @@ pub(crate) async fn run(
             return;
         }
     }
-}
-
-fn sse_failure(e: crate::sse::SseError) -> End {
-    End::Failed(LlmError::Stream(e.to_string()))
 }
 
 async fn finish(end: End, mut decoder: impl Decode, tx: &mpsc::Sender<LlmEvent>) {

@@ -2,7 +2,7 @@
 //! OpenAI-compatible one = a row in `compat` plus one line here.
 
 use crate::compat;
-use crate::{Anthropic, Gemini, Llm, OpenAi};
+use crate::{Anthropic, Azure, Bedrock, Gemini, Llm, OpenAi};
 use std::sync::Arc;
 
 /// One registered provider: its rate-table name and its adapter, sharing an HTTP client.
@@ -31,6 +31,8 @@ pub const PROVIDERS: &[Entry] = &[
     Entry { name: "akash", build: |h| Arc::new(OpenAi::compatible(h.clone(), &compat::AKASH)) },
     Entry { name: "morpheus", build: |h| Arc::new(OpenAi::compatible(h.clone(), &compat::MORPHEUS)) },
     Entry { name: "vercel", build: |h| Arc::new(OpenAi::compatible(h.clone(), &compat::VERCEL)) },
+    Entry { name: "azure", build: |h| Arc::new(Azure::new(h.clone())) },
+    Entry { name: "bedrock", build: |h| Arc::new(Bedrock::new(h.clone())) },
 ];
 
 /// The adapter called `name`, sharing `http`'s connection pool; `None` for an unknown name.

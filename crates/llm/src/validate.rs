@@ -2,7 +2,7 @@
 //! provider, so a key is checked when it is saved rather than on a caller's first turn.
 
 use crate::http::{self, Refusal};
-use crate::{anthropic, compat, gemini, openai, LlmError};
+use crate::{anthropic, azure, bedrock, compat, gemini, openai, LlmError};
 use reqwest::header::AUTHORIZATION;
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
@@ -36,6 +36,11 @@ pub async fn validate_key(
                 .header("x-goog-api-key", http::secret_header(key.expose_secret())?);
             check(req, gemini::refused).await.map(drop)
         }
+        "azure" => {
+            let (name, value) = azure::key_header(key)?;
+            check(http.get(azure::models_url(base_url)?).header(name, value), openai::refused).await.map(drop)
+        }
+        "bedrock" => bedrock::check_key(http, base_url, key, TIMEOUT).await,
         name => {
             let Some(p) = compat::find(name) else {
                 return Err(LlmError::BadRequest(format!("no key check for provider {name}")));
@@ -74,7 +79,8 @@ fn xai_key_blocked(body: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::sim::{
-        AnthropicSim, AnthropicSimConfig, GeminiSim, GeminiSimConfig, OpenAiSim, OpenAiSimConfig, SimKeys,
+        AnthropicSim, AnthropicSimConfig, AzureSim, AzureSimConfig, BedrockSim, BedrockSimConfig, GeminiSim,
+        GeminiSimConfig, OpenAiSim, OpenAiSimConfig, SimKeys,
     };
 
     const GOOD: &str = "sk-validate-good-0123456789";
@@ -118,6 +124,38 @@ mod tests {
         let sim = GeminiSim::start(GeminiSimConfig { keys: keys(), ..Default::default() }).await.unwrap();
         assert_checks("google", &sim.base_url()).await;
         assert_eq!(sim.seen_keys(), vec![GOOD.to_string(), BAD.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn azure_against_its_sim_on_both_endpoint_forms() {
+        let sim = AzureSim::start(AzureSimConfig { keys: keys(), ..Default::default() }).await.unwrap();
+        assert_checks("azure", &sim.base_url()).await;
+        assert_checks("azure", &sim.base_url().join("openai/v1").unwrap()).await;
+        assert_eq!(sim.requests(), 0, "a key check is not a completion");
+    }
+
+    /// A signed ListFoundationModels: the right pair passes, a wrong secret or unknown key id
+    /// is `Unauthorized` (AWS's 403 `InvalidSignatureException` / `UnrecognizedClientException`).
+    #[tokio::test]
+    async fn bedrock_against_its_sim() {
+        let good = "AKIDVALIDATE0001:validateSecret/0123456789";
+        let sim = BedrockSim::start(BedrockSimConfig { keys: SimKeys::from(&[good][..]), ..Default::default() })
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let check = |key: &str| {
+            let key = SecretString::from(key.to_string());
+            let http = http.clone();
+            let base = sim.base_url();
+            async move { validate_key("bedrock", &http, &base, &key).await }
+        };
+        assert_eq!(check(good).await, Ok(()));
+        for bad in ["AKIDVALIDATE0001:wrongSecret", "AKIDOTHER0000001:validateSecret/0123456789"] {
+            let err = check(bad).await.unwrap_err();
+            assert_eq!(err, LlmError::Unauthorized, "{bad}");
+            assert!(!format!("{err} {err:?}").contains("Secret"));
+        }
+        assert_eq!(sim.requests(), 0, "a key check is not a completion");
     }
 
     #[tokio::test]

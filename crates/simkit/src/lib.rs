@@ -79,6 +79,12 @@ impl SimKeys {
     pub fn contains(&self, key: &str) -> bool {
         self.0.read().map(|keys| keys.iter().any(|k| k == key)).unwrap_or(false)
     }
+
+    /// The first accepted key matching `pred`: for schemes where the request proves a key
+    /// without carrying it (AWS SigV4 names only the access key id).
+    pub fn find(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.0.read().ok().and_then(|keys| keys.iter().find(|k| pred(k)).cloned())
+    }
 }
 
 impl From<Vec<String>> for SimKeys {

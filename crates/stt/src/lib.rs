@@ -14,13 +14,29 @@
 //! - Every stream ends with exactly one [`SttEvent::Usage`] (after an [`SttEvent::Error`] if the
 //!   stream failed), then the event channel closes. Read until `None` to bill correctly.
 
+mod assemblyai;
+mod azure;
 mod deepgram;
+mod cartesia;
+mod elevenlabs;
 mod error;
+mod gladia;
+mod live_pump;
 pub mod registry;
 pub mod sim;
+mod soniox;
+mod transcribe;
+mod wspump;
 
+pub use assemblyai::AssemblyAi;
+pub use azure::Azure;
 pub use deepgram::Deepgram;
+pub use cartesia::Cartesia;
+pub use elevenlabs::ElevenLabs;
 pub use error::SttError;
+pub use gladia::Gladia;
+pub use soniox::Soniox;
+pub use transcribe::Transcribe;
 
 use bytes::Bytes;
 use secrecy::SecretString;

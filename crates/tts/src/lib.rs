@@ -4,13 +4,28 @@
 //! - Adapters hold no key: key and base URL come with each [`TtsRequest`].
 //! - Usage is reported in the provider's unit (characters sent), counted by the adapter.
 
+mod azure;
+mod cartesia;
+mod deepgram;
 mod elevenlabs;
 mod error;
+mod polly;
 pub mod registry;
 pub mod sim;
+mod rime;
+mod socket;
+mod soniox;
+mod xai;
 
+pub use azure::Azure;
+pub use cartesia::Cartesia;
+pub use deepgram::DeepgramAura;
 pub use elevenlabs::{ElevenLabs, SAMPLE_RATES};
 pub use error::TtsError;
+pub use polly::Polly;
+pub use rime::Rime;
+pub use soniox::Soniox;
+pub use xai::Xai;
 
 use bytes::Bytes;
 use secrecy::SecretString;

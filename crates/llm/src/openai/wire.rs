@@ -5,7 +5,7 @@ use crate::Message;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize)]
-pub(super) struct ChatRequest<'a> {
+pub(crate) struct ChatRequest<'a> {
     pub model: &'a str,
     pub messages: &'a [Message],
     pub stream: bool,
@@ -20,7 +20,7 @@ pub(super) struct ChatRequest<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct StreamOptions {
+pub(crate) struct StreamOptions {
     pub include_usage: bool,
 }
 

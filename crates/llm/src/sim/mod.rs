@@ -6,6 +6,8 @@
 //! The OpenAI sim also stands in for the OpenAI-compatible family (same protocol).
 
 mod anthropic;
+mod azure;
+mod bedrock;
 mod gemini;
 mod openai;
 mod paced;
@@ -14,7 +16,10 @@ pub mod replies;
 mod server;
 
 pub use anthropic::{AnthropicSim, AnthropicSimConfig};
+pub use azure::{AzureSim, AzureSimConfig};
+pub use bedrock::{BedrockSim, BedrockSimConfig};
 pub use gemini::{GeminiSim, GeminiSimConfig};
+pub use openai::responses::ToolScript;
 pub use openai::{Fault, OpenAiSim, OpenAiSimConfig};
 pub use replies::reply_for;
 pub use simkit::{RunningSim, SimKeys, Tuning};

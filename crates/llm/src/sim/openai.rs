@@ -1,13 +1,18 @@
-//! OpenAI Chat Completions simulator (protocols/llm.md D1): `POST /v1/chat/completions` streaming
-//! or not, `GET /v1/models`, OpenAI's error bodies, scripted faults.
+//! OpenAI simulator: Chat Completions (protocols/llm.md D1) `POST /v1/chat/completions` and
+//! Responses (llm-more.md E1) `POST /v1/responses`, streaming or not, `GET /v1/models`, OpenAI's
+//! error bodies, scripted faults and function calls. The Azure sim reuses its bodies.
 
-mod handlers;
-mod stream;
+pub(super) mod handlers;
+pub(super) mod responses;
+#[cfg(test)]
+mod responses_tests;
+pub(super) mod stream;
 #[cfg(test)]
 mod tests;
 
 use super::server::{sim_handle, Server, Settings};
 use super::SimKeys;
+use responses::{Script, ToolScript};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -51,6 +56,7 @@ impl Default for OpenAiSimConfig {
 /// A running simulator; dropping it stops the server and cuts open streams.
 pub struct OpenAiSim {
     server: Server,
+    script: Script,
 }
 
 sim_handle!(OpenAiSim);
@@ -74,13 +80,23 @@ impl OpenAiSim {
             tokens_per_sec: cfg.tokens_per_sec,
             fault: cfg.fault,
         };
-        let server = Server::start(listener, settings, "/v1", "openai", handlers::router).await?;
-        Ok(Self { server })
+        let script = Script::default();
+        let routes = script.clone();
+        let server =
+            Server::start(listener, settings, "/v1", "openai", move |shared| handlers::router(shared, routes)).await?;
+        Ok(Self { server, script })
     }
 
     /// `http://127.0.0.1:PORT/v1`, the shape of `https://api.openai.com/v1`.
     pub fn base_url(&self) -> Url {
         self.server.base_url.clone()
+    }
+
+    /// From now on, Responses answers call this function instead of replying (`None`: reply).
+    pub fn set_tool_call(&self, call: Option<ToolScript>) {
+        if let Ok(mut s) = self.script.lock() {
+            *s = call;
+        }
     }
 
     /// Report streamed usage the Groq way from now on: under `x_groq.usage` on the finish

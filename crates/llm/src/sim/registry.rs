@@ -8,7 +8,7 @@ use simkit::{RunningSim, StartFuture, Tuning};
 pub type StartFn = fn(SimKeys, Tuning) -> StartFuture;
 
 /// Every LLM simulator, by the provider name it stands in for.
-pub const SIMS: &[(&str, StartFn)] = &[("openai", openai), ("anthropic", anthropic), ("google", google)];
+pub const SIMS: &[(&str, StartFn)] = &[("openai", openai), ("anthropic", anthropic), ("google", google), ("azure", azure), ("bedrock", bedrock)];
 
 fn openai(keys: SimKeys, t: Tuning) -> StartFuture {
     Box::pin(async move {
@@ -43,5 +43,29 @@ fn google(keys: SimKeys, t: Tuning) -> StartFuture {
             ..Default::default()
         };
         Ok(Box::new(GeminiSim::start(cfg).await?) as Box<dyn RunningSim>)
+    })
+}
+
+fn azure(keys: SimKeys, t: Tuning) -> StartFuture {
+    Box::pin(async move {
+        let cfg = AzureSimConfig {
+            keys,
+            first_token_delay: t.llm_first_token,
+            tokens_per_sec: t.llm_tokens_per_sec,
+            ..Default::default()
+        };
+        Ok(Box::new(AzureSim::start(cfg).await?) as Box<dyn RunningSim>)
+    })
+}
+
+fn bedrock(keys: SimKeys, t: Tuning) -> StartFuture {
+    Box::pin(async move {
+        let cfg = BedrockSimConfig {
+            keys,
+            first_token_delay: t.llm_first_token,
+            tokens_per_sec: t.llm_tokens_per_sec,
+            ..Default::default()
+        };
+        Ok(Box::new(BedrockSim::start(cfg).await?) as Box<dyn RunningSim>)
     })
 }

@@ -1,5 +1,7 @@
-//! Deepgram live streaming v1 adapter (`/v1/listen`, protocols/stt.md B1).
+//! Deepgram live streaming v1 adapter (`/v1/listen`, protocols/stt.md B1); `flux-…` models go
+//! to the Flux v2 adapter in [`flux`].
 
+mod flux;
 mod pump;
 mod wire;
 
@@ -106,6 +108,9 @@ impl Stt for Deepgram {
     }
 
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError> {
+        if flux::is_flux(req.model) {
+            return flux::connect(self, &req).await;
+        }
         if req.sample_rate == 0 {
             return Err(SttError::Connect("sample rate must be positive".into()));
         }
@@ -148,6 +153,13 @@ fn handshake_error(e: tungstenite::Error) -> SttError {
     }
 }
 
+/// Small socket buffers: tungstenite's default 128 KiB read buffer is zero-filled on every read
+/// and held per connection, which dominated CPU and memory per call. Nagle off: every frame is
+/// latency-sensitive.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
+}
+
 #[cfg(test)]
 mod loopback_tests;
 
@@ -175,11 +187,4 @@ mod tests {
         let base = Url::parse("ftp://x").unwrap();
         assert!(matches!(Deepgram::new().listen_url(&req(&base, &key)), Err(SttError::Connect(_))));
     }
-}
-
-/// Small socket buffers: tungstenite's default 128 KiB read buffer is zero-filled on every read
-/// and held per connection, which dominated CPU and memory per call. Nagle off: every frame is
-/// latency-sensitive.
-fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
 }

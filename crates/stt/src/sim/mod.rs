@@ -6,15 +6,31 @@
 //! [`Catalog`] of recordings whose transcripts are known; the envelope survives the telephone
 //! path (8 kHz µ-law and back) well enough to pick the right utterance.
 
+mod assemblyai;
+mod azure;
 mod catalog;
 mod deepgram;
+mod cartesia;
+mod elevenlabs;
 mod fingerprint;
+mod gladia;
+mod live;
 mod recognizer;
 pub mod registry;
 mod segmenter;
+mod soniox;
+mod transcribe;
 #[cfg(test)]
 pub(crate) mod testdata;
+mod wsconn;
 
+pub use assemblyai::{AssemblyAiSim, AssemblyAiSimConfig};
+pub use azure::{AzureSttSim, AzureSttSimConfig};
 pub use catalog::{Catalog, CatalogError, Utterance};
 pub use deepgram::{DeepgramSim, DeepgramSimConfig};
+pub use cartesia::{CartesiaSim, CartesiaSimConfig};
+pub use elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
+pub use gladia::{GladiaSim, GladiaSimConfig};
 pub use simkit::{RunningSim, SimKeys, Tuning};
+pub use soniox::{SonioxSim, SonioxSimConfig};
+pub use transcribe::{TranscribeSim, TranscribeSimConfig};

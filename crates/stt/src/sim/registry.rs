@@ -8,7 +8,16 @@ use std::sync::Arc;
 pub type StartFn = fn(SimKeys, simkit::Tuning, Arc<Catalog>) -> simkit::StartFuture;
 
 /// Every STT simulator, by the provider name it stands in for.
-pub const SIMS: &[(&str, StartFn)] = &[("deepgram", deepgram::start)];
+pub const SIMS: &[(&str, StartFn)] = &[
+    ("transcribe", super::transcribe::start),
+    ("assemblyai", super::assemblyai::start),
+    ("soniox", super::soniox::start),
+    ("azure", super::azure::start),
+    ("deepgram", deepgram::start),
+    ("elevenlabs", super::elevenlabs::start),
+    ("cartesia", super::cartesia::start),
+    ("gladia", super::gladia::start),
+];
 
 #[cfg(test)]
 mod tests {

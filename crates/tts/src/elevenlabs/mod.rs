@@ -1,5 +1,7 @@
-//! ElevenLabs single-context `stream-input` WebSocket adapter (protocols/tts.md C1).
+//! ElevenLabs single-context `stream-input` WebSocket adapter (protocols/tts.md C1), and the
+//! multi-context path for voices written `multi:{voice_id}` ([`multi`], C2).
 
+mod multi;
 mod pump;
 pub(crate) mod wire;
 
@@ -19,15 +21,17 @@ const TEXT_QUEUE: usize = 64;
 /// Event queue depth: ~128 audio chunks of 100–250 ms each.
 const EVENT_QUEUE: usize = 128;
 
-/// Streams text to ElevenLabs and PCM back. Holds no key: each call brings its own.
+/// Streams text to ElevenLabs and PCM back. Holds no key: each call brings its own, except
+/// that a pooled multi-context socket keeps its key while open (see [`multi`]).
 #[derive(Debug, Clone)]
 pub struct ElevenLabs {
     connect_timeout: Duration,
+    pool: std::sync::Arc<multi::Pool>,
 }
 
 impl Default for ElevenLabs {
     fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(10) }
+        Self { connect_timeout: Duration::from_secs(10), pool: Default::default() }
     }
 }
 
@@ -57,7 +61,10 @@ impl Tts for ElevenLabs {
         if !SAMPLE_RATES.contains(&req.sample_rate) {
             return Err(TtsError::UnsupportedSampleRate(req.sample_rate));
         }
-        let url = stream_url(req.base_url, req.voice, req.model, req.sample_rate)?;
+        if let Some(voice) = req.voice.strip_prefix(multi::VOICE_PREFIX) {
+            return self.pool.connect(self.connect_timeout, &req, voice).await;
+        }
+        let url = stream_url(req.base_url, req.voice, req.model, req.sample_rate, "stream-input")?;
         let mut request =
             url.as_str().into_client_request().map_err(|e| TtsError::Connect(format!("bad request: {e}")))?;
         let mut key = HeaderValue::from_str(req.key.expose_secret())
@@ -89,8 +96,8 @@ impl Tts for ElevenLabs {
     }
 }
 
-/// `{base}/v1/text-to-speech/{voice}/stream-input?…`, with http(s) mapped to ws(s).
-fn stream_url(base: &Url, voice: &str, model: &str, sample_rate: u32) -> Result<Url, TtsError> {
+/// `{base}/v1/text-to-speech/{voice}/{endpoint}?…`, with http(s) mapped to ws(s).
+fn stream_url(base: &Url, voice: &str, model: &str, sample_rate: u32, endpoint: &str) -> Result<Url, TtsError> {
     let mut url = base.clone();
     let scheme = match base.scheme() {
         "http" | "ws" => "ws",
@@ -101,7 +108,7 @@ fn stream_url(base: &Url, voice: &str, model: &str, sample_rate: u32) -> Result<
     url.path_segments_mut()
         .map_err(|()| TtsError::Connect("base URL cannot have a path".into()))?
         .pop_if_empty()
-        .extend(["v1", "text-to-speech", voice, "stream-input"]);
+        .extend(["v1", "text-to-speech", voice, endpoint]);
     url.set_query(None);
     url.query_pairs_mut()
         .append_pair("model_id", model)
@@ -128,23 +135,25 @@ mod tests {
     #[test]
     fn url_maps_scheme_and_encodes_voice() {
         let base = Url::parse("https://api.elevenlabs.io").unwrap();
-        let url = stream_url(&base, "voice 1", "eleven_flash_v2_5", 16000).unwrap();
+        let url = stream_url(&base, "voice 1", "eleven_flash_v2_5", 16000, "stream-input").unwrap();
         assert_eq!(
             url.as_str(),
             "wss://api.elevenlabs.io/v1/text-to-speech/voice%201/stream-input?model_id=eleven_flash_v2_5&output_format=pcm_16000&auto_mode=true"
         );
         let base = Url::parse("ws://127.0.0.1:1234/").unwrap();
-        let url = stream_url(&base, "v", "m", 8000).unwrap();
+        let url = stream_url(&base, "v", "m", 8000, "stream-input").unwrap();
         assert_eq!(
             url.as_str(),
             "ws://127.0.0.1:1234/v1/text-to-speech/v/stream-input?model_id=m&output_format=pcm_8000&auto_mode=true"
         );
-        assert!(stream_url(&Url::parse("ftp://x").unwrap(), "v", "m", 8000).is_err());
+        assert!(stream_url(&Url::parse("ftp://x").unwrap(), "v", "m", 8000, "stream-input").is_err());
     }
 }
 
 #[cfg(test)]
 mod loopback_tests;
+#[cfg(test)]
+mod multi_tests;
 
 /// Small socket buffers: tungstenite's default 128 KiB read buffer is zero-filled on every read
 /// and held per connection, which dominated CPU and memory per call. Nagle off: every frame is

@@ -86,6 +86,9 @@ struct ServerMsg {
     error: Option<serde_json::Value>,
     #[serde(default)]
     message: Option<String>,
+    /// Multi-context only; LiveKit meets both spellings.
+    #[serde(default, rename = "contextId", alias = "context_id")]
+    context_id: Option<String>,
 }
 
 /// One server message, decoded.
@@ -94,13 +97,16 @@ pub(crate) struct Incoming {
     pub audio: Option<(Bytes, Option<Alignment>)>,
     pub is_final: bool,
     pub error: Option<TtsError>,
+    /// The multi-context stream this message belongs to.
+    pub context_id: Option<String>,
 }
 
 /// Parses one text frame. Audio is s16le for `pcm_*` formats and passes through untouched.
 pub(crate) fn parse(text: &str) -> Result<Incoming, TtsError> {
     let msg: ServerMsg =
         serde_json::from_str(text).map_err(|e| TtsError::Protocol(format!("bad JSON from provider: {e}")))?;
-    let mut out = Incoming { is_final: msg.is_final.unwrap_or(false), ..Default::default() };
+    let mut out =
+        Incoming { is_final: msg.is_final.unwrap_or(false), context_id: msg.context_id, ..Default::default() };
     if let Some(err) = msg.error.filter(|e| !e.is_null()) {
         out.error = Some(provider_error(&err, msg.message.as_deref()));
         return Ok(out);
@@ -169,6 +175,9 @@ mod tests {
         let e = parse(r#"{"error":"input_timeout_exceeded","message":"no text"}"#).unwrap();
         assert_eq!(e.error, Some(TtsError::Provider { message: "input_timeout_exceeded: no text".into() }));
         assert!(matches!(parse("{not json"), Err(TtsError::Protocol(_))));
+        let fin = parse(r#"{"isFinal":true,"contextId":"c1"}"#).unwrap();
+        assert_eq!(fin.context_id.as_deref(), Some("c1"));
+        assert_eq!(parse(r#"{"error":"x","context_id":"c2"}"#).unwrap().context_id.as_deref(), Some("c2"));
         assert!(matches!(parse(r#"{"audio":"!!"}"#), Err(TtsError::Protocol(_))));
     }
 }

@@ -1,11 +1,12 @@
 //! Routes, auth and request validation, answering the way api.openai.com does.
 
+use super::responses::{self, Script};
 use super::stream::{self, Plan};
 use super::{Fault, Shared};
 use crate::sim::replies::{prompt_tokens, reply_for, tokens};
 use crate::{Message, Role};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,16 +21,18 @@ const MODELS: [&str; 3] = ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o"];
 /// The hint sent with a scripted 429.
 pub(super) const RETRY_AFTER_MS: &str = "1200";
 
-pub(super) fn router(shared: Arc<Shared>) -> Router {
+pub(super) fn router(shared: Arc<Shared>, script: Script) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/responses", post(create_response))
         .route("/v1/models", get(models))
         .fallback(not_found)
+        .layer(Extension(script))
         .with_state(shared)
 }
 
 /// An answer in OpenAI's error shape `{"error":{message,type,param,code}}`.
-pub(super) struct ApiError {
+pub(in crate::sim) struct ApiError {
     status: StatusCode,
     message: String,
     kind: &'static str,
@@ -38,11 +41,20 @@ pub(super) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>, kind: &'static str, code: Option<&'static str>) -> Self {
+    pub(in crate::sim) fn new(
+        status: StatusCode,
+        message: impl Into<String>,
+        kind: &'static str,
+        code: Option<&'static str>,
+    ) -> Self {
         Self { status, message: message.into(), kind, param: None, code }
     }
 
-    fn invalid(message: impl Into<String>, param: Option<String>, code: Option<&'static str>) -> Self {
+    pub(in crate::sim) fn invalid(
+        message: impl Into<String>,
+        param: Option<String>,
+        code: Option<&'static str>,
+    ) -> Self {
         Self { param, ..Self::new(StatusCode::BAD_REQUEST, message, "invalid_request_error", code) }
     }
 }
@@ -84,7 +96,7 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn fault_response(status: u16) -> Response {
+pub(in crate::sim) fn fault_response(status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (message, kind, code) = match status.as_u16() {
         401 => ("Incorrect API key provided.", "invalid_request_error", Some("invalid_api_key")),
@@ -106,7 +118,7 @@ fn fault_response(status: u16) -> Response {
 }
 
 /// What the sim needs from a chat request.
-pub(super) struct ChatRequest {
+pub(in crate::sim) struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,
     pub last_user_text: String,
@@ -116,7 +128,9 @@ pub(super) struct ChatRequest {
     pub max_tokens: Option<usize>,
 }
 
-fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
+/// Validates a chat body. `deployment` is Azure's classic path segment: it names the model, and
+/// the body's `model` is then optional and ignored.
+pub(in crate::sim) fn parse(body: &[u8], deployment: Option<&str>) -> Result<ChatRequest, ApiError> {
     let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
         return Err(ApiError::invalid(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
@@ -124,7 +138,7 @@ fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
             None,
         ));
     };
-    let Some(model) = req.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) else {
+    let Some(model) = deployment.or(req.get("model").and_then(Value::as_str)).filter(|m| !m.is_empty()) else {
         return Err(ApiError::invalid("you must provide a model parameter", None, None));
     };
     let Some(raw) = req.get("messages").and_then(Value::as_array) else {
@@ -207,10 +221,16 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     if let Some(Fault::Status(status)) = fault {
         return fault_response(status);
     }
-    let req = match parse(&body) {
+    let req = match parse(&body, None) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    chat_answer(&shared, req, fault, false)
+}
+
+/// The answer to an accepted chat request, streamed or whole; `azure` gives Azure's stream
+/// shape (prompt-filter chunk, filter verdicts) and its model-version naming.
+pub(in crate::sim) fn chat_answer(shared: &Shared, req: ChatRequest, fault: Option<Fault>, azure: bool) -> Response {
     shared.remember(&req.messages);
     let reply = reply_for(&req.last_user_text);
     let mut toks = tokens(&reply);
@@ -221,6 +241,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         }
         _ => "stop",
     };
+    let model = if azure { azure_model_version(&req.model) } else { req.model.clone() };
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let id = format!("chatcmpl-sim{}", uuid::Uuid::new_v4().simple());
     let usage = json!({
@@ -235,7 +256,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             "id": id,
             "object": "chat.completion",
             "created": created,
-            "model": req.model,
+            "model": model,
             "choices": [{
                 "index": 0,
                 "message": {"role": "assistant", "content": toks.concat(), "refusal": null, "annotations": []},
@@ -256,18 +277,52 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     stream::response(Plan {
         id,
         created,
-        model: req.model,
+        model,
         tokens: toks.into_iter().map(str::to_string).collect(),
         finish_reason,
         // Groq reports `x_groq.usage` whether or not `include_usage` was asked for.
         usage: (req.include_usage || x_groq).then_some(usage),
         x_groq,
         drop_after,
+        azure,
         first_token_delay: shared.first_token_delay,
         tokens_per_sec: shared.tokens_per_sec,
         stop: shared.stop.clone(),
         open: shared.open_streams.clone(),
     })
+}
+
+/// The model version Azure reports for a deployment of a known model (it never echoes the
+/// deployment name).
+fn azure_model_version(deployment: &str) -> String {
+    match deployment {
+        "gpt-4o-mini" => "gpt-4o-mini-2024-07-18".into(),
+        "gpt-4.1-mini" => "gpt-4.1-mini-2025-04-14".into(),
+        "gpt-4o" => "gpt-4o-2024-11-20".into(),
+        other => other.into(),
+    }
+}
+
+async fn create_response(
+    State(shared): State<Arc<Shared>>,
+    Extension(script): Extension<Script>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = authorize(&shared, &headers) {
+        return e.into_response();
+    }
+    let fault = shared.fault();
+    if let Some(Fault::Status(status)) = fault {
+        return fault_response(status);
+    }
+    let req = match responses::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let call = script.lock().ok().and_then(|s| s.clone());
+    responses::answer(&shared, &req, call, fault)
 }
 
 async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {

@@ -21,6 +21,9 @@ pub(super) struct Plan {
     /// Put `usage` under `x_groq` on the finish chunk instead of a usage chunk.
     pub x_groq: bool,
     pub drop_after: Option<usize>,
+    /// Azure's stream: a prompt-filter chunk with empty `choices` first, and
+    /// `content_filter_results` on every choice (protocols/aws-azure.md Z3).
+    pub azure: bool,
     pub first_token_delay: Duration,
     pub tokens_per_sec: f64,
     pub stop: CancellationToken,
@@ -34,7 +37,7 @@ impl Plan {
     }
 
     fn chunk_value(&self, delta: Value, finish_reason: Option<&str>) -> Value {
-        json!({
+        let mut chunk = json!({
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
@@ -42,13 +45,27 @@ impl Plan {
             "system_fingerprint": "fp_sim",
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
             "usage": null
-        })
+        });
+        if self.azure {
+            // Text chunks carry the verdicts; the role and finish chunks an empty object.
+            let has_text = chunk["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty());
+            chunk["choices"][0]["content_filter_results"] = if has_text { safe_verdicts() } else { json!({}) };
+        }
+        chunk
     }
 
     /// Every frame with its offset from the start of the response.
     fn schedule(&self) -> Vec<(Duration, Frame)> {
         let mut pacer = Pacer::new(self.first_token_delay, self.tokens_per_sec);
-        let mut frames = Vec::with_capacity(self.tokens.len() + 4);
+        let mut frames = Vec::with_capacity(self.tokens.len() + 5);
+        if self.azure {
+            let verdicts = json!([{"prompt_index": 0, "content_filter_results": prompt_verdicts()}]);
+            let annotation = json!({
+                "id": "", "object": "", "created": 0, "model": "",
+                "prompt_filter_results": verdicts, "choices": [], "usage": null
+            });
+            frames.push((Duration::ZERO, Frame::Data(event(&annotation))));
+        }
         frames.push((
             Duration::ZERO,
             Frame::Data(self.chunk(json!({"role": "assistant", "content": "", "refusal": null}), None)),
@@ -91,6 +108,19 @@ impl Plan {
         frames.push((at, Frame::Data(Bytes::from_static(b"data: [DONE]\n\n"))));
         frames
     }
+}
+
+/// Azure's per-category content-filter verdicts for harmless text.
+fn safe_verdicts() -> Value {
+    let safe = json!({"filtered": false, "severity": "safe"});
+    json!({"hate": safe, "self_harm": safe, "sexual": safe, "violence": safe})
+}
+
+/// The prompt's verdicts: the text categories plus the jailbreak check.
+fn prompt_verdicts() -> Value {
+    let mut v = safe_verdicts();
+    v["jailbreak"] = json!({"filtered": false, "detected": false});
+    v
 }
 
 fn event(v: &Value) -> Bytes {

@@ -1,7 +1,9 @@
 //! Deepgram live v1 simulator (protocols/stt.md B1) on a loopback port: real WebSocket, real
 //! auth check, VAD-driven interim/final results labelled from a [`Catalog`].
+//! `/v2/listen` serves Flux (turn-based `TurnInfo`) behind the same key check, see [`flux`].
 
 mod conn;
+mod flux;
 mod json;
 
 use super::{Catalog, SimKeys};
@@ -174,8 +176,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) 
     let mut accepted = None;
     #[allow(clippy::result_large_err)] // the shape tungstenite's `Callback` requires
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let (opts, key, model) = check_upgrade(req, &shared).map_err(|(status, body)| reject(status, body))?;
-        accepted = Some((opts, key, model));
+        accepted = Some(check_upgrade(req, &shared).map_err(|(status, body)| reject(status, body))?);
         Ok(resp)
     };
     let ws = tokio::select! {
@@ -189,7 +190,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) 
             }
         },
     };
-    let Some((opts, key, model)) = accepted else {
+    let Some((route, key)) = accepted else {
         return;
     };
     if let Ok(mut seen) = shared.seen_keys.lock() {
@@ -197,14 +198,24 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) 
     }
     shared.accepted.fetch_add(1, Ordering::Relaxed);
     shared.open.fetch_add(1, Ordering::Relaxed);
-    conn::run(ws, opts, model, &shared, stop).await;
+    match route {
+        Route::V1 { opts, model } => conn::run(ws, opts, model, &shared, stop).await,
+        Route::Flux(opts) => flux::run(ws, opts, &shared, stop).await,
+    }
     shared.open.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Which API an accepted upgrade speaks.
+enum Route {
+    V1 { opts: RecOpts, model: String },
+    Flux(flux::FluxOpts),
+}
+
 /// Path, key and query checks, answered like the provider. Errors are the HTTP status and body.
-fn check_upgrade(req: &Request, shared: &Shared) -> Result<(RecOpts, String, String), (StatusCode, String)> {
+fn check_upgrade(req: &Request, shared: &Shared) -> Result<(Route, String), (StatusCode, String)> {
     let bad = |msg: &str| (StatusCode::BAD_REQUEST, json::http_error("Bad Request", msg));
-    if req.uri().path() != "/v1/listen" {
+    let path = req.uri().path();
+    if path != "/v1/listen" && path != "/v2/listen" {
         return Err((StatusCode::NOT_FOUND, json::http_error("NOT_FOUND", "Not found.")));
     }
     let key = req
@@ -216,6 +227,9 @@ fn check_upgrade(req: &Request, shared: &Shared) -> Result<(RecOpts, String, Str
         .filter(|k| shared.cfg.keys.contains(k))
         .ok_or_else(|| (StatusCode::UNAUTHORIZED, json::http_error("INVALID_AUTH", "Invalid credentials.")))?
         .to_string();
+    if path == "/v2/listen" {
+        return Ok((Route::Flux(flux::query(req, &shared.cfg)?), key));
+    }
 
     let mut encoding = None;
     let mut sample_rate = None;
@@ -267,7 +281,7 @@ fn check_upgrade(req: &Request, shared: &Shared) -> Result<(RecOpts, String, Str
     if opts.interim_every_frames > 0 {
         opts.interim_every_frames = (shared.cfg.interim_every_ms / 20).max(1);
     }
-    Ok((opts, key, model))
+    Ok((Route::V1 { opts, model }, key))
 }
 
 fn reject(status: StatusCode, body: String) -> ErrorResponse {

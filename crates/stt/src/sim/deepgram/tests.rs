@@ -58,8 +58,13 @@ async fn upgrade_refusals_look_like_deepgram() {
     assert_eq!(body["err_code"], "INVALID_AUTH");
     assert_eq!(body["err_msg"], "Invalid credentials.");
     assert_eq!(body["request_id"].as_str().map(str::len), Some(36));
-    let (status, _) = http_error(open(&sim, &format!("/v2/listen?{QUERY}"), KEY).await.err().unwrap());
+    let (status, _) = http_error(open(&sim, &format!("/v3/listen?{QUERY}"), KEY).await.err().unwrap());
     assert_eq!(status, 404);
+    // `/v2/listen` is Flux: a nova model there is a bad request, a bad key still a 401.
+    let (status, _) = http_error(open(&sim, &format!("/v2/listen?{QUERY}"), KEY).await.err().unwrap());
+    assert_eq!(status, 400);
+    let (status, _) = http_error(open(&sim, "/v2/listen?model=flux-general-en", "nope").await.err().unwrap());
+    assert_eq!(status, 401);
     let (status, body) = http_error(open(&sim, "/v1/listen?sample_rate=16000", KEY).await.err().unwrap());
     assert_eq!((status, body["err_code"].as_str()), (400, Some("Bad Request")));
     let (status, _) = http_error(open(&sim, "/v1/listen?encoding=linear16", KEY).await.err().unwrap());

@@ -1,8 +1,10 @@
-//! ElevenLabs `stream-input` simulator (protocols/tts.md C1) on a loopback port.
+//! ElevenLabs simulator on a loopback port: `stream-input` (protocols/tts.md C1) and the
+//! multi-context `multi-stream-input` (C2).
 
 mod buffer;
 mod conn;
 mod format;
+mod multi;
 
 use super::SimKeys;
 use format::Format;
@@ -63,6 +65,7 @@ pub(super) struct Shared {
     chars_received: AtomicU64,
     open: AtomicUsize,
     accepted: AtomicU64,
+    contexts_closed: AtomicU64,
 }
 
 impl Shared {
@@ -89,6 +92,7 @@ impl ElevenLabsSim {
             chars_received: AtomicU64::new(0),
             open: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
+            contexts_closed: AtomicU64::new(0),
         });
         let stop = CancellationToken::new();
         tokio::spawn(accept_loop(listener, shared.clone(), stop.clone()));
@@ -127,6 +131,11 @@ impl ElevenLabsSim {
     /// WebSocket handshakes completed since start.
     pub fn connections_accepted(&self) -> u64 {
         self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Multi-context `close_context` messages received (barge-ins and turn ends).
+    pub fn contexts_closed(&self) -> u64 {
+        self.shared.contexts_closed.load(Ordering::Relaxed)
     }
 }
 
@@ -185,6 +194,8 @@ pub(super) struct Handshake {
     pub inactivity: Duration,
     /// The `xi-api-key` header was present and valid; otherwise the first message must carry one.
     pub authed: bool,
+    /// `multi-stream-input`: messages carry `context_id`.
+    pub multi: bool,
 }
 
 async fn serve(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) {
@@ -207,7 +218,11 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) 
     let Some(hs) = hs else { return };
     shared.accepted.fetch_add(1, Ordering::Relaxed);
     shared.open.fetch_add(1, Ordering::Relaxed);
-    conn::run(ws, hs, &shared, stop).await;
+    if hs.multi {
+        multi::run(ws, hs, &shared, stop).await;
+    } else {
+        conn::run(ws, hs, &shared, stop).await;
+    }
     shared.open.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -215,8 +230,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, stop: CancellationToken) 
 /// Errors are the HTTP status and JSON body to answer with.
 fn check_upgrade(req: &Request, shared: &Shared) -> Result<Handshake, (StatusCode, String)> {
     let segments: Vec<&str> = req.uri().path().split('/').collect();
-    let voice = match segments.as_slice() {
-        ["", "v1", "text-to-speech", voice, "stream-input"] if !voice.is_empty() => (*voice).to_string(),
+    let (voice, multi) = match segments.as_slice() {
+        ["", "v1", "text-to-speech", voice, "stream-input"] if !voice.is_empty() => ((*voice).to_string(), false),
+        ["", "v1", "text-to-speech", voice, "multi-stream-input"] if !voice.is_empty() => ((*voice).to_string(), true),
         _ => return Err((StatusCode::NOT_FOUND, r#"{"detail":"Not Found"}"#.into())),
     };
     let authed = match req.headers().get("xi-api-key") {
@@ -269,7 +285,7 @@ fn check_upgrade(req: &Request, shared: &Shared) -> Result<Handshake, (StatusCod
             r#"{"detail":{"status":"invalid_output_format","message":"set output_format; the simulator does not produce mp3"}}"#.into(),
         ));
     }
-    Ok(Handshake { voice, format, auto_mode, inactivity, authed })
+    Ok(Handshake { voice, format, auto_mode, inactivity, authed, multi })
 }
 
 fn reject(status: StatusCode, body: String) -> ErrorResponse {

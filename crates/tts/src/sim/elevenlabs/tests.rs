@@ -72,8 +72,7 @@ async fn handshake_rejections_look_like_the_provider() {
     assert_eq!(code, 401);
     assert_eq!(body, r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#);
 
-    let (code, _) =
-        status(tokio_tungstenite::connect_async(url(&sim, "/v1/text-to-speech/v1/multi-stream-input")).await);
+    let (code, _) = status(tokio_tungstenite::connect_async(url(&sim, "/v1/text-to-speech/v1/other-input")).await);
     assert_eq!(code, 404);
     let (code, body) =
         status(tokio_tungstenite::connect_async(url(&sim, "/v1/text-to-speech/v1/stream-input?model_id=m")).await);
@@ -113,4 +112,52 @@ async fn dropping_the_simulator_closes_its_streams() {
     assert_eq!(next(&mut ws).await, Err(Some(1001)));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(tokio_tungstenite::connect_async(format!("{base}{}", PATH.trim_start_matches('/'))).await.is_err());
+}
+
+#[tokio::test]
+async fn multi_context_socket_serves_contexts_independently() {
+    let sim =
+        sim(ElevenLabsSimConfig { pace: 50.0, first_audio_delay: Duration::from_millis(5), ..Default::default() })
+            .await;
+    let path = "/v1/text-to-speech/v1/multi-stream-input?model_id=m&output_format=pcm_16000";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(&sim, path)).await.unwrap();
+    // The generated multi-context type spells the key with an underscore.
+    ws.send(Message::text(format!(r#"{{"text":" ","context_id":"a","xi_api_key":"{KEY}"}}"#))).await.unwrap();
+    ws.send(Message::text(r#"{"text":" ","context_id":"b"}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"text":"Hi. ","context_id":"a"}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"text":"Yo. ","context_id":"b","flush":true}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"context_id":"a","text":"","flush":true}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"context_id":"a","close_context":true}"#)).await.unwrap();
+    let mut a = String::new();
+    let mut b = String::new();
+    loop {
+        let m = next(&mut ws).await.unwrap();
+        if m["isFinal"] == true {
+            assert_eq!(m["contextId"], "a", "only the closed context is final");
+            break;
+        }
+        let chars: String = m["alignment"]["chars"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+        match m["contextId"].as_str() {
+            Some("a") => a.push_str(&chars),
+            Some("b") => b.push_str(&chars),
+            other => panic!("audio without a known contextId: {other:?}"),
+        }
+    }
+    assert_eq!(a, "Hi.");
+    ws.send(Message::text(r#"{"close_socket":true}"#)).await.unwrap();
+    loop {
+        match next(&mut ws).await {
+            Ok(m) if m["isFinal"] == true => assert_eq!(m["contextId"], "b"),
+            Ok(m) => b.push_str(
+                &m["alignment"]["chars"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect::<String>(),
+            ),
+            Err(code) => {
+                assert_eq!(code, Some(1000));
+                break;
+            }
+        }
+    }
+    assert_eq!(b, "Yo.");
+    assert_eq!(sim.contexts_closed(), 1);
+    assert_eq!(sim.seen_keys(), [KEY]);
 }

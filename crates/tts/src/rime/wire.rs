@@ -1,0 +1,164 @@
+//! Rime `ws3` JSON messages (protocols/tts.md C4) and the adapter's [`Dialect`]: text tagged
+//! with one `contextId`, `flush` per turn (each answered by `done`), base64 PCM chunks that may
+//! split a sample, word timestamps, `eos` once everything is done, `clear` on barge-in.
+
+use crate::socket::pump::{Dialect, Incoming};
+use crate::socket::words::WordTimes;
+use crate::TtsError;
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Message;
+
+pub(crate) const CLEAR: &str = r#"{"operation":"clear"}"#;
+pub(crate) const EOS: &str = r#"{"operation":"eos"}"#;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMsg {
+    Chunk {
+        #[serde(default)]
+        data: Option<String>,
+        #[serde(default, rename = "contextId")]
+        context_id: Option<String>,
+    },
+    Timestamps {
+        #[serde(default)]
+        word_timestamps: Option<WordTimes>,
+        #[serde(default, rename = "contextId")]
+        context_id: Option<String>,
+    },
+    Done {
+        #[serde(default, rename = "contextId")]
+        context_id: Option<String>,
+    },
+    Error {
+        #[serde(default)]
+        message: Option<String>,
+    },
+}
+
+/// The adapter side of one `ws3` socket.
+pub(crate) struct RimeDialect {
+    context_id: String,
+    unflushed: bool,
+    /// Flushes not yet answered by `done`.
+    outstanding: u32,
+    closing: bool,
+}
+
+impl RimeDialect {
+    pub(crate) fn new(context_id: String) -> Self {
+        Self { context_id, unflushed: false, outstanding: 0, closing: false }
+    }
+
+    /// Messages for another context (or none named) belong to this socket's only stream.
+    fn ours(&self, context_id: Option<&str>) -> bool {
+        context_id.is_none_or(|c| c == self.context_id)
+    }
+}
+
+impl Dialect for RimeDialect {
+    fn text(&mut self, text: &str, out: &mut Vec<Message>) {
+        self.unflushed = true;
+        out.push(Message::text(serde_json::json!({"text": text, "contextId": self.context_id}).to_string()));
+    }
+
+    fn flush(&mut self, out: &mut Vec<Message>) {
+        if std::mem::take(&mut self.unflushed) {
+            self.outstanding += 1;
+            let msg = serde_json::json!({"operation": "flush", "contextId": self.context_id});
+            out.push(Message::text(msg.to_string()));
+        }
+    }
+
+    fn close(&mut self, out: &mut Vec<Message>) -> bool {
+        self.closing = true;
+        self.flush(out);
+        self.outstanding == 0
+    }
+
+    fn goodbye(&mut self, out: &mut Vec<Message>) {
+        out.push(Message::text(EOS));
+    }
+
+    fn cancel(&mut self, out: &mut Vec<Message>) {
+        out.push(Message::text(CLEAR));
+    }
+
+    fn parse(&mut self, msg: Message, out: &mut Vec<Incoming>) {
+        let Message::Text(text) = msg else { return };
+        let msg = match serde_json::from_str::<ServerMsg>(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("type").is_some()) {
+                    tracing::debug!(error = %e, "rime: skipped an unknown message");
+                } else {
+                    out.push(Incoming::Fatal(TtsError::Protocol(format!("bad JSON from provider: {e}"))));
+                }
+                return;
+            }
+        };
+        match msg {
+            ServerMsg::Chunk { data, context_id } if self.ours(context_id.as_deref()) => {
+                let Some(b64) = data.filter(|d| !d.is_empty()) else { return };
+                match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
+                    Ok(pcm) => out.push(Incoming::Audio(Bytes::from(pcm))),
+                    Err(e) => out.push(Incoming::Fatal(TtsError::Protocol(format!("audio is not base64: {e}")))),
+                }
+            }
+            ServerMsg::Timestamps { word_timestamps: Some(w), context_id } if self.ours(context_id.as_deref()) => {
+                out.push(Incoming::Words(w));
+            }
+            ServerMsg::Done { context_id } if self.ours(context_id.as_deref()) => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                if self.closing && self.outstanding == 0 {
+                    out.push(Incoming::Finished);
+                }
+            }
+            ServerMsg::Error { message } => {
+                let message = message.unwrap_or_else(|| "unknown error".into());
+                out.push(Incoming::Fatal(TtsError::Provider { message }));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spells_text_flush_eos_and_reads_the_replies() {
+        let mut d = RimeDialect::new("c1".into());
+        let mut out = Vec::new();
+        d.text("Hi. ", &mut out);
+        assert!(!d.close(&mut out));
+        d.goodbye(&mut out);
+        let sent: Vec<serde_json::Value> =
+            out.iter().map(|m| serde_json::from_str(m.to_text().unwrap()).unwrap()).collect();
+        assert_eq!(
+            sent,
+            [
+                serde_json::json!({"text": "Hi. ", "contextId": "c1"}),
+                serde_json::json!({"operation": "flush", "contextId": "c1"}),
+                serde_json::json!({"operation": "eos"}),
+            ]
+        );
+
+        let mut got = Vec::new();
+        d.parse(Message::text(r#"{"type":"chunk","data":"AQID","contextId":"c1"}"#), &mut got);
+        d.parse(Message::text(r#"{"type":"chunk","data":"AQID","contextId":"old"}"#), &mut got);
+        d.parse(Message::text(r#"{"type":"timestamps","word_timestamps":{"words":["Hi."],"start":[0],"end":[0.15]},"contextId":"c1"}"#), &mut got);
+        d.parse(Message::text(r#"{"type":"done","contextId":"c1"}"#), &mut got);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], Incoming::Audio(Bytes::from_static(&[1, 2, 3])));
+        assert!(matches!(&got[1], Incoming::Words(w) if w.end == [0.15]));
+        assert_eq!(got[2], Incoming::Finished);
+
+        let mut got = Vec::new();
+        d.parse(Message::text(r#"{"type":"error","message":"bad speaker"}"#), &mut got);
+        assert_eq!(got, [Incoming::Fatal(TtsError::Provider { message: "bad speaker".into() })]);
+    }
+}
