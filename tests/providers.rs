@@ -15,6 +15,17 @@ use util::*;
 
 const ADMIN: &str = "admin-test-token";
 const KEY: &str = "sim-key";
+/// AWS providers take `ACCESS_KEY_ID:SECRET_ACCESS_KEY` and their simulators verify SigV4.
+const AWS_KEY: &str = "AKIDSIMULATOR0001:sim-secret-access-key";
+const AWS: [&str; 3] = ["transcribe", "polly", "bedrock"];
+
+fn key_for(provider: &str) -> &'static str {
+    if AWS.contains(&provider) {
+        AWS_KEY
+    } else {
+        KEY
+    }
+}
 const HOURS: &str = "We are open from nine in the morning to five in the evening, Monday to Friday.";
 
 /// The first model the rate table prices for `service`/`provider`.
@@ -36,12 +47,15 @@ fn normalized(s: &str) -> String {
     s.chars().filter(|c| c.is_alphanumeric() || *c == ' ').collect::<String>().to_lowercase()
 }
 
-/// Run `simple.wav` through an agent using `provider`/`model` for `service`.
-fn call_through(service: &str, provider: &str, model: Option<&str>) {
+/// Run `simple.wav` through an agent using `provider`/`model`/`voice` for `service`.
+fn call_through(service: &str, provider: &str, model: Option<&str>, voice: Option<&str>) {
     let model = model.map(str::to_string).unwrap_or_else(|| first_model(service, provider));
-    let sim = Sim::start(&[], &[]);
-    let mut env: Vec<(String, String)> =
-        all_provider_names().into_iter().map(|p| (format!("{}_API_KEY", p.to_uppercase()), KEY.to_string())).collect();
+    let aws_keys: Vec<(&str, &str)> = AWS.iter().map(|p| (*p, AWS_KEY)).collect();
+    let sim = Sim::start(&aws_keys, &[]);
+    let mut env: Vec<(String, String)> = all_provider_names()
+        .into_iter()
+        .map(|p| (format!("{}_API_KEY", p.to_uppercase()), key_for(p).to_string()))
+        .collect();
     env.push(("SWITCHBOARD_ADMIN_TOKEN".into(), ADMIN.into()));
     let env_refs: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let server = Server::start(ServerOpts { env: env_refs, args: sim.provider_args() });
@@ -64,7 +78,11 @@ fn call_through(service: &str, provider: &str, model: Option<&str>) {
         "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "21m00Tcm4TlvDq8ikWAM"},
         "prompt": "Be brief."
     });
-    let voice = if service == "tts" { tts::registry::default_voice(provider).unwrap_or("") } else { "" };
+    let voice = match (service, voice) {
+        (_, Some(v)) => v,
+        ("tts", None) => tts::registry::default_voice(provider).unwrap_or(""),
+        _ => "",
+    };
     spec[service] = json!({"provider": provider, "model": model, "voice": voice});
     let (status, agent) = req("POST", "/api/agents", spec, &api_key);
     assert_eq!(status, 201, "agent with {service} {provider}/{model}: {agent}");
@@ -111,13 +129,13 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// One `#[test]` per provider, and the list the completeness check reads.
+/// One `#[test]` per provider (and per protocol variant), and the list the completeness check reads.
 macro_rules! provider_calls {
-    ($($name:ident: ($service:literal, $provider:literal $(, $model:literal)?)),* $(,)?) => {
+    ($($name:ident: ($service:literal, $provider:literal, $model:expr, $voice:expr)),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                call_through($service, $provider, None $(.or(Some($model)))?);
+                call_through($service, $provider, $model, $voice);
             }
         )*
         const COVERED: &[(&str, &str)] = &[$(($service, $provider)),*];
@@ -125,29 +143,48 @@ macro_rules! provider_calls {
 }
 
 provider_calls! {
-    stt_deepgram: ("stt", "deepgram"),
-    llm_openai: ("llm", "openai"),
-    llm_anthropic: ("llm", "anthropic"),
-    llm_google: ("llm", "google"),
-    llm_groq: ("llm", "groq"),
-    llm_cerebras: ("llm", "cerebras"),
-    llm_deepseek: ("llm", "deepseek"),
-    llm_openrouter: ("llm", "openrouter"),
-    llm_xai: ("llm", "xai"),
-    llm_mistral: ("llm", "mistral"),
-    llm_together: ("llm", "together"),
-    llm_fireworks: ("llm", "fireworks"),
-    llm_novita: ("llm", "novita"),
-    llm_hyperbolic: ("llm", "hyperbolic"),
-    llm_sambanova: ("llm", "sambanova"),
-    llm_nvidia: ("llm", "nvidia"),
-    llm_chutes: ("llm", "chutes"),
-    llm_akash: ("llm", "akash"),
-    llm_morpheus: ("llm", "morpheus"),
-    llm_vercel: ("llm", "vercel"),
-    tts_elevenlabs: ("tts", "elevenlabs"),
+    stt_deepgram: ("stt", "deepgram", None, None),
+    stt_deepgram_flux: ("stt", "deepgram", Some("flux-general-en"), None),
+    stt_assemblyai: ("stt", "assemblyai", Some("universal-streaming-english"), None),
+    stt_azure: ("stt", "azure", None, None),
+    stt_cartesia: ("stt", "cartesia", None, None),
+    stt_elevenlabs: ("stt", "elevenlabs", None, None),
+    stt_gladia: ("stt", "gladia", None, None),
+    stt_soniox: ("stt", "soniox", None, None),
+    stt_transcribe: ("stt", "transcribe", None, None),
+    llm_openai: ("llm", "openai", None, None),
+    llm_openai_responses: ("llm", "openai", Some("responses:gpt-4.1-mini"), None),
+    llm_anthropic: ("llm", "anthropic", None, None),
+    llm_google: ("llm", "google", None, None),
+    llm_azure: ("llm", "azure", None, None),
+    llm_azure_responses: ("llm", "azure", Some("responses:gpt-4o-mini"), None),
+    llm_bedrock: ("llm", "bedrock", None, None),
+    llm_groq: ("llm", "groq", None, None),
+    llm_cerebras: ("llm", "cerebras", None, None),
+    llm_deepseek: ("llm", "deepseek", None, None),
+    llm_openrouter: ("llm", "openrouter", None, None),
+    llm_xai: ("llm", "xai", None, None),
+    llm_mistral: ("llm", "mistral", None, None),
+    llm_together: ("llm", "together", None, None),
+    llm_fireworks: ("llm", "fireworks", None, None),
+    llm_novita: ("llm", "novita", None, None),
+    llm_hyperbolic: ("llm", "hyperbolic", None, None),
+    llm_sambanova: ("llm", "sambanova", None, None),
+    llm_nvidia: ("llm", "nvidia", None, None),
+    llm_chutes: ("llm", "chutes", None, None),
+    llm_akash: ("llm", "akash", None, None),
+    llm_morpheus: ("llm", "morpheus", None, None),
+    llm_vercel: ("llm", "vercel", None, None),
+    tts_elevenlabs: ("tts", "elevenlabs", None, None),
+    tts_elevenlabs_multi_context: ("tts", "elevenlabs", None, Some("multi:21m00Tcm4TlvDq8ikWAM")),
+    tts_azure: ("tts", "azure", None, None),
+    tts_cartesia: ("tts", "cartesia", None, None),
+    tts_deepgram: ("tts", "deepgram", None, None),
+    tts_polly: ("tts", "polly", None, None),
+    tts_rime: ("tts", "rime", None, None),
+    tts_soniox: ("tts", "soniox", None, None),
+    tts_xai: ("tts", "xai", None, None),
 }
-
 #[test]
 fn every_registered_provider_has_a_call_test() {
     let registered = stt::registry::names()

@@ -8,7 +8,8 @@ use simkit::{RunningSim, StartFuture, Tuning};
 pub type StartFn = fn(SimKeys, Tuning) -> StartFuture;
 
 /// Every LLM simulator, by the provider name it stands in for.
-pub const SIMS: &[(&str, StartFn)] = &[("openai", openai), ("anthropic", anthropic), ("google", google), ("azure", azure), ("bedrock", bedrock)];
+pub const SIMS: &[(&str, StartFn)] =
+    &[("openai", openai), ("anthropic", anthropic), ("google", google), ("azure", azure), ("bedrock", bedrock)];
 
 fn openai(keys: SimKeys, t: Tuning) -> StartFuture {
     Box::pin(async move {
