@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agents/{id}", get(api_org::get_agent))
         .route("/api/balance", get(api_org::balance))
         .route("/api/usage", get(api_org::usage))
+        .route("/api/v1/chat/completions", post(crate::openai_api::chat_completions))
         .with_state(state)
 }
 

@@ -238,7 +238,9 @@ pub async fn create_agent(
     })?;
     let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
-    for (service, c) in [("stt", &spec.stt), ("llm", &spec.llm), ("tts", &spec.tts)] {
+    let fallbacks = spec.fallbacks.stt.iter().map(|c| ("stt", c)).chain(spec.fallbacks.llm.iter().map(|c| ("llm", c)));
+    let fallbacks = fallbacks.chain(spec.fallbacks.tts.iter().map(|c| ("tts", c)));
+    for (service, c) in [("stt", &spec.stt), ("llm", &spec.llm), ("tts", &spec.tts)].into_iter().chain(fallbacks) {
         let a = access(&rates, s.deps.resolver.keys(), &ctx, service, &c.provider, &c.model);
         match a.reason {
             "ok" => {}

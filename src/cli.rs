@@ -224,6 +224,16 @@ pub struct SimTuning {
     /// Fault: the STT simulator closes the stream (1011) after this many ms of audio.
     #[arg(long)]
     pub sim_stt_fail_after_ms: Option<u64>,
+    /// Fault: the OpenAI simulator cuts each stream after this many tokens (no usage, no end).
+    #[arg(long)]
+    pub sim_llm_drop_after_tokens: Option<usize>,
+    /// Fault: the ElevenLabs simulator fails a stream (1011) once it has voiced this many characters.
+    #[arg(long)]
+    pub sim_tts_fail_after_chars: Option<u64>,
+    /// Apply the fault flags above only to this provider's simulators (failover tests: the
+    /// primary fails, its fallback does not). Default: every simulator that has the fault.
+    #[arg(long, value_name = "PROVIDER")]
+    pub sim_fault_only: Option<String>,
 }
 
 #[derive(Args, Clone)]

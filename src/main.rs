@@ -5,6 +5,7 @@ mod api_org;
 mod bench;
 mod call;
 mod cli;
+mod openai_api;
 mod operator;
 mod orgs;
 mod server;

@@ -44,13 +44,19 @@ impl Sims {
             stt_fail_after_audio_ms: t.sim_stt_fail_after_ms,
             llm_first_token: Duration::from_millis(t.sim_llm_first_token_ms),
             llm_tokens_per_sec: t.sim_llm_tokens_per_sec,
+            llm_drop_after_tokens: t.sim_llm_drop_after_tokens,
             tts_first_audio: Duration::from_millis(t.sim_tts_first_audio_ms),
             tts_ms_per_char: t.sim_tts_ms_per_char,
+            tts_fail_after_chars: t.sim_tts_fail_after_chars,
+        };
+        let tuning_for = |provider: &str| match &t.sim_fault_only {
+            Some(only) if only != provider => tuning.without_faults(),
+            _ => tuning.clone(),
         };
         let keys_for = |p: &str| simkit::SimKeys::from(keys.get(p).cloned().unwrap_or_default());
         let mut running = Vec::new();
         for (name, start) in stt::sim::registry::SIMS {
-            let sim = start(keys_for(name), tuning.clone(), catalog.clone()).await;
+            let sim = start(keys_for(name), tuning_for(name), catalog.clone()).await;
             running.push((
                 "stt".to_string(),
                 name.to_string(),
@@ -58,7 +64,7 @@ impl Sims {
             ));
         }
         for (name, start) in llm::sim::registry::SIMS {
-            let sim = start(keys_for(name), tuning.clone()).await;
+            let sim = start(keys_for(name), tuning_for(name)).await;
             running.push((
                 "llm".to_string(),
                 name.to_string(),
@@ -66,7 +72,7 @@ impl Sims {
             ));
         }
         for (name, start) in tts::sim::registry::SIMS {
-            let sim = start(keys_for(name), tuning.clone()).await;
+            let sim = start(keys_for(name), tuning_for(name)).await;
             running.push((
                 "tts".to_string(),
                 name.to_string(),

@@ -74,8 +74,8 @@ impl Sim {
             .filter(|(k, _)| k.as_str() != "control")
             .flat_map(|(k, u)| ["--provider-url".to_string(), format!("{k}={u}")])
             .collect();
-        for p in ["groq", "cerebras", "deepseek", "openrouter", "xai", "mistral", "together", "fireworks"] {
-            args.extend(["--provider-url".to_string(), format!("llm.{p}={}", self.urls["llm.openai"])]);
+        for p in llm::compat::FAMILY {
+            args.extend(["--provider-url".to_string(), format!("llm.{}={}", p.name, self.urls["llm.openai"])]);
         }
         args
     }

@@ -23,6 +23,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn allows(&self, service: &str, provider: &str, model: &str) -> bool {
+        let model = crate::rates::priced_model(service, model);
         match &self.allowed_models {
             None => true,
             Some(list) => list.iter().any(|e| {

@@ -83,4 +83,14 @@ pub struct SessionPlan {
     pub platform: Option<TelephonyPlan>,
     /// The agent's system prompt.
     pub prompt: String,
+    /// Where each service moves when its provider fails mid-call, in order.
+    pub fallbacks: FallbackPlans,
+}
+
+/// Resolved fallbacks per service (keys chosen at session start, like the primaries).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FallbackPlans {
+    pub stt: Vec<ServicePlan>,
+    pub llm: Vec<ServicePlan>,
+    pub tts: Vec<ServicePlan>,
 }

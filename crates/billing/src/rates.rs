@@ -84,6 +84,16 @@ pub struct RateTable {
     rows: BTreeMap<(String, String, String), Vec<Rate>>,
 }
 
+/// The model a rate row prices: an LLM model asked through another API of the same provider
+/// (`responses:gpt-4.1-mini`, OpenAI's Responses API) bills as the model itself.
+pub fn priced_model<'a>(service: &str, model: &'a str) -> &'a str {
+    if service == "llm" {
+        model.strip_prefix("responses:").unwrap_or(model)
+    } else {
+        model
+    }
+}
+
 impl RateTable {
     /// Parse the seed CSV (`service,provider,model,unit,price_usd,managed,source`).
     pub fn from_csv(text: &str) -> Result<RateTable, BillingError> {
@@ -125,8 +135,9 @@ impl RateTable {
         rows.push(rate);
     }
 
-    /// Every priced unit of one model; `None` when the model is not in the table.
+    /// Every priced unit of one model (see [`priced_model`]); `None` when it is not in the table.
     pub fn model(&self, service: &str, provider: &str, model: &str) -> Option<&[Rate]> {
+        let model = priced_model(service, model);
         self.rows.get(&(service.to_string(), provider.to_string(), model.to_string())).map(Vec::as_slice)
     }
 
@@ -169,5 +180,12 @@ mod tests {
         assert!(e.to_string().contains("line 2"));
         assert!(RateTable::from_csv("h\nstt,x,y,minute,abc,true,s\n").is_err());
         assert!(RateTable::from_csv("h\nstt,x,y,minute,1,yes,s\n").is_err());
+    }
+
+    #[test]
+    fn a_responses_api_model_is_priced_as_the_model() {
+        let t = RateTable::from_csv("service,provider,model,unit,price_usd,managed,source\nllm,openai,gpt-4.1-mini,mega_input_tokens,0.40,true,x\n").unwrap();
+        assert!(t.model("llm", "openai", "responses:gpt-4.1-mini").is_some());
+        assert!(t.model("tts", "openai", "responses:gpt-4.1-mini").is_none());
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::keys::last4;
 use crate::org::{Funds, OrgContext, Plan};
-use crate::plan::TelephonyPlan;
+use crate::plan::{FallbackPlans, TelephonyPlan};
 use crate::vault::Vault;
 use crate::{BilledTo, BillingError, Credential, ManagedKeys, RateTable, ServicePlan, SessionPlan};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,26 @@ pub struct AgentSpec {
     pub llm: ServiceChoice,
     pub tts: ServiceChoice,
     pub prompt: String,
+    /// Providers to move to, in order, when a service's provider fails during a call.
+    #[serde(default, skip_serializing_if = "Fallbacks::is_empty")]
+    pub fallbacks: Fallbacks,
+}
+
+/// Fallback choices per service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallbacks {
+    #[serde(default)]
+    pub stt: Vec<ServiceChoice>,
+    #[serde(default)]
+    pub llm: Vec<ServiceChoice>,
+    #[serde(default)]
+    pub tts: Vec<ServiceChoice>,
+}
+
+impl Fallbacks {
+    pub fn is_empty(&self) -> bool {
+        self.stt.is_empty() && self.llm.is_empty() && self.tts.is_empty()
+    }
 }
 
 impl Default for AgentSpec {
@@ -40,6 +60,7 @@ impl Default for AgentSpec {
                 voice: "21m00Tcm4TlvDq8ikWAM".into(),
             },
             prompt: "You are a helpful phone agent for a restaurant. Answer briefly.".into(),
+            fallbacks: Fallbacks::default(),
         }
     }
 }
@@ -130,6 +151,25 @@ impl PlanResolver {
         let stt = self.service(&rates, ctx, vault, "stt", &agent.stt)?;
         let llm = self.service(&rates, ctx, vault, "llm", &agent.llm)?;
         let tts = self.service(&rates, ctx, vault, "tts", &agent.tts)?;
+        // Fallbacks are resolved now too, so a call that fails over keeps the keys it started
+        // with; one that cannot be resolved (no key, not on the plan) is left out, not fatal.
+        let resolve_all = |service: &str, choices: &[ServiceChoice]| -> Vec<ServicePlan> {
+            choices
+                .iter()
+                .filter_map(|c| match self.service(&rates, ctx, vault, service, c) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::warn!(service, provider = %c.provider, code = e.code(), "fallback left out of the plan");
+                        None
+                    }
+                })
+                .collect()
+        };
+        let fallbacks = FallbackPlans {
+            stt: resolve_all("stt", &agent.fallbacks.stt),
+            llm: resolve_all("llm", &agent.fallbacks.llm),
+            tts: resolve_all("tts", &agent.fallbacks.tts),
+        };
         let costs_money = [&stt, &llm, &tts].iter().any(|s| s.billed_to != BilledTo::Byok || s.markup_bps > 0);
         if costs_money && !ctx.funds.can_spend() {
             return Err(BillingError::InsufficientFunds);
@@ -172,7 +212,25 @@ impl PlanResolver {
             tts,
             telephony,
             prompt: agent.prompt.clone(),
+            fallbacks,
         })
+    }
+
+    /// Resolve one LLM for a single API request (the OpenAI-compatible endpoint) by the same
+    /// rules as a session's LLM: plan gates, BYOK toggle and slots, no silent platform fallback,
+    /// and funds when the platform pays or charges a markup.
+    pub fn resolve_llm(
+        &self,
+        ctx: &OrgContext,
+        choice: &ServiceChoice,
+        vault: Option<&Vault>,
+    ) -> Result<ServicePlan, BillingError> {
+        let rates = self.rates.read().map_err(|_| BillingError::Overflow)?;
+        let llm = self.service(&rates, ctx, vault, "llm", choice)?;
+        if (llm.billed_to != BilledTo::Byok || llm.markup_bps > 0) && !ctx.funds.can_spend() {
+            return Err(BillingError::InsufficientFunds);
+        }
+        Ok(llm)
     }
 
     fn service(

@@ -40,6 +40,13 @@ pub enum SessionEvent {
         code: String,
         message: String,
     },
+    /// A provider failed and the service moved to the agent's next fallback mid-call.
+    Failover {
+        service: String,
+        from: String,
+        to: String,
+        code: String,
+    },
     End {
         reason: String,
     },

@@ -17,6 +17,7 @@
 pub mod chunker;
 mod deps;
 mod events;
+mod failover;
 pub mod hub;
 mod meter;
 pub mod metrics;
@@ -28,4 +29,5 @@ mod turn;
 pub use deps::{Providers, SessionDeps};
 pub use events::SessionEvent;
 pub use hub::SessionHub;
+pub use meter::RequestMeter;
 pub use runtime::run_session;

@@ -45,6 +45,27 @@ pub(crate) struct Meter {
     written: Vec<UsageRecord>,
 }
 
+/// A metered line of a provider service, priced from the plan's snapshot.
+fn service_line(id: LineId, name: &'static str, service: Service, p: &billing::ServicePlan, rate: Rate) -> Line {
+    let markup_rate = p.markup_rates.iter().find(|r| r.unit == rate.unit).cloned().unwrap_or_else(|| rate.clone());
+    Line {
+        id,
+        name,
+        service,
+        provider: p.provider.clone(),
+        model: p.model.clone(),
+        rate,
+        markup_rate,
+        billed_to: p.billed_to,
+        markup_bps: p.markup_bps,
+        credential_id: p.credential.id.clone(),
+        cum_atoms: 0,
+        billed_atoms: 0,
+        seq: 0,
+        estimated: false,
+    }
+}
+
 fn first_rate(rates: &[Rate], units: &[RateUnit]) -> Option<Rate> {
     rates.iter().find(|r| units.contains(&r.unit)).cloned()
 }
@@ -60,24 +81,7 @@ impl Meter {
         };
         let mut lines = Vec::new();
         let mut add = |id, name, service, p: &billing::ServicePlan, rate: Rate| {
-            let markup_rate =
-                p.markup_rates.iter().find(|r| r.unit == rate.unit).cloned().unwrap_or_else(|| rate.clone());
-            lines.push(Line {
-                id,
-                name,
-                service,
-                provider: p.provider.clone(),
-                model: p.model.clone(),
-                rate,
-                markup_rate,
-                billed_to: p.billed_to,
-                markup_bps: p.markup_bps,
-                credential_id: p.credential.id.clone(),
-                cum_atoms: 0,
-                billed_atoms: 0,
-                seq: 0,
-                estimated: false,
-            })
+            lines.push(service_line(id, name, service, p, rate));
         };
         let stt = first_rate(&plan.stt.rates, &[RateUnit::AudioMinute, RateUnit::AudioHour])
             .ok_or_else(|| missing("stt", &plan.stt, "audio_minute"))?;
@@ -218,11 +222,92 @@ impl Meter {
         self.unsaved = still;
     }
 
+    /// Fail a service over to `p`: bill what the old provider served, then meter its lines
+    /// afresh under the new provider, model, rate and credential. Line names and sequence numbers
+    /// continue, so the records stay idempotent and say who served each part.
+    pub(crate) async fn switch_service(&mut self, service: Service, p: &billing::ServicePlan, now_ms: i64) {
+        self.checkpoint(now_ms).await;
+        for l in self.lines.iter_mut().filter(|l| l.service == service) {
+            let units: &[RateUnit] = match l.id {
+                LineId::Stt => &[RateUnit::AudioMinute, RateUnit::AudioHour],
+                LineId::Tts => &[RateUnit::KiloCharacters],
+                LineId::LlmIn => &[RateUnit::MegaInputTokens],
+                LineId::LlmOut => &[RateUnit::MegaOutputTokens],
+                LineId::Telephony | LineId::Platform => continue,
+            };
+            let Some(rate) = first_rate(&p.rates, units) else {
+                tracing::error!(line = l.name, provider = %p.provider, "fallback has no price for this line; keeping the old rate");
+                continue;
+            };
+            let seq = l.seq;
+            *l = service_line(l.id, l.name, service, p, rate);
+            l.seq = seq;
+        }
+    }
+
     pub(crate) fn written(&self) -> &[UsageRecord] {
         &self.written
     }
 
     pub(crate) fn total(&self) -> MicroUsd {
         self.written.iter().fold(MicroUsd::ZERO, |a, r| a.checked_add(r.amount_micros).unwrap_or(a))
+    }
+}
+
+/// The meter of one request to the OpenAI-compatible API: a session meter with only the LLM
+/// lines, so an API request is priced, marked up and settled exactly like a call's LLM turns.
+pub struct RequestMeter {
+    meter: Meter,
+}
+
+impl RequestMeter {
+    pub fn new(
+        request_id: &str,
+        payer_org_id: &str,
+        llm: &billing::ServicePlan,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, BillingError> {
+        let missing = |unit: &str| BillingError::MissingPrice {
+            service: "llm".into(),
+            provider: llm.provider.clone(),
+            model: llm.model.clone(),
+            unit: unit.to_string(),
+        };
+        let input = first_rate(&llm.rates, &[RateUnit::MegaInputTokens]).ok_or_else(|| missing("mega_input_tokens"))?;
+        let output =
+            first_rate(&llm.rates, &[RateUnit::MegaOutputTokens]).ok_or_else(|| missing("mega_output_tokens"))?;
+        let lines = vec![
+            service_line(LineId::LlmIn, "llm.input", Service::Llm, llm, input),
+            service_line(LineId::LlmOut, "llm.output", Service::Llm, llm, output),
+        ];
+        let meter = Meter {
+            session_id: request_id.to_string(),
+            payer_org_id: payer_org_id.to_string(),
+            lines,
+            store,
+            unsaved: Vec::new(),
+            written: Vec::new(),
+        };
+        Ok(Self { meter })
+    }
+
+    /// Bill the request's token totals; returns every record written so far. Records the
+    /// store refused are retried (same keys) on the next call.
+    pub async fn bill(
+        &mut self,
+        input_tokens: u64,
+        output_tokens: u64,
+        estimated: bool,
+        now_ms: i64,
+    ) -> &[UsageRecord] {
+        self.meter.raise_to(LineId::LlmIn, input_tokens, estimated);
+        self.meter.raise_to(LineId::LlmOut, output_tokens, estimated);
+        self.meter.checkpoint(now_ms).await;
+        self.meter.written()
+    }
+
+    /// Records still refused by the store after the last [`RequestMeter::bill`].
+    pub fn unsaved(&self) -> usize {
+        self.meter.unsaved.len()
     }
 }

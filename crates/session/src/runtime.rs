@@ -175,39 +175,54 @@ async fn run_started(
         return;
     }
 
-    // 2. STT connects before audio flows; a refused key ends the call here.
+    // 2. STT connects before audio flows; a refused key moves to the agent's next STT
+    //    fallback, and ends the call when none is left.
+    let mut meter = meter;
+    let mut failover = crate::failover::Failover::from_plan(&plan, &deps.providers);
     let stt_rate = deps.stt_sample_rate.unwrap_or(codec.input_rate());
-    let stt_stream = match tokio::time::timeout(
-        Duration::from_secs(10),
-        stt.connect(SttRequest {
-            base_url: &plan.stt.base_url,
-            key: &plan.stt.credential.key,
-            model: &plan.stt.model,
+    let mut stt_plan = plan.stt.clone();
+    let mut stt = stt;
+    let stt_stream = loop {
+        let req = SttRequest {
+            base_url: &stt_plan.base_url,
+            key: &stt_plan.credential.key,
+            model: &stt_plan.model,
             sample_rate: stt_rate,
             language: "en",
-        }),
-    )
-    .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            metrics::counter!(m::PROVIDER_ERRORS, "service" => "stt", "code" => e.code()).increment(1);
-            let r = refuse(Refusal::new(e.code(), e.to_string()));
-            close_with(&mut sink, enc.as_mut(), 1011, &r).await;
-            let _ = deps.store.close_session(&session_id, now_ms(), e.code()).await;
-            deps.hub.remove(&call_id);
-            return;
-        }
-        Err(_) => {
-            let r = refuse(Refusal::new("stt_timeout", "the speech-to-text provider did not answer"));
-            close_with(&mut sink, enc.as_mut(), 1011, &r).await;
-            let _ = deps.store.close_session(&session_id, now_ms(), "stt_timeout").await;
-            deps.hub.remove(&call_id);
-            return;
+        };
+        let (code, message) = match tokio::time::timeout(Duration::from_secs(10), stt.connect(req)).await {
+            Ok(Ok(s)) => break s,
+            Ok(Err(e)) => {
+                metrics::counter!(m::PROVIDER_ERRORS, "service" => "stt", "code" => e.code()).increment(1);
+                (e.code().to_string(), e.to_string())
+            }
+            Err(_) => ("stt_timeout".to_string(), "the speech-to-text provider did not answer".to_string()),
+        };
+        match failover.stt.pop_front() {
+            Some((next, adapter)) => {
+                tracing::warn!(from = %stt_plan.provider, to = %next.provider, code = %code, "stt refused at connect; moving to the fallback");
+                let ev = SessionEvent::Failover {
+                    service: "stt".into(),
+                    from: stt_plan.provider.clone(),
+                    to: next.provider.clone(),
+                    code,
+                };
+                let _ = events.send(ev);
+                meter.switch_service(billing::Service::Stt, &next, now_ms()).await;
+                stt_plan = next;
+                stt = adapter;
+            }
+            None => {
+                let r = refuse(Refusal::new(&code, message));
+                close_with(&mut sink, enc.as_mut(), 1011, &r).await;
+                let _ = deps.store.close_session(&session_id, now_ms(), &code).await;
+                deps.hub.remove(&call_id);
+                return;
+            }
         }
     };
     metrics::histogram!(m::SETUP_TIME).record(started_at.elapsed().as_secs_f64());
-    let stt_audio = stt_stream.audio.clone();
+    let (stt_switch, stt_audio) = tokio::sync::watch::channel(stt_stream.audio.clone());
 
     // 3. Tasks: writer (gateway out), turn manager; this task stays the gateway reader.
     let (writer_tx, writer_rx) = tokio::sync::mpsc::channel(1024);
@@ -270,6 +285,14 @@ async fn run_started(
         store: deps.store.clone(),
         closing: None,
         hang_up: false,
+        stt_plan,
+        llm_plan: plan.llm.clone(),
+        tts_plan: plan.tts.clone(),
+        failover,
+        stt_switch,
+        stt_rate,
+        stt_audio_base: 0,
+        failover_due: None,
     };
     let turn_task = tokio::spawn(turn.run(cancel.clone()).in_current_span());
 
@@ -355,13 +378,14 @@ async fn read_gateway(
     codec: &mut dyn WireCodec,
     pcm: &mut Vec<i16>,
     deps: &SessionDeps,
-    stt_audio: tokio::sync::mpsc::Sender<SttInput>,
+    mut stt_switch: tokio::sync::watch::Receiver<tokio::sync::mpsc::Sender<SttInput>>,
     control: tokio::sync::mpsc::Sender<Control>,
     stt_audio_ms: Arc<AtomicU64>,
     writer: &tokio::sync::mpsc::Sender<WriterCmd>,
     cancel: &CancellationToken,
 ) -> GatewayEnd {
     let gateway = codec.gateway();
+    let mut stt_audio = stt_switch.borrow_and_update().clone();
     let in_rate = codec.input_rate();
     let stt_rate = deps.stt_sample_rate.unwrap_or(in_rate);
     let mut resampler = match Resampler::new(in_rate, stt_rate) {
@@ -417,6 +441,10 @@ async fn read_gateway(
                 le.reserve(up.len() * 2);
                 for s in &up {
                     le.extend_from_slice(&s.to_le_bytes());
+                }
+                if stt_switch.has_changed().unwrap_or(false) {
+                    // STT failed over: audio goes to the fallback's stream from here on.
+                    stt_audio = stt_switch.borrow_and_update().clone();
                 }
                 match stt_audio.try_send(SttInput::Audio(le.split().freeze())) {
                     Ok(()) => {

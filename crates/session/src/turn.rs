@@ -5,18 +5,19 @@
 //! are futures polled in the same `select!` as caller events, so barge-in is always heard.
 
 use crate::chunker::Chunker;
+use crate::failover::Failover;
 use crate::meter::{LineId, Meter};
 use crate::output::{WriterCmd, WriterEvent};
 use crate::{metrics as m, SessionEvent};
-use billing::SessionPlan;
+use billing::{Service, ServicePlan, SessionPlan};
 use futures::future::BoxFuture;
 use llm::{Llm, LlmError, LlmEvent, LlmRequest, Message, Role};
 use media::Resampler;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stt::{SttEvent, SttInput, SttStream};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use stt::{SttEvent, SttInput, SttRequest, SttStream};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tts::{Tts, TtsError, TtsEvent, TtsInput, TtsRequest, TtsStream};
 
@@ -62,6 +63,12 @@ pub(crate) struct AgentTurn {
     audio_started: bool,
     input_chars: usize,
     llm_requested_at: Instant,
+    /// The request, kept to ask a fallback LLM the same thing.
+    messages: Arc<Vec<Message>>,
+    /// After an LLM failover: the reply text already spoken, skipped where the fallback repeats it.
+    skip: String,
+    /// Characters handed to TTS so far (resent from the last voiced one after a TTS failover).
+    tts_sent: String,
     first_token_at: Option<Instant>,
     first_text_at: Option<Instant>,
     first_audio_at: Option<Instant>,
@@ -109,6 +116,18 @@ pub(crate) struct TurnManager {
     pub(crate) closing: Option<u64>,
     /// The closing line has been played: end the session.
     pub(crate) hang_up: bool,
+    /// The providers serving each service now (a fallback after a failover).
+    pub(crate) stt_plan: ServicePlan,
+    pub(crate) llm_plan: ServicePlan,
+    pub(crate) tts_plan: ServicePlan,
+    pub(crate) failover: Failover,
+    /// Hands the gateway reader the audio sender of a fallback STT stream.
+    pub(crate) stt_switch: watch::Sender<mpsc::Sender<SttInput>>,
+    pub(crate) stt_rate: u32,
+    /// Audio already sent when the current STT stream started (its usage counts from here).
+    pub(crate) stt_audio_base: u64,
+    /// A failover decided in a sync handler, carried out by the main loop next.
+    pub(crate) failover_due: Option<(Service, String)>,
 }
 
 /// What the agent says before hanging up on an org without funds (`end_call` policy).
@@ -181,14 +200,20 @@ impl TurnManager {
             match wake {
                 Wake::Cancelled => break,
                 Wake::Stt(None) => {
+                    if self.fail_over_stt("stt_closed").await {
+                        continue;
+                    }
                     reason = EndReason::ProviderFailed {
                         code: "stt_closed".into(),
-                        message: format!("{} closed the transcription stream", self.plan.stt.provider),
+                        message: format!("{} closed the transcription stream", self.stt_plan.provider),
                     };
                     break;
                 }
                 Wake::Stt(Some(SttEvent::Error(e))) => {
                     self.error("stt", e.code(), e.to_string());
+                    if self.fail_over_stt(e.code()).await {
+                        continue;
+                    }
                     reason = EndReason::ProviderFailed { code: e.code().to_string(), message: e.to_string() };
                     break;
                 }
@@ -202,6 +227,16 @@ impl TurnManager {
                 Wake::Checkpoint => {
                     self.checkpoint().await;
                     self.check_funds().await;
+                }
+            }
+            if let Some((service, code)) = self.failover_due.take() {
+                match service {
+                    Service::Llm => {
+                        self.fail_over_llm(&code).await;
+                    }
+                    _ => {
+                        self.fail_over_tts(&code).await;
+                    }
                 }
             }
             if self.hang_up {
@@ -264,6 +299,9 @@ impl TurnManager {
             audio_started: false,
             input_chars: 0,
             llm_requested_at: Instant::now(),
+            messages: Arc::new(Vec::new()),
+            skip: String::new(),
+            tts_sent: String::new(),
             first_token_at: None,
             first_text_at: Some(Instant::now()),
             first_audio_at: None,
@@ -275,14 +313,14 @@ impl TurnManager {
     /// Open the session's TTS stream with the plan's key, as a future polled in the main loop.
     fn tts_connect(&self) -> BoxFuture<'static, Result<TtsStream, TtsError>> {
         let tts = self.tts.clone();
-        let plan = self.plan.clone();
+        let plan = self.tts_plan.clone();
         let rate = self.tts_rate;
         Box::pin(async move {
             tts.connect(TtsRequest {
-                base_url: &plan.tts.base_url,
-                key: &plan.tts.credential.key,
-                model: &plan.tts.model,
-                voice: &plan.tts.voice,
+                base_url: &plan.base_url,
+                key: &plan.credential.key,
+                model: &plan.model,
+                voice: &plan.voice,
                 sample_rate: rate,
             })
             .await
@@ -290,7 +328,8 @@ impl TurnManager {
     }
 
     async fn checkpoint(&mut self) {
-        self.meter.raise_to(LineId::Stt, self.stt_audio_ms.load(Ordering::Relaxed), true);
+        let sent = self.stt_audio_ms.load(Ordering::Relaxed).saturating_sub(self.stt_audio_base);
+        self.meter.raise_to(LineId::Stt, sent, true);
         let elapsed = self.started.elapsed().as_millis() as u64;
         self.meter.raise_to(LineId::Telephony, elapsed, false);
         self.meter.raise_to(LineId::Platform, elapsed, false);
@@ -393,19 +432,8 @@ impl TurnManager {
         messages.push(Message { role: Role::System, content: self.plan.prompt.clone() });
         messages.extend(self.conversation.iter().cloned());
         let input_chars = messages.iter().map(|m| m.content.len() + 12).sum();
-
-        let llm = self.llm.clone();
-        let plan = self.plan.clone();
-        let llm_start: BoxFuture<'static, _> = Box::pin(async move {
-            llm.stream(LlmRequest {
-                base_url: &plan.llm.base_url,
-                key: &plan.llm.credential.key,
-                model: &plan.llm.model,
-                messages: &messages,
-                max_tokens: Some(400),
-            })
-            .await
-        });
+        let messages = Arc::new(messages);
+        let llm_start = self.llm_start(messages.clone());
         if let Some(t) = self.last_final_at {
             metrics::histogram!(m::HOP, "hop" => "stt_final_to_llm_request").record(t.elapsed().as_secs_f64());
         }
@@ -429,10 +457,149 @@ impl TurnManager {
             audio_started: false,
             input_chars,
             llm_requested_at: Instant::now(),
+            messages,
+            skip: String::new(),
+            tts_sent: String::new(),
             first_token_at: None,
             first_text_at: None,
             first_audio_at: None,
         });
+    }
+
+    /// Ask the current LLM for a reply, as a future polled in the main loop.
+    fn llm_start(&self, messages: Arc<Vec<Message>>) -> BoxFuture<'static, Result<mpsc::Receiver<LlmEvent>, LlmError>> {
+        let llm = self.llm.clone();
+        let plan = self.llm_plan.clone();
+        Box::pin(async move {
+            llm.stream(LlmRequest {
+                base_url: &plan.base_url,
+                key: &plan.credential.key,
+                model: &plan.model,
+                messages: &messages,
+                max_tokens: Some(400),
+            })
+            .await
+        })
+    }
+
+    /// Move STT to the next fallback: bill the failed stream's audio (counted locally), connect
+    /// the next provider and hand its sender to the gateway reader. `false` when none is left
+    /// or every remaining one fails to connect.
+    async fn fail_over_stt(&mut self, code: &str) -> bool {
+        while let Some((plan, adapter)) = self.failover.stt.pop_front() {
+            let sent = self.stt_audio_ms.load(Ordering::Relaxed);
+            self.meter.raise_to(LineId::Stt, sent.saturating_sub(self.stt_audio_base), true);
+            let req = SttRequest {
+                base_url: &plan.base_url,
+                key: &plan.credential.key,
+                model: &plan.model,
+                sample_rate: self.stt_rate,
+                language: "en",
+            };
+            match tokio::time::timeout(Duration::from_secs(10), adapter.connect(req)).await {
+                Ok(Ok(stream)) => {
+                    self.meter.switch_service(Service::Stt, &plan, now_ms()).await;
+                    self.stt_audio_base = sent;
+                    let _ = self.stt_switch.send(stream.audio.clone());
+                    let old = std::mem::replace(&mut self.stt, stream);
+                    drop(old);
+                    self.announce_failover("stt", &plan, code);
+                    self.stt_plan = plan;
+                    return true;
+                }
+                Ok(Err(e)) => self.error("stt", e.code(), format!("fallback {}: {e}", plan.provider)),
+                Err(_) => self.error("stt", "stt_timeout", format!("fallback {} did not answer", plan.provider)),
+            }
+        }
+        false
+    }
+
+    /// `true` when `service` has a fallback left: the main loop moves to it next, so the caller
+    /// must not end the turn.
+    fn pending_failover(&mut self, service: Service, code: &str) -> bool {
+        let left = match service {
+            Service::Llm => !self.failover.llm.is_empty(),
+            Service::Tts => !self.failover.tts.is_empty(),
+            _ => false,
+        };
+        if left && self.agent.is_some() {
+            self.failover_due = Some((service, code.to_string()));
+        }
+        left && self.agent.is_some()
+    }
+
+    fn announce_failover(&self, service: &str, to: &ServicePlan, code: &str) {
+        let from = match service {
+            "stt" => &self.stt_plan.provider,
+            "llm" => &self.llm_plan.provider,
+            _ => &self.tts_plan.provider,
+        };
+        tracing::warn!(service, from = %from, to = %to.provider, credential = %to.credential.id, code, "provider failed; moved to the fallback");
+        metrics::counter!(m::PROVIDER_ERRORS, "service" => service.to_string(), "code" => "failover").increment(1);
+        let ev = SessionEvent::Failover {
+            service: service.to_string(),
+            from: from.clone(),
+            to: to.provider.clone(),
+            code: code.to_string(),
+        };
+        self.publish(ev.clone());
+        let _ = self.writer.try_send(WriterCmd::Event(ev));
+    }
+
+    /// Move the LLM to the next fallback and ask it the same thing. What the failed provider
+    /// generated is billed (its count if it sent one, else estimated); the text already spoken
+    /// stays spoken and is skipped where the fallback's reply repeats it. `false` when none is left.
+    async fn fail_over_llm(&mut self, code: &str) -> bool {
+        let Some((plan, adapter)) = self.failover.llm.pop_front() else { return false };
+        let Some(a) = self.agent.as_mut() else { return false };
+        if !a.llm_usage_seen {
+            let (i, o) = (estimate_tokens(a.input_chars), estimate_tokens(a.text.len()));
+            self.meter.add(LineId::LlmIn, i, true);
+            self.meter.add(LineId::LlmOut, o, true);
+        }
+        self.meter.switch_service(Service::Llm, &plan, now_ms()).await;
+        self.announce_failover("llm", &plan, code);
+        self.llm = adapter;
+        self.llm_plan = plan;
+        let start = self.llm_start(match self.agent.as_ref() {
+            Some(a) => a.messages.clone(),
+            None => return false,
+        });
+        if let Some(a) = self.agent.as_mut() {
+            a.llm_usage_seen = false;
+            a.llm_rx = None;
+            a.llm_start = Some(start);
+            a.skip = a.text.clone();
+            a.llm_requested_at = Instant::now();
+        }
+        true
+    }
+
+    /// Move TTS to the next fallback: reconnect and resend the text not yet voiced. `false`
+    /// when none is left.
+    async fn fail_over_tts(&mut self, code: &str) -> bool {
+        let Some((plan, adapter)) = self.failover.tts.pop_front() else { return false };
+        self.meter.switch_service(Service::Tts, &plan, now_ms()).await;
+        self.announce_failover("tts", &plan, code);
+        self.tts = adapter;
+        self.tts_plan = plan;
+        let connect = self.tts_connect();
+        let Some(a) = self.agent.as_mut() else { return true };
+        let voiced = a.aligned.len();
+        let rest: String = a.tts_sent.chars().skip(voiced).collect();
+        a.tts_sent = a.tts_sent.chars().take(voiced).collect();
+        a.tts_tx = None;
+        a.tts_rx = None;
+        a.tts_done = false;
+        a.tts_connect = Some(connect);
+        a.pending.clear();
+        if !rest.is_empty() {
+            a.pending.push(TtsInput::Text(rest));
+        }
+        if a.llm_done {
+            a.pending.extend([TtsInput::Flush, TtsInput::Close]);
+        }
+        true
     }
 
     fn on_llm_started(&mut self, r: Result<mpsc::Receiver<LlmEvent>, LlmError>) {
@@ -442,6 +609,13 @@ impl TurnManager {
             Ok(rx) => a.llm_rx = Some(rx),
             Err(e) => {
                 self.error("llm", e.code(), e.to_string());
+                if let Some(a) = self.agent.as_mut() {
+                    // Refused before any token: nothing to bill for the failed provider.
+                    a.llm_usage_seen = true;
+                }
+                if self.pending_failover(Service::Llm, e.code()) {
+                    return;
+                }
                 if let Some(a) = self.agent.take() {
                     // The request was refused: no tokens were generated, nothing to bill.
                     let mut a = a;
@@ -461,6 +635,16 @@ impl TurnManager {
                     metrics::histogram!(m::TIME_TO_FIRST, "service" => "llm", "provider" => self.plan.llm.provider.clone())
                         .record(a.llm_requested_at.elapsed().as_secs_f64());
                 }
+                let t = if a.skip.is_empty() {
+                    t
+                } else if let Some(rest) = a.skip.strip_prefix(t.as_str()) {
+                    // The fallback repeats what was already spoken.
+                    a.skip = rest.to_string();
+                    return;
+                } else {
+                    a.skip.clear();
+                    t
+                };
                 a.text.push_str(&t);
                 for chunk in a.chunker.push(&t) {
                     self.speak(chunk);
@@ -476,7 +660,9 @@ impl TurnManager {
             }
             Some(LlmEvent::Error(e)) => {
                 self.error("llm", e.code(), e.to_string());
-                self.llm_finished();
+                if !self.pending_failover(Service::Llm, e.code()) {
+                    self.llm_finished();
+                }
             }
             Some(LlmEvent::Done { .. }) | None => self.llm_finished(),
         }
@@ -534,6 +720,9 @@ impl TurnManager {
             TtsInput::Text(t) => t.chars().count() as u64,
             _ => 0,
         };
+        if let TtsInput::Text(t) = &input {
+            a.tts_sent.push_str(t);
+        }
         match tx.try_send(input) {
             Ok(()) => self.meter.add(LineId::Tts, chars, false),
             Err(e) => tracing::warn!(error = %e, "tts input queue full; text dropped"),
@@ -557,6 +746,9 @@ impl TurnManager {
                     self.hang_up = true;
                 }
                 self.error("tts", e.code(), e.to_string());
+                if self.pending_failover(Service::Tts, e.code()) {
+                    return;
+                }
                 if let Some(a) = self.agent.take() {
                     self.abandon(a);
                 }
@@ -608,7 +800,9 @@ impl TurnManager {
             Some(TtsEvent::Usage { .. }) => {}
             Some(TtsEvent::Error(e)) => {
                 self.error("tts", e.code(), e.to_string());
-                self.on_tts(None);
+                if !self.pending_failover(Service::Tts, e.code()) {
+                    self.on_tts(None);
+                }
             }
         }
     }

@@ -29,8 +29,19 @@ pub struct Tuning {
     pub stt_fail_after_audio_ms: Option<u64>,
     pub llm_first_token: Duration,
     pub llm_tokens_per_sec: f64,
+    /// LLM fault: cut each stream after this many tokens.
+    pub llm_drop_after_tokens: Option<usize>,
     pub tts_first_audio: Duration,
     pub tts_ms_per_char: u32,
+    /// TTS fault: fail a stream once this many characters were voiced.
+    pub tts_fail_after_chars: Option<u64>,
+}
+
+impl Tuning {
+    /// The same latencies without any fault (for simulators that must stay healthy).
+    pub fn without_faults(&self) -> Self {
+        Self { stt_fail_after_audio_ms: None, llm_drop_after_tokens: None, tts_fail_after_chars: None, ..self.clone() }
+    }
 }
 
 impl Default for Tuning {
@@ -40,8 +51,10 @@ impl Default for Tuning {
             stt_fail_after_audio_ms: None,
             llm_first_token: Duration::from_millis(350),
             llm_tokens_per_sec: 60.0,
+            llm_drop_after_tokens: None,
             tts_first_audio: Duration::from_millis(150),
             tts_ms_per_char: 50,
+            tts_fail_after_chars: None,
         }
     }
 }

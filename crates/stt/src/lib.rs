@@ -16,8 +16,8 @@
 
 mod assemblyai;
 mod azure;
-mod deepgram;
 mod cartesia;
+mod deepgram;
 mod elevenlabs;
 mod error;
 mod gladia;
@@ -30,8 +30,8 @@ mod wspump;
 
 pub use assemblyai::AssemblyAi;
 pub use azure::Azure;
-pub use deepgram::Deepgram;
 pub use cartesia::Cartesia;
+pub use deepgram::Deepgram;
 pub use elevenlabs::ElevenLabs;
 pub use error::SttError;
 pub use gladia::Gladia;

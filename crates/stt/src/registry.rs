@@ -12,10 +12,22 @@ pub struct Entry {
 }
 
 pub const PROVIDERS: &[Entry] = &[
-    Entry { name: "transcribe", default_url: "wss://transcribestreaming.us-east-1.amazonaws.com:8443", build: || Arc::new(crate::Transcribe::new()) },
-    Entry { name: "assemblyai", default_url: "wss://streaming.assemblyai.com", build: || Arc::new(crate::AssemblyAi::new()) },
+    Entry {
+        name: "transcribe",
+        default_url: "wss://transcribestreaming.us-east-1.amazonaws.com:8443",
+        build: || Arc::new(crate::Transcribe::new()),
+    },
+    Entry {
+        name: "assemblyai",
+        default_url: "wss://streaming.assemblyai.com",
+        build: || Arc::new(crate::AssemblyAi::new()),
+    },
     Entry { name: "soniox", default_url: "wss://stt-rt.soniox.com", build: || Arc::new(crate::Soniox::new()) },
-    Entry { name: "azure", default_url: "wss://eastus.stt.speech.microsoft.com", build: || Arc::new(crate::Azure::new()) },
+    Entry {
+        name: "azure",
+        default_url: "wss://eastus.stt.speech.microsoft.com",
+        build: || Arc::new(crate::Azure::new()),
+    },
     Entry { name: "deepgram", default_url: "wss://api.deepgram.com", build: || Arc::new(Deepgram::new()) },
     Entry { name: "cartesia", default_url: "wss://api.cartesia.ai", build: || Arc::new(crate::Cartesia::new()) },
     Entry { name: "gladia", default_url: "https://api.gladia.io", build: || Arc::new(crate::Gladia::new()) },

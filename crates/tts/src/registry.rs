@@ -14,19 +14,54 @@ pub struct Entry {
 }
 
 pub const PROVIDERS: &[Entry] = &[
-Entry { name: "polly", default_url: "https://polly.us-east-1.amazonaws.com", default_voice: crate::polly::DEFAULT_VOICE, build: || Arc::new(crate::Polly::new()) },
-Entry {
-    name: "elevenlabs",
-    default_url: "wss://api.elevenlabs.io",
-    default_voice: "21m00Tcm4TlvDq8ikWAM",
-    build: || Arc::new(ElevenLabs::new()),
-},
-Entry { name: "azure", default_url: "wss://eastus.tts.speech.microsoft.com", default_voice: crate::azure::DEFAULT_VOICE, build: || Arc::new(crate::Azure::new()) },
-Entry { name: "xai", default_url: "wss://api.x.ai", default_voice: crate::xai::DEFAULT_VOICE, build: || Arc::new(crate::Xai::new()) },
-Entry { name: "soniox", default_url: "wss://tts-rt.soniox.com", default_voice: crate::soniox::DEFAULT_VOICE, build: || Arc::new(crate::Soniox::new()) },
-Entry { name: "cartesia", default_url: "wss://api.cartesia.ai", default_voice: crate::cartesia::DEFAULT_VOICE, build: || Arc::new(crate::Cartesia::new()) },
-Entry { name: "deepgram", default_url: "wss://api.deepgram.com", default_voice: crate::deepgram::DEFAULT_VOICE, build: || Arc::new(crate::DeepgramAura::new()) },
-Entry { name: "rime", default_url: "wss://users-ws.rime.ai", default_voice: crate::rime::DEFAULT_VOICE, build: || Arc::new(crate::Rime::new()) },
+    Entry {
+        name: "polly",
+        default_url: "https://polly.us-east-1.amazonaws.com",
+        default_voice: crate::polly::DEFAULT_VOICE,
+        build: || Arc::new(crate::Polly::new()),
+    },
+    Entry {
+        name: "elevenlabs",
+        default_url: "wss://api.elevenlabs.io",
+        default_voice: "21m00Tcm4TlvDq8ikWAM",
+        build: || Arc::new(ElevenLabs::new()),
+    },
+    Entry {
+        name: "azure",
+        default_url: "wss://eastus.tts.speech.microsoft.com",
+        default_voice: crate::azure::DEFAULT_VOICE,
+        build: || Arc::new(crate::Azure::new()),
+    },
+    Entry {
+        name: "xai",
+        default_url: "wss://api.x.ai",
+        default_voice: crate::xai::DEFAULT_VOICE,
+        build: || Arc::new(crate::Xai::new()),
+    },
+    Entry {
+        name: "soniox",
+        default_url: "wss://tts-rt.soniox.com",
+        default_voice: crate::soniox::DEFAULT_VOICE,
+        build: || Arc::new(crate::Soniox::new()),
+    },
+    Entry {
+        name: "cartesia",
+        default_url: "wss://api.cartesia.ai",
+        default_voice: crate::cartesia::DEFAULT_VOICE,
+        build: || Arc::new(crate::Cartesia::new()),
+    },
+    Entry {
+        name: "deepgram",
+        default_url: "wss://api.deepgram.com",
+        default_voice: crate::deepgram::DEFAULT_VOICE,
+        build: || Arc::new(crate::DeepgramAura::new()),
+    },
+    Entry {
+        name: "rime",
+        default_url: "wss://users-ws.rime.ai",
+        default_voice: crate::rime::DEFAULT_VOICE,
+        build: || Arc::new(crate::Rime::new()),
+    },
 ];
 
 /// The adapter for `name`, or `None` if this build does not know it.

@@ -8,7 +8,8 @@ use simkit::{RunningSim, StartFuture, Tuning};
 pub type StartFn = fn(SimKeys, Tuning) -> StartFuture;
 
 /// Every LLM simulator, by the provider name it stands in for.
-pub const SIMS: &[(&str, StartFn)] = &[("openai", openai), ("anthropic", anthropic), ("google", google), ("azure", azure), ("bedrock", bedrock)];
+pub const SIMS: &[(&str, StartFn)] =
+    &[("openai", openai), ("anthropic", anthropic), ("google", google), ("azure", azure), ("bedrock", bedrock)];
 
 fn openai(keys: SimKeys, t: Tuning) -> StartFuture {
     Box::pin(async move {
@@ -16,7 +17,7 @@ fn openai(keys: SimKeys, t: Tuning) -> StartFuture {
             keys,
             first_token_delay: t.llm_first_token,
             tokens_per_sec: t.llm_tokens_per_sec,
-            ..Default::default()
+            fault: t.llm_drop_after_tokens.map(Fault::DropAfterTokens),
         };
         Ok(Box::new(OpenAiSim::start(cfg).await?) as Box<dyn RunningSim>)
     })

@@ -8,9 +8,9 @@
 
 mod assemblyai;
 mod azure;
+mod cartesia;
 mod catalog;
 mod deepgram;
-mod cartesia;
 mod elevenlabs;
 mod fingerprint;
 mod gladia;
@@ -19,16 +19,16 @@ mod recognizer;
 pub mod registry;
 mod segmenter;
 mod soniox;
-mod transcribe;
 #[cfg(test)]
 pub(crate) mod testdata;
+mod transcribe;
 mod wsconn;
 
 pub use assemblyai::{AssemblyAiSim, AssemblyAiSimConfig};
 pub use azure::{AzureSttSim, AzureSttSimConfig};
+pub use cartesia::{CartesiaSim, CartesiaSimConfig};
 pub use catalog::{Catalog, CatalogError, Utterance};
 pub use deepgram::{DeepgramSim, DeepgramSimConfig};
-pub use cartesia::{CartesiaSim, CartesiaSimConfig};
 pub use elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
 pub use gladia::{GladiaSim, GladiaSimConfig};
 pub use simkit::{RunningSim, SimKeys, Tuning};

@@ -6,7 +6,16 @@ use super::{elevenlabs, SimKeys};
 pub type StartFn = fn(SimKeys, simkit::Tuning) -> simkit::StartFuture;
 
 /// Every TTS simulator, by the provider name it stands in for.
-pub const SIMS: &[(&str, StartFn)] = &[("polly", super::polly::start), ("elevenlabs", elevenlabs::start), ("azure", super::azure::start), ("xai", super::xai::start), ("soniox", super::soniox::start), ("cartesia", super::cartesia::start), ("deepgram", super::deepgram::start), ("rime", super::rime::start)];
+pub const SIMS: &[(&str, StartFn)] = &[
+    ("polly", super::polly::start),
+    ("elevenlabs", elevenlabs::start),
+    ("azure", super::azure::start),
+    ("xai", super::xai::start),
+    ("soniox", super::soniox::start),
+    ("cartesia", super::cartesia::start),
+    ("deepgram", super::deepgram::start),
+    ("rime", super::rime::start),
+];
 
 #[cfg(test)]
 mod tests {

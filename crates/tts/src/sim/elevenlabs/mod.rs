@@ -155,6 +155,7 @@ pub(crate) fn start(keys: SimKeys, t: simkit::Tuning) -> simkit::StartFuture {
             keys,
             first_audio_delay: t.tts_first_audio,
             ms_per_char: t.tts_ms_per_char,
+            fail_after_chars: t.tts_fail_after_chars,
             ..Default::default()
         })
         .await?;

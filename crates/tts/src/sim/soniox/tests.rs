@@ -1,9 +1,9 @@
 //! The simulator seen by a raw WebSocket client, for what the adapter never does.
 
 use super::*;
-use std::collections::HashMap;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use tokio_tungstenite::tungstenite::Message;
 
 const KEY: &str = "soniox-sim-raw-key";
