@@ -21,7 +21,6 @@ mod deepgram;
 mod elevenlabs;
 mod error;
 mod gladia;
-mod live_pump;
 pub mod registry;
 pub mod sim;
 mod soniox;

@@ -1,12 +1,15 @@
-//! The socket task shared by the WebSocket adapters after Deepgram v1 (Flux, AssemblyAI,
-//! Soniox): audio and control out, provider messages in, exactly one usage event at the end.
-//! A [`Dialect`] supplies the provider's framing; this module owns the invariants of
-//! [`crate::SttEvent`] (Error before the closing Usage, estimated usage when the provider's
-//! figure never came).
+//! The socket task shared by the WebSocket adapters (Flux, AssemblyAI, Soniox, ElevenLabs,
+//! Cartesia, Gladia): audio and control out, provider messages in, exactly one usage event at the
+//! end. A [`Dialect`] supplies the provider's framing (and may batch audio, which AssemblyAI's
+//! 50 ms minimum needs); the JSON adapters describe theirs through the simpler [`Wire`] and run as
+//! [`Strict`]. This module owns the invariants of [`crate::SttEvent`] (Error before the closing
+//! Usage, estimated usage when the provider's figure never came), plus the URL, HTTP and
+//! handshake helpers those adapters share.
 
 use crate::{SttError, SttEvent, SttInput, SttStream};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -21,15 +24,16 @@ use url::Url;
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Audio queue depth: 64 × 20 ms ≈ 1.3 s of slack before the caller feels backpressure.
-const AUDIO_QUEUE: usize = 64;
+pub(crate) const AUDIO_QUEUE: usize = 64;
 /// Event queue depth: a few results per second of speech.
-const EVENT_QUEUE: usize = 64;
+pub(crate) const EVENT_QUEUE: usize = 64;
 
 /// What a provider message meant for the stream.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flow {
     Continue,
-    /// The provider said the stream is over (its summary came); stop reading.
+    /// The provider said the stream is over (its summary came, `done`, `end_session`, last
+    /// commit after close); stop reading.
     Finished,
 }
 
@@ -37,6 +41,8 @@ pub(crate) enum Flow {
 pub(crate) trait Dialect: Send + 'static {
     /// For log lines.
     const NAME: &'static str;
+    /// Whether a `finalize` that sent something restarts the keep-alive clock.
+    const FINALIZE_RESTARTS_KEEPALIVE: bool = true;
     /// An audio frame from the caller; may be buffered (e.g. AssemblyAI's 50 ms minimum).
     fn audio(&mut self, pcm: Bytes, out: &mut Vec<Message>) {
         out.push(Message::Binary(pcm));
@@ -45,17 +51,109 @@ pub(crate) trait Dialect: Send + 'static {
     fn finalize(&mut self, out: &mut Vec<Message>);
     /// Keep an idle stream open; binary frames sent here count as audio.
     fn keepalive(&mut self, out: &mut Vec<Message>);
-    /// Finish: the provider sends what remains and its summary, then closes.
+    /// Finish: the provider sends what remains and its summary, then closes. Pushing nothing
+    /// means close the socket at once.
     fn close(&mut self, out: &mut Vec<Message>);
     /// One text frame from the provider.
     fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>) -> Result<Flow, SttError>;
+    /// What a close frame (or the socket ending without one) means: by default normal when
+    /// absent or 1000, or 1001 when we asked to close.
+    fn closed(frame: Option<&CloseFrame>, closing: bool) -> Result<(), SttError> {
+        match frame {
+            None => Ok(()),
+            Some(f) if f.code == CloseCode::Normal => Ok(()),
+            Some(f) if closing && f.code == CloseCode::Away => Ok(()),
+            Some(f) => Err(close_error(f)),
+        }
+    }
+    /// The closing usage when no [`SttEvent::Usage`] came from [`Dialect::decode`]: by default
+    /// estimated from the binary bytes sent.
+    fn usage(&self, sent_bytes: u64, sample_rate: u32) -> SttEvent {
+        SttEvent::Usage { audio_ms: pcm_ms(sent_bytes, sample_rate), estimated: true }
+    }
+}
+
+/// The framing of the JSON-over-WebSocket adapters (ElevenLabs, Cartesia, Gladia), one message
+/// at a time. Run it through [`Strict`].
+pub(crate) trait Wire: Send + 'static {
+    /// Short provider name for logs.
+    const NAME: &'static str;
+    fn audio(&mut self, pcm: Bytes) -> Message;
+    /// `None` when the provider has no keep-alive message (the adapter then sends nothing).
+    fn keepalive(&mut self) -> Option<Message>;
+    fn finalize(&mut self) -> Option<Message>;
+    /// The end-of-audio message; `None` means close the socket at once.
+    fn close(&mut self) -> Option<Message>;
+    /// Decode one text frame into `out` (never [`SttEvent::Usage`]: the pump reports usage).
+    fn decode(&mut self, text: &str, out: &mut Vec<SttEvent>) -> Result<Flow, SttError>;
+    /// Billable audio reported by the provider so far, if it reports any.
+    fn provider_audio_ms(&self) -> Option<u64>;
+}
+
+/// A [`Wire`] as a [`Dialect`] with that family's rules: any close the adapter did not ask for
+/// (or none at all) is an error, usage is the provider's figure or else estimated from the PCM
+/// handed in, and only audio and keep-alive requests restart the keep-alive clock.
+pub(crate) struct Strict<W> {
+    wire: W,
+    pcm_bytes: u64,
+}
+
+impl<W> Strict<W> {
+    pub(crate) fn new(wire: W) -> Self {
+        Self { wire, pcm_bytes: 0 }
+    }
+}
+
+impl<W: Wire> Dialect for Strict<W> {
+    const NAME: &'static str = W::NAME;
+    const FINALIZE_RESTARTS_KEEPALIVE: bool = false;
+
+    fn audio(&mut self, pcm: Bytes, out: &mut Vec<Message>) {
+        self.pcm_bytes += pcm.len() as u64;
+        out.push(self.wire.audio(pcm));
+    }
+
+    fn finalize(&mut self, out: &mut Vec<Message>) {
+        out.extend(self.wire.finalize());
+    }
+
+    fn keepalive(&mut self, out: &mut Vec<Message>) {
+        out.extend(self.wire.keepalive());
+    }
+
+    fn close(&mut self, out: &mut Vec<Message>) {
+        out.extend(self.wire.close());
+    }
+
+    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>) -> Result<Flow, SttError> {
+        self.wire.decode(text, events)
+    }
+
+    fn closed(frame: Option<&CloseFrame>, closing: bool) -> Result<(), SttError> {
+        match frame {
+            None if closing => Ok(()),
+            None => Err(lost()),
+            Some(f) if f.code == CloseCode::Normal && closing => Ok(()),
+            Some(f) if f.code == CloseCode::Normal => {
+                Err(SttError::Closed { code: 1000, reason: "closed before the stream ended".into() })
+            }
+            Some(f) => Err(SttError::Closed { code: f.code.into(), reason: f.reason.to_string() }),
+        }
+    }
+
+    fn usage(&self, _sent_bytes: u64, sample_rate: u32) -> SttEvent {
+        match self.wire.provider_audio_ms() {
+            Some(audio_ms) => SttEvent::Usage { audio_ms, estimated: false },
+            None => SttEvent::Usage { audio_ms: pcm_ms(self.pcm_bytes, sample_rate), estimated: true },
+        }
+    }
 }
 
 pub(crate) struct Opts {
     pub sample_rate: u32,
     /// Keep-alive after this long without sending anything.
     pub keepalive_after: Duration,
-    /// After `close`, how long to wait for the summary and the close frame.
+    /// After `close`, how long to wait for the provider's last messages and the close frame.
     pub close_wait: Duration,
 }
 
@@ -71,6 +169,7 @@ pub(crate) fn spawn<D: Dialect>(ws: Ws, dialect: D, opts: Opts) -> SttStream {
 enum End {
     Normal,
     Failed(SttError),
+    /// The event receiver is gone: nobody to tell anything.
     ConsumerGone,
 }
 
@@ -102,9 +201,13 @@ async fn run<D: Dialect>(
         }
     }
     if !p.usage_reported {
-        let audio_ms = p.audio_bytes * 1000 / (u64::from(opts.sample_rate.max(1)) * 2);
-        let _ = events.send(SttEvent::Usage { audio_ms, estimated: true }).await;
+        let _ = events.send(p.d.usage(p.audio_bytes, opts.sample_rate)).await;
     }
+}
+
+/// Milliseconds of linear16 mono audio in `bytes`.
+pub(crate) fn pcm_ms(bytes: u64, sample_rate: u32) -> u64 {
+    bytes * 1000 / (u64::from(sample_rate.max(1)) * 2)
 }
 
 impl<D: Dialect> Pump<D> {
@@ -143,25 +246,38 @@ impl<D: Dialect> Pump<D> {
                             Err(e) => return End::Failed(e),
                         }
                     }
-                    Some(Ok(Message::Close(frame))) => return closed(frame, closing),
+                    Some(Ok(Message::Close(frame))) => return closed::<D>(frame.as_ref(), closing),
                     Some(Ok(_)) => {}
                 },
                 inp = input.recv(), if !closing => {
-                    match inp {
-                        Some(SttInput::Audio(pcm)) => self.d.audio(pcm, &mut self.out),
-                        Some(SttInput::KeepAlive) => self.d.keepalive(&mut self.out),
-                        Some(SttInput::Finalize) => self.d.finalize(&mut self.out),
+                    let restarts_keepalive = match inp {
+                        Some(SttInput::Audio(pcm)) => {
+                            self.d.audio(pcm, &mut self.out);
+                            true
+                        }
+                        Some(SttInput::KeepAlive) => {
+                            self.d.keepalive(&mut self.out);
+                            true
+                        }
+                        Some(SttInput::Finalize) => {
+                            self.d.finalize(&mut self.out);
+                            D::FINALIZE_RESTARTS_KEEPALIVE
+                        }
                         Some(SttInput::Close) | None => {
                             closing = true;
                             close_deadline.as_mut().reset(Instant::now() + opts.close_wait);
                             self.d.close(&mut self.out);
+                            if self.out.is_empty() {
+                                return End::Normal;
+                            }
+                            true
                         }
-                    }
-                    if !self.out.is_empty() {
+                    };
+                    if restarts_keepalive && !self.out.is_empty() {
                         last_sent = Instant::now();
                     }
                     if let Err(e) = self.flush(ws).await {
-                        return after_send_error(ws, e, closing).await;
+                        return after_send_error::<D>(ws, e, closing).await;
                     }
                 },
                 _ = keepalive.tick(), if !closing => {
@@ -169,12 +285,12 @@ impl<D: Dialect> Pump<D> {
                         last_sent = Instant::now();
                         self.d.keepalive(&mut self.out);
                         if let Err(e) = self.flush(ws).await {
-                            return after_send_error(ws, e, closing).await;
+                            return after_send_error::<D>(ws, e, closing).await;
                         }
                     }
                 },
                 () = &mut close_deadline, if closing => {
-                    tracing::debug!(provider = D::NAME, "no close after the end of audio; giving up waiting");
+                    tracing::debug!(provider = D::NAME, "stt: no close after the end of audio; giving up waiting");
                     return End::Normal;
                 },
             }
@@ -196,13 +312,10 @@ fn lost() -> SttError {
     SttError::Closed { code: 1006, reason: "connection lost".into() }
 }
 
-/// A close frame: normal when 1000, or when we asked to close and the provider agreed.
-fn closed(frame: Option<CloseFrame>, closing: bool) -> End {
-    match frame {
-        None => End::Normal,
-        Some(f) if f.code == CloseCode::Normal => End::Normal,
-        Some(f) if closing && f.code == CloseCode::Away => End::Normal,
-        Some(f) => End::Failed(close_error(&f)),
+fn closed<D: Dialect>(frame: Option<&CloseFrame>, closing: bool) -> End {
+    match D::closed(frame, closing) {
+        Ok(()) => End::Normal,
+        Err(e) => End::Failed(e),
     }
 }
 
@@ -217,11 +330,11 @@ pub(crate) fn close_error(f: &CloseFrame) -> SttError {
 }
 
 /// A write failed, usually because the provider closed first: prefer its close frame's reason.
-async fn after_send_error(ws: &mut Ws, e: tungstenite::Error, closing: bool) -> End {
+async fn after_send_error<D: Dialect>(ws: &mut Ws, e: tungstenite::Error, closing: bool) -> End {
     let deadline = Instant::now() + Duration::from_millis(500);
     while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, ws.next()).await {
         match msg {
-            Ok(Message::Close(frame)) => return closed(frame, closing),
+            Ok(Message::Close(frame)) => return closed::<D>(frame.as_ref(), closing),
             Ok(_) => {}
             Err(_) => break,
         }
@@ -232,21 +345,100 @@ async fn after_send_error(ws: &mut Ws, e: tungstenite::Error, closing: bool) -> 
     })
 }
 
-/// `base` with a ws/wss scheme and `path` appended (the base URL may carry no path of its own).
-pub(crate) fn ws_url(base: &Url, path: &[&str]) -> Result<Url, SttError> {
-    let mut url = base.clone();
-    let scheme = match url.scheme() {
-        "ws" | "http" => "ws",
-        "wss" | "https" => "wss",
+/// HTTP status at a WebSocket upgrade (or an HTTP call) → typed error.
+pub(crate) fn status_error(status: u16) -> SttError {
+    match status {
+        401 | 403 => SttError::Unauthorized,
+        429 => SttError::RateLimited,
+        s => SttError::Connect(format!("HTTP {s}")),
+    }
+}
+
+pub(crate) fn handshake_error(e: tungstenite::Error) -> SttError {
+    match e {
+        tungstenite::Error::Http(resp) => status_error(resp.status().as_u16()),
+        other => SttError::Connect(other.to_string()),
+    }
+}
+
+/// Small socket buffers (tungstenite's 128 KiB default read buffer is zero-filled per read and
+/// held per connection); Nagle off, every frame is latency-sensitive.
+pub(crate) fn ws_config() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
+}
+
+/// `base` with its scheme mapped to the WebSocket (`ws`) or HTTP (`http`) family, keeping TLS.
+pub(crate) fn with_scheme(base: &Url, family: &str) -> Result<Url, SttError> {
+    let tls = match base.scheme() {
+        "ws" | "http" => false,
+        "wss" | "https" => true,
         other => return Err(SttError::Connect(format!("unsupported URL scheme {other:?}"))),
     };
+    let scheme = match (family, tls) {
+        ("ws", false) => "ws",
+        ("ws", true) => "wss",
+        (_, false) => "http",
+        (_, true) => "https",
+    };
+    let mut url = base.clone();
     url.set_scheme(scheme).map_err(|()| SttError::Connect("cannot use this base URL".into()))?;
+    url.set_query(None);
+    Ok(url)
+}
+
+/// `url` with `segments` appended to its path.
+pub(crate) fn join_path(mut url: Url, segments: &[&str]) -> Result<Url, SttError> {
     url.path_segments_mut()
         .map_err(|()| SttError::Connect("base URL cannot have a path".into()))?
         .pop_if_empty()
-        .extend(path);
-    url.set_query(None);
+        .extend(segments);
     Ok(url)
+}
+
+/// One HTTP client for every key check and session init: it pools connections and TLS setup.
+pub(crate) fn http_client() -> Result<&'static reqwest::Client, SttError> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(15))
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| SttError::Connect(format!("HTTP client: {e}")))
+}
+
+/// A header value holding a key, marked sensitive so it never shows in debug output.
+pub(crate) fn secret_header(key: &secrecy::SecretString) -> Result<reqwest::header::HeaderValue, SttError> {
+    use secrecy::ExposeSecret;
+    let mut value = reqwest::header::HeaderValue::from_str(key.expose_secret())
+        .map_err(|_| SttError::Connect("the API key is not a valid header value".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `GET url` with `headers`: Ok on 2xx, the typed error otherwise. Used by `check_key`.
+pub(crate) async fn check_get(url: Url, headers: reqwest::header::HeaderMap) -> Result<(), SttError> {
+    let resp = http_client()?.get(url).headers(headers).send().await.map_err(|e| {
+        if e.is_timeout() {
+            SttError::Timeout
+        } else {
+            SttError::Connect(e.without_url().to_string())
+        }
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(status_error(status.as_u16()))
+    }
+}
+
+/// `base` with a ws/wss scheme and `path` appended (the base URL may carry no path of its own).
+pub(crate) fn ws_url(base: &Url, path: &[&str]) -> Result<Url, SttError> {
+    join_path(with_scheme(base, "ws")?, path)
 }
 
 /// Open the socket with one sensitive auth header. Upgrade refusals map to typed errors.
@@ -262,25 +454,15 @@ pub(crate) async fn open(url: &Url, auth: Option<(&'static str, String)>, timeou
         tokio::time::timeout(timeout, tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true))
             .await
             .map_err(|_| SttError::Timeout)?
-            .map_err(handshake_error)?;
+            .map_err(|e| match e {
+                // This path's messages name the upgrade; the adapters that connect themselves don't.
+                tungstenite::Error::Http(resp) => match status_error(resp.status().as_u16()) {
+                    SttError::Connect(m) => SttError::Connect(format!("{m} at upgrade")),
+                    other => other,
+                },
+                other => handshake_error(other),
+            })?;
     Ok(ws)
-}
-
-fn handshake_error(e: tungstenite::Error) -> SttError {
-    match e {
-        tungstenite::Error::Http(resp) => match resp.status().as_u16() {
-            401 | 403 => SttError::Unauthorized,
-            429 => SttError::RateLimited,
-            s => SttError::Connect(format!("HTTP {s} at upgrade")),
-        },
-        other => SttError::Connect(other.to_string()),
-    }
-}
-
-/// Small socket buffers (tungstenite's 128 KiB default read buffer is zero-filled per read and
-/// held per connection); Nagle off, every frame is latency-sensitive.
-fn ws_config() -> tungstenite::protocol::WebSocketConfig {
-    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
 }
 
 /// Zeros for silence frames, sliced without allocating (100 ms at 48 kHz linear16).

@@ -6,7 +6,6 @@
 //! `real-time` is the service's only real-time tier.
 
 mod pump;
-pub(crate) mod usp;
 pub(crate) mod wire;
 
 use crate::{Stt, SttError, SttRequest, SttStream};

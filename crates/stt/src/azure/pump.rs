@@ -1,7 +1,6 @@
 //! The one task that owns an Azure Speech socket: turns (speech.context + WAV header + audio +
 //! end-of-audio), results in, locally counted usage at the end.
 
-use super::usp;
 use super::wire::{self, Service, Status, TICKS_PER_S};
 use crate::{SttError, SttEvent, SttInput};
 use bytes::{Bytes, BytesMut};

@@ -6,7 +6,7 @@
 
 mod wire;
 
-use crate::live_pump::{self, Opts};
+use crate::wspump::{self, Opts};
 use crate::{Stt, SttError, SttRequest, SttStream};
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -41,8 +41,8 @@ impl Cartesia {
     }
 
     fn stt_url(&self, req: &SttRequest<'_>) -> Result<Url, SttError> {
-        let url = live_pump::with_scheme(req.base_url, "ws")?;
-        let mut url = live_pump::join_path(url, &["stt", "websocket"])?;
+        let url = wspump::with_scheme(req.base_url, "ws")?;
+        let mut url = wspump::join_path(url, &["stt", "websocket"])?;
         url.query_pairs_mut()
             .append_pair("model", req.model)
             .append_pair("encoding", "pcm_s16le")
@@ -62,7 +62,7 @@ fn usable(key: &SecretString) -> Result<(), SttError> {
 
 fn headers(key: &SecretString) -> Result<HeaderMap, SttError> {
     let mut h = HeaderMap::new();
-    h.insert("x-api-key", live_pump::secret_header(key)?);
+    h.insert("x-api-key", wspump::secret_header(key)?);
     h.insert("cartesia-version", HeaderValue::from_static(CARTESIA_VERSION));
     Ok(h)
 }
@@ -76,9 +76,9 @@ impl Stt for Cartesia {
     /// `GET /voices?limit=1`: free and authenticated.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
         usable(key)?;
-        let mut url = live_pump::join_path(live_pump::with_scheme(base_url, "http")?, &["voices"])?;
+        let mut url = wspump::join_path(wspump::with_scheme(base_url, "http")?, &["voices"])?;
         url.set_query(Some("limit=1"));
-        live_pump::check_get(url, headers(key)?).await
+        wspump::check_get(url, headers(key)?).await
     }
 
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError> {
@@ -92,18 +92,18 @@ impl Stt for Cartesia {
         request.headers_mut().extend(headers(req.key)?);
         let (ws, _) = tokio::time::timeout(
             self.connect_timeout,
-            tokio_tungstenite::connect_async_with_config(request, Some(live_pump::ws_config()), true),
+            tokio_tungstenite::connect_async_with_config(request, Some(wspump::ws_config()), true),
         )
         .await
         .map_err(|_| SttError::Timeout)?
-        .map_err(live_pump::handshake_error)?;
+        .map_err(wspump::handshake_error)?;
         let opts = Opts {
             sample_rate: req.sample_rate,
             // Unused: Cartesia has no keep-alive message.
             keepalive_after: Duration::from_secs(3600),
             close_wait: self.close_wait,
         };
-        Ok(live_pump::spawn(ws, wire::CartesiaWire::new(req.sample_rate), opts))
+        Ok(wspump::spawn(ws, wspump::Strict::new(wire::CartesiaWire::new(req.sample_rate)), opts))
     }
 }
 

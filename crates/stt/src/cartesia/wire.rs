@@ -1,7 +1,7 @@
 //! Cartesia `/stt/websocket` messages (protocols/stt.md B5): binary PCM up, plain-text
 //! `finalize` / `close` commands, JSON `transcript` / `flush_done` / `done` / `error` down.
 
-use crate::live_pump::{pcm_ms, Flow, Wire};
+use crate::wspump::{pcm_ms, seconds_to_ms, Flow, Wire};
 use crate::{SttError, SttEvent};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -69,14 +69,6 @@ impl CartesiaWire {
     }
 }
 
-fn secs_to_ms(s: f64) -> u64 {
-    if s.is_finite() && s > 0.0 {
-        (s * 1000.0).round() as u64
-    } else {
-        0
-    }
-}
-
 impl Wire for CartesiaWire {
     const NAME: &'static str = "cartesia";
 
@@ -115,7 +107,7 @@ impl Wire for CartesiaWire {
                 if is_final {
                     self.final_end_s = end_s;
                     if let Some(d) = duration {
-                        *self.reported_ms.get_or_insert(0) += secs_to_ms(d);
+                        *self.reported_ms.get_or_insert(0) += seconds_to_ms(d);
                     }
                     let speech_final = self.pending_flushes == 0 && !self.closing;
                     if !text.is_empty() || speech_final {
@@ -128,7 +120,7 @@ impl Wire for CartesiaWire {
             ServerMsg::FlushDone => self.pending_flushes = self.pending_flushes.saturating_sub(1),
             ServerMsg::Done => {
                 self.done = true;
-                return Ok(Flow::Done);
+                return Ok(Flow::Finished);
             }
             ServerMsg::Error { message, title, status_code } => {
                 return Err(match status_code {
@@ -180,7 +172,7 @@ mod tests {
         assert_eq!(decode(&mut w, r#"{"type":"flush_done","request_id":"r"}"#).0, Ok(Flow::Continue));
         assert_eq!(w.pending_flushes, 0);
         assert_eq!(w.provider_audio_ms(), None);
-        assert_eq!(decode(&mut w, r#"{"type":"done","request_id":"r"}"#).0, Ok(Flow::Done));
+        assert_eq!(decode(&mut w, r#"{"type":"done","request_id":"r"}"#).0, Ok(Flow::Finished));
         assert_eq!(w.provider_audio_ms(), Some(2000));
     }
 

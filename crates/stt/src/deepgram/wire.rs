@@ -1,6 +1,7 @@
 //! Deepgram live v1 messages as the adapter sees them (protocols/stt.md B1). Only the fields we
 //! use are decoded; everything else in the provider's JSON is ignored.
 
+use crate::wspump::seconds_to_ms;
 use crate::{SttError, SttEvent};
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -83,14 +84,6 @@ pub(crate) fn decode(text: &str) -> Result<Option<SttEvent>, SttError> {
             None
         }
     })
-}
-
-fn seconds_to_ms(s: f64) -> u64 {
-    if s.is_finite() && s > 0.0 {
-        (s * 1000.0).round() as u64
-    } else {
-        0
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 mod wire;
 
-use crate::live_pump::{self, Opts};
+use crate::wspump::{self, Opts};
 use crate::{Stt, SttError, SttRequest, SttStream};
 use futures::StreamExt;
 use secrecy::SecretString;
@@ -65,8 +65,8 @@ impl ElevenLabs {
     }
 
     fn realtime_url(&self, req: &SttRequest<'_>) -> Result<Url, SttError> {
-        let url = live_pump::with_scheme(req.base_url, "ws")?;
-        let mut url = live_pump::join_path(url, &["v1", "speech-to-text", "realtime"])?;
+        let url = wspump::with_scheme(req.base_url, "ws")?;
+        let mut url = wspump::join_path(url, &["v1", "speech-to-text", "realtime"])?;
         url.query_pairs_mut()
             .append_pair("model_id", req.model)
             .append_pair("audio_format", &format!("pcm_{}", req.sample_rate))
@@ -90,10 +90,10 @@ impl Stt for ElevenLabs {
 
     /// `GET /v1/models`: free, and readable by STT-only keys (unlike `/v1/user`).
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
-        let url = live_pump::join_path(live_pump::with_scheme(base_url, "http")?, &["v1", "models"])?;
+        let url = wspump::join_path(wspump::with_scheme(base_url, "http")?, &["v1", "models"])?;
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("xi-api-key", live_pump::secret_header(key)?);
-        live_pump::check_get(url, headers).await
+        headers.insert("xi-api-key", wspump::secret_header(key)?);
+        wspump::check_get(url, headers).await
     }
 
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError> {
@@ -103,12 +103,12 @@ impl Stt for ElevenLabs {
         let url = self.realtime_url(&req)?;
         let mut request =
             url.as_str().into_client_request().map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
-        request.headers_mut().insert("xi-api-key", live_pump::secret_header(req.key)?);
+        request.headers_mut().insert("xi-api-key", wspump::secret_header(req.key)?);
 
         let started = async {
-            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(live_pump::ws_config()), true)
+            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(wspump::ws_config()), true)
                 .await
-                .map_err(live_pump::handshake_error)?;
+                .map_err(wspump::handshake_error)?;
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Text(text))) => {
@@ -134,7 +134,7 @@ impl Stt for ElevenLabs {
         let ws = tokio::time::timeout(self.connect_timeout, started).await.map_err(|_| SttError::Timeout)??;
         let opts =
             Opts { sample_rate: req.sample_rate, keepalive_after: self.keepalive_after, close_wait: self.close_wait };
-        Ok(live_pump::spawn(ws, wire::ElevenLabsWire::new(req.sample_rate), opts))
+        Ok(wspump::spawn(ws, wspump::Strict::new(wire::ElevenLabsWire::new(req.sample_rate)), opts))
     }
 }
 

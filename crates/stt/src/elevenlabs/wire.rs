@@ -1,7 +1,7 @@
 //! ElevenLabs Scribe realtime messages (protocols/stt.md B4): audio as base64 inside JSON
 //! `input_audio_chunk`, results discriminated by `message_type`.
 
-use crate::live_pump::{pcm_ms, Flow, Wire};
+use crate::wspump::{pcm_ms, Flow, Wire};
 use crate::{SttError, SttEvent};
 use base64::Engine;
 use bytes::Bytes;
@@ -123,7 +123,7 @@ impl Wire for ElevenLabsWire {
                     out.push(SttEvent::Final { text: text.to_string(), start_s, end_s, speech_final: !requested });
                 }
                 if self.closing && self.pending_commits == 0 {
-                    return Ok(Flow::Done);
+                    return Ok(Flow::Finished);
                 }
             }
             "session_started" | "committed_transcript_with_timestamps" => {}
@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(ev, [SttEvent::Final { text: "Hello there.".into(), start_s: 0.0, end_s: 1.0, speech_final: true }]);
         w.close();
         let (flow, ev) = decode(&mut w, r#"{"message_type":"committed_transcript","text":""}"#);
-        assert_eq!((flow.unwrap(), ev.len()), (Flow::Done, 0));
+        assert_eq!((flow.unwrap(), ev.len()), (Flow::Finished, 0));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 mod wire;
 
-use crate::live_pump::{self, Opts};
+use crate::wspump::{self, Opts};
 use crate::{Stt, SttError, SttRequest, SttStream};
 use reqwest::header::HeaderMap;
 use secrecy::SecretString;
@@ -88,19 +88,14 @@ impl Gladia {
 
     /// `POST /v2/live` → the session's WebSocket URL.
     async fn init(&self, req: &SttRequest<'_>) -> Result<Url, SttError> {
-        let url = live_pump::join_path(live_pump::with_scheme(req.base_url, "http")?, &["v2", "live"])?;
-        let resp = live_pump::http_client()?
-            .post(url)
-            .headers(auth(req.key)?)
-            .json(&self.init_body(req))
-            .send()
-            .await
-            .map_err(
+        let url = wspump::join_path(wspump::with_scheme(req.base_url, "http")?, &["v2", "live"])?;
+        let resp =
+            wspump::http_client()?.post(url).headers(auth(req.key)?).json(&self.init_body(req)).send().await.map_err(
                 |e| if e.is_timeout() { SttError::Timeout } else { SttError::Connect(e.without_url().to_string()) },
             )?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(live_pump::status_error(status.as_u16()));
+            return Err(wspump::status_error(status.as_u16()));
         }
         let body: InitResponse = resp
             .json()
@@ -116,7 +111,7 @@ impl Gladia {
 
 fn auth(key: &SecretString) -> Result<HeaderMap, SttError> {
     let mut h = HeaderMap::new();
-    h.insert("x-gladia-key", live_pump::secret_header(key)?);
+    h.insert("x-gladia-key", wspump::secret_header(key)?);
     Ok(h)
 }
 
@@ -128,9 +123,9 @@ impl Stt for Gladia {
 
     /// `GET /v2/pre-recorded?limit=1`: lists past jobs, opens no session and bills nothing.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
-        let mut url = live_pump::join_path(live_pump::with_scheme(base_url, "http")?, &["v2", "pre-recorded"])?;
+        let mut url = wspump::join_path(wspump::with_scheme(base_url, "http")?, &["v2", "pre-recorded"])?;
         url.set_query(Some("limit=1"));
-        live_pump::check_get(url, auth(key)?).await
+        wspump::check_get(url, auth(key)?).await
     }
 
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError> {
@@ -141,9 +136,9 @@ impl Stt for Gladia {
             let ws_url = self.init(&req).await?;
             let request =
                 ws_url.as_str().into_client_request().map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
-            let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(live_pump::ws_config()), true)
+            let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(wspump::ws_config()), true)
                 .await
-                .map_err(live_pump::handshake_error)?;
+                .map_err(wspump::handshake_error)?;
             Ok::<_, SttError>(ws)
         };
         let ws = tokio::time::timeout(self.connect_timeout, open).await.map_err(|_| SttError::Timeout)??;
@@ -153,7 +148,7 @@ impl Stt for Gladia {
             keepalive_after: Duration::from_secs(3600),
             close_wait: self.close_wait,
         };
-        Ok(live_pump::spawn(ws, wire::GladiaWire::default(), opts))
+        Ok(wspump::spawn(ws, wspump::Strict::new(wire::GladiaWire::default()), opts))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Gladia live v2 messages (protocols/stt.md B7): every server message is an envelope
 //! `{session_id, created_at, type, data}`.
 
-use crate::live_pump::{Flow, Wire};
+use crate::wspump::{Flow, Wire};
 use crate::{SttError, SttEvent};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -112,7 +112,7 @@ impl Wire for GladiaWire {
                 let post: PostFinalData = data(&env).unwrap_or_default();
                 self.billed_ms = post.metadata.and_then(|m| m.billing_time.or(m.audio_duration)).and_then(secs_to_ms);
             }
-            "end_session" => return Ok(Flow::Done),
+            "end_session" => return Ok(Flow::Finished),
             "error" => {
                 let e: ErrorData = data(&env).unwrap_or_default();
                 return Err(match e.code {
@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(decode(&mut w, post).0, Ok(Flow::Continue));
         assert_eq!(w.provider_audio_ms(), Some(3200));
         let end = r#"{"session_id":"s","created_at":"x","type":"end_session","data":{}}"#;
-        assert_eq!(decode(&mut w, end).0, Ok(Flow::Done));
+        assert_eq!(decode(&mut w, end).0, Ok(Flow::Finished));
         let ack = r#"{"session_id":"s","created_at":"x","type":"start_recording","data":{}}"#;
         assert_eq!(decode(&mut w, ack), (Ok(Flow::Continue), vec![]));
     }

@@ -14,7 +14,6 @@ mod deepgram;
 mod elevenlabs;
 mod fingerprint;
 mod gladia;
-mod live;
 mod recognizer;
 pub mod registry;
 mod segmenter;

@@ -1,9 +1,14 @@
-//! Plumbing shared by the WebSocket STT simulators (Deepgram Flux, AssemblyAI, Soniox): a
-//! loopback server with key and connection counters, a timed outbox, linear16 decoding and
-//! close helpers. Each provider module only speaks its own protocol.
+//! Plumbing shared by the WebSocket STT simulators: a loopback server with key and connection
+//! counters, either on raw tungstenite ([`Server`] + [`Service`]: Deepgram Flux, AssemblyAI,
+//! Soniox) or on axum, serving the provider's HTTP calls (key checks, session init) and its
+//! WebSocket on one port ([`HttpServer`]: ElevenLabs, Cartesia, Gladia, Transcribe); a timed
+//! outbox, linear16 decoding and close helpers for both. Each provider module only speaks its
+//! own protocol.
 
+use super::SimKeys;
+use axum::Router;
 use futures::future::BoxFuture;
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,16 +33,44 @@ pub(crate) type Refusal = (StatusCode, String);
 /// A client that opens TCP but never sends its upgrade request is dropped after this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Counters the connections update and tests read.
+/// Counters and keys shared by a simulator's handlers and its test handle.
 #[derive(Default)]
 pub(crate) struct Stats {
+    /// The keys the simulator accepts (clones share one set with its config); the axum
+    /// simulators check them here.
+    pub keys: SimKeys,
     seen_keys: Mutex<Vec<String>>,
     accepted: AtomicUsize,
     open: AtomicUsize,
-    audio_bytes: AtomicU64,
+    pub audio_bytes: AtomicU64,
 }
 
 impl Stats {
+    pub(crate) fn new(keys: SimKeys) -> Self {
+        Self { keys, ..Self::default() }
+    }
+
+    /// Record an accepted stream; the guard counts it open until dropped.
+    pub(crate) fn accept(&self, key: &str) -> OpenGuard<'_> {
+        self.key_accepted(key);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(self)
+    }
+
+    pub(crate) fn seen_keys(&self) -> Vec<String> {
+        self.seen_keys.lock().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    /// WebSocket upgrades accepted since start (including ones later refused in-band).
+    pub(crate) fn connections(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// A connection authenticated with `key` (test inspection only; never logged).
     pub(crate) fn key_accepted(&self, key: &str) {
         if let Ok(mut seen) = self.seen_keys.lock() {
@@ -47,6 +80,14 @@ impl Stats {
 
     pub(crate) fn audio(&self, bytes: usize) {
         self.audio_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct OpenGuard<'a>(&'a Stats);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -95,16 +136,16 @@ impl Server {
     }
 
     pub(crate) fn seen_keys(&self) -> Vec<String> {
-        self.stats.seen_keys.lock().map(|k| k.clone()).unwrap_or_default()
+        self.stats.seen_keys()
     }
 
     /// WebSocket upgrades accepted since start (including ones later refused in-band).
     pub(crate) fn connections(&self) -> usize {
-        self.stats.accepted.load(Ordering::Relaxed)
+        self.stats.connections()
     }
 
     pub(crate) fn open_connections(&self) -> usize {
-        self.stats.open.load(Ordering::Relaxed)
+        self.stats.open_connections()
     }
 
     pub(crate) fn audio_bytes_received(&self) -> u64 {
@@ -170,6 +211,41 @@ fn refuse(status: StatusCode, body: String) -> ErrorResponse {
     resp
 }
 
+/// A served axum router; dropping it stops the listener and (through `stop`) every open stream.
+pub(crate) struct HttpServer {
+    pub addr: SocketAddr,
+    pub stop: CancellationToken,
+}
+
+impl HttpServer {
+    pub(crate) fn start(
+        listener: TcpListener,
+        app: Router,
+        stop: CancellationToken,
+        name: &'static str,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let shutdown = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::warn!(error = %e, sim = name, "stt simulator stopped");
+            }
+        });
+        Ok(Self { addr, stop })
+    }
+
+    /// `{scheme}://127.0.0.1:PORT`.
+    pub(crate) fn url(&self, scheme: &str) -> std::io::Result<Url> {
+        Url::parse(&format!("{scheme}://{}", self.addr)).map_err(std::io::Error::other)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// The query of an upgrade request as owned pairs.
 pub(crate) fn query_pairs(req: &Request) -> Vec<(String, String)> {
     url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect()
@@ -199,34 +275,40 @@ impl Outbox {
         self.queue.front().map(|(due, _)| *due)
     }
 
-    /// Send every message due by now. `false` when the socket is gone.
-    pub(crate) async fn send_due(&mut self, ws: &mut Ws) -> bool {
+    /// Send every message due by now, in order, as text frames.
+    pub(crate) async fn send_due<S: Sink<M> + Unpin, M: Frame>(&mut self, ws: &mut S) -> Result<(), S::Error> {
         let now = Instant::now();
         while self.next_due().is_some_and(|d| d <= now) {
             if let Some((_, msg)) = self.queue.pop_front() {
-                if ws.send(Message::text(msg)).await.is_err() {
-                    return false;
-                }
+                ws.send(M::from(msg)).await?;
             }
         }
-        true
+        Ok(())
     }
 
-    /// Send everything queued, due or not. `false` when the socket is gone.
-    pub(crate) async fn send_all(&mut self, ws: &mut Ws) -> bool {
+    /// Send everything queued, due or not (a flush or the end of the stream).
+    pub(crate) async fn send_all<S: Sink<M> + Unpin, M: Frame>(&mut self, ws: &mut S) -> Result<(), S::Error> {
         self.release_all(Instant::now());
         self.send_due(ws).await
     }
 }
 
+/// A sleep to arm for the outbox's next due time (far future when empty).
+pub(crate) fn rearm(due: std::pin::Pin<&mut tokio::time::Sleep>, outbox: &Outbox) {
+    let next = outbox.next_due().unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+    if due.deadline() != next {
+        due.reset(next);
+    }
+}
+
 /// Little-endian linear16 decoding into a reused buffer, carrying an odd byte across frames.
 #[derive(Default)]
-pub(crate) struct L16 {
+pub(crate) struct Pcm {
     odd: Option<u8>,
     pcm: Vec<i16>,
 }
 
-impl L16 {
+impl Pcm {
     pub(crate) fn decode(&mut self, bytes: &[u8]) -> &[i16] {
         self.pcm.clear();
         let mut rest = bytes;
@@ -247,21 +329,45 @@ impl L16 {
     }
 }
 
+/// A message type of either server stack (tungstenite's or axum's): text from a `String`, and
+/// a close frame.
+pub(crate) trait Frame: From<String> {
+    fn close(code: u16, reason: &str) -> Self;
+}
+
+impl Frame for Message {
+    fn close(code: u16, reason: &str) -> Self {
+        Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) }))
+    }
+}
+
+impl Frame for axum::extract::ws::Message {
+    fn close(code: u16, reason: &str) -> Self {
+        Self::Close(Some(axum::extract::ws::CloseFrame { code, reason: reason.into() }))
+    }
+}
+
 /// Send a close frame and wait (briefly) for the client's reply so the close is clean.
-pub(crate) async fn close(ws: &mut Ws, code: u16, reason: &str) {
-    let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) };
-    if ws.send(Message::Close(Some(frame))).await.is_ok() {
+pub(crate) async fn close<S, M, E>(ws: &mut S, code: u16, reason: &str)
+where
+    S: Sink<M> + Stream<Item = Result<M, E>> + Unpin,
+    M: Frame,
+{
+    if ws.send(M::close(code, reason)).await.is_ok() {
         drain(ws).await;
     }
 }
 
 /// Read (and drop) until the client completes the close or goes away.
-pub(crate) async fn drain(ws: &mut Ws) {
+pub(crate) async fn drain<S, M, E>(ws: &mut S)
+where
+    S: Stream<Item = Result<M, E>> + Unpin,
+{
     let _ = tokio::time::timeout(Duration::from_secs(2), async { while let Some(Ok(_)) = ws.next().await {} }).await;
 }
 
 /// Round to the millisecond, as providers report times.
-pub(crate) fn ms3(s: f64) -> f64 {
+pub(crate) fn ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
 }
 
@@ -279,8 +385,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn l16_decoding_carries_odd_bytes() {
-        let mut d = L16::default();
+    fn pcm_decoding_carries_odd_bytes() {
+        let mut d = Pcm::default();
         assert_eq!(d.decode(&[0x01, 0x00, 0xff]), &[1i16]);
         assert_eq!(d.decode(&[0xff, 0x02, 0x00]), &[-1i16, 2]);
     }
@@ -294,6 +400,6 @@ mod tests {
         assert_eq!(ob.queue.back().map(|q| q.0), Some(t0 + Duration::from_millis(300)));
         ob.release_all(t0);
         assert_eq!(ob.next_due(), Some(t0));
-        assert_eq!((to_ms(1.2344), to_ms(-1.0), ms3(0.12345)), (1234, 0, 0.123));
+        assert_eq!((to_ms(1.2344), to_ms(-1.0), ms(0.12345)), (1234, 0, 0.123));
     }
 }

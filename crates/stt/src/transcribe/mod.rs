@@ -11,7 +11,7 @@
 mod pump;
 mod wire;
 
-use crate::live_pump::{self, AUDIO_QUEUE, EVENT_QUEUE};
+use crate::wspump::{self, AUDIO_QUEUE, EVENT_QUEUE};
 use crate::{Stt, SttError, SttRequest, SttStream};
 use aws::{AmzDate, Credentials, Signer};
 use futures::StreamExt;
@@ -82,8 +82,8 @@ fn presigned_url(
     at: AmzDate,
 ) -> Result<Url, SttError> {
     let region = aws::region_from_url(base);
-    let url = live_pump::with_scheme(base, "ws")?;
-    let mut url = live_pump::join_path(url, &["stream-transcription-websocket"])?;
+    let url = wspump::with_scheme(base, "ws")?;
+    let mut url = wspump::join_path(url, &["stream-transcription-websocket"])?;
     url.query_pairs_mut()
         .append_pair("language-code", &language_code(language))
         .append_pair("media-encoding", "pcm")
@@ -122,7 +122,7 @@ impl Transcribe {
         key: &SecretString,
         sample_rate: u32,
         language: &str,
-    ) -> Result<live_pump::Ws, SttError> {
+    ) -> Result<wspump::Ws, SttError> {
         if !(8000..=48000).contains(&sample_rate) {
             return Err(SttError::Connect(format!("Transcribe does not take {sample_rate} Hz PCM")));
         }
@@ -131,12 +131,12 @@ impl Transcribe {
         let request = url.as_str().into_client_request().map_err(|_| SttError::Connect("bad request URL".into()))?;
         let (ws, _) = tokio::time::timeout(
             self.connect_timeout,
-            tokio_tungstenite::connect_async_with_config(request, Some(live_pump::ws_config()), true),
+            tokio_tungstenite::connect_async_with_config(request, Some(wspump::ws_config()), true),
         )
         .await
         .map_err(|_| SttError::Timeout)?
         .map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Http(resp) => live_pump::status_error(resp.status().as_u16()),
+            tokio_tungstenite::tungstenite::Error::Http(resp) => wspump::status_error(resp.status().as_u16()),
             // tungstenite's other errors may quote the URI; keep the signature out of messages.
             _ => SttError::Connect("WebSocket handshake with Transcribe failed".into()),
         })?;

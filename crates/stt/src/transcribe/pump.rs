@@ -2,7 +2,7 @@
 //! exactly one locally counted usage event at the end (Transcribe reports no duration).
 
 use super::wire::{self, AudioEncoder};
-use crate::live_pump::{pcm_ms, Ws};
+use crate::wspump::{pcm_ms, Ws};
 use crate::{SttError, SttEvent, SttInput};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;

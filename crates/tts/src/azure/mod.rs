@@ -8,7 +8,6 @@
 //! chosen by voice name alone.
 
 mod pump;
-pub(crate) mod usp;
 pub(crate) mod wire;
 
 use crate::{Tts, TtsError, TtsRequest, TtsStream};

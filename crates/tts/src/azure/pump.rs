@@ -2,7 +2,7 @@
 //! one request (synthesis.context + ssml) answered by turn.start / response / audio… / turn.end.
 //! The SDK runs one request at a time per connection, and so does this pump.
 
-use super::{usp, wire};
+use super::wire;
 use crate::{TtsError, TtsEvent, TtsInput};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};

@@ -10,7 +10,7 @@
 #[cfg(test)]
 mod tests;
 
-use super::wsconn::{self, query_pairs, Outbox, Refusal, Server, Service, Stats, Ws, L16};
+use super::wsconn::{self, query_pairs, Outbox, Pcm, Refusal, Server, Service, Stats, Ws};
 use super::{Catalog, SimKeys};
 use crate::sim::recognizer::{bare, Hyp, Out, RecOpts, Recognizer};
 use futures::future::BoxFuture;
@@ -236,7 +236,7 @@ impl Sim {
         let bytes_per_s = u64::from(s.rec.sample_rate) * 2;
         let mut turns = Turns { turn_order: 0, format: s.format_turns };
         let mut rec = Recognizer::new(s.rec, cfg.catalog.clone());
-        let (mut out, mut outbox, mut l16) = (Vec::new(), Outbox::default(), L16::default());
+        let (mut out, mut outbox, mut l16) = (Vec::new(), Outbox::default(), Pcm::default());
         let mut audio_bytes: u64 = 0;
         let started = Instant::now();
         let due = tokio::time::sleep(Duration::from_secs(86_400));
@@ -273,7 +273,7 @@ impl Sim {
                         Ok(Control::Terminate) => {
                             rec.flush(&mut out);
                             turns.schedule(&mut out, &mut outbox, Duration::ZERO);
-                            if !outbox.send_all(&mut ws).await {
+                            if outbox.send_all(&mut ws).await.is_err() {
                                 return;
                             }
                             let termination = json!({
@@ -304,7 +304,7 @@ impl Sim {
                     Some(Ok(_)) => {}
                 },
                 () = &mut due, if outbox.next_due().is_some() => {
-                    if !outbox.send_due(&mut ws).await {
+                    if outbox.send_due(&mut ws).await.is_err() {
                         return;
                     }
                 },

@@ -2,7 +2,6 @@
 //! per turn, and send turn.start / speech.* / turn.end in order, each no earlier than its due time.
 
 use super::Shared;
-use crate::azure::usp::{self, Headers};
 use crate::sim::recognizer::{bare, Hyp, Out, RecOpts, Recognizer};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::StreamExt;
@@ -11,6 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
+use usp::Headers;
 
 /// What the upgrade request asked for.
 pub(super) struct Opts {

@@ -6,7 +6,6 @@
 mod conn;
 
 use super::{Catalog, SimKeys};
-use crate::azure::usp;
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};

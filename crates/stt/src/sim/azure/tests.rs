@@ -1,7 +1,6 @@
 //! The simulator against a plain WebSocket client: the wire as the spec describes it.
 
 use super::*;
-use crate::azure::usp;
 use crate::sim::testdata::{self, TEXT_A};
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};

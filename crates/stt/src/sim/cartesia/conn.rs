@@ -2,8 +2,8 @@
 //! `flush_done`, `close` → `done` and a normal close.
 
 use super::{error_body, Session, Shared};
-use crate::sim::live::{self, Outbox, Pcm};
 use crate::sim::recognizer::{Hyp, Out, RecOpts, Recognizer};
+use crate::sim::wsconn::{self, Outbox, Pcm};
 use axum::extract::ws::{Message, WebSocket};
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -47,7 +47,7 @@ pub(super) async fn run(mut ws: WebSocket, s: Session, shared: &Shared) {
                         if audio_bytes * 1000 / bytes_per_s.max(1) >= limit {
                             let body = error_body(500, "Internal Server Error", "transcription failed", "internal_error");
                             let _ = ws.send(Message::text(body.to_string())).await;
-                            live::close(&mut ws, 1011, "internal error").await;
+                            wsconn::close(&mut ws, 1011, "internal error").await;
                             return;
                         }
                     }
@@ -65,14 +65,14 @@ pub(super) async fn run(mut ws: WebSocket, s: Session, shared: &Shared) {
                         r.schedule(&mut out, &mut outbox, cfg.final_delay);
                         outbox.push(Instant::now(), json!({"type": "done", "request_id": r.request_id}).to_string());
                         if outbox.send_all(&mut ws).await.is_ok() {
-                            live::close(&mut ws, 1000, "").await;
+                            wsconn::close(&mut ws, 1000, "").await;
                         }
                         return;
                     }
                     _ => {
                         let body = error_body(400, "Invalid command", "expected finalize or close", "invalid_request");
                         let _ = ws.send(Message::text(body.to_string())).await;
-                        live::close(&mut ws, 1008, "").await;
+                        wsconn::close(&mut ws, 1008, "").await;
                         return;
                     }
                 },
@@ -84,7 +84,7 @@ pub(super) async fn run(mut ws: WebSocket, s: Session, shared: &Shared) {
                 }
             },
         }
-        live::rearm(due.as_mut(), &outbox);
+        wsconn::rearm(due.as_mut(), &outbox);
     }
 }
 
@@ -115,14 +115,14 @@ impl Render<'_> {
         let words: Vec<_> = hyp
             .words
             .iter()
-            .map(|w| json!({"word": w.punctuated, "start": live::ms(w.start_s), "end": live::ms(w.end_s)}))
+            .map(|w| json!({"word": w.punctuated, "start": wsconn::ms(w.start_s), "end": wsconn::ms(w.end_s)}))
             .collect();
         json!({
             "type": "transcript",
             "request_id": self.request_id,
             "text": text,
             "is_final": is_final,
-            "duration": live::ms(hyp.end_s - hyp.start_s),
+            "duration": wsconn::ms(hyp.end_s - hyp.start_s),
             "language": self.language,
             "words": words,
         })

@@ -4,7 +4,7 @@
 
 mod conn;
 
-use super::live::{Server, Stats};
+use super::wsconn::{HttpServer, Stats};
 use super::{Catalog, SimKeys};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
@@ -53,7 +53,7 @@ pub(crate) struct Shared {
 
 /// A running simulator; stops on drop.
 pub struct CartesiaSim {
-    server: Server,
+    server: HttpServer,
     base_url: Url,
     shared: Arc<Shared>,
 }
@@ -70,7 +70,7 @@ impl CartesiaSim {
             .route("/voices", get(voices))
             .route("/stt/websocket", get(stt_websocket))
             .with_state(shared.clone());
-        let server = Server::start(listener, app, stop, "cartesia-stt")?;
+        let server = HttpServer::start(listener, app, stop, "cartesia-stt")?;
         let base_url = server.url("ws")?;
         Ok(Self { server, base_url, shared })
     }

@@ -6,7 +6,7 @@
 
 use super::{json, DeepgramSimConfig, Shared};
 use crate::sim::recognizer::{Hyp, Out, RecOpts, Recognizer};
-use crate::sim::wsconn::{self, Outbox, Ws, L16};
+use crate::sim::wsconn::{self, Outbox, Pcm, Ws};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -126,8 +126,8 @@ impl Turns {
             "sequence_id": self.next_seq(),
             "event": event,
             "turn_index": self.turn_index,
-            "audio_window_start": wsconn::ms3(self.turn_start_s),
-            "audio_window_end": wsconn::ms3(end_s),
+            "audio_window_start": wsconn::ms(self.turn_start_s),
+            "audio_window_end": wsconn::ms(end_s),
             "transcript": transcript,
             "words": words,
             "end_of_turn_confidence": eot_confidence,
@@ -147,7 +147,7 @@ pub(super) async fn run(mut ws: Ws, opts: FluxOpts, shared: &Shared, stop: Cance
     let mut rec = Recognizer::new(opts.rec.clone(), cfg.catalog.clone());
     let mut out: Vec<Out> = Vec::new();
     let mut outbox = Outbox::default();
-    let mut l16 = L16::default();
+    let mut l16 = Pcm::default();
     let mut audio_bytes: u64 = 0;
     let mut last_activity = Instant::now();
     let mut idle_check =
@@ -172,7 +172,7 @@ pub(super) async fn run(mut ws: Ws, opts: FluxOpts, shared: &Shared, stop: Cance
                     schedule(&mut out, &mut outbox, &mut turns, &opts, cfg.final_delay);
                     if cfg.fail_after_audio_ms.is_some_and(|limit| audio_bytes * 1000 / bytes_per_s.max(1) >= limit) {
                         let err = turns.error("INTERNAL_SERVER_ERROR", "The stream failed; please reconnect.");
-                        if outbox.send_all(&mut ws).await && ws.send(Message::text(err)).await.is_ok() {
+                        if outbox.send_all(&mut ws).await.is_ok() && ws.send(Message::text(err)).await.is_ok() {
                             wsconn::close(&mut ws, 1011, "INTERNAL_SERVER_ERROR").await;
                         }
                         return;
@@ -182,7 +182,7 @@ pub(super) async fn run(mut ws: Ws, opts: FluxOpts, shared: &Shared, stop: Cance
                     Ok(Control::CloseStream) => {
                         rec.flush(&mut out);
                         schedule(&mut out, &mut outbox, &mut turns, &opts, cfg.final_delay);
-                        if outbox.send_all(&mut ws).await {
+                        if outbox.send_all(&mut ws).await.is_ok() {
                             wsconn::close(&mut ws, 1000, "").await;
                         }
                         return;
@@ -210,7 +210,7 @@ pub(super) async fn run(mut ws: Ws, opts: FluxOpts, shared: &Shared, stop: Cance
                 Some(Ok(_)) => {}
             },
             () = &mut due, if outbox.next_due().is_some() => {
-                if !outbox.send_due(&mut ws).await {
+                if outbox.send_due(&mut ws).await.is_err() {
                     return;
                 }
             },

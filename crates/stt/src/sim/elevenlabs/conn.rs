@@ -2,8 +2,8 @@
 //! `committed_transcript` out, commits from the VAD or from the client.
 
 use super::{Session, Shared};
-use crate::sim::live::{self, Outbox, Pcm};
 use crate::sim::recognizer::{Hyp, Out, RecOpts, Recognizer};
+use crate::sim::wsconn::{self, Outbox, Pcm};
 use axum::extract::ws::{Message, WebSocket};
 use base64::Engine;
 use serde::Deserialize;
@@ -30,7 +30,7 @@ pub(super) async fn refuse(ws: WebSocket, kind: &str, error: &str) {
 async fn fail(mut ws: WebSocket, kind: &str, error: &str, code: u16) {
     let msg = json!({"message_type": kind, "error": error}).to_string();
     if ws.send(Message::text(msg)).await.is_ok() {
-        live::close(&mut ws, code, "").await;
+        wsconn::close(&mut ws, code, "").await;
     }
 }
 
@@ -113,7 +113,7 @@ pub(super) async fn run(mut ws: WebSocket, s: Session, shared: &Shared) {
                 }
             },
         }
-        live::rearm(due.as_mut(), &outbox);
+        wsconn::rearm(due.as_mut(), &outbox);
     }
 }
 
@@ -167,7 +167,7 @@ fn with_timestamps(text: &str, hyp: &Hyp) -> String {
         .words
         .iter()
         .map(|w| {
-            json!({"text": w.punctuated, "start": live::ms(w.start_s), "end": live::ms(w.end_s),
+            json!({"text": w.punctuated, "start": wsconn::ms(w.start_s), "end": wsconn::ms(w.end_s),
                    "type": "word", "logprob": -0.05})
         })
         .collect();

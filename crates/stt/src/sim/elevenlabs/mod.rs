@@ -4,7 +4,7 @@
 
 mod conn;
 
-use super::live::{Server, Stats};
+use super::wsconn::{HttpServer, Stats};
 use super::{Catalog, SimKeys};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
@@ -53,7 +53,7 @@ pub(crate) struct Shared {
 
 /// A running simulator; stops on drop.
 pub struct ElevenLabsSim {
-    server: Server,
+    server: HttpServer,
     base_url: Url,
     shared: Arc<Shared>,
 }
@@ -70,7 +70,7 @@ impl ElevenLabsSim {
             .route("/v1/models", get(models))
             .route("/v1/speech-to-text/realtime", get(realtime))
             .with_state(shared.clone());
-        let server = Server::start(listener, app, stop, "elevenlabs-stt")?;
+        let server = HttpServer::start(listener, app, stop, "elevenlabs-stt")?;
         let base_url = server.url("ws")?;
         Ok(Self { server, base_url, shared })
     }

@@ -2,8 +2,8 @@
 //! `stop_recording` the post-processing tail ending with `end_session` and a normal close.
 
 use super::{Session, Shared};
-use crate::sim::live::{self, Outbox, Pcm};
 use crate::sim::recognizer::{Hyp, Out, RecOpts, Recognizer};
+use crate::sim::wsconn::{self, Outbox, Pcm};
 use axum::extract::ws::{Message, WebSocket};
 use base64::Engine;
 use serde::Deserialize;
@@ -73,7 +73,7 @@ pub(super) async fn run(mut ws: WebSocket, s: Session, shared: &Shared) {
                         r.schedule(&mut out, &mut outbox, cfg.final_delay);
                         let duration_s = audio_bytes as f64 / bytes_per_s.max(1) as f64;
                         if outbox.send_all(&mut ws).await.is_ok() && r.finish(&mut ws, duration_s).await.is_ok() {
-                            live::close(&mut ws, 1000, "").await;
+                            wsconn::close(&mut ws, 1000, "").await;
                         }
                         return;
                     }
@@ -105,13 +105,13 @@ pub(super) async fn run(mut ws: WebSocket, s: Session, shared: &Shared) {
                 }
             }
         }
-        live::rearm(due.as_mut(), &outbox);
+        wsconn::rearm(due.as_mut(), &outbox);
     }
 }
 
 async fn error_close(ws: &mut WebSocket, r: &Render<'_>, message: &str, code: u16, close_code: u16) {
     if ws.send(r.msg("error", json!({"message": message, "code": code}))).await.is_ok() {
-        live::close(ws, close_code, "").await;
+        wsconn::close(ws, close_code, "").await;
     }
 }
 
@@ -136,7 +136,7 @@ impl Render<'_> {
         for o in out.drain(..) {
             match o {
                 Out::SpeechStarted { at_s } => {
-                    outbox.push(now, self.envelope("speech_start", json!({"time": live::ms(at_s), "channel": 0})));
+                    outbox.push(now, self.envelope("speech_start", json!({"time": wsconn::ms(at_s), "channel": 0})));
                 }
                 Out::Interim(hyp) => {
                     let u = self.utterance(&hyp);
@@ -174,11 +174,11 @@ impl Render<'_> {
         let words: Vec<_> = hyp
             .words
             .iter()
-            .map(|w| json!({"word": format!(" {}", w.punctuated), "start": live::ms(w.start_s), "end": live::ms(w.end_s), "confidence": 0.97}))
+            .map(|w| json!({"word": format!(" {}", w.punctuated), "start": wsconn::ms(w.start_s), "end": wsconn::ms(w.end_s), "confidence": 0.97}))
             .collect();
         json!({
-            "start": live::ms(start),
-            "end": live::ms(end),
+            "start": wsconn::ms(start),
+            "end": wsconn::ms(end),
             "confidence": 0.97,
             "channel": 0,
             "text": format!(" {}", hyp.transcript),
@@ -189,7 +189,7 @@ impl Render<'_> {
 
     /// After `stop_recording`: acknowledgment, end of recording, post-processing, end of session.
     async fn finish(&self, ws: &mut WebSocket, duration_s: f64) -> Result<(), axum::Error> {
-        let duration = live::ms(duration_s);
+        let duration = wsconn::ms(duration_s);
         if self.s.acknowledgments {
             ws.send(self.msg("stop_recording", json!({"acknowledged": true}))).await?;
         }

@@ -4,7 +4,7 @@
 
 mod conn;
 
-use super::live::{Server, Stats};
+use super::wsconn::{HttpServer, Stats};
 use super::{Catalog, SimKeys};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
@@ -72,7 +72,7 @@ pub(crate) struct Shared {
 
 /// A running simulator; stops on drop.
 pub struct GladiaSim {
-    server: Server,
+    server: HttpServer,
     base_url: Url,
     shared: Arc<Shared>,
 }
@@ -95,7 +95,7 @@ impl GladiaSim {
             .route("/v2/live", get(live_ws).post(init))
             .route("/v2/pre-recorded", get(pre_recorded))
             .with_state(shared.clone());
-        let server = Server::start(listener, app, stop, "gladia")?;
+        let server = HttpServer::start(listener, app, stop, "gladia")?;
         if let Ok(mut base) = shared.ws_base.lock() {
             *base = Some(server.url("ws")?);
         }

@@ -11,7 +11,7 @@
 #[cfg(test)]
 mod tests;
 
-use super::wsconn::{self, Outbox, Refusal, Server, Service, Stats, Ws, L16};
+use super::wsconn::{self, Outbox, Pcm, Refusal, Server, Service, Stats, Ws};
 use super::{Catalog, SimKeys};
 use crate::sim::recognizer::{Hyp, Out, RecOpts, Recognizer};
 use futures::future::BoxFuture;
@@ -251,7 +251,7 @@ impl Sim {
         let bytes_per_s = u64::from(rec_opts.sample_rate) * 2;
         let mut rec = Recognizer::new(rec_opts, cfg.catalog.clone());
         let mut tokens = Tokens { first: true, final_ms: 0, total_ms: 0 };
-        let (mut out, mut outbox, mut l16) = (Vec::new(), Outbox::default(), L16::default());
+        let (mut out, mut outbox, mut l16) = (Vec::new(), Outbox::default(), Pcm::default());
         let mut audio_bytes: u64 = 0;
         let due = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(due);
@@ -274,7 +274,7 @@ impl Sim {
                     Some(Ok(Message::Text(text))) if text.is_empty() => {
                         rec.flush(&mut out);
                         tokens.schedule(&mut out, &mut outbox, Duration::ZERO);
-                        if !outbox.send_all(&mut ws).await {
+                        if outbox.send_all(&mut ws).await.is_err() {
                             return;
                         }
                         let done = json!({
@@ -304,7 +304,7 @@ impl Sim {
                     Some(Ok(_)) => {}
                 },
                 () = &mut due, if outbox.next_due().is_some() => {
-                    if !outbox.send_due(&mut ws).await {
+                    if outbox.send_due(&mut ws).await.is_err() {
                         return;
                     }
                 },

@@ -2,8 +2,8 @@
 //! (partials re-sent under one `ResultId`, then its final), exceptions as terminal frames.
 
 use super::{Session, Shared};
-use crate::sim::live::{self, Pcm};
 use crate::sim::recognizer::{bare, Hyp, Out, RecOpts, Recognizer};
+use crate::sim::wsconn::{self, Pcm};
 use aws::eventstream::Message as EsMessage;
 use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use tokio::time::Instant;
 pub(super) async fn refuse(mut ws: WebSocket, kind: &'static str, message: &str) {
     if let Ok(frame) = exception(kind, message) {
         if ws.send(Message::Binary(frame)).await.is_ok() {
-            live::close(&mut ws, 1000, "").await;
+            wsconn::close(&mut ws, 1000, "").await;
         }
     }
 }
@@ -100,7 +100,7 @@ pub(super) async fn run(mut ws: WebSocket, s: Session, shared: &Shared) {
                         rec.flush(&mut out);
                         render.schedule(&mut out, &mut outbox, Duration::ZERO);
                         if outbox.send_due(&mut ws, true).await.is_ok() {
-                            live::close(&mut ws, 1000, "").await;
+                            wsconn::close(&mut ws, 1000, "").await;
                         }
                         return;
                     }
@@ -170,7 +170,7 @@ impl Render {
         for w in &hyp.words {
             let mut item = json!({
                 "Content": w.punctuated.trim_end_matches(|c: char| c.is_ascii_punctuation() && c != '\''),
-                "StartTime": live::ms(w.start_s), "EndTime": live::ms(w.end_s),
+                "StartTime": wsconn::ms(w.start_s), "EndTime": wsconn::ms(w.end_s),
                 "Type": "pronunciation", "VocabularyFilterMatch": false,
             });
             if !partial {
@@ -181,15 +181,15 @@ impl Render {
             }
             if let Some(p) = w.punctuated.chars().last().filter(|c| c.is_ascii_punctuation() && *c != '\'') {
                 items.push(json!({
-                    "Content": p.to_string(), "StartTime": live::ms(w.end_s), "EndTime": live::ms(w.end_s),
+                    "Content": p.to_string(), "StartTime": wsconn::ms(w.end_s), "EndTime": wsconn::ms(w.end_s),
                     "Type": "punctuation", "VocabularyFilterMatch": false,
                 }));
             }
         }
         json!({
             "ResultId": id,
-            "StartTime": live::ms(hyp.start_s),
-            "EndTime": live::ms(hyp.end_s),
+            "StartTime": wsconn::ms(hyp.start_s),
+            "EndTime": wsconn::ms(hyp.end_s),
             "IsPartial": partial,
             "ChannelId": "ch_0",
             "LanguageCode": self.language,

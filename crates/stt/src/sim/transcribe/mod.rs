@@ -8,7 +8,7 @@
 
 mod conn;
 
-use super::live::{Server, Stats};
+use super::wsconn::{HttpServer, Stats};
 use super::{Catalog, SimKeys};
 use aws::verify::{AuthError, IncomingRequest, ERROR_TYPE_HEADER};
 use aws::Credentials;
@@ -65,7 +65,7 @@ pub(crate) struct Shared {
 
 /// A running simulator; stops on drop.
 pub struct TranscribeSim {
-    server: Server,
+    server: HttpServer,
     base_url: Url,
     shared: Arc<Shared>,
 }
@@ -79,7 +79,7 @@ impl TranscribeSim {
         let stop = CancellationToken::new();
         let shared = Arc::new(Shared { stats: Stats::new(cfg.keys.clone()), cfg, stop: stop.clone() });
         let app = Router::new().route("/stream-transcription-websocket", get(stream)).with_state(shared.clone());
-        let server = Server::start(listener, app, stop, "transcribe")?;
+        let server = HttpServer::start(listener, app, stop, "transcribe")?;
         let base_url = server.url("ws")?;
         Ok(Self { server, base_url, shared })
     }

@@ -3,7 +3,6 @@
 //! turn.end.
 
 use super::Shared;
-use crate::azure::usp::{self, Headers};
 use crate::azure::wire;
 use crate::sim::voice::Voice;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -14,6 +13,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
+use usp::Headers;
 
 /// Why the connection must close: code and reason, as the service sends them.
 struct Violation(u16, &'static str);

@@ -4,7 +4,6 @@
 mod conn;
 
 use super::SimKeys;
-use crate::azure::usp;
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};

@@ -1,14 +1,13 @@
-//! Speech service WebSocket framing ("USP", protocols/aws-azure.md Z1/Z2.2), shared by the adapter
-//! and the simulator; the same framing as the stt crate's Azure module. Text frames are
-//! `Name: value\r\n` headers, a blank line, then the body; binary frames are a big-endian `u16`
-//! header length, the header lines, then the body.
+//! Speech service WebSocket framing ("USP", protocols/aws-azure.md Z1/Z2.2), shared by the stt and
+//! tts adapters and their simulators. Text frames are `Name: value\r\n` headers, a blank line, then
+//! the body; binary frames are a big-endian `u16` header length, the header lines, then the body.
 
 use bytes::{BufMut, BytesMut};
 use std::fmt::Write as _;
 
 /// Headers the protocol defines; names are matched case-insensitively like the SDK does.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub(crate) struct Headers<'a> {
+pub struct Headers<'a> {
     pub path: Option<&'a str>,
     pub request_id: Option<&'a str>,
     pub content_type: Option<&'a str>,
@@ -40,7 +39,7 @@ impl<'a> Headers<'a> {
 
 /// Why a frame could not be split into headers and body.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum FrameError {
+pub enum FrameError {
     /// Text frame without the `\r\n\r\n` between headers and body.
     NoSeparator,
     /// Binary frame shorter than its declared header block, or headers not ASCII.
@@ -48,7 +47,7 @@ pub(crate) enum FrameError {
 }
 
 impl FrameError {
-    pub(crate) fn reason(self) -> &'static str {
+    pub fn reason(self) -> &'static str {
         match self {
             Self::NoSeparator => "Missing header separator.",
             Self::BadHeaderLength => "Invalid binary message header.",
@@ -58,7 +57,7 @@ impl FrameError {
 
 /// Splits a text frame at the first blank line. A frame of headers only (e.g. `turn.end`
 /// written without the trailing blank line) is accepted with an empty body.
-pub(crate) fn parse_text(frame: &str) -> Result<(Headers<'_>, &str), FrameError> {
+pub fn parse_text(frame: &str) -> Result<(Headers<'_>, &str), FrameError> {
     match frame.split_once("\r\n\r\n") {
         Some((head, body)) => Ok((Headers::parse(head), body)),
         None if frame.ends_with("\r\n") => Ok((Headers::parse(frame), "")),
@@ -66,7 +65,7 @@ pub(crate) fn parse_text(frame: &str) -> Result<(Headers<'_>, &str), FrameError>
     }
 }
 
-pub(crate) fn parse_binary(frame: &[u8]) -> Result<(Headers<'_>, &[u8]), FrameError> {
+pub fn parse_binary(frame: &[u8]) -> Result<(Headers<'_>, &[u8]), FrameError> {
     let [hi, lo, rest @ ..] = frame else { return Err(FrameError::BadHeaderLength) };
     let len = usize::from(u16::from_be_bytes([*hi, *lo]));
     let head = rest.get(..len).ok_or(FrameError::BadHeaderLength)?;
@@ -75,7 +74,7 @@ pub(crate) fn parse_binary(frame: &[u8]) -> Result<(Headers<'_>, &[u8]), FrameEr
 }
 
 /// A text message with `X-Timestamp` set to now, written into `out` (cleared first).
-pub(crate) fn write_text(out: &mut String, path: &str, request_id: &str, content_type: Option<&str>, body: &str) {
+pub fn write_text(out: &mut String, path: &str, request_id: &str, content_type: Option<&str>, body: &str) {
     out.clear();
     let _ = write!(out, "Path: {path}\r\nX-RequestId: {request_id}\r\nX-Timestamp: ");
     write_timestamp(out);
@@ -89,7 +88,7 @@ pub(crate) fn write_text(out: &mut String, path: &str, request_id: &str, content
 
 /// A binary message appended to `out`; the caller `split()`s it off, so one buffer's
 /// allocation is reused frame after frame once the socket has written the previous one.
-pub(crate) fn write_binary(
+pub fn write_binary(
     out: &mut BytesMut,
     path: &str,
     request_id: &str,
@@ -116,16 +115,16 @@ pub(crate) fn write_binary(
 }
 
 /// A request or connection id as the service wants it: a UUID in 32 hex digits, no dashes.
-pub(crate) fn new_id() -> String {
+pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-pub(crate) fn is_id(s: &str) -> bool {
+pub fn is_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `2026-01-01T00:00:00.000Z` for now, without a date crate (civil-from-days, Howard Hinnant).
-pub(crate) fn write_timestamp(out: &mut impl std::fmt::Write) {
+pub fn write_timestamp(out: &mut impl std::fmt::Write) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = now.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
@@ -148,9 +147,55 @@ pub(crate) fn write_timestamp(out: &mut impl std::fmt::Write) {
     );
 }
 
+/// WAVE format tags the service reads from the first audio message.
+pub const WAVE_PCM: u16 = 1;
+
+/// The 44-byte RIFF header the SDK sends first, lengths 0 because the stream has no end.
+pub fn wav_header(format_tag: u16, sample_rate: u32, bits: u16) -> [u8; 44] {
+    let block_align = bits / 8;
+    let mut h = [0u8; 44];
+    let fields: [(usize, &[u8]); 11] = [
+        (0, b"RIFF"),
+        (8, b"WAVE"),
+        (12, b"fmt "),
+        (16, &16u32.to_le_bytes()),
+        (20, &format_tag.to_le_bytes()),
+        (22, &1u16.to_le_bytes()),
+        (24, &sample_rate.to_le_bytes()),
+        (28, &(sample_rate * u32::from(block_align)).to_le_bytes()),
+        (32, &block_align.to_le_bytes()),
+        (34, &bits.to_le_bytes()),
+        (36, b"data"),
+    ];
+    for (at, bytes) in fields {
+        if let Some(dst) = h.get_mut(at..at + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    }
+    h
+}
+
+/// What a RIFF header announces: `(format_tag, channels, sample_rate, bits_per_sample)`.
+pub fn parse_wav_header(h: &[u8]) -> Option<(u16, u16, u32, u16)> {
+    let u16_at = |at: usize| h.get(at..at + 2).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes);
+    let u32_at = |at: usize| h.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    if h.get(0..4)? != b"RIFF" || h.get(8..12)? != b"WAVE" || h.get(12..16)? != b"fmt " {
+        return None;
+    }
+    Some((u16_at(20)?, u16_at(22)?, u32_at(24)?, u16_at(34)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pcm_16k_header_matches_the_sdk_bytes() {
+        let hex: String = wav_header(WAVE_PCM, 16000, 16).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "524946460000000057415645666d74201000000001000100803e0000007d0000020010006461746100000000");
+        assert_eq!(parse_wav_header(&wav_header(WAVE_PCM, 8000, 16)), Some((1, 1, 8000, 16)));
+        assert_eq!(parse_wav_header(b"RIFX"), None);
+    }
 
     #[test]
     fn binary_frames_round_trip_and_reject_short_headers() {
