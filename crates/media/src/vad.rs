@@ -89,6 +89,11 @@ impl Vad {
         VadEvent::None
     }
 
+    /// Loud frames in a row up to the last one pushed (1 on the first loud frame of a run).
+    pub fn loud_run(&self) -> u32 {
+        self.loud_run
+    }
+
     /// Whether the stream is inside a speech segment (including the hangover).
     pub fn is_speaking(&self) -> bool {
         self.speaking

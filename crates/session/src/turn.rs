@@ -164,9 +164,15 @@ impl TurnManager {
     }
 
     fn error(&self, service: &'static str, code: &str, message: String) {
+        self.provider_failed(service, code, &message);
+        self.publish(SessionEvent::Error { code: code.to_string(), message });
+    }
+
+    /// A provider failure the call survives (a fallback takes over): logged and counted, but
+    /// not a session error.
+    fn provider_failed(&self, service: &'static str, code: &str, message: &str) {
         tracing::warn!(service, code, %message, "provider error");
         metrics::counter!(m::PROVIDER_ERRORS, "service" => service, "code" => code.to_string()).increment(1);
-        self.publish(SessionEvent::Error { code: code.to_string(), message });
     }
 
     pub(crate) async fn run(mut self, cancel: CancellationToken) -> (Meter, EndReason) {
@@ -210,10 +216,11 @@ impl TurnManager {
                     break;
                 }
                 Wake::Stt(Some(SttEvent::Error(e))) => {
-                    self.error("stt", e.code(), e.to_string());
+                    self.provider_failed("stt", e.code(), &e.to_string());
                     if self.fail_over_stt(e.code()).await {
                         continue;
                     }
+                    self.publish(SessionEvent::Error { code: e.code().to_string(), message: e.to_string() });
                     reason = EndReason::ProviderFailed { code: e.code().to_string(), message: e.to_string() };
                     break;
                 }
@@ -507,8 +514,10 @@ impl TurnManager {
                     self.stt_plan = plan;
                     return true;
                 }
-                Ok(Err(e)) => self.error("stt", e.code(), format!("fallback {}: {e}", plan.provider)),
-                Err(_) => self.error("stt", "stt_timeout", format!("fallback {} did not answer", plan.provider)),
+                Ok(Err(e)) => self.provider_failed("stt", e.code(), &format!("fallback {}: {e}", plan.provider)),
+                Err(_) => {
+                    self.provider_failed("stt", "stt_timeout", &format!("fallback {} did not answer", plan.provider))
+                }
             }
         }
         false
@@ -608,14 +617,15 @@ impl TurnManager {
         match r {
             Ok(rx) => a.llm_rx = Some(rx),
             Err(e) => {
-                self.error("llm", e.code(), e.to_string());
                 if let Some(a) = self.agent.as_mut() {
                     // Refused before any token: nothing to bill for the failed provider.
                     a.llm_usage_seen = true;
                 }
                 if self.pending_failover(Service::Llm, e.code()) {
+                    self.provider_failed("llm", e.code(), &e.to_string());
                     return;
                 }
+                self.error("llm", e.code(), e.to_string());
                 if let Some(a) = self.agent.take() {
                     // The request was refused: no tokens were generated, nothing to bill.
                     let mut a = a;
@@ -659,8 +669,10 @@ impl TurnManager {
                 self.meter.add(LineId::LlmOut, output_tokens, estimated);
             }
             Some(LlmEvent::Error(e)) => {
-                self.error("llm", e.code(), e.to_string());
-                if !self.pending_failover(Service::Llm, e.code()) {
+                if self.pending_failover(Service::Llm, e.code()) {
+                    self.provider_failed("llm", e.code(), &e.to_string());
+                } else {
+                    self.error("llm", e.code(), e.to_string());
                     self.llm_finished();
                 }
             }
@@ -741,14 +753,15 @@ impl TurnManager {
                 }
             }
             Err(e) => {
+                if self.pending_failover(Service::Tts, e.code()) {
+                    self.provider_failed("tts", e.code(), &e.to_string());
+                    return;
+                }
                 if self.closing.is_some() {
                     // The goodbye cannot be spoken: hang up anyway.
                     self.hang_up = true;
                 }
                 self.error("tts", e.code(), e.to_string());
-                if self.pending_failover(Service::Tts, e.code()) {
-                    return;
-                }
                 if let Some(a) = self.agent.take() {
                     self.abandon(a);
                 }
@@ -799,8 +812,10 @@ impl TurnManager {
             }
             Some(TtsEvent::Usage { .. }) => {}
             Some(TtsEvent::Error(e)) => {
-                self.error("tts", e.code(), e.to_string());
-                if !self.pending_failover(Service::Tts, e.code()) {
+                if self.pending_failover(Service::Tts, e.code()) {
+                    self.provider_failed("tts", e.code(), &e.to_string());
+                } else {
+                    self.error("tts", e.code(), e.to_string());
                     self.on_tts(None);
                 }
             }
