@@ -134,6 +134,27 @@ struct CallResult {
     error: Option<String>,
 }
 
+/// One concurrent slot: one call for the whole run, or back-to-back calls of `call_len`.
+async fn slot(
+    url: String,
+    frames: Arc<Vec<String>>,
+    start_at: Instant,
+    total: Duration,
+    call_len: Option<Duration>,
+) -> Vec<CallResult> {
+    let Some(len) = call_len else {
+        return vec![one_call(url, frames, start_at, total).await];
+    };
+    let end = start_at + total;
+    let mut out = Vec::new();
+    let mut at = start_at;
+    while at + len <= end {
+        out.push(one_call(url.clone(), frames.clone(), at, len).await);
+        at = Instant::now();
+    }
+    out
+}
+
 async fn one_call(url: String, frames: Arc<Vec<String>>, start_at: Instant, duration: Duration) -> CallResult {
     let mut r = CallResult::default();
     tokio::time::sleep_until(start_at.into()).await;
@@ -291,24 +312,43 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let ramp = Duration::from_secs_f64(args.ramp.max(0.0));
     let duration = Duration::from_secs_f64(args.duration);
     eprintln!("bench: {} calls, {:.0} s each, ramp {:.1} s", args.calls, args.duration, args.ramp);
+    let call_len = args.call_seconds.filter(|s| *s > 0.0).map(Duration::from_secs_f64);
     let mut tasks = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
         let at = t0 + ramp.mul_f64(i as f64 / args.calls as f64);
-        tasks.push(tokio::spawn(one_call(ws_url.clone(), assets[i % assets.len()].clone(), at, duration)));
+        tasks.push(tokio::spawn(slot(ws_url.clone(), assets[i % assets.len()].clone(), at, duration, call_len)));
     }
-    // Sample the server's RSS while every call is up.
+    // Sample the server's RSS while the calls run: the peak, and a timeline to see whether it
+    // stays flat at constant load.
     let mut rss_peak = 0u64;
+    let mut timeline: Vec<(f64, u64)> = Vec::new();
     let sample_until = t0 + ramp + duration;
     while Instant::now() < sample_until {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Some(kb) = pid.and_then(rss_kb) {
             rss_peak = rss_peak.max(kb);
+            timeline.push((t0.elapsed().as_secs_f64(), kb));
         }
     }
     let mut results = Vec::new();
     for t in tasks {
-        results.push(t.await.unwrap_or_default());
+        results.extend(t.await.unwrap_or_default());
     }
+    // Every call has ended: what the server holds now, against what it held before any call.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = pid.and_then(rss_kb);
+    let window_avg = |from: f64, to: f64| {
+        let v: Vec<u64> = timeline.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, kb)| *kb).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<u64>() as f64 / v.len() as f64)
+    };
+    let loaded_from = ramp.as_secs_f64() + 30.0;
+    let run_end = (ramp + duration).as_secs_f64();
+    let rss_early = window_avg(loaded_from, loaded_from + 60.0);
+    let rss_late = window_avg(run_end - 60.0, run_end);
+    let rss_drift_pct = match (rss_early, rss_late) {
+        (Some(a), Some(b)) if run_end - 60.0 > loaded_from + 60.0 => Some((b - a) * 100.0 / a),
+        _ => None,
+    };
     let cpu1 = pid.and_then(cpu_ticks);
     let metrics = reqwest::get(format!("{base}/metrics")).await?.text().await?;
     let call_minutes: f64 = results.iter().map(|r| r.seconds).sum::<f64>() / 60.0;
@@ -317,6 +357,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         _ => None,
     };
     let held = results.iter().filter(|r| r.held).count();
+    let placed = results.len();
     let mut setup: Vec<f64> = results.iter().filter(|r| r.setup_ms > 0.0).map(|r| r.setup_ms).collect();
     let sent: u64 = results.iter().map(|r| r.frames_sent).sum();
     let received: u64 = results.iter().map(|r| r.frames_received).sum();
@@ -333,6 +374,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let report = json!({
         "calls": args.calls, "duration_s": args.duration, "ramp_s": args.ramp, "gateway": "twilio",
+        "call_seconds": args.call_seconds, "calls_placed": placed,
         "calls_held": held,
         "errors": results.iter().filter_map(|r| r.error.clone()).take(5).collect::<Vec<_>>(),
         "setup_ms": {"p50": pct(&mut setup, 0.5), "p99": pct(&mut setup, 0.99)},
@@ -342,6 +384,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "cpu_s_per_call_minute": cpu_s.map(|c| c / call_minutes.max(1e-9)),
             "rss_idle_kb": rss_idle, "rss_peak_kb": rss_peak,
             "rss_kb_per_call": rss_idle.map(|i| rss_peak.saturating_sub(i) as f64 / args.calls as f64),
+            "rss_after_kb": rss_after,
+            "rss_growth_bytes_per_call_placed": match (rss_idle, rss_after) {
+                (Some(i), Some(a)) => Some((a as f64 - i as f64) * 1024.0 / placed.max(1) as f64),
+                _ => None,
+            },
+            "rss_loaded_early_kb": rss_early, "rss_loaded_late_kb": rss_late, "rss_drift_pct": rss_drift_pct,
+            "rss_timeline_kb": timeline.iter().step_by(20).map(|(t, kb)| json!([(t * 10.0).round() / 10.0, kb])).collect::<Vec<_>>(),
         },
         "hops": {
             "stt_final_to_llm_request": hop("switchboard_hop_latency_seconds", "stt_final_to_llm_request"),
@@ -353,7 +402,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         },
     });
     let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
-    println!("calls held            {held} / {}", args.calls);
+    println!("calls held            {held} / {placed} placed ({} concurrent)", args.calls);
     println!(
         "setup (client) p50/p99 {:.1} / {:.1} ms",
         report["setup_ms"]["p50"].as_f64().unwrap_or(0.0),
@@ -370,6 +419,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         rss_idle.unwrap_or(0),
         f(&report["server"]["rss_kb_per_call"])
     );
+    println!(
+        "server RSS after       {} kB ({} bytes per call placed); loaded early/late {} / {} kB, drift {} %",
+        rss_after.unwrap_or(0),
+        f(&report["server"]["rss_growth_bytes_per_call_placed"]),
+        f(&report["server"]["rss_loaded_early_kb"]),
+        f(&report["server"]["rss_loaded_late_kb"]),
+        f(&report["server"]["rss_drift_pct"])
+    );
     for (k, v) in report["hops"].as_object().into_iter().flatten() {
         println!("{k:<28} p50 {} ms  p99 {} ms  (n={})", f(&v["p50_ms"]), f(&v["p99_ms"]), f(&v["count"]));
     }
@@ -378,5 +435,5 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     drop(stack);
-    Ok(if held == args.calls { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+    Ok(if held == placed { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
 }

@@ -241,9 +241,14 @@ pub struct BenchArgs {
     /// Concurrent calls.
     #[arg(long, default_value_t = 20)]
     pub calls: usize,
-    /// Seconds each call lasts (the recorded calls are looped).
+    /// Seconds each call lasts (the recorded calls are looped); with `--call-seconds`, how long
+    /// each of the `--calls` slots keeps placing calls.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
+    /// Churn: each slot places back-to-back calls of this many seconds until `--duration` is
+    /// over (the memory-growth check: thousands of calls placed and ended).
+    #[arg(long)]
+    pub call_seconds: Option<f64>,
     /// Seconds over which the calls are started.
     #[arg(long, default_value_t = 2.0)]
     pub ramp: f64,

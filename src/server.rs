@@ -146,6 +146,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     if admin_token.is_none() {
         tracing::info!("SWITCHBOARD_ADMIN_TOKEN not set: the /api endpoints are open and the admin endpoints are off");
     }
+    // The recorder keeps histogram samples until they are folded into buckets; without a
+    // periodic upkeep that happens only when /metrics is scraped, so an unscraped server would
+    // grow by every sample of every call.
+    let upkeep = prometheus.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let state =
         AppState { deps: Arc::new(deps), prometheus, admin_token, sandbox, public_url: args.public_url.clone() };
     let audiosocket = match args.audiosocket_listen {

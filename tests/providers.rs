@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use util::*;
 
 const ADMIN: &str = "admin-test-token";
+const MASTER: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const KEY: &str = "sim-key";
 /// AWS providers take `ACCESS_KEY_ID:SECRET_ACCESS_KEY` and their simulators verify SigV4.
 const AWS_KEY: &str = "AKIDSIMULATOR0001:sim-secret-access-key";
@@ -57,6 +58,7 @@ fn call_through(service: &str, provider: &str, model: Option<&str>, voice: Optio
         .map(|p| (format!("{}_API_KEY", p.to_uppercase()), key_for(p).to_string()))
         .collect();
     env.push(("SWITCHBOARD_ADMIN_TOKEN".into(), ADMIN.into()));
+    env.push(("SWITCHBOARD_MASTER_KEYS".into(), MASTER.into()));
     let env_refs: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let server = Server::start(ServerOpts { env: env_refs, args: sim.provider_args() });
     let req = |method: &str, path: &str, body: Value, key: &str| {
@@ -71,6 +73,27 @@ fn call_through(service: &str, provider: &str, model: Option<&str>, voice: Optio
         req("POST", "/api/admin/orgs", json!({"name": "acme", "plan": "pro", "walletMicros": 5_000_000}), ADMIN);
     assert_eq!(status, 201, "{org}");
     let api_key = org["apiKey"].as_str().expect("api key").to_string();
+
+    // Key validation through the API: the provider's check call accepts the simulator's key and
+    // is refused for a wrong one, the way the provider refuses it.
+    let bad = if AWS.contains(&provider) { "AKIDWRONG0000:wrong-secret" } else { "wrong-key-0000" };
+    for (name, key) in [("good", key_for(provider)), ("bad", bad)] {
+        let (status, v) =
+            req("PUT", "/api/credentials", json!({"provider": provider, "apiKey": key, "name": name}), &api_key);
+        assert_eq!(status, 200, "{v}");
+    }
+    let (status, checked) = req("POST", "/api/credentials/check", json!({}), &api_key);
+    assert_eq!(status, 200, "{checked}");
+    let result = |name: &str| {
+        checked["results"].as_array().into_iter().flatten().find(|r| r["name"] == name).cloned().unwrap_or_default()
+    };
+    assert_eq!(result("good")["status"], "ok", "{provider}: {checked}");
+    assert_eq!(result("bad")["status"], "error", "{provider}: {checked}");
+    assert!(!checked.to_string().contains(bad), "no key in the answer");
+    for id in checked["results"].as_array().into_iter().flatten().filter_map(|r| r["id"].as_str()) {
+        let (status, _) = http("DELETE", &format!("{}/api/credentials/{id}", server.url), None, Some(&api_key));
+        assert!(status == 200 || status == 204, "deleting the test credential");
+    }
 
     let mut spec = json!({
         "stt": {"provider": "deepgram", "model": "nova-3"},

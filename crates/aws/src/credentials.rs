@@ -46,8 +46,13 @@ impl Credentials {
 
     /// Parses the provider key string. Secrets may contain any character but `:` (AWS secrets
     /// are base64-ish: `/` and `+` occur); session tokens may be long base64 and are kept whole.
+    /// Also takes the JSON object orgs save through the credentials API
+    /// (`{"accessKeyId", "secretAccessKey", "sessionToken"?}`).
     pub fn parse(key: &str) -> Result<Self, CredentialsError> {
         let key = key.trim();
+        if key.starts_with('{') {
+            return Self::parse_json(key);
+        }
         let mut parts = key.splitn(3, ':');
         let (Some(id), Some(secret)) = (parts.next(), parts.next()) else {
             return Err(CredentialsError::Format);
@@ -64,6 +69,20 @@ impl Credentials {
             Some(t) => Some(t.to_string()),
         };
         Ok(Self::new(id, secret, token))
+    }
+
+    fn parse_json(key: &str) -> Result<Self, CredentialsError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Saved {
+            access_key_id: String,
+            secret_access_key: String,
+            #[serde(default)]
+            session_token: Option<String>,
+        }
+        let saved: Saved = serde_json::from_str(key).map_err(|_| CredentialsError::Format)?;
+        let token = saved.session_token.filter(|t| !t.is_empty()).map(|t| format!(":{t}")).unwrap_or_default();
+        Self::parse(&format!("{}:{}{token}", saved.access_key_id, saved.secret_access_key))
     }
 
     pub fn access_key_id(&self) -> &str {
@@ -182,5 +201,13 @@ mod tests {
         assert_eq!(r("https://sts.amazonaws.com"), "us-east-1");
         assert_eq!(r("ws://127.0.0.1:4000?region=eu-central-1"), "eu-central-1");
         assert_eq!(r("http://127.0.0.1:4000/"), "us-east-1");
+    }
+
+    #[test]
+    fn the_saved_json_object_parses_like_the_key_string() {
+        let c = Credentials::parse(r#"{"accessKeyId":"AKIDEXAMPLE","secretAccessKey":"s3cr/t+","region":"eu-west-1"}"#)
+            .unwrap();
+        assert_eq!((c.access_key_id(), c.secret_access_key(), c.session_token()), ("AKIDEXAMPLE", "s3cr/t+", None));
+        assert!(Credentials::parse(r#"{"accessKeyId":"AKID"}"#).is_err());
     }
 }

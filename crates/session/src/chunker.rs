@@ -1,13 +1,10 @@
-//! Splits a streamed LLM reply into speakable chunks for TTS: the first word as soon as it is
-//! complete (TTS providers buffer text until they can voice it, so holding it back only adds
-//! latency; a word is never cut, since providers treat each piece as ending at a word), then
-//! whole sentences as soon as they end, clauses when a sentence runs long.
+//! Splits a streamed LLM reply into speakable chunks for TTS: whole sentences as soon as they
+//! end, clauses when a sentence runs long, so the first audio starts early without cutting words.
 
 /// Accumulates tokens; `push` returns the chunks that became speakable.
 #[derive(Debug, Default)]
 pub struct Chunker {
     buf: String,
-    started: bool,
 }
 
 /// A clause boundary is used once the buffer is at least this long.
@@ -41,14 +38,8 @@ impl Chunker {
     }
 
     /// Byte index just after the first usable boundary (after the space following punctuation).
-    fn boundary(&mut self) -> Option<usize> {
+    fn boundary(&self) -> Option<usize> {
         let b = self.buf.as_bytes();
-        if !self.started {
-            // The first word: the first space that follows a non-space.
-            let end = (1..b.len()).find(|&i| b[i] == b' ' && b[i - 1] != b' ')?;
-            self.started = true;
-            return Some(end + 1);
-        }
         let mut last_space = None;
         for i in 0..b.len() {
             let c = b[i];
@@ -88,22 +79,19 @@ mod tests {
     #[test]
     fn sentences_come_out_as_soon_as_they_end() {
         let mut c = Chunker::new();
-        assert!(c.push("Hello").is_empty(), "a word is never cut");
-        assert_eq!(c.push(" there."), vec!["Hello ".to_string()], "the first word goes out once complete");
-        assert_eq!(c.push(" How"), vec!["there. ".to_string()]); // waited: might have been "there.5"
+        assert!(c.push("Hello").is_empty());
+        assert!(c.push(" there.").is_empty()); // no space yet: might be "there.5"
+        assert_eq!(c.push(" How"), vec!["Hello there. ".to_string()]);
         assert_eq!(c.finish().as_deref(), Some("How"));
     }
 
     #[test]
     fn short_clauses_wait_long_ones_split() {
-        let out = run(&["Well ", "yes, ", "sure."]);
-        assert_eq!(out, vec!["Well ", "yes, sure."]);
-        let out = run(&[" Leading", " space."]);
-        assert_eq!(out, vec![" Leading ", "space."]);
+        let out = run(&["Yes, ", "sure."]);
+        assert_eq!(out, vec!["Yes, sure."]);
         let long = "Once upon a time in a land far away from here, there lived a king";
         let out = run(&long.split_inclusive(' ').collect::<Vec<_>>());
-        assert_eq!(out[0], "Once ");
-        assert_eq!(out[1], "upon a time in a land far away from here, ");
+        assert_eq!(out[0], "Once upon a time in a land far away from here, ");
         assert_eq!(out.concat(), long);
     }
 
@@ -121,9 +109,9 @@ mod tests {
     #[test]
     fn no_punctuation_splits_at_a_space_past_the_limit() {
         let text = "word ".repeat(60);
-        let out = run(&["First ", &text]);
-        assert!(out.len() >= 3);
+        let out = run(&[&text]);
+        assert!(out.len() >= 2);
         assert!(out.iter().all(|c| c.len() <= HARD_MAX + 1));
-        assert_eq!(out.concat(), format!("First {text}"));
+        assert_eq!(out.concat(), text);
     }
 }

@@ -419,9 +419,13 @@ async fn read_gateway(
     let dropped = metrics::counter!(m::FRAMES_DROPPED, "queue" => "stt_in");
     let mut bad = 0u32;
     let mut sent_samples: u64 = 0;
+    // One cancellation future for the whole call: re-creating it per frame would register and
+    // unregister a waiter (a lock) 50 times a second.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let msg = tokio::select! {
-            _ = cancel.cancelled() => return GatewayEnd::ProviderFailed,
+            _ = &mut cancelled => return GatewayEnd::ProviderFailed,
             m = stream.next() => m,
         };
         let msg = match msg {

@@ -180,6 +180,8 @@ impl TurnManager {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         let mut reason = EndReason::Hangup;
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let wake = {
                 let mut none_ls = None;
@@ -192,7 +194,7 @@ impl TurnManager {
                 };
                 tokio::select! {
                     biased;
-                    _ = cancel.cancelled() => Wake::Cancelled,
+                    _ = &mut cancelled => Wake::Cancelled,
                     Some(c) = self.control.recv() => Wake::Control(c),
                     ev = self.stt.events.recv() => Wake::Stt(ev),
                     r = opt_fut(ls) => Wake::LlmStarted(r),
