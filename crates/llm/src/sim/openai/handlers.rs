@@ -26,6 +26,9 @@ pub(super) fn router(shared: Arc<Shared>, script: Script) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/responses", post(create_response))
         .route("/v1/models", get(models))
+        // The key checks of family members this simulator stands in for.
+        .route("/v1/key", get(openrouter_key))
+        .route("/v1/api-key", get(xai_api_key))
         .fallback(not_found)
         .layer(Extension(script))
         .with_state(shared)
@@ -334,6 +337,23 @@ async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         .map(|m| json!({"id": m, "object": "model", "created": 1_721_172_741, "owned_by": "system"}))
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// OpenRouter's `GET /api/v1/key`: the key's own limits and usage.
+async fn openrouter_key(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&shared, &headers) {
+        return e.into_response();
+    }
+    Json(json!({"data": {"label": "sim", "usage": 0, "limit": null, "is_free_tier": false}})).into_response()
+}
+
+/// xAI's `GET /v1/api-key`: the key's status.
+async fn xai_api_key(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&shared, &headers) {
+        return e.into_response();
+    }
+    Json(json!({"name": "sim", "api_key_blocked": false, "api_key_disabled": false, "team_blocked": false}))
+        .into_response()
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {
