@@ -8,7 +8,10 @@ cargo build --release --quiet
 bin=target/release/switchboard
 db=$(mktemp -d)/demo.db
 log=$(mktemp)
-env -u DEEPGRAM_API_KEY -u OPENAI_API_KEY -u ELEVENLABS_API_KEY \
+# Sandbox mode means no provider key at all: drop every <PROVIDER>_API_KEY from the environment.
+unset_keys=()
+for k in $(env | grep -o '^[A-Z0-9_]*_API_KEY' || true); do unset_keys+=(-u "$k"); done
+env "${unset_keys[@]}" \
   "$bin" serve --listen 127.0.0.1:0 --database "sqlite:$db" >"$log.out" 2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
