@@ -59,6 +59,35 @@ impl Default for Tuning {
     }
 }
 
+/// Accepts loopback connections until `stop`, handing each to `serve` with a child token (so
+/// dropping the simulator ends its connections too). Accept errors (out of file descriptors)
+/// are logged and retried after a pause instead of ending the simulator.
+pub async fn accept_loop<F, Fut>(
+    listener: tokio::net::TcpListener,
+    sim: &'static str,
+    stop: tokio_util::sync::CancellationToken,
+    mut serve: F,
+) where
+    F: FnMut(tokio::net::TcpStream, tokio_util::sync::CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let stream = tokio::select! {
+            () = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, sim, "simulator: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream, stop.child_token()));
+    }
+}
+
 /// What starting one simulator returns.
 pub type Started = std::io::Result<Box<dyn RunningSim>>;
 /// A boxed start future, so registries can be plain tables of functions.

@@ -123,7 +123,10 @@ impl Server {
         let base_url = Url::parse(&format!("ws://{addr}")).map_err(std::io::Error::other)?;
         let stats = Arc::new(Stats::default());
         let stop = CancellationToken::new();
-        tokio::spawn(accept_loop(listener, svc, stats.clone(), stop.clone()));
+        let conn_stats = stats.clone();
+        tokio::spawn(simkit::accept_loop(listener, S::NAME, stop.clone(), move |stream, stop| {
+            serve(stream, svc.clone(), conn_stats.clone(), stop)
+        }));
         Ok(Self { addr, base_url, stats, stop })
     }
 
@@ -156,23 +159,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-async fn accept_loop<S: Service>(listener: TcpListener, svc: Arc<S>, stats: Arc<Stats>, stop: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            () = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(sim = S::NAME, error = %e, "sim: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        tokio::spawn(serve(stream, svc.clone(), stats.clone(), stop.child_token()));
     }
 }
 

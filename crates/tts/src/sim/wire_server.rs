@@ -146,7 +146,11 @@ impl SimServer {
         let base_url = Url::parse(&format!("ws://{addr}")).map_err(std::io::Error::other)?;
         let stats = Arc::new(Stats { keys, ..Default::default() });
         let stop = CancellationToken::new();
-        tokio::spawn(accept_loop(listener, Arc::new(service), stats.clone(), stop.clone()));
+        let service = Arc::new(service);
+        let conn_stats = stats.clone();
+        tokio::spawn(simkit::accept_loop(listener, service.name(), stop.clone(), move |stream, stop| {
+            handle(stream, service.clone(), conn_stats.clone(), stop)
+        }));
         Ok(Self { addr, base_url, stats, stop })
     }
 
@@ -162,24 +166,6 @@ impl SimServer {
 impl Drop for SimServer {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-async fn accept_loop<S: Service>(listener: TcpListener, service: Arc<S>, stats: Arc<Stats>, stop: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            () = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, sim = service.name(), "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(handle(stream, service.clone(), stats.clone(), stop.child_token()));
     }
 }
 

@@ -86,7 +86,10 @@ impl DeepgramSim {
             audio_bytes: AtomicU64::new(0),
         });
         let stop = CancellationToken::new();
-        tokio::spawn(accept_loop(listener, shared.clone(), stop.clone()));
+        let conn_shared = shared.clone();
+        tokio::spawn(simkit::accept_loop(listener, "deepgram", stop.clone(), move |stream, stop| {
+            serve(stream, conn_shared.clone(), stop)
+        }));
         Ok(Self { addr, base_url, shared, stop })
     }
 
@@ -152,23 +155,6 @@ pub(crate) fn start(keys: SimKeys, t: simkit::Tuning, catalog: Arc<Catalog>) -> 
 impl Drop for DeepgramSim {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            () = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "deepgram sim: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        tokio::spawn(serve(stream, shared.clone(), stop.child_token()));
     }
 }
 

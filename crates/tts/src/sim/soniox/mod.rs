@@ -89,7 +89,10 @@ impl SonioxSim {
             streams_opened: AtomicU64::new(0),
         });
         let stop = CancellationToken::new();
-        tokio::spawn(accept_loop(listener, shared.clone(), stop.clone()));
+        let conn_shared = shared.clone();
+        tokio::spawn(simkit::accept_loop(listener, "soniox", stop.clone(), move |stream, stop| {
+            serve(stream, conn_shared.clone(), stop)
+        }));
         Ok(Self { base_url, shared, stop })
     }
 
@@ -149,24 +152,6 @@ pub(crate) fn start(keys: SimKeys, t: simkit::Tuning) -> simkit::StartFuture {
 impl Drop for SonioxSim {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            () = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "soniox sim: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(stream, shared.clone(), stop.child_token()));
     }
 }
 
