@@ -121,11 +121,12 @@ async fn twilio_voice(State(s): State<AppState>, headers: HeaderMap) -> Response
 fn gateway_session(s: AppState, ws: WebSocketUpgrade, codec: fn() -> Box<dyn WireCodec>) -> Response {
     let deps = s.deps.clone();
     // Small buffers: tungstenite's default 128 KiB read buffer is zero-filled on every read and
-    // held per connection, which dominated both CPU and memory per call.
+    // held per connection, which dominated both CPU and memory per call. Writes collect up to
+    // 8 KiB until the writer flushes, so a burst of frames is one socket write.
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| session::run_session(socket, codec(), deps))
 }
 

@@ -159,7 +159,8 @@ async fn one_call(url: String, frames: Arc<Vec<String>>, start_at: Instant, dura
     let mut r = CallResult::default();
     tokio::time::sleep_until(start_at.into()).await;
     let t0 = Instant::now();
-    let ws = match tokio_tungstenite::connect_async(url.as_str()).await {
+    // A carrier sends each 20 ms frame at once; Nagle would hold it for the server's ACK.
+    let ws = match tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await {
         Ok((ws, _)) => ws,
         Err(e) => {
             r.error = Some(format!("connect: {e}"));
@@ -181,7 +182,9 @@ async fn one_call(url: String, frames: Arc<Vec<String>>, start_at: Instant, dura
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let end = Instant::now() + duration;
     let mut i = 0usize;
-    let mut last_media: Option<Instant> = None;
+    const FRAME: Duration = Duration::from_millis(20);
+    // When the media received so far has finished playing.
+    let mut played_until: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -203,20 +206,27 @@ async fn one_call(url: String, frames: Arc<Vec<String>>, start_at: Instant, dura
                     if t.contains(r#""event":"media""#) {
                         r.frames_received += 1;
                         let now = Instant::now();
-                        if let Some(prev) = last_media {
-                            let gap = now - prev;
-                            // Gaps between turns are silence, not lateness.
-                            if gap > Duration::from_millis(40) && gap < Duration::from_millis(500) {
-                                r.late += 1;
+                        // Twilio plays queued media in real time: a frame is late when the
+                        // audio before it ran out more than a frame before it arrived (the
+                        // caller hears a gap). Gaps between turns are silence, not lateness.
+                        let start = match played_until {
+                            Some(until) if now > until => {
+                                let gap = now - until;
+                                if gap > FRAME && gap < Duration::from_millis(500) {
+                                    r.late += 1;
+                                }
+                                now
                             }
-                        }
-                        last_media = Some(now);
+                            Some(until) => until,
+                            None => now,
+                        };
+                        played_until = Some(start + FRAME);
                     } else if t.contains(r#""event":"clear""#) {
                         r.clears += 1;
-                        last_media = None;
+                        played_until = None;
                     } else if t.contains(r#""event":"mark""#) {
                         let _ = tx.send(Message::text(t.to_string())).await;
-                        last_media = None;
+                        played_until = None;
                     }
                 }
                 Some(Ok(Message::Close(_))) | None => {
@@ -408,7 +418,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         report["setup_ms"]["p50"].as_f64().unwrap_or(0.0),
         report["setup_ms"]["p99"].as_f64().unwrap_or(0.0)
     );
-    println!("frames sent/received  {sent} / {received}; late (>40 ms) {late}; dropped in server {dropped}");
+    println!(
+        "frames sent/received  {sent} / {received}; late (playback gap > 20 ms) {late}; dropped in server {dropped}"
+    );
     println!(
         "server CPU            {} s total, {} CPU-s per call-minute",
         f(&report["server"]["cpu_seconds"]),

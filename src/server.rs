@@ -183,6 +183,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         tokio::spawn(session::transport::audiosocket::serve(l, deps, config));
     }
     tracing::info!(%addr, sandbox, "listening");
+    // Media goes out in small writes that must not wait for the peer's delayed ACK (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
     tracing::info!("shut down");
     Ok(std::process::ExitCode::SUCCESS)

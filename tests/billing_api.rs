@@ -326,7 +326,8 @@ fn a_toggle_flip_mid_call_changes_only_the_next_call(db: Db) {
     let url = env.server.url.clone();
     let a = agent_id.clone();
     let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--agent", &a, "--token", ADMIN]));
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    env.server.wait_for_session();
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let (status, v) = env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": false})), &key);
     assert_eq!((status, v["useOwnKeys"].clone()), (200, json!(false)));
     let second = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
@@ -339,7 +340,11 @@ fn a_toggle_flip_mid_call_changes_only_the_next_call(db: Db) {
             .map(|u| u["billed_to"].as_str().unwrap().to_string())
             .collect()
     };
-    assert!(!llm_billing(&first).is_empty() && llm_billing(&first).iter().all(|b| b == "byok"), "call 1 kept BYOK");
+    assert!(
+        !llm_billing(&first).is_empty() && llm_billing(&first).iter().all(|b| b == "byok"),
+        "call 1 kept BYOK\n{}",
+        first.stdout
+    );
     assert!(llm_billing(&second).iter().all(|b| b == "managed"), "call 2 is on the platform key");
     let seen = env.sim.control("/keys");
     let oa: Vec<&str> = seen["openai"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
@@ -605,7 +610,8 @@ fn running_calls_hold_funds_so_concurrent_calls_cannot_overspend(db: Db) {
     let url = env.server.url.clone();
     let a = agent_id.clone();
     let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--agent", &a, "--token", ADMIN]));
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    env.server.wait_for_session();
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let (_, bal) = env.req("GET", "/api/balance", None, &key);
     let held = bal["heldMicros"].as_i64().unwrap();
     assert!(held > 10_000, "the running call holds its next minute: {bal}");
@@ -663,6 +669,7 @@ fn a_crash_loses_at_most_one_checkpoint_and_frees_the_hold(db: Db) {
     let agent_id = agent["id"].as_str().unwrap().to_string();
     let caller =
         std::thread::spawn(move || call(&url, &asset("multi_turn.wav"), &["--agent", &agent_id, "--token", ADMIN]));
+    env.server.wait_for_session();
     std::thread::sleep(std::time::Duration::from_secs(7));
     assert!(env.req("GET", "/api/balance", None, &key).1["heldMicros"].as_i64().unwrap() > 0);
     let killed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;

@@ -185,7 +185,7 @@ fn running_call_keeps_its_key_when_the_key_is_rotated() {
     });
     let url = server.url.clone();
     let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--token", "admin-secret"]));
-    std::thread::sleep(Duration::from_millis(1500)); // call 1 is connected and talking
+    server.wait_for_session(); // call 1's plan (and keys) are resolved at its start
     for (p, k) in [("deepgram", "dg-new-BBBB"), ("openai", "oa-new-BBBB"), ("elevenlabs", "el-new-BBBB")] {
         let (status, body) = http(
             "PUT",
@@ -505,8 +505,12 @@ fn a_crash_loses_at_most_one_checkpoint_and_restart_closes_the_session() {
     let db = format!("sqlite:{}", server.dir.join("sb.db").display());
     let url = server.url.clone();
     let caller = std::thread::spawn(move || call(&url, &asset("multi_turn.wav"), &[]));
-    // Let the call run through a few 2 s checkpoints (the first agent turn is done by ~8 s).
-    std::thread::sleep(Duration::from_secs(9));
+    // Let the call run until its first agent turn's tokens are checkpointed, then a bit more.
+    server.wait_for_session();
+    server.wait_for_metric("the first turn's tokens on record", |l| {
+        l.starts_with("switchboard_usage_atoms_total{") && l.contains(r#"service="llm""#)
+    });
+    std::thread::sleep(Duration::from_secs(1));
     let killed_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     server.kill();
     let out = caller.join().unwrap();

@@ -44,8 +44,9 @@ async fn connect(args: &CallArgs, wire: &dyn CallerWire) -> anyhow::Result<(Call
         return asterisk::connect(addr).await;
     }
     let url = format!("{}{}", ws_base(&args.server), wire.path());
-    let (ws, _) =
-        tokio_tungstenite::connect_async(url.as_str()).await.with_context(|| format!("connecting to {url}"))?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
     let (tx, rx) = ws.split();
     Ok((Box::pin(tx), Box::pin(rx)))
 }

@@ -167,6 +167,25 @@ impl Server {
         http_get(&format!("{}/metrics", self.url)).1
     }
 
+    /// Wait (up to 30 s) until a line of `/metrics` satisfies `pred`. Tests that act mid-call
+    /// wait for the call's state instead of sleeping a fixed time, which races the call's
+    /// start on a loaded machine (the test binaries run in parallel).
+    pub fn wait_for_metric(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.metrics().lines().any(&pred) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// Wait until a session is running.
+    pub fn wait_for_session(&self) {
+        self.wait_for_metric("a running session", |l| l == "switchboard_sessions_active 1");
+    }
+
     /// Poll a call until its session is closed.
     pub fn wait_closed(&self, call_sid: &str) -> Value {
         Server::wait_closed_at(&self.url, call_sid)

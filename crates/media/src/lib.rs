@@ -1,4 +1,4 @@
-//! Audio for real-time voice: frames, G.711/L16/Opus codecs, streaming resampling, VAD, pacing.
+//! Audio for real-time voice: frames, G.711/L16/Opus codecs, streaming resampling, VAD, the playout clock.
 //!
 //! Everything here works on 20 ms mono PCM16 frames and is built for the per-frame hot path:
 //! callers pass reusable buffers, and nothing allocates per frame once warmed up.
@@ -9,13 +9,13 @@ mod frame;
 pub mod g711;
 pub mod l16;
 pub mod opus_codec;
-mod pacer;
+mod playout;
 mod resample;
 pub mod vad;
 pub mod wav;
 
 pub use frame::AudioFrame;
-pub use pacer::Pacer;
+pub use playout::{Lead, Playout};
 pub use resample::{ResampleError, Resampler};
 pub use vad::{Vad, VadConfig, VadEvent};
 

@@ -209,17 +209,36 @@ impl Meter {
                 .increment(u64::try_from(amount.0).unwrap_or(0));
             self.unsaved.push(rec);
         }
-        let mut still = Vec::new();
-        for rec in self.unsaved.drain(..) {
-            match self.store.settle(&self.payer_org_id, &rec).await {
-                Ok(recs) => self.written.extend(recs),
-                Err(e) => {
-                    tracing::warn!(code = e.code(), key = %rec.key(), "usage checkpoint failed; will retry");
-                    still.push(rec);
+        if self.unsaved.is_empty() {
+            return;
+        }
+        // One transaction per checkpoint. If it fails, each record is tried on its own so one
+        // bad record cannot hold back the rest; what still fails is retried at the next
+        // checkpoint (records are idempotent by key).
+        match self.store.settle_all(&self.payer_org_id, &self.unsaved).await {
+            Ok(recs) => {
+                self.written.extend(recs);
+                self.unsaved.clear();
+            }
+            Err(e) => {
+                tracing::warn!(
+                    code = e.code(),
+                    records = self.unsaved.len(),
+                    "usage checkpoint failed; settling one by one"
+                );
+                let mut still = Vec::new();
+                for rec in self.unsaved.drain(..) {
+                    match self.store.settle(&self.payer_org_id, &rec).await {
+                        Ok(recs) => self.written.extend(recs),
+                        Err(e) => {
+                            tracing::warn!(code = e.code(), key = %rec.key(), "usage record not settled; will retry");
+                            still.push(rec);
+                        }
+                    }
                 }
+                self.unsaved = still;
             }
         }
-        self.unsaved = still;
     }
 
     /// Fail a service over to `p`: bill what the old provider served, then meter its lines

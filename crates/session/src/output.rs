@@ -1,18 +1,21 @@
-//! The gateway writer: owns the gateway's sink (websocket or AudioSocket TCP), paces agent
-//! audio out in real time 20 ms frames, and on barge-in clears both its own queue and the
-//! gateway's buffer.
+//! The gateway writer: owns the gateway's sink (websocket or AudioSocket TCP), sends agent audio
+//! in 20 ms frames on the gateway's playout clock, and on barge-in clears both its own queue
+//! and the gateway's buffer.
 //!
-//! Audio arrives per TTS chunk (a few hundred ms), not per frame, and waits in one FIFO; the
-//! writer reports how much of each turn was actually sent, which is what the caller heard.
+//! Audio arrives per TTS chunk (a few hundred ms), not per frame, and waits in one FIFO. Gateways
+//! that queue media get a few frames ahead in one socket write ([`Lead::QUEUED`]); the others
+//! get each frame as it plays. The writer reports how much of each turn was actually played,
+//! which is what the caller heard.
 
 use crate::transport::{GatewaySink, WireEncoder};
 use crate::SessionEvent;
 use axum::extract::ws::Message;
 use futures::SinkExt;
-use media::Pacer;
+use media::Playout;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 pub(crate) enum WriterCmd {
     Audio {
@@ -24,7 +27,7 @@ pub(crate) enum WriterCmd {
         turn: u64,
     },
     /// Barge-in: drop queued audio of `turn` and earlier, clear the gateway, reply with the
-    /// milliseconds of `turn` that were sent before the clear.
+    /// milliseconds of `turn` that were played before the clear.
     Clear {
         turn: u64,
         reply: oneshot::Sender<u64>,
@@ -39,8 +42,16 @@ pub(crate) enum WriterEvent {
 }
 
 enum Segment {
-    Audio { turn: u64, samples: Vec<i16>, pos: usize },
-    End { turn: u64 },
+    Audio {
+        turn: u64,
+        samples: Vec<i16>,
+        pos: usize,
+    },
+    /// `marked` once the gateway has been sent the turn's mark; reported when played out.
+    End {
+        turn: u64,
+        marked: bool,
+    },
 }
 
 pub(crate) struct Writer {
@@ -49,63 +60,106 @@ pub(crate) struct Writer {
     queue: VecDeque<Segment>,
     frame: Vec<i16>,
     frame_len: usize,
+    playout: Playout,
     cleared_upto: Option<u64>,
     cur_turn: Option<u64>,
     cur_sent: u64,
     events: mpsc::Sender<WriterEvent>,
     sink_ok: bool,
+    /// Messages fed to the sink since the last flush.
+    unflushed: bool,
+    frames_out: metrics::Counter,
 }
 
 impl Writer {
     pub(crate) fn new(sink: GatewaySink, enc: Box<dyn WireEncoder>, events: mpsc::Sender<WriterEvent>) -> Self {
         let frame_len = media::samples_per_20ms(enc.output_rate());
+        let playout = Playout::new(Duration::from_millis(20), enc.lead());
         Self {
             sink,
             enc,
             queue: VecDeque::new(),
             frame: Vec::with_capacity(frame_len),
             frame_len,
+            playout,
             cleared_upto: None,
             cur_turn: None,
             cur_sent: 0,
             events,
             sink_ok: true,
+            unflushed: false,
+            frames_out: metrics::counter!(crate::metrics::FRAMES, "direction" => "out"),
         }
-    }
-
-    fn has_audio(&self) -> bool {
-        !self.queue.is_empty()
     }
 
     fn sent_ms(&self, samples: u64) -> u64 {
         samples * 1000 / u64::from(self.enc.output_rate().max(1))
     }
 
-    async fn send(&mut self, msg: Message) {
-        if self.sink_ok && self.sink.send(msg).await.is_err() {
+    /// Milliseconds of the current turn the caller has heard: sent, less what the gateway
+    /// still has queued.
+    fn played_ms(&self, now: Instant) -> u64 {
+        let ahead = u64::try_from(self.playout.ahead(now).as_millis()).unwrap_or(u64::MAX);
+        self.sent_ms(self.cur_sent).saturating_sub(ahead)
+    }
+
+    /// When there is something to do next: send audio, or report a turn played out.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        match self.queue.front()? {
+            Segment::Audio { .. } => Some(self.playout.next_send(now)),
+            Segment::End { .. } => Some(self.playout.played_out_at(now)),
+        }
+    }
+
+    /// Queue a message; [`Self::flush`] writes everything queued in one go.
+    async fn feed(&mut self, msg: Message) {
+        if self.sink_ok && self.sink.feed(msg).await.is_err() {
             // The gateway went away; the reader will notice and end the session.
             self.sink_ok = false;
         }
+        self.unflushed = self.sink_ok;
+    }
+
+    async fn flush(&mut self) {
+        if self.unflushed && self.sink.flush().await.is_err() {
+            self.sink_ok = false;
+        }
+        self.unflushed = false;
     }
 
     /// Run until the command channel closes (session over). Then closes the socket.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<WriterCmd>) {
-        let mut pacer = Pacer::new(Duration::from_millis(20));
+        let sleep = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
+            let now = Instant::now();
+            let wake = self.next_wake(now);
+            // Due now: send without a trip through the timer, which only fires on its next
+            // tick (up to a millisecond, more on a busy runtime).
+            if wake.is_some_and(|w| w <= now) {
+                self.pump(now).await;
+                self.flush().await;
+                continue;
+            }
+            if wake != armed {
+                if let Some(w) = wake {
+                    sleep.as_mut().reset(w);
+                }
+                armed = wake;
+            }
             tokio::select! {
                 biased;
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => {
-                        let was_idle = !self.has_audio();
-                        self.handle(cmd).await;
-                        if was_idle && self.has_audio() {
-                            pacer.reset();
-                        }
-                    }
+                    Some(cmd) => self.handle(cmd).await,
                     None => break,
                 },
-                _ = pacer.wait_next(), if self.has_audio() => self.next_frame().await,
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.pump(Instant::now()).await;
+                }
             }
+            self.flush().await;
         }
         let _ = self.sink.send(Message::Close(None)).await;
     }
@@ -122,28 +176,60 @@ impl Writer {
                 if self.cleared_upto.is_some_and(|c| turn <= c) {
                     return;
                 }
-                self.queue.push_back(Segment::End { turn });
+                self.queue.push_back(Segment::End { turn, marked: false });
             }
             WriterCmd::Clear { turn, reply } => {
                 self.queue.retain(|s| match s {
-                    Segment::Audio { turn: t, .. } | Segment::End { turn: t } => *t > turn,
+                    Segment::Audio { turn: t, .. } | Segment::End { turn: t, .. } => *t > turn,
                 });
                 self.cleared_upto = Some(turn);
-                let played = if self.cur_turn == Some(turn) { self.sent_ms(self.cur_sent) } else { 0 };
+                let played = if self.cur_turn == Some(turn) { self.played_ms(Instant::now()) } else { 0 };
+                self.playout.clear();
                 if let Some(m) = self.enc.encode_clear() {
-                    self.send(m).await;
+                    self.feed(m).await;
                 }
                 let _ = reply.send(played);
             }
             WriterCmd::Event(ev) => {
                 if let Some(m) = self.enc.encode_event(&ev) {
-                    self.send(m).await;
+                    self.feed(m).await;
                 }
             }
         }
     }
 
-    /// Send one 20 ms frame from the queue, and any turn end reached right after it.
+    /// Send every frame due at `now`, mark turns whose audio has all been sent, and report
+    /// those that have played out.
+    async fn pump(&mut self, now: Instant) {
+        loop {
+            match self.queue.front_mut() {
+                Some(Segment::Audio { .. }) => {
+                    if !self.playout.take_slot(now) {
+                        return;
+                    }
+                    self.next_frame().await;
+                }
+                Some(Segment::End { turn, marked }) => {
+                    let turn = *turn;
+                    if !*marked {
+                        *marked = true;
+                        if let Some(m) = self.enc.encode_mark(&format!("turn-{turn}")) {
+                            self.feed(m).await;
+                        }
+                    }
+                    if self.playout.played_out_at(now) > now {
+                        return;
+                    }
+                    self.queue.pop_front();
+                    let played_ms = if self.cur_turn == Some(turn) { self.sent_ms(self.cur_sent) } else { 0 };
+                    let _ = self.events.try_send(WriterEvent::PlaybackDone { turn, played_ms });
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Send one 20 ms frame from the queue (the front segment is audio).
     async fn next_frame(&mut self) {
         self.frame.clear();
         let mut frame_turn = None;
@@ -164,27 +250,17 @@ impl Writer {
                 _ => break,
             }
         }
-        if let Some(turn) = frame_turn {
-            // Pad the last frame of a turn with silence: gateways expect whole frames.
-            self.frame.resize(self.frame_len, 0);
-            if self.cur_turn != Some(turn) {
-                self.cur_turn = Some(turn);
-                self.cur_sent = 0;
-                let _ = self.events.try_send(WriterEvent::FirstFrame { turn });
-            }
-            self.cur_sent += self.frame_len as u64;
-            let msg = self.enc.encode_audio(&self.frame);
-            self.send(msg).await;
-            metrics::counter!(crate::metrics::FRAMES, "direction" => "out").increment(1);
+        let Some(turn) = frame_turn else { return };
+        // Pad the last frame of a turn with silence: gateways expect whole frames.
+        self.frame.resize(self.frame_len, 0);
+        if self.cur_turn != Some(turn) {
+            self.cur_turn = Some(turn);
+            self.cur_sent = 0;
+            let _ = self.events.try_send(WriterEvent::FirstFrame { turn });
         }
-        while let Some(Segment::End { turn }) = self.queue.front() {
-            let turn = *turn;
-            self.queue.pop_front();
-            if let Some(m) = self.enc.encode_mark(&format!("turn-{turn}")) {
-                self.send(m).await;
-            }
-            let played_ms = if self.cur_turn == Some(turn) { self.sent_ms(self.cur_sent) } else { 0 };
-            let _ = self.events.try_send(WriterEvent::PlaybackDone { turn, played_ms });
-        }
+        self.cur_sent += self.frame_len as u64;
+        let msg = self.enc.encode_audio(&self.frame);
+        self.feed(msg).await;
+        self.frames_out.increment(1);
     }
 }

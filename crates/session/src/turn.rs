@@ -267,10 +267,11 @@ impl TurnManager {
             return;
         }
         let session = self.plan.session_id.clone();
-        let Ok(ctx) = billing::store::load_context(self.store.as_ref(), &self.plan.org_id, Some(&session)).await else {
+        let Ok(funds) = billing::store::load_funds(self.store.as_ref(), &self.plan.payer_org_id, Some(&session)).await
+        else {
             return;
         };
-        if ctx.funds.can_spend() {
+        if funds.can_spend() {
             // Extend the hold for the next slice.
             let hold = billing::hold::slice_estimate(&self.plan);
             if let Err(e) = self.store.put_hold(&session, &self.plan.payer_org_id, hold).await {

@@ -177,7 +177,11 @@ impl Store for PostgresStore {
     }
 
     async fn settle(&self, payer_org_id: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError> {
-        orgs::settle(&self.pool, payer_org_id, rec).await
+        orgs::settle_all(&self.pool, payer_org_id, std::slice::from_ref(rec)).await
+    }
+
+    async fn settle_all(&self, payer_org_id: &str, recs: &[UsageRecord]) -> Result<Vec<UsageRecord>, StoreError> {
+        orgs::settle_all(&self.pool, payer_org_id, recs).await
     }
 
     async fn upsert_plan(&self, plan: &Plan) -> Result<(), StoreError> {

@@ -249,26 +249,43 @@ pub(super) async fn agent(pool: &PgPool, id: &str) -> Result<Option<(String, Str
 /// the credit use the previous one wrote. The insert of the record's own key is the replay
 /// check: a key already written (even by a concurrent settle for another payer, which the
 /// unique index makes us wait for) rolls everything back and charges nothing.
-pub(super) async fn settle(pool: &PgPool, payer: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError> {
+/// Settle `recs` in order, in one transaction: one commit for a whole checkpoint.
+pub(super) async fn settle_all(
+    pool: &PgPool,
+    payer: &str,
+    recs: &[UsageRecord],
+) -> Result<Vec<UsageRecord>, StoreError> {
     let mut tx = pool.begin().await?;
+    let mut out = Vec::new();
+    for rec in recs {
+        out.extend(settle_in(&mut tx, payer, rec).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn settle_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    payer: &str,
+    rec: &UsageRecord,
+) -> Result<Vec<UsageRecord>, StoreError> {
     let org = sqlx::query(
         "SELECT o.credits_used_micros, o.credits_period, p.monthly_credit_micros
          FROM orgs o JOIN plans p ON p.id = o.plan_id WHERE o.id = $1 FOR UPDATE OF o",
     )
     .bind(payer)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some(org) = org else {
         // No such org (the store has no orgs yet): record only, charge nobody.
-        let fresh = insert_usage_on(&mut *tx, rec).await?;
-        tx.commit().await?;
+        let fresh = insert_usage_on(&mut **tx, rec).await?;
         return Ok(if fresh { vec![rec.clone()] } else { Vec::new() });
     };
     let (used, period, allowance): (i64, String, i64) = (org.try_get(0)?, org.try_get(1)?, org.try_get(2)?);
     let c = charge(rec, CreditState { used_micros: used, period: &period, allowance_micros: allowance });
     for (i, r) in c.records.iter().enumerate() {
-        if !insert_usage_on(&mut *tx, r).await? && i == 0 {
-            tx.rollback().await?;
+        // A replay: nothing was written for it, and nothing is charged.
+        if !insert_usage_on(&mut **tx, r).await? && i == 0 {
             return Ok(Vec::new());
         }
     }
@@ -279,7 +296,7 @@ pub(super) async fn settle(pool: &PgPool, payer: &str, rec: &UsageRecord) -> Res
     .bind(&c.credits_period)
     .bind(c.from_wallet)
     .bind(payer)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if c.from_wallet != 0 {
         sqlx::query(
@@ -289,9 +306,8 @@ pub(super) async fn settle(pool: &PgPool, payer: &str, rec: &UsageRecord) -> Res
         .bind(-c.from_wallet)
         .bind(rec.key())
         .bind(rec.created_at_ms)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(c.records)
 }

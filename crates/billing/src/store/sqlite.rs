@@ -147,7 +147,11 @@ impl Store for SqliteStore {
     }
 
     async fn settle(&self, payer_org_id: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError> {
-        super::sqlite_orgs::settle(&self.pool, payer_org_id, rec).await
+        super::sqlite_orgs::settle_all(&self.pool, payer_org_id, std::slice::from_ref(rec)).await
+    }
+
+    async fn settle_all(&self, payer_org_id: &str, recs: &[UsageRecord]) -> Result<Vec<UsageRecord>, StoreError> {
+        super::sqlite_orgs::settle_all(&self.pool, payer_org_id, recs).await
     }
 
     async fn upsert_plan(&self, plan: &crate::org::Plan) -> Result<(), StoreError> {

@@ -253,36 +253,53 @@ pub(super) async fn agent(pool: &SqlitePool, id: &str) -> Result<Option<(String,
 }
 
 /// Split `amount` of a record between plan credits and the wallet and write it, atomically.
-pub(super) async fn settle(pool: &SqlitePool, payer: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError> {
+/// Settle `recs` in order, in one transaction: one commit for a whole checkpoint.
+pub(super) async fn settle_all(
+    pool: &SqlitePool,
+    payer: &str,
+    recs: &[UsageRecord],
+) -> Result<Vec<UsageRecord>, StoreError> {
     // IMMEDIATE takes the write lock up front: concurrent settles wait (busy timeout) instead
     // of failing when a read transaction tries to upgrade.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut out = Vec::new();
+    for rec in recs {
+        out.extend(settle_in(&mut tx, payer, rec).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn settle_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    payer: &str,
+    rec: &UsageRecord,
+) -> Result<Vec<UsageRecord>, StoreError> {
     let exists: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM usage_records WHERE session_id = ? AND line = ? AND seq = ?")
             .bind(&rec.session_id)
             .bind(&rec.line)
             .bind(i64::from(rec.seq))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
     if exists.is_some() {
         return Ok(Vec::new());
     }
     let org = sqlx::query("SELECT o.credits_used_micros, o.credits_period, p.monthly_credit_micros FROM orgs o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?")
         .bind(payer)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
     let (used, period, allowance): (i64, String, i64) = match org {
         Some(r) => (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?),
         // No such org (the store has no orgs yet): record only, charge nobody.
         None => {
-            insert_usage_on(&mut *tx, rec).await?;
-            tx.commit().await?;
+            insert_usage_on(&mut **tx, rec).await?;
             return Ok(vec![rec.clone()]);
         }
     };
     let c = charge(rec, CreditState { used_micros: used, period: &period, allowance_micros: allowance });
     for r in &c.records {
-        insert_usage_on(&mut *tx, r).await?;
+        insert_usage_on(&mut **tx, r).await?;
     }
     sqlx::query(
         "UPDATE orgs SET credits_used_micros = ?, credits_period = ?, wallet_micros = wallet_micros - ? WHERE id = ?",
@@ -291,7 +308,7 @@ pub(super) async fn settle(pool: &SqlitePool, payer: &str, rec: &UsageRecord) ->
     .bind(&c.credits_period)
     .bind(c.from_wallet)
     .bind(payer)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if c.from_wallet != 0 {
         sqlx::query(
@@ -301,9 +318,8 @@ pub(super) async fn settle(pool: &SqlitePool, payer: &str, rec: &UsageRecord) ->
         .bind(-c.from_wallet)
         .bind(rec.key())
         .bind(rec.created_at_ms)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(c.records)
 }

@@ -326,6 +326,35 @@ pub(super) async fn settle_replay_charges_nothing(s: &dyn Store) {
     assert_eq!(s.usage_for_session("s2").await.unwrap(), vec![orphan]);
 }
 
+/// A checkpoint's records settle in one transaction with the same result as one by one:
+/// credits run out part-way through the batch, and a replayed batch charges nothing.
+pub(super) async fn settle_all_is_settle_in_one_transaction(s: &dyn Store) {
+    tiny_org(s, "acme", 1_000).await;
+    let a = rec("s1", "stt", 0, 60, T);
+    let b = rec("s1", "tts", 0, 80, T);
+    let c = rec("s1", "llm", 0, 30, T);
+    let got = s.settle_all("acme", &[a.clone(), b.clone(), c.clone()]).await.unwrap();
+    // a from credits; b split 40 + 40; c all wallet.
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0], a);
+    assert_eq!((got[1].billed_to, got[1].amount_micros), (BilledTo::Managed, MicroUsd(40)));
+    assert_eq!(
+        (got[2].line.as_str(), got[2].billed_to, got[2].amount_micros),
+        ("tts@wallet", BilledTo::Wallet, MicroUsd(40))
+    );
+    assert_eq!((got[3].billed_to, got[3].amount_micros), (BilledTo::Wallet, MicroUsd(30)));
+    let o = org_of(s, "acme").await;
+    assert_eq!((o.credits_used_micros, o.wallet_micros), (100, 930));
+    assert_eq!(s.usage_for_session("s1").await.unwrap().len(), 4);
+
+    // The same batch again (a retried checkpoint), plus one new record: only the new one counts.
+    let d = rec("s1", "stt", 1, 5, T + 1);
+    let again = s.settle_all("acme", &[a, b, c, d.clone()]).await.unwrap();
+    assert_eq!(again, vec![UsageRecord { billed_to: BilledTo::Wallet, ..d }]);
+    assert_eq!(org_of(s, "acme").await.wallet_micros, 925);
+    assert_eq!(s.settle_all("acme", &[]).await.unwrap(), vec![]);
+}
+
 pub(super) async fn settle_period_rollover(s: &dyn Store) {
     s.upsert_plan(&plan("tiny", 100)).await.unwrap();
     let last_month = OrgRow {
@@ -426,6 +455,7 @@ on_both_backends!(
     settle_credits_then_wallet,
     settle_byok_keeps_its_tag,
     settle_replay_charges_nothing,
+    settle_all_is_settle_in_one_transaction,
     settle_period_rollover,
     concurrent_settles,
     rates_seed_and_managed_flip,

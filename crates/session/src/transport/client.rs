@@ -154,6 +154,11 @@ impl WireEncoder for ClientEncoder {
         self.sample_rate
     }
 
+    /// Queues outbound media and drops the queue on `clear`.
+    fn lead(&self) -> media::Lead {
+        media::Lead::QUEUED
+    }
+
     fn encode_audio(&mut self, frame: &[i16]) -> Message {
         if let Some(enc) = self.opus_enc.as_mut() {
             if enc.encode(frame, &mut self.out).is_ok() {

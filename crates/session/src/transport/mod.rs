@@ -119,6 +119,11 @@ pub trait WireCodec: Send + 'static {
 /// One gateway's outbound wire format.
 pub trait WireEncoder: Send + 'static {
     fn output_rate(&self) -> u32;
+    /// How far ahead of playback agent audio may be sent. Real time unless the gateway queues
+    /// media and empties the queue on `clear`.
+    fn lead(&self) -> media::Lead {
+        media::Lead::REAL_TIME
+    }
     /// One 20 ms frame of agent audio at [`Self::output_rate`].
     fn encode_audio(&mut self, frame: &[i16]) -> Message;
     /// Tell the gateway to drop audio it has buffered (barge-in).

@@ -254,6 +254,11 @@ impl WireEncoder for PlivoEncoder {
         self.rate
     }
 
+    /// Queues outbound media and drops the queue on `clear`.
+    fn lead(&self) -> media::Lead {
+        media::Lead::QUEUED
+    }
+
     fn encode_audio(&mut self, frame: &[i16]) -> Message {
         match self.audio {
             Audio::Mulaw => media::g711::encode_ulaw_into(frame, &mut self.raw),

@@ -251,6 +251,11 @@ impl WireEncoder for TelnyxEncoder {
         self.rate
     }
 
+    /// Queues outbound media and drops the queue on `clear`.
+    fn lead(&self) -> media::Lead {
+        media::Lead::QUEUED
+    }
+
     fn encode_audio(&mut self, frame: &[i16]) -> Message {
         match self.audio {
             Audio::Pcmu => media::g711::encode_ulaw_into(frame, &mut self.raw),

@@ -151,6 +151,11 @@ impl WireEncoder for TwilioEncoder {
         8000
     }
 
+    /// Queues outbound media and drops the queue on `clear`.
+    fn lead(&self) -> media::Lead {
+        media::Lead::QUEUED
+    }
+
     fn encode_audio(&mut self, frame: &[i16]) -> Message {
         media::g711::encode_ulaw_into(frame, &mut self.ulaw_buf);
         self.out_b64.clear();
