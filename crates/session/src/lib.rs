@@ -4,7 +4,7 @@
 //! - [`transport`] — gateway wire protocols (Twilio Media Streams, the client websocket) as
 //!   [`transport::WireCodec`]s: ws message ⇄ PCM frames and control.
 //! - `runtime` — opens a session (plan, store row, STT connect) and runs its tasks:
-//!   gateway read (decode, resample, VAD, STT feed), turn manager, gateway write (pacing).
+//!   gateway read (decode, resample, VAD, STT feed), turn manager, gateway write (playout clock).
 //! - `turn` — end of turn, LLM → `chunker` → TTS, barge-in with truncation to what was played.
 //! - `meter` — usage lines priced from the plan's rate snapshot, checkpointed to the store.
 //! - [`hub`] — live [`SessionEvent`]s for watchers (`switchboard call`, operators).
