@@ -1,11 +1,11 @@
-//! HTTP surface: health, metrics, Twilio webhook + media stream, client websocket, the calls
-//! API and the admin API.
+//! HTTP surface: the router, health, metrics, the media routes (each gateway's websocket) and
+//! the admin API. Carrier answer webhooks are in `answer`, the calls API in `api_calls`,
+//! numbers and tokens in `api_access`, the org API in `api_org`.
 
 use crate::api_org;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -15,8 +15,7 @@ use serde::Deserialize;
 use session::transport::{
     ClientCodec, PlivoCodec, TelnyxCodec, TwilioCodec, VonageCodec, WireCodec, MAX_MESSAGE_BYTES,
 };
-use session::{SessionDeps, SessionEvent};
-use std::convert::Infallible;
+use session::{SessionDeps, UpgradeAuth};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -54,15 +53,25 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
-        .route("/twilio/voice", post(twilio_voice))
-        .route("/twilio/stream", get(twilio_stream))
-        .route("/v1/client", get(client_stream))
-        .route("/telnyx/stream", get(telnyx_stream))
-        .route("/plivo/stream", get(plivo_stream))
-        .route("/vonage/stream", get(vonage_stream))
-        .route("/api/calls/{call_id}", get(call))
-        .route("/api/calls/{call_id}/events", get(call_events))
-        .route("/api/sessions/{session_id}", get(session_by_id))
+        .route("/twilio/voice", post(crate::answer::twilio_voice))
+        .route("/telnyx/texml", post(crate::answer::telnyx_texml))
+        .route("/telnyx/call-control", post(crate::answer::telnyx_call_control))
+        .route("/plivo/answer", post(crate::answer::plivo_answer))
+        .route("/vonage/answer", get(crate::answer::vonage_answer))
+        .route("/twilio/stream", stream_route("/twilio/stream", || Box::new(TwilioCodec::new())))
+        .route("/v1/client", stream_route("/v1/client", || Box::new(ClientCodec::new())))
+        .route("/telnyx/stream", stream_route("/telnyx/stream", || Box::new(TelnyxCodec::new())))
+        .route("/plivo/stream", stream_route("/plivo/stream", || Box::new(PlivoCodec::new())))
+        .route("/vonage/stream", stream_route("/vonage/stream", || Box::new(VonageCodec::new())))
+        .route("/api/calls", get(crate::api_calls::list_calls))
+        .route("/api/calls/{call_id}", get(crate::api_calls::call))
+        .route("/api/calls/{call_id}/events", get(crate::api_calls::call_events))
+        .route("/api/sessions/{session_id}", get(crate::api_calls::session_by_id))
+        .route("/api/sessions/{session_id}/events", get(crate::api_calls::session_events))
+        .route("/api/numbers", post(crate::api_access::create_number).get(crate::api_access::list_numbers))
+        .route("/api/numbers/{id}", axum::routing::delete(crate::api_access::delete_number))
+        .route("/api/client-tokens", post(crate::api_access::create_client_token))
+        .route("/api/audiosocket/calls", post(crate::api_access::register_audiosocket_call))
         .route("/api/admin/managed-keys/{provider}", put(put_managed_key))
         .route("/api/admin/orgs", post(api_org::create_org))
         .route("/api/admin/orgs/{org_id}/wallet", post(api_org::wallet_topup))
@@ -97,28 +106,8 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.prometheus.render())
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// Twilio's voice webhook: answer with `<Connect><Stream>` to this server's media endpoint.
-async fn twilio_voice(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let base = match &s.public_url {
-        Some(u) => u.trim_end_matches('/').replacen("http", "ws", 1),
-        None => {
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-            format!("wss://{host}")
-        }
-    };
-    let url = xml_escape(&format!("{base}/twilio/stream"));
-    let twiml = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="{url}"><Parameter name="agent" value="default"/></Stream></Connect></Response>"#
-    );
-    ([(header::CONTENT_TYPE, "text/xml")], twiml).into_response()
-}
-
 /// Upgrade a gateway's websocket and run one session over it with that gateway's codec.
-fn gateway_session(s: AppState, ws: WebSocketUpgrade, codec: fn() -> Box<dyn WireCodec>) -> Response {
+fn gateway_session(s: AppState, ws: WebSocketUpgrade, codec: fn() -> Box<dyn WireCodec>, up: UpgradeAuth) -> Response {
     let deps = s.deps.clone();
     // Small buffers: tungstenite's default 128 KiB read buffer is zero-filled on every read and
     // held per connection, which dominated both CPU and memory per call. Writes collect up to
@@ -127,121 +116,41 @@ fn gateway_session(s: AppState, ws: WebSocketUpgrade, codec: fn() -> Box<dyn Wir
         .max_frame_size(MAX_MESSAGE_BYTES)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(8 * 1024)
-        .on_upgrade(move |socket| session::run_session(socket, codec(), deps))
+        .on_upgrade(move |socket| session::run_session(socket, codec(), deps, up))
 }
 
-async fn twilio_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    gateway_session(s, ws, || Box::new(TwilioCodec::new()))
+#[derive(Deserialize)]
+struct StreamQuery {
+    token: Option<String>,
 }
 
-async fn client_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    gateway_session(s, ws, || Box::new(ClientCodec::new()))
-}
-
-async fn telnyx_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    gateway_session(s, ws, || Box::new(TelnyxCodec::new()))
-}
-
-async fn plivo_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    gateway_session(s, ws, || Box::new(PlivoCodec::new()))
-}
-
-async fn vonage_stream(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    gateway_session(s, ws, || Box::new(VonageCodec::new()))
-}
-
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
-}
-
-fn check_api(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match &s.admin_token {
-        None => Ok(()),
-        Some(t) if bearer(headers).is_some_and(|b| same(b.as_bytes(), t.expose_secret().as_bytes())) => Ok(()),
-        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")),
+/// What the upgrade request carries that may prove the caller: a bearer credential, a token
+/// (query, or Telnyx's streaming auth header) and Twilio's signature of the stream URL.
+fn upgrade_auth(s: &AppState, headers: &HeaderMap, path: &str, query: StreamQuery) -> UpgradeAuth {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    UpgradeAuth {
+        bearer: bearer(headers).map(str::to_string),
+        token: query.token.or_else(|| header("x-telnyx-streaming-auth-token")),
+        twilio_signature: header("x-twilio-signature"),
+        twilio_url: Some(format!("{}{path}", crate::answer::ws_base(s, headers))),
+        listener: None,
     }
 }
 
-async fn session_json(s: &AppState, row: billing::store::SessionRow) -> Result<Json<serde_json::Value>, ApiError> {
-    let usage = s
-        .deps
-        .store
-        .usage_for_session(&row.session_id)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable"))?;
-    let plan: serde_json::Value = serde_json::from_str(&row.plan_json).unwrap_or_default();
-    Ok(Json(serde_json::json!({
-        "session_id": row.session_id, "call_sid": row.call_sid, "gateway": row.gateway,
-        "status": row.status, "started_at_ms": row.started_at_ms, "ended_at_ms": row.ended_at_ms,
-        "end_reason": row.end_reason, "plan": plan, "usage": usage,
-    })))
+/// One media route: its path and its gateway's codec.
+fn stream_route(path: &'static str, codec: fn() -> Box<dyn WireCodec>) -> axum::routing::MethodRouter<AppState> {
+    get(
+        move |State(s): State<AppState>, headers: HeaderMap, Query(q): Query<StreamQuery>, ws: WebSocketUpgrade| async move {
+            let up = upgrade_auth(&s, &headers, path, q);
+            gateway_session(s, ws, codec, up)
+        },
+    )
 }
 
-async fn call(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(call_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    check_api(&s, &headers)?;
-    let row = s
-        .deps
-        .store
-        .session_by_call_sid(&call_id)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable"))?;
-    let row = row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such call"))?;
-    session_json(&s, row).await
-}
+use session::admission::same;
 
-async fn session_by_id(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    check_api(&s, &headers)?;
-    let row = s
-        .deps
-        .store
-        .session(&id)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable"))?;
-    let row = row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"))?;
-    session_json(&s, row).await
-}
-
-/// Live events of a call as server-sent events; may be opened before the call starts.
-/// The stream ends after the call's `end` event.
-async fn call_events(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(call_id): Path<String>,
-) -> Result<Response, ApiError> {
-    check_api(&s, &headers)?;
-    let rx = s.deps.hub.subscribe(&call_id);
-    let stream = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    let end = matches!(ev, SessionEvent::End { .. });
-                    let data = serde_json::to_string(&ev).unwrap_or_default();
-                    return Some((Ok::<_, Infallible>(Event::default().data(data)), (rx, end)));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(skipped = n, "event watcher too slow; events skipped");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
 #[derive(Deserialize)]

@@ -40,9 +40,22 @@ pub struct CredentialBody {
     credentials: Option<Value>,
 }
 
-/// Providers one credential may be saved for: every provider of the rate table.
+/// Providers one credential may be saved for: every provider of the rate table, and the
+/// carriers (whose credentials verify their webhooks and hang calls up).
 fn known_provider(s: &AppState, p: &str) -> bool {
-    s.deps.resolver.rates().iter().any(|r| r.provider == p)
+    crate::answer::CARRIERS.contains(&p) || s.deps.resolver.rates().iter().any(|r| r.provider == p)
+}
+
+/// A carrier credential is a JSON object with named fields; it is checked whole at save time
+/// and listed by the last 4 of its secret field (auth token, API key, signature secret).
+fn carrier_secret(provider: &str, secret: &str) -> Result<Option<String>, ApiError> {
+    if !crate::answer::CARRIERS.contains(&provider) {
+        return Ok(None);
+    }
+    let creds = carrier::Credentials::parse(provider, secret)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_credentials", e.to_string()))?;
+    let field = creds.secret_field();
+    Ok(Some(field.chars().skip(field.chars().count().saturating_sub(4)).collect()))
 }
 
 pub async fn put_credential(
@@ -79,11 +92,12 @@ pub async fn put_credential(
             "set SWITCHBOARD_MASTER_KEYS to save keys",
         )
     })?;
+    let carrier_last4 = carrier_secret(&b.provider, &secret)?;
     let secret = SecretString::from(secret);
     let sealed = vault
         .seal(&org.id, &b.provider, &secret)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.code(), e.to_string()))?;
-    let last4 = billing::keys::last4(&secret);
+    let last4 = carrier_last4.unwrap_or_else(|| billing::keys::last4(&secret));
     let name = b.name.unwrap_or_else(|| "default".into());
     let row = CredentialRow {
         id: format!("conn_{}", uuid::Uuid::new_v4().simple()),

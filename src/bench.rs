@@ -33,6 +33,16 @@ struct Stack {
 
 const BENCH_KEY: &str = "bench-sim-key";
 
+/// The operator token calls are placed with: the bench's own server is in production mode
+/// (provider keys set), so its media routes need a credential. Against `--server`, the
+/// `SWITCHBOARD_ADMIN_TOKEN` of the environment is used.
+static OPERATOR_TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn operator_token() -> Option<&'static str> {
+    let t = OPERATOR_TOKEN.get_or_init(|| std::env::var("SWITCHBOARD_ADMIN_TOKEN").unwrap_or_default());
+    (!t.is_empty()).then_some(t.as_str())
+}
+
 fn first_line(child: &mut Child) -> anyhow::Result<String> {
     let out = child.stdout.take().context("child stdout")?;
     let mut r = BufReader::new(out);
@@ -62,6 +72,9 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
         .arg("--database")
         .arg(format!("sqlite:{}", dir.join("bench.db").display()))
         .env("RUST_LOG", "warn");
+    let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    server.env("SWITCHBOARD_ADMIN_TOKEN", &token);
+    let _ = OPERATOR_TOKEN.set(token);
     for (svc, p) in crate::sims::simulated() {
         let key = format!("{svc}.{p}");
         let url = urls[&key].as_str().context("simulator URL")?;
@@ -160,7 +173,18 @@ async fn one_call(url: String, frames: Arc<Vec<String>>, start_at: Instant, dura
     tokio::time::sleep_until(start_at.into()).await;
     let t0 = Instant::now();
     // A carrier sends each 20 ms frame at once; Nagle would hold it for the server's ACK.
-    let ws = match tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = match url.as_str().into_client_request() {
+        Ok(r) => r,
+        Err(e) => {
+            r.error = Some(format!("bad URL: {e}"));
+            return r;
+        }
+    };
+    if let Some(auth) = operator_token().and_then(|t| format!("Bearer {t}").parse().ok()) {
+        req.headers_mut().insert("authorization", auth);
+    }
+    let ws = match tokio_tungstenite::connect_async_with_config(req, None, true).await {
         Ok((ws, _)) => ws,
         Err(e) => {
             r.error = Some(format!("connect: {e}"));

@@ -133,6 +133,20 @@ pub struct ServeArgs {
     /// Milliseconds an AudioSocket connection has to send its UUID before it is refused.
     #[arg(long, default_value_t = 5000)]
     pub audiosocket_uuid_timeout_ms: u64,
+    /// AudioSocket calls must have their UUID registered first (`POST /api/audiosocket/calls`).
+    #[arg(long)]
+    pub audiosocket_require_registration: bool,
+    /// Allow the AudioSocket listener on a public address (it has no authentication of its own;
+    /// by default only loopback and private addresses are accepted).
+    #[arg(long)]
+    pub audiosocket_allow_public: bool,
+    /// Carrier REST API base override (repeatable), for hang-ups and Telnyx Call Control:
+    /// `twilio=URL`, `telnyx=URL`, `plivo=URL`, `vonage=URL`.
+    #[arg(long = "carrier-url", value_name = "CARRIER=URL")]
+    pub carrier_urls: Vec<String>,
+    /// A started call with no inbound media for this many seconds is ended (`idle_timeout`).
+    #[arg(long, default_value_t = 30, env = "SWITCHBOARD_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: u64,
     #[command(flatten)]
     pub sim: SimTuning,
 }
@@ -160,9 +174,23 @@ pub struct CallArgs {
     /// Agent to call.
     #[arg(long, default_value = "default")]
     pub agent: String,
-    /// Admin token for the server's API, if it requires one.
+    /// The admin token or an org API key (`sk_…`): sent as `Authorization: Bearer` on the media
+    /// upgrade (server-to-server calls) and used to watch the call's events. With `--number` it
+    /// is only used to watch.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A client token from `POST /api/client-tokens` (the browser's way in), for `--gateway client`.
+    #[arg(long)]
+    pub client_token: Option<String>,
+    /// Call this number the way the carrier would: post its signed answer webhook, then open
+    /// the media stream the answer names, with its stream token. Needs `--carrier-credential`.
+    #[arg(long, value_name = "E164")]
+    pub number: Option<String>,
+    /// The carrier account's credential as JSON (or `@file`): Twilio `{"accountSid","authToken"}`,
+    /// Telnyx `{"signingKey"}` (base64 Ed25519 seed the webhook is signed with), Plivo
+    /// `{"authId","authToken"}`, Vonage `{"applicationId","signatureSecret"}`.
+    #[arg(long, value_name = "JSON")]
+    pub carrier_credential: Option<String>,
     /// Seconds of silence to keep sending after the recording ends, so the agent can finish.
     #[arg(long, default_value_t = 0.0)]
     pub tail: f64,
@@ -196,6 +224,11 @@ pub struct SimArgs {
     /// Accepted key, `provider=key` (repeatable). Without any, each simulator accepts `sim-key`.
     #[arg(long = "key", value_name = "PROVIDER=KEY")]
     pub keys: Vec<String>,
+    /// A carrier account the carrier REST simulator accepts (repeatable): `twilio={"accountSid","authToken"}`,
+    /// `telnyx={"apiKey"}`, `plivo={"authId","authToken"}`, `vonage={"applicationId","publicKeyFile"}`.
+    /// Its URL is printed as `carrier`; `GET <carrier>/_sim/hangups` lists the hang-ups it took.
+    #[arg(long = "carrier-account", value_name = "CARRIER=JSON")]
+    pub carrier_accounts: Vec<String>,
     /// Recorded calls the STT simulator recognizes.
     #[arg(long, default_value = "assets/calls")]
     pub calls: PathBuf,

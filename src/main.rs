@@ -1,6 +1,11 @@
 //! `switchboard`: the voice session orchestrator's server, its call client and its simulators.
 
+#![forbid(unsafe_code)]
+
+mod answer;
 mod api;
+mod api_access;
+mod api_calls;
 mod api_org;
 mod bench;
 mod call;

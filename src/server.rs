@@ -129,6 +129,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         .connect_timeout(Duration::from_secs(5))
         .build()
         .context("building the HTTP client")?;
+    let admin_token = std::env::var("SWITCHBOARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from);
+    // Sandbox is the demo: nothing to spend and nobody to answer to. Anything else is production.
+    let sandbox = sandbox && admin_token.is_none();
+    let access = session::AccessConfig {
+        sandbox,
+        admin_token: admin_token.clone(),
+        stream_keys: stream_keys()?,
+        carrier_urls: carrier_urls(&args.carrier_urls)?,
+        http: http.clone(),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        jitter: Duration::from_millis(1000),
+    };
     let deps = SessionDeps {
         resolver: PlanResolver::new(rates, keys, base_urls),
         store,
@@ -141,10 +153,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         tts_sample_rate: None,
         vault,
         rates_version: Arc::new(std::sync::atomic::AtomicI64::new(rates_version)),
+        access: Arc::new(access),
     };
-    let admin_token = std::env::var("SWITCHBOARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from);
     if admin_token.is_none() {
-        tracing::info!("SWITCHBOARD_ADMIN_TOKEN not set: the /api endpoints are open and the admin endpoints are off");
+        tracing::info!("SWITCHBOARD_ADMIN_TOKEN not set: the admin endpoints are off");
     }
     // The recorder keeps histogram samples until they are folded into buckets; without a
     // periodic upkeep that happens only when /metrics is scraped, so an unscraped server would
@@ -161,6 +173,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         AppState { deps: Arc::new(deps), prometheus, admin_token, sandbox, public_url: args.public_url.clone() };
     let audiosocket = match args.audiosocket_listen {
         Some(a) => {
+            if !args.audiosocket_allow_public && !is_private(a.ip()) {
+                anyhow::bail!(
+                    "--audiosocket-listen {a} is a public address and AudioSocket has no authentication; \
+                     use a loopback or private address, or pass --audiosocket-allow-public"
+                );
+            }
             let l =
                 tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding the AudioSocket port {a}"))?;
             Some((l, state.deps.clone()))
@@ -171,7 +189,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("switchboard listening on http://{addr}{}", if sandbox { " (sandbox)" } else { "" });
+    println!("switchboard listening on http://{addr}{}", if sandbox { " (sandbox)" } else { " (production)" });
+    if sandbox {
+        tracing::info!(
+            "mode: sandbox: no provider keys and no admin token; anonymous calls reach only the default agent"
+        );
+    } else {
+        tracing::info!("mode: production: every media entry point needs a stream token, client token or API key");
+    }
     if let Some((l, deps)) = audiosocket {
         let a = l.local_addr()?;
         println!("switchboard audiosocket listening on tcp://{a}");
@@ -179,6 +204,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         let config = session::transport::audiosocket::ListenerConfig {
             agent: args.audiosocket_agent.clone(),
             uuid_timeout: Duration::from_millis(args.audiosocket_uuid_timeout_ms.max(1)),
+            require_registration: args.audiosocket_require_registration,
         };
         tokio::spawn(session::transport::audiosocket::serve(l, deps, config));
     }
@@ -192,6 +218,57 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
     tracing::info!("shut down");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Loopback, private (RFC 1918, unique-local) and link-local addresses: where an
+/// unauthenticated listener may sit.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// Keys that sign stream and client tokens: `SWITCHBOARD_STREAM_KEYS` or the file named by
+/// `SWITCHBOARD_STREAM_KEYS_FILE` (`1:base64,2:base64`, newest last). Nodes sharing a store
+/// must share them; without any, one random key serves this process only.
+fn stream_keys() -> anyhow::Result<gwauth::stream_token::KeyRing> {
+    let spec = match std::env::var("SWITCHBOARD_STREAM_KEYS") {
+        Ok(s) if !s.trim().is_empty() => Some(s),
+        _ => match std::env::var("SWITCHBOARD_STREAM_KEYS_FILE") {
+            Ok(path) => Some(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading SWITCHBOARD_STREAM_KEYS_FILE {path}"))?,
+            ),
+            Err(_) => None,
+        },
+    };
+    match spec {
+        Some(spec) => gwauth::stream_token::KeyRing::from_spec(spec.trim())
+            .map_err(|e| anyhow::anyhow!("SWITCHBOARD_STREAM_KEYS: {e}")),
+        None => {
+            tracing::info!("no SWITCHBOARD_STREAM_KEYS: stream tokens are signed with a random key of this process");
+            Ok(gwauth::stream_token::KeyRing::random())
+        }
+    }
+}
+
+/// Each carrier's REST API base: the public one, unless `--carrier-url` points elsewhere.
+fn carrier_urls(overrides: &[String]) -> anyhow::Result<HashMap<String, Url>> {
+    let mut urls = HashMap::new();
+    for c in crate::answer::CARRIERS {
+        if let Some(u) = carrier::default_base(c) {
+            urls.insert(c.to_string(), Url::parse(u).context("built-in carrier URL")?);
+        }
+    }
+    for kv in overrides {
+        let (c, u) = kv.split_once('=').context("--carrier-url must be carrier=url")?;
+        if !crate::answer::CARRIERS.contains(&c) {
+            anyhow::bail!("--carrier-url: unknown carrier {c:?} (twilio, telnyx, plivo, vonage)");
+        }
+        urls.insert(c.to_string(), Url::parse(u).with_context(|| format!("--carrier-url for {c} is not a URL"))?);
+    }
+    Ok(urls)
 }
 
 /// The vault's master keys, from `SWITCHBOARD_MASTER_KEYS` or the file named by

@@ -107,6 +107,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<std::process::ExitCode> {
         keys.entry(p.to_string()).or_insert_with(|| vec!["sim-key".to_string()]);
     }
     let sims = Arc::new(Sims::start(&args.calls, &keys, &args.tuning).await?);
+    let carriers = carrier::sim::start(carrier_accounts(&args.carrier_accounts)?)
+        .await
+        .context("starting the carrier REST simulator")?;
     let app = Router::new()
         .route("/", get(urls))
         .route("/keys", get(seen_keys))
@@ -117,10 +120,34 @@ pub async fn run(args: SimArgs) -> anyhow::Result<std::process::ExitCode> {
     let control = listener.local_addr()?;
     let mut line: HashMap<String, String> = sims.base_urls().into_iter().map(|(k, v)| (k, v.to_string())).collect();
     line.insert("control".into(), format!("http://{control}"));
+    line.insert("carrier".into(), carriers.base_url().to_string().trim_end_matches('/').to_string());
     println!("{}", serde_json::to_string(&line)?);
     tracing::info!(%control, "simulators running");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The accounts the carrier simulator accepts, from `--carrier-account CARRIER=JSON`.
+fn carrier_accounts(specs: &[String]) -> anyhow::Result<carrier::sim::SimAccounts> {
+    let mut accounts = carrier::sim::SimAccounts::default();
+    for spec in specs {
+        let (c, json) = spec.split_once('=').context("--carrier-account must be carrier=JSON")?;
+        let v: serde_json::Value =
+            serde_json::from_str(json).with_context(|| format!("--carrier-account {c}: not JSON"))?;
+        let f = |k: &str| v[k].as_str().map(str::to_string).with_context(|| format!("--carrier-account {c} needs {k}"));
+        accounts = match c {
+            "twilio" => accounts.twilio(f("accountSid")?, f("authToken")?),
+            "telnyx" => accounts.telnyx(f("apiKey")?),
+            "plivo" => accounts.plivo(f("authId")?, f("authToken")?),
+            "vonage" => {
+                let path = f("publicKeyFile")?;
+                let pem = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+                accounts.vonage(f("applicationId")?, pem)
+            }
+            other => anyhow::bail!("--carrier-account: unknown carrier {other:?}"),
+        };
+    }
+    Ok(accounts)
 }
 
 async fn urls(State(s): State<Arc<Sims>>) -> Json<HashMap<String, Url>> {

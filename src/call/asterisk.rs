@@ -53,6 +53,9 @@ impl CallerWire for Asterisk {
         &self.call_id
     }
 
+    /// AudioSocket carries nothing but the call's UUID.
+    fn add_param(&mut self, _key: &str, _value: &str) {}
+
     fn opening(&mut self) -> Vec<Message> {
         let mut f = Vec::with_capacity(19);
         push_frame(&mut f, KIND_UUID, self.uuid.as_bytes());

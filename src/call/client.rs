@@ -9,7 +9,7 @@ const RATE: u32 = 16000;
 
 pub(super) struct Client {
     call_id: String,
-    agent: String,
+    params: serde_json::Map<String, Value>,
     raw: Vec<u8>,
 }
 
@@ -17,7 +17,7 @@ impl Client {
     pub fn new(agent: &str) -> Self {
         Self {
             call_id: format!("CA{}", uuid::Uuid::new_v4().simple()),
-            agent: agent.to_string(),
+            params: super::wire::agent_params(agent),
             raw: Vec::with_capacity(640),
         }
     }
@@ -40,8 +40,12 @@ impl CallerWire for Client {
         true
     }
 
+    fn add_param(&mut self, key: &str, value: &str) {
+        self.params.insert(key.into(), Value::String(value.into()));
+    }
+
     fn opening(&mut self) -> Vec<Message> {
-        let start = json!({"type": "start", "call_id": self.call_id, "params": {"agent": self.agent},
+        let start = json!({"type": "start", "call_id": self.call_id, "params": self.params,
             "audio": {"encoding": "pcm16", "sample_rate": RATE}});
         vec![Message::text(start.to_string())]
     }

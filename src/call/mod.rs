@@ -7,6 +7,7 @@
 //! text, so those calls are watched through `/api/calls/{call_id}/events`; the client protocol
 //! carries its events in-band.
 
+mod answer;
 mod asterisk;
 mod client;
 mod output;
@@ -34,8 +35,15 @@ const FRAME: Duration = Duration::from_millis(20);
 type CallSink = Pin<Box<dyn Sink<Message, Error = tungstenite::Error> + Send>>;
 type CallStream = Pin<Box<dyn Stream<Item = Result<Message, tungstenite::Error>> + Send>>;
 
-/// Connect the wire's transport: the server's websocket endpoint, or AudioSocket's TCP port.
-async fn connect(args: &CallArgs, wire: &dyn CallerWire) -> anyhow::Result<(CallSink, CallStream)> {
+/// Connect the wire's transport: the server's websocket endpoint (or the one the carrier's
+/// answer named), or AudioSocket's TCP port. The upgrade carries what the real peer would: the
+/// answer's headers, a client token, or the org key / admin token of a server-to-server call.
+async fn connect(
+    args: &CallArgs,
+    wire: &dyn CallerWire,
+    answered: Option<&answer::Answered>,
+) -> anyhow::Result<(CallSink, CallStream)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     if wire.over_tcp() {
         let addr = args
             .audiosocket
@@ -43,22 +51,47 @@ async fn connect(args: &CallArgs, wire: &dyn CallerWire) -> anyhow::Result<(Call
             .context("--gateway asterisk needs --audiosocket HOST:PORT (the server's --audiosocket-listen)")?;
         return asterisk::connect(addr).await;
     }
-    let url = format!("{}{}", ws_base(&args.server), wire.path());
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+    let mut url = match answered {
+        Some(a) => a.url.clone(),
+        None => format!("{}{}", ws_base(&args.server), wire.path()),
+    };
+    if let Some(t) = &args.client_token {
+        url = format!("{url}?token={t}");
+    }
+    let mut req = url.as_str().into_client_request().with_context(|| format!("bad stream URL {url}"))?;
+    let mut headers: Vec<(String, String)> = answered.map(|a| a.headers.clone()).unwrap_or_default();
+    if let (None, Some(t)) = (answered, &args.token) {
+        headers.push(("Authorization".into(), format!("Bearer {t}")));
+    }
+    for (k, v) in headers {
+        let name = tungstenite::http::HeaderName::from_bytes(k.as_bytes()).context("header name")?;
+        req.headers_mut().insert(name, v.parse().context("header value")?);
+    }
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
         .await
-        .with_context(|| format!("connecting to {url}"))?;
+        .with_context(|| format!("connecting to {}", url.split('?').next().unwrap_or_default()))?;
     let (tx, rx) = ws.split();
     Ok((Box::pin(tx), Box::pin(rx)))
 }
 
-fn ws_base(server: &str) -> String {
+/// `--server` as an HTTP base: `host:port` gets `http://`.
+pub(super) fn http_base(server: &str) -> String {
     let s = server.trim_end_matches('/');
+    if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    }
+}
+
+fn ws_base(server: &str) -> String {
+    let s = http_base(server);
     if let Some(rest) = s.strip_prefix("https://") {
         format!("wss://{rest}")
     } else if let Some(rest) = s.strip_prefix("http://") {
         format!("ws://{rest}")
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -82,7 +115,7 @@ fn frames_at(samples: &[i16], from: u32, to: u32) -> anyhow::Result<Vec<Vec<i16>
 
 /// Subscribe to the call's live events over SSE; lines arrive on the returned channel.
 async fn watch(args: &CallArgs, call_id: &str) -> anyhow::Result<tokio::sync::mpsc::Receiver<Value>> {
-    let url = format!("{}/api/calls/{call_id}/events", args.server.trim_end_matches('/'));
+    let url = format!("{}/api/calls/{call_id}/events", http_base(&args.server));
     let mut req = reqwest::Client::new().get(&url);
     if let Some(t) = &args.token {
         req = req.bearer_auth(t);
@@ -147,8 +180,15 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
     let tail = (args.tail * 50.0).round() as usize;
     frames.extend(std::iter::repeat_n(vec![0i16; media::samples_per_20ms(out_rate)], tail));
 
+    let answered = match args.number {
+        Some(_) => Some(answer::answer(&args, &call_id).await?),
+        None => None,
+    };
+    for (k, v) in answered.iter().flat_map(|a| a.params.iter()) {
+        wire.add_param(k, v);
+    }
     let mut events = if wire.in_band_events() { None } else { Some(watch(&args, &call_id).await?) };
-    let (mut tx, mut rx) = connect(&args, wire.as_ref()).await?;
+    let (mut tx, mut rx) = connect(&args, wire.as_ref(), answered.as_ref()).await?;
     for m in wire.opening() {
         tx.send(m).await?;
     }

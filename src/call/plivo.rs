@@ -29,7 +29,7 @@ impl Plivo {
     pub fn new(agent: &str) -> Self {
         let t0_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let extra_headers = format!("agent={agent}");
+        let extra_headers = if agent == "default" { String::new() } else { format!("agent={agent}") };
         Self {
             call_id: uuid::Uuid::new_v4().to_string(),
             stream_id: uuid::Uuid::new_v4().to_string(),
@@ -56,6 +56,14 @@ impl CallerWire for Plivo {
 
     fn call_id(&self) -> &str {
         &self.call_id
+    }
+
+    fn add_param(&mut self, key: &str, value: &str) {
+        if !self.extra_headers.is_empty() {
+            self.extra_headers.push(';');
+        }
+        self.extra_headers.push_str(&format!("{key}={value}"));
+        self.extra_headers_json = Value::String(self.extra_headers.clone()).to_string();
     }
 
     fn opening(&mut self) -> Vec<Message> {

@@ -12,7 +12,7 @@ pub(super) struct Telnyx {
     call_control_id: String,
     stream_id: String,
     user_id: String,
-    agent: String,
+    params: serde_json::Map<String, Value>,
     seq: u64,
     chunk: u64,
     ulaw: Vec<u8>,
@@ -25,7 +25,7 @@ impl Telnyx {
             call_control_id: format!("v3:{}", uuid::Uuid::new_v4().simple()),
             stream_id: uuid::Uuid::new_v4().to_string(),
             user_id: uuid::Uuid::new_v4().to_string(),
-            agent: agent.to_string(),
+            params: super::wire::agent_params(agent),
             seq: 0,
             chunk: 0,
             ulaw: Vec::with_capacity(160),
@@ -52,11 +52,15 @@ impl CallerWire for Telnyx {
         &self.call_control_id
     }
 
+    fn add_param(&mut self, key: &str, value: &str) {
+        self.params.insert(key.into(), Value::String(value.into()));
+    }
+
     fn opening(&mut self) -> Vec<Message> {
         let start = json!({"event": "start", "sequence_number": self.next_seq(), "stream_id": self.stream_id,
             "start": {"user_id": self.user_id, "call_control_id": self.call_control_id,
                 "call_session_id": uuid::Uuid::new_v4().to_string(), "tags": [],
-                "custom_parameters": {"agent": self.agent},
+                "custom_parameters": self.params,
                 "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}});
         vec![
             Message::text(json!({"event": "connected", "version": "1.0.0"}).to_string()),

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 pub(super) struct Twilio {
     call_sid: String,
     stream_sid: String,
-    agent: String,
+    params: serde_json::Map<String, Value>,
     seq: u64,
     chunk: u64,
     ulaw: Vec<u8>,
@@ -21,7 +21,7 @@ impl Twilio {
         Self {
             call_sid: format!("CA{}", uuid::Uuid::new_v4().simple()),
             stream_sid: format!("MZ{}", uuid::Uuid::new_v4().simple()),
-            agent: agent.to_string(),
+            params: super::wire::agent_params(agent),
             seq: 1,
             chunk: 0,
             ulaw: Vec::with_capacity(160),
@@ -43,10 +43,14 @@ impl CallerWire for Twilio {
         &self.call_sid
     }
 
+    fn add_param(&mut self, key: &str, value: &str) {
+        self.params.insert(key.into(), Value::String(value.into()));
+    }
+
     fn opening(&mut self) -> Vec<Message> {
         let start = json!({"event": "start", "sequenceNumber": self.seq.to_string(), "streamSid": self.stream_sid,
             "start": {"streamSid": self.stream_sid, "accountSid": format!("AC{}", uuid::Uuid::new_v4().simple()),
-                "callSid": self.call_sid, "tracks": ["inbound"], "customParameters": {"agent": self.agent},
+                "callSid": self.call_sid, "tracks": ["inbound"], "customParameters": self.params,
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
         vec![
             Message::text(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string()),

@@ -14,13 +14,17 @@ const RATE: u32 = 16000;
 
 pub(super) struct Vonage {
     call_uuid: String,
-    agent: String,
+    params: serde_json::Map<String, Value>,
     raw: Vec<u8>,
 }
 
 impl Vonage {
     pub fn new(agent: &str) -> Self {
-        Self { call_uuid: uuid::Uuid::new_v4().to_string(), agent: agent.to_string(), raw: Vec::with_capacity(640) }
+        Self {
+            call_uuid: uuid::Uuid::new_v4().to_string(),
+            params: super::wire::agent_params(agent),
+            raw: Vec::with_capacity(640),
+        }
     }
 }
 
@@ -37,9 +41,16 @@ impl CallerWire for Vonage {
         &self.call_uuid
     }
 
+    fn add_param(&mut self, key: &str, value: &str) {
+        self.params.insert(key.into(), Value::String(value.into()));
+    }
+
     fn opening(&mut self) -> Vec<Message> {
-        let header = json!({"event": "websocket:connected", "content-type": format!("audio/l16;rate={RATE}"),
-            "call_uuid": self.call_uuid, "agent": self.agent});
+        let mut header = json!({"event": "websocket:connected", "content-type": format!("audio/l16;rate={RATE}"),
+            "call_uuid": self.call_uuid});
+        if let Some(h) = header.as_object_mut() {
+            h.extend(self.params.clone());
+        }
         vec![Message::text(header.to_string())]
     }
 

@@ -74,6 +74,8 @@ pub(super) trait CallerWire: Send {
     fn in_band_events(&self) -> bool {
         false
     }
+    /// A start parameter the carrier carries for us (the agent, the stream token `vt`).
+    fn add_param(&mut self, key: &str, value: &str);
     /// Frames sent right after connecting, before any audio.
     fn opening(&mut self) -> Vec<Message>;
     /// One 20 ms frame of caller audio.
@@ -106,6 +108,15 @@ pub(super) fn for_gateway(gateway: Gateway, agent: &str) -> Box<dyn CallerWire> 
         // AudioSocket carries no agent: the server's `--audiosocket-agent` answers.
         Gateway::Asterisk => Box::new(super::asterisk::Asterisk::new()),
     }
+}
+
+/// Start parameters, naming the agent unless it is the server's `default`.
+pub(super) fn agent_params(agent: &str) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    if agent != "default" {
+        m.insert("agent".into(), Value::String(agent.to_string()));
+    }
+    m
 }
 
 /// Base64 `raw` into a JSON string body, between `prefix` and `suffix`, in one allocation.

@@ -138,6 +138,14 @@ impl Server {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
+        // A server with provider keys is in production mode: the tests act as its operator.
+        let admin =
+            opts.env.iter().find(|(k, _)| *k == "SWITCHBOARD_ADMIN_TOKEN").map(|(_, v)| v.clone()).or_else(|| {
+                opts.env.iter().any(|(k, _)| k.ends_with("_API_KEY")).then(|| format!("admin-{}", uuid_like()))
+            });
+        if let Some(t) = &admin {
+            cmd.env("SWITCHBOARD_ADMIN_TOKEN", t);
+        }
         let mut child = cmd.spawn().expect("spawn server");
         let stdout = child.stdout.take().expect("stdout");
         let mut reader = BufReader::new(stdout);
@@ -152,6 +160,9 @@ impl Server {
             .to_string();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
+        if let Some(t) = admin {
+            operator_tokens().lock().unwrap().push((url.clone(), t));
+        }
         Server { _proc: Proc { child }, url, log, dir }
     }
 
@@ -207,6 +218,19 @@ impl Server {
     }
 }
 
+/// Admin tokens of the production-mode servers this test started, by server URL: calls and
+/// reads made through these helpers act as the operator.
+fn operator_tokens() -> &'static std::sync::Mutex<Vec<(String, String)>> {
+    static TOKENS: std::sync::OnceLock<std::sync::Mutex<Vec<(String, String)>>> = std::sync::OnceLock::new();
+    TOKENS.get_or_init(Default::default)
+}
+
+/// The admin token of the server `url` belongs to, if it runs in production mode.
+pub fn operator_token(url: &str) -> Option<String> {
+    let tokens = operator_tokens().lock().unwrap();
+    tokens.iter().find(|(base, _)| url.starts_with(base.as_str())).map(|(_, t)| t.clone())
+}
+
 fn uuid_like() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{t:x}-{}", std::process::id())
@@ -214,7 +238,7 @@ fn uuid_like() -> String {
 
 /// A blocking HTTP GET returning status and body.
 pub fn http_get(url: &str) -> (u16, String) {
-    http("GET", url, None, None)
+    http("GET", url, None, operator_token(url).as_deref())
 }
 
 /// Blocking HTTP on its own thread, so it works from sync and async tests alike.
@@ -292,13 +316,13 @@ impl CallOut {
 }
 
 pub fn call(server: &str, file: &Path, extra: &[&str]) -> CallOut {
-    let out = Command::new(bin())
-        .arg("call")
-        .arg(file)
-        .args(["--server", server, "--json"])
-        .args(extra)
-        .output()
-        .expect("run switchboard call");
+    let mut cmd = Command::new(bin());
+    cmd.arg("call").arg(file).args(["--server", server, "--json"]).args(extra);
+    let own_credential = extra.iter().any(|a| *a == "--token" || *a == "--client-token");
+    if let (false, Some(t)) = (own_credential, operator_token(server)) {
+        cmd.args(["--token", &t]);
+    }
+    let out = cmd.output().expect("run switchboard call");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let lines = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     CallOut { ok: out.status.success(), lines, stdout, stderr: String::from_utf8_lossy(&out.stderr).to_string() }

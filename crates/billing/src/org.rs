@@ -19,6 +19,9 @@ pub struct Plan {
     /// Platform fee per session minute in micro-USD (a `platform` usage line); 0 for none.
     #[serde(default)]
     pub platform_fee_micros_per_minute: i64,
+    /// How many calls an org on this plan may run at once; 0 for no cap.
+    #[serde(default)]
+    pub max_concurrent_calls: i64,
 }
 
 impl Plan {
@@ -53,6 +56,7 @@ impl Plan {
                 allowed_models: Some(free_models.iter().map(|s| s.to_string()).collect()),
                 byok_markup_bps: 0,
                 platform_fee_micros_per_minute: 0,
+                max_concurrent_calls: 0,
             },
             Plan {
                 id: "pro".into(),
@@ -61,6 +65,7 @@ impl Plan {
                 allowed_models: None,
                 byok_markup_bps: 500,
                 platform_fee_micros_per_minute: 0,
+                max_concurrent_calls: 0,
             },
         ]
     }

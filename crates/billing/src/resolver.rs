@@ -30,6 +30,18 @@ pub struct AgentSpec {
     /// Providers to move to, in order, when a service's provider fails during a call.
     #[serde(default, skip_serializing_if = "Fallbacks::is_empty")]
     pub fallbacks: Fallbacks,
+    /// The longest a call may run before it is ended (`max_duration`); default two hours.
+    #[serde(default, rename = "maxCallSecs", skip_serializing_if = "Option::is_none")]
+    pub max_call_secs: Option<u64>,
+}
+
+/// A call with no agent-set limit ends after two hours.
+pub const DEFAULT_MAX_CALL_SECS: u64 = 2 * 60 * 60;
+
+impl AgentSpec {
+    pub fn max_call(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.max_call_secs.unwrap_or(DEFAULT_MAX_CALL_SECS).max(1))
+    }
 }
 
 /// Fallback choices per service.
@@ -61,6 +73,7 @@ impl Default for AgentSpec {
             },
             prompt: "You are a helpful phone agent for a restaurant. Answer briefly.".into(),
             fallbacks: Fallbacks::default(),
+            max_call_secs: None,
         }
     }
 }
@@ -111,6 +124,7 @@ impl PlanResolver {
                 allowed_models: None,
                 byok_markup_bps: 0,
                 platform_fee_micros_per_minute: 0,
+                max_concurrent_calls: 0,
             },
             use_own_keys: false,
             credentials: Vec::new(),

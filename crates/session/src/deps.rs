@@ -59,6 +59,8 @@ pub struct SessionDeps {
     /// Version of the rate table the resolver holds; compared with the store's before each
     /// session so an operator's flip reaches every node without a restart.
     pub rates_version: Arc<std::sync::atomic::AtomicI64>,
+    /// Who may open a session, and the limits every session runs under.
+    pub access: Arc<crate::AccessConfig>,
 }
 
 /// Why a session could not get a plan: a stable code and a message without secrets.
@@ -100,21 +102,22 @@ impl SessionDeps {
         }
     }
 
-    /// The plan of a new session for `agent_id`: `default` is the server's own agent on
-    /// platform keys; any other id is a registered agent, resolved for its org (BYOK, plan
-    /// gates, agency rules, funds). Done once, at session start.
+    /// The plan of a new session for `agent_id`, and how long the call may last: `default` is
+    /// the server's own agent on platform keys; any other id is a registered agent, resolved
+    /// for its org (BYOK, plan gates, agency rules, funds). Done once, at session start.
     pub async fn plan_for(
         &self,
         session_id: &str,
         agent_id: &str,
         telephony: Option<&str>,
-    ) -> Result<billing::SessionPlan, PlanRefusal> {
+    ) -> Result<(billing::SessionPlan, Duration), PlanRefusal> {
         self.refresh_rates().await;
         if agent_id == "default" {
-            return self
+            let plan = self
                 .resolver
                 .resolve(session_id, &self.org_id, &self.agent, telephony)
-                .map_err(|e| PlanRefusal::new(e.code(), e.to_string()));
+                .map_err(|e| PlanRefusal::new(e.code(), e.to_string()))?;
+            return Ok((plan, self.agent.max_call()));
         }
         let found = self.store.agent(agent_id).await.map_err(|e| {
             tracing::error!(error = %e, "agent lookup failed");
@@ -128,8 +131,10 @@ impl SessionDeps {
             tracing::error!(error = %e, "org context failed");
             PlanRefusal::new("org_unavailable", "the agent's org could not be loaded")
         })?;
-        self.resolver
+        let plan = self
+            .resolver
             .resolve_for(session_id, &ctx, &spec, telephony, self.vault.as_deref())
-            .map_err(|e| PlanRefusal::new(e.code(), e.to_string()))
+            .map_err(|e| PlanRefusal::new(e.code(), e.to_string()))?;
+        Ok((plan, spec.max_call()))
     }
 }

@@ -7,13 +7,15 @@
 //!   gateway read (decode, resample, VAD, STT feed), turn manager, gateway write (playout clock).
 //! - `turn` — end of turn, LLM → `chunker` → TTS, barge-in with truncation to what was played.
 //! - `meter` — usage lines priced from the plan's rate snapshot, checkpointed to the store.
-//! - [`hub`] — live [`SessionEvent`]s for watchers (`switchboard call`, operators).
+//! - [`admission`] — who may open a session (tokens, keys, sandbox), decided at `start`.
+//! - [`hub`] — live [`SessionEvent`]s by session, for watchers (`switchboard call`, operators).
 //!
 //! # Invariants
 //! - The gateway read loop never awaits a provider; a full queue drops the frame and counts it.
 //! - The [`billing::SessionPlan`] is fixed at open: keys rotated later do not touch this call.
 //! - Usage keys `session_id:line:seq` make replays no-ops; a crash loses at most one checkpoint.
 
+pub mod admission;
 pub mod chunker;
 mod deps;
 mod events;
@@ -26,6 +28,7 @@ mod runtime;
 pub mod transport;
 mod turn;
 
+pub use admission::{AccessConfig, UpgradeAuth};
 pub use deps::{Providers, SessionDeps};
 pub use events::SessionEvent;
 pub use hub::SessionHub;

@@ -7,6 +7,10 @@ pub const SESSIONS_REFUSED: &str = "switchboard_sessions_refused_total";
 pub const FRAMES: &str = "switchboard_frames_total";
 /// queue=stt_in|…
 pub const FRAMES_DROPPED: &str = "switchboard_frames_dropped_total";
+/// gateway, reason=ahead_of_clock: inbound audio beyond real time, dropped unbilled
+pub const GATEWAY_FRAMES_DROPPED: &str = "switchboard_gateway_frames_dropped_total";
+/// carrier, result=ended|already_ended|failed: hang-ups sent over the carrier's REST API
+pub const CARRIER_HANGUPS: &str = "switchboard_carrier_hangups_total";
 /// gateway, code
 pub const GATEWAY_ERRORS: &str = "switchboard_gateway_errors_total";
 /// service, provider: time to first result (STT final after end of speech, LLM first token,
@@ -33,6 +37,8 @@ pub fn describe() {
     metrics::describe_counter!(SESSIONS_REFUSED, "Sessions refused before any provider was called, by code");
     metrics::describe_counter!(FRAMES, "Audio frames exchanged with gateways");
     metrics::describe_counter!(FRAMES_DROPPED, "Audio frames dropped on a full queue");
+    metrics::describe_counter!(GATEWAY_FRAMES_DROPPED, "Inbound gateway frames dropped, by reason");
+    metrics::describe_counter!(CARRIER_HANGUPS, "Calls hung up through the carrier's REST API, by result");
     metrics::describe_counter!(GATEWAY_ERRORS, "Bad gateway messages, by code");
     metrics::describe_histogram!(TIME_TO_FIRST, metrics::Unit::Seconds, "Provider time to first result");
     metrics::describe_counter!(PROVIDER_ERRORS, "Provider errors, by code");

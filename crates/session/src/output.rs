@@ -33,6 +33,11 @@ pub(crate) enum WriterCmd {
         reply: oneshot::Sender<u64>,
     },
     Event(SessionEvent),
+    /// The close frame to end the socket with (code and reason), once the queue is done.
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 #[derive(Debug)]
@@ -69,6 +74,7 @@ pub(crate) struct Writer {
     /// Messages fed to the sink since the last flush.
     unflushed: bool,
     frames_out: metrics::Counter,
+    close: Option<(u16, String)>,
 }
 
 impl Writer {
@@ -89,6 +95,7 @@ impl Writer {
             sink_ok: true,
             unflushed: false,
             frames_out: metrics::counter!(crate::metrics::FRAMES, "direction" => "out"),
+            close: None,
         }
     }
 
@@ -161,11 +168,14 @@ impl Writer {
             }
             self.flush().await;
         }
-        let _ = self.sink.send(Message::Close(None)).await;
+        let frame =
+            self.close.take().map(|(code, reason)| axum::extract::ws::CloseFrame { code, reason: reason.into() });
+        let _ = self.sink.send(Message::Close(frame)).await;
     }
 
     async fn handle(&mut self, cmd: WriterCmd) {
         match cmd {
+            WriterCmd::Close { code, reason } => self.close = Some((code, reason)),
             WriterCmd::Audio { turn, samples } => {
                 if self.cleared_upto.is_some_and(|c| turn <= c) || samples.is_empty() {
                     return;

@@ -1,5 +1,6 @@
 //! Opening and running one session over a gateway websocket.
 
+use crate::admission::{admit, Admitted, UpgradeAuth, Via};
 use crate::meter::Meter;
 use crate::output::{Writer, WriterCmd};
 use crate::transport::{GatewaySink, GatewayStream, Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
@@ -81,10 +82,11 @@ async fn wait_for_start(
 }
 
 /// Run one call from connect to settle. Never panics on gateway or provider input; every
-/// failure ends as a typed error to the gateway and a closed session row.
-pub async fn run_session(ws: WebSocket, codec: Box<dyn WireCodec>, deps: Arc<SessionDeps>) {
+/// failure ends as a typed error to the gateway and a closed session row. `up` is what the
+/// upgrade carried to prove who the caller is; nothing runs until [`admit`] lets it in.
+pub async fn run_session(ws: WebSocket, codec: Box<dyn WireCodec>, deps: Arc<SessionDeps>, up: UpgradeAuth) {
     let (sink, stream) = ws.split();
-    run_gateway(Box::pin(sink), Box::pin(stream), codec, deps).await;
+    run_gateway(Box::pin(sink), Box::pin(stream), codec, deps, up).await;
 }
 
 /// [`run_session`] over any gateway transport: a websocket's halves, or AudioSocket's TCP.
@@ -93,6 +95,7 @@ pub(crate) async fn run_gateway(
     mut stream: GatewayStream,
     mut codec: Box<dyn WireCodec>,
     deps: Arc<SessionDeps>,
+    up: UpgradeAuth,
 ) {
     let gateway = codec.gateway();
     let mut pcm = Vec::with_capacity(1024);
@@ -105,9 +108,39 @@ pub(crate) async fn run_gateway(
             return;
         }
     };
+    // Before anything is contacted, held or billed: who is this?
+    let admitted = match admit(&deps, gateway, &up, &start).await {
+        Ok(a) => a,
+        Err(d) => {
+            tracing::warn!(gateway, code = d.code, "session refused at admission: {}", d.message);
+            metrics::counter!(m::SESSIONS_REFUSED, "code" => d.code).increment(1);
+            close_with(&mut sink, codec.encoder().as_mut(), d.close, &Refusal::new(d.code, d.message)).await;
+            return;
+        }
+    };
     let session_id = uuid::Uuid::new_v4().to_string();
+    let org = admitted.org_id.clone().unwrap_or_else(|| deps.org_id.clone());
+    let events = match deps.hub.register(&session_id, start.call_id.as_deref(), &org) {
+        Ok(ev) => ev,
+        Err(_) => {
+            let r = Refusal::new("call_id_in_use", "a live call already has this call id");
+            tracing::warn!(gateway, code = %r.code, "session refused: {}", r.message);
+            metrics::counter!(m::SESSIONS_REFUSED, "code" => "call_id_in_use").increment(1);
+            close_with(&mut sink, codec.encoder().as_mut(), 1008, &r).await;
+            return;
+        }
+    };
     let span = tracing::info_span!("session", session_id = %session_id, gateway);
-    run_started(sink, stream, codec, deps, start, session_id, pcm).instrument(span).await;
+    let call = Call { start, session_id, admitted, events };
+    run_started(sink, stream, codec, deps, call, pcm).instrument(span).await;
+}
+
+/// A call let in at `start`: what it asked for, who it is, and its live event channel.
+struct Call {
+    start: StartInfo,
+    session_id: String,
+    admitted: Admitted,
+    events: tokio::sync::broadcast::Sender<SessionEvent>,
 }
 
 async fn run_started(
@@ -115,13 +148,12 @@ async fn run_started(
     mut stream: GatewayStream,
     mut codec: Box<dyn WireCodec>,
     deps: Arc<SessionDeps>,
-    start: StartInfo,
-    session_id: String,
+    call: Call,
     mut pcm: Vec<i16>,
 ) {
     let gateway = codec.gateway();
+    let Call { start, session_id, admitted, events } = call;
     let call_id = start.call_id.clone().unwrap_or_else(|| session_id.clone());
-    let events = deps.hub.channel(&call_id);
     let mut enc = codec.encoder();
     let refuse = |r: Refusal| {
         tracing::warn!(code = %r.code, "session refused: {}", r.message);
@@ -133,17 +165,16 @@ async fn run_started(
 
     // 1. Plan: resolved once; this call keeps these keys and prices whatever changes later.
     let started_at = Instant::now();
-    let agent_id = start.params.get("agent").map(String::as_str).unwrap_or("default");
     let telephony = (gateway != "client").then_some(gateway);
-    let plan = match deps.plan_for(&session_id, agent_id, telephony).await {
-        Ok(p) => {
+    let (plan, max_call) = match deps.plan_for(&session_id, &admitted.agent_id, telephony).await {
+        Ok((p, max_call)) => {
             metrics::histogram!(m::PLAN_TIME).record(started_at.elapsed().as_secs_f64());
-            Arc::new(p)
+            (Arc::new(p), max_call)
         }
         Err(e) => {
             let r = refuse(Refusal::new(&e.code, e.message));
             close_with(&mut sink, enc.as_mut(), 1008, &r).await;
-            deps.hub.remove(&call_id);
+            deps.hub.remove(&session_id, start.call_id.as_deref());
             return;
         }
     };
@@ -154,7 +185,7 @@ async fn run_started(
     ) else {
         let r = refuse(Refusal::new("unknown_provider", "the agent names a provider this server has no adapter for"));
         close_with(&mut sink, enc.as_mut(), 1008, &r).await;
-        deps.hub.remove(&call_id);
+        deps.hub.remove(&session_id, start.call_id.as_deref());
         return;
     };
     let meter = match Meter::from_plan(&plan, deps.store.clone()) {
@@ -162,7 +193,7 @@ async fn run_started(
         Err(e) => {
             let r = refuse(Refusal::new(e.code(), e.to_string()));
             close_with(&mut sink, enc.as_mut(), 1008, &r).await;
-            deps.hub.remove(&call_id);
+            deps.hub.remove(&session_id, start.call_id.as_deref());
             return;
         }
     };
@@ -181,7 +212,7 @@ async fn run_started(
         let r = refuse(Refusal::new(e.code(), "the session store is unavailable"));
         tracing::error!(error = %e, "cannot open session row");
         close_with(&mut sink, enc.as_mut(), 1011, &r).await;
-        deps.hub.remove(&call_id);
+        deps.hub.remove(&session_id, start.call_id.as_deref());
         return;
     }
 
@@ -226,7 +257,7 @@ async fn run_started(
                 let r = refuse(Refusal::new(&code, message));
                 close_with(&mut sink, enc.as_mut(), 1011, &r).await;
                 let _ = deps.store.close_session(&session_id, now_ms(), &code).await;
-                deps.hub.remove(&call_id);
+                deps.hub.remove(&session_id, start.call_id.as_deref());
                 return;
             }
         }
@@ -316,6 +347,7 @@ async fn run_started(
         stt_audio_ms,
         &writer_tx,
         &cancel,
+        Limits { idle: deps.access.idle_timeout, jitter: deps.access.jitter, max_call },
     )
     .await;
 
@@ -328,7 +360,7 @@ async fn run_started(
             let _ = deps.store.close_session(&session_id, now_ms(), "internal_error").await;
             let _ = deps.store.release_hold(&session_id).await;
             metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
-            deps.hub.remove(&call_id);
+            deps.hub.remove(&session_id, start.call_id.as_deref());
             return;
         }
     };
@@ -342,6 +374,15 @@ async fn run_started(
         (EndReason::FundsExhausted, _) => "insufficient_funds".to_string(),
         (EndReason::Hangup, end) => end.to_string(),
     };
+    // The caller hung up, or the socket is gone: nothing to tell the carrier. Otherwise we end
+    // the call, and closing the socket alone may not end it (Twilio resumes its TwiML).
+    if !matches!(end, GatewayEnd::Stop | GatewayEnd::Disconnected) {
+        if let (Via::Carrier { credentials: Some(creds) }, Some(call)) = (&admitted.via, start.call_id.as_deref()) {
+            tokio::spawn(hang_up(deps.clone(), gateway, creds.clone(), call.to_string()).in_current_span());
+        }
+    }
+    let (code, close_reason) = end.close_code(&reason);
+    let _ = writer_tx.send(WriterCmd::Close { code, reason: close_reason }).await;
     let records = meter.written().to_vec();
     let total = meter.total();
     if let Err(e) = deps.store.close_session(&session_id, now_ms(), &reason).await {
@@ -358,7 +399,7 @@ async fn run_started(
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     tracing::info!(%reason, total = %total, "session ended");
     metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
-    deps.hub.remove(&call_id);
+    deps.hub.remove(&session_id, start.call_id.as_deref());
 }
 
 /// How the gateway side ended.
@@ -366,8 +407,26 @@ async fn run_started(
 enum GatewayEnd {
     Stop,
     Disconnected,
-    TooManyErrors,
+    /// Too many bad messages; the last one's close code (1008 policy, 1003 unsupported data).
+    TooManyErrors(u16),
+    /// A message over the size limit (1009).
+    TooBig,
     ProviderFailed,
+    IdleTimeout,
+    MaxDuration,
+}
+
+impl GatewayEnd {
+    /// The close frame for the gateway: the documented code, and the end reason.
+    fn close_code(self, reason: &str) -> (u16, String) {
+        let code = match self {
+            Self::TooManyErrors(code) => code,
+            Self::TooBig => 1009,
+            Self::ProviderFailed if reason != "insufficient_funds" && reason != "hangup" => 1011,
+            _ => 1000,
+        };
+        (code, reason.chars().take(123).collect())
+    }
 }
 
 impl std::fmt::Display for GatewayEnd {
@@ -375,10 +434,47 @@ impl std::fmt::Display for GatewayEnd {
         f.write_str(match self {
             Self::Stop => "hangup",
             Self::Disconnected => "gateway_disconnected",
-            Self::TooManyErrors => "too_many_bad_messages",
+            Self::TooManyErrors(_) => "too_many_bad_messages",
+            Self::TooBig => "message_too_big",
             Self::ProviderFailed => "provider_failed",
+            Self::IdleTimeout => "idle_timeout",
+            Self::MaxDuration => "max_duration",
         })
     }
+}
+
+/// The close code a bad message earns: data the protocol does not carry is 1003, anything
+/// else that breaks the protocol is 1008.
+fn violation_code(e: &TransportError) -> u16 {
+    match e {
+        TransportError::BinaryNotAllowed | TransportError::UnsupportedFormat(_) => 1003,
+        _ => 1008,
+    }
+}
+
+/// What bounds a call on the wall clock.
+struct Limits {
+    idle: Duration,
+    jitter: Duration,
+    max_call: Duration,
+}
+
+/// End the call at the carrier too, with the org's carrier credential.
+async fn hang_up(deps: Arc<SessionDeps>, carrier: &'static str, creds: carrier::Credentials, call_id: String) {
+    let Some(base) = deps.access.carrier_urls.get(carrier) else {
+        tracing::warn!(%carrier, "no REST base URL for the carrier; the call is not hung up there");
+        return;
+    };
+    let result = match carrier::hang_up(&deps.access.http, base, &creds, &call_id).await {
+        Ok(carrier::HangUp::Ended) => "ended",
+        Ok(carrier::HangUp::AlreadyEnded) => "already_ended",
+        Err(e) => {
+            tracing::warn!(%carrier, code = e.code(), "hang-up through the carrier failed: {e}");
+            "failed"
+        }
+    };
+    tracing::info!(%carrier, result, "hang-up sent to the carrier");
+    metrics::counter!(m::CARRIER_HANGUPS, "carrier" => carrier, "result" => result).increment(1);
 }
 
 /// The gateway read loop: decode, VAD, resample, feed STT. Never awaits a provider.
@@ -393,6 +489,7 @@ async fn read_gateway(
     stt_audio_ms: Arc<AtomicU64>,
     writer: &tokio::sync::mpsc::Sender<WriterCmd>,
     cancel: &CancellationToken,
+    limits: Limits,
 ) -> GatewayEnd {
     let gateway = codec.gateway();
     let mut stt_audio = stt_switch.borrow_and_update().clone();
@@ -423,24 +520,51 @@ async fn read_gateway(
     // unregister a waiter (a lock) 50 times a second.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
+    // Caller audio is bounded by the wall clock: what arrives beyond real time (plus jitter) is
+    // dropped, so billed STT time never exceeds the call's length.
+    let began = Instant::now();
+    let mut last_media = began;
+    let mut received: u64 = 0;
+    let ahead = metrics::counter!(m::GATEWAY_FRAMES_DROPPED, "gateway" => gateway, "reason" => "ahead_of_clock");
+    let max_call = tokio::time::sleep(limits.max_call);
+    tokio::pin!(max_call);
+    let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let msg = tokio::select! {
             _ = &mut cancelled => return GatewayEnd::ProviderFailed,
+            _ = &mut max_call => return GatewayEnd::MaxDuration,
+            _ = idle_check.tick() => {
+                if last_media.elapsed() >= limits.idle {
+                    return GatewayEnd::IdleTimeout;
+                }
+                continue;
+            }
             m = stream.next() => m,
         };
         let msg = match msg {
             Some(Ok(m)) => m,
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "gateway socket error");
-                metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => "socket").increment(1);
-                return GatewayEnd::Disconnected;
+                // tungstenite reports an oversized message as a capacity error.
+                let too_big = e.to_string().contains("Message too long");
+                let code = if too_big { "message_too_big" } else { "socket" };
+                tracing::warn!(error = %e, code, "gateway socket error");
+                metrics::counter!(m::GATEWAY_ERRORS, "gateway" => gateway, "code" => code).increment(1);
+                return if too_big { GatewayEnd::TooBig } else { GatewayEnd::Disconnected };
             }
             None => return GatewayEnd::Disconnected,
         };
         match codec.decode(&msg, pcm) {
             Ok(Inbound::Audio) => {
-                frames_in.increment(1);
                 let arrived = Instant::now();
+                last_media = arrived;
+                let allowed = (arrived - began + limits.jitter).as_millis() as u64 * u64::from(in_rate) / 1000;
+                if received + pcm.len() as u64 > allowed {
+                    ahead.increment(1);
+                    continue;
+                }
+                received += pcm.len() as u64;
+                frames_in.increment(1);
                 for frame in pcm.chunks(vad_frame) {
                     let ev = vad.push(frame);
                     if vad.loud_run() == 1 {
@@ -503,7 +627,7 @@ async fn read_gateway(
                     message: e.to_string(),
                 }));
                 if bad > MAX_BAD_MESSAGES {
-                    return GatewayEnd::TooManyErrors;
+                    return GatewayEnd::TooManyErrors(violation_code(&e));
                 }
             }
         }

@@ -1,18 +1,22 @@
 //! Persistence: one [`Store`] trait; SQLite is the embedded default, Postgres serves several
 //! nodes sharing one database. Both pass the same story suite (`suite.rs`).
 
+mod access;
 #[cfg(test)]
 mod pg_testdb;
 mod postgres;
+mod postgres_access;
 mod postgres_notify;
 mod postgres_orgs;
 mod rates_sql;
 mod split;
 mod sqlite;
+mod sqlite_access;
 mod sqlite_orgs;
 #[cfg(test)]
 mod suite;
 
+pub use access::{NumberRow, StreamTokenRow, TokenUse};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -146,6 +150,30 @@ pub trait Store: Send + Sync + 'static {
     /// Topics published by any node (this one included), from now on. [`RESYNC_TOPIC`] means
     /// some may have been missed. `None` where the store is not shared (SQLite).
     async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError>;
+
+    /// Route a number to an agent; `Ok(false)` when the number is already taken (by any org).
+    async fn create_number(&self, n: &NumberRow) -> Result<bool, StoreError>;
+    async fn numbers(&self, org_id: &str) -> Result<Vec<NumberRow>, StoreError>;
+    /// Ok(false) when no such number belongs to the org.
+    async fn delete_number(&self, org_id: &str, id: &str) -> Result<bool, StoreError>;
+    /// The route of an E.164 number, whichever org owns it.
+    async fn number(&self, e164: &str) -> Result<Option<NumberRow>, StoreError>;
+    /// Save a freshly minted token; `Ok(false)` when a token for the same carrier call id
+    /// exists (a replayed answer webhook).
+    async fn put_stream_token(&self, t: &StreamTokenRow) -> Result<bool, StoreError>;
+    /// Use a token: granted once, atomically across nodes sharing the store.
+    async fn consume_stream_token(&self, sid: &str, now_ms: i64) -> Result<TokenUse, StoreError>;
+    async fn purge_stream_tokens(&self, before_ms: i64) -> Result<u64, StoreError>;
+    /// Sessions of the org that are still open (the plan's concurrent-call cap).
+    async fn open_sessions(&self, org_id: &str) -> Result<i64, StoreError>;
+    /// Sessions started in `[from_ms, to_ms)`, newest first; every org's when `org_id` is None.
+    async fn list_sessions(
+        &self,
+        org_id: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>, StoreError>;
 }
 
 /// An org as stored.

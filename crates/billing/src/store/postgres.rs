@@ -30,7 +30,7 @@ impl PostgresStore {
     }
 }
 
-fn session_from_row(r: &PgRow) -> Result<SessionRow, StoreError> {
+pub(super) fn session_from_row(r: &PgRow) -> Result<SessionRow, StoreError> {
     Ok(SessionRow {
         session_id: r.try_get("session_id")?,
         call_sid: r.try_get("call_sid")?,
@@ -387,5 +387,47 @@ impl Store for PostgresStore {
 
     async fn subscribe_changes(&self) -> Result<Option<mpsc::Receiver<String>>, StoreError> {
         super::postgres_notify::subscribe(&self.pool).await.map(Some)
+    }
+
+    async fn create_number(&self, n: &super::NumberRow) -> Result<bool, StoreError> {
+        super::postgres_access::create_number(&self.pool, n).await
+    }
+
+    async fn numbers(&self, org_id: &str) -> Result<Vec<super::NumberRow>, StoreError> {
+        super::postgres_access::numbers(&self.pool, org_id).await
+    }
+
+    async fn delete_number(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
+        super::postgres_access::delete_number(&self.pool, org_id, id).await
+    }
+
+    async fn number(&self, e164: &str) -> Result<Option<super::NumberRow>, StoreError> {
+        super::postgres_access::number(&self.pool, e164).await
+    }
+
+    async fn put_stream_token(&self, t: &super::StreamTokenRow) -> Result<bool, StoreError> {
+        super::postgres_access::put_stream_token(&self.pool, t).await
+    }
+
+    async fn consume_stream_token(&self, sid: &str, now_ms: i64) -> Result<super::TokenUse, StoreError> {
+        super::postgres_access::consume_stream_token(&self.pool, sid, now_ms).await
+    }
+
+    async fn purge_stream_tokens(&self, before_ms: i64) -> Result<u64, StoreError> {
+        super::postgres_access::purge_stream_tokens(&self.pool, before_ms).await
+    }
+
+    async fn open_sessions(&self, org_id: &str) -> Result<i64, StoreError> {
+        super::postgres_access::open_sessions(&self.pool, org_id).await
+    }
+
+    async fn list_sessions(
+        &self,
+        org_id: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        super::postgres_access::list_sessions(&self.pool, org_id, from_ms, to_ms, limit).await
     }
 }

@@ -12,10 +12,11 @@ use std::collections::HashMap;
 pub(super) async fn upsert_plan(pool: &SqlitePool, p: &Plan) -> Result<(), StoreError> {
     let allowed = p.allowed_models.as_ref().map(|v| serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
     sqlx::query(
-        "INSERT INTO plans (id, monthly_credit_micros, byok_allowed, allowed_models, byok_markup_bps, platform_fee_micros_per_minute) VALUES (?, ?, ?, ?, ?, ?)
+        "INSERT INTO plans (id, monthly_credit_micros, byok_allowed, allowed_models, byok_markup_bps, platform_fee_micros_per_minute, max_concurrent_calls) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET monthly_credit_micros = excluded.monthly_credit_micros, byok_allowed = excluded.byok_allowed,
            allowed_models = excluded.allowed_models, byok_markup_bps = excluded.byok_markup_bps,
-           platform_fee_micros_per_minute = excluded.platform_fee_micros_per_minute",
+           platform_fee_micros_per_minute = excluded.platform_fee_micros_per_minute,
+           max_concurrent_calls = excluded.max_concurrent_calls",
     )
     .bind(&p.id)
     .bind(p.monthly_credit_micros)
@@ -23,6 +24,7 @@ pub(super) async fn upsert_plan(pool: &SqlitePool, p: &Plan) -> Result<(), Store
     .bind(allowed)
     .bind(p.byok_markup_bps)
     .bind(p.platform_fee_micros_per_minute)
+    .bind(p.max_concurrent_calls)
     .execute(pool)
     .await?;
     Ok(())
@@ -46,6 +48,7 @@ pub(super) async fn plan(pool: &SqlitePool, id: &str) -> Result<Option<Plan>, St
         allowed_models,
         byok_markup_bps: r.try_get("byok_markup_bps")?,
         platform_fee_micros_per_minute: r.try_get("platform_fee_micros_per_minute")?,
+        max_concurrent_calls: r.try_get("max_concurrent_calls")?,
     }))
 }
 

@@ -54,6 +54,7 @@ fn plan(id: &str, credits: i64) -> Plan {
         allowed_models: None,
         byok_markup_bps: 500,
         platform_fee_micros_per_minute: 0,
+        max_concurrent_calls: 0,
     }
 }
 
@@ -420,6 +421,69 @@ pub(super) async fn rates_seed_and_managed_flip(s: &dyn Store) {
     assert!(s.rates().await.unwrap().model("llm", "groq", "llama-3.1-8b-instant").unwrap().iter().all(|r| r.managed));
 }
 
+pub(super) async fn numbers_route_across_orgs(s: &dyn Store) {
+    s.upsert_plan(&plan("p", 0)).await.unwrap();
+    tiny_org(s, "a", 0).await;
+    tiny_org(s, "b", 0).await;
+    let n = |id: &str, org: &str, number: &str| super::NumberRow {
+        id: id.into(),
+        org_id: org.into(),
+        number: number.into(),
+        carrier: "twilio".into(),
+        agent_id: "ag".into(),
+        created_at_ms: 1,
+    };
+    assert!(s.create_number(&n("n1", "a", "+15550001111")).await.unwrap());
+    assert!(!s.create_number(&n("n2", "b", "+15550001111")).await.unwrap(), "unique across orgs");
+    assert_eq!(s.number("+15550001111").await.unwrap().map(|r| r.org_id), Some("a".into()));
+    assert_eq!(s.numbers("b").await.unwrap(), vec![]);
+    assert!(!s.delete_number("b", "n1").await.unwrap(), "another org cannot delete it");
+    assert!(s.delete_number("a", "n1").await.unwrap());
+    assert_eq!(s.number("+15550001111").await.unwrap(), None);
+}
+
+pub(super) async fn stream_tokens_are_single_use(s: &dyn Store) {
+    let t = |sid: &str, call: &str, exp: i64| super::StreamTokenRow {
+        sid: sid.into(),
+        kind: "twilio".into(),
+        org_id: "a".into(),
+        agent_id: "ag".into(),
+        call_id: Some(call.into()),
+        number_id: None,
+        expires_at_ms: exp,
+        used_at_ms: None,
+        created_at_ms: 1,
+    };
+    assert!(s.put_stream_token(&t("s1", "CA1", 1_000)).await.unwrap());
+    assert!(!s.put_stream_token(&t("s2", "CA1", 1_000)).await.unwrap(), "one token per carrier call");
+    assert!(s.put_stream_token(&t("s3", "CA3", 100)).await.unwrap());
+    match s.consume_stream_token("s1", 500).await.unwrap() {
+        super::TokenUse::Granted(row) => assert_eq!(row.used_at_ms, Some(500)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.consume_stream_token("s1", 501).await.unwrap(), super::TokenUse::Used);
+    assert_eq!(s.consume_stream_token("s3", 500).await.unwrap(), super::TokenUse::Expired);
+    assert_eq!(s.consume_stream_token("nope", 500).await.unwrap(), super::TokenUse::Unknown);
+    assert_eq!(s.purge_stream_tokens(200).await.unwrap(), 1);
+}
+
+pub(super) async fn sessions_listed_per_org(s: &dyn Store) {
+    let mut a = session_row("s1", Some("CA1"), 1_000);
+    a.org_id = "a".into();
+    let mut b = session_row("s2", Some("CA2"), 2_000);
+    b.org_id = "b".into();
+    s.open_session(&a).await.unwrap();
+    s.open_session(&b).await.unwrap();
+    assert_eq!(s.open_sessions("a").await.unwrap(), 1);
+    s.close_session("s1", 1_500, "hangup").await.unwrap();
+    assert_eq!(s.open_sessions("a").await.unwrap(), 0);
+    let ids = |v: Vec<SessionRow>| v.into_iter().map(|r| r.session_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_sessions(Some("a"), 0, 10_000, 10).await.unwrap()), vec!["s1"]);
+    assert_eq!(ids(s.list_sessions(None, 0, 10_000, 10).await.unwrap()), vec!["s2", "s1"]);
+    assert_eq!(ids(s.list_sessions(None, 0, 10_000, 1).await.unwrap()), vec!["s2"]);
+    assert_eq!(ids(s.list_sessions(None, 1_500, 10_000, 10).await.unwrap()), vec!["s2"]);
+}
+
 /// One test per story per backend.
 macro_rules! on_both_backends {
     ($($story:ident),* $(,)?) => {
@@ -459,6 +523,9 @@ on_both_backends!(
     settle_period_rollover,
     concurrent_settles,
     rates_seed_and_managed_flip,
+    numbers_route_across_orgs,
+    stream_tokens_are_single_use,
+    sessions_listed_per_org,
 );
 
 /// A SQLite file with a pool of 4, so settles really run on several connections.

@@ -16,6 +16,11 @@ pub use telnyx::{TelnyxCodec, TelnyxEncoder};
 pub use twilio::{TwilioCodec, TwilioEncoder};
 pub use vonage::{VonageCodec, VonageEncoder};
 
+/// A caller-supplied string cut short enough for a log line or close reason.
+pub(crate) fn clip(s: &str) -> String {
+    lenient::clip(s, 40)
+}
+
 use crate::SessionEvent;
 use axum::extract::ws::Message;
 use futures::{Sink, Stream};

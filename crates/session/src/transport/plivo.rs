@@ -154,11 +154,12 @@ fn unsupported(encoding: &str, rate: u32) -> TransportError {
     TransportError::UnsupportedFormat(format!("{} @ {} Hz", lenient::clip(encoding, 30), rate))
 }
 
-/// `extra_headers` is documented as `"k=v;k2=v2"`; an object is accepted too.
+/// `extra_headers` is set as `k=v,k2=v2` and delivered as `"k=v;k2=v2"`; both separators and an
+/// object are accepted.
 fn extra_headers(v: Value, out: &mut HashMap<String, String>) {
     match v {
         Value::String(s) => {
-            for pair in s.split(';') {
+            for pair in s.split([';', ',']) {
                 if let Some((k, v)) = pair.split_once('=') {
                     let k = k.trim();
                     if !k.is_empty() {

@@ -28,6 +28,8 @@ pub struct ListenerConfig {
     pub agent: String,
     /// A connection that has not sent its UUID by then is refused.
     pub uuid_timeout: Duration,
+    /// Each call's UUID must have been registered through the API first.
+    pub require_registration: bool,
 }
 
 /// Accept AudioSocket connections until the task is dropped.
@@ -97,7 +99,12 @@ async fn connection(sock: TcpStream, peer: SocketAddr, deps: Arc<SessionDeps>, c
     let stream = frame_stream(read, first);
     let sink: GatewaySink = Box::pin(FrameSink::new(write));
     let codec = Box::new(AudioSocketCodec::new(&config.agent));
-    crate::runtime::run_gateway(sink, stream, codec, deps).await;
+    let binding = crate::admission::ListenerBinding {
+        agent: config.agent.clone(),
+        require_registration: config.require_registration,
+    };
+    let up = crate::UpgradeAuth { listener: Some(binding), ..Default::default() };
+    crate::runtime::run_gateway(sink, stream, codec, deps, up).await;
 }
 
 struct ReadState<R> {

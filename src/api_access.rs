@@ -1,0 +1,208 @@
+//! Routes into an org's agents: phone numbers (carrier number → agent), ephemeral client tokens
+//! for browsers and apps, and registered AudioSocket call ids. Every token here is single-use
+//! and short-lived, stored so any node sharing the store can check it once.
+
+use crate::api::{ApiError, AppState};
+use crate::api_org::org_auth;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use billing::store::{NumberRow, StreamTokenRow};
+use gwauth::stream_token::Carrier;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+fn store_err(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "store error");
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable")
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+/// The routing key of a called number (gateway-auth.md §1): a `sip:` URI's user part, one
+/// leading `+` dropped, 6–15 digits, written back as `+digits`. Carriers that omit the `+`
+/// (Plivo, Vonage) route the same way.
+pub fn e164(raw: &str) -> Option<String> {
+    let mut n = raw.trim();
+    if let Some(rest) = n.strip_prefix("sips:").or_else(|| n.strip_prefix("sip:")) {
+        n = rest.split(['@', ';']).next().unwrap_or_default();
+    }
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    let ok = (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| format!("+{digits}"))
+}
+
+/// The org's agent, or a 404 that reads the same for another org's id as for none.
+async fn own_agent(s: &AppState, org_id: &str, agent_id: &str) -> Result<(), ApiError> {
+    match s.deps.store.agent(agent_id).await.map_err(store_err)? {
+        Some((owner, _)) if owner == org_id => Ok(()),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_agent", format!("no agent {agent_id:?}"))),
+    }
+}
+
+/// A new single-use token for `kind`, bound to the org, agent and (for carriers) call id.
+/// `Ok(None)` when a token for that carrier call exists already: a replayed answer webhook.
+pub async fn mint(
+    s: &AppState,
+    kind: &str,
+    org_id: &str,
+    agent_id: &str,
+    call_id: Option<&str>,
+    number_id: Option<&str>,
+    ttl_s: i64,
+) -> Result<Option<(String, i64)>, ApiError> {
+    let carrier = Carrier::from_gateway(kind).ok_or_else(|| bad("bad_request", "no tokens for this gateway"))?;
+    let sid = gwauth::stream_token::random_sid();
+    let now = billing::store::now_ms();
+    let exp_s = now / 1000 + ttl_s;
+    let token = s.deps.access.stream_keys.mint(carrier, sid, u32::try_from(exp_s).unwrap_or(u32::MAX));
+    let row = StreamTokenRow {
+        sid: hex::encode(sid),
+        kind: kind.to_string(),
+        org_id: org_id.to_string(),
+        agent_id: agent_id.to_string(),
+        call_id: call_id.map(str::to_string),
+        number_id: number_id.map(str::to_string),
+        expires_at_ms: exp_s * 1000,
+        used_at_ms: None,
+        created_at_ms: now,
+    };
+    let fresh = s.deps.store.put_stream_token(&row).await.map_err(store_err)?;
+    Ok(fresh.then_some((token, exp_s)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberBody {
+    number: String,
+    carrier: String,
+    agent_id: String,
+}
+
+pub async fn create_number(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NumberBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<NumberRow>), ApiError> {
+    let org = org_auth(&s, &headers).await?;
+    let Json(b) = body.map_err(|_| bad("bad_request", r#"body must be JSON {"number","carrier","agentId"}"#))?;
+    let number = e164(&b.number).ok_or_else(|| bad("bad_number", "number must be E.164: + and 6 to 15 digits"))?;
+    if !crate::answer::CARRIERS.contains(&b.carrier.as_str()) {
+        return Err(bad("unknown_carrier", "carrier must be twilio, telnyx, plivo or vonage"));
+    }
+    own_agent(&s, &org.id, &b.agent_id).await?;
+    let row = NumberRow {
+        id: format!("num_{}", uuid::Uuid::new_v4().simple()),
+        org_id: org.id.clone(),
+        number,
+        carrier: b.carrier,
+        agent_id: b.agent_id,
+        created_at_ms: billing::store::now_ms(),
+    };
+    if !s.deps.store.create_number(&row).await.map_err(store_err)? {
+        return Err(ApiError::new(StatusCode::CONFLICT, "number_taken", "that number is already routed"));
+    }
+    tracing::info!(org = %org.id, number = %row.number, carrier = %row.carrier, "number routed");
+    Ok((StatusCode::CREATED, Json(row)))
+}
+
+pub async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let org = org_auth(&s, &headers).await?;
+    let numbers = s.deps.store.numbers(&org.id).await.map_err(store_err)?;
+    Ok(Json(json!({ "numbers": numbers })))
+}
+
+pub async fn delete_number(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let org = org_auth(&s, &headers).await?;
+    if s.deps.store.delete_number(&org.id, &id).await.map_err(store_err)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such number"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenBody {
+    agent_id: String,
+    #[serde(default)]
+    ttl_seconds: Option<i64>,
+}
+
+/// The longest a client token may live: it only has to reach the browser and open one call.
+const MAX_CLIENT_TOKEN_TTL_S: i64 = 600;
+
+fn ttl(asked: Option<i64>, default: i64) -> Result<i64, ApiError> {
+    let ttl = asked.unwrap_or(default);
+    if !(1..=MAX_CLIENT_TOKEN_TTL_S).contains(&ttl) {
+        return Err(bad("bad_ttl", format!("ttlSeconds must be 1 to {MAX_CLIENT_TOKEN_TTL_S}")));
+    }
+    Ok(ttl)
+}
+
+/// `POST /api/client-tokens {"agentId","ttlSeconds"}`: what an org's backend hands a browser,
+/// so its API key never reaches the page. Good for one call to that agent.
+pub async fn create_client_token(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let org = org_auth(&s, &headers).await?;
+    let Json(b) = body.map_err(|_| bad("bad_request", r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
+    let ttl = ttl(b.ttl_seconds, 60)?;
+    own_agent(&s, &org.id, &b.agent_id).await?;
+    let (token, exp) = mint(&s, "client", &org.id, &b.agent_id, None, None, ttl)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "token collision"))?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": token, "expiresAt": exp }))))
+}
+
+/// `POST /api/audiosocket/calls {"agentId"}`: register the UUID an Asterisk dialplan will pass
+/// to `AudioSocket(uuid,host:port)`, for listeners started with `--audiosocket-require-registration`.
+pub async fn register_audiosocket_call(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let org = org_auth(&s, &headers).await?;
+    let Json(b) = body.map_err(|_| bad("bad_request", r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
+    let ttl = ttl(b.ttl_seconds, 30)?;
+    own_agent(&s, &org.id, &b.agent_id).await?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let now = billing::store::now_ms();
+    let row = StreamTokenRow {
+        sid: uuid.clone(),
+        kind: "asterisk".into(),
+        org_id: org.id.clone(),
+        agent_id: b.agent_id,
+        call_id: Some(uuid.clone()),
+        number_id: None,
+        expires_at_ms: now + ttl * 1000,
+        used_at_ms: None,
+        created_at_ms: now,
+    };
+    s.deps.store.put_stream_token(&row).await.map_err(store_err)?;
+    Ok((StatusCode::CREATED, Json(json!({ "uuid": uuid, "expiresAt": now / 1000 + ttl }))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::e164;
+
+    #[test]
+    fn routing_keys() {
+        assert_eq!(e164("+15550001111").as_deref(), Some("+15550001111"));
+        assert_eq!(e164(" 15550001111 ").as_deref(), Some("+15550001111"));
+        assert_eq!(e164("sip:+15550001111@example.com;transport=udp").as_deref(), Some("+15550001111"));
+        assert_eq!(e164("+1555"), None);
+        assert_eq!(e164("+1555000111122223"), None);
+        assert_eq!(e164("+1555a001111"), None);
+        assert_eq!(e164("sip:alice@example.com"), None);
+    }
+}
