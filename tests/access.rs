@@ -710,3 +710,111 @@ fn protocol_violations_close_with_their_codes() {
     .unwrap();
     assert_eq!(closed, vec![Some(1003), Some(1009)]);
 }
+
+/// Telnyx Call Control: a signed `call.initiated` makes Switchboard answer over Telnyx's API
+/// and start the stream with the token as `stream_auth_token`, which Telnyx then presents in
+/// its upgrade header.
+#[test]
+fn telnyx_call_control_answers_over_the_api() {
+    let env = start(Db::Sqlite, &[]);
+    let t = env.tenant();
+    env.route(&t, "telnyx", "+15550001001");
+    let body = json!({"data": {"event_type": "call.initiated", "payload": {"call_control_id": "v3:cc-1", "from": "+15550009999", "to": "+15550001001", "direction": "incoming"}}}).to_string();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    let url = format!("{}/telnyx/call-control", env.server.url);
+    let post = |sig: String| {
+        let (url, body, now) = (url.clone(), body.clone(), now.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let r = reqwest::Client::new()
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("telnyx-timestamp", now)
+                    .header("telnyx-signature-ed25519", sig)
+                    .body(body);
+                r.send().await.unwrap().status().as_u16()
+            })
+        })
+        .join()
+        .unwrap()
+    };
+    assert_eq!(post(gwauth::telnyx::sign(&[1u8; 32], &now, body.as_bytes())), 403, "another key");
+    assert_eq!(post(gwauth::telnyx::sign(&TELNYX_SEED, &now, body.as_bytes())), 200);
+    let actions = get_json(&format!("{}/_sim/actions", env.sim.urls["carrier"]));
+    let actions = actions.as_array().unwrap();
+    assert_eq!(
+        actions.iter().map(|a| a["action"].as_str().unwrap()).collect::<Vec<_>>(),
+        vec!["answer", "streaming_start"]
+    );
+    let start = &actions[1]["body"];
+    let token = start["stream_auth_token"].as_str().unwrap().to_string();
+    assert!(start["stream_url"].as_str().unwrap().ends_with("/telnyx/stream"));
+    let frame = start_frame("/telnyx/stream", "v3:cc-1", json!({}));
+    let stream = ws(&env, "/telnyx/stream");
+    assert_eq!(
+        attempt(&stream, &[("x-telnyx-streaming-auth-token", token.clone())], frame.clone()),
+        None,
+        "Telnyx gets in"
+    );
+    assert_eq!(attempt(&stream, &[("x-telnyx-streaming-auth-token", token)], frame).map(|c| c.0), Some(1008), "once");
+}
+
+/// One AudioSocket attempt: the UUID frame, then whether the server hangs up (refused) or
+/// keeps the call (admitted) within 3 s.
+fn audiosocket_admitted(addr: &str, uuid: &str) -> bool {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let id = uuid.replace('-', "");
+    let bytes: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&id[i * 2..i * 2 + 2], 16).unwrap()).collect();
+    s.write_all(&[&[0x01, 0, 16][..], &bytes].concat()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut b = [0u8; 3];
+    match s.read(&mut b) {
+        Ok(0) => false,
+        Ok(_) => !(b[0] == 0x00 || b[0] == 0xff),
+        Err(_) => true,
+    }
+}
+
+/// AudioSocket has no authentication of its own: the listener is bound to one agent, refuses
+/// public addresses unless told, and can require each call's UUID to be registered first.
+#[test]
+fn audiosocket_needs_registered_call_ids() {
+    let env = start(Db::Sqlite, &[]);
+    let t = env.tenant();
+    let public = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--audiosocket-listen", "8.8.8.8:9092"])
+        .args(["--database", &format!("sqlite:{}", env.server.dir.join("public.db").display())])
+        .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!public.status.success());
+    assert!(String::from_utf8_lossy(&public.stderr).contains("--audiosocket-allow-public"), "{public:?}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = env.sim.provider_args();
+    args.extend([
+        "--audiosocket-listen".into(),
+        addr.clone(),
+        "--audiosocket-agent".into(),
+        t.agent.clone(),
+        "--audiosocket-require-registration".into(),
+    ]);
+    let mut vars: Vec<(&str, String)> = KEYS.iter().map(|(p, k)| (key_var(p), k.to_string())).collect();
+    vars.push(("SWITCHBOARD_ADMIN_TOKEN", ADMIN.into()));
+    vars.push(("SWITCHBOARD_MASTER_KEYS", MASTER.into()));
+    let db = format!("sqlite:{}", env.server.dir.join("sb.db").display());
+    let pbx = Server::start_with_db(ServerOpts { env: vars, args }, Some(db));
+    let req = |body: Value| {
+        let (s, t) = http("POST", &format!("{}/api/audiosocket/calls", pbx.url), Some(&body.to_string()), Some(&t.key));
+        (s, serde_json::from_str::<Value>(&t).unwrap_or(Value::Null))
+    };
+    assert!(!audiosocket_admitted(&addr, "0f0e0d0c-0b0a-4908-8706-050403020100"), "an unregistered UUID is refused");
+    let (s, reg) = req(json!({"agentId": t.agent}));
+    assert_eq!(s, 201, "{reg}");
+    let uuid = reg["uuid"].as_str().unwrap();
+    assert!(audiosocket_admitted(&addr, uuid), "the registered UUID gets in");
+    assert!(!audiosocket_admitted(&addr, uuid), "once");
+}

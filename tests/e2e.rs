@@ -263,12 +263,12 @@ fn provider_keys_never_appear_in_logs_responses_or_metrics() {
 }
 
 #[test]
-fn twilio_voice_webhook_answers_connect_stream() {
+fn twilio_voice_webhook_refuses_unrouted_numbers() {
+    // A number nobody routed gets 404, even in sandbox (the signed flow is in tests/access.rs).
     let server = Server::sandbox();
     let (status, body) = http("POST", &format!("{}/twilio/voice", server.url), Some(""), None);
-    assert_eq!(status, 200);
-    let host = server.url.trim_start_matches("http://");
-    assert!(body.contains(&format!(r#"<Connect><Stream url="wss://{host}/twilio/stream">"#)), "{body}");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("unknown_number"), "{body}");
     let health = server.get("/healthz");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["sandbox"], true);

@@ -207,6 +207,9 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut ended = false;
     let hard_deadline = Instant::now() + Duration::from_secs(frames.len() as u64 / 50 + 120);
     let mut stop_deadline: Option<Instant> = None;
+    // A refused or failed call may never reach the event stream (a refusal at admission has no
+    // session): after its close frame, wait briefly for the end event, not until the deadline.
+    let mut refused_at: Option<Instant> = None;
     loop {
         if Instant::now() > hard_deadline {
             bail!("the call did not end in time");
@@ -238,6 +241,9 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
                 Some(Ok(Message::Close(frame))) => {
                     ws_open = false;
                     if let Some(f) = frame {
+                        if u16::from(f.code) != 1000 {
+                            refused_at = Some(Instant::now());
+                        }
                         if u16::from(f.code) != 1000 && !f.reason.is_empty() {
                             r.error(&p, json!({"type": "error", "code": "closed", "close_code": u16::from(f.code), "message": f.reason.to_string()}), || format!("error  server closed the call: {} ({})", f.reason, u16::from(f.code)));
                         }
@@ -312,6 +318,9 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
             let _ = tx.send(wire.stop()).await;
         }
         if ended || (!ws_open && events.is_none()) {
+            break;
+        }
+        if refused_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
             break;
         }
         if !ws_open && !stopped {
