@@ -581,10 +581,7 @@ fn idle_calls_end() {
     let auth = vec![("Authorization", format!("Bearer {}", t.key))];
     let url = ws(&env, "/twilio/stream");
     let agent = t.agent.clone();
-    let h = std::thread::spawn(move || {
-        let closed = attempt(&url, &auth, twilio_start("CA-idle", json!({"agent": agent})));
-        closed
-    });
+    let h = std::thread::spawn(move || attempt(&url, &auth, twilio_start("CA-idle", json!({"agent": agent}))));
     // `attempt` gives up after 3 s; the call ends after 1–2 s of silence.
     let closed = h.join().unwrap();
     assert_eq!(closed.map(|c| c.1), Some("idle_timeout".into()));
@@ -760,7 +757,7 @@ fn telnyx_call_control_answers_over_the_api() {
     assert_eq!(attempt(&stream, &[("x-telnyx-streaming-auth-token", token)], frame).map(|c| c.0), Some(1008), "once");
 }
 
-/// One AudioSocket attempt: the UUID frame, then whether the server hangs up (refused) or
+/// One AudioSocket attempt: the UUID and one audio frame, then whether the server hangs up (refused) or
 /// keeps the call (admitted) within 3 s.
 fn audiosocket_admitted(addr: &str, uuid: &str) -> bool {
     use std::io::{Read, Write};
@@ -768,6 +765,8 @@ fn audiosocket_admitted(addr: &str, uuid: &str) -> bool {
     let id = uuid.replace('-', "");
     let bytes: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&id[i * 2..i * 2 + 2], 16).unwrap()).collect();
     s.write_all(&[&[0x01, 0, 16][..], &bytes].concat()).unwrap();
+    // The call starts with its first audio (its kind gives the rate): 20 ms of slin silence.
+    s.write_all(&[&[0x10, 0x01, 0x40][..], &[0u8; 320]].concat()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut b = [0u8; 3];
     match s.read(&mut b) {

@@ -29,13 +29,16 @@ struct Live {
     events: broadcast::Sender<SessionEvent>,
 }
 
+/// A watcher waiting for a call to start: who it is, and where its receiver goes.
+type Waiter = (Viewer, oneshot::Sender<broadcast::Receiver<SessionEvent>>);
+
 #[derive(Default)]
 struct Inner {
     sessions: HashMap<String, Live>,
     /// Live call id → its session.
     calls: HashMap<String, String>,
     /// Watchers waiting for a call id to start.
-    waiting: HashMap<String, Vec<(Viewer, oneshot::Sender<broadcast::Receiver<SessionEvent>>)>>,
+    waiting: HashMap<String, Vec<Waiter>>,
 }
 
 /// Registry of live sessions' broadcast channels. Touched at subscribe/start/end, never per frame.

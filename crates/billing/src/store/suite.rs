@@ -413,7 +413,7 @@ pub(super) async fn rates_seed_and_managed_flip(s: &dyn Store) {
     let t = s.rates().await.unwrap();
     assert!(!t.model("tts", "elevenlabs", "eleven_flash_v2_5").unwrap()[0].managed);
     assert!(
-        t.model("stt", "elevenlabs", "scribe_v2_realtime").map_or(true, |r| r[0].managed),
+        t.model("stt", "elevenlabs", "scribe_v2_realtime").is_none_or(|r| r[0].managed),
         "other services untouched"
     );
     assert!(s.rates_version().await.unwrap() > v1);
