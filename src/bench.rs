@@ -29,19 +29,11 @@ struct Stack {
     _sim: Proc,
     server: Proc,
     url: String,
+    /// The operator token of the bench's own server (it runs in production mode).
+    admin: String,
 }
 
 const BENCH_KEY: &str = "bench-sim-key";
-
-/// The operator token calls are placed with: the bench's own server is in production mode
-/// (provider keys set), so its media routes need a credential. Against `--server`, the
-/// `SWITCHBOARD_ADMIN_TOKEN` of the environment is used.
-static OPERATOR_TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-fn operator_token() -> Option<&'static str> {
-    let t = OPERATOR_TOKEN.get_or_init(|| std::env::var("SWITCHBOARD_ADMIN_TOKEN").unwrap_or_default());
-    (!t.is_empty()).then_some(t.as_str())
-}
 
 fn first_line(child: &mut Child) -> anyhow::Result<String> {
     let out = child.stdout.take().context("child stdout")?;
@@ -72,9 +64,12 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
         .arg("--database")
         .arg(format!("sqlite:{}", dir.join("bench.db").display()))
         .env("RUST_LOG", "warn");
-    let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
-    server.env("SWITCHBOARD_ADMIN_TOKEN", &token);
-    let _ = OPERATOR_TOKEN.set(token);
+    let admin = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    server.env("SWITCHBOARD_ADMIN_TOKEN", &admin);
+    // The vault holds the bench org's Twilio credential.
+    let master =
+        base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_u128().to_le_bytes().repeat(2));
+    server.env("SWITCHBOARD_MASTER_KEYS", format!("bench:{master}"));
     for (svc, p) in crate::sims::simulated() {
         let key = format!("{svc}.{p}");
         let url = urls[&key].as_str().context("simulator URL")?;
@@ -91,7 +86,7 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
         sim.0.id(),
         dir.join("server.log").display()
     );
-    Ok(Stack { _sim: sim, server: Proc(server), url })
+    Ok(Stack { _sim: sim, server: Proc(server), url, admin })
 }
 
 /// utime + stime of a process, in clock ticks, from /proc.
@@ -147,44 +142,50 @@ struct CallResult {
     error: Option<String>,
 }
 
+/// Where and how a call is placed: the media URL, the credential, one shared HTTP client.
+#[derive(Clone)]
+struct Dialer {
+    url: String,
+    auth: Arc<crate::bench_auth::CallAuth>,
+    http: reqwest::Client,
+}
+
 /// One concurrent slot: one call for the whole run, or back-to-back calls of `call_len`.
 async fn slot(
-    url: String,
+    call: Dialer,
     frames: Arc<Vec<String>>,
     start_at: Instant,
     total: Duration,
     call_len: Option<Duration>,
 ) -> Vec<CallResult> {
     let Some(len) = call_len else {
-        return vec![one_call(url, frames, start_at, total).await];
+        return vec![one_call(call, frames, start_at, total).await];
     };
     let end = start_at + total;
     let mut out = Vec::new();
     let mut at = start_at;
     while at + len <= end {
-        out.push(one_call(url.clone(), frames.clone(), at, len).await);
+        out.push(one_call(call.clone(), frames.clone(), at, len).await);
         at = Instant::now();
     }
     out
 }
 
-async fn one_call(url: String, frames: Arc<Vec<String>>, start_at: Instant, duration: Duration) -> CallResult {
+async fn one_call(call: Dialer, frames: Arc<Vec<String>>, start_at: Instant, duration: Duration) -> CallResult {
     let mut r = CallResult::default();
     tokio::time::sleep_until(start_at.into()).await;
     let t0 = Instant::now();
     // A carrier sends each 20 ms frame at once; Nagle would hold it for the server's ACK.
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = match url.as_str().into_client_request() {
-        Ok(r) => r,
+    let sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
+    let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
+    let opened = match call.auth.open(&call.http, &call.url, &call_sid).await {
+        Ok(o) => o,
         Err(e) => {
-            r.error = Some(format!("bad URL: {e}"));
+            r.error = Some(format!("answer: {e}"));
             return r;
         }
     };
-    if let Some(auth) = operator_token().and_then(|t| format!("Bearer {t}").parse().ok()) {
-        req.headers_mut().insert("authorization", auth);
-    }
-    let ws = match tokio_tungstenite::connect_async_with_config(req, None, true).await {
+    let ws = match tokio_tungstenite::connect_async_with_config(opened.request, None, true).await {
         Ok((ws, _)) => ws,
         Err(e) => {
             r.error = Some(format!("connect: {e}"));
@@ -193,10 +194,8 @@ async fn one_call(url: String, frames: Arc<Vec<String>>, start_at: Instant, dura
     };
     r.setup_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let (mut tx, mut rx) = ws.split();
-    let sid = format!("MZ{}", uuid::Uuid::new_v4().simple());
-    let call = format!("CA{}", uuid::Uuid::new_v4().simple());
     let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": sid,
-        "start": {"streamSid": sid, "callSid": call, "accountSid": "ACbench", "tracks": ["inbound"], "customParameters": {},
+        "start": {"streamSid": sid, "callSid": call_sid, "accountSid": "ACbench", "tracks": ["inbound"], "customParameters": opened.params,
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
     if tx.send(Message::text(start.to_string())).await.is_err() {
         r.error = Some("start".into());
@@ -266,7 +265,7 @@ async fn one_call(url: String, frames: Arc<Vec<String>>, start_at: Instant, dura
         }
     }
     r.seconds = t0.elapsed().as_secs_f64();
-    let stop = json!({"event": "stop", "streamSid": sid, "stop": {"callSid": call}});
+    let stop = json!({"event": "stop", "streamSid": sid, "stop": {"callSid": call_sid}});
     let _ = tx.send(Message::text(stop.to_string())).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = rx.next().await {} }).await;
     r.held = r.error.is_none();
@@ -335,6 +334,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         (None, None) => unreachable!("a server is started or given"),
     };
     let ws_url = format!("{}/twilio/stream", base.replacen("http", "ws", 1));
+    let auth = match &stack {
+        Some(s) => crate::bench_auth::provision(&base, &s.admin).await.context("provisioning the bench org")?,
+        None => crate::bench_auth::CallAuth::Operator(std::env::var("SWITCHBOARD_ADMIN_TOKEN").ok()),
+    };
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().context("HTTP client")?;
+    let dialer = Dialer { url: ws_url, auth: Arc::new(auth), http };
     let mut assets = Vec::new();
     for name in ["simple", "multi_turn", "barge_in"] {
         assets.push(Arc::new(twilio_frames(&args.calls_dir.join(format!("{name}.wav")))?));
@@ -350,7 +355,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut tasks = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
         let at = t0 + ramp.mul_f64(i as f64 / args.calls as f64);
-        tasks.push(tokio::spawn(slot(ws_url.clone(), assets[i % assets.len()].clone(), at, duration, call_len)));
+        tasks.push(tokio::spawn(slot(dialer.clone(), assets[i % assets.len()].clone(), at, duration, call_len)));
     }
     // Sample the server's RSS while the calls run: the peak, and a timeline to see whether it
     // stays flat at constant load.

@@ -8,6 +8,7 @@ mod api_access;
 mod api_calls;
 mod api_org;
 mod bench;
+mod bench_auth;
 mod call;
 mod cli;
 mod openai_api;

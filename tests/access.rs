@@ -663,49 +663,57 @@ fn no_secret_at_any_log_level() {
     }
 }
 
-/// Close codes after `start` are the documented ones: too many frames the protocol does not
-/// carry → 1003; an oversized message → 1009.
+/// How the server closes a started call after `bad` is sent `times` times.
+async fn close_code_after(url: &str, bearer: &str, start: Message, bad: Message, times: usize) -> Option<u16> {
+    use futures::{SinkExt, StreamExt};
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(start).await.unwrap();
+    for _ in 0..times {
+        if ws.send(bad.clone()).await.is_err() {
+            break;
+        }
+    }
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Close(f)))) => return f.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Close codes after `start` are the documented ones on every media route: frames of a kind
+/// the protocol does not carry → 1003 (binary on the JSON-only carrier streams), messages that
+/// break it → 1008, an oversized message → 1009.
 #[test]
 fn protocol_violations_close_with_their_codes() {
     let env = start(Db::Sqlite, &[]);
     let t = env.tenant();
-    let auth = vec![("Authorization", format!("Bearer {}", t.key))];
-    let url = ws(&env, "/twilio/stream");
-    let closed = std::thread::spawn({
-        let (url, auth, agent) = (url.clone(), auth.clone(), t.agent.clone());
-        move || {
+    for (i, route) in ROUTES.into_iter().enumerate() {
+        let url = ws(&env, route);
+        let (key, agent) = (t.key.clone(), t.agent.clone());
+        let codes = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                use futures::{SinkExt, StreamExt};
-                let mut results = vec![];
-                for (i, bad) in
-                    [Message::binary(vec![0u8; 10]), Message::text("x".repeat(70_000))].into_iter().enumerate()
-                {
-                    let mut req = url.as_str().into_client_request().unwrap();
-                    req.headers_mut().insert("authorization", auth[0].1.parse().unwrap());
-                    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-                    ws.send(twilio_start(&format!("CA-bad-{i}"), json!({"agent": agent}))).await.unwrap();
-                    for _ in 0..if i == 0 { 60 } else { 1 } {
-                        if ws.send(bad.clone()).await.is_err() {
-                            break;
-                        }
-                    }
-                    let code = loop {
-                        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-                            Ok(Some(Ok(Message::Close(f)))) => break f.map(|f| u16::from(f.code)),
-                            Ok(Some(Ok(_))) => continue,
-                            _ => break None,
-                        }
-                    };
-                    results.push(code);
-                }
-                results
+                let start = |n: usize| start_frame(route, &format!("c-bad-{i}-{n}"), json!({"agent": agent}));
+                let carries_binary = route == "/vonage/stream" || route == "/v1/client";
+                let (bad, expected) = if carries_binary {
+                    (Message::text("{not json"), 1008)
+                } else {
+                    (Message::binary(vec![0u8; 10]), 1003)
+                };
+                let violation = close_code_after(&url, &key, start(0), bad, 60).await;
+                let too_big = close_code_after(&url, &key, start(1), Message::text("x".repeat(70_000)), 1).await;
+                (violation, expected, too_big)
             })
-        }
-    })
-    .join()
-    .unwrap();
-    assert_eq!(closed, vec![Some(1003), Some(1009)]);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(codes.0, Some(codes.1), "{route}: protocol violations");
+        assert_eq!(codes.2, Some(1009), "{route}: oversized message");
+    }
 }
 
 /// Telnyx Call Control: a signed `call.initiated` makes Switchboard answer over Telnyx's API
