@@ -56,6 +56,14 @@ fn start(db: Db, extra_args: &[&str]) -> Env {
         sim_args.extend(["--carrier-account", a.as_str()]);
     }
     let sim = Sim::start(&KEYS, &sim_args);
+    let pg = (db == Db::Postgres).then(PgDb::create);
+    let server = server_on(&sim, extra_args, pg.as_ref().map(|p| p.url.clone()));
+    Env { server, sim, _pg: pg }
+}
+
+/// A production server on `sim`'s providers and carriers, on `database` (a fresh SQLite file
+/// when `None`).
+fn server_on(sim: &Sim, extra_args: &[&str], database: Option<String>) -> Server {
     let mut args = sim.provider_args();
     for c in ["twilio", "telnyx", "plivo", "vonage"] {
         args.extend(["--carrier-url".to_string(), format!("{c}={}", sim.urls["carrier"])]);
@@ -64,9 +72,7 @@ fn start(db: Db, extra_args: &[&str]) -> Env {
     let mut env: Vec<(&str, String)> = KEYS.iter().map(|(p, k)| (key_var(p), k.to_string())).collect();
     env.push(("SWITCHBOARD_ADMIN_TOKEN", ADMIN.into()));
     env.push(("SWITCHBOARD_MASTER_KEYS", MASTER.into()));
-    let pg = (db == Db::Postgres).then(PgDb::create);
-    let server = Server::start_with_db(ServerOpts { env, args }, pg.as_ref().map(|p| p.url.clone()));
-    Env { server, sim, _pg: pg }
+    Server::start_with_db(ServerOpts { env, args }, database)
 }
 
 fn key_var(p: &str) -> &'static str {
@@ -557,6 +563,68 @@ fn a_live_call_id_is_refused(db: Db) {
     assert_eq!(first.join().unwrap(), None, "the first call kept running");
 }
 
+/// 20 simultaneous starts against a prepaid wallet that covers two calls' holds: exactly two
+/// are admitted, the rest refused `insufficient_funds` before any provider is called. On
+/// Postgres the starts are spread over two servers sharing the store.
+fn simultaneous_starts_hold_only_what_the_wallet_covers(db: Db) {
+    let env = start(db, &[]);
+    let plan = json!({"id": "prepaid", "monthly_credit_micros": 0, "byok_allowed": true, "allowed_models": null,
+        "byok_markup_bps": 0, "platform_fee_micros_per_minute": 0, "max_concurrent_calls": 0});
+    assert_eq!(env.req("PUT", "/api/admin/plans", Some(plan), Some(ADMIN)).0, 200);
+    let org = |wallet: i64| {
+        let (_, v) = env.req(
+            "POST",
+            "/api/admin/orgs",
+            Some(json!({"name": "prepaid", "plan": "prepaid", "walletMicros": wallet})),
+            Some(ADMIN),
+        );
+        let key = v["apiKey"].as_str().unwrap().to_string();
+        let spec = json!({"stt": {"provider": "deepgram", "model": "nova-3"}, "llm": {"provider": "openai", "model": "gpt-4o-mini"},
+            "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "v1"}, "prompt": "Be brief."});
+        let agent = env.req("POST", "/api/agents", Some(spec), Some(&key)).1["id"].as_str().unwrap().to_string();
+        (key, agent)
+    };
+    // One call's hold, measured while it runs.
+    let (key, agent) = org(1_000_000_000);
+    let (url, auth, a) = (ws(&env, "/twilio/stream"), vec![("Authorization", format!("Bearer {key}"))], agent.clone());
+    let probe = std::thread::spawn(move || attempt(&url, &auth, twilio_start("CA-probe", json!({"agent": a}))));
+    env.server.wait_for_session();
+    let hold = env.req("GET", "/api/balance", None, Some(&key)).1["heldMicros"].as_i64().unwrap();
+    assert!(hold > 0);
+    assert_eq!(probe.join().unwrap(), None);
+
+    let (key, agent) = org(hold * 5 / 2);
+    let second = match &env._pg {
+        Some(pg) => Some(server_on(&env.sim, &[], Some(pg.url.clone()))),
+        None => None,
+    };
+    let urls: Vec<String> = [Some(&env.server), second.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|s| format!("{}/twilio/stream", s.url.replacen("http", "ws", 1)))
+        .collect();
+    let deepgram = || env.sim.control("/keys")["deepgram"].as_array().map_or(0, Vec::len);
+    let before = deepgram();
+    let starts: Vec<_> = (0..20)
+        .map(|i| {
+            let (url, auth, agent) =
+                (urls[i % urls.len()].clone(), vec![("Authorization", format!("Bearer {key}"))], agent.clone());
+            std::thread::spawn(move || {
+                attempt(&url, &auth, twilio_start(&format!("CA-rush-{i}"), json!({"agent": agent})))
+            })
+        })
+        .collect();
+    let results: Vec<_> = starts.into_iter().map(|h| h.join().unwrap()).collect();
+    let admitted = results.iter().filter(|r| r.is_none()).count();
+    assert_eq!(admitted, 2, "{results:?}");
+    assert!(
+        results.iter().flatten().all(|(code, reason)| *code == 1008 && reason.starts_with("insufficient_funds")),
+        "{results:?}"
+    );
+    // Only the two admitted calls reached a provider (STT connects once per call).
+    assert_eq!(deepgram() - before, 2);
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $( #[test] fn $name() { super::$name(super::Db::Sqlite) } )* }
@@ -571,6 +639,7 @@ on_both_stores!(
     stream_tokens_are_single_use_and_bound,
     media_is_bounded_by_the_wall_clock,
     a_live_call_id_is_refused,
+    simultaneous_starts_hold_only_what_the_wallet_covers,
 );
 
 /// The idle timeout ends a started call that sends no media, with its own end reason.

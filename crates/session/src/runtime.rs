@@ -215,6 +215,20 @@ async fn run_started(
         deps.hub.remove(&session_id, start.call_id.as_deref());
         return;
     }
+    // Reserve the next minute on the payer's funds before any provider is called. For an org,
+    // the funds check and the hold are one transaction, so simultaneous starts cannot together
+    // hold more than the payer has.
+    if let Err((code, close)) = hold_funds(&deps, &session_id, &plan, admitted.org_id.is_some()).await {
+        let message = match code {
+            "insufficient_funds" => "the payer's available funds do not cover the call's next minute",
+            _ => "the session store is unavailable",
+        };
+        let r = refuse(Refusal::new(code, message));
+        close_with(&mut sink, enc.as_mut(), close, &r).await;
+        let _ = deps.store.close_session(&session_id, now_ms(), code).await;
+        deps.hub.remove(&session_id, start.call_id.as_deref());
+        return;
+    }
 
     // 2. STT connects before audio flows; a refused key moves to the agent's next STT
     //    fallback, and ends the call when none is left.
@@ -279,10 +293,6 @@ async fn run_started(
         stt_key = %plan.stt.credential.id, llm_key = %plan.llm.credential.id, tts_key = %plan.tts.credential.id,
         "session started"
     );
-    // Reserve the next minute on the payer's funds, so concurrent calls cannot overspend.
-    if let Err(e) = deps.store.put_hold(&session_id, &plan.payer_org_id, billing::hold::slice_estimate(&plan)).await {
-        tracing::warn!(error = %e, "cannot place the session's hold");
-    }
     metrics::counter!(m::SESSIONS_TOTAL, "gateway" => gateway).increment(1);
     metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
 
@@ -400,6 +410,30 @@ async fn run_started(
     tracing::info!(%reason, total = %total, "session ended");
     metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
     deps.hub.remove(&session_id, start.call_id.as_deref());
+}
+
+/// Place the session's hold: atomically against the payer's funds for an org's call, plainly
+/// for the server's own `default` agent (no org row, platform-funded).
+async fn hold_funds(
+    deps: &SessionDeps,
+    session_id: &str,
+    plan: &billing::SessionPlan,
+    org_call: bool,
+) -> Result<(), (&'static str, u16)> {
+    let amount = billing::hold::slice_estimate(plan);
+    let placed = if org_call {
+        deps.store.place_hold(session_id, &plan.payer_org_id, amount).await
+    } else {
+        deps.store.put_hold(session_id, &plan.payer_org_id, amount).await.map(|()| true)
+    };
+    match placed {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(("insufficient_funds", 1008)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot place the session's hold");
+            Err(("store_unavailable", 1011))
+        }
+    }
 }
 
 /// How the gateway side ended.

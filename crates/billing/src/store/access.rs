@@ -178,6 +178,48 @@ macro_rules! access_queries {
             Ok(sqlx::query(sql).bind(before_ms).execute(pool).await?.rows_affected())
         }
 
+        /// Check the payer's funds and place the session's hold in one transaction: the first
+        /// statement locks the payer's row (Postgres) or takes the write lock (SQLite), so
+        /// simultaneous starts are admitted one after another and never hold more than exists.
+        pub(super) async fn place_hold(
+            pool: &$pool,
+            session_id: &str,
+            org_id: &str,
+            amount_micros: i64,
+        ) -> Result<bool, StoreError> {
+            let mut tx = pool.begin().await?;
+            let lock = $sql("UPDATE orgs SET wallet_micros = wallet_micros WHERE id = ?");
+            if sqlx::query(lock).bind(org_id).execute(&mut *tx).await?.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let sql = $sql(
+                "SELECT o.wallet_micros, o.credits_used_micros, o.credits_period, o.negative_limit_micros, p.monthly_credit_micros,
+                   CAST((SELECT COALESCE(SUM(h.amount_micros), 0) FROM holds h WHERE h.org_id = o.id AND h.session_id <> ?) AS BIGINT) AS held
+                 FROM orgs o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?",
+            );
+            let r = sqlx::query(sql).bind(session_id).bind(org_id).fetch_one(&mut *tx).await?;
+            let period: String = r.try_get("credits_period")?;
+            let used: i64 = if period == super::period_of(super::now_ms()) { r.try_get("credits_used_micros")? } else { 0 };
+            let monthly: i64 = r.try_get("monthly_credit_micros")?;
+            let funds = crate::org::Funds {
+                credits_left_micros: (monthly - used).max(0),
+                wallet_micros: r.try_get("wallet_micros")?,
+                negative_limit_micros: r.try_get("negative_limit_micros")?,
+                held_micros: r.try_get("held")?,
+            };
+            if funds.available() < amount_micros {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            let sql = $sql(
+                "INSERT INTO holds (session_id, org_id, amount_micros, updated_at_ms) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (session_id) DO UPDATE SET amount_micros = excluded.amount_micros, updated_at_ms = excluded.updated_at_ms",
+            );
+            sqlx::query(sql).bind(session_id).bind(org_id).bind(amount_micros).bind(super::now_ms()).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
         pub(super) async fn open_sessions(pool: &$pool, org_id: &str) -> Result<i64, StoreError> {
             let sql = $sql("SELECT COUNT(*) AS n FROM sessions WHERE org_id = ? AND status = 'open'");
             Ok(sqlx::query(sql).bind(org_id).fetch_one(pool).await?.try_get("n")?)

@@ -164,6 +164,10 @@ pub trait Store: Send + Sync + 'static {
     /// Use a token: granted once, atomically across nodes sharing the store.
     async fn consume_stream_token(&self, sid: &str, now_ms: i64) -> Result<TokenUse, StoreError>;
     async fn purge_stream_tokens(&self, before_ms: i64) -> Result<u64, StoreError>;
+    /// Admission: place a starting session's hold only if the payer's available funds (credits,
+    /// wallet, allowed negative balance, less other sessions' holds) cover it, atomically.
+    /// `Ok(false)`: they do not (or the org is gone), and nothing was held.
+    async fn place_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<bool, StoreError>;
     /// Sessions of the org that are still open (the plan's concurrent-call cap).
     async fn open_sessions(&self, org_id: &str) -> Result<i64, StoreError>;
     /// Sessions started in `[from_ms, to_ms)`, newest first; every org's when `org_id` is None.

@@ -417,6 +417,10 @@ impl Store for PostgresStore {
         super::postgres_access::purge_stream_tokens(&self.pool, before_ms).await
     }
 
+    async fn place_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<bool, StoreError> {
+        super::postgres_access::place_hold(&self.pool, session_id, org_id, amount_micros).await
+    }
+
     async fn open_sessions(&self, org_id: &str) -> Result<i64, StoreError> {
         super::postgres_access::open_sessions(&self.pool, org_id).await
     }

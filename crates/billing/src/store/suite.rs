@@ -484,6 +484,18 @@ pub(super) async fn sessions_listed_per_org(s: &dyn Store) {
     assert_eq!(ids(s.list_sessions(None, 1_500, 10_000, 10).await.unwrap()), vec!["s2"]);
 }
 
+pub(super) async fn simultaneous_holds_never_exceed_the_funds(s: &dyn Store) {
+    s.upsert_plan(&plan("p0", 0)).await.unwrap();
+    let o = OrgRow { wallet_micros: 150_000, ..org_row("a", "p0") };
+    s.create_org(&o, "hash-a", "sk_test").await.unwrap();
+    let ids: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+    let placed = futures::future::join_all(ids.iter().map(|id| s.place_hold(id, "a", 59_000))).await;
+    let admitted = placed.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(admitted, 2, "150,000 holds two sessions of 59,000");
+    assert_eq!(s.held("a", None).await.unwrap(), 118_000);
+    assert!(!s.place_hold("x", "nobody", 1).await.unwrap(), "an unknown org holds nothing");
+}
+
 /// One test per story per backend.
 macro_rules! on_both_backends {
     ($($story:ident),* $(,)?) => {
@@ -526,6 +538,7 @@ on_both_backends!(
     numbers_route_across_orgs,
     stream_tokens_are_single_use,
     sessions_listed_per_org,
+    simultaneous_holds_never_exceed_the_funds,
 );
 
 /// A SQLite file with a pool of 4, so settles really run on several connections.
