@@ -93,8 +93,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok", "sandbox": s.sandbox}))
+/// 200 `ok`, or 503 `draining` once shutdown began, so a load balancer stops routing here.
+async fn healthz(State(s): State<AppState>) -> Response {
+    if s.deps.drain.is_draining() {
+        let body = serde_json::json!({"status": "draining", "sandbox": s.sandbox, "liveCalls": s.deps.drain.live()});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    Json(serde_json::json!({"status": "ok", "sandbox": s.sandbox})).into_response()
 }
 
 /// The API described as OpenAPI 3.1 (docs/openapi.json, checked against the router by a test).

@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// `twilio=URL`, `telnyx=URL`, `plivo=URL`, `vonage=URL`.
     #[arg(long = "carrier-url", value_name = "CARRIER=URL")]
     pub carrier_urls: Vec<String>,
+    /// On SIGTERM/SIGINT, live calls may finish for this many seconds before they are ended
+    /// with a closing line; new calls are refused meanwhile (`/healthz` answers 503).
+    #[arg(long, default_value_t = 30, env = "SWITCHBOARD_DRAIN_SECS")]
+    pub drain_secs: u64,
     /// A started call with no inbound media for this many seconds is ended (`idle_timeout`).
     #[arg(long, default_value_t = 30, env = "SWITCHBOARD_IDLE_TIMEOUT_SECS")]
     pub idle_timeout_secs: u64,

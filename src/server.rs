@@ -154,6 +154,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         vault,
         rates_version: Arc::new(std::sync::atomic::AtomicI64::new(rates_version)),
         access: Arc::new(access),
+        drain: Arc::new(session::drain::Drain::default()),
     };
     if admin_token.is_none() {
         tracing::info!("SWITCHBOARD_ADMIN_TOKEN not set: the admin endpoints are off");
@@ -185,6 +186,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         }
         None => None,
     };
+    let state_drain = state.deps.drain.clone();
     let app = api::router(state);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
@@ -215,9 +217,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             tracing::warn!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    let drain = state_drain;
+    let drain_for = Duration::from_secs(args.drain_secs);
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown_signal().await;
+        drain_calls(&drain, drain_for).await;
+        let _ = drained_tx.send(());
+    };
+    // Once the calls are settled, other open connections (event watchers) get a moment to end.
+    let linger = async move {
+        let _ = drained_rx.await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    tokio::select! {
+        served = std::future::IntoFuture::into_future(axum::serve(listener, app).with_graceful_shutdown(shutdown)) => served.context("serving")?,
+        () = linger => tracing::info!("connections still open after the drain are dropped"),
+    }
     tracing::info!("shut down");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Graceful drain: refuse new calls (`/healthz` 503), let live calls finish for up to
+/// `drain_for`, then ask the rest to say a closing line and hang up, and wait for every session
+/// to settle (final usage written, hold released).
+async fn drain_calls(drain: &session::drain::Drain, drain_for: Duration) {
+    drain.begin();
+    tracing::info!(
+        live = drain.live(),
+        drain_secs = drain_for.as_secs(),
+        "draining: no new calls; waiting for live calls to finish"
+    );
+    if drain.wait_idle(drain_for).await {
+        tracing::info!("drained: every call finished");
+        return;
+    }
+    tracing::warn!(live = drain.live(), "drain time is up: ending the remaining calls with a closing line");
+    drain.end_calls();
+    if !drain.wait_idle(Duration::from_secs(30)).await {
+        tracing::error!(live = drain.live(), "calls still running after the closing line; exiting anyway");
+    }
 }
 
 /// Loopback, private (RFC 1918, unique-local) and link-local addresses: where an

@@ -110,6 +110,27 @@ impl Server {
         let _ = self._proc.child.wait();
     }
 
+    /// Send SIGTERM (graceful drain) without waiting.
+    pub fn terminate(&self) {
+        let pid = self._proc.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok, "kill -TERM {pid}");
+    }
+
+    /// Wait up to `within` for the server process to exit; its status, or None if it is still up.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self._proc.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Start on a given store (`sqlite:…` or `postgres://…`) instead of a fresh SQLite file.
     pub fn start_with_db(opts: ServerOpts<'_>, database: Option<String>) -> Server {
         let dir = std::env::temp_dir().join(format!("sb-test-{}", uuid_like()));
@@ -365,6 +386,11 @@ impl PgDb {
         psql(&format!("CREATE DATABASE {name}"), &admin);
         let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
         PgDb { url: format!("{base}/{name}"), name }
+    }
+
+    /// One query's rows, as `psql -At` prints them.
+    pub fn query(&self, sql: &str) -> String {
+        psql(sql, &self.url)
     }
 
     /// Every row of every table, as text.

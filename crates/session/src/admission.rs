@@ -117,6 +117,10 @@ fn now_ms() -> i64 {
 
 /// Decide whether this `start` may open a session. Reads only our own store; never a provider.
 pub async fn admit(deps: &SessionDeps, gateway: &str, up: &UpgradeAuth, start: &StartInfo) -> Result<Admitted, Denied> {
+    if deps.drain.is_draining() {
+        // 1013 "try again later": another node takes the call.
+        return Err(Denied { code: "draining", message: "the server is shutting down".into(), close: 1013 });
+    }
     let admitted = admit_caller(deps, gateway, up, start).await?;
     if let Some(org) = &admitted.org_id {
         check_concurrency(deps, org).await?;

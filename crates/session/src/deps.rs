@@ -61,6 +61,8 @@ pub struct SessionDeps {
     pub rates_version: Arc<std::sync::atomic::AtomicI64>,
     /// Who may open a session, and the limits every session runs under.
     pub access: Arc<crate::AccessConfig>,
+    /// Shutdown state: draining refuses new calls; `ending` asks live ones to hang up.
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 /// Why a session could not get a plan: a stable code and a message without secrets.

@@ -8,6 +8,7 @@
 //! - `turn` — end of turn, LLM → `chunker` → TTS, barge-in with truncation to what was played.
 //! - `meter` — usage lines priced from the plan's rate snapshot, checkpointed to the store.
 //! - [`admission`] — who may open a session (tokens, keys, sandbox), decided at `start`.
+//! - [`drain`] — graceful shutdown: stop admitting, let calls finish, end the rest politely.
 //! - [`hub`] — live [`SessionEvent`]s by session, for watchers (`switchboard call`, operators).
 //!
 //! # Invariants
@@ -18,6 +19,7 @@
 pub mod admission;
 pub mod chunker;
 mod deps;
+pub mod drain;
 mod events;
 mod failover;
 pub mod hub;

@@ -118,6 +118,8 @@ pub(crate) async fn run_gateway(
             return;
         }
     };
+    // Counted live until this function returns, however the session ends (graceful drain).
+    let _live = deps.drain.enter();
     let session_id = uuid::Uuid::new_v4().to_string();
     let org = admitted.org_id.clone().unwrap_or_else(|| deps.org_id.clone());
     let events = match deps.hub.register(&session_id, start.call_id.as_deref(), &org) {
@@ -336,6 +338,8 @@ async fn run_started(
         store: deps.store.clone(),
         closing: None,
         hang_up: false,
+        closing_reason: EndReason::FundsExhausted,
+        shutdown: deps.drain.ending(),
         stt_plan,
         llm_plan: plan.llm.clone(),
         tts_plan: plan.tts.clone(),
@@ -382,6 +386,7 @@ async fn run_started(
             code
         }
         (EndReason::FundsExhausted, _) => "insufficient_funds".to_string(),
+        (EndReason::ServerShutdown, _) => "server_shutdown".to_string(),
         (EndReason::Hangup, end) => end.to_string(),
     };
     // The caller hung up, or the socket is gone: nothing to tell the carrier. Otherwise we end
@@ -456,6 +461,7 @@ impl GatewayEnd {
         let code = match self {
             Self::TooManyErrors(code) => code,
             Self::TooBig => 1009,
+            Self::ProviderFailed if reason == "server_shutdown" => 1001,
             Self::ProviderFailed if reason != "insufficient_funds" && reason != "hangup" => 1011,
             _ => 1000,
         };

@@ -36,6 +36,8 @@ pub(crate) enum EndReason {
     Hangup,
     /// The org ran out of funds mid-call: the agent said its closing line and hung up.
     FundsExhausted,
+    /// The server is shutting down: the agent said its closing line and hung up.
+    ServerShutdown,
     ProviderFailed {
         code: String,
         message: String,
@@ -76,6 +78,7 @@ pub(crate) struct AgentTurn {
 
 enum Wake {
     Cancelled,
+    Shutdown,
     Stt(Option<SttEvent>),
     Control(Control),
     LlmStarted(Result<mpsc::Receiver<LlmEvent>, LlmError>),
@@ -116,6 +119,10 @@ pub(crate) struct TurnManager {
     pub(crate) closing: Option<u64>,
     /// The closing line has been played: end the session.
     pub(crate) hang_up: bool,
+    /// Why the closing line is spoken.
+    pub(crate) closing_reason: EndReason,
+    /// Fires when the server, draining, ends its remaining calls.
+    pub(crate) shutdown: CancellationToken,
     /// The providers serving each service now (a fallback after a failover).
     pub(crate) stt_plan: ServicePlan,
     pub(crate) llm_plan: ServicePlan,
@@ -132,6 +139,7 @@ pub(crate) struct TurnManager {
 
 /// What the agent says before hanging up on an org without funds (`end_call` policy).
 const CLOSING_LINE: &str = "I am sorry, but this call has to end now because the account is out of funds. Goodbye.";
+const SHUTDOWN_LINE: &str = "I am sorry, but I have to end this call now. Please call again. Goodbye.";
 
 async fn opt_recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
@@ -182,6 +190,9 @@ impl TurnManager {
         let mut reason = EndReason::Hangup;
         let cancelled = cancel.cancelled();
         tokio::pin!(cancelled);
+        let shutdown = self.shutdown.clone();
+        let shutdown = shutdown.cancelled();
+        tokio::pin!(shutdown);
         loop {
             let wake = {
                 let mut none_ls = None;
@@ -195,6 +206,7 @@ impl TurnManager {
                 tokio::select! {
                     biased;
                     _ = &mut cancelled => Wake::Cancelled,
+                    _ = &mut shutdown, if self.closing.is_none() => Wake::Shutdown,
                     Some(c) = self.control.recv() => Wake::Control(c),
                     ev = self.stt.events.recv() => Wake::Stt(ev),
                     r = opt_fut(ls) => Wake::LlmStarted(r),
@@ -207,6 +219,10 @@ impl TurnManager {
             };
             match wake {
                 Wake::Cancelled => break,
+                Wake::Shutdown => {
+                    tracing::info!("server draining: saying goodbye");
+                    self.say_closing_line(SHUTDOWN_LINE, EndReason::ServerShutdown).await;
+                }
                 Wake::Stt(None) => {
                     if self.fail_over_stt("stt_closed").await {
                         continue;
@@ -249,7 +265,7 @@ impl TurnManager {
                 }
             }
             if self.hang_up {
-                reason = EndReason::FundsExhausted;
+                reason = self.closing_reason.clone();
                 // Stop the gateway reader too: the session ends here.
                 cancel.cancel();
                 break;
@@ -280,6 +296,12 @@ impl TurnManager {
             return;
         }
         tracing::warn!(org = %self.plan.payer_org_id, "funds exhausted mid-call: saying goodbye");
+        self.say_closing_line(CLOSING_LINE, EndReason::FundsExhausted).await;
+    }
+
+    /// Cut whatever the agent is saying, say `line`, then hang up with `reason`.
+    async fn say_closing_line(&mut self, line: &str, reason: EndReason) {
+        self.closing_reason = reason;
         if let Some(a) = self.agent.take() {
             if a.audio_started {
                 let (tx, _rx) = oneshot::channel();
@@ -298,9 +320,9 @@ impl TurnManager {
             tts_connect: Some(tts_connect),
             tts_tx: None,
             tts_rx: None,
-            pending: vec![TtsInput::Text(CLOSING_LINE.to_string()), TtsInput::Flush, TtsInput::Close],
+            pending: vec![TtsInput::Text(line.to_string()), TtsInput::Flush, TtsInput::Close],
             chunker: Chunker::new(),
-            text: CLOSING_LINE.to_string(),
+            text: line.to_string(),
             aligned: Vec::new(),
             audio_ms: 0,
             llm_done: true,
@@ -317,7 +339,7 @@ impl TurnManager {
             first_audio_at: None,
         });
         self.closing = Some(id);
-        self.publish(SessionEvent::Agent { text: CLOSING_LINE.to_string(), turn: id });
+        self.publish(SessionEvent::Agent { text: line.to_string(), turn: id });
     }
 
     /// Open the session's TTS stream with the plan's key, as a future polled in the main loop.

@@ -1,0 +1,76 @@
+//! Graceful drain: SIGTERM stops new calls (`/healthz` 503), lets live calls finish, ends the
+//! rest with a closing line after `--drain-secs`, and exits 0 with every session closed, its
+//! usage written and its hold released. Checked in the Postgres store after the process exited.
+
+mod util;
+
+use std::time::Duration;
+use util::*;
+
+fn sandbox_on(pg: &PgDb, drain_secs: &str) -> Server {
+    Server::start_with_db(
+        ServerOpts { env: vec![], args: vec!["--drain-secs".into(), drain_secs.into()] },
+        Some(pg.url.clone()),
+    )
+}
+
+#[test]
+fn a_call_in_flight_at_sigterm_finishes_and_is_billed_in_full() {
+    let pg = PgDb::create();
+    let mut server = sandbox_on(&pg, "60");
+    let url = server.url.clone();
+    let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--tail", "2"]));
+    server.wait_for_session();
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = http_get(&format!("{}/healthz", server.url));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("draining"), "{body}");
+    let refused = call(&server.url, &asset("simple.wav"), &[]);
+    assert!(!refused.ok);
+    assert!(refused.stdout.contains("draining"), "{}", refused.stdout);
+
+    let first = first.join().unwrap();
+    assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
+    let (stt_s, _) = first.usage_sum("stt");
+    assert!(stt_s >= duration_s("simple"), "billed in full: {stt_s} s");
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the server exits after the drain");
+    assert!(status.success(), "{status:?}");
+    let sid = first.call_sid();
+    assert_eq!(
+        pg.query(&format!("SELECT status, end_reason FROM sessions WHERE call_sid = '{sid}'")).trim(),
+        "closed|hangup"
+    );
+    assert_eq!(pg.query("SELECT COUNT(*) FROM sessions WHERE status = 'open'").trim(), "0");
+    assert_eq!(pg.query("SELECT COUNT(*) FROM holds").trim(), "0");
+    let billed: i64 = pg
+        .query(&format!(
+            "SELECT COUNT(*) FROM usage_records u JOIN sessions s USING (session_id) WHERE s.call_sid = '{sid}'"
+        ))
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(billed as usize, first.of("usage").len(), "every usage line the caller saw is stored");
+}
+
+#[test]
+fn calls_still_running_when_the_drain_ends_hear_a_closing_line() {
+    let pg = PgDb::create();
+    let mut server = sandbox_on(&pg, "1");
+    let url = server.url.clone();
+    let long = std::thread::spawn(move || call(&url, &asset("multi_turn.wav"), &["--tail", "30"]));
+    server.wait_for_session();
+    server.terminate();
+    let long = long.join().unwrap();
+    assert_eq!(long.of("end")[0]["reason"], "server_shutdown", "{}", long.stdout);
+    let turns = long.agent_turns();
+    assert!(turns.last().is_some_and(|t| t.ends_with("Please call again. Goodbye.")), "{turns:?}");
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    let sid = long.call_sid();
+    assert_eq!(
+        pg.query(&format!("SELECT status, end_reason FROM sessions WHERE call_sid = '{sid}'")).trim(),
+        "closed|server_shutdown"
+    );
+    assert_eq!(pg.query("SELECT COUNT(*) FROM holds").trim(), "0");
+}
