@@ -46,16 +46,35 @@ fn known_provider(s: &AppState, p: &str) -> bool {
     crate::answer::CARRIERS.contains(&p) || s.deps.resolver.rates().iter().any(|r| r.provider == p)
 }
 
-/// A carrier credential is a JSON object with named fields; it is checked whole at save time
-/// and listed by the last 4 of its secret field (auth token, API key, signature secret).
-fn carrier_secret(provider: &str, secret: &str) -> Result<Option<String>, ApiError> {
-    if !crate::answer::CARRIERS.contains(&provider) {
-        return Ok(None);
+/// The AWS providers take a JSON credential: its required fields, and the secret one whose
+/// last 4 characters list it.
+const AWS_PROVIDERS: [&str; 3] = ["bedrock", "polly", "transcribe"];
+const AWS_FIELDS: [&str; 2] = ["accessKeyId", "secretAccessKey"];
+
+fn last4_of(secret: &str) -> String {
+    secret.chars().skip(secret.chars().count().saturating_sub(4)).collect()
+}
+
+/// A JSON credential (carriers, AWS) is checked whole at save time, naming a missing field,
+/// and listed by the last 4 of its secret field (auth token, API key, secret access key), never
+/// of the serialized JSON.
+fn json_credential_last4(provider: &str, secret: &str) -> Result<Option<String>, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_credentials", m);
+    if crate::answer::CARRIERS.contains(&provider) {
+        let creds = carrier::Credentials::parse(provider, secret).map_err(|e| bad(e.to_string()))?;
+        return Ok(Some(last4_of(creds.secret_field())));
     }
-    let creds = carrier::Credentials::parse(provider, secret)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_credentials", e.to_string()))?;
-    let field = creds.secret_field();
-    Ok(Some(field.chars().skip(field.chars().count().saturating_sub(4)).collect()))
+    if AWS_PROVIDERS.contains(&provider) && secret.trim_start().starts_with('{') {
+        let v: Value =
+            serde_json::from_str(secret).map_err(|_| bad(format!("{provider} credentials must be a JSON object")))?;
+        for field in AWS_FIELDS {
+            if v[field].as_str().is_none_or(|f| f.trim().is_empty()) {
+                return Err(bad(format!("{provider} credentials: missing field {field}")));
+            }
+        }
+        return Ok(Some(last4_of(v["secretAccessKey"].as_str().unwrap_or_default())));
+    }
+    Ok(None)
 }
 
 pub async fn put_credential(
@@ -92,12 +111,12 @@ pub async fn put_credential(
             "set SWITCHBOARD_MASTER_KEYS to save keys",
         )
     })?;
-    let carrier_last4 = carrier_secret(&b.provider, &secret)?;
+    let json_last4 = json_credential_last4(&b.provider, &secret)?;
     let secret = SecretString::from(secret);
     let sealed = vault
         .seal(&org.id, &b.provider, &secret)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.code(), e.to_string()))?;
-    let last4 = carrier_last4.unwrap_or_else(|| billing::keys::last4(&secret));
+    let last4 = json_last4.unwrap_or_else(|| billing::keys::last4(&secret));
     let name = b.name.unwrap_or_else(|| "default".into());
     let row = CredentialRow {
         id: format!("conn_{}", uuid::Uuid::new_v4().simple()),
@@ -151,6 +170,16 @@ pub async fn put_byok(
 ) -> Result<Json<Value>, ApiError> {
     let mut org = org_auth(&s, &headers).await?;
     let Json(b) = body.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body must be JSON"))?;
+    if b.use_own_keys == Some(true) {
+        let plan = s.deps.store.plan(&org.plan_id).await.map_err(store_err)?;
+        if !plan.is_some_and(|p| p.byok_allowed) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "byok_not_in_plan",
+                format!("the {:?} plan does not include bringing your own keys", org.plan_id),
+            ));
+        }
+    }
     let creds = s.deps.store.credentials(&org.id).await.map_err(store_err)?;
     for (service, cred) in &b.slots {
         if !["stt", "tts", "llm"].contains(&service.as_str()) {

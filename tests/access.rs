@@ -348,6 +348,8 @@ fn carrier_numbers_answer_only_signed_webhooks(db: Db) {
         let row = env.req("GET", &format!("/api/calls/{}", out.call_sid()), None, Some(&t.key)).1;
         assert_eq!(row["org_id"], t.org.as_str(), "{carrier}: {row}");
         assert_eq!(row["gateway"], carrier);
+        // The org's own carrier account bills it directly: no telephony line from us.
+        assert!(out.of("usage").iter().all(|u| u["line"] != "telephony"), "{carrier}: {}", out.stdout);
     }
     let (s, _) = env.req(
         "POST",
@@ -525,6 +527,8 @@ fn media_is_bounded_by_the_wall_clock(db: Db) {
     let wall = t0.elapsed().as_secs_f64();
     let (stt_s, _) = out.usage_sum("stt");
     assert!(stt_s > 0.0 && stt_s <= wall + 1.0, "billed STT {stt_s} s within the call's {wall} s\n{}", out.stdout);
+    // Not on the org's own carrier account: the platform's telephony line is billed.
+    assert!(out.of("usage").iter().any(|u| u["line"] == "telephony"), "{}", out.stdout);
     assert!(env
         .server
         .metrics()

@@ -709,7 +709,42 @@ fn a_crash_loses_at_most_one_checkpoint_and_frees_the_hold(db: Db) {
     assert_eq!(20_000_000 - bal["creditsLeftMicros"].as_i64().unwrap(), charged, "what was recorded was charged, once");
 }
 
+/// The seed documents' rules, through the HTTP API.
+fn seed_rules_byok_plan_json_credentials_and_has_key(db: Db) {
+    let env = start_on(db, &[]);
+    // BYOK is a plan feature: a plan without it cannot turn the toggle on.
+    let (_, free) = env.org("free", 0);
+    let (status, v) = env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &free);
+    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("byok_not_in_plan")), "{v}");
+    assert_eq!(env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": false})), &free).0, 200);
+    // JSON credentials: every required field, listed by the last 4 of the secret field.
+    let (_, pro) = env.org("pro", 0);
+    let aws = |c: Value| env.req("PUT", "/api/credentials", Some(json!({"provider": "polly", "credentials": c})), &pro);
+    let (status, v) = aws(json!({"accessKeyId": "AKIDEXAMPLE"}));
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("secretAccessKey"), "{v}");
+    let (status, v) =
+        aws(json!({"accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEY"}));
+    assert_eq!((status, v["last4"].as_str()), (200, Some("EKEY")), "{v}");
+    // hasKey says whether a key is saved, even with the toggle off; allowed/reason say whether
+    // it will be used.
+    env.req("PUT", "/api/credentials", Some(json!({"provider": "groq", "apiKey": "gsk-saved-1234"})), &pro);
+    let access =
+        env.req("GET", "/api/models/access?service=llm&model=llama-3.1-8b-instant&provider=groq", None, &pro).1;
+    assert_eq!(access["hasKey"], true, "{access}");
+    assert_eq!(
+        (access["allowed"].as_bool(), access["reason"].as_str()),
+        (Some(false), Some("byok_key_required")),
+        "{access}"
+    );
+    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &pro);
+    let access =
+        env.req("GET", "/api/models/access?service=llm&model=llama-3.1-8b-instant&provider=groq", None, &pro).1;
+    assert_eq!((access["allowed"].as_bool(), access["hasKey"].as_bool()), (Some(true), Some(true)), "{access}");
+}
+
 on_both_stores!(
+    seed_rules_byok_plan_json_credentials_and_has_key,
     model_access_has_three_gates_and_agents_are_refused_with_stable_codes,
     saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs,
     a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet,

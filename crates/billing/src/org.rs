@@ -169,13 +169,15 @@ pub fn access(
     let rows = rates.model(service, provider, model);
     let managed = rows.is_some_and(|r| r.iter().any(|r| r.managed)) && keys.get(provider).is_some();
     let plan_allowed = ctx.plan.allows(service, provider, model);
-    let has_key = ctx.byok_credential(service, provider).is_some();
+    // `hasKey`: a key is saved; whether it will be used (toggle, plan) is `allowed`/`reason`.
+    let has_key = ctx.has_key(provider);
+    let usable_key = ctx.byok_credential(service, provider).is_some();
     let requires_key = rows.is_some() && !managed;
     let reason = if rows.is_none() {
         "unknown_model"
     } else if !plan_allowed {
         "plan_restricted"
-    } else if !managed && !has_key {
+    } else if !managed && !usable_key {
         "byok_key_required"
     } else {
         "ok"

@@ -167,7 +167,10 @@ async fn run_started(
 
     // 1. Plan: resolved once; this call keeps these keys and prices whatever changes later.
     let started_at = Instant::now();
-    let telephony = (gateway != "client").then_some(gateway);
+    // On the org's own carrier account (its number, its credential) the carrier bills the org
+    // directly: no telephony line, only the platform's fee and markup. Platform numbers keep it.
+    let own_carrier = matches!(admitted.via, Via::Carrier { credentials: Some(_) });
+    let telephony = (gateway != "client" && !own_carrier).then_some(gateway);
     let (plan, max_call) = match deps.plan_for(&session_id, &admitted.agent_id, telephony).await {
         Ok((p, max_call)) => {
             metrics::histogram!(m::PLAN_TIME).record(started_at.elapsed().as_secs_f64());
