@@ -48,6 +48,57 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Largest request body the API reads (chat completions with long histories included).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body that could not be read: too large (413), not JSON (415), or not the expected
+/// shape (400, with `hint`).
+pub fn body_rejected(r: axum::extract::rejection::JsonRejection, hint: &str) -> ApiError {
+    match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is over {} KiB", MAX_BODY_BYTES / 1024),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", hint),
+    }
+}
+
+/// Every error the router or an extractor answers on its own (a bad query string, an unknown
+/// route, a wrong method, a body over the limit) becomes the documented JSON error.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let bytes = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let message = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text.trim().to_string()
+    };
+    ApiError::new(status, code, message).into_response()
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -90,6 +141,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/balance", get(api_org::balance))
         .route("/api/usage", get(api_org::usage))
         .route("/api/v1/chat/completions", post(crate::openai_api::chat_completions))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }
 
@@ -196,8 +249,7 @@ async fn put_managed_key(
     if !bearer(&headers).is_some_and(|b| same(b.as_bytes(), token.expose_secret().as_bytes())) {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token"));
     }
-    let Json(body) = body
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"apiKey": "…"}"#))?;
+    let Json(body) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"apiKey": "…"}"#))?;
     let known = crate::server::provider_names().contains(&provider.as_str());
     if !known {
         return Err(ApiError::new(

@@ -87,7 +87,8 @@ pub async fn create_number(
     body: Result<Json<NumberBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<NumberRow>), ApiError> {
     let org = org_auth(&s, &headers).await?;
-    let Json(b) = body.map_err(|_| bad("bad_request", r#"body must be JSON {"number","carrier","agentId"}"#))?;
+    let Json(b) =
+        body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"number","carrier","agentId"}"#))?;
     let number = e164(&b.number).ok_or_else(|| bad("bad_number", "number must be E.164: + and 6 to 15 digits"))?;
     if !crate::answer::CARRIERS.contains(&b.carrier.as_str()) {
         return Err(bad("unknown_carrier", "carrier must be twilio, telnyx, plivo or vonage"));
@@ -154,7 +155,7 @@ pub async fn create_client_token(
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let org = org_auth(&s, &headers).await?;
-    let Json(b) = body.map_err(|_| bad("bad_request", r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
+    let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
     let ttl = ttl(b.ttl_seconds, 60)?;
     own_agent(&s, &org.id, &b.agent_id).await?;
     let (token, exp) = mint(&s, "client", &org.id, &b.agent_id, None, None, ttl)
@@ -171,7 +172,7 @@ pub async fn register_audiosocket_call(
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let org = org_auth(&s, &headers).await?;
-    let Json(b) = body.map_err(|_| bad("bad_request", r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
+    let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
     let ttl = ttl(b.ttl_seconds, 30)?;
     own_agent(&s, &org.id, &b.agent_id).await?;
     let uuid = uuid::Uuid::new_v4().to_string();

@@ -46,6 +46,19 @@ fn known_provider(s: &AppState, p: &str) -> bool {
     crate::answer::CARRIERS.contains(&p) || s.deps.resolver.rates().iter().any(|r| r.provider == p)
 }
 
+/// The most money one admin request may move or set: one million dollars.
+const MAX_MONEY_MICROS: i64 = 1_000_000 * 1_000_000;
+/// The highest price of one unit (a minute, a million tokens, a thousand characters): $1,000.
+const MAX_PRICE_MICROS: i64 = 1_000 * 1_000_000;
+
+/// An admin amount outside sane bounds is refused, naming the field.
+fn in_range(field: &str, v: i64, min: i64, max: i64) -> Result<(), ApiError> {
+    if (min..=max).contains(&v) {
+        return Ok(());
+    }
+    Err(ApiError::new(StatusCode::BAD_REQUEST, "out_of_range", format!("{field} must be between {min} and {max}")))
+}
+
 /// The AWS providers take a JSON credential: its required fields, and the secret one whose
 /// last 4 characters list it.
 const AWS_PROVIDERS: [&str; 3] = ["bedrock", "polly", "transcribe"];
@@ -83,9 +96,8 @@ pub async fn put_credential(
     body: Result<Json<CredentialBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let org = org_auth(&s, &headers).await?;
-    let Json(b) = body.map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"provider":"…","apiKey":"…"}"#)
-    })?;
+    let Json(b) =
+        body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"provider":"…","apiKey":"…"}"#))?;
     if !known_provider(&s, &b.provider) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -169,7 +181,7 @@ pub async fn put_byok(
     body: Result<Json<ByokBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let mut org = org_auth(&s, &headers).await?;
-    let Json(b) = body.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body must be JSON"))?;
+    let Json(b) = body.map_err(|r| crate::api::body_rejected(r, "body must be JSON"))?;
     if b.use_own_keys == Some(true) {
         let plan = s.deps.store.plan(&org.plan_id).await.map_err(store_err)?;
         if !plan.is_some_and(|p| p.byok_allowed) {
@@ -272,12 +284,8 @@ pub async fn create_agent(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let org = org_auth(&s, &headers).await?;
     s.deps.refresh_rates().await;
-    let Json(spec) = body.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "body must be an agent: {stt, llm, tts: {provider, model[, voice]}, prompt}",
-        )
+    let Json(spec) = body.map_err(|r| {
+        crate::api::body_rejected(r, "body must be an agent: {stt, llm, tts: {provider, model[, voice]}, prompt}")
     })?;
     let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
@@ -401,9 +409,9 @@ pub async fn create_org(
     body: Result<Json<OrgBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     crate::api::check_admin(&s, &headers)?;
-    let Json(b) = body.map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"name":"…","plan":"pro"}"#)
-    })?;
+    let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"name":"…","plan":"pro"}"#))?;
+    in_range("walletMicros", b.wallet_micros, 0, MAX_MONEY_MICROS)?;
+    in_range("negativeLimitMicros", b.negative_limit_micros, 0, MAX_MONEY_MICROS)?;
     let (org, key) = crate::orgs::create(
         s.deps.store.as_ref(),
         &b.name,
@@ -431,9 +439,11 @@ pub async fn wallet_topup(
     body: Result<Json<WalletBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     crate::api::check_admin(&s, &headers)?;
-    let Json(b) = body.map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"amountMicros": 1000000}"#)
-    })?;
+    let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"amountMicros": 1000000}"#))?;
+    in_range("amountMicros", b.amount_micros, -MAX_MONEY_MICROS, MAX_MONEY_MICROS)?;
+    if b.amount_micros == 0 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_amount", "amountMicros must not be 0"));
+    }
     if s.deps.store.org(&org_id).await.map_err(store_err)?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such org"));
     }
@@ -448,7 +458,14 @@ pub async fn put_plan(
     body: Result<Json<billing::org::Plan>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     crate::api::check_admin(&s, &headers)?;
-    let Json(p) = body.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "body must be a plan"))?;
+    let Json(p) = body.map_err(|r| crate::api::body_rejected(r, "body must be a plan"))?;
+    in_range("monthly_credit_micros", p.monthly_credit_micros, 0, MAX_MONEY_MICROS)?;
+    in_range("byok_markup_bps", p.byok_markup_bps, 0, 10_000)?;
+    in_range("platform_fee_micros_per_minute", p.platform_fee_micros_per_minute, 0, MAX_PRICE_MICROS)?;
+    in_range("max_concurrent_calls", p.max_concurrent_calls, 0, 1_000_000)?;
+    if p.id.trim().is_empty() || p.id.len() > 64 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_plan", "id must be 1 to 64 characters"));
+    }
     s.deps.store.upsert_plan(&p).await.map_err(store_err)?;
     Ok(Json(json!({"plan": p})))
 }
@@ -498,9 +515,8 @@ pub async fn set_managed(
     body: Result<Json<ManagedBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     crate::api::check_admin(&s, &headers)?;
-    let Json(b) = body.map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r#"body must be JSON {"provider":"…","managed":true}"#)
-    })?;
+    let Json(b) =
+        body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"provider":"…","managed":true}"#))?;
     if b.managed && s.deps.resolver.keys().get(&b.provider).is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -540,16 +556,13 @@ pub async fn put_rate(
     body: Result<Json<RateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     crate::api::check_admin(&s, &headers)?;
-    let Json(b) = body.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "body must be JSON {service, provider, model, unit, priceMicros, managed}",
-        )
+    let Json(b) = body.map_err(|r| {
+        crate::api::body_rejected(r, "body must be JSON {service, provider, model, unit, priceMicros, managed}")
     })?;
     let unit = billing::RateUnit::parse(&b.unit)
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("unknown unit {:?}", b.unit)))?;
-    if b.price_micros < 0 || !["stt", "tts", "llm", "telephony"].contains(&b.service.as_str()) {
+    in_range("priceMicros", b.price_micros, 0, MAX_PRICE_MICROS)?;
+    if !["stt", "tts", "llm", "telephony"].contains(&b.service.as_str()) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",

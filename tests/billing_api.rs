@@ -809,3 +809,40 @@ fn two_servers_on_one_postgres_share_orgs_keys_agents_and_the_ledger() {
     assert!(out.of("error").iter().any(|e| e["code"] == "byok_key_required"), "{}", out.stdout);
     drop((a, b));
 }
+
+/// One error format: every refusal is the documented JSON error with a stable code, bodies
+/// over the limit get 413, and the admin API refuses amounts and prices out of range.
+#[test]
+fn every_error_is_the_json_error() {
+    let env = start_on(Db::Sqlite, &[]);
+    let (_, key) = env.org("pro", 0);
+    let raw = |method: &str, path: &str, body: Option<&str>, bearer: Option<&str>| {
+        http(method, &format!("{}{path}", env.server.url), body, bearer)
+    };
+    let code = |text: &str| {
+        serde_json::from_str::<Value>(text).ok().and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+    };
+    for (path, expect) in [
+        ("/api/models/access?service=", (400, "bad_request")),
+        ("/api/usage?to=null", (400, "bad_request")),
+        ("/api/nowhere", (404, "not_found")),
+    ] {
+        let (status, text) = raw("GET", path, None, Some(&key));
+        assert_eq!((status, code(&text).as_deref()), (expect.0, Some(expect.1)), "{path}: {text}");
+    }
+    let big = format!(r#"{{"provider":"openai","apiKey":"{}"}}"#, "k".repeat(2 * 1024 * 1024));
+    let (status, text) = raw("PUT", "/api/credentials", Some(&big), Some(&key));
+    assert_eq!((status, code(&text).as_deref()), (413, Some("payload_too_large")), "{}", &text[..text.len().min(200)]);
+    let (status, text) = raw("DELETE", "/api/balance", None, Some(&key));
+    assert_eq!((status, code(&text).as_deref()), (405, Some("method_not_allowed")), "{text}");
+    // The admin API validates money.
+    let (status, v) =
+        env.req("POST", "/api/admin/orgs", Some(json!({"name": "x", "plan": "pro", "walletMicros": -5})), ADMIN);
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("out_of_range")), "{v}");
+    let plan = json!({"id": "p", "monthly_credit_micros": 0, "byok_allowed": true, "allowed_models": null, "byok_markup_bps": 20_000});
+    let (status, v) = env.req("PUT", "/api/admin/plans", Some(plan), ADMIN);
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("out_of_range")), "{v}");
+    let rate = json!({"service": "llm", "provider": "openai", "model": "gpt-4o-mini", "unit": "mega_input_tokens", "priceMicros": i64::MAX, "managed": false});
+    let (status, v) = env.req("PUT", "/api/admin/rates", Some(rate), ADMIN);
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("out_of_range")), "{v}");
+}
