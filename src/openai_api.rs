@@ -293,9 +293,12 @@ pub async fn chat_completions(
     let mut resp = if ask.stream {
         stream_response(events, billed, ask.model.clone(), ask.include_usage)
     } else {
-        // Its own task, so a client that hangs up before the answer still gets billed.
+        // Its own task, so a client that hangs up before the answer still gets billed; the hang-up
+        // (this handler dropped) cancels the upstream request at once through the guard.
         let model = ask.model.clone();
-        match tokio::spawn(async move { collect_response(events, billed, &model).await }).await {
+        let hangup = tokio_util::sync::CancellationToken::new();
+        let _hung_up_when_dropped = hangup.clone().drop_guard();
+        match tokio::spawn(async move { collect_response(events, billed, &model, hangup).await }).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(OpenAiError::new(
@@ -362,12 +365,23 @@ async fn collect_response(
     mut events: mpsc::Receiver<LlmEvent>,
     billed: Billed,
     model: &str,
+    hangup: tokio_util::sync::CancellationToken,
 ) -> Result<Response, OpenAiError> {
     let mut text = String::new();
     let mut usage = None;
     let mut finish = None;
     let mut error = None;
-    while let Some(ev) = events.recv().await {
+    loop {
+        let ev = tokio::select! {
+            ev = events.recv() => ev,
+            () = hangup.cancelled() => {
+                // Dropping the receiver closes the provider stream; bill what was asked and said.
+                drop(events);
+                billed.finish(usage, &text, "client_disconnected").await;
+                return Err(OpenAiError::new(StatusCode::BAD_REQUEST, "api_error", "client_disconnected", "the client hung up"));
+            }
+        };
+        let Some(ev) = ev else { break };
         match ev {
             LlmEvent::Token(t) => text.push_str(&t),
             LlmEvent::Usage { input_tokens, output_tokens, estimated } => {

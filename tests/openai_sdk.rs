@@ -207,3 +207,43 @@ fn a_client_hanging_up_mid_stream_is_billed_an_estimate() {
     let billed = out[0]["quantity_atoms"].as_i64().unwrap();
     assert!(billed > 0 && billed < story_words * 2, "billed what was generated before the hang-up: {billed}");
 }
+
+/// A non-streaming request whose client hangs up is cancelled upstream at once and billed by
+/// the estimate rule: the provider's first token would take 60 s, the client gives up after
+/// 1 s, and the request's session is closed (`client_disconnected`) within about a second.
+#[test]
+fn a_client_that_hangs_up_cancels_the_request_upstream() {
+    let sim = Sim::start(&[("openai", "platform-oa-0002")], &["--sim-llm-first-token-ms", "60000"]);
+    let env = vec![
+        ("OPENAI_API_KEY", "platform-oa-0002".to_string()),
+        ("SWITCHBOARD_ADMIN_TOKEN", ADMIN.to_string()),
+        ("SWITCHBOARD_MASTER_KEYS", MASTER.to_string()),
+    ];
+    let env = Env { server: Server::start(ServerOpts { env, args: sim.provider_args() }), _sim: sim };
+    let key = env.org("pro");
+    let url = format!("{}/api/v1/chat/completions", env.server.url);
+    let k = key.clone();
+    let gave_up = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What are your opening hours?"}]});
+            let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(1)).build().unwrap();
+            client.post(&url).bearer_auth(k).json(&body).send().await.is_err()
+        })
+    });
+    assert!(gave_up.join().unwrap(), "the client timed out");
+    let hung_up = std::time::Instant::now();
+    let session = loop {
+        let (_, v) = env.req("GET", "/api/calls?limit=1", None, &key);
+        let s = v["calls"][0].clone();
+        if s["status"] == "closed" {
+            break s;
+        }
+        assert!(hung_up.elapsed() < std::time::Duration::from_secs(5), "still running: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(session["end_reason"], "client_disconnected", "{session}");
+    assert!(hung_up.elapsed() < std::time::Duration::from_secs(3), "cancelled in {:?}", hung_up.elapsed());
+    let usage = env.llm_usage(&key);
+    assert!(usage.iter().any(|r| r["line"] == "llm.input" && r["estimated"] == true), "{usage:?}");
+}
