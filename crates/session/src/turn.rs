@@ -287,7 +287,9 @@ impl TurnManager {
         else {
             return;
         };
-        if funds.can_spend() {
+        let interval_ms = i64::try_from(self.checkpoint_every.as_millis()).unwrap_or(i64::MAX);
+        let reserve = billing::hold::floor_reserve(&self.plan, interval_ms, CLOSING_LINE.len());
+        if funds.available() >= reserve {
             // Extend the hold for the next slice.
             let hold = billing::hold::slice_estimate(&self.plan);
             if let Err(e) = self.store.put_hold(&session, &self.plan.payer_org_id, hold).await {
@@ -295,7 +297,7 @@ impl TurnManager {
             }
             return;
         }
-        tracing::warn!(org = %self.plan.payer_org_id, "funds exhausted mid-call: saying goodbye");
+        tracing::warn!(org = %self.plan.payer_org_id, available = funds.available(), reserve, "funds about to run out mid-call: saying goodbye");
         self.say_closing_line(CLOSING_LINE, EndReason::FundsExhausted).await;
     }
 
