@@ -534,7 +534,7 @@ fn running_out_of_funds_mid_call_follows_the_org_policy(db: Db) {
     assert_eq!(bal["walletMicros"], 0, "{bal}");
     let left = bal["creditsLeftMicros"].as_i64().unwrap();
     assert_eq!(1_100_000 - left, total, "{bal}");
-    assert!(left >= 0 && left < 400_000, "stopped near the floor, not far above it: {bal}");
+    assert!((0..400_000).contains(&left), "stopped near the floor, not far above it: {bal}");
 
     // allow_negative with room to spare: the same call runs to the end on a negative wallet.
     let (status, v) = env.req(
@@ -552,7 +552,7 @@ fn running_out_of_funds_mid_call_follows_the_org_policy(db: Db) {
     assert_eq!(out.agent_turns().len(), 3);
     let (_, bal) = env.req("GET", "/api/balance", None, &neg);
     let wallet = bal["walletMicros"].as_i64().unwrap();
-    assert!(wallet < 0 && wallet >= -1_000_000, "below zero, never below the allowed limit: {bal}");
+    assert!((-1_000_000..0).contains(&wallet), "below zero, never below the allowed limit: {bal}");
 }
 
 fn rotating_the_master_key_re_encrypts_saved_keys(db: Db) {
