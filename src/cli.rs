@@ -101,9 +101,10 @@ pub enum RatesCommand {
 
 #[derive(Args, Clone)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free one; the bound address is printed).
+    /// Address to listen on, `HOST:PORT` (a name such as `localhost:8080` is resolved; port 0
+    /// picks a free one; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:8080", env = "SWITCHBOARD_LISTEN")]
-    pub listen: SocketAddr,
+    pub listen: String,
     /// Store URL: `sqlite:PATH` (created if missing) or `sqlite::memory:`.
     #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
     pub database: String,
@@ -271,6 +272,10 @@ pub struct SimTuning {
     /// primary fails, its fallback does not). Default: every simulator that has the fault.
     #[arg(long, value_name = "PROVIDER")]
     pub sim_fault_only: Option<String>,
+    /// Fault: this simulator (`SERVICE.PROVIDER`, e.g. `llm.openai`; repeatable) accepts every
+    /// connection and never answers — no response, no handshake.
+    #[arg(long = "sim-stall", value_name = "SERVICE.PROVIDER")]
+    pub sim_stall: Vec<String>,
 }
 
 #[derive(Args, Clone)]

@@ -188,8 +188,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let state_drain = state.deps.drain.clone();
     let app = api::router(state);
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("switchboard listening on http://{addr}{}", if sandbox { " (sandbox)" } else { " (production)" });
     if sandbox {

@@ -79,6 +79,13 @@ impl Sims {
                 sim.with_context(|| format!("starting the {name} TTS simulator"))?,
             ));
         }
+        for (svc, p, sim) in running.iter_mut() {
+            if t.sim_stall.iter().any(|s| *s == format!("{svc}.{p}")) {
+                let stalled = simkit::stall_like(sim.as_ref()).await.context("starting a stalled simulator")?;
+                tracing::info!(service = %svc, provider = %p, "simulator stalls: accepts and never answers");
+                *sim = Box::new(stalled);
+            }
+        }
         Ok(Sims { running })
     }
 

@@ -45,7 +45,12 @@ fn start(sim_args: &[&str], refused: &[&str]) -> Env {
 
 impl Env {
     fn call(&self) -> CallOut {
-        let spec = json!({
+        self.call_with(|_| {}, &[])
+    }
+
+    /// A call to an agent whose spec `edit` adjusts (timeouts, no fallbacks, an apology line).
+    fn call_with(&self, edit: impl FnOnce(&mut Value), extra: &[&str]) -> CallOut {
+        let mut spec = json!({
             "stt": {"provider": "deepgram", "model": "nova-3"},
             "llm": {"provider": "openai", "model": "gpt-4o-mini"},
             "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "21m00Tcm4TlvDq8ikWAM"},
@@ -56,11 +61,14 @@ impl Env {
                 "tts": [{"provider": "cartesia", "model": "sonic-3", "voice": "f786b574-daa5-4673-aa0c-cbe3e8534c02"}]
             }
         });
+        edit(&mut spec);
         let (status, text) =
             http("POST", &format!("{}/api/agents", self.server.url), Some(&spec.to_string()), Some(&self.key));
         assert_eq!(status, 201, "{text}");
         let agent: Value = serde_json::from_str(&text).unwrap();
-        call(&self.server.url, &asset("simple.wav"), &["--agent", agent["id"].as_str().unwrap(), "--token", ADMIN])
+        let mut args = vec!["--agent", agent["id"].as_str().unwrap(), "--token", ADMIN];
+        args.extend_from_slice(extra);
+        call(&self.server.url, &asset("simple.wav"), &args)
     }
 }
 
@@ -165,4 +173,65 @@ fn tts_failing_mid_reply_is_finished_by_the_fallback() {
         "only the unvoiced rest is resent: {}",
         chars("cartesia")
     );
+}
+
+/// Short step limits, so a provider that never answers is given up on quickly.
+fn quick(spec: &mut Value) {
+    spec["timeouts"] =
+        json!({"llmFirstTokenMs": 1500, "ttsConnectMs": 1500, "ttsFirstAudioMs": 1500, "sttConnectMs": 1500});
+}
+
+fn no_fallbacks(spec: &mut Value) {
+    quick(spec);
+    spec.as_object_mut().unwrap().remove("fallbacks");
+}
+
+#[test]
+fn an_llm_that_never_answers_fails_over_within_the_turn() {
+    let env = start(&["--sim-stall", "llm.openai"], &[]);
+    let out = env.call_with(quick, &["--tail", "5"]);
+    assert_call_completed(&out, &env);
+    assert!(out.stdout.contains("llm_timeout"), "the failover says why: {}", ctx(&out, &env.server));
+    let llm = served_by(&out, "llm");
+    assert_eq!(llm.last().map(|(p, _)| p.as_str()), Some("anthropic"), "{}", ctx(&out, &env.server));
+}
+
+#[test]
+fn with_no_fallback_left_the_caller_hears_the_apology_not_silence() {
+    let env = start(&["--sim-stall", "llm.openai"], &[]);
+    let apology = "Sorry, give me a moment, I could not get that.";
+    let out = env.call_with(
+        |spec| {
+            no_fallbacks(spec);
+            spec["apologyLine"] = json!(apology);
+        },
+        &["--tail", "5"],
+    );
+    assert_eq!(out.agent_turns(), vec![apology], "{}", ctx(&out, &env.server));
+    let audio_ms: u64 = out.of("audio").iter().map(|a| a["ms"].as_u64().unwrap_or(0)).sum();
+    assert!(audio_ms > 1000, "the apology was heard ({audio_ms} ms)");
+    assert_eq!(out.of("end")[0]["reason"], "hangup", "the call went on: {}", ctx(&out, &env.server));
+}
+
+#[test]
+fn a_tts_handshake_that_never_completes_fails_over() {
+    let env = start(&["--sim-stall", "tts.elevenlabs"], &[]);
+    let out = env.call_with(quick, &["--tail", "5"]);
+    assert_call_completed(&out, &env);
+    assert_eq!(served_by(&out, "tts").last().map(|(p, _)| p.as_str()), Some("cartesia"), "{}", ctx(&out, &env.server));
+}
+
+#[test]
+fn with_tts_gone_the_call_ends_with_its_own_reason() {
+    let env = start(&["--sim-stall", "tts.elevenlabs"], &[]);
+    let out = env.call_with(no_fallbacks, &["--tail", "5"]);
+    assert_eq!(out.of("end")[0]["reason"], "tts_timeout", "{}", ctx(&out, &env.server));
+}
+
+#[test]
+fn an_stt_that_never_accepts_fails_over_at_connect() {
+    let env = start(&["--sim-stall", "stt.deepgram"], &[]);
+    let out = env.call_with(quick, &["--tail", "5"]);
+    assert_call_completed(&out, &env);
+    assert_eq!(served_by(&out, "stt").last().map(|(p, _)| p.as_str()), Some("assemblyai"));
 }

@@ -83,6 +83,12 @@ pub(super) fn on_event(p: &Printer, r: &mut Report, ev: &Value) -> bool {
                 r.usage = recs.clone();
             }
         }
+        "failover" => {
+            let (service, from, to, code) = (s("service"), s("from"), s("to"), s("code"));
+            p.line(json!({"type": "failover", "service": service, "from": from, "to": to, "code": code}), || {
+                format!("failover  {service}: {from} → {to} ({code})")
+            });
+        }
         "end" => {
             r.end_reason = Some(s("reason"));
             return true;

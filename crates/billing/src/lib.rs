@@ -31,5 +31,5 @@ pub use keys::ManagedKeys;
 pub use money::MicroUsd;
 pub use plan::{Credential, FallbackPlans, ServicePlan, SessionPlan};
 pub use rates::{Rate, RateTable, RateUnit};
-pub use resolver::{AgentSpec, Fallbacks, PlanResolver, ServiceChoice};
+pub use resolver::{AgentSpec, Fallbacks, PlanResolver, ServiceChoice, Timeouts};
 pub use usage::{BilledTo, Service, UsageRecord, UsageUnit};

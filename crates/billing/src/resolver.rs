@@ -33,6 +33,38 @@ pub struct AgentSpec {
     /// The longest a call may run before it is ended (`max_duration`); default two hours.
     #[serde(default, rename = "maxCallSecs", skip_serializing_if = "Option::is_none")]
     pub max_call_secs: Option<u64>,
+    /// Limits on each provider step; a step over its limit is a provider failure.
+    #[serde(default, skip_serializing_if = "Timeouts::is_default")]
+    pub timeouts: Timeouts,
+    /// What the agent says when no provider can answer a turn (instead of silence).
+    #[serde(default, rename = "apologyLine", skip_serializing_if = "Option::is_none")]
+    pub apology_line: Option<String>,
+}
+
+/// Per-agent overrides of the provider step limits, in milliseconds; unset = the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeouts {
+    /// From the LLM request to its first token.
+    pub llm_first_token_ms: Option<u64>,
+    /// Between two LLM tokens.
+    pub llm_stall_ms: Option<u64>,
+    /// The TTS stream's handshake.
+    pub tts_connect_ms: Option<u64>,
+    /// From text sent to TTS to its first audio.
+    pub tts_first_audio_ms: Option<u64>,
+    /// Between two TTS audio chunks while text is waiting to be voiced.
+    pub tts_stall_ms: Option<u64>,
+    /// From the end of the caller's speech to any word from STT.
+    pub stt_result_ms: Option<u64>,
+    /// The STT stream's handshake.
+    pub stt_connect_ms: Option<u64>,
+}
+
+impl Timeouts {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A call with no agent-set limit ends after two hours.
@@ -74,6 +106,8 @@ impl Default for AgentSpec {
             prompt: "You are a helpful phone agent for a restaurant. Answer briefly.".into(),
             fallbacks: Fallbacks::default(),
             max_call_secs: None,
+            timeouts: Timeouts::default(),
+            apology_line: None,
         }
     }
 }

@@ -65,6 +65,23 @@ pub struct SessionDeps {
     pub drain: Arc<crate::drain::Drain>,
 }
 
+/// How an agent's calls run, beside the plan: fixed at session start like the plan.
+pub(crate) struct AgentRun {
+    pub max_call: Duration,
+    pub steps: crate::turn::StepLimits,
+    pub apology: String,
+}
+
+impl AgentRun {
+    fn of(spec: &AgentSpec) -> Self {
+        Self {
+            max_call: spec.max_call(),
+            steps: crate::turn::StepLimits::for_agent(&spec.timeouts),
+            apology: spec.apology_line.clone().unwrap_or_else(|| crate::turn::DEFAULT_APOLOGY.to_string()),
+        }
+    }
+}
+
 /// Why a session could not get a plan: a stable code and a message without secrets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanRefusal {
@@ -104,22 +121,23 @@ impl SessionDeps {
         }
     }
 
-    /// The plan of a new session for `agent_id`, and how long the call may last: `default` is
-    /// the server's own agent on platform keys; any other id is a registered agent, resolved
-    /// for its org (BYOK, plan gates, agency rules, funds). Done once, at session start.
-    pub async fn plan_for(
+    /// The plan of a new session for `agent_id`, and how the agent runs (call length, step
+    /// limits, apology line): `default` is the server's own agent on platform keys; any other
+    /// id is a registered agent, resolved for its org (BYOK, plan gates, agency rules, funds).
+    /// Done once, at session start.
+    pub(crate) async fn plan_for(
         &self,
         session_id: &str,
         agent_id: &str,
         telephony: Option<&str>,
-    ) -> Result<(billing::SessionPlan, Duration), PlanRefusal> {
+    ) -> Result<(billing::SessionPlan, AgentRun), PlanRefusal> {
         self.refresh_rates().await;
         if agent_id == "default" {
             let plan = self
                 .resolver
                 .resolve(session_id, &self.org_id, &self.agent, telephony)
                 .map_err(|e| PlanRefusal::new(e.code(), e.to_string()))?;
-            return Ok((plan, self.agent.max_call()));
+            return Ok((plan, AgentRun::of(&self.agent)));
         }
         let found = self.store.agent(agent_id).await.map_err(|e| {
             tracing::error!(error = %e, "agent lookup failed");
@@ -137,6 +155,6 @@ impl SessionDeps {
             .resolver
             .resolve_for(session_id, &ctx, &spec, telephony, self.vault.as_deref())
             .map_err(|e| PlanRefusal::new(e.code(), e.to_string()))?;
-        Ok((plan, spec.max_call()))
+        Ok((plan, AgentRun::of(&spec)))
     }
 }

@@ -1,15 +1,19 @@
 //! Session runtime: one call, from gateway connect to ledger settle.
 //!
 //! # Layout
-//! - [`transport`] — gateway wire protocols (Twilio Media Streams, the client websocket) as
-//!   [`transport::WireCodec`]s: ws message ⇄ PCM frames and control.
-//! - `runtime` — opens a session (plan, store row, STT connect) and runs its tasks:
-//!   gateway read (decode, resample, VAD, STT feed), turn manager, gateway write (playout clock).
-//! - `turn` — end of turn, LLM → `chunker` → TTS, barge-in with truncation to what was played.
-//! - `meter` — usage lines priced from the plan's rate snapshot, checkpointed to the store.
+//! - [`transport`] — gateway wire protocols (Twilio Media Streams, Telnyx, Plivo, Vonage,
+//!   AudioSocket, the client websocket) as [`transport::WireCodec`]s: message ⇄ PCM and control.
 //! - [`admission`] — who may open a session (tokens, keys, sandbox), decided at `start`.
-//! - [`drain`] — graceful shutdown: stop admitting, let calls finish, end the rest politely.
+//! - `runtime` — one session from connect to settle: admit, open, run the tasks, settle.
+//! - `open` — plan (resolved once), session row, hold on the payer's funds, STT connect with
+//!   connect-time failover.
+//! - `reader` — the gateway reader: wall-clock bounds, VAD, resampling, STT feed.
+//! - `turn` — the turn manager: the caller's turn (`user`), the agent's (`agent`), barge-in,
+//!   failover within a turn, metering and the closing line.
+//! - `output` — the writer: agent audio on the gateway's playout clock, `clear` on barge-in.
+//! - `meter` — usage lines priced from the plan's rate snapshot, checkpointed to the store.
 //! - [`hub`] — live [`SessionEvent`]s by session, for watchers (`switchboard call`, operators).
+//! - [`drain`] — graceful shutdown: stop admitting, let calls finish, end the rest politely.
 //!
 //! # Invariants
 //! - The gateway read loop never awaits a provider; a full queue drops the frame and counts it.
@@ -21,11 +25,12 @@ pub mod chunker;
 mod deps;
 pub mod drain;
 mod events;
-mod failover;
 pub mod hub;
 mod meter;
 pub mod metrics;
+mod open;
 mod output;
+mod reader;
 mod runtime;
 pub mod transport;
 mod turn;

@@ -209,12 +209,16 @@ impl Meter {
                 .increment(u64::try_from(amount.0).unwrap_or(0));
             self.unsaved.push(rec);
         }
+        self.settle_unsaved().await;
+    }
+
+    /// One transaction per checkpoint. If it fails, each record is tried on its own so one
+    /// bad record cannot hold back the rest; what still fails is retried at the next
+    /// checkpoint (records are idempotent by key).
+    async fn settle_unsaved(&mut self) {
         if self.unsaved.is_empty() {
             return;
         }
-        // One transaction per checkpoint. If it fails, each record is tried on its own so one
-        // bad record cannot hold back the rest; what still fails is retried at the next
-        // checkpoint (records are idempotent by key).
         match self.store.settle_all(&self.payer_org_id, &self.unsaved).await {
             Ok(recs) => {
                 self.written.extend(recs);

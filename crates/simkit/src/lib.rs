@@ -3,6 +3,10 @@
 //! handle each crate's simulator registry hands back so the binary can start every simulator
 //! without naming any.
 
+mod stall;
+
+pub use stall::{stall_like, Stalled};
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
