@@ -187,12 +187,11 @@ fn route(rates: &billing::RateTable, ctx: &billing::org::OrgContext, model: &str
             format!("the model {model:?} is not in the rate table"),
         ));
     }
-    let own: Vec<&str> = candidates.iter().copied().filter(|p| ctx.byok_credential("llm", p).is_some()).collect();
-    let managed: Vec<&str> = candidates
-        .iter()
-        .copied()
-        .filter(|p| rates.iter().any(|r| r.service == "llm" && r.provider == *p && r.model == model && r.managed))
-        .collect();
+    let is_managed =
+        |p: &str| rates.iter().any(|r| r.service == "llm" && r.provider == p && r.model == model && r.managed);
+    let own: Vec<&str> =
+        candidates.iter().copied().filter(|p| ctx.byok_credential("llm", p, is_managed(p)).is_some()).collect();
+    let managed: Vec<&str> = candidates.iter().copied().filter(|p| is_managed(p)).collect();
     pick(candidates.clone()).or_else(|| pick(own)).or_else(|| pick(managed)).ok_or_else(|| {
         OpenAiError::new(
             StatusCode::NOT_FOUND,

@@ -715,7 +715,8 @@ fn no_secret_at_any_log_level() {
     let (s, saved) =
         env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": canary})), Some(&key));
     assert_eq!(s, 200, "{saved}");
-    assert_eq!(env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), Some(&key)).0, 200);
+    let slots = json!({"useOwnKeys": true, "slots": {"llm": saved["id"]}});
+    assert_eq!(env.req("PUT", "/api/byok", Some(slots), Some(&key)).0, 200);
     let spec = json!({"stt": {"provider": "deepgram", "model": "nova-3"}, "llm": {"provider": "openai", "model": "gpt-4o-mini"},
         "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "v1"}, "prompt": "Be brief."});
     let agent = env.req("POST", "/api/agents", Some(spec), Some(&key)).1["id"].as_str().unwrap().to_string();

@@ -319,8 +319,10 @@ fn a_call_that_cannot_be_funded_is_refused_before_any_provider_is_called(db: Db)
 fn a_toggle_flip_mid_call_changes_only_the_next_call(db: Db) {
     let env = start_on(db, &[("openai", "sk-org-own-KEY2")]);
     let (_, key) = env.org("pro", 0);
-    env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY2"})), &key);
-    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &key);
+    let (_, cred) =
+        env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY2"})), &key);
+    // The org's key serves the LLM slot it is assigned to.
+    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})), &key);
     let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
     let agent_id = agent["id"].as_str().unwrap().to_string();
     let url = env.server.url.clone();
@@ -354,8 +356,9 @@ fn a_toggle_flip_mid_call_changes_only_the_next_call(db: Db) {
 fn agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet(db: Db) {
     let env = start_on(db, &[("openai", "sk-agency-own-KEY3")]);
     let (owner_id, owner) = env.org("pro", 2_000_000);
-    env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-agency-own-KEY3"})), &owner);
-    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &owner);
+    let (_, cred) =
+        env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-agency-own-KEY3"})), &owner);
+    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})), &owner);
     let (status, v) = env.req(
         "POST",
         "/api/admin/orgs",
@@ -744,8 +747,41 @@ fn seed_rules_byok_plan_json_credentials_and_has_key(db: Db) {
     assert_eq!((access["allowed"].as_bool(), access["hasKey"].as_bool()), (Some(true), Some(true)), "{access}");
 }
 
+/// A slot with a key bills `byok`; a slot left unassigned, or cleared, falls back to the platform
+/// key for a managed provider.
+fn an_unassigned_or_cleared_slot_runs_on_the_platform_key(db: Db) {
+    let env = start_on(db, &[("openai", "sk-org-slot-KEY9")]);
+    let (_, key) = env.org("pro", 2_000_000);
+    let (_, cred) =
+        env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-org-slot-KEY9"})), &key);
+    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
+    let agent_id = agent["id"].as_str().unwrap().to_string();
+    let llm_billed = |out: &CallOut| -> Vec<String> {
+        let mut v: Vec<String> = out
+            .of("usage")
+            .iter()
+            .filter(|u| u["service"] == "llm")
+            .map(|u| u["billed_to"].as_str().unwrap_or("").to_string())
+            .collect();
+        v.dedup();
+        v
+    };
+    let place = || call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
+    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &key);
+    let out = place();
+    assert!(out.ok, "{}", out.stdout);
+    assert_eq!(llm_billed(&out), vec!["managed"], "unassigned slot");
+    env.req("PUT", "/api/byok", Some(json!({"slots": {"llm": cred["id"]}})), &key);
+    let out = place();
+    assert_eq!(llm_billed(&out), vec!["byok"], "assigned slot");
+    env.req("PUT", "/api/byok", Some(json!({"slots": {"llm": null}})), &key);
+    let out = place();
+    assert_eq!(llm_billed(&out), vec!["managed"], "cleared slot");
+}
+
 on_both_stores!(
     seed_rules_byok_plan_json_credentials_and_has_key,
+    an_unassigned_or_cleared_slot_runs_on_the_platform_key,
     model_access_has_three_gates_and_agents_are_refused_with_stable_codes,
     saved_keys_are_sealed_shown_by_last4_and_invisible_to_other_orgs,
     a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet,
@@ -786,8 +822,9 @@ fn two_servers_on_one_postgres_share_orgs_keys_agents_and_the_ledger() {
     // Everything is set up through node A…
     let (_, org) = req(&a, "POST", "/api/admin/orgs", Some(json!({"name": "n", "plan": "pro"})), ADMIN);
     let key = org["apiKey"].as_str().unwrap().to_string();
-    req(&a, "PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-node-a-KEY6"})), &key);
-    req(&a, "PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &key);
+    let (_, cred) =
+        req(&a, "PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-node-a-KEY6"})), &key);
+    req(&a, "PUT", "/api/byok", Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})), &key);
     let spec = json!({"stt": {"provider": "deepgram", "model": "nova-3"}, "llm": {"provider": "openai", "model": "gpt-4o-mini"},
         "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "v"}, "prompt": "p"});
     let (status, agent) = req(&a, "POST", "/api/agents", Some(spec), &key);

@@ -123,9 +123,11 @@ pub struct OrgContext {
 }
 
 impl OrgContext {
-    /// The org's own key for `provider` serving `service`, when BYOK applies: the slot's
-    /// credential if it is for this provider, else the org's first credential of the provider.
-    pub fn byok_credential(&self, service: &str, provider: &str) -> Option<&StoredCredential> {
+    /// The org's own key for `provider` serving `service`, when BYOK applies (on the plan, the
+    /// toggle on): the key assigned to the service's slot, if it is this provider's. A slot
+    /// without one falls back to the platform key for a `managed` provider; a BYOK-only
+    /// provider has no platform key, so the org's first key of that provider serves it.
+    pub fn byok_credential(&self, service: &str, provider: &str, managed: bool) -> Option<&StoredCredential> {
         if !self.plan.byok_allowed || !self.use_own_keys {
             return None;
         }
@@ -133,7 +135,11 @@ impl OrgContext {
             .slots
             .get(service)
             .and_then(|id| self.credentials.iter().find(|c| &c.id == id && c.provider == provider));
-        slot.or_else(|| self.credentials.iter().find(|c| c.provider == provider))
+        match slot {
+            Some(c) => Some(c),
+            None if managed => None,
+            None => self.credentials.iter().find(|c| c.provider == provider),
+        }
     }
 
     pub fn has_key(&self, provider: &str) -> bool {
@@ -171,7 +177,7 @@ pub fn access(
     let plan_allowed = ctx.plan.allows(service, provider, model);
     // `hasKey`: a key is saved; whether it will be used (toggle, plan) is `allowed`/`reason`.
     let has_key = ctx.has_key(provider);
-    let usable_key = ctx.byok_credential(service, provider).is_some();
+    let usable_key = ctx.byok_credential(service, provider, managed).is_some();
     let requires_key = rows.is_some() && !managed;
     let reason = if rows.is_none() {
         "unknown_model"
@@ -265,13 +271,23 @@ mod tests {
     #[test]
     fn byok_needs_the_plan_feature_and_the_toggle() {
         let c = ctx("pro", false, &["openai"]);
-        assert!(c.byok_credential("llm", "openai").is_none(), "toggle off");
+        assert!(c.byok_credential("llm", "openai", true).is_none(), "toggle off");
         let c = ctx("free", true, &["openai"]);
-        assert!(c.byok_credential("llm", "openai").is_none(), "free plan has no BYOK");
-        let mut c = ctx("pro", true, &["openai", "openai"]);
-        assert_eq!(c.byok_credential("llm", "openai").map(|c| c.id.as_str()), Some("c0"));
+        assert!(c.byok_credential("llm", "openai", true).is_none(), "free plan has no BYOK");
+    }
+
+    #[test]
+    fn a_slot_without_a_key_falls_back_to_the_platform_for_managed_providers() {
+        let mut c = ctx("pro", true, &["openai", "openai", "groq"]);
+        assert!(c.byok_credential("llm", "openai", true).is_none(), "unassigned slot: platform key");
+        assert_eq!(
+            c.byok_credential("llm", "groq", false).map(|c| c.id.as_str()),
+            Some("c2"),
+            "BYOK-only: the org's key"
+        );
         c.slots.insert("llm".into(), "c1".into());
-        assert_eq!(c.byok_credential("llm", "openai").map(|c| c.id.as_str()), Some("c1"), "slot wins");
+        assert_eq!(c.byok_credential("llm", "openai", true).map(|c| c.id.as_str()), Some("c1"), "the slot's key");
+        assert!(c.byok_credential("tts", "openai", true).is_none(), "another service's slot is not this one");
     }
 
     #[test]

@@ -305,14 +305,17 @@ impl PlanResolver {
             .base_url(service, &choice.provider)
             .cloned()
             .ok_or_else(|| BillingError::UnknownProvider(choice.provider.clone()))?;
-        let (credential, billed_to, markup_bps) = if let Some(c) = ctx.byok_credential(service, &choice.provider) {
+        let managed = rows.iter().any(|r| r.managed);
+        let (credential, billed_to, markup_bps) = if let Some(c) =
+            ctx.byok_credential(service, &choice.provider, managed)
+        {
             let vault =
                 vault.ok_or_else(|| BillingError::Vault(choice.provider.clone(), "no master key configured".into()))?;
             let key = vault
                 .open(&c.org_id, &c.provider, &c.sealed)
                 .map_err(|e| BillingError::Vault(choice.provider.clone(), e.to_string()))?;
             (Credential { key, id: c.id.clone(), last4: c.last4.clone() }, BilledTo::Byok, ctx.plan.byok_markup_bps)
-        } else if rows.iter().any(|r| r.managed) {
+        } else if managed {
             let key = self
                 .keys
                 .get(&choice.provider)
