@@ -147,6 +147,20 @@ fn ttl(asked: Option<i64>, default: i64) -> Result<i64, ApiError> {
     Ok(ttl)
 }
 
+/// The prologue both token endpoints share: the org, its agent, and the token's lifetime.
+async fn token_request(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
+    default_ttl: i64,
+) -> Result<(String, String, i64), ApiError> {
+    let org = org_auth(s, headers).await?;
+    let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
+    let ttl = ttl(b.ttl_seconds, default_ttl)?;
+    own_agent(s, &org.id, &b.agent_id).await?;
+    Ok((org.id, b.agent_id, ttl))
+}
+
 /// `POST /api/client-tokens {"agentId","ttlSeconds"}`: what an org's backend hands a browser,
 /// so its API key never reaches the page. Good for one call to that agent.
 pub async fn create_client_token(
@@ -154,11 +168,8 @@ pub async fn create_client_token(
     headers: HeaderMap,
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let org = org_auth(&s, &headers).await?;
-    let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
-    let ttl = ttl(b.ttl_seconds, 60)?;
-    own_agent(&s, &org.id, &b.agent_id).await?;
-    let (token, exp) = mint(&s, "client", &org.id, &b.agent_id, None, None, ttl)
+    let (org_id, agent_id, ttl) = token_request(&s, &headers, body, 60).await?;
+    let (token, exp) = mint(&s, "client", &org_id, &agent_id, None, None, ttl)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "token collision"))?;
     Ok((StatusCode::CREATED, Json(json!({ "token": token, "expiresAt": exp }))))
@@ -171,17 +182,14 @@ pub async fn register_audiosocket_call(
     headers: HeaderMap,
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let org = org_auth(&s, &headers).await?;
-    let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
-    let ttl = ttl(b.ttl_seconds, 30)?;
-    own_agent(&s, &org.id, &b.agent_id).await?;
+    let (org_id, agent_id, ttl) = token_request(&s, &headers, body, 30).await?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let now = billing::store::now_ms();
     let row = StreamTokenRow {
         sid: uuid.clone(),
         kind: "asterisk".into(),
-        org_id: org.id.clone(),
-        agent_id: b.agent_id,
+        org_id,
+        agent_id,
         call_id: Some(uuid.clone()),
         number_id: None,
         expires_at_ms: now + ttl * 1000,

@@ -154,6 +154,17 @@ async fn hold_funds(
 
 /// Connect STT before audio flows; a refusal or a timeout moves to the agent's next STT
 /// fallback, and ends the call when none is left.
+/// The STT stream request of `plan`: the session's audio rate, English.
+pub(crate) fn stt_request(plan: &ServicePlan, rate: u32) -> SttRequest<'_> {
+    SttRequest {
+        base_url: &plan.base_url,
+        key: &plan.credential.key,
+        model: &plan.model,
+        sample_rate: rate,
+        language: "en",
+    }
+}
+
 /// How STT is connected: the audio rate, and how long a provider may take to accept.
 struct SttConnect {
     rate: u32,
@@ -169,14 +180,7 @@ async fn connect_stt(
     events: &broadcast::Sender<SessionEvent>,
 ) -> Result<(ServicePlan, SttStream), OpenFailed> {
     loop {
-        let req = SttRequest {
-            base_url: &plan.base_url,
-            key: &plan.credential.key,
-            model: &plan.model,
-            sample_rate: how.rate,
-            language: "en",
-        };
-        let (code, message) = match tokio::time::timeout(how.timeout, stt.connect(req)).await {
+        let (code, message) = match tokio::time::timeout(how.timeout, stt.connect(stt_request(&plan, how.rate))).await {
             Ok(Ok(stream)) => return Ok((plan, stream)),
             Ok(Err(e)) => {
                 metrics::counter!(m::PROVIDER_ERRORS, "service" => "stt", "code" => e.code()).increment(1);

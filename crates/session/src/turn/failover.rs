@@ -38,13 +38,7 @@ impl TurnManager {
         while let Some((plan, adapter)) = self.failover.stt.pop_front() {
             let sent = self.stt_audio_ms.load(Ordering::Relaxed);
             self.meter.raise_to(LineId::Stt, sent.saturating_sub(self.stt_audio_base), true);
-            let req = SttRequest {
-                base_url: &plan.base_url,
-                key: &plan.credential.key,
-                model: &plan.model,
-                sample_rate: self.stt_rate,
-                language: "en",
-            };
+            let req = crate::open::stt_request(&plan, self.stt_rate);
             match tokio::time::timeout(self.steps.stt_connect, adapter.connect(req)).await {
                 Ok(Ok(stream)) => {
                     self.meter.switch_service(Service::Stt, &plan, now_ms()).await;

@@ -23,7 +23,7 @@ use media::Resampler;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stt::{SttEvent, SttInput, SttRequest, SttStream};
+use stt::{SttEvent, SttInput, SttStream};
 pub(crate) use timeouts::{StepLimits, DEFAULT_APOLOGY};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
