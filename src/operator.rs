@@ -8,8 +8,7 @@ use std::process::ExitCode;
 pub async fn orgs(cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         OrgsCommand::Create { name, plan, parent, wallet_micros, database } => {
-            let store =
-                billing::store::connect(&database).await.with_context(|| format!("opening the store {database}"))?;
+            let store = crate::server::open_store(&database).await?;
             billing::store::seed_plans(store.as_ref()).await?;
             let (org, key) = crate::orgs::create(store.as_ref(), &name, &plan, parent, wallet_micros, 0).await?;
             println!("org:     {}", org.id);
@@ -26,7 +25,7 @@ async fn rate_store(
     database: &str,
     csv: &std::path::Path,
 ) -> anyhow::Result<std::sync::Arc<dyn billing::store::Store>> {
-    let store = billing::store::connect(database).await.with_context(|| format!("opening the store {database}"))?;
+    let store = crate::server::open_store(database).await?;
     let text = std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
     let seed = billing::RateTable::from_csv(&text).with_context(|| format!("parsing {}", csv.display()))?;
     store.seed_rates(&seed).await?;
@@ -95,8 +94,7 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 "set SWITCHBOARD_MASTER_KEYS or SWITCHBOARD_MASTER_KEYS_FILE (old keys first, the new one last)",
             )?;
             let vault = billing::vault::Vault::from_spec(&spec).context("master keys")?;
-            let store =
-                billing::store::connect(&database).await.with_context(|| format!("opening the store {database}"))?;
+            let store = crate::server::open_store(&database).await?;
             let (mut moved, mut failed) = (0, 0);
             let creds = store.all_credentials().await?;
             for c in &creds {

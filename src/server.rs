@@ -36,10 +36,22 @@ fn default_urls() -> Vec<(String, &'static str)> {
     stt.chain(tts).chain(llm).collect()
 }
 
+/// Logs go to stderr: readable text on a terminal, one JSON object per line otherwise (files,
+/// journald, collectors), or as `SWITCHBOARD_LOG_FORMAT=text|json` says.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let json = match std::env::var("SWITCHBOARD_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = if json { fmt.json().try_init() } else { fmt.try_init() };
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -57,9 +69,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let rates_text = std::fs::read_to_string(&args.rates)
         .with_context(|| format!("reading the rate table {}", args.rates.display()))?;
     let rates = RateTable::from_csv(&rates_text).with_context(|| format!("parsing {}", args.rates.display()))?;
-    let store = billing::store::connect(&args.database)
-        .await
-        .with_context(|| format!("opening the store {}", args.database))?;
+    let store = open_store(&args.database).await?;
     let abandoned = store.close_abandoned().await.context("closing sessions left open by a previous run")?;
     if abandoned > 0 {
         tracing::warn!(abandoned, "closed sessions a previous run left open, at their last checkpoint");
@@ -237,6 +247,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     tracing::info!("shut down");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Open the store at `url`; errors name it without its password.
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn billing::store::Store>> {
+    billing::store::connect(url).await.with_context(|| format!("opening the store {}", redact_password(url)))
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+fn redact_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Graceful drain: refuse new calls (`/healthz` 503), let live calls finish for up to

@@ -532,3 +532,28 @@ fn a_crash_loses_at_most_one_checkpoint_and_restart_closes_the_session() {
     // Checkpoints every 2 s: what is lost is at most one interval (plus scheduling slack).
     assert!(killed_at_ms - last <= 2_700, "last checkpoint {} ms before the crash", killed_at_ms - last);
 }
+
+/// Operators' view: logs written to a file are JSON lines without colour codes, and an
+/// unreachable Postgres is reported within seconds with its address and cause.
+#[test]
+fn logs_are_json_lines_and_an_unreachable_store_is_named() {
+    let server = Server::sandbox();
+    let log = server.log_text();
+    let first = log.lines().next().expect("a log line");
+    let v: Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
+    assert!(v.get("level").is_some(), "{v}");
+    assert!(!log.contains('\u{1b}'), "no ANSI escapes in a log file");
+
+    let t0 = std::time::Instant::now();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", "postgres://postgres:hunter2@127.0.0.1:1/nowhere"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20), "reported in {:?}", t0.elapsed());
+    assert!(err.contains("127.0.0.1:1") && err.contains("unreachable"), "{err}");
+    assert!(err.to_lowercase().contains("refused"), "the cause is named: {err}");
+    assert!(!err.contains("hunter2"), "no password in the message");
+}

@@ -52,6 +52,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url (expected sqlite:…, postgres://… or postgresql://…)")]
     UnsupportedUrl,
+    #[error("PostgreSQL at {addr} is unreachable: {cause}")]
+    Unreachable { addr: String, cause: String },
 }
 
 impl StoreError {
@@ -61,6 +63,7 @@ impl StoreError {
             Self::Migrate(_) => "db_migration",
             Self::Corrupt(_) => "db_corrupt",
             Self::UnsupportedUrl => "db_unsupported_url",
+            Self::Unreachable { .. } => "db_unreachable",
         }
     }
 }

@@ -22,12 +22,40 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connect (`postgres://…` or `postgresql://…`) and run the migrations.
+    /// Connect (`postgres://…` or `postgresql://…`) and run the migrations. An unreachable
+    /// server is reported within seconds, naming its address (never the password) and the
+    /// cause, not a pool timeout.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect(url).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await;
+        let pool = match pool {
+            Ok(p) => p,
+            Err(sqlx::Error::PoolTimedOut) => return Err(unreachable(url).await),
+            Err(e) => return Err(e.into()),
+        };
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
+}
+
+/// Why the server at `url` cannot be reached: one direct connection attempt tells the cause
+/// the pool's timeout hides.
+async fn unreachable(url: &str) -> StoreError {
+    use sqlx::Connection;
+    let addr = url::Url::parse(url)
+        .ok()
+        .map(|u| format!("{}:{}", u.host_str().unwrap_or("?"), u.port().unwrap_or(5432)))
+        .unwrap_or_else(|| "the configured address".into());
+    let attempt = tokio::time::timeout(std::time::Duration::from_secs(5), sqlx::PgConnection::connect(url)).await;
+    let cause = match attempt {
+        Ok(Err(e)) => e.to_string(),
+        Ok(Ok(_)) => "connections time out under load".to_string(),
+        Err(_) => "no answer within 5 s".to_string(),
+    };
+    StoreError::Unreachable { addr, cause }
 }
 
 pub(super) fn session_from_row(r: &PgRow) -> Result<SessionRow, StoreError> {
