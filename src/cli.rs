@@ -74,8 +74,9 @@ pub enum RatesCommand {
     /// Print the rate table the server uses (the store; seeded from the CSV when empty):
     /// prices, managed flag, and UNVERIFIED placeholders.
     List {
-        #[arg(long, default_value = "assets/rates.csv", env = "SWITCHBOARD_RATES")]
-        rates: PathBuf,
+        /// Rate table seed (CSV); the built-in one when unset.
+        #[arg(long, env = "SWITCHBOARD_RATES")]
+        rates: Option<PathBuf>,
         #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
         database: String,
         #[arg(long)]
@@ -92,8 +93,9 @@ pub enum RatesCommand {
         #[arg(action = clap::ArgAction::Set)]
         managed: bool,
         service: Option<String>,
-        #[arg(long, default_value = "assets/rates.csv", env = "SWITCHBOARD_RATES")]
-        rates: PathBuf,
+        /// Rate table seed (CSV); the built-in one when unset.
+        #[arg(long, env = "SWITCHBOARD_RATES")]
+        rates: Option<PathBuf>,
         #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
         database: String,
     },
@@ -108,12 +110,13 @@ pub struct ServeArgs {
     /// Store URL: `sqlite:PATH` (created if missing) or `sqlite::memory:`.
     #[arg(long, default_value = "sqlite:switchboard.db", env = "SWITCHBOARD_DATABASE")]
     pub database: String,
-    /// Rate table seed (CSV).
-    #[arg(long, default_value = "assets/rates.csv", env = "SWITCHBOARD_RATES")]
-    pub rates: PathBuf,
-    /// Recorded calls the sandbox STT simulator recognizes (WAV + JSON sidecars).
-    #[arg(long, default_value = "assets/calls", env = "SWITCHBOARD_CALLS")]
-    pub calls: PathBuf,
+    /// Rate table seed (CSV); the one built into the binary when unset.
+    #[arg(long, env = "SWITCHBOARD_RATES")]
+    pub rates: Option<PathBuf>,
+    /// Recorded calls the sandbox STT simulator recognizes (a folder of WAV + JSON sidecars);
+    /// the ones built into the binary when unset.
+    #[arg(long, env = "SWITCHBOARD_CALLS")]
+    pub calls: Option<PathBuf>,
     /// Provider base URL override (repeatable), e.g. to point at `switchboard sim`:
     /// `stt.deepgram=URL` for one service, or `deepgram=URL` for every service of the provider.
     #[arg(long = "provider-url", value_name = "[SERVICE.]PROVIDER=URL")]
@@ -234,9 +237,9 @@ pub struct SimArgs {
     /// Its URL is printed as `carrier`; `GET <carrier>/_sim/hangups` lists the hang-ups it took.
     #[arg(long = "carrier-account", value_name = "CARRIER=JSON")]
     pub carrier_accounts: Vec<String>,
-    /// Recorded calls the STT simulator recognizes.
-    #[arg(long, default_value = "assets/calls")]
-    pub calls: PathBuf,
+    /// Recorded calls the STT simulator recognizes (a folder); the built-in ones when unset.
+    #[arg(long)]
+    pub calls: Option<PathBuf>,
     #[command(flatten)]
     pub tuning: SimTuning,
 }

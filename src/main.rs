@@ -7,6 +7,7 @@ mod api;
 mod api_access;
 mod api_calls;
 mod api_org;
+mod assets;
 mod bench;
 mod bench_auth;
 mod call;

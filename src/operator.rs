@@ -23,11 +23,10 @@ pub async fn orgs(cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
 /// Open the store and make sure its rate table is seeded from the CSV.
 async fn rate_store(
     database: &str,
-    csv: &std::path::Path,
+    csv: Option<&std::path::Path>,
 ) -> anyhow::Result<std::sync::Arc<dyn billing::store::Store>> {
     let store = crate::server::open_store(database).await?;
-    let text = std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
-    let seed = billing::RateTable::from_csv(&text).with_context(|| format!("parsing {}", csv.display()))?;
+    let (seed, _) = crate::assets::rates(csv)?;
     store.seed_rates(&seed).await?;
     Ok(store)
 }
@@ -35,7 +34,7 @@ async fn rate_store(
 pub async fn rates(cmd: RatesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RatesCommand::List { rates, database, service, provider } => {
-            let table = rate_store(&database, &rates).await?.rates().await?;
+            let table = rate_store(&database, rates.as_deref()).await?.rates().await?;
             println!(
                 "{:<10} {:<12} {:<48} {:<20} {:>14} {:<8}",
                 "service", "provider", "model", "unit", "price µ$/unit", "managed"
@@ -68,7 +67,7 @@ pub async fn rates(cmd: RatesCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("refused: no platform key for {provider} is configured ({var} is not set); sessions could not be served");
                 return Ok(ExitCode::FAILURE);
             }
-            let store = rate_store(&database, &rates).await?;
+            let store = rate_store(&database, rates.as_deref()).await?;
             let rows = store.set_managed(&provider, service.as_deref(), managed).await?;
             if rows == 0 {
                 eprintln!(

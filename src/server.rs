@@ -4,7 +4,7 @@ use crate::api::{self, AppState};
 use crate::cli::ServeArgs;
 use crate::sims::{shutdown_signal, Sims};
 use anyhow::Context;
-use billing::{ManagedKeys, PlanResolver, RateTable};
+use billing::{ManagedKeys, PlanResolver};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use secrecy::SecretString;
 use session::{Providers, SessionDeps, SessionHub};
@@ -66,9 +66,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         .context("installing the metrics recorder")?;
     session::metrics::describe();
 
-    let rates_text = std::fs::read_to_string(&args.rates)
-        .with_context(|| format!("reading the rate table {}", args.rates.display()))?;
-    let rates = RateTable::from_csv(&rates_text).with_context(|| format!("parsing {}", args.rates.display()))?;
+    let (rates, rates_from) = crate::assets::rates(args.rates.as_deref())?;
     let store = open_store(&args.database).await?;
     let abandoned = store.close_abandoned().await.context("closing sessions left open by a previous run")?;
     if abandoned > 0 {
@@ -80,7 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     // survive restarts, new CSV rows are added).
     let added = store.seed_rates(&rates).await.context("seeding the rate table")?;
     if added > 0 {
-        tracing::info!(added, "rate table rows seeded from {}", args.rates.display());
+        tracing::info!(added, "rate table rows seeded from {rates_from}");
     }
     let rates = store.rates().await.context("loading the rate table")?;
     let rates_version = store.rates_version().await.context("reading the rate table version")?;
@@ -123,7 +121,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             keys.set(p, SecretString::from(k.clone()));
             sim_keys.insert(p.to_string(), vec![k]);
         }
-        let sims = Sims::start(&args.calls, &sim_keys, &args.sim).await?;
+        let sims = Sims::start(args.calls.as_deref(), &sim_keys, &args.sim).await?;
         base_urls.extend(sims.base_urls());
         tracing::info!(
             simulators = sims.running.len(),

@@ -34,11 +34,12 @@ pub fn simulated_providers() -> Vec<&'static str> {
 impl Sims {
     /// Start every registered simulator on a loopback port. `keys` maps provider → accepted keys
     /// (a provider's simulators for different services share its keys, like the real service).
-    pub async fn start(calls: &Path, keys: &HashMap<String, Vec<String>>, t: &SimTuning) -> anyhow::Result<Sims> {
-        let catalog = Arc::new(
-            stt::sim::Catalog::from_dir(calls)
-                .with_context(|| format!("loading the recorded-call catalog from {}", calls.display()))?,
-        );
+    pub async fn start(
+        calls: Option<&Path>,
+        keys: &HashMap<String, Vec<String>>,
+        t: &SimTuning,
+    ) -> anyhow::Result<Sims> {
+        let catalog = Arc::new(crate::assets::catalog(calls)?);
         let tuning = simkit::Tuning {
             stt_final: Duration::from_millis(t.sim_stt_final_ms),
             stt_fail_after_audio_ms: t.sim_stt_fail_after_ms,
@@ -113,7 +114,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<std::process::ExitCode> {
     for p in simulated_providers() {
         keys.entry(p.to_string()).or_insert_with(|| vec!["sim-key".to_string()]);
     }
-    let sims = Arc::new(Sims::start(&args.calls, &keys, &args.tuning).await?);
+    let sims = Arc::new(Sims::start(args.calls.as_deref(), &keys, &args.tuning).await?);
     let carriers = carrier::sim::start(carrier_accounts(&args.carrier_accounts)?)
         .await
         .context("starting the carrier REST simulator")?;

@@ -557,3 +557,27 @@ fn logs_are_json_lines_and_an_unreachable_store_is_named() {
     assert!(err.to_lowercase().contains("refused"), "the cause is named: {err}");
     assert!(!err.contains("hunter2"), "no password in the message");
 }
+
+/// The binary carries its rate table and recorded calls: started outside the checkout, with
+/// a host name to listen on, the sandbox still answers a recorded call.
+#[test]
+fn serve_runs_from_any_directory() {
+    let dir = std::env::temp_dir().join(format!("sb-anywhere-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--listen", "localhost:0", "--database", "sqlite:anywhere.db"])
+        .current_dir(&dir)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_default().to_string();
+    let out = call(&url, &asset("simple.wav"), &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.ok, "{line}\n{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.texts("transcript"), vec!["Hello, what are your opening hours?"]);
+}

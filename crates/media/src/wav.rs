@@ -41,7 +41,15 @@ impl From<hound::Error> for WavError {
 
 /// Read a PCM16 WAV as mono samples plus its sample rate.
 pub fn read_wav(path: impl AsRef<Path>) -> Result<(Vec<i16>, u32), WavError> {
-    let mut reader = hound::WavReader::open(path)?;
+    decode(hound::WavReader::open(path)?)
+}
+
+/// [`read_wav`] of a WAV held in memory (recordings embedded in the binary).
+pub fn read_wav_bytes(bytes: &[u8]) -> Result<(Vec<i16>, u32), WavError> {
+    decode(hound::WavReader::new(std::io::Cursor::new(bytes))?)
+}
+
+fn decode<R: std::io::Read>(mut reader: hound::WavReader<R>) -> Result<(Vec<i16>, u32), WavError> {
     let spec = reader.spec();
     if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 || spec.channels == 0 {
         let kind = match spec.sample_format {

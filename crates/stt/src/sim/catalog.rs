@@ -83,6 +83,20 @@ impl Catalog {
 
     /// Loads every `*.wav` (16-bit PCM, any rate; channel 0 if several) that has a sidecar
     /// `<stem>.json`. WAVs without a sidecar are skipped with a warning.
+    /// A catalog of recordings held in memory: `(name, WAV bytes, sidecar JSON)`.
+    pub fn from_recordings(recordings: &[(&str, &[u8], &str)]) -> Result<Self, CatalogError> {
+        let mut catalog = Self::empty();
+        for (name, wav, json) in recordings {
+            let path = PathBuf::from(format!("{name}.json"));
+            let side: Sidecar =
+                serde_json::from_str(json).map_err(|e| CatalogError::Sidecar { path, msg: e.to_string() })?;
+            let (samples, rate) = media::wav::read_wav_bytes(wav)
+                .map_err(|e| CatalogError::Wav { path: PathBuf::from(format!("{name}.wav")), msg: e.to_string() })?;
+            catalog.add_recording(&samples, rate, &side.utterances);
+        }
+        Ok(catalog)
+    }
+
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, CatalogError> {
         let dir = dir.as_ref();
         let io = |path: &Path| {
