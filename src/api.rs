@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/balance", get(api_org::balance))
         .route("/api/usage", get(api_org::usage))
         .route("/api/v1/chat/completions", post(crate::openai_api::chat_completions))
+        .route("/api/v1/models", get(crate::openai_api::models))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)

@@ -209,6 +209,33 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// `GET /api/v1/models`: the LLM models this org can use now (priced, on its plan, with a
+/// platform key or one of its own), in OpenAI's list shape; `owned_by` names the provider.
+pub async fn models(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, OpenAiError> {
+    let org = org_auth(&s, &headers).await.map_err(|_| {
+        OpenAiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "missing or unknown API key",
+        )
+    })?;
+    s.deps.refresh_rates().await;
+    let ctx = billing::store::load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(|e| {
+        tracing::error!(error = %e, "org context failed");
+        OpenAiError::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", "org_unavailable", "the org could not be loaded")
+    })?;
+    let rates = s.deps.resolver.rates();
+    let mut seen = std::collections::BTreeSet::new();
+    let data: Vec<Value> = rates
+        .iter()
+        .filter(|r| r.service == "llm" && seen.insert((r.provider.clone(), r.model.clone())))
+        .filter(|r| billing::org::access(&rates, s.deps.resolver.keys(), &ctx, "llm", &r.provider, &r.model).allowed)
+        .map(|r| json!({"id": r.model, "object": "model", "created": 0, "owned_by": r.provider}))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
 /// `POST /api/v1/chat/completions`.
 pub async fn chat_completions(
     State(s): State<AppState>,

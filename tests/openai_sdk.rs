@@ -247,3 +247,43 @@ fn a_client_that_hangs_up_cancels_the_request_upstream() {
     let usage = env.llm_usage(&key);
     assert!(usage.iter().any(|r| r["line"] == "llm.input" && r["estimated"] == true), "{usage:?}");
 }
+
+fn list_models(program: &str, script: &str, env: &Env, key: &str) -> Value {
+    let dir = root().join("tests/sdk");
+    let out = Command::new(program)
+        .arg(dir.join(script))
+        .current_dir(&dir)
+        .env("SB_BASE_URL", format!("{}/api/v1", env.server.url))
+        .env("SB_API_KEY", key)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is required for the SDK tests: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{script} printed no JSON: {stdout}"))
+}
+
+/// `GET /api/v1/models` through both SDKs: the models the org can use, with their provider; a
+/// BYOK-only provider's models appear once the org has its key.
+#[test]
+fn the_sdks_list_the_models_the_org_can_use() {
+    let env = start();
+    let key = env.org("pro");
+    let has = |out: &Value, id: &str, owner: &str| {
+        out["models"].as_array().unwrap().iter().any(|m| m["id"] == id && m["owned_by"] == owner)
+    };
+    for (program, script) in [("python3", "models.py"), ("node", "models.mjs")] {
+        let out = list_models(program, script, &env, &key);
+        assert!(has(&out, "gpt-4o-mini", "openai"), "{out}");
+        assert!(!has(&out, "llama-3.1-8b-instant", "groq"), "BYOK-only without a key: {out}");
+    }
+    env.req("PUT", "/api/credentials", Some(json!({"provider": "groq", "apiKey": "gsk-org-own-9876"})), &key);
+    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true})), &key);
+    for (program, script) in [("python3", "models.py"), ("node", "models.mjs")] {
+        let out = list_models(program, script, &env, &key);
+        assert!(has(&out, "llama-3.1-8b-instant", "groq"), "{out}");
+    }
+    let out = list_models("python3", "models.py", &env, "sk_not-a-real-key");
+    assert_eq!(out["error"]["status"], 401, "{out}");
+}
