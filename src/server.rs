@@ -121,8 +121,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             keys.set(p, SecretString::from(k.clone()));
             sim_keys.insert(p.to_string(), vec![k]);
         }
+        // The OpenAI simulator also stands in for the OpenAI-compatible family (Mistral, Groq,
+        // xAI, …: the same protocol), so every provider of the rate table is simulated.
+        for p in llm::compat::FAMILY {
+            let k = format!("sandbox-{}", uuid::Uuid::new_v4().simple());
+            keys.set(p.name, SecretString::from(k.clone()));
+            sim_keys.entry("openai".to_string()).or_default().push(k);
+        }
         let sims = Sims::start(args.calls.as_deref(), &sim_keys, &args.sim).await?;
         base_urls.extend(sims.base_urls());
+        if let Some(openai) = sims.base_urls().get("llm.openai").cloned() {
+            for p in llm::compat::FAMILY {
+                base_urls.insert(format!("llm.{}", p.name), openai.clone());
+            }
+        }
         tracing::info!(
             simulators = sims.running.len(),
             "sandbox mode: no provider keys configured (DEEPGRAM_API_KEY, OPENAI_API_KEY, …), provider simulators started in-process"
@@ -171,10 +183,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     // periodic upkeep that happens only when /metrics is scraped, so an unscraped server would
     // grow by every sample of every call.
     let upkeep = prometheus.clone();
+    // Process metrics (CPU seconds, resident memory, open fds, threads), refreshed with it.
+    let process = metrics_process::Collector::default();
+    process.describe();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
+            process.collect();
             upkeep.run_upkeep();
         }
     });

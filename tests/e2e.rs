@@ -581,3 +581,43 @@ fn serve_runs_from_any_directory() {
     assert!(out.ok, "{line}\n{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.texts("transcript"), vec!["Hello, what are your opening hours?"]);
 }
+
+/// Sandbox mode simulates every provider the rate table marks managed, the OpenAI-compatible
+/// family included (served by the OpenAI simulator).
+#[test]
+fn sandbox_manages_every_managed_provider_of_the_rate_table() {
+    let server = Server::sandbox();
+    let v = server.get("/api/rates/models");
+    let csv = std::fs::read_to_string(root().join("assets/rates.csv")).unwrap();
+    for line in csv.lines().filter(|l| !l.starts_with('#') && !l.starts_with("service,")) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 6 || f[5] != "true" || !["stt", "llm", "tts"].contains(&f[0]) {
+            continue;
+        }
+        let managed = v["managedProviders"][f[0]].as_array().unwrap();
+        assert!(managed.iter().any(|p| p == f[1]), "{}.{} is managed in the rate table: {managed:?}", f[0], f[1]);
+    }
+}
+
+/// `/metrics` has the process's own metrics, spend per provider, and the gateway on both
+/// directions of the frame counter.
+#[test]
+fn metrics_name_the_process_the_provider_and_the_gateway() {
+    let server = Server::sandbox();
+    let out = call(&server.url, &asset("simple.wav"), &[]);
+    assert!(out.ok, "{}", out.stdout);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let m = loop {
+        let m = server.metrics();
+        if m.contains("process_resident_memory_bytes") || std::time::Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert!(m.contains("process_resident_memory_bytes"), "{m}");
+    assert!(m.contains("process_cpu_seconds_total"), "{m}");
+    let line =
+        |prefix: &str, parts: &[&str]| m.lines().any(|l| l.starts_with(prefix) && parts.iter().all(|p| l.contains(p)));
+    assert!(line("switchboard_frames_total", &[r#"direction="out""#, r#"gateway="twilio""#]), "{m}");
+    assert!(line("switchboard_usage_amount_micros_total", &[r#"provider="deepgram""#, r#"service="stt""#]), "{m}");
+}

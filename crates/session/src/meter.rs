@@ -203,9 +203,9 @@ impl Meter {
             l.seq += 1;
             l.billed_atoms = l.cum_atoms;
             l.estimated = false;
-            metrics::counter!(crate::metrics::USAGE_ATOMS, "service" => l.service.as_str(), "unit" => unit.as_str(), "billed_to" => l.billed_to.as_str())
+            metrics::counter!(crate::metrics::USAGE_ATOMS, "service" => l.service.as_str(), "provider" => l.provider.clone(), "unit" => unit.as_str(), "billed_to" => l.billed_to.as_str())
                 .increment(u64::try_from(delta).unwrap_or(0));
-            metrics::counter!(crate::metrics::USAGE_MICROS, "service" => l.service.as_str(), "billed_to" => l.billed_to.as_str())
+            metrics::counter!(crate::metrics::USAGE_MICROS, "service" => l.service.as_str(), "provider" => l.provider.clone(), "billed_to" => l.billed_to.as_str())
                 .increment(u64::try_from(amount.0).unwrap_or(0));
             self.unsaved.push(rec);
         }

@@ -20,9 +20,9 @@ pub const TIME_TO_FIRST: &str = "switchboard_provider_time_to_first_seconds";
 pub const PROVIDER_ERRORS: &str = "switchboard_provider_errors_total";
 /// hop=stt_final_to_llm_request|llm_first_token_to_tts_text|tts_first_audio_to_gateway|speech_to_clear
 pub const HOP: &str = "switchboard_hop_latency_seconds";
-/// service, unit, billed_to: metering atoms (ms, characters, tokens)
+/// service, provider, unit, billed_to: metering atoms (ms, characters, tokens)
 pub const USAGE_ATOMS: &str = "switchboard_usage_atoms_total";
-/// service, billed_to
+/// service, provider, billed_to: spend
 pub const USAGE_MICROS: &str = "switchboard_usage_amount_micros_total";
 pub const BARGE_INS: &str = "switchboard_barge_ins_total";
 /// Plan resolution at session start (store reads included, provider handshakes excluded).

@@ -78,7 +78,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(sink: GatewaySink, enc: Box<dyn WireEncoder>, events: mpsc::Sender<WriterEvent>) -> Self {
+    pub(crate) fn new(
+        gateway: &'static str,
+        sink: GatewaySink,
+        enc: Box<dyn WireEncoder>,
+        events: mpsc::Sender<WriterEvent>,
+    ) -> Self {
         let frame_len = media::samples_per_20ms(enc.output_rate());
         let playout = Playout::new(Duration::from_millis(20), enc.lead());
         Self {
@@ -94,7 +99,7 @@ impl Writer {
             events,
             sink_ok: true,
             unflushed: false,
-            frames_out: metrics::counter!(crate::metrics::FRAMES, "direction" => "out"),
+            frames_out: metrics::counter!(crate::metrics::FRAMES, "direction" => "out", "gateway" => gateway),
             close: None,
         }
     }

@@ -217,7 +217,7 @@ async fn run_admitted(mut gw: Gateway, deps: Arc<SessionDeps>, start: StartInfo,
     };
     let (writer_tx, writer_rx) = mpsc::channel(1024);
     let (writer_ev_tx, writer_ev_rx) = mpsc::channel(64);
-    let writer = tokio::spawn(Writer::new(gw.sink, enc, writer_ev_tx).run(writer_rx).in_current_span());
+    let writer = tokio::spawn(Writer::new(gateway, gw.sink, enc, writer_ev_tx).run(writer_rx).in_current_span());
     let started = SessionEvent::Started { session_id: s.session_id.clone(), call_sid: start.call_id.clone() };
     s.publish(started.clone());
     let _ = writer_tx.try_send(WriterCmd::Event(started));
