@@ -31,6 +31,14 @@ struct Stack {
     url: String,
     /// The operator token of the bench's own server (it runs in production mode).
     admin: String,
+    /// The server's store and log; removed when the bench ends.
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 const BENCH_KEY: &str = "bench-sim-key";
@@ -86,7 +94,7 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
         sim.0.id(),
         dir.join("server.log").display()
     );
-    Ok(Stack { _sim: sim, server: Proc(server), url, admin })
+    Ok(Stack { _sim: sim, server: Proc(server), url, admin, dir })
 }
 
 /// utime + stime of a process, in clock ticks, from /proc.
@@ -321,9 +329,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if args.calls == 0 || args.duration <= 0.0 {
         bail!("--calls and --duration must be positive");
     }
-    if args.gateway != crate::cli::Gateway::Twilio {
-        bail!("the bench plays Twilio calls only so far (--gateway twilio)");
-    }
     let stack = match &args.server {
         Some(_) => None,
         None => Some(start_stack(&args)?),
@@ -362,11 +367,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut rss_peak = 0u64;
     let mut timeline: Vec<(f64, u64)> = Vec::new();
     let sample_until = t0 + ramp + duration;
+    let mut next_progress = t0 + Duration::from_secs(5);
     while Instant::now() < sample_until {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Some(kb) = pid.and_then(rss_kb) {
             rss_peak = rss_peak.max(kb);
             timeline.push((t0.elapsed().as_secs_f64(), kb));
+        }
+        if Instant::now() >= next_progress {
+            next_progress += Duration::from_secs(5);
+            let done = tasks.iter().filter(|t| t.is_finished()).count();
+            eprintln!(
+                "bench: {:>4.0} s of {:.0} s, {} of {} slots still calling, server RSS {} kB",
+                t0.elapsed().as_secs_f64(),
+                (ramp + duration).as_secs_f64(),
+                args.calls - done,
+                args.calls,
+                pid.and_then(rss_kb).unwrap_or(0)
+            );
         }
     }
     let mut results = Vec::new();
@@ -401,10 +419,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let sent: u64 = results.iter().map(|r| r.frames_sent).sum();
     let received: u64 = results.iter().map(|r| r.frames_received).sum();
     let late: u64 = results.iter().map(|r| r.late).sum();
-    let dropped: f64 = metrics
+    // Counters are exported as floats; they count whole frames.
+    let dropped: u64 = metrics
         .lines()
         .filter(|l| l.starts_with("switchboard_frames_dropped_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v.max(0.0).round() as u64)
         .sum();
     let hop = |name: &str, label: &str| {
         let b = histogram(&metrics, name, label);

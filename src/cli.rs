@@ -19,7 +19,8 @@ pub enum Command {
     /// Play a recorded call (WAV) into a server the way a gateway would, and print the
     /// conversation and its usage records.
     Call(CallArgs),
-    /// Run the provider simulators (Deepgram, OpenAI, ElevenLabs) as their own process.
+    /// Run every provider simulator (STT, LLM and TTS) and the carriers' REST API simulator as
+    /// their own process, printing their URLs as one JSON line.
     Sim(SimArgs),
     /// Load harness: N concurrent gateway calls against a server whose providers are simulated
     /// in another process; reports capacity, CPU, memory and the server's hop latencies.
@@ -224,6 +225,12 @@ pub enum Gateway {
     Asterisk,
 }
 
+/// The gateways the load harness can play (Twilio Media Streams through its signed webhook).
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BenchGateway {
+    Twilio,
+}
+
 #[derive(Args, Clone)]
 pub struct SimArgs {
     /// Address of the simulators' control endpoint (their URLs and what they saw).
@@ -297,9 +304,9 @@ pub struct BenchArgs {
     /// Seconds over which the calls are started.
     #[arg(long, default_value_t = 2.0)]
     pub ramp: f64,
-    /// Gateway to play (twilio only for now).
+    /// Gateway to play.
     #[arg(long, value_enum, default_value = "twilio")]
-    pub gateway: Gateway,
+    pub gateway: BenchGateway,
     /// A server already running (its providers pointed at `switchboard sim`); by default the
     /// bench starts `switchboard sim` and `switchboard serve` as their own processes.
     #[arg(long)]
