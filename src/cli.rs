@@ -7,6 +7,11 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Real-time voice session orchestrator")]
 pub struct Cli {
+    /// Configuration file (TOML; keys are the flags' names, e.g. `listen = "0.0.0.0:8080"`).
+    /// Default: `switchboard.toml` in the current directory, if there is one. Environment
+    /// variables override it, flags override both.
+    #[arg(long, global = true, value_name = "FILE", env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -16,6 +21,9 @@ pub enum Command {
     /// Run the HTTP + websocket server. With no provider keys set it runs in sandbox mode,
     /// with the provider simulators started in-process.
     Serve(ServeArgs),
+    /// Print the configuration `serve` would run with (defaults, the config file, the
+    /// environment and these flags, in that order), secrets redacted.
+    Config(ServeArgs),
     /// Play a recorded call (WAV) into a server the way a gateway would, and print the
     /// conversation and its usage records.
     Call(CallArgs),
@@ -102,7 +110,7 @@ pub enum RatesCommand {
     },
 }
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
     /// Address to listen on, `HOST:PORT` (a name such as `localhost:8080` is resolved; port 0
     /// picks a free one; the bound address is printed).
@@ -120,10 +128,15 @@ pub struct ServeArgs {
     pub calls: Option<PathBuf>,
     /// Provider base URL override (repeatable), e.g. to point at `switchboard sim`:
     /// `stt.deepgram=URL` for one service, or `deepgram=URL` for every service of the provider.
-    #[arg(long = "provider-url", value_name = "[SERVICE.]PROVIDER=URL")]
+    #[arg(
+        long = "provider-url",
+        value_name = "[SERVICE.]PROVIDER=URL",
+        env = "SWITCHBOARD_PROVIDER_URLS",
+        value_delimiter = ','
+    )]
     pub provider_urls: Vec<String>,
     /// Seconds between usage checkpoints of a running call.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, env = "SWITCHBOARD_CHECKPOINT_SECS")]
     pub checkpoint_secs: u64,
     /// Public base URL gateways reach this server at (used in TwiML); default from the Host header.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
@@ -133,21 +146,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", env = "SWITCHBOARD_AUDIOSOCKET_LISTEN")]
     pub audiosocket_listen: Option<SocketAddr>,
     /// Agent that answers AudioSocket calls: the protocol carries only the call's UUID.
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "default", env = "SWITCHBOARD_AUDIOSOCKET_AGENT")]
     pub audiosocket_agent: String,
     /// Milliseconds an AudioSocket connection has to send its UUID before it is refused.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, env = "SWITCHBOARD_AUDIOSOCKET_UUID_TIMEOUT_MS")]
     pub audiosocket_uuid_timeout_ms: u64,
     /// AudioSocket calls must have their UUID registered first (`POST /api/audiosocket/calls`).
-    #[arg(long)]
+    #[arg(long, env = "SWITCHBOARD_AUDIOSOCKET_REQUIRE_REGISTRATION")]
     pub audiosocket_require_registration: bool,
     /// Allow the AudioSocket listener on a public address (it has no authentication of its own;
     /// by default only loopback and private addresses are accepted).
-    #[arg(long)]
+    #[arg(long, env = "SWITCHBOARD_AUDIOSOCKET_ALLOW_PUBLIC")]
     pub audiosocket_allow_public: bool,
     /// Carrier REST API base override (repeatable), for hang-ups and Telnyx Call Control:
     /// `twilio=URL`, `telnyx=URL`, `plivo=URL`, `vonage=URL`.
-    #[arg(long = "carrier-url", value_name = "CARRIER=URL")]
+    #[arg(long = "carrier-url", value_name = "CARRIER=URL", env = "SWITCHBOARD_CARRIER_URLS", value_delimiter = ',')]
     pub carrier_urls: Vec<String>,
     /// On SIGTERM/SIGINT, live calls may finish for this many seconds before they are ended
     /// with a closing line; new calls are refused meanwhile (`/healthz` answers 503).

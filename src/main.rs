@@ -12,6 +12,7 @@ mod bench;
 mod bench_auth;
 mod call;
 mod cli;
+mod config;
 mod openai_api;
 mod operator;
 mod orgs;
@@ -22,6 +23,15 @@ mod validate;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // The config file feeds clap's environment, so it is read first (one thread so far).
+    let argv: Vec<String> = std::env::args().collect();
+    let config_file = match config::load(&argv) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let cli = cli::Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -33,6 +43,7 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             cli::Command::Serve(args) => server::run(args).await,
+            cli::Command::Config(args) => Ok(config::print(&args, config_file.as_deref())),
             cli::Command::Call(args) => call::run(args).await,
             cli::Command::Sim(args) => sims::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,

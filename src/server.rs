@@ -269,7 +269,7 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn billing::store::Sto
 }
 
 /// `url` with any password replaced by `***`, for messages and logs.
-fn redact_password(url: &str) -> String {
+pub fn redact_password(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));

@@ -621,3 +621,37 @@ fn metrics_name_the_process_the_provider_and_the_gateway() {
     assert!(line("switchboard_frames_total", &[r#"direction="out""#, r#"gateway="twilio""#]), "{m}");
     assert!(line("switchboard_usage_amount_micros_total", &[r#"provider="deepgram""#, r#"service="stt""#]), "{m}");
 }
+
+/// One config file: its values apply under the environment and the flags, and `switchboard
+/// config` shows the result without secrets; an unknown key is refused by name.
+#[test]
+fn a_config_file_is_layered_under_the_environment_and_the_flags() {
+    let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("switchboard.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9999\"\ndatabase = \"postgres://app:hunter2@db:5432/sb\"\ndrain_secs = 12\nidle_timeout_secs = 9\nadmin_token = \"admin-in-a-file\"\n",
+    )
+    .unwrap();
+    let config = |env: &[(&str, &str)], flags: &[&str]| {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.arg("config").arg("--config").arg(&file).args(flags).env_remove("SWITCHBOARD_ADMIN_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let shown = config(&[("SWITCHBOARD_DRAIN_SECS", "7")], &["--idle-timeout-secs", "3"]);
+    assert!(shown.contains("listen = \"127.0.0.1:9999\""), "from the file: {shown}");
+    assert!(shown.contains("drain_secs = 7"), "the environment over the file: {shown}");
+    assert!(shown.contains("idle_timeout_secs = 3"), "flags over both: {shown}");
+    assert!(shown.contains("admin_token = (set)") && !shown.contains("admin-in-a-file"), "{shown}");
+    assert!(shown.contains("app:***@db") && !shown.contains("hunter2"), "{shown}");
+    std::fs::write(&file, "no_such_key = 1\n").unwrap();
+    let out = std::process::Command::new(bin()).arg("config").arg("--config").arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key \"no_such_key\""));
+}
