@@ -8,10 +8,11 @@ cargo build --release --quiet
 bin=target/release/switchboard
 db=$(mktemp -d)/demo.db
 log=$(mktemp)
-# Sandbox mode means no provider key at all: drop every <PROVIDER>_API_KEY from the environment.
+# Sandbox mode means no provider key and no admin token: drop them from the environment.
 unset_keys=()
 for k in $(env | grep -o '^[A-Z0-9_]*_API_KEY' || true); do unset_keys+=(-u "$k"); done
-env "${unset_keys[@]}" \
+# …and no admin token (either would put the server in production mode).
+env "${unset_keys[@]}" -u SWITCHBOARD_ADMIN_TOKEN -u SWITCHBOARD_CONFIG SWITCHBOARD_LOG_FORMAT=text \
   "$bin" serve --listen 127.0.0.1:0 --database "sqlite:$db" >"$log.out" 2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
