@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use session::transport::{
     ClientCodec, PlivoCodec, TelnyxCodec, TwilioCodec, VonageCodec, WireCodec, MAX_MESSAGE_BYTES,
@@ -22,9 +22,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub deps: Arc<SessionDeps>,
     pub prometheus: PrometheusHandle,
-    /// Guards `/api`; when unset the calls API is open and the admin API is off.
-    pub admin_token: Option<SecretString>,
-    pub sandbox: bool,
+    /// The public base URL carriers reach us at (signed URLs, answer documents).
     pub public_url: Option<String>,
 }
 
@@ -150,10 +148,10 @@ pub fn router(state: AppState) -> Router {
 /// 200 `ok`, or 503 `draining` once shutdown began, so a load balancer stops routing here.
 async fn healthz(State(s): State<AppState>) -> Response {
     if s.deps.drain.is_draining() {
-        let body = serde_json::json!({"status": "draining", "sandbox": s.sandbox, "liveCalls": s.deps.drain.live()});
+        let body = serde_json::json!({"status": "draining", "sandbox": s.deps.access.sandbox, "liveCalls": s.deps.drain.live()});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    Json(serde_json::json!({"status": "ok", "sandbox": s.sandbox})).into_response()
+    Json(serde_json::json!({"status": "ok", "sandbox": s.deps.access.sandbox})).into_response()
 }
 
 /// The API described as OpenAPI 3.1 (docs/openapi.json, checked against the router by a test).
@@ -206,8 +204,6 @@ fn stream_route(path: &'static str, codec: fn() -> Box<dyn WireCodec>) -> axum::
     )
 }
 
-use session::admission::same;
-
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }
@@ -220,14 +216,14 @@ struct KeyBody {
 
 /// Admin endpoints need the admin token; without one configured they do not exist.
 pub fn check_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &s.admin_token else {
+    if s.deps.access.admin_token.is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "admin_disabled",
             "set SWITCHBOARD_ADMIN_TOKEN to enable the admin API",
         ));
-    };
-    if !bearer(headers).is_some_and(|b| same(b.as_bytes(), token.expose_secret().as_bytes())) {
+    }
+    if !bearer(headers).is_some_and(|b| s.deps.access.is_admin(b)) {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token"));
     }
     Ok(())
@@ -240,16 +236,7 @@ async fn put_managed_key(
     Path(provider): Path<String>,
     body: Result<Json<KeyBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Some(token) = &s.admin_token else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "admin_disabled",
-            "set SWITCHBOARD_ADMIN_TOKEN to enable the admin API",
-        ));
-    };
-    if !bearer(&headers).is_some_and(|b| same(b.as_bytes(), token.expose_secret().as_bytes())) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token"));
-    }
+    check_admin(&s, &headers)?;
     let Json(body) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"apiKey": "…"}"#))?;
     let known = crate::server::provider_names().contains(&provider.as_str());
     if !known {

@@ -4,6 +4,7 @@
 
 use crate::api::{ApiError, AppState};
 use crate::api_org::org_auth;
+use crate::api_org::store_err;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -11,11 +12,6 @@ use billing::store::{NumberRow, StreamTokenRow};
 use gwauth::stream_token::Carrier;
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-fn store_err(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "store error");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable")
-}
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)

@@ -3,6 +3,7 @@
 //! own `default` org. Another org's ids answer 404, like ids that do not exist.
 
 use crate::api::{bearer, ApiError, AppState};
+use crate::api_org::store_err;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -17,11 +18,6 @@ use tokio::sync::broadcast;
 
 /// How long a watcher may wait for a call id to start.
 const WAIT_FOR_START: std::time::Duration = std::time::Duration::from_secs(120);
-
-fn store_err(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "store error");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable")
-}
 
 /// Who is asking: the admin token, an org key, or (sandbox only) nobody, who sees `default`.
 pub async fn viewer(s: &AppState, headers: &HeaderMap) -> Result<Viewer, ApiError> {

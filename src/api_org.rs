@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-fn store_err(e: impl std::fmt::Display) -> ApiError {
+/// A store failure, logged here and answered without its detail.
+pub(crate) fn store_err(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "store error");
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable")
 }

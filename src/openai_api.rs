@@ -209,10 +209,10 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// `GET /api/v1/models`: the LLM models this org can use now (priced, on its plan, with a
-/// platform key or one of its own), in OpenAI's list shape; `owned_by` names the provider.
-pub async fn models(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, OpenAiError> {
-    let org = org_auth(&s, &headers).await.map_err(|_| {
+/// The caller's org (by its API key) and what decides how it is served, with the rate table
+/// fresh: the start of every OpenAI-compatible request.
+async fn org_context(s: &AppState, headers: &HeaderMap) -> Result<billing::org::OrgContext, OpenAiError> {
+    let org = org_auth(s, headers).await.map_err(|_| {
         OpenAiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
@@ -221,10 +221,16 @@ pub async fn models(State(s): State<AppState>, headers: HeaderMap) -> Result<Res
         )
     })?;
     s.deps.refresh_rates().await;
-    let ctx = billing::store::load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(|e| {
+    billing::store::load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(|e| {
         tracing::error!(error = %e, "org context failed");
         OpenAiError::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", "org_unavailable", "the org could not be loaded")
-    })?;
+    })
+}
+
+/// `GET /api/v1/models`: the LLM models this org can use now (priced, on its plan, with a
+/// platform key or one of its own), in OpenAI's list shape; `owned_by` names the provider.
+pub async fn models(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, OpenAiError> {
+    let ctx = org_context(&s, &headers).await?;
     let rates = s.deps.resolver.rates();
     let mut seen = std::collections::BTreeSet::new();
     let data: Vec<Value> = rates
@@ -242,22 +248,10 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Json<ChatBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, OpenAiError> {
-    let org = org_auth(&s, &headers).await.map_err(|_| {
-        OpenAiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            "missing or unknown API key",
-        )
-    })?;
+    let ctx = org_context(&s, &headers).await?;
     let Json(body) =
         body.map_err(|e| OpenAiError::bad_request("invalid_json", format!("request body: {}", e.body_text())))?;
     let ask = validate(body)?;
-    s.deps.refresh_rates().await;
-    let ctx = billing::store::load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(|e| {
-        tracing::error!(error = %e, "org context failed");
-        OpenAiError::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", "org_unavailable", "the org could not be loaded")
-    })?;
     let forced = headers.get("x-byok-provider").and_then(|v| v.to_str().ok()).map(str::trim).filter(|p| !p.is_empty());
     let provider = match forced {
         Some(p) => p.to_string(),
@@ -280,7 +274,7 @@ pub async fn chat_completions(
     let row = SessionRow {
         session_id: id.clone(),
         call_sid: None,
-        org_id: org.id.clone(),
+        org_id: ctx.org_id.clone(),
         gateway: "api".into(),
         status: "open".into(),
         started_at_ms: now_ms(),

@@ -194,8 +194,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             upkeep.run_upkeep();
         }
     });
-    let state =
-        AppState { deps: Arc::new(deps), prometheus, admin_token, sandbox, public_url: args.public_url.clone() };
+    let state = AppState { deps: Arc::new(deps), prometheus, public_url: args.public_url.clone() };
     let audiosocket = match args.audiosocket_listen {
         Some(a) => {
             if !args.audiosocket_allow_public && !is_private(a.ip()) {
