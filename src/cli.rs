@@ -285,6 +285,10 @@ pub struct SimTuning {
     /// Fault: the STT simulator closes the stream (1011) after this many ms of audio.
     #[arg(long)]
     pub sim_stt_fail_after_ms: Option<u64>,
+    /// Quirk: the Deepgram simulator's closing `Metadata.duration` is this percentage of the
+    /// audio it received (the session reconciles its STT line to the provider's figure).
+    #[arg(long, default_value_t = 100)]
+    pub sim_stt_billed_pct: u32,
     /// Fault: the OpenAI simulator cuts each stream after this many tokens (no usage, no end).
     #[arg(long)]
     pub sim_llm_drop_after_tokens: Option<usize>,

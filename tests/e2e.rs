@@ -55,6 +55,8 @@ fn simple_call_over_twilio_in_sandbox_transcribes_answers_and_bills() {
     }
     let llm_out = out.of("usage").into_iter().find(|u| u["line"] == "llm.output").cloned().unwrap_or(Value::Null);
     assert_eq!(llm_out["estimated"], false);
+    let stt_last = out.of("usage").into_iter().filter(|u| u["line"] == "stt").last().cloned().unwrap_or(Value::Null);
+    assert_eq!(stt_last["estimated"], false, "Deepgram's closing figure confirms the STT total: {stt_last}");
 
     // The same records are in the store, and the metrics saw the call.
     let stored = server.get(&format!("/api/calls/{}", out.call_sid()));
@@ -74,6 +76,33 @@ fn simple_call_over_twilio_in_sandbox_transcribes_answers_and_bills() {
     }
     assert!(m.contains(r#"billed_to="managed""#));
     assert!(m.contains("switchboard_sessions_active 0"), "no session left running:\n{m}");
+}
+
+/// Mid-call checkpoints bill STT from the audio sent (marked `estimated`); when the provider
+/// closes the stream with its own figure (Deepgram `Metadata.duration`), the line is set to
+/// that figure, down as well as up, by a final record that is not estimated.
+#[test]
+fn stt_usage_is_reconciled_with_the_providers_closing_figure() {
+    let server = Server::start(ServerOpts { env: vec![], args: vec!["--sim-stt-billed-pct".into(), "90".into()] });
+    let out = call(&server.url, &asset("simple.wav"), &[]);
+    assert_ok(&out);
+    let stt: Vec<&Value> = out.of("usage").into_iter().filter(|u| u["line"] == "stt").collect();
+    assert!(stt.len() >= 2, "a mid-call checkpoint, then the reconciliation: {stt:?}");
+    assert!(stt[..stt.len() - 1].iter().all(|u| u["estimated"] == true), "checkpoints count locally: {stt:?}");
+    let last = stt[stt.len() - 1];
+    assert_eq!(last["estimated"], false, "the provider's figure: {last}");
+    assert!(last["quantity"].as_f64().unwrap_or(0.0) < 0.0, "the provider counted less: a credit: {last}");
+    assert!(last["amount_micros"].as_i64().unwrap_or(0) < 0, "{last}");
+    let (stt_s, stt_amount) = out.usage_sum("stt");
+    let billed_s = 0.9 * duration_s("simple");
+    assert!(within(stt_s, billed_s, 3.0), "stt seconds {stt_s} vs the provider's {billed_s}");
+    assert_eq!(stt_amount, ((stt_s * 1000.0).round() as i64 * 4800 + 59_999) / 60_000, "priced on the total");
+    let stored = server.get(&format!("/api/calls/{}", out.call_sid()));
+    let stored_s: f64 = stored["usage"]
+        .as_array()
+        .map(|u| u.iter().filter(|r| r["line"] == "stt").filter_map(|r| r["quantity"].as_f64()).sum())
+        .unwrap_or(0.0);
+    assert!((stored_s - stt_s).abs() < 1e-6, "the store holds the same records: {stored_s} vs {stt_s}");
 }
 
 #[test]
