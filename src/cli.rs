@@ -213,9 +213,10 @@ pub struct CallArgs {
     /// `{"authId","authToken"}`, Vonage `{"applicationId","signatureSecret"}`.
     #[arg(long, value_name = "JSON")]
     pub carrier_credential: Option<String>,
-    /// Seconds of silence to keep sending after the recording ends, so the agent can finish.
-    #[arg(long, default_value_t = 0.0)]
-    pub tail: f64,
+    /// Seconds of silence to send after the recording ends. Unset: silence until the agent has
+    /// answered the caller's last words and finished speaking (at most 20 s).
+    #[arg(long)]
+    pub tail: Option<f64>,
     /// The server's AudioSocket address (its `--audiosocket-listen`), for `--gateway asterisk`.
     #[arg(long, value_name = "HOST:PORT")]
     pub audiosocket: Option<String>,

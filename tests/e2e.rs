@@ -105,6 +105,33 @@ fn stt_usage_is_reconciled_with_the_providers_closing_figure() {
     assert!((stored_s - stt_s).abs() < 1e-6, "the store holds the same records: {stored_s} vs {stt_s}");
 }
 
+/// A recording cut right after the question: without `--tail`, `switchboard call` keeps the
+/// line open with silence until the agent has answered and finished, then hangs up.
+#[test]
+fn call_without_tail_waits_for_the_reply_to_a_short_recording() {
+    let server = Server::sandbox();
+    let (samples, rate) = media::wav::read_wav(asset("simple.wav")).expect("simple.wav");
+    let end_s = sidecar("simple")["utterances"][0]["end_s"].as_f64().expect("end_s");
+    let cut = ((end_s + 0.1) * f64::from(rate)) as usize;
+    let short = server.dir.join("question-only.wav");
+    media::wav::write_wav(&short, &samples[..cut.min(samples.len())], rate).expect("write the cut recording");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("call").arg(&short).args(["--server", &server.url, "--json"]);
+    let started = std::time::Instant::now();
+    let out = cmd.output().expect("run switchboard call");
+    let took = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let reply: String = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "agent")
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(reply.trim_end(), HOURS, "the agent answered in full: {text}");
+    assert!(took < 19.0, "hung up once the reply was over, not after the 20 s cap: {took:.1} s");
+}
+
 #[test]
 fn multi_turn_call_keeps_the_conversation_in_order() {
     let server = Server::sandbox();
