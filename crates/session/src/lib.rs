@@ -26,6 +26,7 @@ mod deps;
 pub mod drain;
 mod events;
 pub mod hub;
+mod ledger;
 mod meter;
 pub mod metrics;
 mod open;

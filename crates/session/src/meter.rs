@@ -1,5 +1,6 @@
 //! Usage meter of one session: cumulative quantities per line, priced from the plan's rate
-//! snapshot, written to the store as idempotent delta records at every checkpoint.
+//! snapshot into idempotent delta records at every checkpoint. Pricing is in memory; the
+//! [`Settler`] writes the records (from the session's ledger task, or inline for one API request).
 
 use billing::pricing::delta_amount;
 use billing::store::Store;
@@ -43,10 +44,19 @@ pub(crate) struct Meter {
     session_id: String,
     payer_org_id: String,
     lines: Vec<Line>,
+    /// Records priced and not yet handed to the settler ([`Meter::take_records`]).
+    outbox: Vec<UsageRecord>,
+}
+
+/// Writes priced records to the store and keeps what it wrote. One transaction per batch; if it
+/// fails, each record is tried on its own so one bad record cannot hold back the rest; what
+/// still fails is retried with the next batch (records are idempotent by key).
+pub(crate) struct Settler {
+    payer_org_id: String,
     store: Arc<dyn Store>,
     /// Records not yet accepted by the store; retried with the same keys.
     unsaved: Vec<UsageRecord>,
-    /// Everything this session has recorded, in order.
+    /// Everything written, in order.
     written: Vec<UsageRecord>,
 }
 
@@ -84,7 +94,7 @@ fn first_rate(rates: &[Rate], units: &[RateUnit]) -> Option<Rate> {
 
 impl Meter {
     /// Build the lines of a plan. A service without a price in its snapshot is an error.
-    pub(crate) fn from_plan(plan: &SessionPlan, store: Arc<dyn Store>) -> Result<Meter, BillingError> {
+    pub(crate) fn from_plan(plan: &SessionPlan) -> Result<Meter, BillingError> {
         let missing = |service: &str, p: &billing::ServicePlan, unit: &str| BillingError::MissingPrice {
             service: service.to_string(),
             provider: p.provider.clone(),
@@ -139,9 +149,7 @@ impl Meter {
             session_id: plan.session_id.clone(),
             payer_org_id: plan.payer_org_id.clone(),
             lines,
-            store,
-            unsaved: Vec::new(),
-            written: Vec::new(),
+            outbox: Vec::new(),
         })
     }
 
@@ -181,10 +189,9 @@ impl Meter {
         }
     }
 
-    /// Price every line that changed since the last checkpoint and write the records (a line
-    /// only shrinks when reconciled). Records the store refuses stay queued and are retried
-    /// with the same keys.
-    pub(crate) async fn checkpoint(&mut self, now_ms: i64) {
+    /// Price every line that changed since the last checkpoint into the outbox (a line only
+    /// shrinks when reconciled).
+    pub(crate) fn checkpoint(&mut self, now_ms: i64) {
         for l in &mut self.lines {
             if l.cum_atoms == l.billed_atoms && !l.confirm {
                 continue;
@@ -235,15 +242,52 @@ impl Meter {
                 .increment(u64::try_from(delta).unwrap_or(0));
             metrics::counter!(crate::metrics::USAGE_MICROS, "service" => l.service.as_str(), "provider" => l.provider.clone(), "billed_to" => l.billed_to.as_str())
                 .increment(u64::try_from(amount.0).unwrap_or(0));
-            self.unsaved.push(rec);
+            self.outbox.push(rec);
         }
-        self.settle_unsaved().await;
     }
 
-    /// One transaction per checkpoint. If it fails, each record is tried on its own so one
-    /// bad record cannot hold back the rest; what still fails is retried at the next
-    /// checkpoint (records are idempotent by key).
-    async fn settle_unsaved(&mut self) {
+    /// The records priced since the last call, for the settler.
+    pub(crate) fn take_records(&mut self) -> Vec<UsageRecord> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Fail a service over to `p`: price what the old provider served, then meter its lines
+    /// afresh under the new provider, model, rate and credential. Line names and sequence numbers
+    /// continue, so the records stay idempotent and say who served each part.
+    pub(crate) fn switch_service(&mut self, service: Service, p: &billing::ServicePlan, now_ms: i64) {
+        self.checkpoint(now_ms);
+        for l in self.lines.iter_mut().filter(|l| l.service == service) {
+            let units: &[RateUnit] = match l.id {
+                LineId::Stt => &[RateUnit::AudioMinute, RateUnit::AudioHour],
+                LineId::Tts => &[RateUnit::KiloCharacters],
+                LineId::LlmIn => &[RateUnit::MegaInputTokens],
+                LineId::LlmOut => &[RateUnit::MegaOutputTokens],
+                LineId::Telephony | LineId::Platform => continue,
+            };
+            let Some(rate) = first_rate(&p.rates, units) else {
+                tracing::error!(line = l.name, provider = %p.provider, "fallback has no price for this line; keeping the old rate");
+                continue;
+            };
+            let seq = l.seq;
+            *l = service_line(l.id, l.name, service, p, rate);
+            l.seq = seq;
+        }
+    }
+}
+
+/// What a list of records charges in all.
+pub(crate) fn total(records: &[UsageRecord]) -> MicroUsd {
+    records.iter().fold(MicroUsd::ZERO, |a, r| a.checked_add(r.amount_micros).unwrap_or(a))
+}
+
+impl Settler {
+    pub(crate) fn new(payer_org_id: &str, store: Arc<dyn Store>) -> Self {
+        Self { payer_org_id: payer_org_id.to_string(), store, unsaved: Vec::new(), written: Vec::new() }
+    }
+
+    /// Write `recs` after whatever is still unsaved from before.
+    pub(crate) async fn settle(&mut self, recs: Vec<UsageRecord>) {
+        self.unsaved.extend(recs);
         if self.unsaved.is_empty() {
             return;
         }
@@ -273,35 +317,17 @@ impl Meter {
         }
     }
 
-    /// Fail a service over to `p`: bill what the old provider served, then meter its lines
-    /// afresh under the new provider, model, rate and credential. Line names and sequence numbers
-    /// continue, so the records stay idempotent and say who served each part.
-    pub(crate) async fn switch_service(&mut self, service: Service, p: &billing::ServicePlan, now_ms: i64) {
-        self.checkpoint(now_ms).await;
-        for l in self.lines.iter_mut().filter(|l| l.service == service) {
-            let units: &[RateUnit] = match l.id {
-                LineId::Stt => &[RateUnit::AudioMinute, RateUnit::AudioHour],
-                LineId::Tts => &[RateUnit::KiloCharacters],
-                LineId::LlmIn => &[RateUnit::MegaInputTokens],
-                LineId::LlmOut => &[RateUnit::MegaOutputTokens],
-                LineId::Telephony | LineId::Platform => continue,
-            };
-            let Some(rate) = first_rate(&p.rates, units) else {
-                tracing::error!(line = l.name, provider = %p.provider, "fallback has no price for this line; keeping the old rate");
-                continue;
-            };
-            let seq = l.seq;
-            *l = service_line(l.id, l.name, service, p, rate);
-            l.seq = seq;
-        }
-    }
-
     pub(crate) fn written(&self) -> &[UsageRecord] {
         &self.written
     }
 
-    pub(crate) fn total(&self) -> MicroUsd {
-        self.written.iter().fold(MicroUsd::ZERO, |a, r| a.checked_add(r.amount_micros).unwrap_or(a))
+    pub(crate) fn into_written(self) -> Vec<UsageRecord> {
+        self.written
+    }
+
+    /// Records the store has refused so far.
+    pub(crate) fn unsaved(&self) -> usize {
+        self.unsaved.len()
     }
 }
 
@@ -309,6 +335,7 @@ impl Meter {
 /// lines, so an API request is priced, marked up and settled exactly like a call's LLM turns.
 pub struct RequestMeter {
     meter: Meter,
+    settler: Settler,
 }
 
 impl RequestMeter {
@@ -335,11 +362,9 @@ impl RequestMeter {
             session_id: request_id.to_string(),
             payer_org_id: payer_org_id.to_string(),
             lines,
-            store,
-            unsaved: Vec::new(),
-            written: Vec::new(),
+            outbox: Vec::new(),
         };
-        Ok(Self { meter })
+        Ok(Self { meter, settler: Settler::new(payer_org_id, store) })
     }
 
     /// Bill the request's token totals; returns every record written so far. Records the
@@ -353,12 +378,13 @@ impl RequestMeter {
     ) -> &[UsageRecord] {
         self.meter.raise_to(LineId::LlmIn, input_tokens, estimated);
         self.meter.raise_to(LineId::LlmOut, output_tokens, estimated);
-        self.meter.checkpoint(now_ms).await;
-        self.meter.written()
+        self.meter.checkpoint(now_ms);
+        self.settler.settle(self.meter.take_records()).await;
+        self.settler.written()
     }
 
     /// Records still refused by the store after the last [`RequestMeter::bill`].
     pub fn unsaved(&self) -> usize {
-        self.meter.unsaved.len()
+        self.settler.unsaved()
     }
 }

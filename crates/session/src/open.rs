@@ -76,8 +76,7 @@ pub(crate) async fn open(deps: &SessionDeps, req: OpenRequest<'_>) -> Result<Ope
         let message = "the agent names a provider this server has no adapter for";
         return Err(failed("unknown_provider", message, 1008, false));
     };
-    let mut meter =
-        Meter::from_plan(&plan, deps.store.clone()).map_err(|e| failed(e.code(), e.to_string(), 1008, false))?;
+    let mut meter = Meter::from_plan(&plan).map_err(|e| failed(e.code(), e.to_string(), 1008, false))?;
     write_row(deps, &req, &plan).await?;
     hold_funds(deps, req.session_id, &plan, req.admitted.org_id.is_some()).await?;
     let mut failover = Failover::from_plan(&plan, &deps.providers);
@@ -199,7 +198,7 @@ async fn connect_stt(
             code,
         };
         let _ = events.send(ev);
-        meter.switch_service(billing::Service::Stt, &next, now_ms()).await;
+        meter.switch_service(billing::Service::Stt, &next, now_ms());
         plan = next;
         stt = adapter;
     }

@@ -4,7 +4,6 @@
 //! usage, release the hold, report, and hang up at the carrier when we ended the call.
 
 use crate::admission::{admit, Admitted, UpgradeAuth, Via};
-use crate::meter::Meter;
 use crate::open::{open, OpenRequest, Opened, Refusal};
 use crate::output::{Writer, WriterCmd, WriterEvent};
 use crate::reader::{GatewayEnd, Limits, Reader, ReaderLinks};
@@ -258,7 +257,8 @@ struct CallIo {
 /// How the call's tasks ended.
 struct Ran {
     end: GatewayEnd,
-    turn: Option<(Meter, EndReason)>,
+    /// Every usage record the session wrote, and why it ended.
+    turn: Option<(Vec<billing::UsageRecord>, EndReason)>,
     writer_tx: mpsc::Sender<WriterCmd>,
     writer: JoinHandle<()>,
 }
@@ -290,6 +290,7 @@ async fn run_tasks(
         writer: w.tx.clone(),
     };
     let reader = Reader::new(io.codec.as_ref(), deps.stt_sample_rate, links, limits);
+    let plan_ids = (o.plan.session_id.clone(), o.plan.payer_org_id.clone());
     let turn = TurnManager::new(TurnDeps {
         plan: o.plan,
         llm: o.llm,
@@ -307,7 +308,7 @@ async fn run_tasks(
         writer_events: w.events,
         control: control_rx,
         resampler,
-        store: deps.store.clone(),
+        ledger: crate::ledger::Ledger::spawn(&plan_ids.0, &plan_ids.1, deps.store.clone()),
         checkpoint_every: deps.checkpoint_every,
         shutdown: deps.drain.ending(),
         steps: o.agent.steps,
@@ -337,7 +338,7 @@ async fn run_tasks(
 /// row and hold, and the last events.
 async fn settle(deps: &Arc<SessionDeps>, s: &LiveSession, start: &StartInfo, admitted: &Admitted, ran: Ran) {
     let Ran { end, turn, writer_tx, writer } = ran;
-    let Some((meter, turn_end)) = turn else {
+    let Some((records, turn_end)) = turn else {
         s.close("internal_error").await;
         return;
     };
@@ -361,14 +362,14 @@ async fn settle(deps: &Arc<SessionDeps>, s: &LiveSession, start: &StartInfo, adm
     let (code, close_reason) = end.close_code(&reason);
     let _ = writer_tx.send(WriterCmd::Close { code, reason: close_reason }).await;
     s.close(&reason).await;
-    for ev in [SessionEvent::Usage { records: meter.written().to_vec() }, SessionEvent::End { reason: reason.clone() }]
-    {
+    let total = crate::meter::total(&records);
+    for ev in [SessionEvent::Usage { records }, SessionEvent::End { reason: reason.clone() }] {
         s.publish(ev.clone());
         let _ = writer_tx.send(WriterCmd::Event(ev)).await;
     }
     drop(writer_tx);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-    tracing::info!(%reason, total = %meter.total(), "session ended");
+    tracing::info!(%reason, %total, "session ended");
 }
 
 /// End the call at the carrier too, with the org's carrier credential.

@@ -41,7 +41,7 @@ impl TurnManager {
             let req = crate::open::stt_request(&plan, self.stt_rate);
             match tokio::time::timeout(self.steps.stt_connect, adapter.connect(req)).await {
                 Ok(Ok(stream)) => {
-                    self.meter.switch_service(Service::Stt, &plan, now_ms()).await;
+                    self.switch_meter(Service::Stt, &plan);
                     self.stt_audio_base = sent;
                     let _ = self.stt_switch.send(stream.audio.clone());
                     let old = std::mem::replace(&mut self.stt, stream);
@@ -102,7 +102,7 @@ impl TurnManager {
             self.meter.add(LineId::LlmIn, i, true);
             self.meter.add(LineId::LlmOut, o, true);
         }
-        self.meter.switch_service(Service::Llm, &plan, now_ms()).await;
+        self.switch_meter(Service::Llm, &plan);
         self.announce_failover("llm", &plan, code);
         self.llm = adapter;
         self.llm_plan = plan;
@@ -125,7 +125,7 @@ impl TurnManager {
     /// when none is left.
     pub(super) async fn fail_over_tts(&mut self, code: &str) -> bool {
         let Some((plan, adapter)) = self.failover.tts.pop_front() else { return false };
-        self.meter.switch_service(Service::Tts, &plan, now_ms()).await;
+        self.switch_meter(Service::Tts, &plan);
         self.announce_failover("tts", &plan, code);
         self.tts = adapter;
         self.tts_plan = plan;

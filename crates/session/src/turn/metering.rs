@@ -1,5 +1,6 @@
 //! Metering from the turn loop: checkpoints, the mid-call funds check and the closing line,
-//! and the final usage when the session ends.
+//! and the final usage when the session ends. The turn loop only prices and sends; the
+//! session's ledger task does every store access ([`crate::ledger`]).
 
 use super::*;
 
@@ -7,27 +8,28 @@ impl TurnManager {
     /// `end_call` policy: when the payer has neither credits nor wallet left (beyond its
     /// allowed negative balance), the agent says a closing line and hangs up. Orgs that are not
     /// in the store (the sandbox's own agent) are not limited.
-    pub(super) async fn check_funds(&mut self) {
+    /// The check runs in the ledger task; [`Self::on_low_funds`] hears the answer.
+    pub(super) fn check_funds(&mut self) {
         if self.closing.is_some() {
             return;
         }
-        let session = self.plan.session_id.clone();
-        let Ok(funds) = billing::store::load_funds(self.store.as_ref(), &self.plan.payer_org_id, Some(&session)).await
-        else {
-            return;
-        };
         let interval_ms = i64::try_from(self.checkpoint_every.as_millis()).unwrap_or(i64::MAX);
         let reserve = billing::hold::floor_reserve(&self.plan, interval_ms, CLOSING_LINE.len());
-        if funds.available() >= reserve {
-            // Extend the hold for the next slice.
-            let hold = billing::hold::slice_estimate(&self.plan);
-            if let Err(e) = self.store.put_hold(&session, &self.plan.payer_org_id, hold).await {
-                tracing::warn!(error = %e, "cannot extend the session's hold");
-            }
-            return;
+        self.ledger.check_funds(reserve, billing::hold::slice_estimate(&self.plan));
+    }
+
+    /// The ledger found less than the reserve available: say goodbye, once.
+    pub(super) async fn on_low_funds(&mut self, available: i64) {
+        if self.closing.is_none() {
+            tracing::warn!(org = %self.plan.payer_org_id, available, "funds about to run out mid-call: saying goodbye");
+            self.say_closing_line(CLOSING_LINE, EndReason::FundsExhausted).await;
         }
-        tracing::warn!(org = %self.plan.payer_org_id, available = funds.available(), reserve, "funds about to run out mid-call: saying goodbye");
-        self.say_closing_line(CLOSING_LINE, EndReason::FundsExhausted).await;
+    }
+
+    /// Fail a service's metering over to `plan`, sending what the old provider served.
+    pub(super) fn switch_meter(&mut self, service: Service, plan: &ServicePlan) {
+        self.meter.switch_service(service, plan, now_ms());
+        self.ledger.settle(self.meter.take_records());
     }
 
     /// Cut whatever the agent is saying, say `line`, then hang up with `reason`.
@@ -81,13 +83,14 @@ impl TurnManager {
         id
     }
 
-    pub(super) async fn checkpoint(&mut self) {
+    pub(super) fn checkpoint(&mut self) {
         let sent = self.stt_audio_ms.load(Ordering::Relaxed).saturating_sub(self.stt_audio_base);
         self.meter.raise_to(LineId::Stt, sent, true);
         let elapsed = self.started.elapsed().as_millis() as u64;
         self.meter.raise_to(LineId::Telephony, elapsed, false);
         self.meter.raise_to(LineId::Platform, elapsed, false);
-        self.meter.checkpoint(now_ms()).await;
+        self.meter.checkpoint(now_ms());
+        self.ledger.settle(self.meter.take_records());
     }
 
     /// Session over: drop the agent turn, close STT and wait briefly for its usage summary.
@@ -115,6 +118,6 @@ impl TurnManager {
                 Ok(None) | Err(_) => break,
             }
         }
-        self.checkpoint().await;
+        self.checkpoint();
     }
 }

@@ -12,10 +12,11 @@ mod timeouts;
 mod user;
 
 use crate::chunker::Chunker;
+use crate::ledger::Ledger;
 use crate::meter::{LineId, Meter};
 use crate::output::{WriterCmd, WriterEvent};
 use crate::{metrics as m, SessionEvent};
-use billing::{Service, ServicePlan, SessionPlan};
+use billing::{Service, ServicePlan, SessionPlan, UsageRecord};
 pub(crate) use failover::Failover;
 use futures::future::BoxFuture;
 use llm::{Llm, LlmError, LlmEvent, LlmRequest, Message, Role};
@@ -100,6 +101,8 @@ enum Wake {
     Tts(Option<TtsEvent>),
     Writer(WriterEvent),
     Checkpoint,
+    /// The ledger's funds check found less than the reserve available.
+    LowFunds(i64),
 }
 
 pub(crate) struct TurnManager {
@@ -127,7 +130,7 @@ pub(crate) struct TurnManager {
     pcm: Vec<i16>,
     out: Vec<i16>,
     /// For the funds check at each checkpoint.
-    store: Arc<dyn billing::store::Store>,
+    ledger: Ledger,
     /// Set once funds ran out: the id of the turn speaking the closing line.
     closing: Option<u64>,
     /// The closing line has been played: end the session.
@@ -176,7 +179,7 @@ pub(crate) struct TurnDeps {
     pub writer_events: mpsc::Receiver<WriterEvent>,
     pub control: mpsc::Receiver<Control>,
     pub resampler: Resampler,
-    pub store: Arc<dyn billing::store::Store>,
+    pub ledger: Ledger,
     pub checkpoint_every: Duration,
     pub shutdown: CancellationToken,
     pub steps: StepLimits,
@@ -238,7 +241,7 @@ impl TurnManager {
             last_final_at: None,
             pcm: Vec::with_capacity(4096),
             out: Vec::with_capacity(4096),
-            store: d.store,
+            ledger: d.ledger,
             closing: None,
             hang_up: false,
             closing_reason: EndReason::FundsExhausted,
@@ -274,7 +277,8 @@ impl TurnManager {
         metrics::counter!(m::PROVIDER_ERRORS, "service" => service, "code" => code.to_string()).increment(1);
     }
 
-    pub(crate) async fn run(mut self, cancel: CancellationToken) -> (Meter, EndReason) {
+    /// Run the conversation to its end; every usage record the session wrote, and why it ended.
+    pub(crate) async fn run(mut self, cancel: CancellationToken) -> (Vec<UsageRecord>, EndReason) {
         let mut tick = tokio::time::interval(self.checkpoint_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -315,6 +319,7 @@ impl TurnManager {
                     r = opt_fut(tc) => Wake::TtsConnected(r),
                     ev = opt_recv(tr) => Wake::Tts(ev),
                     Some(ev) = self.writer_events.recv() => Wake::Writer(ev),
+                    Some(available) = self.ledger.low_funds() => Wake::LowFunds(available),
                     _ = tick.tick() => Wake::Checkpoint,
                     () = &mut timer, if armed.is_some() => Wake::Timeout,
                 }
@@ -334,7 +339,8 @@ impl TurnManager {
             }
         };
         self.finish().await;
-        (self.meter, reason)
+        let last = self.meter.take_records();
+        (self.ledger.close(last).await, reason)
     }
 
     /// Act on one wake-up; `Some` ends the session with that reason.
@@ -366,9 +372,10 @@ impl TurnManager {
             Wake::Tts(ev) => self.on_tts(ev),
             Wake::Writer(ev) => self.on_writer(ev),
             Wake::Checkpoint => {
-                self.checkpoint().await;
-                self.check_funds().await;
+                self.checkpoint();
+                self.check_funds();
             }
+            Wake::LowFunds(available) => self.on_low_funds(available).await,
             Wake::Timeout => self.on_timeout().await,
         }
         None

@@ -1,0 +1,121 @@
+//! The session's ledger task: every store access of a running call — writing usage records,
+//! the mid-call funds check, extending the hold — happens here, in order, so a slow or stalled
+//! store never delays the turn loop (barge-in `clear`, agent audio). The turn loop prices usage
+//! in memory ([`crate::meter::Meter`]) and sends the records; it hears back only when funds run
+//! low.
+
+use crate::meter::Settler;
+use billing::store::Store;
+use billing::UsageRecord;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+enum Cmd {
+    Settle(Vec<UsageRecord>),
+    /// After what was sent before is settled: is `reserve` still available? Then hold `hold`
+    /// for the next slice; else report low funds.
+    CheckFunds {
+        reserve: i64,
+        hold: i64,
+    },
+    /// Settle what is left and hand back every record written.
+    Close(oneshot::Sender<Vec<UsageRecord>>),
+}
+
+/// The turn loop's side of the ledger task. Sending never waits: the channel is unbounded, and
+/// what goes through it is a few records per checkpoint, never per audio frame.
+pub(crate) struct Ledger {
+    tx: mpsc::UnboundedSender<Cmd>,
+    low_funds: mpsc::Receiver<i64>,
+}
+
+/// How long the end of a session waits for its last records to be written before it reports
+/// what it has (the task goes on writing in the background).
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+impl Ledger {
+    pub(crate) fn spawn(session_id: &str, payer_org_id: &str, store: Arc<dyn Store>) -> Ledger {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (low_tx, low_funds) = mpsc::channel(1);
+        let task = Task {
+            session_id: session_id.to_string(),
+            payer_org_id: payer_org_id.to_string(),
+            settler: Settler::new(payer_org_id, store.clone()),
+            store,
+            low: low_tx,
+        };
+        tokio::spawn(task.run(rx));
+        Ledger { tx, low_funds }
+    }
+
+    pub(crate) fn settle(&self, records: Vec<UsageRecord>) {
+        if !records.is_empty() {
+            let _ = self.tx.send(Cmd::Settle(records));
+        }
+    }
+
+    pub(crate) fn check_funds(&self, reserve: i64, hold: i64) {
+        let _ = self.tx.send(Cmd::CheckFunds { reserve, hold });
+    }
+
+    /// Resolves when a funds check found less than its reserve available (the amount available).
+    pub(crate) async fn low_funds(&mut self) -> Option<i64> {
+        self.low_funds.recv().await
+    }
+
+    /// Settle `last` and everything before it; every record written by the session.
+    pub(crate) async fn close(self, last: Vec<UsageRecord>) -> Vec<UsageRecord> {
+        self.settle(last);
+        let (reply, written) = oneshot::channel();
+        if self.tx.send(Cmd::Close(reply)).is_err() {
+            return Vec::new();
+        }
+        match tokio::time::timeout(CLOSE_WAIT, written).await {
+            Ok(Ok(records)) => records,
+            _ => {
+                tracing::warn!("the store is slow: the session's last usage records are still being written");
+                Vec::new()
+            }
+        }
+    }
+}
+
+struct Task {
+    session_id: String,
+    payer_org_id: String,
+    settler: Settler,
+    store: Arc<dyn Store>,
+    low: mpsc::Sender<i64>,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                Cmd::Settle(records) => self.settler.settle(records).await,
+                Cmd::CheckFunds { reserve, hold } => self.check_funds(reserve, hold).await,
+                Cmd::Close(reply) => {
+                    self.settler.settle(Vec::new()).await;
+                    let _ = reply.send(self.settler.into_written());
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn check_funds(&mut self, reserve: i64, hold: i64) {
+        let session = Some(self.session_id.as_str());
+        let Ok(funds) = billing::store::load_funds(self.store.as_ref(), &self.payer_org_id, session).await else {
+            return;
+        };
+        if funds.available() >= reserve {
+            if let Err(e) = self.store.put_hold(&self.session_id, &self.payer_org_id, hold).await {
+                tracing::warn!(error = %e, "cannot extend the session's hold");
+            }
+            return;
+        }
+        tracing::warn!(org = %self.payer_org_id, available = funds.available(), reserve, "funds about to run out mid-call");
+        let _ = self.low.try_send(funds.available());
+    }
+}
