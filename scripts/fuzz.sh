@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of every parser of network bytes (fuzz/fuzz_targets/*.rs) with
 # libFuzzer. The targets are cargo-fuzz's layout (`cargo fuzz run <target>` works too); this
-# script builds them the way `cargo fuzz build --sanitizer none` does, on the stable toolchain.
+# script builds them with the instrumentation `cargo fuzz build --sanitizer none` uses, on the
+# stable toolchain, in the dev profile (overflow checks and debug assertions on), sharing the
+# workspace's target directory.
 #
 #   scripts/fuzz.sh                    every target for 15 s (the smoke CI runs)
 #   scripts/fuzz.sh 600                every target for 10 minutes
@@ -19,26 +21,17 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^switchboard-fuzz$')
 fi
-host=$(rustc -vV | sed -n 's/^host: //p')
-flags=(
-  -Cpasses=sancov-module
-  -Cllvm-args=-sanitizer-coverage-level=4
-  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters
-  -Cllvm-args=-sanitizer-coverage-pc-table
-  -Cllvm-args=-sanitizer-coverage-trace-compares
-  --cfg fuzzing
-)
-export RUSTFLAGS="${flags[*]}"
-export CARGO_TARGET_DIR="${SWITCHBOARD_FUZZ_TARGET_DIR:-$PWD/target}"
-echo "fuzz: building ${#targets[@]} targets (instrumented, release, $host)"
-# --target keeps build scripts and proc macros uninstrumented, as cargo fuzz does.
-cargo build --release --locked --target "$host" $(printf -- '--bin %s ' "${targets[@]}")
+root=$(cd .. && pwd)
+export RUSTC_WORKSPACE_WRAPPER="$root/scripts/fuzz-rustc.sh"
+bin_dir="${CARGO_TARGET_DIR:-$root/target}/debug"
+echo "fuzz: building ${#targets[@]} targets (instrumented; dependencies shared with the tests' build)"
+cargo build --locked -p switchboard-fuzz $(printf -- '--bin %s ' "${targets[@]}")
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t" "seeds/$t"
   echo "fuzz: $t for ${secs} s"
   log="artifacts/$t/last-run.log"
   status=0
-  "$CARGO_TARGET_DIR/$host/release/$t" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 \
+  "$bin_dir/$t" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 \
     -max_len=65536 -print_final_stats=1 -artifact_prefix="artifacts/$t/" "corpus/$t" "seeds/$t" >"$log" 2>&1 \
     || status=$?
   grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true

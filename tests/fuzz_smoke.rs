@@ -19,9 +19,6 @@ fn every_fuzz_target_runs_without_a_crash() {
     let targets = std::fs::read_to_string(root.join("fuzz/Cargo.toml")).expect("fuzz/Cargo.toml");
     let expected = targets.matches("[[bin]]").count();
     assert!(expected >= 8, "fuzz/Cargo.toml lists {expected} targets");
-    assert!(
-        text.contains(&format!("fuzz: {expected} targets ran")),
-        "not every target ran:\n{text}"
-    );
+    assert!(text.contains(&format!("fuzz: {expected} targets ran")), "not every target ran:\n{text}");
     assert_eq!(text.matches("stat::number_of_executed_units").count(), expected, "{text}");
 }
