@@ -1,7 +1,7 @@
 //! Anthropic Messages streaming adapter (protocols/llm.md D2): `POST {base}/v1/messages` with
 //! `x-api-key` and `anthropic-version`, named SSE events, `message_stop` as the end marker.
 
-mod decoder;
+pub(crate) mod decoder;
 mod wire;
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! alternates: system messages go to `system`, consecutive same-role messages merge into one
 //! turn, and a conversation the agent opens gets [`OPENING`] as its first user turn.
 
-mod decoder;
+pub(crate) mod decoder;
 mod wire;
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! `POST {base}/v1beta/models/{model}:streamGenerateContent?alt=sse` with `x-goog-api-key`.
 //! There is no end marker: the body ends after the chunk carrying `finishReason`.
 
-mod decoder;
+pub(crate) mod decoder;
 mod wire;
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ mod bedrock;
 pub mod compat;
 mod error;
 mod estimate;
+#[doc(hidden)]
+pub mod fuzz;
 mod gemini;
 mod http;
 mod openai;

@@ -7,7 +7,7 @@
 //! The prefix selects the wire API per agent without a new provider name, so the rate table's
 //! `openai` rows still price it: bill by [`crate::base_model`], which strips the prefix.
 
-mod decoder;
+pub(crate) mod decoder;
 pub(crate) mod responses;
 mod tool_calls;
 pub(crate) mod wire;

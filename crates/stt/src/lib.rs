@@ -20,6 +20,8 @@ mod cartesia;
 mod deepgram;
 mod elevenlabs;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod gladia;
 pub mod registry;
 pub mod sim;

@@ -9,6 +9,8 @@ mod cartesia;
 mod deepgram;
 mod elevenlabs;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod polly;
 pub mod registry;
 mod rime;

@@ -13,7 +13,7 @@ use crate::{LlmError, LlmEvent, ToolCall};
 use std::collections::BTreeMap;
 
 #[derive(Debug)]
-pub(super) struct Decoder {
+pub(crate) struct Decoder {
     /// Open `tool_use` blocks by content-block index.
     tools: BTreeMap<u32, ToolCall>,
     stop_reason: Option<String>,
@@ -26,7 +26,7 @@ pub(super) struct Decoder {
 
 impl Decoder {
     /// `input_estimate` is billed if the provider never reports input usage.
-    pub(super) fn new(input_estimate: u64) -> Self {
+    pub(crate) fn new(input_estimate: u64) -> Self {
         Self {
             tools: BTreeMap::new(),
             stop_reason: None,

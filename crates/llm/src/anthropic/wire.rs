@@ -163,13 +163,28 @@ impl Usage {
     /// billing them all as input errs toward the invoice, never below it).
     pub(super) fn total_input(&self) -> Option<u64> {
         let input = self.input_tokens?;
-        Some(input + self.cache_creation_input_tokens.unwrap_or(0) + self.cache_read_input_tokens.unwrap_or(0))
+        // Saturating: the counts are the provider's numbers, and u64::MAX + 1 must not panic.
+        Some(
+            input
+                .saturating_add(self.cache_creation_input_tokens.unwrap_or(0))
+                .saturating_add(self.cache_read_input_tokens.unwrap_or(0)),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_cache_counts_saturate() {
+        // Found by the `llm_wire` fuzz harness's hostile inputs: input plus cache tokens overflowed u64.
+        let u: Usage = serde_json::from_str(
+            r#"{"input_tokens":18446744073709551615,"cache_creation_input_tokens":1,"cache_read_input_tokens":1}"#,
+        )
+        .unwrap();
+        assert_eq!(u.total_input(), Some(u64::MAX));
+    }
 
     fn m(role: Role, content: &str) -> Message {
         Message { role, content: content.into() }

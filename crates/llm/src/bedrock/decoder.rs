@@ -14,7 +14,7 @@ use aws::eventstream::{Message, MessageDecoder};
 
 /// Cuts the body into `(:event-type, JSON payload)` pairs.
 #[derive(Debug, Default)]
-pub(super) struct EventStream {
+pub(crate) struct EventStream {
     frames: MessageDecoder,
 }
 
@@ -72,7 +72,7 @@ fn exception(msg: &Message) -> LlmError {
 }
 
 #[derive(Debug)]
-pub(super) struct Decoder {
+pub(crate) struct Decoder {
     /// Tool uses still streaming, by content block index.
     calls: Vec<(u32, ToolCall)>,
     stop_reason: Option<String>,
@@ -84,7 +84,7 @@ pub(super) struct Decoder {
 }
 
 impl Decoder {
-    pub(super) fn new(input_estimate: u64) -> Self {
+    pub(crate) fn new(input_estimate: u64) -> Self {
         Self { calls: Vec::new(), stop_reason: None, finished: false, usage: None, input_estimate, output_chars: 0 }
     }
 }

@@ -10,7 +10,7 @@ use crate::pump::{Decode, Step};
 use crate::{LlmError, LlmEvent, ToolCall};
 
 #[derive(Debug)]
-pub(super) struct Decoder {
+pub(crate) struct Decoder {
     finish_reason: Option<String>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
@@ -23,7 +23,7 @@ pub(super) struct Decoder {
 
 impl Decoder {
     /// `input_estimate` is billed if the provider never reports usage.
-    pub(super) fn new(input_estimate: u64) -> Self {
+    pub(crate) fn new(input_estimate: u64) -> Self {
         Self { finish_reason: None, input_tokens: None, output_tokens: None, input_estimate, output_chars: 0, calls: 0 }
     }
 
@@ -33,7 +33,8 @@ impl Decoder {
         }
         let output = match (u.candidates_token_count, u.thoughts_token_count) {
             (None, None) => None,
-            (c, t) => Some(c.unwrap_or(0) + t.unwrap_or(0)),
+            // Saturating: both counts are the provider's numbers.
+            (c, t) => Some(c.unwrap_or(0).saturating_add(t.unwrap_or(0))),
         };
         if let Some(o) = output {
             self.output_tokens = Some(self.output_tokens.unwrap_or(0).max(o));
@@ -108,6 +109,16 @@ impl Decode for Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_token_counts_saturate() {
+        // Found by the `llm_wire` fuzz harness's hostile inputs: candidates plus thoughts overflowed u64.
+        let (out, end, _) = run(&[
+            r#"{"usageMetadata":{"promptTokenCount":1,"candidatesTokenCount":18446744073709551615,"thoughtsTokenCount":1}}"#,
+        ]);
+        assert_eq!(end, Ok(Step::Continue));
+        assert!(matches!(out.last(), Some(LlmEvent::Usage { output_tokens: u64::MAX, .. })), "{out:?}");
+    }
 
     fn run(payloads: &[&str]) -> (Vec<LlmEvent>, Result<Step, LlmError>, Option<String>) {
         let mut d = Decoder::new(10);

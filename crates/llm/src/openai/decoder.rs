@@ -11,7 +11,7 @@ use crate::pump::{Decode, Step};
 use crate::{LlmError, LlmEvent};
 
 #[derive(Debug)]
-pub(super) struct Decoder {
+pub(crate) struct Decoder {
     tools: ToolCalls,
     finish_reason: Option<String>,
     usage: Option<Usage>,
@@ -22,7 +22,7 @@ pub(super) struct Decoder {
 
 impl Decoder {
     /// `input_estimate` is billed if the provider never reports usage.
-    pub(super) fn new(input_estimate: u64) -> Self {
+    pub(crate) fn new(input_estimate: u64) -> Self {
         Self { tools: ToolCalls::default(), finish_reason: None, usage: None, input_estimate, output_chars: 0 }
     }
 }

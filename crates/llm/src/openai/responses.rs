@@ -5,7 +5,7 @@
 //! Every turn resends the whole conversation as input items with `store: false`: the history
 //! lives in the session, and an unstored response leaves nothing to chain or to leak.
 
-mod decoder;
+pub(crate) mod decoder;
 mod wire;
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ impl ToolCalls {
     fn unindexed_slot(&self, id: Option<&str>) -> u32 {
         let last = self.pending.iter().next_back();
         match (last, id.filter(|id| !id.is_empty())) {
-            (Some((&i, call)), Some(id)) if call.id != id && !call.id.is_empty() => i + 1,
+            (Some((&i, call)), Some(id)) if call.id != id && !call.id.is_empty() => i.saturating_add(1),
             (Some((&i, _)), _) => i,
             (None, _) => 0,
         }
@@ -71,6 +71,16 @@ mod tests {
 
     fn delta(json: &str) -> ToolCallDelta {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_new_id_after_the_last_index_does_not_overflow() {
+        // Found while writing the `llm_wire` fuzz harness: index u32::MAX, then a new unindexed id.
+        let mut calls = ToolCalls::default();
+        calls.push(delta(r#"{"index":4294967295,"id":"a","function":{"name":"one","arguments":"{}"}}"#));
+        calls.push(delta(r#"{"id":"b","function":{"name":"two"}}"#));
+        let got: Vec<_> = calls.take().collect();
+        assert_eq!(got, vec![ToolCall { id: "a".into(), name: "one".into(), arguments: "{}".into() }]);
     }
 
     #[test]

@@ -135,12 +135,12 @@ async fn wait_for_begin(ws: &mut wspump::Ws) -> Result<(), SttError> {
 }
 
 /// Socket-side state: the audio being gathered and the turn in progress.
-struct Wire {
-    buf: BytesMut,
-    min_bytes: usize,
-    max_bytes: usize,
+pub(crate) struct Wire {
+    pub(crate) buf: BytesMut,
+    pub(crate) min_bytes: usize,
+    pub(crate) max_bytes: usize,
     /// `turn_order` of the turn whose start was already reported.
-    turn: Option<u64>,
+    pub(crate) turn: Option<u64>,
 }
 
 impl Wire {

@@ -163,11 +163,12 @@ impl Pump {
             Service::Hypothesis { text, offset, duration } => (!text.is_empty()).then(|| SttEvent::Interim {
                 text,
                 start_s: self.at(offset),
-                end_s: self.at(offset + duration),
+                end_s: self.at(offset.saturating_add(duration)),
             }),
             Service::Phrase(phrase) => match wire::status(&phrase.recognition_status) {
                 Status::Recognized if !phrase.text().is_empty() => {
-                    let (start_s, end_s) = (self.at(phrase.offset), self.at(phrase.offset + phrase.duration));
+                    let (start_s, end_s) =
+                        (self.at(phrase.offset), self.at(phrase.offset.saturating_add(phrase.duration)));
                     self.last_phrase_end_s = Some(end_s);
                     // Phrases flushed by our end-of-audio were cut, not endpointed by silence.
                     let speech_final = self.turn == Turn::Open;

@@ -4,7 +4,7 @@
 //! flushes and ends (acknowledged by `done`). Final transcripts are deltas carrying the seconds
 //! of audio behind them, so usage is their sum once `done` arrives, else the local count.
 
-mod wire;
+pub(crate) mod wire;
 
 use crate::wspump::{self, Opts};
 use crate::{Stt, SttError, SttRequest, SttStream};

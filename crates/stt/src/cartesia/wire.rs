@@ -36,7 +36,7 @@ enum ServerMsg {
     Other,
 }
 
-pub(super) struct CartesiaWire {
+pub(crate) struct CartesiaWire {
     sample_rate: u32,
     sent_bytes: u64,
     /// `finalize`s whose `flush_done` has not come back: finals until then answer a flush and
@@ -52,7 +52,7 @@ pub(super) struct CartesiaWire {
 }
 
 impl CartesiaWire {
-    pub(super) fn new(sample_rate: u32) -> Self {
+    pub(crate) fn new(sample_rate: u32) -> Self {
         Self {
             sample_rate,
             sent_bytes: 0,
@@ -107,7 +107,9 @@ impl Wire for CartesiaWire {
                 if is_final {
                     self.final_end_s = end_s;
                     if let Some(d) = duration {
-                        *self.reported_ms.get_or_insert(0) += seconds_to_ms(d);
+                        // Saturating: a hostile `duration` (1e308) would overflow the sum.
+                        let ms = self.reported_ms.get_or_insert(0);
+                        *ms = ms.saturating_add(seconds_to_ms(d));
                     }
                     let speech_final = self.pending_flushes == 0 && !self.closing;
                     if !text.is_empty() || speech_final {
@@ -174,6 +176,17 @@ mod tests {
         assert_eq!(w.provider_audio_ms(), None);
         assert_eq!(decode(&mut w, r#"{"type":"done","request_id":"r"}"#).0, Ok(Flow::Finished));
         assert_eq!(w.provider_audio_ms(), Some(2000));
+    }
+
+    #[test]
+    fn huge_durations_saturate_the_billed_total() {
+        // Found by the `stt_wire` fuzz harness's hostile inputs: two finals of 1e308 s overflowed the u64 sum.
+        let mut w = CartesiaWire::new(16000);
+        let fin = r#"{"type":"transcript","text":"x","is_final":true,"duration":1e308}"#;
+        assert_eq!(decode(&mut w, fin).0, Ok(Flow::Continue));
+        assert_eq!(decode(&mut w, fin).0, Ok(Flow::Continue));
+        assert_eq!(decode(&mut w, r#"{"type":"done"}"#).0, Ok(Flow::Finished));
+        assert_eq!(w.provider_audio_ms(), Some(u64::MAX));
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Deepgram live streaming v1 adapter (`/v1/listen`, protocols/stt.md B1); `flux-…` models go
 //! to the Flux v2 adapter in [`flux`].
 
-mod flux;
+pub(crate) mod flux;
 mod pump;
-mod wire;
+pub(crate) mod wire;
 
 use crate::{Stt, SttError, SttRequest, SttStream};
 use secrecy::{ExposeSecret, SecretString};

@@ -7,7 +7,7 @@
 //!
 //! [`SttInput::Finalize`]: crate::SttInput::Finalize
 
-mod wire;
+pub(crate) mod wire;
 
 use crate::wspump::{self, Opts};
 use crate::{Stt, SttError, SttRequest, SttStream};

@@ -22,7 +22,7 @@ pub(super) struct ServerMsg {
     pub message: Option<String>,
 }
 
-pub(super) struct ElevenLabsWire {
+pub(crate) struct ElevenLabsWire {
     sample_rate: u32,
     /// Bytes of audio sent so far: the time axis for partials and commits (Scribe sends none).
     sent_bytes: u64,
@@ -35,7 +35,7 @@ pub(super) struct ElevenLabsWire {
 }
 
 impl ElevenLabsWire {
-    pub(super) fn new(sample_rate: u32) -> Self {
+    pub(crate) fn new(sample_rate: u32) -> Self {
         Self { sample_rate, sent_bytes: 0, pending_commits: 0, closing: false, committed_end_s: 0.0 }
     }
 

@@ -5,7 +5,7 @@
 //! `stop_recording` ends it. The key is refused at the HTTP step. Usage is the
 //! `post_final_transcript` billing time, else counted locally.
 
-mod wire;
+pub(crate) mod wire;
 
 use crate::wspump::{self, Opts};
 use crate::{Stt, SttError, SttRequest, SttStream};

@@ -60,7 +60,7 @@ struct Metadata {
 }
 
 #[derive(Default)]
-pub(super) struct GladiaWire {
+pub(crate) struct GladiaWire {
     billed_ms: Option<u64>,
 }
 

@@ -190,7 +190,7 @@ fn parse(text: &str) -> Result<Response, SttError> {
 
 /// Final tokens since the last emitted final, and the span they cover.
 #[derive(Default)]
-struct Wire {
+pub(crate) struct Wire {
     final_text: String,
     start_ms: Option<f64>,
     end_ms: f64,

@@ -9,7 +9,7 @@
 //! (`standard`) only selects the rate-table row.
 
 mod pump;
-mod wire;
+pub(crate) mod wire;
 
 use crate::wspump::{self, AUDIO_QUEUE, EVENT_QUEUE};
 use crate::{Stt, SttError, SttRequest, SttStream};

@@ -75,7 +75,7 @@ struct ExceptionBody {
 }
 
 /// Decodes one server frame into events. Unknown event types are skipped, as Smithy requires.
-pub(super) fn decode(frame: &[u8], out: &mut Vec<SttEvent>) -> Result<(), SttError> {
+pub(crate) fn decode(frame: &[u8], out: &mut Vec<SttEvent>) -> Result<(), SttError> {
     let msg = Message::decode(frame).map_err(|e| SttError::Protocol(e.to_string()))?;
     match msg.message_type() {
         Some("event") => {
@@ -94,7 +94,7 @@ pub(super) fn decode(frame: &[u8], out: &mut Vec<SttEvent>) -> Result<(), SttErr
     }
 }
 
-fn transcript(payload: &[u8], out: &mut Vec<SttEvent>) -> Result<(), SttError> {
+pub(crate) fn transcript(payload: &[u8], out: &mut Vec<SttEvent>) -> Result<(), SttError> {
     let ev: TranscriptEvent =
         serde_json::from_slice(payload).map_err(|e| SttError::Protocol(format!("TranscriptEvent: {e}")))?;
     for r in ev.transcript.results {

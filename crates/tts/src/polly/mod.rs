@@ -112,12 +112,16 @@ fn signed_headers(
 /// `message`/`Message`.
 async fn error_from(resp: reqwest::Response) -> TtsError {
     let status = resp.status().as_u16();
-    let header_code = resp
-        .headers()
-        .get("x-amzn-ErrorType")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(':').next().unwrap_or(v).to_string());
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let error_type = resp.headers().get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = resp.bytes().await.unwrap_or_default();
+    error_of(status, error_type.as_deref(), &body)
+}
+
+/// [`error_from`] once the answer is read: kept apart from the HTTP client so the `tts_wire`
+/// fuzz target can feed it arbitrary bodies.
+pub(crate) fn error_of(status: u16, error_type: Option<&str>, body: &[u8]) -> TtsError {
+    let header_code = error_type.map(|v| v.split(':').next().unwrap_or(v).to_string());
+    let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let body_code = body.get("__type").or_else(|| body.get("code")).and_then(|v| v.as_str());
     let code = header_code
         .or_else(|| body_code.map(|c| c.rsplit('#').next().unwrap_or(c).to_string()))

@@ -11,7 +11,7 @@ use crate::pump::{Decode, Step};
 use crate::{LlmError, LlmEvent, ToolCall};
 
 #[derive(Debug)]
-pub(super) struct Decoder {
+pub(crate) struct Decoder {
     /// Function calls still streaming, by output item id (`fc_…`).
     calls: Vec<(String, ToolCall)>,
     called: bool,
@@ -24,7 +24,7 @@ pub(super) struct Decoder {
 
 impl Decoder {
     /// `input_estimate` is billed if the stream ends without a terminal event.
-    pub(super) fn new(input_estimate: u64) -> Self {
+    pub(crate) fn new(input_estimate: u64) -> Self {
         Self { calls: Vec::new(), called: false, finish_reason: None, usage: None, input_estimate, output_chars: 0 }
     }
 

@@ -49,8 +49,8 @@ fn listen_url(req: &SttRequest<'_>) -> Result<Url, SttError> {
     Ok(url)
 }
 
-struct Flux {
-    sample_rate: u32,
+pub(crate) struct Flux {
+    pub(crate) sample_rate: u32,
 }
 
 impl Flux {
