@@ -1,7 +1,6 @@
 //! Entry point for the `llm_wire` fuzz target (`fuzz/fuzz_targets/llm_wire.rs`): every
 //! provider's streaming-body decoding, framer then decoder, driven the way `pump::run_framed`
-//! drives it. Public only so the fuzz crate, a separate workspace, can reach the private
-//! decoders.
+//! drives it. Public only so the fuzz crate can reach the private decoders.
 //!
 //! Input layout: the first byte (modulo [`ARMS`]) picks the provider; the rest is one response
 //! body, split on `0xFF` into the chunks it arrives in (HTTP chunk boundaries fall anywhere, so

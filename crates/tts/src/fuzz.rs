@@ -1,6 +1,5 @@
 //! Entry point for the `tts_wire` fuzz target (`fuzz/fuzz_targets/tts_wire.rs`): every
-//! provider's decoder of what its server sends us. Public only so the fuzz crate, a separate
-//! workspace, can reach the private decoders.
+//! provider's decoder of what its server sends us. Public only so the fuzz crate can reach the private decoders.
 //!
 //! Input layout: the first byte (modulo [`ARMS`]) picks the decoder; the rest, split on `0xFF`,
 //! is a sequence of inbound messages fed in order to one decoder instance. A message that is
