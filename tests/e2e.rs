@@ -55,7 +55,7 @@ fn simple_call_over_twilio_in_sandbox_transcribes_answers_and_bills() {
     }
     let llm_out = out.of("usage").into_iter().find(|u| u["line"] == "llm.output").cloned().unwrap_or(Value::Null);
     assert_eq!(llm_out["estimated"], false);
-    let stt_last = out.of("usage").into_iter().filter(|u| u["line"] == "stt").last().cloned().unwrap_or(Value::Null);
+    let stt_last = out.of("usage").into_iter().rev().find(|u| u["line"] == "stt").cloned().unwrap_or(Value::Null);
     assert_eq!(stt_last["estimated"], false, "Deepgram's closing figure confirms the STT total: {stt_last}");
 
     // The same records are in the store, and the metrics saw the call.
