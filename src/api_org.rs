@@ -288,7 +288,19 @@ pub async fn create_agent(
     let Json(spec) = body.map_err(|r| {
         crate::api::body_rejected(r, "body must be an agent: {stt, llm, tts: {provider, model[, voice]}, prompt}")
     })?;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
+    check_agent(&s, &org.id, &spec).await?;
+    let id = format!("agent_{}", uuid::Uuid::new_v4().simple());
+    let spec_json =
+        serde_json::to_string(&spec).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "agent"))?;
+    s.deps.store.create_agent(&id, &org.id, &spec_json).await.map_err(store_err)?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "agent": spec}))))
+}
+
+/// Every model of an agent (fallbacks included) must be usable by the org now: refused with
+/// `PROVIDER_KEY_REQUIRED` (naming the provider) or `MODEL_NOT_ALLOWED` otherwise. Shared by
+/// create and update, so an edit cannot sneak in what creation refuses.
+pub(crate) async fn check_agent(s: &AppState, org_id: &str, spec: &AgentSpec) -> Result<(), ApiError> {
+    let ctx = load_context(s.deps.store.as_ref(), org_id, None).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
     let fallbacks = spec.fallbacks.stt.iter().map(|c| ("stt", c)).chain(spec.fallbacks.llm.iter().map(|c| ("llm", c)));
     let fallbacks = fallbacks.chain(spec.fallbacks.tts.iter().map(|c| ("tts", c)));
@@ -315,11 +327,7 @@ pub async fn create_agent(
             }
         }
     }
-    let id = format!("agent_{}", uuid::Uuid::new_v4().simple());
-    let spec_json =
-        serde_json::to_string(&spec).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "agent"))?;
-    s.deps.store.create_agent(&id, &org.id, &spec_json).await.map_err(store_err)?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "agent": spec}))))
+    Ok(())
 }
 
 pub async fn get_agent(

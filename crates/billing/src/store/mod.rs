@@ -123,6 +123,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<(), StoreError>;
     /// `(org_id, spec_json)` of an agent.
     async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// `(id, spec_json)` of every agent of the org, oldest first (the console lists them).
+    async fn agents(&self, org_id: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Replace an agent's spec; `Ok(false)` when no such agent belongs to the org. Calls in
+    /// flight keep the plan they started with.
+    async fn update_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<bool, StoreError>;
     async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError>;
     /// Set (or extend) a session's hold on its payer's funds.
     async fn put_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<(), StoreError>;

@@ -242,6 +242,24 @@ pub(super) async fn create_agent(pool: &PgPool, id: &str, org_id: &str, spec: &s
     Ok(())
 }
 
+pub(super) async fn agents(pool: &PgPool, org_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query("SELECT id, spec_json FROM agents WHERE org_id = $1 ORDER BY created_at_ms, id")
+        .bind(org_id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("spec_json")?))).collect()
+}
+
+pub(super) async fn update_agent(pool: &PgPool, id: &str, org_id: &str, spec: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE agents SET spec_json = $1 WHERE id = $2 AND org_id = $3")
+        .bind(spec)
+        .bind(id)
+        .bind(org_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub(super) async fn agent(pool: &PgPool, id: &str) -> Result<Option<(String, String)>, StoreError> {
     let r = sqlx::query("SELECT org_id, spec_json FROM agents WHERE id = $1").bind(id).fetch_optional(pool).await?;
     r.map(|r| Ok((r.try_get("org_id")?, r.try_get("spec_json")?))).transpose()

@@ -210,6 +210,14 @@ impl Store for SqliteStore {
         super::sqlite_orgs::agent(&self.pool, id).await
     }
 
+    async fn agents(&self, org_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        super::sqlite_orgs::agents(&self.pool, org_id).await
+    }
+
+    async fn update_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<bool, StoreError> {
+        super::sqlite_orgs::update_agent(&self.pool, id, org_id, spec_json).await
+    }
+
     async fn put_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO holds (session_id, org_id, amount_micros, updated_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET amount_micros = excluded.amount_micros, updated_at_ms = excluded.updated_at_ms")
             .bind(session_id)

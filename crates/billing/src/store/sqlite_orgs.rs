@@ -250,6 +250,24 @@ pub(super) async fn create_agent(pool: &SqlitePool, id: &str, org_id: &str, spec
     Ok(())
 }
 
+pub(super) async fn agents(pool: &SqlitePool, org_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query("SELECT id, spec_json FROM agents WHERE org_id = ? ORDER BY created_at_ms, id")
+        .bind(org_id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("spec_json")?))).collect()
+}
+
+pub(super) async fn update_agent(pool: &SqlitePool, id: &str, org_id: &str, spec: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE agents SET spec_json = ? WHERE id = ? AND org_id = ?")
+        .bind(spec)
+        .bind(id)
+        .bind(org_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub(super) async fn agent(pool: &SqlitePool, id: &str) -> Result<Option<(String, String)>, StoreError> {
     let r = sqlx::query("SELECT org_id, spec_json FROM agents WHERE id = ?").bind(id).fetch_optional(pool).await?;
     r.map(|r| Ok((r.try_get("org_id")?, r.try_get("spec_json")?))).transpose()

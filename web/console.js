@@ -1,0 +1,1 @@
+// The console: placeholder until the console lands (see README).
