@@ -130,7 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/credentials", put(api_org::put_credential).get(api_org::list_credentials))
         .route("/api/credentials/{id}", axum::routing::delete(api_org::delete_credential))
         .route("/api/credentials/check", post(api_org::check_credentials))
-        .route("/api/byok", put(api_org::put_byok))
+        .route("/api/byok", put(api_org::put_byok).get(api_org::get_byok))
         .route("/api/models/access", get(api_org::model_access))
         .route("/api/models/catalog", get(api_org::model_catalog))
         .route("/api/rates/models", get(api_org::rate_models))

@@ -39,3 +39,28 @@ fn agents_are_listed_and_edited_per_org() {
     assert_eq!(e["error"]["code"], "not_found");
     assert_eq!(req(&p.server, "GET", "/api/agents", None, "sk_wrong", 401)["error"]["code"], "unauthorized");
 }
+
+/// `GET /api/byok` says whether the plan allows BYOK and why not; `?id=` checks one key only.
+#[test]
+fn byok_state_and_a_single_key_check() {
+    let p = Prod::start(&[("deepgram", "org-own-dg-key-7777")]);
+    let byok = req(&p.server, "GET", "/api/byok", None, &p.key, 200);
+    assert_eq!((byok["byokAllowed"].clone(), byok["useOwnKeys"].clone()), (json!(true), json!(false)), "{byok}");
+    assert_eq!(byok["reason"], json!(null));
+    let free = req(&p.server, "POST", "/api/admin/orgs", Some(json!({"name": "f", "plan": "free"})), ADMIN, 201);
+    let free_byok = req(&p.server, "GET", "/api/byok", None, free["apiKey"].as_str().expect("key"), 200);
+    assert_eq!(free_byok["byokAllowed"], false);
+    assert!(free_byok["reason"].as_str().is_some_and(|r| r.contains("free")), "{free_byok}");
+
+    let good = req(&p.server, "PUT", "/api/credentials", Some(json!({"provider": "deepgram", "apiKey": "org-own-dg-key-7777"})), &p.key, 200);
+    let bad = req(&p.server, "PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-wrong-0000"})), &p.key, 200);
+    let id = good["id"].as_str().expect("id");
+    let one = req(&p.server, "POST", &format!("/api/credentials/check?id={id}"), None, &p.key, 200);
+    assert_eq!(one["results"].as_array().map(Vec::len), Some(1), "{one}");
+    assert_eq!(one["results"][0]["status"], "ok", "{one}");
+    let all = req(&p.server, "POST", "/api/credentials/check", None, &p.key, 200);
+    let bad_result = all["results"].as_array().expect("results").iter().find(|r| r["id"] == bad["id"]).cloned();
+    assert_eq!(bad_result.map(|r| r["status"].clone()), Some(json!("error")), "{all}");
+    let missing = req(&p.server, "POST", "/api/credentials/check?id=conn_nope", None, &p.key, 404);
+    assert_eq!(missing["error"]["code"], "not_found");
+}

@@ -195,6 +195,7 @@ async fn talk_page_barge_in_clears_playback() {
     assert!(n(&r["droppedOnClear"]) >= 1.0, "queued audio was dropped on clear: {r:#}");
     assert_eq!(b.count(".lines .barge").await, 1);
     assert_eq!(b.count(".lines .agent.cut").await, 1);
+    assert!(!b.text(".lines .agent.cut del").await.is_empty(), "the unplayed rest of the story is struck through");
     let r = b.wait_for("the answer after the barge-in", 40, |r| n(&r["turnsDone"]) >= 1.0).await;
     assert_eq!(r["finals"].as_array().map(Vec::len), Some(2), "{r:#}");
     b.client.find(Locator::Id("stop")).await.expect("#stop").click().await.expect("click stop");

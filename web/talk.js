@@ -68,8 +68,14 @@ function wire(c) {
   c.on('agent_done', () => { result.turnsDone++; });
   c.on('barge_in', (ev) => {
     result.bargeIns++;
+    // What was played stays; the rest of the reply, never heard, is struck through.
     const li = turns.get(ev.turn);
-    if (li) li.classList.add('cut');
+    if (li) {
+      const full = li.textContent;
+      const kept = ev.kept_text && full.startsWith(ev.kept_text) ? ev.kept_text : '';
+      li.replaceChildren(el('span', {}, kept), el('del', { class: 'unplayed' }, full.slice(kept.length)));
+      li.classList.add('cut');
+    }
     line('barge', `Barge-in: the agent stopped after ${(ev.played_ms / 1000).toFixed(1)} s`);
   });
   c.on('clear', () => {
