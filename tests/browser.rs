@@ -124,18 +124,77 @@ impl Browser {
         }
     }
 
+    /// Read through a script rather than an element handle: the console re-renders its tables,
+    /// which leaves handles stale.
+    async fn read(&self, css: &str, attr: &str) -> Option<String> {
+        let script = "const e = document.querySelector(arguments[0]); \
+                      return e ? (arguments[1] ? e.getAttribute(arguments[1]) : e.innerText) : undefined";
+        self.el(css).await;
+        let v = self.client.execute(script, vec![json!(css), json!(attr)]).await.expect("script");
+        v.as_str().map(str::to_string)
+    }
+
     async fn text(&self, css: &str) -> String {
-        self.client.find(Locator::Css(css)).await.expect(css).text().await.expect("text")
+        self.read(css, "").await.unwrap_or_default()
+    }
+
+    async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.read(css, name).await
     }
 
     async fn count(&self, css: &str) -> usize {
         self.client.find_all(Locator::Css(css)).await.expect(css).len()
     }
 
+    /// The element once it exists (pages render after their API calls answer).
+    async fn el(&self, css: &str) -> fantoccini::elements::Element {
+        match self.client.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await {
+            Ok(e) => e,
+            Err(e) => {
+                self.shot(&format!("missing-{}", css.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))).await;
+                panic!("no {css}: {e}");
+            }
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.el(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.el(css).await;
+        e.clear().await.expect("clear");
+        e.send_keys(text).await.unwrap_or_else(|err| panic!("type into {css}: {err}"));
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.el(css).await.select_by_value(value).await.unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
+    }
+
+    /// Wait until the element's text satisfies `pred`; its text.
+    async fn wait_text(&self, css: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let t = self.text(css).await;
+            if pred(&t) {
+                return t;
+            }
+            if Instant::now() > deadline {
+                self.shot(&format!("text-{}", css.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))).await;
+                panic!("{css} never matched; last text: {t:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn close(self) {
         self.client.close().await.expect("close the session");
     }
 }
+
+/// The org's own Deepgram key (the simulator accepts it) and a wrong one.
+const OWN_DG_KEY: &str = "org-own-dg-key-7777";
+const WRONG_DG_KEY: &str = "org-wrong-dg-key-0000";
 
 fn n(v: &Value) -> f64 {
     v.as_f64().unwrap_or(0.0)
@@ -201,6 +260,122 @@ async fn talk_page_barge_in_clears_playback() {
     b.client.find(Locator::Id("stop")).await.expect("#stop").click().await.expect("click stop");
     b.wait_for("the call ended", 20, |r| r["done"] == true).await;
     b.shot("2-ended").await;
+    b.close().await;
+}
+
+/// The console, signed in with an org key: a wrong key checks red with the provider's reason,
+/// the right one green; BYOK on with the key in the STT slot; a new agent; a call to it from the
+/// talk page (a client token minted with the key, which never enters a URL); the call's usage
+/// lines show `byok` for STT in the talk page and in the console's call details.
+#[tokio::test(flavor = "multi_thread")]
+async fn console_keys_byok_agent_and_a_byok_call() {
+    let p = util::tenant::Prod::start(&[("deepgram", OWN_DG_KEY)]);
+    let b = Browser::start("console", &padded_fixture("simple.wav", 1.5)).await;
+    b.client.goto(&format!("{}/console", p.server.url)).await.expect("open /console");
+    b.fill("#credential", &p.key).await;
+    b.click("#signin button[type=submit]").await;
+    b.el("#balance").await;
+    b.shot("1-signed-in").await;
+    let url = b.client.current_url().await.expect("url");
+    assert!(!url.as_str().contains(&p.key), "the key is not in the URL: {url}");
+
+    // A wrong key: saved (saving never validates), then Check says red, with the reason.
+    b.click("button[data-section=keys]").await;
+    b.select("#key-provider", "deepgram").await;
+    b.fill("#key-secret", WRONG_DG_KEY).await;
+    b.click("#key-save").await;
+    b.wait_text("#keys-msg", |t| t.starts_with("Saved deepgram")).await;
+    assert!(b.text("#keys tbody").await.contains("…0000"), "last 4 only");
+    assert!(!b.text("#app").await.contains(WRONG_DG_KEY), "the key is never shown back");
+    b.click("#keys tr[data-provider=deepgram] button.check").await;
+    let red = b.wait_text("#keys tr[data-provider=deepgram] .check-result", |t| t != "not checked").await;
+    assert_eq!(b.attr("#keys tr[data-provider=deepgram] .check-result", "data-status").await.as_deref(), Some("error"), "{red}");
+    assert!(red.contains("unauthorized") || red.contains("Unauthorized") || red.contains("key"), "a reason: {red}");
+    b.shot("2-wrong-key-red").await;
+
+    // The right key replaces it (same provider and name); Check all says green.
+    b.click("#keys tr[data-provider=deepgram] button.replace").await;
+    b.fill("#key-secret", OWN_DG_KEY).await;
+    b.click("#key-save").await;
+    b.wait_text("#keys-msg", |t| t.contains("…7777")).await;
+    assert_eq!(b.count("#keys tbody tr").await, 1, "replaced, not added");
+    b.click("#check-all").await;
+    b.wait_text("#keys-msg", |t| t.contains("all OK")).await;
+    assert_eq!(b.attr("#keys tr[data-provider=deepgram] .check-result", "data-status").await.as_deref(), Some("ok"));
+    b.shot("3-good-key-green").await;
+
+    // BYOK on, the key in the STT slot.
+    b.click("button[data-section=byok]").await;
+    let cred_id = util::tenant::req(&p.server, "GET", "/api/credentials", None, &p.key, 200)["credentials"][0]["id"]
+        .as_str()
+        .expect("credential id")
+        .to_string();
+    b.click("#byok-toggle").await;
+    b.select("#slot-stt", &cred_id).await;
+    b.click("#byok-save").await;
+    b.wait_text("#byok-msg", |t| t.contains("using your own keys")).await;
+    b.shot("4-byok-on").await;
+
+    // A new agent from the pickers.
+    b.click("button[data-section=agents]").await;
+    b.select("#agent-stt", "deepgram/nova-3").await;
+    b.select("#agent-llm", "openai/gpt-4o-mini").await;
+    b.select("#agent-tts", "elevenlabs/eleven_flash_v2_5").await;
+    b.fill("#agent-voice", "v1").await;
+    b.click("#agent-save").await;
+    b.wait_text("#agent-msg", |t| t.starts_with("Saved agent")).await;
+    let agent = b.attr("#agent-msg", "data-agent-id").await.expect("agent id");
+    b.el(&format!("#agents-list li[data-id={agent}]")).await;
+    b.shot("5-agent-created").await;
+
+    // A call to it from the talk page, in the same tab (the key is in its session storage).
+    b.client.goto(&format!("{}/talk?agent={agent}&autostart=1", p.server.url)).await.expect("open /talk");
+    b.wait_for("the agent's reply", 40, |r| n(&r["turnsDone"]) >= 1.0).await;
+    b.click("#stop").await;
+    let r = b.wait_for("the call ended", 20, |r| r["done"] == true).await;
+    b.shot("6-call-ended").await;
+    let usage = r["usage"].as_array().expect("usage");
+    let billed = |svc: &str| -> Vec<String> {
+        usage.iter().filter(|u| u["service"] == svc).map(|u| u["billed_to"].as_str().unwrap_or("").to_string()).collect()
+    };
+    assert!(!billed("stt").is_empty() && billed("stt").iter().all(|b| b == "byok"), "{r:#}");
+    assert!(billed("llm").iter().all(|b| b == "managed"), "{r:#}");
+    assert!(b.count("#usage tr[data-billed-to=byok]").await >= 1);
+
+    // The console's call details show the same lines.
+    b.client.goto(&format!("{}/console", p.server.url)).await.expect("open /console");
+    b.click("button[data-section=calls]").await;
+    b.click("#calls tbody tr:first-child button").await;
+    b.el("#call-detail .usage").await;
+    let stt_rows = b.count("#call-detail tr[data-service=stt]").await;
+    assert!(stt_rows > 0);
+    assert_eq!(b.count("#call-detail tr[data-service=stt][data-billed-to=byok]").await, stt_rows, "every STT line is byok");
+    assert!(b.count("#spend-chart .bar-row").await >= 2, "spend by service and payer");
+    b.shot("7-call-details").await;
+    b.close().await;
+}
+
+/// The admin console: turning `managed` on for a provider the server holds no key for is
+/// refused, and the refusal is shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn console_admin_shows_a_managed_refusal() {
+    let p = util::tenant::Prod::start(&[]);
+    let b = Browser::start("admin", &padded_fixture("simple.wav", 0.0)).await;
+    b.client.goto(&format!("{}/console", p.server.url)).await.expect("open /console");
+    b.fill("#credential", util::tenant::ADMIN).await;
+    b.click("#signin button[type=submit]").await;
+    b.el("#rates tbody").await;
+    b.shot("1-admin").await;
+    let cartesia = b.el("#managed-tts-cartesia").await;
+    assert_eq!(cartesia.prop("checked").await.expect("prop").as_deref(), Some("false"));
+    cartesia.click().await.expect("click");
+    let msg = b.wait_text("#rates-msg", |t| !t.is_empty()).await;
+    assert!(msg.starts_with("managed_key_missing"), "{msg}");
+    b.shot("2-managed-refused").await;
+    b.fill("#org-name", "globex").await;
+    b.click("#org-name ~ button").await;
+    let key = b.text("#new-org-key").await;
+    assert!(key.starts_with("sk_"), "{key}");
     b.close().await;
 }
 

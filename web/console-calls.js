@@ -70,19 +70,20 @@ export async function callsSection(root) {
   // CSP forbids inline styles in markup; widths set through the CSSOM are allowed.
   for (const bar of chart.querySelectorAll('.bar')) bar.style.width = `${bar.dataset.width}%`;
   const table = el('table', { id: 'calls' }, el('thead', {}, el('tr', {}, ...['started', 'call', 'gateway', 'status', 'end reason', ''].map((h) => el('th', {}, h)))),
-    el('tbody', {}, ...calls.body.calls.map((c) => el('tr', { 'data-call': c.call_sid },
-      el('td', {}, new Date(c.started_at_ms).toLocaleString()), el('td', {}, el('code', {}, c.call_sid)), el('td', {}, c.gateway),
+    el('tbody', {}, ...calls.body.calls.map((c) => el('tr', { 'data-session': c.session_id },
+      el('td', {}, new Date(c.started_at_ms).toLocaleString()), el('td', {}, el('code', {}, c.call_sid || c.session_id)), el('td', {}, c.gateway),
       el('td', {}, c.status), el('td', {}, c.end_reason || ''),
-      el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => show(c.call_sid) }, 'Details'))))));
-  async function show(sid) {
-    const r = await api('GET', `/api/calls/${encodeURIComponent(sid)}`);
+      el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => show(c.session_id, c.call_sid || c.session_id) }, 'Details'))))));
+  // By session id: a client call without a `call_id` has no call sid.
+  async function show(sessionId, label) {
+    const r = await api('GET', `/api/sessions/${encodeURIComponent(sessionId)}`);
     if (!r.ok) { detail.replaceChildren(el('p', { class: 'bad' }, errorText(r))); return; }
     const total = r.body.usage.reduce((s, u) => s + u.amount_micros, 0);
-    detail.replaceChildren(el('h3', {}, `Call ${sid}`),
+    detail.replaceChildren(el('h3', {}, `Call ${label}`),
       el('p', {}, `Status ${r.body.status}, ended: ${r.body.end_reason || '—'}, total ${formatMicros(total)}`),
       el('p', { class: 'muted' }, 'Transcripts are not stored by the server; the talk page and the live events API show them as they happen.'),
       usageTable(r.body.usage));
-    detail.dataset.call = sid;
+    detail.dataset.session = sessionId;
     detail.scrollIntoView({ block: 'nearest' });
   }
   root.append(chart, el('div', { class: 'scroll' }, table), detail);
