@@ -224,8 +224,7 @@ pub async fn get_byok(State(s): State<AppState>, headers: HeaderMap) -> Result<J
     let org = org_auth(&s, &headers).await?;
     let plan = s.deps.store.plan(&org.plan_id).await.map_err(store_err)?;
     let allowed = plan.is_some_and(|p| p.byok_allowed);
-    let reason =
-        (!allowed).then(|| format!("the {:?} plan does not include bringing your own keys", org.plan_id));
+    let reason = (!allowed).then(|| format!("the {:?} plan does not include bringing your own keys", org.plan_id));
     let slots = s.deps.store.slots(&org.id).await.map_err(store_err)?;
     Ok(Json(json!({"useOwnKeys": org.use_own_keys, "walletDeduction": org.wallet_deduction, "slots": slots,
                    "plan": org.plan_id, "byokAllowed": allowed, "reason": reason})))

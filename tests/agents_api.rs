@@ -52,8 +52,22 @@ fn byok_state_and_a_single_key_check() {
     assert_eq!(free_byok["byokAllowed"], false);
     assert!(free_byok["reason"].as_str().is_some_and(|r| r.contains("free")), "{free_byok}");
 
-    let good = req(&p.server, "PUT", "/api/credentials", Some(json!({"provider": "deepgram", "apiKey": "org-own-dg-key-7777"})), &p.key, 200);
-    let bad = req(&p.server, "PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-wrong-0000"})), &p.key, 200);
+    let good = req(
+        &p.server,
+        "PUT",
+        "/api/credentials",
+        Some(json!({"provider": "deepgram", "apiKey": "org-own-dg-key-7777"})),
+        &p.key,
+        200,
+    );
+    let bad = req(
+        &p.server,
+        "PUT",
+        "/api/credentials",
+        Some(json!({"provider": "openai", "apiKey": "sk-wrong-0000"})),
+        &p.key,
+        200,
+    );
     let id = good["id"].as_str().expect("id");
     let one = req(&p.server, "POST", &format!("/api/credentials/check?id={id}"), None, &p.key, 200);
     assert_eq!(one["results"].as_array().map(Vec::len), Some(1), "{one}");

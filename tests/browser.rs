@@ -92,8 +92,15 @@ impl Browser {
             .connect(&url)
             .await
             .expect("a new chromium session");
-        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("browser-screenshots");
+        let shots =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("browser-screenshots");
         std::fs::create_dir_all(&shots).expect("screenshot dir");
+        // Last run's pictures of this test (a failure's among them) would mislead.
+        for entry in std::fs::read_dir(&shots).expect("screenshot dir").flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&format!("{test}-")) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Browser { client, _driver: driver, shots, test }
     }
 
@@ -210,7 +217,9 @@ async fn talk_page_hears_the_caller_and_plays_the_agent() {
     b.client.goto(&format!("{}/talk?agent=default&autostart=1", server.url)).await.expect("open /talk");
     let r = b
         .wait_for("the agent's reply played", 40, |r| {
-            n(&r["turnsDone"]) >= 1.0 && n(&r["framesPlayed"]) >= 25.0 && !r["finals"].as_array().is_some_and(Vec::is_empty)
+            n(&r["turnsDone"]) >= 1.0
+                && n(&r["framesPlayed"]) >= 25.0
+                && !r["finals"].as_array().is_some_and(Vec::is_empty)
         })
         .await;
     b.shot("1-reply").await;
@@ -226,7 +235,8 @@ async fn talk_page_hears_the_caller_and_plays_the_agent() {
     let r = b.wait_for("the call ended", 20, |r| r["done"] == true).await;
     b.shot("2-ended").await;
     assert_eq!(r["endReason"], "hangup", "{r:#}");
-    let billed: Vec<&str> = r["usage"].as_array().expect("usage").iter().filter_map(|u| u["billed_to"].as_str()).collect();
+    let billed: Vec<&str> =
+        r["usage"].as_array().expect("usage").iter().filter_map(|u| u["billed_to"].as_str()).collect();
     assert!(!billed.is_empty() && billed.iter().all(|b| *b == "managed"), "{r:#}");
     assert!(n(&r["totalMicros"]) > 0.0);
     assert!(b.text("#total").await.starts_with("$0.0"), "total shown");
@@ -289,7 +299,11 @@ async fn console_keys_byok_agent_and_a_byok_call() {
     assert!(!b.text("#app").await.contains(WRONG_DG_KEY), "the key is never shown back");
     b.click("#keys tr[data-provider=deepgram] button.check").await;
     let red = b.wait_text("#keys tr[data-provider=deepgram] .check-result", |t| t != "not checked").await;
-    assert_eq!(b.attr("#keys tr[data-provider=deepgram] .check-result", "data-status").await.as_deref(), Some("error"), "{red}");
+    assert_eq!(
+        b.attr("#keys tr[data-provider=deepgram] .check-result", "data-status").await.as_deref(),
+        Some("error"),
+        "{red}"
+    );
     assert!(red.contains("unauthorized") || red.contains("Unauthorized") || red.contains("key"), "a reason: {red}");
     b.shot("2-wrong-key-red").await;
 
@@ -322,6 +336,13 @@ async fn console_keys_byok_agent_and_a_byok_call() {
     b.select("#agent-llm", "openai/gpt-4o-mini").await;
     b.select("#agent-tts", "elevenlabs/eleven_flash_v2_5").await;
     b.fill("#agent-voice", "v1").await;
+    // A model the org cannot use says why: a BYOK-only provider names the missing key.
+    let reasons: Value = b
+        .client
+        .execute("return [...document.querySelectorAll('#agent-llm option')].map(o => o.textContent)", vec![])
+        .await
+        .expect("options");
+    assert!(reasons.to_string().contains("PROVIDER_KEY_REQUIRED: add your"), "{reasons}");
     b.click("#agent-save").await;
     b.wait_text("#agent-msg", |t| t.starts_with("Saved agent")).await;
     let agent = b.attr("#agent-msg", "data-agent-id").await.expect("agent id");
@@ -336,7 +357,11 @@ async fn console_keys_byok_agent_and_a_byok_call() {
     b.shot("6-call-ended").await;
     let usage = r["usage"].as_array().expect("usage");
     let billed = |svc: &str| -> Vec<String> {
-        usage.iter().filter(|u| u["service"] == svc).map(|u| u["billed_to"].as_str().unwrap_or("").to_string()).collect()
+        usage
+            .iter()
+            .filter(|u| u["service"] == svc)
+            .map(|u| u["billed_to"].as_str().unwrap_or("").to_string())
+            .collect()
     };
     assert!(!billed("stt").is_empty() && billed("stt").iter().all(|b| b == "byok"), "{r:#}");
     assert!(billed("llm").iter().all(|b| b == "managed"), "{r:#}");
@@ -349,7 +374,11 @@ async fn console_keys_byok_agent_and_a_byok_call() {
     b.el("#call-detail .usage").await;
     let stt_rows = b.count("#call-detail tr[data-service=stt]").await;
     assert!(stt_rows > 0);
-    assert_eq!(b.count("#call-detail tr[data-service=stt][data-billed-to=byok]").await, stt_rows, "every STT line is byok");
+    assert_eq!(
+        b.count("#call-detail tr[data-service=stt][data-billed-to=byok]").await,
+        stt_rows,
+        "every STT line is byok"
+    );
     assert!(b.count("#spend-chart .bar-row").await >= 2, "spend by service and payer");
     b.shot("7-call-details").await;
     b.close().await;
@@ -376,6 +405,47 @@ async fn console_admin_shows_a_managed_refusal() {
     b.click("#org-name ~ button").await;
     let key = b.text("#new-org-key").await;
     assert!(key.starts_with("sk_"), "{key}");
+    b.close().await;
+}
+
+/// Each page fits a 375 px phone screen (no sideways scrolling; wide tables scroll in their own
+/// box) and its controls are real buttons, inputs and labels a keyboard reaches.
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_fit_a_phone_and_are_keyboard_reachable() {
+    let server = Server::sandbox();
+    let b = Browser::start("phone", &padded_fixture("simple.wav", 0.0)).await;
+    b.client.set_window_size(375, 812).await.expect("resize");
+    for (page, ready) in [("", ".cards"), ("talk", "#start"), ("console", "#credential")] {
+        b.client.goto(&format!("{}/{page}", server.url)).await.expect("open");
+        b.el(ready).await;
+        let fit: Value = b
+            .client
+            .execute("return [window.innerWidth, document.documentElement.scrollWidth]", vec![])
+            .await
+            .expect("widths");
+        assert!(n(&fit[0]) <= 400.0, "the viewport is a phone's: {fit}");
+        assert!(n(&fit[1]) <= n(&fit[0]), "/{page} scrolls sideways at 375 px: {fit}");
+        // Every input has a label; nothing clickable is a bare div.
+        let unlabelled: Value = b
+            .client
+            .execute(
+                "return [...document.querySelectorAll('input, select, textarea')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)",
+                vec![],
+            )
+            .await
+            .expect("labels");
+        assert_eq!(unlabelled, json!([]), "/{page}");
+        b.shot(if page.is_empty() { "index" } else { page }).await;
+    }
+    // Keyboard only: Tab to the agent field, then to Start, and Enter starts the call.
+    b.client.goto(&format!("{}/talk", server.url)).await.expect("open");
+    b.el("#agent").await.send_keys("\u{E004}").await.expect("tab");
+    let focused: Value = b.client.execute("return document.activeElement.id", vec![]).await.expect("focus");
+    assert_eq!(focused, "start", "Tab from the agent field reaches Start");
+    b.client.active_element().await.expect("focused").send_keys("\u{E007}").await.expect("enter");
+    b.wait_for("a call started from the keyboard", 20, |r| r["state"] == "live").await;
+    b.click("#stop").await;
+    b.wait_for("the call ended", 20, |r| r["done"] == true).await;
     b.close().await;
 }
 

@@ -3,7 +3,7 @@
 // cancellation, noise suppression and gain control off (a recording as the microphone).
 // `window.result` mirrors the call's state for tests and kiosks.
 import { Call, Playback, mintClientToken, startMicrophone, totalMicros, formatMicros } from '/assets/client/index.js';
-import { credential, isOrgKey, masked, el } from '/assets/session.js';
+import { api, credential, isOrgKey, masked, el } from '/assets/session.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -147,5 +147,11 @@ const cred = credential();
 $('who').textContent = cred
   ? `Signed in (${isOrgKey(cred) ? 'org key' : 'admin token'} ${masked(cred)}): calls use a single-use client token.`
   : 'Not signed in: only the sandbox default agent answers.';
+if (isOrgKey(cred)) {
+  // The org's agents as suggestions; typing any id still works.
+  api('GET', '/api/agents').then((r) => {
+    if (r.ok) $('agents').replaceChildren(...r.body.agents.map((a) => el('option', { value: a.id })));
+  });
+}
 if (params.get('agent')) $('agent').value = params.get('agent');
 if (params.get('autostart') === '1') start();
