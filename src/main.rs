@@ -5,6 +5,7 @@
 mod answer;
 mod api;
 mod api_access;
+mod api_admin;
 mod api_agents;
 mod api_calls;
 mod api_org;

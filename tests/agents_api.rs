@@ -78,3 +78,18 @@ fn byok_state_and_a_single_key_check() {
     let missing = req(&p.server, "POST", "/api/credentials/check?id=conn_nope", None, &p.key, 404);
     assert_eq!(missing["error"]["code"], "not_found");
 }
+
+/// The admin lists the console shows: every org (no key material) and every plan.
+#[test]
+fn admin_lists_orgs_and_plans() {
+    let p = Prod::start(&[]);
+    let orgs = req(&p.server, "GET", "/api/admin/orgs", None, ADMIN, 200);
+    let listed = orgs["orgs"].as_array().expect("orgs");
+    assert!(listed.iter().any(|o| o["orgId"] == p.org.as_str() && o["name"] == "acme" && o["plan"] == "pro"), "{orgs}");
+    assert!(!orgs.to_string().contains(&p.key) && !orgs.to_string().contains("sk_"), "no key material: {orgs}");
+    let plans = req(&p.server, "GET", "/api/admin/plans", None, ADMIN, 200);
+    let ids: Vec<&str> = plans["plans"].as_array().expect("plans").iter().filter_map(|p| p["id"].as_str()).collect();
+    assert!(ids.contains(&"free") && ids.contains(&"pro"), "{plans}");
+    assert_eq!(req(&p.server, "GET", "/api/admin/orgs", None, &p.key, 401)["error"]["code"], "unauthorized");
+    assert_eq!(req(&p.server, "GET", "/api/admin/plans", None, "nope", 401)["error"]["code"], "unauthorized");
+}

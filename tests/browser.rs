@@ -394,6 +394,9 @@ async fn console_admin_shows_a_managed_refusal() {
     b.fill("#credential", util::tenant::ADMIN).await;
     b.click("#signin button[type=submit]").await;
     b.el("#rates tbody").await;
+    b.el(&format!("#orgs tr[data-org={}]", p.org)).await;
+    b.el("#plans tr[data-plan=free]").await;
+    b.el("#plans tr[data-plan=pro]").await;
     b.shot("1-admin").await;
     let cartesia = b.el("#managed-tts-cartesia").await;
     assert_eq!(cartesia.prop("checked").await.expect("prop").as_deref(), Some("false"));
@@ -405,6 +408,8 @@ async fn console_admin_shows_a_managed_refusal() {
     b.click("#org-name ~ button").await;
     let key = b.text("#new-org-key").await;
     assert!(key.starts_with("sk_"), "{key}");
+    b.wait_text("#orgs tbody", |t| t.contains("globex")).await;
+    assert!(!b.text("#orgs").await.contains(&key), "the list never shows a key");
     b.close().await;
 }
 

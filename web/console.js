@@ -30,7 +30,7 @@ async function render() {
   if (!cred) return signInForm();
   const admin = !isOrgKey(cred);
   // One request proves the credential before anything is drawn.
-  const probe = await api('GET', admin ? '/api/calls?limit=1' : '/api/balance');
+  const probe = await api('GET', admin ? '/api/admin/orgs' : '/api/balance');
   if (!probe.ok) {
     signOut();
     return signInForm(`Not signed in: ${errorText(probe)}`);

@@ -106,8 +106,12 @@ pub trait Store: Send + Sync + 'static {
     async fn settle_all(&self, payer_org_id: &str, recs: &[UsageRecord]) -> Result<Vec<UsageRecord>, StoreError>;
     async fn upsert_plan(&self, plan: &crate::org::Plan) -> Result<(), StoreError>;
     async fn plan(&self, id: &str) -> Result<Option<crate::org::Plan>, StoreError>;
+    /// Every plan's id, sorted (the admin console lists them).
+    async fn plan_ids(&self) -> Result<Vec<String>, StoreError>;
     async fn create_org(&self, org: &OrgRow, key_hash: &str, key_prefix: &str) -> Result<(), StoreError>;
     async fn org(&self, id: &str) -> Result<Option<OrgRow>, StoreError>;
+    /// Every org, by name (the admin console lists them).
+    async fn orgs(&self) -> Result<Vec<OrgRow>, StoreError>;
     async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<OrgRow>, StoreError>;
     /// Save the org's settings (toggle, agency flags, policy). Balances are not touched.
     async fn update_org(&self, org: &OrgRow) -> Result<(), StoreError>;

@@ -220,12 +220,20 @@ impl Store for PostgresStore {
         orgs::plan(&self.pool, id).await
     }
 
+    async fn plan_ids(&self) -> Result<Vec<String>, StoreError> {
+        orgs::plan_ids(&self.pool).await
+    }
+
     async fn create_org(&self, org: &OrgRow, key_hash: &str, key_prefix: &str) -> Result<(), StoreError> {
         orgs::create_org(&self.pool, org, key_hash, key_prefix).await
     }
 
     async fn org(&self, id: &str) -> Result<Option<OrgRow>, StoreError> {
         orgs::org(&self.pool, id).await
+    }
+
+    async fn orgs(&self) -> Result<Vec<OrgRow>, StoreError> {
+        orgs::orgs(&self.pool).await
     }
 
     async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<OrgRow>, StoreError> {

@@ -102,6 +102,16 @@ pub(super) async fn org(pool: &PgPool, id: &str) -> Result<Option<OrgRow>, Store
     r.as_ref().map(org_from_row).transpose()
 }
 
+pub(super) async fn orgs(pool: &PgPool) -> Result<Vec<OrgRow>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM orgs ORDER BY name, id").fetch_all(pool).await?;
+    rows.iter().map(org_from_row).collect()
+}
+
+pub(super) async fn plan_ids(pool: &PgPool) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT id FROM plans ORDER BY id").fetch_all(pool).await?;
+    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
+
 pub(super) async fn org_by_key_hash(pool: &PgPool, hash: &str) -> Result<Option<OrgRow>, StoreError> {
     let r = sqlx::query("SELECT o.* FROM orgs o JOIN api_keys k ON k.org_id = o.id WHERE k.key_hash = $1")
         .bind(hash)

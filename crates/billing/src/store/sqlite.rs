@@ -162,12 +162,20 @@ impl Store for SqliteStore {
         super::sqlite_orgs::plan(&self.pool, id).await
     }
 
+    async fn plan_ids(&self) -> Result<Vec<String>, StoreError> {
+        super::sqlite_orgs::plan_ids(&self.pool).await
+    }
+
     async fn create_org(&self, org: &super::OrgRow, key_hash: &str, key_prefix: &str) -> Result<(), StoreError> {
         super::sqlite_orgs::create_org(&self.pool, org, key_hash, key_prefix).await
     }
 
     async fn org(&self, id: &str) -> Result<Option<super::OrgRow>, StoreError> {
         super::sqlite_orgs::org(&self.pool, id).await
+    }
+
+    async fn orgs(&self) -> Result<Vec<super::OrgRow>, StoreError> {
+        super::sqlite_orgs::orgs(&self.pool).await
     }
 
     async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<super::OrgRow>, StoreError> {

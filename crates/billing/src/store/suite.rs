@@ -267,6 +267,10 @@ pub(super) async fn agents(s: &dyn Store) {
     assert_eq!(s.agent("a2").await.unwrap(), Some(("acme".into(), r#"{"prompt":"new"}"#.into())));
     assert!(!s.update_agent("b1", "acme", "{}").await.unwrap(), "another org's agent is not updated");
     assert_eq!(s.agent("b1").await.unwrap(), Some(("beta".into(), "{}".into())));
+    // The admin lists: every org by name, every plan id.
+    let orgs: Vec<String> = s.orgs().await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(orgs, vec!["acme".to_string(), "beta".to_string()]);
+    assert!(s.plan_ids().await.unwrap().contains(&"tiny".to_string()));
 }
 
 pub(super) async fn settle_credits_then_wallet(s: &dyn Store) {
