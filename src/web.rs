@@ -34,6 +34,7 @@ const ASSETS: &[Asset] = &[
     Asset { path: "client/call.js", mime: JS, body: include_str!("../clients/js/src/call.js") },
     Asset { path: "client/capture.js", mime: JS, body: include_str!("../clients/js/src/capture.js") },
     Asset { path: "client/capture-worklet.js", mime: JS, body: include_str!("../clients/js/src/capture-worklet.js") },
+    Asset { path: "client/resample.js", mime: JS, body: include_str!("../clients/js/src/resample.js") },
     Asset { path: "client/playback.js", mime: JS, body: include_str!("../clients/js/src/playback.js") },
 ];
 

@@ -23,7 +23,14 @@ fn js_client_node_tests_pass_against_a_running_server() {
     let sandbox = Server::sandbox();
     let prod = Prod::start(&[]);
     let out = Command::new("node")
-        .args(["--experimental-websocket", "--no-warnings", "--test", "--test-reporter=tap", "test/call.test.js"])
+        .args([
+            "--experimental-websocket",
+            "--no-warnings",
+            "--test",
+            "--test-reporter=tap",
+            "test/call.test.js",
+            "test/resample.test.js",
+        ])
         .current_dir(root().join("clients/js"))
         .env("SWITCHBOARD_URL", &sandbox.url)
         .env("SWITCHBOARD_PROD_URL", &prod.server.url)
@@ -37,5 +44,5 @@ fn js_client_node_tests_pass_against_a_running_server() {
     println!("{stdout}\n{stderr}");
     assert!(out.status.success(), "node --test failed:\n{stdout}\n{stderr}\nserver log: {}", prod.server.log.display());
     // The runner found and ran the tests (an empty directory also "passes").
-    assert!(stdout.contains("# pass 5") && stdout.contains("# fail 0"), "{stdout}");
+    assert!(stdout.contains("# pass 9") && stdout.contains("# fail 0"), "{stdout}");
 }

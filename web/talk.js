@@ -132,7 +132,12 @@ async function start() {
 async function finish() {
   if (meter) clearInterval(meter);
   meter = null;
-  if (playback) result.framesPlayed = playback.stats.played;
+  if (playback) {
+    result.framesPlayed = playback.stats.played;
+    // Let the last queued frames play out, then free the audio device (browsers cap contexts).
+    const done = playback;
+    setTimeout(() => done.close(), 1000);
+  }
   if (mic) await mic.stop();
   mic = null;
   call = null;
@@ -144,9 +149,9 @@ $('call-form').addEventListener('submit', (ev) => { ev.preventDefault(); start()
 $('stop').addEventListener('click', () => { if (call) { status('Hanging up…'); call.stop(); } });
 
 const cred = credential();
-$('who').textContent = cred
-  ? `Signed in (${isOrgKey(cred) ? 'org key' : 'admin token'} ${masked(cred)}): calls use a single-use client token.`
-  : 'Not signed in: only the sandbox default agent answers.';
+if (!cred) $('who').textContent = 'Not signed in: only the sandbox default agent answers.';
+else if (isOrgKey(cred)) $('who').textContent = `Signed in (org key ${masked(cred)}): each call uses a single-use client token.`;
+else $('who').textContent = 'Signed in with the admin token, which a browser cannot call with: sign in with an org key.';
 if (isOrgKey(cred)) {
   // The org's agents as suggestions; typing any id still works.
   api('GET', '/api/agents').then((r) => {

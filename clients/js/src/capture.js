@@ -7,14 +7,33 @@
  * agent's voice barges in on itself.
  * Returns `{context, stream, stop()}`.
  */
+/**
+ * A context and the microphone in it. At the call's rate the browser's own (filtered)
+ * resampler does the work; a browser that refuses a microphone in a context of another rate
+ * (Firefox) gets its default rate, and the worklet resamples.
+ */
+async function sourceAt(stream, sampleRate) {
+  try {
+    const ctx = new AudioContext({ sampleRate });
+    try {
+      return [ctx, ctx.createMediaStreamSource(stream)];
+    } catch {
+      await ctx.close();
+    }
+  } catch { /* this rate is not supported at all */ }
+  const ctx = new AudioContext();
+  return [ctx, ctx.createMediaStreamSource(stream)];
+}
+
 export async function startMicrophone({ onFrame, sampleRate = 16000, frameMs = 20, processing = true } = {}) {
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: { channelCount: 1, echoCancellation: processing, noiseSuppression: processing, autoGainControl: processing },
   });
-  const context = new AudioContext();
+  let context = null;
   try {
+    const [ctx, source] = await sourceAt(stream, sampleRate);
+    context = ctx;
     await context.audioWorklet.addModule(new URL('./capture-worklet.js', import.meta.url));
-    const source = context.createMediaStreamSource(stream);
     const node = new AudioWorkletNode(context, 'switchboard-capture', {
       numberOfInputs: 1, numberOfOutputs: 1, channelCount: 1,
       processorOptions: { targetRate: sampleRate, frameMs },
@@ -26,7 +45,7 @@ export async function startMicrophone({ onFrame, sampleRate = 16000, frameMs = 2
     await context.resume();
   } catch (e) {
     stream.getTracks().forEach((t) => t.stop());
-    await context.close();
+    if (context) await context.close();
     throw e;
   }
   return {
