@@ -307,6 +307,13 @@ async fn console_keys_byok_agent_and_a_byok_call() {
     assert!(red.contains("unauthorized") || red.contains("Unauthorized") || red.contains("key"), "a reason: {red}");
     b.shot("2-wrong-key-red").await;
 
+    // A JSON credential (AWS) missing a field is refused, naming the field.
+    b.select("#key-provider", "bedrock").await;
+    b.fill("#key-secret", r#"{"accessKeyId": "AKIA0000"}"#).await;
+    b.click("#key-save").await;
+    let refused = b.wait_text("#keys-msg", |t| t.starts_with("bad_credentials")).await;
+    assert!(refused.contains("secretAccessKey"), "{refused}");
+
     // The right key replaces it (same provider and name); Check all says green.
     b.click("#keys tr[data-provider=deepgram] button.replace").await;
     b.fill("#key-secret", OWN_DG_KEY).await;
