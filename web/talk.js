@@ -30,10 +30,11 @@ function line(cls, text) {
   return li;
 }
 
-function setBusy(busy) {
+/** Idle: Start on. Connecting: both off. Live: Stop on. */
+function setBusy(busy, live = false) {
   $('start').disabled = busy;
   $('agent').disabled = busy;
-  $('stop').disabled = !busy;
+  $('stop').disabled = !live;
 }
 
 function showUsage(records) {
@@ -110,6 +111,7 @@ async function start() {
     wire(call);
     result.sessionId = call.sessionId;
     result.state = 'live';
+    setBusy(true, true);
     status(`Live: speak now (session ${call.sessionId}).`);
     meter = setInterval(() => {
       result.framesPlayed = playback.stats.played;
