@@ -5,10 +5,14 @@ import { api, el, errorText } from '/assets/session.js';
 const JSON_PROVIDERS = ['bedrock', 'polly', 'transcribe', 'azure', 'twilio', 'telnyx', 'plivo', 'vonage'];
 const SERVICES = ['stt', 'llm', 'tts'];
 
+/** Carriers take a credential too (webhook signatures, hang-ups on the org's own account). */
+const CARRIERS = ['twilio', 'telnyx', 'plivo', 'vonage'];
+
+/** Every provider of the rate table, then the carriers. */
 async function providers() {
   const r = await api('GET', '/api/rates/models');
   const names = new Set((r.body?.models || []).filter((m) => m.service !== 'telephony').map((m) => m.provider));
-  return [...names].sort();
+  return [...[...names].sort(), ...CARRIERS];
 }
 
 function checkCell(result) {
