@@ -284,7 +284,10 @@ async fn console_keys_byok_agent_and_a_byok_call() {
     b.client.goto(&format!("{}/console", p.server.url)).await.expect("open /console");
     b.fill("#credential", &p.key).await;
     b.click("#signin button[type=submit]").await;
-    b.el("#balance").await;
+    let balance = b.text("#balance").await;
+    for row in ["Credits left", "Wallet", "Held by live calls", "Available"] {
+        assert!(balance.contains(row), "{balance}");
+    }
     b.shot("1-signed-in").await;
     let url = b.client.current_url().await.expect("url");
     assert!(!url.as_str().contains(&p.key), "the key is not in the URL: {url}");
@@ -355,6 +358,21 @@ async fn console_keys_byok_agent_and_a_byok_call() {
     let agent = b.attr("#agent-msg", "data-agent-id").await.expect("agent id");
     b.el(&format!("#agents-list li[data-id={agent}]")).await;
     b.shot("5-agent-created").await;
+    // Edit it: a new prompt, saved through PUT.
+    b.click(&format!("#agents-list li[data-id={agent}] button")).await;
+    b.wait_text("#agent-form legend", |t| t.contains(&agent)).await;
+    b.fill("#agent-prompt", "Answer in one short sentence.").await;
+    b.click("#agent-save").await;
+    b.wait_text("#agent-msg", |t| t == format!("Saved agent {agent}.")).await;
+    let saved = util::tenant::req(&p.server, "GET", &format!("/api/agents/{agent}"), None, &p.key, 200);
+    assert_eq!(saved["agent"]["prompt"], "Answer in one short sentence.");
+
+    // Route a number to it.
+    b.click("button[data-section=numbers]").await;
+    b.fill("#number", "+15550001111").await;
+    b.select("#number-agent", &agent).await;
+    b.click("#number-form button[type=submit]").await;
+    b.wait_text("#numbers tbody", |t| t.contains("+15550001111") && t.contains(&agent)).await;
 
     // A call to it from the talk page, in the same tab (the key is in its session storage).
     b.client.goto(&format!("{}/talk?agent={agent}&autostart=1", p.server.url)).await.expect("open /talk");

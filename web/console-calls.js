@@ -23,16 +23,16 @@ export async function numbersSection(root) {
     const r = await api('GET', '/api/numbers');
     if (!r.ok) { msg.textContent = errorText(r); return; }
     table.tBodies[0].replaceChildren(...r.body.numbers.map((n) => el('tr', {}, el('td', {}, n.number), el('td', {}, n.carrier),
-      el('td', {}, n.agent_id), el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: async () => {
+      el('td', {}, n.agentId), el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: async () => {
         const d = await api('DELETE', `/api/numbers/${encodeURIComponent(n.id)}`);
         msg.textContent = d.ok ? `Removed ${n.number}.` : errorText(d);
         await load();
       } }, 'Remove')))));
   }
-  const form = el('form', { class: 'row', onsubmit: async (ev) => {
+  const form = el('form', { id: 'number-form', class: 'row', onsubmit: async (ev) => {
     ev.preventDefault();
     const r = await api('POST', '/api/numbers', { number: number.value, carrier: carrier.value, agentId: agent.value });
-    msg.textContent = r.ok ? `Routed ${r.body.number} to ${r.body.agent_id}.` : errorText(r);
+    msg.textContent = r.ok ? `Routed ${r.body.number} to ${r.body.agentId}.` : errorText(r);
     await load();
   } }, el('label', { for: 'number' }, 'Number'), number, el('label', { for: 'number-carrier' }, 'Carrier'), carrier,
   el('label', { for: 'number-agent' }, 'Agent'), agent, el('button', { type: 'submit' }, 'Route'));
