@@ -406,6 +406,23 @@ async fn console_keys_byok_agent_and_a_byok_call() {
     );
     assert!(b.count("#spend-chart .bar-row").await >= 2, "spend by service and payer");
     b.shot("7-call-details").await;
+
+    // Signed in, every section still fits a phone: wide tables scroll inside their own box.
+    b.client.set_window_size(375, 812).await.expect("resize");
+    for section in ["balance", "keys", "byok", "agents", "numbers", "calls"] {
+        b.click(&format!("button[data-section={section}]")).await;
+        b.el(&format!("#section[data-ready={section}]")).await;
+        let fit: Value = b
+            .client
+            .execute("return [window.innerWidth, document.documentElement.scrollWidth]", vec![])
+            .await
+            .expect("widths");
+        if n(&fit[1]) > n(&fit[0]) {
+            b.shot(&format!("phone-{section}")).await;
+        }
+        assert!(n(&fit[1]) <= n(&fit[0]), "{section} scrolls sideways at 375 px: {fit}");
+    }
+    b.shot("8-phone-calls").await;
     b.close().await;
 }
 
