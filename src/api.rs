@@ -281,4 +281,27 @@ mod tests {
         routed.dedup();
         assert_eq!(documented, routed);
     }
+
+    /// What generated clients and schemathesis rely on: a unique operation id, every path
+    /// parameter declared, and the JSON error documented for every operation.
+    #[test]
+    fn every_operation_has_an_id_its_parameters_and_the_error() {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../docs/openapi.json")).unwrap();
+        let mut ids = std::collections::HashSet::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+                assert!(ids.insert(id.to_string()), "{method} {path}: operationId {id} used twice");
+                let declared: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .map(|ps| ps.iter().filter(|p| p["in"] == "path").filter_map(|p| p["name"].as_str()).collect())
+                    .unwrap_or_default();
+                for name in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+                    assert!(declared.contains(&name), "{method} {path}: path parameter {name} not declared");
+                }
+                let default = &op["responses"]["default"]["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(default, "#/components/schemas/Error", "{method} {path}: no default JSON error");
+            }
+        }
+    }
 }

@@ -213,9 +213,10 @@ pub struct CallArgs {
     /// `{"authId","authToken"}`, Vonage `{"applicationId","signatureSecret"}`.
     #[arg(long, value_name = "JSON")]
     pub carrier_credential: Option<String>,
-    /// Seconds of silence to keep sending after the recording ends, so the agent can finish.
-    #[arg(long, default_value_t = 0.0)]
-    pub tail: f64,
+    /// Seconds of silence to send after the recording ends. Unset: silence until the agent has
+    /// answered the caller's last words and finished speaking (at most 20 s).
+    #[arg(long)]
+    pub tail: Option<f64>,
     /// The server's AudioSocket address (its `--audiosocket-listen`), for `--gateway asterisk`.
     #[arg(long, value_name = "HOST:PORT")]
     pub audiosocket: Option<String>,
@@ -285,6 +286,10 @@ pub struct SimTuning {
     /// Fault: the STT simulator closes the stream (1011) after this many ms of audio.
     #[arg(long)]
     pub sim_stt_fail_after_ms: Option<u64>,
+    /// Quirk: the Deepgram simulator's closing `Metadata.duration` is this percentage of the
+    /// audio it received (the session reconciles its STT line to the provider's figure).
+    #[arg(long, default_value_t = 100)]
+    pub sim_stt_billed_pct: u32,
     /// Fault: the OpenAI simulator cuts each stream after this many tokens (no usage, no end).
     #[arg(long)]
     pub sim_llm_drop_after_tokens: Option<usize>,

@@ -43,6 +43,7 @@ impl Sims {
         let tuning = simkit::Tuning {
             stt_final: Duration::from_millis(t.sim_stt_final_ms),
             stt_fail_after_audio_ms: t.sim_stt_fail_after_ms,
+            stt_billed_pct: t.sim_stt_billed_pct,
             llm_first_token: Duration::from_millis(t.sim_llm_first_token_ms),
             llm_tokens_per_sec: t.sim_llm_tokens_per_sec,
             llm_drop_after_tokens: t.sim_llm_drop_after_tokens,

@@ -3,8 +3,8 @@
 //! microphone. A missing Chromium or ChromeDriver fails these tests; they never skip.
 //! Screenshots of each step go to `target/browser-screenshots/`.
 //!
-//! Run one at a time (`--test-threads=1` is not needed for correctness, but each browser is
-//! ~425 MiB and 3 CPU-seconds): `cargo test --test browser`.
+//! Browsers run one at a time (a lock in the test binary), so `cargo test --test browser`
+//! needs no `--test-threads=1`.
 
 mod util;
 
@@ -12,11 +12,19 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use util::*;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// One browser at a time: each is ~425 MiB and real-time audio; several at once on 2 cores
+/// starve the fake microphone and the playback clock, and the recognizer hears a stutter.
+fn one_at_a_time() -> Arc<tokio::sync::Mutex<()>> {
+    static LOCK: OnceLock<Arc<tokio::sync::Mutex<()>>> = OnceLock::new();
+    LOCK.get_or_init(Default::default).clone()
+}
 
 /// A chromedriver process and one browser session on it, with the microphone playing `mic`.
 struct Browser {
@@ -24,6 +32,8 @@ struct Browser {
     _driver: Proc,
     shots: PathBuf,
     test: &'static str,
+    /// Last, so it is released after chromedriver (and its browser) are gone.
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 fn free_port() -> u16 {
@@ -60,6 +70,7 @@ impl Browser {
                 "{bin} is missing: the browser tests need Debian's chromium and chromium-driver (scripts/install-deps.sh)"
             );
         }
+        let turn = one_at_a_time().lock_owned().await;
         let port = free_port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -70,7 +81,9 @@ impl Browser {
         let driver = Proc { child };
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while http_get(&format!("{url}/status")).0 != 200 {
+        // Until it listens a request would fail to connect (which `http_get` treats as fatal).
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || http_get(&format!("{url}/status")).0 != 200
+        {
             assert!(Instant::now() < deadline, "chromedriver did not come up on {url}");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -101,7 +114,7 @@ impl Browser {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        Browser { client, _driver: driver, shots, test }
+        Browser { client, _turn: turn, _driver: driver, shots, test }
     }
 
     async fn shot(&self, step: &str) {

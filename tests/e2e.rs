@@ -55,6 +55,8 @@ fn simple_call_over_twilio_in_sandbox_transcribes_answers_and_bills() {
     }
     let llm_out = out.of("usage").into_iter().find(|u| u["line"] == "llm.output").cloned().unwrap_or(Value::Null);
     assert_eq!(llm_out["estimated"], false);
+    let stt_last = out.of("usage").into_iter().filter(|u| u["line"] == "stt").last().cloned().unwrap_or(Value::Null);
+    assert_eq!(stt_last["estimated"], false, "Deepgram's closing figure confirms the STT total: {stt_last}");
 
     // The same records are in the store, and the metrics saw the call.
     let stored = server.get(&format!("/api/calls/{}", out.call_sid()));
@@ -74,6 +76,60 @@ fn simple_call_over_twilio_in_sandbox_transcribes_answers_and_bills() {
     }
     assert!(m.contains(r#"billed_to="managed""#));
     assert!(m.contains("switchboard_sessions_active 0"), "no session left running:\n{m}");
+}
+
+/// Mid-call checkpoints bill STT from the audio sent (marked `estimated`); when the provider
+/// closes the stream with its own figure (Deepgram `Metadata.duration`), the line is set to
+/// that figure, down as well as up, by a final record that is not estimated.
+#[test]
+fn stt_usage_is_reconciled_with_the_providers_closing_figure() {
+    let server = Server::start(ServerOpts { env: vec![], args: vec!["--sim-stt-billed-pct".into(), "90".into()] });
+    let out = call(&server.url, &asset("simple.wav"), &[]);
+    assert_ok(&out);
+    let stt: Vec<&Value> = out.of("usage").into_iter().filter(|u| u["line"] == "stt").collect();
+    assert!(stt.len() >= 2, "a mid-call checkpoint, then the reconciliation: {stt:?}");
+    assert!(stt[..stt.len() - 1].iter().all(|u| u["estimated"] == true), "checkpoints count locally: {stt:?}");
+    let last = stt[stt.len() - 1];
+    assert_eq!(last["estimated"], false, "the provider's figure: {last}");
+    assert!(last["quantity"].as_f64().unwrap_or(0.0) < 0.0, "the provider counted less: a credit: {last}");
+    assert!(last["amount_micros"].as_i64().unwrap_or(0) < 0, "{last}");
+    let (stt_s, stt_amount) = out.usage_sum("stt");
+    let billed_s = 0.9 * duration_s("simple");
+    assert!(within(stt_s, billed_s, 3.0), "stt seconds {stt_s} vs the provider's {billed_s}");
+    assert_eq!(stt_amount, ((stt_s * 1000.0).round() as i64 * 4800 + 59_999) / 60_000, "priced on the total");
+    let stored = server.get(&format!("/api/calls/{}", out.call_sid()));
+    let stored_s: f64 = stored["usage"]
+        .as_array()
+        .map(|u| u.iter().filter(|r| r["line"] == "stt").filter_map(|r| r["quantity"].as_f64()).sum())
+        .unwrap_or(0.0);
+    assert!((stored_s - stt_s).abs() < 1e-6, "the store holds the same records: {stored_s} vs {stt_s}");
+}
+
+/// A recording cut right after the question: without `--tail`, `switchboard call` keeps the
+/// line open with silence until the agent has answered and finished, then hangs up.
+#[test]
+fn call_without_tail_waits_for_the_reply_to_a_short_recording() {
+    let server = Server::sandbox();
+    let (samples, rate) = media::wav::read_wav(asset("simple.wav")).expect("simple.wav");
+    let end_s = sidecar("simple")["utterances"][0]["end_s"].as_f64().expect("end_s");
+    let cut = ((end_s + 0.1) * f64::from(rate)) as usize;
+    let short = server.dir.join("question-only.wav");
+    media::wav::write_wav(&short, &samples[..cut.min(samples.len())], rate).expect("write the cut recording");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("call").arg(&short).args(["--server", &server.url, "--json"]);
+    let started = std::time::Instant::now();
+    let out = cmd.output().expect("run switchboard call");
+    let took = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let reply: String = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "agent")
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(reply.trim_end(), HOURS, "the agent answered in full: {text}");
+    assert!(took < 19.0, "hung up once the reply was over, not after the 20 s cap: {took:.1} s");
 }
 
 #[test]

@@ -169,6 +169,11 @@ impl Playback {
     }
 }
 
+/// Without `--tail`: the most silence sent after the recording while waiting for the reply.
+const AUTO_TAIL_MAX_S: f64 = 20.0;
+/// Without `--tail`: how long the agent must have been quiet before hanging up.
+const AUTO_TAIL_QUIET: Duration = Duration::from_millis(1500);
+
 pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
     let (samples, rate) =
         media::wav::read_wav(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
@@ -177,7 +182,8 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
     let call_id = wire.call_id().to_string();
     let out_rate = wire.rate();
     let mut frames = frames_at(&samples, rate, out_rate)?;
-    let tail = (args.tail * 50.0).round() as usize;
+    let recording = frames.len();
+    let tail = (args.tail.unwrap_or(AUTO_TAIL_MAX_S) * 50.0).round() as usize;
     frames.extend(std::iter::repeat_n(vec![0i16; media::samples_per_20ms(out_rate)], tail));
 
     let answered = match args.number {
@@ -269,6 +275,13 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
                 }
                 if wire.turn_gap().is_some_and(|gap| r.audio_since_mark_ms > 0 && now >= playback.until + gap) {
                     print_audio(&p, &mut r, "stopped");
+                }
+                // No `--tail`: once the recording is sent, hang up when the agent has answered
+                // and gone quiet.
+                if args.tail.is_none() && !args.fast && !stopped && i >= recording && !r.awaiting_reply
+                    && !r.turn_open && now >= playback.until
+                    && r.last_activity.is_none_or(|t| t.elapsed() > AUTO_TAIL_QUIET) {
+                    stop_deadline = Some(now);
                 }
                 // Fast mode: once the audio is sent, hang up when the agent has gone quiet.
                 if args.fast && !stopped && i >= frames.len() && !r.turn_open

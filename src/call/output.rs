@@ -33,6 +33,8 @@ pub(super) struct Report {
     pub end_reason: Option<String>,
     pub usage: Vec<Value>,
     pub turn_open: bool,
+    /// The caller's last words have no reply yet.
+    pub awaiting_reply: bool,
     pub last_activity: Option<Instant>,
 }
 
@@ -52,10 +54,12 @@ pub(super) fn on_event(p: &Printer, r: &mut Report, ev: &Value) -> bool {
     match ty {
         "transcript" if ev.get("is_final").and_then(Value::as_bool) == Some(true) => {
             let text = s("text");
+            r.awaiting_reply = !text.trim().is_empty();
             p.line(json!({"type": "transcript", "text": text}), || format!("caller › {text}"));
         }
         "agent" => {
             r.turn_open = true;
+            r.awaiting_reply = false;
             let text = s("text");
             p.line(json!({"type": "agent", "text": text, "turn": ev.get("turn")}), || {
                 format!("agent  › {}", text.trim_end())

@@ -341,6 +341,10 @@ impl CallOut {
 pub fn call(server: &str, file: &Path, extra: &[&str]) -> CallOut {
     let mut cmd = Command::new(bin());
     cmd.arg("call").arg(file).args(["--server", server, "--json"]).args(extra);
+    // The recordings carry their own trailing silence; tests that want more ask for it.
+    if !extra.contains(&"--tail") {
+        cmd.args(["--tail", "0"]);
+    }
     let own_credential = extra.iter().any(|a| *a == "--token" || *a == "--client-token");
     if let (false, Some(t)) = (own_credential, operator_token(server)) {
         cmd.args(["--token", &t]);

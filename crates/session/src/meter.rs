@@ -32,6 +32,11 @@ struct Line {
     billed_atoms: i64,
     seq: u32,
     estimated: bool,
+    /// The provider's closing figure has set this line; local counts no longer move it.
+    reconciled: bool,
+    /// Write the reconciling record at the next checkpoint even when it changes nothing, so the
+    /// ledger says the total is the provider's figure and not an estimate.
+    confirm: bool,
 }
 
 pub(crate) struct Meter {
@@ -63,7 +68,14 @@ fn service_line(id: LineId, name: &'static str, service: Service, p: &billing::S
         billed_atoms: 0,
         seq: 0,
         estimated: false,
+        reconciled: false,
+        confirm: false,
     }
+}
+
+/// Rounds up (towards +∞): a markup charge is never short, a markup credit never too large.
+fn ceil_div(n: i64, d: i64) -> i64 {
+    n.div_euclid(d) + i64::from(n.rem_euclid(d) != 0)
 }
 
 fn first_rate(rates: &[Rate], units: &[RateUnit]) -> Option<Rate> {
@@ -118,6 +130,8 @@ impl Meter {
                     billed_atoms: 0,
                     seq: 0,
                     estimated: false,
+                    reconciled: false,
+                    confirm: false,
                 });
             }
         }
@@ -137,7 +151,7 @@ impl Meter {
 
     /// Add to a line's cumulative quantity.
     pub(crate) fn add(&mut self, id: LineId, atoms: u64, estimated: bool) {
-        if let Some(l) = self.line(id) {
+        if let Some(l) = self.line(id).filter(|l| !l.reconciled) {
             l.cum_atoms = l.cum_atoms.saturating_add(i64::try_from(atoms).unwrap_or(i64::MAX));
             l.estimated |= estimated;
         }
@@ -146,7 +160,7 @@ impl Meter {
     /// Raise a line's cumulative quantity to `total` (provider-reported totals). Never lowers
     /// it: what was already billed from a local count stays billed.
     pub(crate) fn raise_to(&mut self, id: LineId, total: u64, estimated: bool) {
-        if let Some(l) = self.line(id) {
+        if let Some(l) = self.line(id).filter(|l| !l.reconciled) {
             let total = i64::try_from(total).unwrap_or(i64::MAX);
             if total >= l.cum_atoms {
                 l.cum_atoms = total;
@@ -155,13 +169,27 @@ impl Meter {
         }
     }
 
-    /// Price every line that grew since the last checkpoint and write the records.
-    /// Records the store refuses stay queued and are retried with the same keys.
+    /// Set a line to the provider's own closing figure (Deepgram's `Metadata.duration`, …),
+    /// up or down: what the local count billed before is corrected at the next checkpoint,
+    /// by a credit record when the provider counted less, and by a zero record when it agrees.
+    pub(crate) fn reconcile(&mut self, id: LineId, total: u64) {
+        if let Some(l) = self.line(id) {
+            l.cum_atoms = i64::try_from(total).unwrap_or(i64::MAX);
+            l.estimated = false;
+            l.reconciled = true;
+            l.confirm = true;
+        }
+    }
+
+    /// Price every line that changed since the last checkpoint and write the records (a line
+    /// only shrinks when reconciled). Records the store refuses stay queued and are retried
+    /// with the same keys.
     pub(crate) async fn checkpoint(&mut self, now_ms: i64) {
         for l in &mut self.lines {
-            if l.cum_atoms <= l.billed_atoms {
+            if l.cum_atoms == l.billed_atoms && !l.confirm {
                 continue;
             }
+            l.confirm = false;
             let list = match delta_amount(&l.rate, l.billed_atoms, l.cum_atoms) {
                 Ok(a) => a,
                 Err(e) => {
@@ -172,7 +200,7 @@ impl Meter {
             // BYOK: the provider bills the org directly; we charge only the platform markup.
             let amount = match l.billed_to {
                 BilledTo::Byok => match delta_amount(&l.markup_rate, l.billed_atoms, l.cum_atoms) {
-                    Ok(basis) => MicroUsd((basis.0 * l.markup_bps + 9_999) / 10_000),
+                    Ok(basis) => MicroUsd(ceil_div(basis.0 * l.markup_bps, 10_000)),
                     Err(e) => {
                         tracing::error!(line = l.name, error = %e, "cannot price the markup");
                         continue;

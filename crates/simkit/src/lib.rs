@@ -31,6 +31,9 @@ pub struct Tuning {
     pub stt_final: Duration,
     /// STT fault: close the stream after this much audio.
     pub stt_fail_after_audio_ms: Option<u64>,
+    /// STT quirk: the closing usage figure is this percentage of the audio received (a provider
+    /// that bills less, or more, than the audio sent: reconciliation tests).
+    pub stt_billed_pct: u32,
     pub llm_first_token: Duration,
     pub llm_tokens_per_sec: f64,
     /// LLM fault: cut each stream after this many tokens.
@@ -53,6 +56,7 @@ impl Default for Tuning {
         Self {
             stt_final: Duration::from_millis(300),
             stt_fail_after_audio_ms: None,
+            stt_billed_pct: 100,
             llm_first_token: Duration::from_millis(350),
             llm_tokens_per_sec: 60.0,
             llm_drop_after_tokens: None,

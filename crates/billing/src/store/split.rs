@@ -28,18 +28,22 @@ pub(super) struct Charge {
 /// period starts that month from zero credits used. When credits run out inside a record it
 /// becomes two: the credit part under its own key and the wallet part keyed `line@wallet`,
 /// quantity and list price in proportion to money. `byok` records stay one `byok` record.
+///
+/// A negative record (a reconciliation credit: the provider's closing figure came in below
+/// what was billed from the local count) gives the money back the same way round: to this
+/// month's used credits first, as far as they go, and the rest to the wallet.
 pub(super) fn charge(rec: &UsageRecord, state: CreditState<'_>) -> Charge {
     let period = period_of(rec.created_at_ms);
     let used = if state.period == period { state.used_micros } else { 0 };
-    let amount = rec.amount_micros.0.max(0);
-    let from_credits = amount.min((state.allowance_micros - used).max(0));
+    let amount = rec.amount_micros.0;
+    let from_credits = if amount >= 0 { amount.min((state.allowance_micros - used).max(0)) } else { amount.max(-used) };
     let from_wallet = amount - from_credits;
     let records = if rec.billed_to == BilledTo::Byok || from_wallet == 0 {
         vec![rec.clone()]
     } else if from_credits == 0 {
         vec![UsageRecord { billed_to: BilledTo::Wallet, ..rec.clone() }]
     } else {
-        let wallet_atoms = rec.quantity_atoms * from_wallet / amount.max(1);
+        let wallet_atoms = rec.quantity_atoms * from_wallet / amount;
         let credit_atoms = rec.quantity_atoms - wallet_atoms;
         let share = |atoms: i64| {
             if rec.quantity_atoms == 0 {
@@ -48,7 +52,7 @@ pub(super) fn charge(rec: &UsageRecord, state: CreditState<'_>) -> Charge {
                 rec.quantity * atoms as f64 / rec.quantity_atoms as f64
             }
         };
-        let list_wallet = rec.list_micros.0 * from_wallet / amount.max(1);
+        let list_wallet = rec.list_micros.0 * from_wallet / amount;
         vec![
             UsageRecord {
                 quantity: share(credit_atoms),
@@ -128,6 +132,22 @@ mod tests {
         let c = charge(&rec(10, BilledTo::Byok), state(95, 100));
         assert_eq!(c.records, vec![rec(10, BilledTo::Byok)]);
         assert_eq!((c.from_credits, c.from_wallet), (5, 5));
+    }
+
+    #[test]
+    fn a_credit_returns_to_used_credits_first_then_the_wallet() {
+        let mut credit = rec(-30, BilledTo::Managed);
+        credit.quantity_atoms = -30;
+        let c = charge(&credit, state(100, 100));
+        assert_eq!((c.from_credits, c.from_wallet, c.credits_used_micros), (-30, 0, 70));
+        let c = charge(&credit, state(10, 100));
+        assert_eq!((c.from_credits, c.from_wallet, c.credits_used_micros), (-10, -20, 0));
+        let [to_credits, to_wallet] = c.records.as_slice() else { panic!("expected two records, got {:?}", c.records) };
+        assert_eq!((to_credits.amount_micros, to_wallet.amount_micros), (MicroUsd(-10), MicroUsd(-20)));
+        assert_eq!(to_credits.quantity_atoms + to_wallet.quantity_atoms, -30);
+        let c = charge(&credit, state(0, 100));
+        assert_eq!((c.from_credits, c.from_wallet), (0, -30));
+        assert_eq!(c.records[0].billed_to, BilledTo::Wallet);
     }
 
     #[test]

@@ -384,6 +384,24 @@ pub(super) async fn settle_period_rollover(s: &dyn Store) {
     assert_eq!((o.credits_used_micros, o.credits_period.as_str(), o.wallet_micros), (30, "2023-11", 1_000));
 }
 
+/// A reconciliation credit (negative record) gives back to used credits first, then the
+/// wallet, and the session's records still sum to what was finally owed.
+pub(super) async fn settle_credit_gives_back(s: &dyn Store) {
+    tiny_org(s, "acme", 1_000).await;
+    s.settle("acme", &rec("s1", "stt", 0, 150, T)).await.unwrap();
+    let o = org_of(s, "acme").await;
+    assert_eq!((o.credits_used_micros, o.wallet_micros), (100, 950), "100 from credits, 50 from the wallet");
+    let credit = UsageRecord { quantity: -12.0, quantity_atoms: -12_000, ..rec("s1", "stt", 1, -120, T + 1) };
+    let written = s.settle("acme", &credit).await.unwrap();
+    assert_eq!(written.iter().map(|r| r.amount_micros.0).sum::<i64>(), -120);
+    let o = org_of(s, "acme").await;
+    assert_eq!((o.credits_used_micros, o.wallet_micros), (0, 970), "100 back to credits, 20 to the wallet");
+    assert!(s.settle("acme", &credit).await.unwrap().is_empty(), "a replayed credit gives nothing twice");
+    assert_eq!(org_of(s, "acme").await.wallet_micros, 970);
+    let stored: i64 = s.usage_for_session("s1").await.unwrap().iter().map(|r| r.amount_micros.0).sum();
+    assert_eq!(stored, 30);
+}
+
 /// 20 settles at once on one org: nothing is lost or spent twice.
 pub(super) async fn concurrent_settles(s: &dyn Store) {
     tiny_org(s, "acme", 10_000).await;
@@ -546,6 +564,7 @@ on_both_backends!(
     settle_replay_charges_nothing,
     settle_all_is_settle_in_one_transaction,
     settle_period_rollover,
+    settle_credit_gives_back,
     concurrent_settles,
     rates_seed_and_managed_flip,
     numbers_route_across_orgs,

@@ -91,6 +91,7 @@ impl TurnManager {
     }
 
     /// Session over: drop the agent turn, close STT and wait briefly for its usage summary.
+    /// A provider's own closing figure settles the STT line, up or down.
     pub(super) async fn finish(&mut self) {
         if let Some(a) = self.agent.take() {
             self.abandon(a);
@@ -99,8 +100,12 @@ impl TurnManager {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         loop {
             match tokio::time::timeout_at(deadline, self.stt.events.recv()).await {
-                Ok(Some(SttEvent::Usage { audio_ms, estimated })) => {
-                    self.meter.raise_to(LineId::Stt, audio_ms, estimated);
+                Ok(Some(SttEvent::Usage { audio_ms, estimated: false })) => {
+                    self.meter.reconcile(LineId::Stt, audio_ms);
+                    break;
+                }
+                Ok(Some(SttEvent::Usage { audio_ms, estimated: true })) => {
+                    self.meter.raise_to(LineId::Stt, audio_ms, true);
                     break;
                 }
                 Ok(Some(SttEvent::Final { text, .. })) if !text.is_empty() => {

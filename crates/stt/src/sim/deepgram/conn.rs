@@ -104,7 +104,8 @@ pub(super) async fn run(mut ws: Ws, opts: RecOpts, model: String, shared: &Share
                                 return;
                             }
                         }
-                        let duration_s = audio_bytes as f64 / bytes_per_s.max(1) as f64;
+                        let billed = audio_bytes * u64::from(cfg.billed_pct) / 100;
+                        let duration_s = billed as f64 / bytes_per_s.max(1) as f64;
                         if ws.send(Message::text(json::metadata(&ids, duration_s))).await.is_err() {
                             return;
                         }

@@ -36,6 +36,8 @@ pub struct DeepgramSimConfig {
     pub fail_after_audio_ms: Option<u64>,
     /// No audio and no KeepAlive for this long closes 1011 `NET-0001` (Deepgram: 10 s).
     pub idle_timeout: Duration,
+    /// `Metadata.duration` as a percentage of the audio received (100: exactly what was sent).
+    pub billed_pct: u32,
 }
 
 impl Default for DeepgramSimConfig {
@@ -47,6 +49,7 @@ impl Default for DeepgramSimConfig {
             catalog: Arc::new(Catalog::empty()),
             fail_after_audio_ms: None,
             idle_timeout: Duration::from_secs(10),
+            billed_pct: 100,
         }
     }
 }
@@ -145,6 +148,7 @@ pub(crate) fn start(keys: SimKeys, t: simkit::Tuning, catalog: Arc<Catalog>) -> 
             final_delay: t.stt_final,
             catalog,
             fail_after_audio_ms: t.stt_fail_after_audio_ms,
+            billed_pct: t.stt_billed_pct,
             ..Default::default()
         })
         .await?;

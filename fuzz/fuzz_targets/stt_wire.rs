@@ -1,0 +1,9 @@
+//! Every STT provider's wire decoder: the first byte picks the provider (see
+//! `stt::fuzz::wire`), the rest is what the provider sent.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    stt::fuzz::wire(data);
+});
