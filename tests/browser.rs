@@ -247,7 +247,7 @@ async fn talk_page_hears_the_caller_and_plays_the_agent() {
     b.client.find(Locator::Id("stop")).await.expect("#stop").click().await.expect("click stop");
     let r = b.wait_for("the call ended", 20, |r| r["done"] == true).await;
     b.shot("2-ended").await;
-    assert_eq!(r["endReason"], "hangup", "{r:#}");
+    assert_eq!(r["endReason"], "hangup", "{r:#}\nserver log: {}", server.log.display());
     let billed: Vec<&str> =
         r["usage"].as_array().expect("usage").iter().filter_map(|u| u["billed_to"].as_str()).collect();
     assert!(!billed.is_empty() && billed.iter().all(|b| *b == "managed"), "{r:#}");
