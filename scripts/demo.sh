@@ -28,3 +28,9 @@ echo
 "$bin" call "$call" --server "$url" --save-audio "${log}.agent.wav"
 echo
 echo "agent audio saved to ${log}.agent.wav"
+# On a terminal, keep the server up for the web pages (talk, console) until Enter.
+if [ -t 0 ]; then
+  echo
+  echo "web pages: $url/ (talk: $url/talk, console: $url/console); press Enter to stop the server"
+  read -r _
+fi

@@ -4,10 +4,13 @@
 #   espeak-ng sox  only to regenerate the recorded calls (scripts/make-calls.sh)
 #   bc             used by scripts/make-calls.sh
 #   python3 + pip, node + npm, and the official OpenAI SDKs pinned in tests/sdk: the
-#                  OpenAI-compatible endpoint is tested through them (tests/openai_sdk.rs)
+#                  OpenAI-compatible endpoint is tested through them (tests/openai_sdk.rs);
+#                  node also runs the JS client's tests (tests/js_client.rs)
 #   schemathesis   (PyPI, pinned in tests/sdk/requirements.txt) tests the OpenAPI document
 #                  against the server (tests/openapi_conformance.rs)
 #   g++            builds libFuzzer for the fuzz smoke (tests/fuzz_smoke.rs)
+#   chromium chromium-driver  the web pages' browser tests (tests/browser.rs); one source
+#                  package, so their versions always match
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -16,6 +19,7 @@ for p in cmake espeak-ng sox bc g++; do
 done
 command -v python3 >/dev/null || need+=(python3 python3-pip)
 command -v npm >/dev/null || need+=(nodejs npm)
+command -v chromedriver >/dev/null || need+=(chromium chromium-driver)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if [ ${#need[@]} -eq 0 ]; then

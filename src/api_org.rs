@@ -218,6 +218,18 @@ pub async fn put_byok(
     Ok(Json(json!({"useOwnKeys": org.use_own_keys, "walletDeduction": org.wallet_deduction, "slots": slots})))
 }
 
+/// `GET /api/byok`: the toggle, the slots, and whether the org's plan allows BYOK at all (with
+/// the reason when it does not), so a console can show the toggle disabled and say why.
+pub async fn get_byok(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let org = org_auth(&s, &headers).await?;
+    let plan = s.deps.store.plan(&org.plan_id).await.map_err(store_err)?;
+    let allowed = plan.is_some_and(|p| p.byok_allowed);
+    let reason = (!allowed).then(|| format!("the {:?} plan does not include bringing your own keys", org.plan_id));
+    let slots = s.deps.store.slots(&org.id).await.map_err(store_err)?;
+    Ok(Json(json!({"useOwnKeys": org.use_own_keys, "walletDeduction": org.wallet_deduction, "slots": slots,
+                   "plan": org.plan_id, "byokAllowed": allowed, "reason": reason})))
+}
+
 #[derive(Deserialize)]
 pub struct AccessQuery {
     service: String,
@@ -288,7 +300,19 @@ pub async fn create_agent(
     let Json(spec) = body.map_err(|r| {
         crate::api::body_rejected(r, "body must be an agent: {stt, llm, tts: {provider, model[, voice]}, prompt}")
     })?;
-    let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
+    check_agent(&s, &org.id, &spec).await?;
+    let id = format!("agent_{}", uuid::Uuid::new_v4().simple());
+    let spec_json =
+        serde_json::to_string(&spec).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "agent"))?;
+    s.deps.store.create_agent(&id, &org.id, &spec_json).await.map_err(store_err)?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "agent": spec}))))
+}
+
+/// Every model of an agent (fallbacks included) must be usable by the org now: refused with
+/// `PROVIDER_KEY_REQUIRED` (naming the provider) or `MODEL_NOT_ALLOWED` otherwise. Shared by
+/// create and update, so an edit cannot sneak in what creation refuses.
+pub(crate) async fn check_agent(s: &AppState, org_id: &str, spec: &AgentSpec) -> Result<(), ApiError> {
+    let ctx = load_context(s.deps.store.as_ref(), org_id, None).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
     let fallbacks = spec.fallbacks.stt.iter().map(|c| ("stt", c)).chain(spec.fallbacks.llm.iter().map(|c| ("llm", c)));
     let fallbacks = fallbacks.chain(spec.fallbacks.tts.iter().map(|c| ("tts", c)));
@@ -315,11 +339,7 @@ pub async fn create_agent(
             }
         }
     }
-    let id = format!("agent_{}", uuid::Uuid::new_v4().simple());
-    let spec_json =
-        serde_json::to_string(&spec).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "agent"))?;
-    s.deps.store.create_agent(&id, &org.id, &spec_json).await.map_err(store_err)?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "agent": spec}))))
+    Ok(())
 }
 
 pub async fn get_agent(
@@ -473,7 +493,18 @@ pub async fn put_plan(
 
 /// Validate the org's saved keys: one small real call per credential, through the provider
 /// adapters. Saving a key never validates it; this does.
-pub async fn check_credentials(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize)]
+pub struct CheckQuery {
+    /// Check only this credential (the console's per-key "Check").
+    #[serde(default)]
+    id: Option<String>,
+}
+
+pub async fn check_credentials(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<CheckQuery>,
+) -> Result<Json<Value>, ApiError> {
     let org = org_auth(&s, &headers).await?;
     let vault = s.deps.vault.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -482,7 +513,13 @@ pub async fn check_credentials(State(s): State<AppState>, headers: HeaderMap) ->
             "set SWITCHBOARD_MASTER_KEYS to save keys",
         )
     })?;
-    let creds = s.deps.store.credentials(&org.id).await.map_err(store_err)?;
+    let mut creds = s.deps.store.credentials(&org.id).await.map_err(store_err)?;
+    if let Some(id) = &q.id {
+        creds.retain(|c| &c.id == id);
+        if creds.is_empty() {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such credential"));
+        }
+    }
     let mut results = Vec::new();
     for c in creds {
         let outcome = match vault.open(&c.org_id, &c.provider, &c.sealed) {

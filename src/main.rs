@@ -5,6 +5,8 @@
 mod answer;
 mod api;
 mod api_access;
+mod api_admin;
+mod api_agents;
 mod api_calls;
 mod api_org;
 mod assets;
@@ -19,6 +21,7 @@ mod orgs;
 mod server;
 mod sims;
 mod validate;
+mod web;
 
 use clap::Parser;
 

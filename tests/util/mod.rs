@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod tenant;
+
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

@@ -106,8 +106,12 @@ pub trait Store: Send + Sync + 'static {
     async fn settle_all(&self, payer_org_id: &str, recs: &[UsageRecord]) -> Result<Vec<UsageRecord>, StoreError>;
     async fn upsert_plan(&self, plan: &crate::org::Plan) -> Result<(), StoreError>;
     async fn plan(&self, id: &str) -> Result<Option<crate::org::Plan>, StoreError>;
+    /// Every plan's id, sorted (the admin console lists them).
+    async fn plan_ids(&self) -> Result<Vec<String>, StoreError>;
     async fn create_org(&self, org: &OrgRow, key_hash: &str, key_prefix: &str) -> Result<(), StoreError>;
     async fn org(&self, id: &str) -> Result<Option<OrgRow>, StoreError>;
+    /// Every org, by name (the admin console lists them).
+    async fn orgs(&self) -> Result<Vec<OrgRow>, StoreError>;
     async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<OrgRow>, StoreError>;
     /// Save the org's settings (toggle, agency flags, policy). Balances are not touched.
     async fn update_org(&self, org: &OrgRow) -> Result<(), StoreError>;
@@ -123,6 +127,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<(), StoreError>;
     /// `(org_id, spec_json)` of an agent.
     async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// `(id, spec_json)` of every agent of the org, oldest first (the console lists them).
+    async fn agents(&self, org_id: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Replace an agent's spec; `Ok(false)` when no such agent belongs to the org. Calls in
+    /// flight keep the plan they started with.
+    async fn update_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<bool, StoreError>;
     async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError>;
     /// Set (or extend) a session's hold on its payer's funds.
     async fn put_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<(), StoreError>;

@@ -220,12 +220,20 @@ impl Store for PostgresStore {
         orgs::plan(&self.pool, id).await
     }
 
+    async fn plan_ids(&self) -> Result<Vec<String>, StoreError> {
+        orgs::plan_ids(&self.pool).await
+    }
+
     async fn create_org(&self, org: &OrgRow, key_hash: &str, key_prefix: &str) -> Result<(), StoreError> {
         orgs::create_org(&self.pool, org, key_hash, key_prefix).await
     }
 
     async fn org(&self, id: &str) -> Result<Option<OrgRow>, StoreError> {
         orgs::org(&self.pool, id).await
+    }
+
+    async fn orgs(&self) -> Result<Vec<OrgRow>, StoreError> {
+        orgs::orgs(&self.pool).await
     }
 
     async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<OrgRow>, StoreError> {
@@ -266,6 +274,14 @@ impl Store for PostgresStore {
 
     async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
         orgs::agent(&self.pool, id).await
+    }
+
+    async fn agents(&self, org_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        orgs::agents(&self.pool, org_id).await
+    }
+
+    async fn update_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<bool, StoreError> {
+        orgs::update_agent(&self.pool, id, org_id, spec_json).await
     }
 
     async fn put_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<(), StoreError> {

@@ -102,6 +102,16 @@ pub(super) async fn org(pool: &SqlitePool, id: &str) -> Result<Option<OrgRow>, S
     r.as_ref().map(org_from_row).transpose()
 }
 
+pub(super) async fn orgs(pool: &SqlitePool) -> Result<Vec<OrgRow>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM orgs ORDER BY name, id").fetch_all(pool).await?;
+    rows.iter().map(org_from_row).collect()
+}
+
+pub(super) async fn plan_ids(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT id FROM plans ORDER BY id").fetch_all(pool).await?;
+    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
+
 pub(super) async fn org_by_key_hash(pool: &SqlitePool, hash: &str) -> Result<Option<OrgRow>, StoreError> {
     let r = sqlx::query("SELECT o.* FROM orgs o JOIN api_keys k ON k.org_id = o.id WHERE k.key_hash = ?")
         .bind(hash)
@@ -248,6 +258,24 @@ pub(super) async fn create_agent(pool: &SqlitePool, id: &str, org_id: &str, spec
         .execute(pool)
         .await?;
     Ok(())
+}
+
+pub(super) async fn agents(pool: &SqlitePool, org_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query("SELECT id, spec_json FROM agents WHERE org_id = ? ORDER BY created_at_ms, id")
+        .bind(org_id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("spec_json")?))).collect()
+}
+
+pub(super) async fn update_agent(pool: &SqlitePool, id: &str, org_id: &str, spec: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE agents SET spec_json = ? WHERE id = ? AND org_id = ?")
+        .bind(spec)
+        .bind(id)
+        .bind(org_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn agent(pool: &SqlitePool, id: &str) -> Result<Option<(String, String)>, StoreError> {

@@ -258,6 +258,19 @@ pub(super) async fn agents(s: &dyn Store) {
     assert_eq!(s.agent("a1").await.unwrap(), Some(("acme".into(), spec.into())));
     assert_eq!(s.agent("a2").await.unwrap(), None);
     assert!(s.create_agent("a1", "acme", "{}").await.is_err());
+    tiny_org(s, "beta", 0).await;
+    s.create_agent("a2", "acme", "{}").await.unwrap();
+    s.create_agent("b1", "beta", "{}").await.unwrap();
+    let listed: Vec<String> = s.agents("acme").await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, vec!["a1".to_string(), "a2".to_string()], "only the org's own");
+    assert!(s.update_agent("a2", "acme", r#"{"prompt":"new"}"#).await.unwrap());
+    assert_eq!(s.agent("a2").await.unwrap(), Some(("acme".into(), r#"{"prompt":"new"}"#.into())));
+    assert!(!s.update_agent("b1", "acme", "{}").await.unwrap(), "another org's agent is not updated");
+    assert_eq!(s.agent("b1").await.unwrap(), Some(("beta".into(), "{}".into())));
+    // The admin lists: every org by name, every plan id.
+    let orgs: Vec<String> = s.orgs().await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(orgs, vec!["acme".to_string(), "beta".to_string()]);
+    assert!(s.plan_ids().await.unwrap().contains(&"tiny".to_string()));
 }
 
 pub(super) async fn settle_credits_then_wallet(s: &dyn Store) {
