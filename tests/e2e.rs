@@ -711,3 +711,51 @@ fn a_config_file_is_layered_under_the_environment_and_the_flags() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key \"no_such_key\""));
 }
+
+/// A caller that keeps sending audio after its `stop` (a browser's microphone does) still gets
+/// the usage, the end event and the close frame. The server reads what arrives until the close
+/// handshake is over: closing a socket with unread data makes the kernel reset the connection,
+/// and the reset throws away what the caller had not read yet.
+#[test]
+fn a_caller_still_sending_after_stop_gets_usage_end_and_the_close_frame() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::sandbox();
+    let url = format!("{}/v1/client", server.url.replace("http://", "ws://"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (texts, closed) = rt.block_on(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
+        let start = r#"{"type":"start","params":{"agent":"default"},"audio":{"encoding":"pcm16","sample_rate":16000}}"#;
+        ws.send(Message::text(start)).await.expect("start");
+        let frame = vec![0u8; 640];
+        for _ in 0..50 {
+            ws.send(Message::binary(frame.clone())).await.expect("audio");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        ws.send(Message::text(r#"{"type":"stop"}"#)).await.expect("stop");
+        // 8 s of audio at once, none of it read by a server that only listens until `stop`.
+        for _ in 0..400 {
+            if ws.send(Message::binary(frame.clone())).await.is_err() {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+        let (mut texts, mut closed) = (Vec::new(), None);
+        while let Ok(Some(msg)) = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
+            match msg {
+                Ok(Message::Text(t)) => texts.push(serde_json::from_str::<Value>(t.as_str()).unwrap_or(Value::Null)),
+                Ok(Message::Close(frame)) => closed = Some(frame.map_or(1005, |f| u16::from(f.code))),
+                Ok(_) => {}
+                Err(e) => {
+                    texts.push(serde_json::json!({"type": "socket_error", "message": e.to_string()}));
+                    break;
+                }
+            }
+        }
+        (texts, closed)
+    });
+    let types: Vec<&str> = texts.iter().filter_map(|v| v["type"].as_str()).collect();
+    assert!(types.contains(&"usage") && types.contains(&"end"), "usage and end arrived: {texts:?}");
+    assert_eq!(closed, Some(1000), "a clean close frame: {texts:?}");
+    assert!(!types.contains(&"socket_error"), "the connection ended cleanly, not reset: {texts:?}");
+}

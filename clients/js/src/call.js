@@ -143,6 +143,8 @@ export class Call {
   /** Hang up: the server settles usage, sends `usage` and `end`, then closes. Resolves like `ended`. */
   stop() {
     this.sendJson({ type: 'stop' });
+    // No more audio: the server has stopped reading it.
+    this.isLive = false;
     return this.ended;
   }
 

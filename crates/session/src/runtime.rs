@@ -322,6 +322,10 @@ async fn run_tasks(
             GatewayEnd::ProviderFailed
         }
     };
+    // Keep reading (and dropping) what the caller still sends until the close handshake is
+    // over: a socket closed with unread data is reset by the kernel, and the caller would lose
+    // the last events (usage, end) and the close frame.
+    tokio::spawn(drain_inbound(io.stream).in_current_span());
     // Stop the turn manager: it closes STT and writes the last usage.
     cancel.cancel();
     let turn = match turn_task.await {
@@ -332,6 +336,20 @@ async fn run_tasks(
         }
     };
     Ran { end, turn, writer_tx: w.tx, writer: w.task }
+}
+
+/// The longest the inbound half is kept open after the reader stopped, waiting for the caller's
+/// side of the close handshake.
+const DRAIN_INBOUND: Duration = Duration::from_secs(15);
+
+/// Read and drop inbound messages until the caller closes (or goes away, or takes too long).
+async fn drain_inbound(mut stream: GatewayStream) {
+    let deadline = tokio::time::Instant::now() + DRAIN_INBOUND;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, stream.next()).await {
+        if matches!(msg, Message::Close(_)) {
+            break;
+        }
+    }
 }
 
 /// Settle: the end reason, the carrier hang-up when we ended the call, the close frame, the
