@@ -1,5 +1,5 @@
 //! The fuzz smoke: `scripts/fuzz.sh` builds every coverage-guided fuzz target (fuzz/, libFuzzer)
-//! and runs each for a few seconds from its committed seeds, so a parser change that panics on
+//! and runs each for a few seconds (5 by default, `SWITCHBOARD_FUZZ_SECS`) from its committed seeds, so a parser change that panics on
 //! hostile bytes fails here. Longer runs: see the README's "Fuzzing" section.
 
 use std::process::Command;
@@ -9,7 +9,7 @@ fn every_fuzz_target_runs_without_a_crash() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
         .arg(root.join("scripts/fuzz.sh"))
-        .arg(std::env::var("SWITCHBOARD_FUZZ_SECS").unwrap_or_else(|_| "10".into()))
+        .arg(std::env::var("SWITCHBOARD_FUZZ_SECS").unwrap_or_else(|_| "5".into()))
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .output()

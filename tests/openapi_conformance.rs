@@ -78,7 +78,7 @@ fn the_served_openapi_document_is_what_the_server_does() {
     let org =
         send("POST", "/api/admin/orgs", json!({"name": "acme", "plan": "pro", "walletMicros": 100_000_000}), ADMIN);
     let key = org["apiKey"].as_str().expect("an org key").to_string();
-    run_st(&server, &key, ["--exclude-path-regex", "^/api/admin"], 90);
+    run_st(&server, &key, ["--exclude-path-regex", "^/api/admin"], 60);
     run_st(&server, ADMIN, ["--include-path-regex", "^/api/admin"], 20);
     assert!(!server.log_text().contains("panicked"), "the server panicked:\n{}", server.log_text());
 }
