@@ -1,6 +1,7 @@
 //! The fuzz smoke: `scripts/fuzz.sh` builds every coverage-guided fuzz target (fuzz/, libFuzzer)
-//! and runs each for a few seconds (5 by default, `SWITCHBOARD_FUZZ_SECS`) from its committed seeds, so a parser change that panics on
-//! hostile bytes fails here. Longer runs: see the README's "Fuzzing" section.
+//! and runs each for a few seconds (5, or `SWITCHBOARD_FUZZ_SECS`) from its committed seeds, so
+//! a parser change that panics on hostile bytes fails here. Longer runs: the README's "Hostile
+//! input" section.
 
 use std::process::Command;
 
