@@ -2,7 +2,7 @@
 # Regenerates the recorded calls in assets/calls/ from text, with espeak-ng and sox.
 # Each call is a 16 kHz PCM16 mono WAV plus a JSON sidecar that says where each caller
 # utterance starts and ends and what it says (the STT simulator's catalog is built from both).
-# Usage: scripts/make-calls.sh            (needs: apt-get install espeak-ng sox)
+# Usage: scripts/make-calls.sh [NAME...]  (all calls, or only those named; needs espeak-ng, sox)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=assets/calls
@@ -13,8 +13,10 @@ command -v sox >/dev/null || { echo "sox missing: apt-get install sox" >&2; exit
 mkdir -p "$out"
 
 # make_call NAME DESCRIPTION LEAD_S  "TEXT|GAP_AFTER_S" ...
+only=("$@")
 make_call() {
   local name=$1 desc=$2 lead=$3; shift 3
+  if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " == *" $name "* ]]; then return; fi
   local parts=() t=$lead json="" i=0
   sox -n -r 16000 -c 1 -b 16 "$tmp/lead.wav" trim 0 "$lead"
   parts+=("$tmp/lead.wav")
@@ -47,3 +49,9 @@ make_call multi_turn "Three turns: book a table, give the time, say goodbye." 0.
 make_call barge_in "The caller asks for a long story and talks over the agent." 0.6 \
   "Can you tell me a long story about the sea?|4.5" \
   "Stop, stop, what are your opening hours?|7.5"
+make_call tools "Agent tools: a webhook answers the order question, then the caller asks to end the call." 0.6 \
+  "What is the order status of order 4 2 1 7?|9" \
+  "Please end call now.|6"
+make_call tools_line "Agent tools on the line: press keys, then transfer the caller." 0.6 \
+  "Please send dtmf 1 2 3 4.|7" \
+  "Now transfer call to a person.|6"

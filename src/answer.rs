@@ -3,6 +3,8 @@
 //! credential; the answer opens the bidirectional media stream with a per-call, single-use
 //! stream token bound to the carrier's call id. Algorithms: `protocols/gateway-auth.md`.
 //!
+//! Each handler is routed from its carrier's row in `crate::gateways`.
+//!
 //! Refusals: 404 for a number nobody routed, 403 for a missing, bad or stale signature, a
 //! missing carrier credential, or a replayed webhook (a call id that already got a token).
 
@@ -15,9 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use billing::store::NumberRow;
 use std::time::Duration;
-
-/// The carriers with answer webhooks, stream tokens and REST hang-ups.
-pub const CARRIERS: [&str; 4] = ["twilio", "telnyx", "plivo", "vonage"];
 
 /// A stream token must be used within this long after the answer.
 const STREAM_TOKEN_TTL_S: i64 = 300;
@@ -108,12 +107,12 @@ fn xml(doc: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], doc).into_response()
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// Twilio's voice webhook (form POST, `X-Twilio-Signature`): TwiML `<Connect><Stream>` with
-/// the token as a `<Parameter>` (Twilio's stream URL takes no query string).
+/// Twilio voice webhook
+///
+/// Form POST signed with `X-Twilio-Signature`: answers TwiML `<Connect><Stream>` with a
+/// per-call stream token as a `<Parameter>` (Twilio's stream URL takes no query string).
+#[utoipa::path(post, path = "/twilio/voice", operation_id = "twilioVoiceWebhook", tag = "webhooks", request_body(content = std::collections::HashMap<String, String>, content_type = "application/x-www-form-urlencoded", description = "The carrier's call parameters (To, CallSid, …)"),
+    responses((status = 200, description = "TwiML", content_type = "text/xml", body = String)))]
 pub async fn twilio_voice(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -130,7 +129,7 @@ pub async fn twilio_voice(
     gwauth::twilio::verify(creds.secret_field(), &signed_url(&s, &headers, &uri), &params, sig)
         .map_err(|e| forbidden(e.code(), "X-Twilio-Signature does not match"))?;
     let token = token_for(&s, &route, param(&params, "CallSid")).await?;
-    let url = xml_escape(&format!("{}/twilio/stream", ws_base(&s, &headers)));
+    let url = carrier::xml_escape(&format!("{}/twilio/stream", ws_base(&s, &headers)));
     Ok(xml(format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="{url}"><Parameter name="vt" value="{token}"/></Stream></Connect></Response>"#
     )))
@@ -147,22 +146,41 @@ fn verify_telnyx(headers: &HeaderMap, body: &[u8], creds: &carrier::Credentials)
     .map_err(|e| forbidden(e.code(), "the Telnyx signature does not verify"))
 }
 
-/// Telnyx TeXML (form POST, Ed25519 over `timestamp|body`): `<Connect><Stream>` bidirectional
-/// RTP with the token as a `<Parameter>`.
+/// Telnyx TeXML webhook
+///
+/// Form POST signed with Ed25519 over `timestamp|body` (`telnyx-signature-ed25519`,
+/// `telnyx-timestamp`): answers `<Connect><Stream>` bidirectional RTP with the token as a
+/// `<Parameter>`.
+#[utoipa::path(post, path = "/telnyx/texml", operation_id = "telnyxTexmlWebhook", tag = "webhooks", request_body(content = std::collections::HashMap<String, String>, content_type = "application/x-www-form-urlencoded", description = "The carrier's call parameters (To, CallSid, …)"),
+    responses((status = 200, description = "TeXML", content_type = "text/xml", body = String)))]
 pub async fn telnyx_texml(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let params = form(&body);
     let (route, creds) = route(&s, "telnyx", param(&params, "To")).await?;
     verify_telnyx(&headers, &body, &creds)?;
     let token = token_for(&s, &route, param(&params, "CallSid")).await?;
-    let url = xml_escape(&format!("{}/telnyx/stream", ws_base(&s, &headers)));
+    let url = carrier::xml_escape(&format!("{}/telnyx/stream", ws_base(&s, &headers)));
     Ok(xml(format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="{url}" bidirectionalMode="rtp" bidirectionalCodec="PCMU"><Parameter name="vt" value="{token}"/></Stream></Connect></Response>"#
     )))
 }
 
-/// Telnyx Call Control (JSON events, Ed25519): on `call.initiated` answer the call over the
-/// REST API and start the stream with the token as its `stream_auth_token`. Other events are
-/// acknowledged and ignored.
+/// What a Call Control event got: answered (`call.initiated`) or ignored (anything else).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CallControlAck {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered: Option<bool>,
+}
+
+/// Telnyx Call Control webhook
+///
+/// JSON events signed with Ed25519: on `call.initiated` answers the call over the REST API and
+/// starts the stream with the token as its `stream_auth_token`. Other events are acknowledged
+/// and ignored.
+#[utoipa::path(post, path = "/telnyx/call-control", operation_id = "telnyxCallControlWebhook", tag = "webhooks",
+    request_body(content = Object, description = "A Telnyx Call Control event"),
+    responses((status = 200, body = CallControlAck)))]
 pub async fn telnyx_call_control(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -172,7 +190,7 @@ pub async fn telnyx_call_control(
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", "the webhook body is not JSON"))?;
     let data = &event["data"];
     if data["event_type"] != "call.initiated" {
-        return Ok(Json(serde_json::json!({"ignored": true})).into_response());
+        return Ok(Json(CallControlAck { ignored: Some(true), answered: None }).into_response());
     }
     let payload = &data["payload"];
     let (route, creds) = route(&s, "telnyx", payload["to"].as_str()).await?;
@@ -190,7 +208,7 @@ pub async fn telnyx_call_control(
     )
     .await;
     match answered {
-        Ok(Ok(())) => Ok(Json(serde_json::json!({"answered": true})).into_response()),
+        Ok(Ok(())) => Ok(Json(CallControlAck { ignored: None, answered: Some(true) }).into_response()),
         Ok(Err(e)) => {
             tracing::warn!(code = e.code(), "Telnyx answer failed: {e}");
             Err(ApiError::new(
@@ -203,8 +221,12 @@ pub async fn telnyx_call_control(
     }
 }
 
-/// Plivo's answer URL (form POST, `X-Plivo-Signature-V3` + nonce): a bidirectional `<Stream>`
-/// with the token in `extraHeaders` (alphanumeric, which the hex token is).
+/// Plivo answer URL
+///
+/// Form POST signed with `X-Plivo-Signature-V3` and its nonce: answers a bidirectional
+/// `<Stream>` with the token in `extraHeaders` (alphanumeric, which the hex token is).
+#[utoipa::path(post, path = "/plivo/answer", operation_id = "plivoAnswerWebhook", tag = "webhooks", request_body(content = std::collections::HashMap<String, String>, content_type = "application/x-www-form-urlencoded", description = "The carrier's call parameters (To, CallSid, …)"),
+    responses((status = 200, description = "Plivo XML", content_type = "text/xml", body = String)))]
 pub async fn plivo_answer(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -223,14 +245,35 @@ pub async fn plivo_answer(
     )
     .map_err(|e| forbidden(e.code(), "X-Plivo-Signature-V3 does not match"))?;
     let token = token_for(&s, &route, param(&params, "CallUUID")).await?;
-    let url = xml_escape(&format!("{}/plivo/stream", ws_base(&s, &headers)));
+    let url = carrier::xml_escape(&format!("{}/plivo/stream", ws_base(&s, &headers)));
     Ok(xml(format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><Response><Stream bidirectional="true" keepCallAlive="true" contentType="audio/x-mulaw;rate=8000" extraHeaders="vt={token}">{url}</Stream></Response>"#
     )))
 }
 
-/// Vonage's answer URL (GET with query, signed-webhook JWT in `Authorization`): an NCCO that
-/// connects a websocket with the token as its `Authorization` and in its headers.
+/// Plivo transfer XML
+///
+/// Where Plivo's Transfer API fetches the dial instructions of an agent's `transfer_call`
+/// (Plivo takes a URL, not the XML): `<Dial>` to the `to` number or SIP URI. It only says
+/// where to dial, so it needs no signature; the transfer itself is our authenticated REST call.
+#[utoipa::path(get, path = "/plivo/transfer.xml", operation_id = "plivoTransferXml", tag = "webhooks",
+    params(("to" = String, Query, description = "E.164 number or SIP URI")),
+    responses((status = 200, description = "Plivo XML", content_type = "text/xml", body = String)))]
+pub async fn plivo_transfer_xml(uri: Uri) -> Result<Response, ApiError> {
+    let params = form(uri.query().unwrap_or_default().as_bytes());
+    let target = carrier::Target::parse(param(&params, "to").unwrap_or_default())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    Ok(xml(carrier::plivo_dial_xml(&target, None)))
+}
+
+/// Vonage answer URL
+///
+/// GET with the call in the query and a signed-webhook JWT in `Authorization`: answers an NCCO
+/// that connects a websocket with the token as its `Authorization` and in its headers.
+#[utoipa::path(get, path = "/vonage/answer", operation_id = "vonageAnswerWebhook", tag = "webhooks",
+    params(("to" = Option<String>, Query, description = "The called number"),
+           ("uuid" = Option<String>, Query, description = "Vonage's call id")),
+    responses((status = 200, description = "NCCO", body = Vec<Object>)))]
 pub async fn vonage_answer(State(s): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Response, ApiError> {
     let params = form(uri.query().unwrap_or_default().as_bytes());
     let (route, creds) = route(&s, "vonage", param(&params, "to")).await?;

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use billing::store::{NumberRow, StreamTokenRow};
 use gwauth::stream_token::Carrier;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
@@ -69,14 +69,26 @@ pub async fn mint(
     Ok(fresh.then_some((token, exp_s)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NumberBody {
+    /// E.164 (a `sip:` URI's user part is accepted too).
+    #[schema(example = "+14155550100")]
     number: String,
+    /// `twilio`, `telnyx`, `plivo` or `vonage`.
     carrier: String,
     agent_id: String,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct NumberList {
+    numbers: Vec<NumberRow>,
+}
+
+/// Route a carrier number to one of the org's agents
+#[utoipa::path(post, path = "/api/numbers", operation_id = "createNumber", tag = "access",
+    security(("orgKey" = [])), request_body = NumberBody,
+    responses((status = 201, body = NumberRow)))]
 pub async fn create_number(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -86,7 +98,7 @@ pub async fn create_number(
     let Json(b) =
         body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"number","carrier","agentId"}"#))?;
     let number = e164(&b.number).ok_or_else(|| bad("bad_number", "number must be E.164: + and 6 to 15 digits"))?;
-    if !crate::answer::CARRIERS.contains(&b.carrier.as_str()) {
+    if !crate::gateways::is_carrier(&b.carrier) {
         return Err(bad("unknown_carrier", "carrier must be twilio, telnyx, plivo or vonage"));
     }
     own_agent(&s, &org.id, &b.agent_id).await?;
@@ -105,12 +117,19 @@ pub async fn create_number(
     Ok((StatusCode::CREATED, Json(row)))
 }
 
-pub async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// The org's numbers
+#[utoipa::path(get, path = "/api/numbers", operation_id = "listNumbers", tag = "access",
+    security(("orgKey" = [])), responses((status = 200, body = NumberList)))]
+pub async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<NumberList>, ApiError> {
     let org = org_auth(&s, &headers).await?;
     let numbers = s.deps.store.numbers(&org.id).await.map_err(store_err)?;
-    Ok(Json(json!({ "numbers": numbers })))
+    Ok(Json(NumberList { numbers }))
 }
 
+/// Stop routing a number (404 for another org's id)
+#[utoipa::path(delete, path = "/api/numbers/{id}", operation_id = "deleteNumber", tag = "access",
+    security(("orgKey" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete_number(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -124,12 +143,31 @@ pub async fn delete_number(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenBody {
     agent_id: String,
+    /// 1 to 600 seconds.
     #[serde(default)]
     ttl_seconds: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientToken {
+    /// Good for one call to the agent, on `/v1/client?token=…`.
+    token: String,
+    /// Seconds since the epoch.
+    expires_at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioSocketCall {
+    /// The UUID the dialplan passes to `AudioSocket(uuid,host:port)`; single use.
+    uuid: String,
+    /// Seconds since the epoch.
+    expires_at: i64,
 }
 
 /// The longest a client token may live: it only has to reach the browser and open one call.
@@ -157,27 +195,37 @@ async fn token_request(
     Ok((org.id, b.agent_id, ttl))
 }
 
-/// `POST /api/client-tokens {"agentId","ttlSeconds"}`: what an org's backend hands a browser,
-/// so its API key never reaches the page. Good for one call to that agent.
+/// Mint a single-use client token for one call to an agent
+///
+/// What an org's backend hands a browser, so its API key never reaches the page (default
+/// lifetime 60 s).
+#[utoipa::path(post, path = "/api/client-tokens", operation_id = "createClientToken", tag = "access",
+    security(("orgKey" = [])), request_body = TokenBody,
+    responses((status = 201, body = ClientToken)))]
 pub async fn create_client_token(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ClientToken>), ApiError> {
     let (org_id, agent_id, ttl) = token_request(&s, &headers, body, 60).await?;
     let (token, exp) = mint(&s, "client", &org_id, &agent_id, None, None, ttl)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "token collision"))?;
-    Ok((StatusCode::CREATED, Json(json!({ "token": token, "expiresAt": exp }))))
+    Ok((StatusCode::CREATED, Json(ClientToken { token, expires_at: exp })))
 }
 
-/// `POST /api/audiosocket/calls {"agentId"}`: register the UUID an Asterisk dialplan will pass
-/// to `AudioSocket(uuid,host:port)`, for listeners started with `--audiosocket-require-registration`.
+/// Register an AudioSocket call id for one of the org's agents
+///
+/// The UUID an Asterisk dialplan will pass to `AudioSocket(uuid,host:port)`, for listeners
+/// started with `--audiosocket-require-registration` (default lifetime 30 s).
+#[utoipa::path(post, path = "/api/audiosocket/calls", operation_id = "registerAudioSocketCall", tag = "access",
+    security(("orgKey" = [])), request_body = TokenBody,
+    responses((status = 201, body = AudioSocketCall)))]
 pub async fn register_audiosocket_call(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<AudioSocketCall>), ApiError> {
     let (org_id, agent_id, ttl) = token_request(&s, &headers, body, 30).await?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let now = billing::store::now_ms();
@@ -193,7 +241,7 @@ pub async fn register_audiosocket_call(
         created_at_ms: now,
     };
     s.deps.store.put_stream_token(&row).await.map_err(store_err)?;
-    Ok((StatusCode::CREATED, Json(json!({ "uuid": uuid, "expiresAt": now / 1000 + ttl }))))
+    Ok((StatusCode::CREATED, Json(AudioSocketCall { uuid, expires_at: now / 1000 + ttl })))
 }
 
 #[cfg(test)]

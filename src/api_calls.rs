@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use billing::store::{hash_api_key, SessionRow};
-use serde::Deserialize;
+use billing::store::{hash_api_key, SessionRow, TranscriptLine};
+use billing::UsageRecord;
+use serde::{Deserialize, Serialize};
 use session::hub::Viewer;
 use session::SessionEvent;
 use std::convert::Infallible;
@@ -38,53 +39,121 @@ fn not_found(what: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
 }
 
-async fn session_json(s: &AppState, row: SessionRow) -> Result<Json<serde_json::Value>, ApiError> {
+/// A call (one session) as listed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallSummary {
+    session_id: String,
+    /// The carrier's call id (or the client's), when it has one.
+    call_sid: Option<String>,
+    org_id: String,
+    gateway: String,
+    /// `open` or `closed`.
+    status: String,
+    started_at_ms: i64,
+    ended_at_ms: Option<i64>,
+    end_reason: Option<String>,
+    /// The node that runs (or ran) the call.
+    node_id: Option<String>,
+}
+
+impl From<SessionRow> for CallSummary {
+    fn from(r: SessionRow) -> Self {
+        Self {
+            session_id: r.session_id,
+            call_sid: r.call_sid,
+            org_id: r.org_id,
+            gateway: r.gateway,
+            status: r.status,
+            started_at_ms: r.started_at_ms,
+            ended_at_ms: r.ended_at_ms,
+            end_reason: r.end_reason,
+            node_id: r.node_id,
+        }
+    }
+}
+
+/// A call with the plan it was served on and every usage record it left.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallDetail {
+    #[serde(flatten)]
+    call: CallSummary,
+    /// The session plan: provider, model, `billed_to` and rate snapshot per service
+    /// (credentials as id and last 4 only).
+    plan: serde_json::Value,
+    usage: Vec<UsageRecord>,
+    /// What was said, in order (empty when the server keeps no transcripts).
+    transcript: Vec<TranscriptLine>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallList {
+    calls: Vec<CallSummary>,
+}
+
+async fn session_json(s: &AppState, row: SessionRow) -> Result<Json<CallDetail>, ApiError> {
     let usage = s.deps.store.usage_for_session(&row.session_id).await.map_err(store_err)?;
+    let transcript = s.deps.store.transcript(&row.session_id).await.map_err(store_err)?;
     let plan: serde_json::Value = serde_json::from_str(&row.plan_json).unwrap_or_default();
-    Ok(Json(serde_json::json!({
-        "session_id": row.session_id, "call_sid": row.call_sid, "org_id": row.org_id, "gateway": row.gateway,
-        "status": row.status, "started_at_ms": row.started_at_ms, "ended_at_ms": row.ended_at_ms,
-        "end_reason": row.end_reason, "plan": plan, "usage": usage,
-    })))
+    Ok(Json(CallDetail { call: row.into(), plan, usage, transcript }))
 }
 
 fn visible(row: Option<SessionRow>, viewer: &Viewer) -> Option<SessionRow> {
     row.filter(|r| viewer.may_see(&r.org_id))
 }
 
+/// A call by the carrier's (or client's) call id
+///
+/// Tenant-scoped: an org sees its own calls, the admin token every call; another org's id
+/// answers 404 like one that does not exist.
+#[utoipa::path(get, path = "/api/calls/{call_id}", operation_id = "getCall", tag = "calls",
+    security(("orgKey" = []), ("adminToken" = [])), params(("call_id" = String, Path)),
+    responses((status = 200, body = CallDetail)))]
 pub async fn call(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(call_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CallDetail>, ApiError> {
     let viewer = viewer(&s, &headers).await?;
     let row = s.deps.store.session_by_call_sid(&call_id).await.map_err(store_err)?;
     session_json(&s, visible(row, &viewer).ok_or_else(|| not_found("call"))?).await
 }
 
+/// A session by id (tenant-scoped like /api/calls/{call_id})
+#[utoipa::path(get, path = "/api/sessions/{session_id}", operation_id = "getSession", tag = "calls",
+    security(("orgKey" = []), ("adminToken" = [])), params(("session_id" = String, Path)),
+    responses((status = 200, body = CallDetail)))]
 pub async fn session_by_id(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CallDetail>, ApiError> {
     let viewer = viewer(&s, &headers).await?;
     let row = s.deps.store.session(&id).await.map_err(store_err)?;
     session_json(&s, visible(row, &viewer).ok_or_else(|| not_found("session"))?).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Started at or after (ms since the epoch).
     from: Option<i64>,
+    /// Started before (ms since the epoch).
     to: Option<i64>,
+    /// At most this many, 1 to 500 (default 100).
     limit: Option<i64>,
 }
 
-/// `GET /api/calls?from=&to=&limit=` (ms, newest first, at most 500).
+/// Calls, newest first
+///
+/// The viewer's org's calls (every org's for the admin token).
+#[utoipa::path(get, path = "/api/calls", operation_id = "listCalls", tag = "calls",
+    security(("orgKey" = []), ("adminToken" = [])), params(ListQuery),
+    responses((status = 200, body = CallList)))]
 pub async fn list_calls(
     State(s): State<AppState>,
     headers: HeaderMap,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CallList>, ApiError> {
     let viewer = viewer(&s, &headers).await?;
     let Query(q) = q.map_err(|_| {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "from, to (ms) and limit must be integers")
@@ -103,21 +172,16 @@ pub async fn list_calls(
         .list_sessions(org, q.from.unwrap_or(0), q.to.unwrap_or(i64::MAX), limit)
         .await
         .map_err(store_err)?;
-    let calls: Vec<_> = rows
-        .into_iter()
-        .map(|r| {
-            serde_json::json!({
-                "session_id": r.session_id, "call_sid": r.call_sid, "org_id": r.org_id, "gateway": r.gateway,
-                "status": r.status, "started_at_ms": r.started_at_ms, "ended_at_ms": r.ended_at_ms,
-                "end_reason": r.end_reason,
-            })
-        })
-        .collect();
-    Ok(Json(serde_json::json!({ "calls": calls })))
+    Ok(Json(CallList { calls: rows.into_iter().map(CallSummary::from).collect() }))
 }
 
-/// Live events of a call as server-sent events; may be opened before the call starts, and is
-/// attached when it starts if the viewer may see its org. Ends after the call's `end` event.
+/// Live events of a call (server-sent events)
+///
+/// May be opened before the call starts, and is attached when it starts if the viewer may see
+/// its org. Each event's data is one session event as JSON; the stream ends after `end`.
+#[utoipa::path(get, path = "/api/calls/{call_id}/events", operation_id = "callEvents", tag = "calls",
+    security(("orgKey" = []), ("adminToken" = [])), params(("call_id" = String, Path)),
+    responses((status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String)))]
 pub async fn call_events(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -125,23 +189,40 @@ pub async fn call_events(
 ) -> Result<Response, ApiError> {
     let viewer = viewer(&s, &headers).await?;
     s.deps.hub.prune_waiting();
+    // Attached when the call starts here or its next event is relayed from another node; a
+    // call that never starts does not hold the watcher forever.
     let pending = s.deps.hub.watch_call(&call_id, viewer);
-    // A call that never starts does not hold the watcher forever.
-    let stream = futures::stream::once(async move { tokio::time::timeout(WAIT_FOR_START, pending).await.ok()?.ok() })
-        .filter_map(|rx| async move { rx })
-        .flat_map(events_of);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(attached(pending)).keep_alive(KeepAlive::default()).into_response())
 }
 
-/// Live events of a running session, by session id.
+/// Live events of a running session (server-sent events)
+#[utoipa::path(get, path = "/api/sessions/{session_id}/events", operation_id = "sessionEvents", tag = "calls",
+    security(("orgKey" = []), ("adminToken" = [])), params(("session_id" = String, Path)),
+    responses((status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String)))]
 pub async fn session_events(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let viewer = viewer(&s, &headers).await?;
-    let rx = s.deps.hub.subscribe_session(&id, &viewer).ok_or_else(|| not_found("live session"))?;
-    Ok(Sse::new(events_of(rx)).keep_alive(KeepAlive::default()).into_response())
+    if let Some(rx) = s.deps.hub.subscribe_session(&id, &viewer) {
+        return Ok(Sse::new(events_of(rx)).keep_alive(KeepAlive::default()).into_response());
+    }
+    let row = s.deps.store.session(&id).await.map_err(store_err)?;
+    let elsewhere = |r: &SessionRow| r.status == "open" && r.node_id.as_deref() != Some(s.deps.node_id.as_str());
+    let row = visible(row, &viewer).filter(elsewhere).ok_or_else(|| not_found("live session"))?;
+    s.deps.hub.prune_waiting();
+    let pending = s.deps.hub.watch_remote_session(&row.session_id, viewer);
+    Ok(Sse::new(attached(pending)).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The events of a watcher once it is attached; nothing if it never is (within the wait).
+fn attached(
+    pending: tokio::sync::oneshot::Receiver<broadcast::Receiver<SessionEvent>>,
+) -> impl futures::Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    futures::stream::once(async move { tokio::time::timeout(WAIT_FOR_START, pending).await.ok()?.ok() })
+        .filter_map(|rx| async move { rx })
+        .flat_map(events_of)
 }
 
 use futures::StreamExt;

@@ -12,6 +12,8 @@ const CALLS: &[(&str, &[u8], &str)] = &[
     ("simple", include_bytes!("../assets/calls/simple.wav"), include_str!("../assets/calls/simple.json")),
     ("multi_turn", include_bytes!("../assets/calls/multi_turn.wav"), include_str!("../assets/calls/multi_turn.json")),
     ("barge_in", include_bytes!("../assets/calls/barge_in.wav"), include_str!("../assets/calls/barge_in.json")),
+    ("tools", include_bytes!("../assets/calls/tools.wav"), include_str!("../assets/calls/tools.json")),
+    ("tools_line", include_bytes!("../assets/calls/tools_line.wav"), include_str!("../assets/calls/tools_line.json")),
 ];
 
 /// The rate table seed: `path`'s, or the built-in one; parsed, with where it came from.
@@ -28,10 +30,10 @@ pub fn rates(path: Option<&Path>) -> anyhow::Result<(billing::RateTable, String)
 }
 
 /// The recorded-call catalog: `dir`'s WAVs and sidecars, or the built-in calls.
-pub fn catalog(dir: Option<&Path>) -> anyhow::Result<stt::sim::Catalog> {
+pub fn catalog(dir: Option<&Path>) -> anyhow::Result<stt_sim::Catalog> {
     match dir {
-        Some(d) => stt::sim::Catalog::from_dir(d)
+        Some(d) => stt_sim::Catalog::from_dir(d)
             .with_context(|| format!("loading the recorded-call catalog from {}", d.display())),
-        None => stt::sim::Catalog::from_recordings(CALLS).context("loading the built-in recorded calls"),
+        None => stt_sim::Catalog::from_recordings(CALLS).context("loading the built-in recorded calls"),
     }
 }

@@ -1,5 +1,7 @@
 //! Command line: `serve`, `call`, `sim`. Doc comments here are the `--help` text.
 
+pub use crate::gateways::Gateway;
+use crate::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +44,9 @@ pub enum Command {
     /// Operator: master keys of the credential vault.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the OpenAPI document of the HTTP API, generated from the code (what
+    /// `/api/openapi.json` serves; `docs/openapi.json` is this output).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -135,6 +140,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub provider_urls: Vec<String>,
+    /// Keep each call's transcript (the caller's and the agent's lines) for the calls API and
+    /// the console; `false` keeps no call content.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "SWITCHBOARD_TRANSCRIPTS")]
+    pub transcripts: bool,
     /// Seconds between usage checkpoints of a running call.
     #[arg(long, default_value_t = 5, env = "SWITCHBOARD_CHECKPOINT_SECS")]
     pub checkpoint_secs: u64,
@@ -158,6 +167,11 @@ pub struct ServeArgs {
     /// by default only loopback and private addresses are accepted).
     #[arg(long, env = "SWITCHBOARD_AUDIOSOCKET_ALLOW_PUBLIC")]
     pub audiosocket_allow_public: bool,
+    /// Let agents' webhook tools call private addresses (loopback, 10/8, 192.168/16, link-local,
+    /// …). Off by default, so an org's webhook cannot reach this server's own network (SSRF);
+    /// on in sandbox mode.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
     /// Carrier REST API base override (repeatable), for hang-ups and Telnyx Call Control:
     /// `twilio=URL`, `telnyx=URL`, `plivo=URL`, `vonage=URL`.
     #[arg(long = "carrier-url", value_name = "CARRIER=URL", env = "SWITCHBOARD_CARRIER_URLS", value_delimiter = ',')]
@@ -166,11 +180,38 @@ pub struct ServeArgs {
     /// with a closing line; new calls are refused meanwhile (`/healthz` answers 503).
     #[arg(long, default_value_t = 30, env = "SWITCHBOARD_DRAIN_SECS")]
     pub drain_secs: u64,
+    /// This node's id, recorded on its sessions and renewed as a lease in the store; a random
+    /// one per process when unset. A stable id (the systemd instance name) lets a restarted
+    /// node close its own leftover sessions at once instead of after the lease.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Seconds a node's lease lasts without renewal (renewed every third of it). When it runs
+    /// out, another node sharing the store closes that node's sessions (`node_lost`).
+    #[arg(long, default_value_t = 15, env = "SWITCHBOARD_LEASE_SECS")]
+    pub lease_secs: u64,
     /// A started call with no inbound media for this many seconds is ended (`idle_timeout`).
     #[arg(long, default_value_t = 30, env = "SWITCHBOARD_IDLE_TIMEOUT_SECS")]
     pub idle_timeout_secs: u64,
+    /// Log lines on stderr: `auto` (JSON lines when stderr is not a terminal, text on one),
+    /// `text` or `json`. Never colour codes outside a terminal.
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto, env = "SWITCHBOARD_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Export traces (a trace per call: its turns and provider requests) over OTLP/HTTP to this
+    /// collector, e.g. `http://127.0.0.1:4318` (sent to its `/v1/traces`). Off when unset;
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is used when this is not set.
+    #[arg(long, value_name = "URL", env = "SWITCHBOARD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     #[command(flatten)]
     pub sim: SimTuning,
+}
+
+impl ServeArgs {
+    /// The collector traces go to: `--otlp-endpoint` (or its variable or config key), else
+    /// OpenTelemetry's own `OTEL_EXPORTER_OTLP_ENDPOINT`; `None` keeps tracing off.
+    pub fn otlp_endpoint(&self) -> Option<String> {
+        let standard = || std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
+        self.otlp_endpoint.clone().or_else(standard).filter(|u| !u.trim().is_empty())
+    }
 }
 
 #[derive(Args, Clone)]
@@ -220,23 +261,6 @@ pub struct CallArgs {
     /// The server's AudioSocket address (its `--audiosocket-listen`), for `--gateway asterisk`.
     #[arg(long, value_name = "HOST:PORT")]
     pub audiosocket: Option<String>,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Gateway {
-    /// Twilio Media Streams: µ-law 8 kHz, JSON frames; watched over SSE.
-    Twilio,
-    /// Switchboard's own client protocol: PCM16 16 kHz, events in-band.
-    Client,
-    /// Telnyx Media Streaming (bidirectional RTP): PCMU 8 kHz; watched over SSE.
-    Telnyx,
-    /// Plivo Audio Streams: audio/x-mulaw 8 kHz; watched over SSE.
-    Plivo,
-    /// Vonage websocket: binary audio/l16 16 kHz; watched over SSE.
-    Vonage,
-    /// Asterisk AudioSocket: raw TCP to `--audiosocket`, slin 8 kHz; the agent is the server's
-    /// `--audiosocket-agent`; watched over SSE.
-    Asterisk,
 }
 
 /// The gateways the load harness can play (Twilio Media Streams through its signed webhook).
@@ -290,10 +314,11 @@ pub struct SimTuning {
     /// audio it received (the session reconciles its STT line to the provider's figure).
     #[arg(long, default_value_t = 100)]
     pub sim_stt_billed_pct: u32,
-    /// Fault: the OpenAI simulator cuts each stream after this many tokens (no usage, no end).
+    /// Fault: the LLM simulators cut each stream after this many tokens (no usage, no end).
     #[arg(long)]
     pub sim_llm_drop_after_tokens: Option<usize>,
-    /// Fault: the ElevenLabs simulator fails a stream (1011) once it has voiced this many characters.
+    /// Fault: every TTS simulator fails a stream once it has voiced this many characters, as its
+    /// provider would (an error message or close 1011; Polly cuts the response body).
     #[arg(long)]
     pub sim_tts_fail_after_chars: Option<u64>,
     /// Apply the fault flags above only to this provider's simulators (failover tests: the

@@ -9,8 +9,7 @@ use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
 /// Keys read by the server from the environment itself (secrets and process settings).
-const EXTRA_KEYS: [&str; 6] =
-    ["admin_token", "master_keys", "master_keys_file", "stream_keys", "stream_keys_file", "log_format"];
+const EXTRA_KEYS: [&str; 5] = ["admin_token", "master_keys", "master_keys_file", "stream_keys", "stream_keys_file"];
 
 /// The config file to read: `--config`/`SWITCHBOARD_CONFIG`, else `./switchboard.toml` if
 /// present. Looked up before clap runs, since the file feeds clap's environment.
@@ -105,12 +104,21 @@ pub fn print(args: &ServeArgs, file: Option<&Path>) -> std::process::ExitCode {
         ("provider_urls", format!("{:?}", args.provider_urls)),
         ("carrier_urls", format!("{:?}", args.carrier_urls)),
         ("checkpoint_secs", args.checkpoint_secs.to_string()),
+        ("transcripts", args.transcripts.to_string()),
         ("drain_secs", args.drain_secs.to_string()),
+        ("node_id", format!("{:?}", args.node_id.clone().unwrap_or_else(|| "(random per process)".into()))),
+        ("lease_secs", args.lease_secs.to_string()),
         ("idle_timeout_secs", args.idle_timeout_secs.to_string()),
+        ("log_format", format!("{:?}", args.log_format).to_lowercase()),
+        (
+            "otlp_endpoint",
+            format!("{:?}", args.otlp_endpoint().map(|u| crate::server::redact_password(&u)).unwrap_or_default()),
+        ),
         ("audiosocket_listen", format!("{:?}", args.audiosocket_listen.map(|a| a.to_string()).unwrap_or_default())),
         ("audiosocket_agent", format!("{:?}", args.audiosocket_agent)),
         ("audiosocket_require_registration", args.audiosocket_require_registration.to_string()),
         ("audiosocket_allow_public", args.audiosocket_allow_public.to_string()),
+        ("webhooks_allow_private", args.webhooks_allow_private.to_string()),
         ("admin_token", secret("SWITCHBOARD_ADMIN_TOKEN").to_string()),
         ("master_keys", secret("SWITCHBOARD_MASTER_KEYS").to_string()),
         ("master_keys_file", format!("{:?}", std::env::var("SWITCHBOARD_MASTER_KEYS_FILE").unwrap_or_default())),

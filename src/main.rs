@@ -8,6 +8,8 @@ mod api_access;
 mod api_admin;
 mod api_agents;
 mod api_calls;
+mod api_media;
+mod api_models;
 mod api_org;
 mod assets;
 mod bench;
@@ -15,11 +17,15 @@ mod bench_auth;
 mod call;
 mod cli;
 mod config;
+mod gateways;
+mod nodes;
 mod openai_api;
+mod openapi;
 mod operator;
 mod orgs;
 mod server;
 mod sims;
+mod telemetry;
 mod validate;
 mod web;
 
@@ -53,6 +59,10 @@ fn main() -> std::process::ExitCode {
             cli::Command::Orgs(cmd) => operator::orgs(cmd).await,
             cli::Command::Rates(cmd) => operator::rates(cmd).await,
             cli::Command::Keys(cmd) => operator::keys(cmd).await,
+            cli::Command::Openapi => {
+                println!("{}", openapi::to_json(&api::document()));
+                Ok(std::process::ExitCode::SUCCESS)
+            }
         }
     });
     match result {

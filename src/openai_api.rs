@@ -8,8 +8,12 @@
 //! - Metering: provider-reported tokens when the stream carries them, else the conservative
 //!   estimate marked `estimated`; a client that hangs up mid-stream is billed for what was
 //!   generated. Each request is a session of gateway `api` whose id is the completion id.
-//! - Not forwarded: `tools`, `n > 1` and non-text content parts, refused with a 400 rather than
-//!   silently dropped.
+//! - Tools: `tools`, `tool_choice` and `parallel_tool_calls` go to the provider in its own tool
+//!   protocol (Anthropic `tool_use`, Gemini `functionCall`, Bedrock `toolUse`, …); its calls come
+//!   back in OpenAI's shape (`tool_calls`, streamed as deltas, `finish_reason: "tool_calls"`), and
+//!   `assistant` messages with `tool_calls` and `tool` messages go back to it the same way.
+//! - Not forwarded: `n > 1` and non-text content parts, refused with a 400 rather than silently
+//!   dropped.
 
 use crate::api::AppState;
 use crate::api_org::org_auth;
@@ -21,13 +25,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use billing::store::SessionRow;
 use billing::{BillingError, ServiceChoice};
-use llm::{LlmEvent, LlmRequest, Message, Role};
-use serde::Deserialize;
+use llm::{LlmEvent, LlmRequest, Message, Role, ToolCall, ToolChoice, ToolSpec};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use session::RequestMeter;
 use std::convert::Infallible;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+use utoipa::ToSchema;
+
+/// The rate table's service name of every row this endpoint serves.
+const LLM: &str = billing::Service::Llm.as_str();
 
 /// An error in OpenAI's shape (`{"error": {"message", "type", "code", "param"}}`), which the SDKs
 /// turn into their typed exceptions.
@@ -68,31 +76,155 @@ impl From<BillingError> for OpenAiError {
     }
 }
 
-#[derive(Deserialize)]
+/// A chat completion request, as OpenAI's SDKs send it.
+#[derive(Deserialize, ToSchema)]
 pub struct ChatBody {
+    /// Picks the provider from the rate table (unless `x-byok-provider` names one).
+    #[schema(required)]
     model: Option<String>,
     #[serde(default)]
+    #[schema(required)]
     messages: Vec<ChatMessage>,
     #[serde(default)]
     stream: bool,
     stream_options: Option<StreamOptions>,
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
+    /// Only 1 (more is refused).
     n: Option<u32>,
-    tools: Option<Value>,
+    /// Functions the model may call (`{"type":"function","function":{name, description,
+    /// parameters}}`), passed to any provider that has tools.
+    tools: Option<Vec<ChatTool>>,
+    /// `auto`, `none`, `required`, or `{"type":"function","function":{"name"}}`.
+    #[schema(value_type = Option<Object>)]
+    tool_choice: Option<Value>,
+    /// Where the provider has the switch (OpenAI's family, Anthropic).
+    parallel_tool_calls: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+struct ChatTool {
+    /// `function`.
+    #[serde(rename = "type")]
+    kind: String,
+    function: FunctionDecl,
+}
+
+#[derive(Deserialize, ToSchema)]
+struct FunctionDecl {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    /// JSON Schema of the arguments.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    parameters: Option<Value>,
+}
+
+/// A tool call, as OpenAI writes it in an assistant message (and as this endpoint answers).
+#[derive(Deserialize, Serialize, ToSchema)]
+struct ChatToolCall {
+    id: String,
+    /// `function`.
+    #[serde(rename = "type", default = "function_kind")]
+    kind: String,
+    function: FunctionCall,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+struct FunctionCall {
+    name: String,
+    /// The arguments as JSON text.
+    #[serde(default)]
+    arguments: String,
+}
+
+fn function_kind() -> String {
+    "function".into()
+}
+
+impl From<ToolCall> for ChatToolCall {
+    fn from(c: ToolCall) -> Self {
+        Self { id: c.id, kind: function_kind(), function: FunctionCall { name: c.name, arguments: c.arguments } }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
 struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ChatMessage {
+    /// `system`, `developer`, `user`, `assistant` or `tool`.
     role: String,
+    /// A string, or an array of text parts.
     #[serde(default)]
+    #[schema(value_type = Object)]
     content: Value,
+    /// An assistant message's calls.
+    #[serde(default)]
+    tool_calls: Option<Vec<ChatToolCall>>,
+    /// A `tool` message: the call it answers.
+    #[serde(default)]
+    tool_call_id: Option<String>,
+}
+
+/// The answer of a request without `stream`.
+#[derive(Serialize, ToSchema)]
+pub struct ChatCompletion {
+    /// Also the id of the session that billed it.
+    id: String,
+    /// `chat.completion`.
+    object: &'static str,
+    created: u64,
+    model: String,
+    choices: Vec<Choice>,
+    usage: TokenUsage,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Choice {
+    index: u32,
+    message: AssistantMessage,
+    #[schema(value_type = Option<Object>)]
+    logprobs: Option<Value>,
+    finish_reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct AssistantMessage {
+    role: &'static str,
+    /// `null` when the answer is only tool calls.
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<ChatToolCall>>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TokenUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+}
+
+/// `GET /api/v1/models`, in OpenAI's list shape.
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    /// `list`.
+    object: &'static str,
+    data: Vec<ModelEntry>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ModelEntry {
+    id: String,
+    /// `model`.
+    object: &'static str,
+    created: u64,
+    /// The provider.
+    owned_by: String,
 }
 
 /// What was asked, validated.
@@ -102,6 +234,9 @@ struct Ask {
     stream: bool,
     include_usage: bool,
     max_tokens: Option<u32>,
+    tools: Vec<ToolSpec>,
+    tool_choice: Option<ToolChoice>,
+    parallel_tool_calls: Option<bool>,
 }
 
 fn validate(body: ChatBody) -> Result<Ask, OpenAiError> {
@@ -112,9 +247,8 @@ fn validate(body: ChatBody) -> Result<Ask, OpenAiError> {
     if body.n.is_some_and(|n| n != 1) {
         return Err(OpenAiError::bad_request("unsupported_parameter", "n must be 1"));
     }
-    if body.tools.as_ref().is_some_and(|t| !t.is_null()) {
-        return Err(OpenAiError::bad_request("unsupported_parameter", "tools are not forwarded by this endpoint yet"));
-    }
+    let tools = tools_of(body.tools.unwrap_or_default())?;
+    let tool_choice = body.tool_choice.as_ref().map(|c| tool_choice_of(c, &tools)).transpose()?;
     if body.messages.is_empty() {
         return Err(OpenAiError::bad_request("missing_messages", "messages must be a non-empty array"));
     }
@@ -124,14 +258,27 @@ fn validate(body: ChatBody) -> Result<Ask, OpenAiError> {
             "system" | "developer" => Role::System,
             "user" => Role::User,
             "assistant" => Role::Assistant,
+            "tool" => {
+                let id = m.tool_call_id.filter(|id| !id.is_empty()).ok_or_else(|| {
+                    OpenAiError::bad_request("missing_tool_call_id", format!("messages[{i}] (tool) needs tool_call_id"))
+                })?;
+                messages.push(Message::tool_result(id, text_of(&m.content, i)?));
+                continue;
+            }
             other => {
                 return Err(OpenAiError::bad_request(
                     "unsupported_role",
-                    format!("messages[{i}].role {other:?} is not supported (system, developer, user, assistant)"),
+                    format!("messages[{i}].role {other:?} is not supported (system, developer, user, assistant, tool)"),
                 ))
             }
         };
-        messages.push(Message { role, content: text_of(&m.content, i)? });
+        let mut message = Message::new(role, text_of(&m.content, i)?);
+        if role == Role::Assistant {
+            let calls = m.tool_calls.unwrap_or_default().into_iter();
+            message.tool_calls =
+                calls.map(|c| ToolCall { id: c.id, name: c.function.name, arguments: c.function.arguments }).collect();
+        }
+        messages.push(message);
     }
     Ok(Ask {
         model,
@@ -139,7 +286,52 @@ fn validate(body: ChatBody) -> Result<Ask, OpenAiError> {
         stream: body.stream,
         include_usage: body.stream_options.is_some_and(|o| o.include_usage),
         max_tokens: body.max_completion_tokens.or(body.max_tokens),
+        tools,
+        tool_choice,
+        parallel_tool_calls: body.parallel_tool_calls,
     })
+}
+
+fn tools_of(tools: Vec<ChatTool>) -> Result<Vec<ToolSpec>, OpenAiError> {
+    let mut specs: Vec<ToolSpec> = Vec::with_capacity(tools.len());
+    for (i, t) in tools.into_iter().enumerate() {
+        let f = t.function;
+        if t.kind != "function" {
+            return Err(OpenAiError::bad_request("unsupported_tool", format!("tools[{i}].type must be \"function\"")));
+        }
+        let name_ok = (1..=64).contains(&f.name.len())
+            && f.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !name_ok || specs.iter().any(|s| s.name == f.name) {
+            return Err(OpenAiError::bad_request(
+                "invalid_tool_name",
+                format!("tools[{i}].function.name must be unique, 1-64 of a-z, A-Z, 0-9, _ and -"),
+            ));
+        }
+        let parameters = f.parameters.unwrap_or_else(llm::empty_object_schema);
+        specs.push(ToolSpec { name: f.name, description: f.description.unwrap_or_default(), parameters });
+    }
+    Ok(specs)
+}
+
+fn tool_choice_of(v: &Value, tools: &[ToolSpec]) -> Result<ToolChoice, OpenAiError> {
+    let bad = |m: &str| OpenAiError::bad_request("invalid_tool_choice", m.to_string());
+    if tools.is_empty() {
+        return Err(bad("tool_choice is only allowed when tools are given"));
+    }
+    match v {
+        Value::String(s) if s == "auto" => Ok(ToolChoice::Auto),
+        Value::String(s) if s == "none" => Ok(ToolChoice::None),
+        Value::String(s) if s == "required" => Ok(ToolChoice::Required),
+        _ => {
+            let name = v.pointer("/function/name").and_then(Value::as_str).ok_or_else(|| {
+                bad("tool_choice must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":…}}")
+            })?;
+            if !tools.iter().any(|t| t.name == name) {
+                return Err(bad("tool_choice names a function that is not in tools"));
+            }
+            Ok(ToolChoice::Function(name.to_string()))
+        }
+    }
 }
 
 /// A message's text: a string, or an array of `{"type": "text", "text": …}` parts.
@@ -172,7 +364,7 @@ fn text_of(content: &Value, i: usize) -> Result<String, OpenAiError> {
 /// do, the one the org has its own key for (BYOK on), else the one the platform serves.
 fn route(rates: &billing::RateTable, ctx: &billing::org::OrgContext, model: &str) -> Result<String, OpenAiError> {
     let mut candidates: Vec<&str> =
-        rates.iter().filter(|r| r.service == "llm" && r.model == model).map(|r| r.provider.as_str()).collect();
+        rates.iter().filter(|r| r.service == LLM && r.model == model).map(|r| r.provider.as_str()).collect();
     candidates.sort_unstable();
     candidates.dedup();
     let pick = |c: Vec<&str>| match c.as_slice() {
@@ -188,9 +380,9 @@ fn route(rates: &billing::RateTable, ctx: &billing::org::OrgContext, model: &str
         ));
     }
     let is_managed =
-        |p: &str| rates.iter().any(|r| r.service == "llm" && r.provider == p && r.model == model && r.managed);
+        |p: &str| rates.iter().any(|r| r.service == LLM && r.provider == p && r.model == model && r.managed);
     let own: Vec<&str> =
-        candidates.iter().copied().filter(|p| ctx.byok_credential("llm", p, is_managed(p)).is_some()).collect();
+        candidates.iter().copied().filter(|p| ctx.byok_credential(LLM, p, is_managed(p)).is_some()).collect();
     let managed: Vec<&str> = candidates.iter().copied().filter(|p| is_managed(p)).collect();
     pick(candidates.clone()).or_else(|| pick(own)).or_else(|| pick(managed)).ok_or_else(|| {
         OpenAiError::new(
@@ -227,22 +419,39 @@ async fn org_context(s: &AppState, headers: &HeaderMap) -> Result<billing::org::
     })
 }
 
-/// `GET /api/v1/models`: the LLM models this org can use now (priced, on its plan, with a
-/// platform key or one of its own), in OpenAI's list shape; `owned_by` names the provider.
-pub async fn models(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, OpenAiError> {
+/// The LLM models the org can use now (OpenAI list shape; owned_by = provider)
+///
+/// Priced, on its plan, with a platform key or one of its own.
+#[utoipa::path(get, path = "/api/v1/models", operation_id = "listModels", tag = "openai",
+    security(("orgKey" = [])), responses((status = 200, body = ModelList)))]
+pub async fn models(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<ModelList>, OpenAiError> {
     let ctx = org_context(&s, &headers).await?;
     let rates = s.deps.resolver.rates();
     let mut seen = std::collections::BTreeSet::new();
-    let data: Vec<Value> = rates
+    let data = rates
         .iter()
-        .filter(|r| r.service == "llm" && seen.insert((r.provider.clone(), r.model.clone())))
-        .filter(|r| billing::org::access(&rates, s.deps.resolver.keys(), &ctx, "llm", &r.provider, &r.model).allowed)
-        .map(|r| json!({"id": r.model, "object": "model", "created": 0, "owned_by": r.provider}))
+        .filter(|r| r.service == LLM && seen.insert((r.provider.clone(), r.model.clone())))
+        .filter(|r| billing::org::access(&rates, s.deps.resolver.keys(), &ctx, LLM, &r.provider, &r.model).allowed)
+        .map(|r| ModelEntry { id: r.model.clone(), object: "model", created: 0, owned_by: r.provider.clone() })
         .collect();
-    Ok(Json(json!({"object": "list", "data": data})).into_response())
+    Ok(Json(ModelList { object: "list", data }))
 }
 
-/// `POST /api/v1/chat/completions`.
+/// OpenAI-compatible chat completions, routed to any LLM provider
+///
+/// Streaming and not, with the org's key (BYOK) or the platform's. Authenticated by the org's
+/// API key as the bearer token, so the official OpenAI SDKs work with
+/// `base_url=<server>/api/v1`. Provider and key are resolved like a call's LLM; usage is
+/// billed with the plan's BYOK markup (provider-reported tokens, else an estimate marked
+/// `estimated`). Each request is a session of gateway `api` whose id is the completion id.
+/// Headers `x-switchboard-provider` and `x-switchboard-billed-to` say who served and who pays.
+/// Errors are in OpenAI's shape (`error.message`, `error.type`, `error.code`).
+#[utoipa::path(post, path = "/api/v1/chat/completions", operation_id = "createChatCompletion", tag = "openai",
+    security(("orgKey" = [])),
+    params(("x-byok-provider" = Option<String>, Header, description = "Force the provider (e.g. openrouter) instead of routing by model name")),
+    request_body = ChatBody,
+    responses((status = 200, description = "A chat.completion, or with `stream` server-sent chat.completion.chunk events ending with `data: [DONE]`",
+        content((ChatCompletion = "application/json"), (String = "text/event-stream")))))]
 pub async fn chat_completions(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -281,6 +490,7 @@ pub async fn chat_completions(
         ended_at_ms: None,
         end_reason: None,
         plan_json: plan_json.to_string(),
+        node_id: Some(s.deps.node_id.clone()),
     };
     s.deps.store.open_session(&row).await.map_err(|e| {
         tracing::error!(error = %e, "open api session failed");
@@ -294,6 +504,7 @@ pub async fn chat_completions(
         model: &plan.model,
         messages: &ask.messages,
         max_tokens: ask.max_tokens,
+        tools: llm::Tools { specs: &ask.tools, choice: ask.tool_choice.as_ref(), parallel: ask.parallel_tool_calls },
     };
     let events = match adapter.stream(req).await {
         Ok(ev) => ev,
@@ -377,8 +588,8 @@ fn created() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn usage_json(input: u64, output: u64) -> Value {
-    json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output})
+fn usage_json(input: u64, output: u64) -> TokenUsage {
+    TokenUsage { prompt_tokens: input, completion_tokens: output, total_tokens: input + output }
 }
 
 async fn collect_response(
@@ -388,6 +599,7 @@ async fn collect_response(
     hangup: tokio_util::sync::CancellationToken,
 ) -> Result<Response, OpenAiError> {
     let mut text = String::new();
+    let mut calls: Vec<ToolCall> = Vec::new();
     let mut usage = None;
     let mut finish = None;
     let mut error = None;
@@ -409,12 +621,12 @@ async fn collect_response(
             }
             LlmEvent::Done { finish_reason } => finish = finish_reason,
             LlmEvent::Error(e) => error = Some(e),
-            LlmEvent::ToolCall(_) => {}
+            LlmEvent::ToolCall(c) => calls.push(c),
         }
     }
     let id = billed.id.clone();
     let reason = if error.is_some() { "provider_error" } else { "completed" };
-    billed.finish(usage, &text, reason).await;
+    billed.finish(usage, &generated(&text, &calls), reason).await;
     if let Some(e) = error {
         return Err(OpenAiError::new(StatusCode::BAD_GATEWAY, "api_error", "provider_error", e.to_string()));
     }
@@ -422,16 +634,42 @@ async fn collect_response(
         Some((i, o, _)) => (i, o),
         None => (0, 0),
     };
-    let body = json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created(),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null,
-                     "finish_reason": finish.unwrap_or_else(|| "stop".into())}],
-        "usage": usage_json(input, output),
-    });
+    let finish_reason = finish_reason(finish, !calls.is_empty());
+    let tool_calls = (!calls.is_empty()).then(|| calls.into_iter().map(ChatToolCall::from).collect());
+    let content = (tool_calls.is_none() || !text.is_empty()).then_some(text);
+    let choice = Choice {
+        index: 0,
+        message: AssistantMessage { role: "assistant", content, tool_calls },
+        logprobs: None,
+        finish_reason,
+    };
+    let body = ChatCompletion {
+        id,
+        object: "chat.completion",
+        created: created(),
+        model: model.to_string(),
+        choices: vec![choice],
+        usage: usage_json(input, output),
+    };
     Ok(Json(body).into_response())
+}
+
+/// OpenAI's finish reason: `tool_calls` whenever the answer called tools (Anthropic says
+/// `tool_use`, Gemini `STOP`), else the provider's, else `stop`.
+fn finish_reason(provider: Option<String>, called: bool) -> String {
+    if called {
+        return "tool_calls".into();
+    }
+    provider.unwrap_or_else(|| "stop".into())
+}
+
+/// What the model generated, for the output estimate: its text and its calls' arguments.
+fn generated(text: &str, calls: &[ToolCall]) -> String {
+    calls.iter().fold(text.to_string(), |mut all, c| {
+        all.push_str(&c.name);
+        all.push_str(&c.arguments);
+        all
+    })
 }
 
 fn sse(v: &Value) -> Bytes {
@@ -456,6 +694,7 @@ fn stream_response(
                    "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
         };
         let mut text = String::new();
+        let mut calls: Vec<ToolCall> = Vec::new();
         let mut usage = None;
         let mut gone = tx.send(Ok(sse(&chunk(json!({"role": "assistant", "content": ""}), None)))).await.is_err();
         let mut outcome = "completed";
@@ -469,8 +708,8 @@ fn stream_response(
                 LlmEvent::Usage { input_tokens, output_tokens, estimated } => {
                     usage = Some((input_tokens, output_tokens, estimated));
                 }
-                LlmEvent::Done { finish_reason } => {
-                    let reason = finish_reason.unwrap_or_else(|| "stop".into());
+                LlmEvent::Done { finish_reason: provider } => {
+                    let reason = finish_reason(provider, !calls.is_empty());
                     gone = tx.send(Ok(sse(&chunk(json!({}), Some(&reason))))).await.is_err();
                 }
                 LlmEvent::Error(e) => {
@@ -479,7 +718,12 @@ fn stream_response(
                         json!({"error": {"message": e.to_string(), "type": "api_error", "code": "provider_error"}});
                     gone = tx.send(Ok(sse(&err))).await.is_err();
                 }
-                LlmEvent::ToolCall(_) => {}
+                LlmEvent::ToolCall(c) => {
+                    let delta = json!({"tool_calls": [{"index": calls.len(), "id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments}}]});
+                    gone = tx.send(Ok(sse(&chunk(delta, None)))).await.is_err();
+                    calls.push(c);
+                }
             }
         }
         if gone {
@@ -497,7 +741,7 @@ fn stream_response(
             let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
         }
         drop(tx);
-        billed.finish(usage, &text, outcome).await;
+        billed.finish(usage, &generated(&text, &calls), outcome).await;
     });
     let body = Body::from_stream(tokio_stream_of(rx));
     let mut resp = Response::new(body);

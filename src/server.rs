@@ -36,26 +36,8 @@ fn default_urls() -> Vec<(String, &'static str)> {
     stt.chain(tts).chain(llm).collect()
 }
 
-/// Logs go to stderr: readable text on a terminal, one JSON object per line otherwise (files,
-/// journald, collectors), or as `SWITCHBOARD_LOG_FORMAT=text|json` says.
-pub fn init_tracing() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let json = match std::env::var("SWITCHBOARD_LOG_FORMAT").as_deref() {
-        Ok("json") => true,
-        Ok("text") => false,
-        _ => !std::io::stderr().is_terminal(),
-    };
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = if json { fmt.json().try_init() } else { fmt.try_init() };
-}
-
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
-    init_tracing();
+    let telemetry = crate::telemetry::init(args.log_format, args.otlp_endpoint().as_deref())?;
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("_seconds".into()),
@@ -68,7 +50,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 
     let (rates, rates_from) = crate::assets::rates(args.rates.as_deref())?;
     let store = open_store(&args.database).await?;
-    let abandoned = store.close_abandoned().await.context("closing sessions left open by a previous run")?;
+    let node_id = crate::nodes::node_id(args.node_id.as_deref())?;
+    if args.lease_secs == 0 {
+        anyhow::bail!("--lease-secs must be at least 1");
+    }
+    let abandoned = store.close_abandoned(&node_id).await.context("closing sessions left open by a previous run")?;
     if abandoned > 0 {
         tracing::warn!(abandoned, "closed sessions a previous run left open, at their last checkpoint");
     }
@@ -107,7 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         if p.contains('.') {
             base_urls.insert(p.to_string(), url);
         } else {
-            for svc in ["stt", "llm", "tts"] {
+            for svc in billing::Service::PROVIDED {
                 base_urls.insert(format!("{svc}.{p}"), url.clone());
             }
         }
@@ -160,6 +146,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         http: http.clone(),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         jitter: Duration::from_millis(1000),
+        public_url: args.public_url.as_deref().map(public_base).transpose()?,
+        allow_private_webhooks: args.webhooks_allow_private || sandbox,
     };
     let deps = SessionDeps {
         resolver: PlanResolver::new(rates, keys, base_urls),
@@ -172,9 +160,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         stt_sample_rate: None,
         tts_sample_rate: None,
         vault,
-        rates_version: Arc::new(std::sync::atomic::AtomicI64::new(rates_version)),
+        rates: Arc::new(session::rates_sync::RatesSync::new(rates_version)),
+        node_id,
         access: Arc::new(access),
         drain: Arc::new(session::drain::Drain::default()),
+        keep_transcripts: args.transcripts,
     };
     if admin_token.is_none() {
         tracing::info!("SWITCHBOARD_ADMIN_TOKEN not set: the admin endpoints are off");
@@ -194,7 +184,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
             upkeep.run_upkeep();
         }
     });
-    let state = AppState { deps: Arc::new(deps), prometheus, public_url: args.public_url.clone() };
+    let deps = Arc::new(deps);
+    crate::nodes::start(deps.clone(), Duration::from_secs(args.lease_secs)).await?;
+    let state = AppState { deps, prometheus, public_url: args.public_url.clone() };
     let audiosocket = match args.audiosocket_listen {
         Some(a) => {
             if !args.audiosocket_allow_public && !is_private(a.ip()) {
@@ -259,6 +251,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         () = linger => tracing::info!("connections still open after the drain are dropped"),
     }
     tracing::info!("shut down");
+    telemetry.shutdown().await;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -335,15 +328,16 @@ fn stream_keys() -> anyhow::Result<gwauth::stream_token::KeyRing> {
 /// Each carrier's REST API base: the public one, unless `--carrier-url` points elsewhere.
 fn carrier_urls(overrides: &[String]) -> anyhow::Result<HashMap<String, Url>> {
     let mut urls = HashMap::new();
-    for c in crate::answer::CARRIERS {
+    for c in crate::gateways::carriers() {
         if let Some(u) = carrier::default_base(c) {
             urls.insert(c.to_string(), Url::parse(u).context("built-in carrier URL")?);
         }
     }
     for kv in overrides {
         let (c, u) = kv.split_once('=').context("--carrier-url must be carrier=url")?;
-        if !crate::answer::CARRIERS.contains(&c) {
-            anyhow::bail!("--carrier-url: unknown carrier {c:?} (twilio, telnyx, plivo, vonage)");
+        if !crate::gateways::is_carrier(c) {
+            let known: Vec<&str> = crate::gateways::carriers().collect();
+            anyhow::bail!("--carrier-url: unknown carrier {c:?} ({})", known.join(", "));
         }
         urls.insert(c.to_string(), Url::parse(u).with_context(|| format!("--carrier-url for {c} is not a URL"))?);
     }
@@ -364,4 +358,10 @@ pub fn master_keys() -> anyhow::Result<Option<SecretString>> {
         return Ok(Some(SecretString::from(spec.trim().to_string())));
     }
     Ok(None)
+}
+
+/// `--public-url` as a base other paths join onto (a trailing `/` added).
+fn public_base(text: &str) -> anyhow::Result<url::Url> {
+    let with_slash = if text.ends_with('/') { text.to_string() } else { format!("{text}/") };
+    url::Url::parse(&with_slash).with_context(|| format!("--public-url {text:?} is not an absolute URL"))
 }

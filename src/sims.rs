@@ -4,6 +4,7 @@
 use crate::cli::{SimArgs, SimTuning};
 use anyhow::Context;
 use axum::{extract::State, routing::get, Json, Router};
+use billing::Service;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,14 +13,14 @@ use url::Url;
 
 /// Every registered simulator, keyed `service.provider` (`stt.deepgram`, `tts.deepgram`).
 pub struct Sims {
-    pub running: Vec<(String, String, Box<dyn simkit::RunningSim>)>,
+    pub running: Vec<(Service, String, Box<dyn simkit::RunningSim>)>,
 }
 
 /// `(service, provider)` of every simulator the crates register.
-pub fn simulated() -> Vec<(&'static str, &'static str)> {
-    let stt = stt::sim::registry::SIMS.iter().map(|(n, _)| ("stt", *n));
-    let llm = llm::sim::registry::SIMS.iter().map(|(n, _)| ("llm", *n));
-    let tts = tts::sim::registry::SIMS.iter().map(|(n, _)| ("tts", *n));
+pub fn simulated() -> Vec<(Service, &'static str)> {
+    let stt = stt_sim::registry::SIMS.iter().map(|(n, _)| (Service::Stt, *n));
+    let llm = llm_sim::registry::SIMS.iter().map(|api| (Service::Llm, api.name()));
+    let tts = tts_sim::registry::SIMS.iter().map(|(n, _)| (Service::Tts, *n));
     stt.chain(llm).chain(tts).collect()
 }
 
@@ -57,26 +58,27 @@ impl Sims {
         };
         let keys_for = |p: &str| simkit::SimKeys::from(keys.get(p).cloned().unwrap_or_default());
         let mut running = Vec::new();
-        for (name, start) in stt::sim::registry::SIMS {
-            let sim = start(keys_for(name), tuning_for(name), catalog.clone()).await;
+        for (name, start) in stt_sim::registry::SIMS {
+            let sim = start(stt_sim::SimConfig::new(keys_for(name), &tuning_for(name), catalog.clone())).await;
             running.push((
-                "stt".to_string(),
+                Service::Stt,
                 name.to_string(),
                 sim.with_context(|| format!("starting the {name} STT simulator"))?,
             ));
         }
-        for (name, start) in llm::sim::registry::SIMS {
-            let sim = start(keys_for(name), tuning_for(name)).await;
+        for api in llm_sim::registry::SIMS {
+            let name = api.name();
+            let sim = llm_sim::registry::start(*api, keys_for(name), tuning_for(name)).await;
             running.push((
-                "llm".to_string(),
+                Service::Llm,
                 name.to_string(),
                 sim.with_context(|| format!("starting the {name} LLM simulator"))?,
             ));
         }
-        for (name, start) in tts::sim::registry::SIMS {
+        for (name, start) in tts_sim::registry::SIMS {
             let sim = start(keys_for(name), tuning_for(name)).await;
             running.push((
-                "tts".to_string(),
+                Service::Tts,
                 name.to_string(),
                 sim.with_context(|| format!("starting the {name} TTS simulator"))?,
             ));
@@ -116,7 +118,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<std::process::ExitCode> {
         keys.entry(p.to_string()).or_insert_with(|| vec!["sim-key".to_string()]);
     }
     let sims = Arc::new(Sims::start(args.calls.as_deref(), &keys, &args.tuning).await?);
-    let carriers = carrier::sim::start(carrier_accounts(&args.carrier_accounts)?)
+    let carriers = carrier_sim::start(carrier_accounts(&args.carrier_accounts)?)
         .await
         .context("starting the carrier REST simulator")?;
     let app = Router::new()
@@ -137,8 +139,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 /// The accounts the carrier simulator accepts, from `--carrier-account CARRIER=JSON`.
-fn carrier_accounts(specs: &[String]) -> anyhow::Result<carrier::sim::SimAccounts> {
-    let mut accounts = carrier::sim::SimAccounts::default();
+fn carrier_accounts(specs: &[String]) -> anyhow::Result<carrier_sim::SimAccounts> {
+    let mut accounts = carrier_sim::SimAccounts::default();
     for spec in specs {
         let (c, json) = spec.split_once('=').context("--carrier-account must be carrier=JSON")?;
         let v: serde_json::Value =
@@ -175,7 +177,7 @@ async fn seen_keys(State(s): State<Arc<Sims>>) -> Json<HashMap<String, Vec<Strin
 
 /// The messages of the OpenAI simulator's last request (barge-in truncation checks).
 async fn last_request(State(s): State<Arc<Sims>>) -> Json<serde_json::Value> {
-    let openai = s.running.iter().find(|(svc, p, _)| svc == "llm" && p == "openai");
+    let openai = s.running.iter().find(|(svc, p, _)| *svc == Service::Llm && p == "openai");
     Json(openai.and_then(|(_, _, sim)| sim.last_request()).unwrap_or_default())
 }
 

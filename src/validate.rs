@@ -2,6 +2,7 @@
 //! same adapters sessions use (so in tests and sandbox it runs against the simulators).
 
 use crate::api::AppState;
+use billing::Service;
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -10,24 +11,24 @@ use std::time::Duration;
 pub async fn check(s: &AppState, provider: &str, key: &SecretString) -> Result<(), (String, String)> {
     let p = &s.deps.providers;
     let service = if p.stt.contains_key(provider) {
-        "stt"
+        Service::Stt
     } else if p.tts.contains_key(provider) {
-        "tts"
+        Service::Tts
     } else if p.llm.contains_key(provider) {
-        "llm"
+        Service::Llm
     } else {
         return Err(("not_supported".into(), format!("no adapter for {provider}, so its key cannot be checked")));
     };
-    let Some(base) = s.deps.resolver.base_url(service, provider).cloned() else {
+    let Some(base) = s.deps.resolver.base_url(service.as_str(), provider).cloned() else {
         return Err(("unknown_provider".into(), format!("no endpoint configured for {provider}")));
     };
     let checked = async {
         match service {
-            "stt" => match p.stt.get(provider) {
+            Service::Stt => match p.stt.get(provider) {
                 Some(a) => a.check_key(&base, key).await.map_err(|e| (e.code().to_string(), e.to_string())),
                 None => Ok(()),
             },
-            "tts" => match p.tts.get(provider) {
+            Service::Tts => match p.tts.get(provider) {
                 Some(a) => a.check_key(&base, key).await.map_err(|e| (e.code().to_string(), e.to_string())),
                 None => Ok(()),
             },

@@ -20,23 +20,27 @@ struct Asset {
 
 const JS: &str = "text/javascript; charset=utf-8";
 
-/// Every file the pages load. A new file = one line here.
-const ASSETS: &[Asset] = &[
-    Asset { path: "style.css", mime: "text/css; charset=utf-8", body: include_str!("../web/style.css") },
-    Asset { path: "talk.js", mime: JS, body: include_str!("../web/talk.js") },
-    Asset { path: "console.js", mime: JS, body: include_str!("../web/console.js") },
-    Asset { path: "console-keys.js", mime: JS, body: include_str!("../web/console-keys.js") },
-    Asset { path: "console-agents.js", mime: JS, body: include_str!("../web/console-agents.js") },
-    Asset { path: "console-calls.js", mime: JS, body: include_str!("../web/console-calls.js") },
-    Asset { path: "console-admin.js", mime: JS, body: include_str!("../web/console-admin.js") },
-    Asset { path: "session.js", mime: JS, body: include_str!("../web/session.js") },
-    Asset { path: "client/index.js", mime: JS, body: include_str!("../clients/js/src/index.js") },
-    Asset { path: "client/call.js", mime: JS, body: include_str!("../clients/js/src/call.js") },
-    Asset { path: "client/capture.js", mime: JS, body: include_str!("../clients/js/src/capture.js") },
-    Asset { path: "client/capture-worklet.js", mime: JS, body: include_str!("../clients/js/src/capture-worklet.js") },
-    Asset { path: "client/resample.js", mime: JS, body: include_str!("../clients/js/src/resample.js") },
-    Asset { path: "client/playback.js", mime: JS, body: include_str!("../clients/js/src/playback.js") },
+/// Assets of the scripts `$file` in `$dir`, served under `/assets/$prefix`.
+macro_rules! scripts {
+    ($prefix:literal, $dir:literal, [$($file:literal),+ $(,)?]) => {
+        &[$(Asset { path: concat!($prefix, $file), mime: JS, body: include_str!(concat!($dir, $file)) }),+]
+    };
+}
+
+/// Every file the pages load. A new file = its name in one of these lists (kept one line per
+/// folder, hence no rustfmt).
+#[rustfmt::skip]
+const ASSETS: [&[Asset]; 3] = [
+    &[Asset { path: "style.css", mime: "text/css; charset=utf-8", body: include_str!("../web/style.css") }],
+    scripts!("", "../web/", ["talk.js", "console.js", "console-keys.js", "console-agents.js", "console-calls.js",
+        "console-admin.js", "session.js"]),
+    scripts!("client/", "../clients/js/src/", ["index.js", "call.js", "capture.js", "capture-worklet.js",
+        "resample.js", "playback.js"]),
 ];
+
+fn assets() -> impl Iterator<Item = &'static Asset> {
+    ASSETS.iter().flat_map(|group| group.iter())
+}
 
 const INDEX: &str = include_str!("../web/index.html");
 const TALK: &str = include_str!("../web/talk.html");
@@ -57,7 +61,7 @@ fn page(headers: &HeaderMap, html: &'static str) -> Response {
 }
 
 async fn asset(headers: HeaderMap, Path(path): Path<String>) -> Response {
-    match ASSETS.iter().find(|a| a.path == path) {
+    match assets().find(|a| a.path == path) {
         Some(a) => with_headers(&headers, a.mime, a.body),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -113,7 +117,7 @@ mod tests {
     /// the browser only.
     #[test]
     fn every_imported_module_is_served() {
-        for a in ASSETS.iter().filter(|a| a.mime == JS) {
+        for a in assets().filter(|a| a.mime == JS) {
             let dir = a.path.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
             for line in a.body.lines().filter(|l| l.trim_start().starts_with("import ")) {
                 let Some(spec) = line.split(['\'', '"']).nth(1) else { continue };
@@ -121,7 +125,7 @@ mod tests {
                     Some(rest) => format!("{dir}{rest}"),
                     None => spec.trim_start_matches("/assets/").to_string(),
                 };
-                assert!(ASSETS.iter().any(|b| b.path == target), "{} imports {spec}, not served", a.path);
+                assert!(assets().any(|b| b.path == target), "{} imports {spec}, not served", a.path);
             }
         }
     }

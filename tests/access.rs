@@ -170,6 +170,17 @@ fn base64_of(b: &[u8]) -> String {
 /// A websocket attempt: connect with `headers`, send `first`, and report how the server closed
 /// it within a few seconds (`None`: it did not, the session is running).
 fn attempt(url: &str, headers: &[(&str, String)], first: Message) -> Option<(u16, String)> {
+    attempt_held(url, headers, first, None)
+}
+
+/// [`attempt`], where an admitted call stays connected until `hold_until` (so calls started
+/// together overlap however slowly their threads are scheduled).
+fn attempt_held(
+    url: &str,
+    headers: &[(&str, String)],
+    first: Message,
+    hold_until: Option<std::time::Instant>,
+) -> Option<(u16, String)> {
     let (url, first) = (url.to_string(), first);
     let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     std::thread::spawn(move || {
@@ -189,6 +200,9 @@ fn attempt(url: &str, headers: &[(&str, String)], first: Message) -> Option<(u16
             loop {
                 match tokio::time::timeout_at(deadline, ws.next()).await {
                     Err(_) => {
+                        if let Some(t) = hold_until {
+                            tokio::time::sleep_until(t.into()).await;
+                        }
                         let _ = ws.close(None).await;
                         return None;
                     }
@@ -301,6 +315,7 @@ fn client_token_call_billed_to_its_org(db: Db) {
     let (s, row) = env.req("GET", &format!("/api/calls/{sid}"), None, Some(&a.key));
     assert_eq!(s, 200, "{row}");
     assert_eq!(row["org_id"], a.org.as_str());
+    assert!(row["transcript"].as_array().is_some_and(|t| !t.is_empty()), "what was said is kept: {row}");
     // Reused: refused before any provider is called again.
     let seen = env.providers_called();
     let again = attempt(
@@ -609,12 +624,15 @@ fn simultaneous_starts_hold_only_what_the_wallet_covers(db: Db) {
         .collect();
     let deepgram = || env.sim.control("/keys")["deepgram"].as_array().map_or(0, Vec::len);
     let before = deepgram();
+    // Admitted calls stay up until every start has been decided, however loaded the machine.
+    let hold_until = std::time::Instant::now() + Duration::from_secs(20);
     let starts: Vec<_> = (0..20)
         .map(|i| {
             let (url, auth, agent) =
                 (urls[i % urls.len()].clone(), vec![("Authorization", format!("Bearer {key}"))], agent.clone());
             std::thread::spawn(move || {
-                attempt(&url, &auth, twilio_start(&format!("CA-rush-{i}"), json!({"agent": agent})))
+                let first = twilio_start(&format!("CA-rush-{i}"), json!({"agent": agent}));
+                attempt_held(&url, &auth, first, Some(hold_until))
             })
         })
         .collect();

@@ -36,6 +36,10 @@ macro_rules! on_both_stores {
 }
 
 fn start_on(db: Db, extra_sim_keys: &[(&str, &str)]) -> Env {
+    start_as(db, extra_sim_keys, server_env())
+}
+
+fn start_as(db: Db, extra_sim_keys: &[(&str, &str)], env: Vec<(&'static str, String)>) -> Env {
     let mut keys = vec![
         ("deepgram", "platform-dg-0001"),
         ("openai", "platform-oa-0002"),
@@ -46,10 +50,8 @@ fn start_on(db: Db, extra_sim_keys: &[(&str, &str)]) -> Env {
     keys.extend_from_slice(extra_sim_keys);
     let sim = Sim::start(&keys, &[]);
     let pg = (db == Db::Postgres).then(PgDb::create);
-    let server = Server::start_with_db(
-        ServerOpts { env: server_env(), args: sim.provider_args() },
-        pg.as_ref().map(|p| p.url.clone()),
-    );
+    let server =
+        Server::start_with_db(ServerOpts { env, args: sim.provider_args() }, pg.as_ref().map(|p| p.url.clone()));
     Env { server, sim, pg }
 }
 
@@ -66,6 +68,14 @@ fn server_env() -> Vec<(&'static str, String)> {
 }
 
 impl Env {
+    /// Save `api_key` as the org's OpenAI key and run its LLM slot on it (BYOK on).
+    fn own_llm_key(&self, key: &str, api_key: &str) -> Value {
+        let (_, cred) =
+            self.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": api_key})), key);
+        self.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})), key);
+        cred
+    }
+
     fn db_url(&self) -> String {
         match &self.pg {
             Some(pg) => pg.url.clone(),
@@ -114,6 +124,18 @@ impl Env {
         );
         assert_eq!(status, 201, "{v}");
         (v["orgId"].as_str().unwrap().to_string(), v["apiKey"].as_str().unwrap().to_string())
+    }
+
+    /// A call to a new gpt-4o-mini agent of `key`'s org, running on its own thread once this
+    /// returns (its session open for half a second): the agent's id and the call to join.
+    fn call_running(&self, key: &str) -> (String, std::thread::JoinHandle<CallOut>) {
+        let (_, agent) = self.agent(key, ("openai", "gpt-4o-mini"));
+        let agent_id = agent["id"].as_str().unwrap().to_string();
+        let (url, a) = (self.server.url.clone(), agent_id.clone());
+        let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--agent", &a, "--token", ADMIN]));
+        self.server.wait_for_session();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        (agent_id, first)
     }
 
     fn agent(&self, key: &str, llm: (&str, &str)) -> (u16, Value) {
@@ -234,9 +256,7 @@ fn a_byok_call_bills_markup_and_platform_lines_spend_credits_then_wallet(db: Db)
     );
     assert_eq!(status, 200);
     let (org_id, key) = env.org("tiny", 1_000_000);
-    let (_, cred) =
-        env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY1"})), &key);
-    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})), &key);
+    let cred = env.own_llm_key(&key, "sk-org-own-KEY1");
     let (status, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
     assert_eq!(status, 201, "{agent}");
     let agent_id = agent["id"].as_str().unwrap();
@@ -319,17 +339,9 @@ fn a_call_that_cannot_be_funded_is_refused_before_any_provider_is_called(db: Db)
 fn a_toggle_flip_mid_call_changes_only_the_next_call(db: Db) {
     let env = start_on(db, &[("openai", "sk-org-own-KEY2")]);
     let (_, key) = env.org("pro", 0);
-    let (_, cred) =
-        env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-org-own-KEY2"})), &key);
     // The org's key serves the LLM slot it is assigned to.
-    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})), &key);
-    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
-    let agent_id = agent["id"].as_str().unwrap().to_string();
-    let url = env.server.url.clone();
-    let a = agent_id.clone();
-    let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--agent", &a, "--token", ADMIN]));
-    env.server.wait_for_session();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    env.own_llm_key(&key, "sk-org-own-KEY2");
+    let (agent_id, first) = env.call_running(&key);
     let (status, v) = env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": false})), &key);
     assert_eq!((status, v["useOwnKeys"].clone()), (200, json!(false)));
     let second = call(&env.server.url, &asset("simple.wav"), &["--agent", &agent_id, "--token", ADMIN]);
@@ -356,9 +368,7 @@ fn a_toggle_flip_mid_call_changes_only_the_next_call(db: Db) {
 fn agency_sub_accounts_use_the_owner_keys_or_the_owner_wallet(db: Db) {
     let env = start_on(db, &[("openai", "sk-agency-own-KEY3")]);
     let (owner_id, owner) = env.org("pro", 2_000_000);
-    let (_, cred) =
-        env.req("PUT", "/api/credentials", Some(json!({"provider": "openai", "apiKey": "sk-agency-own-KEY3"})), &owner);
-    env.req("PUT", "/api/byok", Some(json!({"useOwnKeys": true, "slots": {"llm": cred["id"]}})), &owner);
+    env.own_llm_key(&owner, "sk-agency-own-KEY3");
     let (status, v) = env.req(
         "POST",
         "/api/admin/orgs",
@@ -623,13 +633,7 @@ fn running_calls_hold_funds_so_concurrent_calls_cannot_overspend(db: Db) {
     let plan = json!({"id": "walletonly", "monthly_credit_micros": 0, "byok_allowed": false, "allowed_models": null, "byok_markup_bps": 0});
     assert_eq!(env.req("PUT", "/api/admin/plans", Some(plan), ADMIN).0, 200);
     let (org_id, key) = env.org("walletonly", 10_000_000);
-    let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
-    let agent_id = agent["id"].as_str().unwrap().to_string();
-    let url = env.server.url.clone();
-    let a = agent_id.clone();
-    let first = std::thread::spawn(move || call(&url, &asset("simple.wav"), &["--agent", &a, "--token", ADMIN]));
-    env.server.wait_for_session();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (agent_id, first) = env.call_running(&key);
     let (_, bal) = env.req("GET", "/api/balance", None, &key);
     let held = bal["heldMicros"].as_i64().unwrap();
     assert!(held > 10_000, "the running call holds its next minute: {bal}");
@@ -680,7 +684,15 @@ fn a_free_model_carries_the_markup_of_its_paid_rate(db: Db) {
 }
 
 fn a_crash_loses_at_most_one_checkpoint_and_frees_the_hold(db: Db) {
-    let mut env = start_on(db, &[]);
+    // The restart comes back under the same node id (as a systemd instance does), so it closes
+    // its own leftovers at once; another node would close them when the lease runs out
+    // (tests/nodes.rs).
+    let node_env = || {
+        let mut e = server_env();
+        e.push(("SWITCHBOARD_NODE_ID", "crashy".into()));
+        e
+    };
+    let mut env = start_as(db, &[], node_env());
     let (_, key) = env.org("pro", 0);
     let (_, agent) = env.agent(&key, ("openai", "gpt-4o-mini"));
     let url = env.server.url.clone();
@@ -695,7 +707,7 @@ fn a_crash_loses_at_most_one_checkpoint_and_frees_the_hold(db: Db) {
     let out = caller.join().unwrap();
     assert!(!out.ok);
     let restarted =
-        Server::start_with_db(ServerOpts { env: server_env(), args: env.sim.provider_args() }, Some(env.db_url()));
+        Server::start_with_db(ServerOpts { env: node_env(), args: env.sim.provider_args() }, Some(env.db_url()));
     let (status, text) = http("GET", &format!("{}/api/calls/{}", restarted.url, out.call_sid()), None, Some(ADMIN));
     assert_eq!(status, 200, "{text}");
     let session: Value = serde_json::from_str(&text).unwrap();
@@ -868,9 +880,9 @@ fn every_error_is_the_json_error() {
         let (status, text) = raw("GET", path, None, Some(&key));
         assert_eq!((status, code(&text).as_deref()), (expect.0, Some(expect.1)), "{path}: {text}");
     }
-    let big = format!(r#"{{"provider":"openai","apiKey":"{}"}}"#, "k".repeat(2 * 1024 * 1024));
-    let (status, text) = raw("PUT", "/api/credentials", Some(&big), Some(&key));
-    assert_eq!((status, code(&text).as_deref()), (413, Some("payload_too_large")), "{}", &text[..text.len().min(200)]);
+    let text = oversized_put(&env.server.url, "/api/credentials", &key);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(code(text.split("\r\n\r\n").nth(1).unwrap_or("")).as_deref(), Some("payload_too_large"), "{text}");
     let (status, text) = raw("DELETE", "/api/balance", None, Some(&key));
     assert_eq!((status, code(&text).as_deref()), (405, Some("method_not_allowed")), "{text}");
     // The admin API validates money.
@@ -883,4 +895,28 @@ fn every_error_is_the_json_error() {
     let rate = json!({"service": "llm", "provider": "openai", "model": "gpt-4o-mini", "unit": "mega_input_tokens", "priceMicros": i64::MAX, "managed": false});
     let (status, v) = env.req("PUT", "/api/admin/rates", Some(rate), ADMIN);
     assert_eq!((status, v["error"]["code"].as_str()), (400, Some("out_of_range")), "{v}");
+}
+
+/// A PUT announcing a 2 MiB body, of which only the headers are sent: the server refuses it from
+/// the `Content-Length` alone, before reading a byte. (Sending the body too races the server's
+/// early close with the client's write, which a client sees as a broken pipe.)
+fn oversized_put(base: &str, path: &str, bearer: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {bearer}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        2 * 1024 * 1024
+    );
+    sock.write_all(head.as_bytes()).expect("write headers");
+    let mut buf = vec![0u8; 4096];
+    let mut text = String::new();
+    while !text.contains("}") {
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    text
 }

@@ -7,10 +7,8 @@ mod util;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use util::recorded::*;
 use util::*;
-
-const HOURS: &str = "We are open from nine in the morning to five in the evening, Monday to Friday.";
-const STORY_START: &str = "Once upon a time, a small boat left the harbour at dawn.";
 
 fn within(actual: f64, expected: f64, pct: f64) -> bool {
     (actual - expected).abs() <= expected * pct / 100.0
@@ -81,22 +79,9 @@ fn simple_call_over_vonage() {
 fn caller_talking_over_the_agent_on_vonage_cuts_it_off() {
     let server = Server::sandbox();
     let out = call(&server.url, &asset("barge_in.wav"), &["--gateway", "vonage"]);
-    assert_ok(&out);
-    assert_eq!(
-        out.texts("transcript"),
-        vec!["Can you tell me a long story about the sea?", "Stop, stop, what are your opening hours?"]
-    );
-    let barge = out.of("barge_in");
-    assert_eq!(barge.len(), 1, "{}", out.stdout);
-    let kept = barge[0]["kept_text"].as_str().unwrap_or("");
-    let turns = out.agent_turns();
-    let story = &turns[0];
-    assert!(story.starts_with(STORY_START), "{story}");
-    assert!(!kept.is_empty() && story.starts_with(kept), "kept {kept:?} is a prefix of the story {story:?}");
-    assert!(kept.len() < story.len(), "the story was cut: kept {kept:?}");
+    assert_story_cut(&out);
     let cleared = out.of("audio").iter().any(|a| a["at"] == "cleared");
     assert!(cleared, "the server cleared the caller's playback:\n{}", out.stdout);
-    assert_eq!(turns.last().map(String::as_str), Some(HOURS));
 }
 
 /// A sandbox server that also takes AudioSocket calls, and the TCP address it bound. The
@@ -131,21 +116,7 @@ fn simple_call_over_asterisk_audiosocket() {
 fn caller_talking_over_the_agent_on_asterisk_stops_its_audio() {
     let (server, addr) = audiosocket_server(&[]);
     let out = call(&server.url, &asset("barge_in.wav"), &["--gateway", "asterisk", "--audiosocket", &addr]);
-    assert_ok(&out);
-    assert_eq!(
-        out.texts("transcript"),
-        vec!["Can you tell me a long story about the sea?", "Stop, stop, what are your opening hours?"]
-    );
-    let barge = out.of("barge_in");
-    assert_eq!(barge.len(), 1, "{}", out.stdout);
-    let kept = barge[0]["kept_text"].as_str().unwrap_or("");
-    let played_ms = barge[0]["played_ms"].as_u64().unwrap_or(0);
-    let turns = out.agent_turns();
-    let story = &turns[0];
-    assert!(story.starts_with(STORY_START), "{story}");
-    assert!(!kept.is_empty() && story.starts_with(kept), "kept {kept:?} is a prefix of the story {story:?}");
-    assert!(kept.len() < story.len(), "the story was cut: kept {kept:?}");
-    assert_eq!(turns.last().map(String::as_str), Some(HOURS));
+    let BargeIn { played_ms, story, .. } = assert_story_cut(&out);
 
     // AudioSocket has no clear: the caller hears the story stop because the server stops
     // sending it. What reached the caller before the answer began is what the server says was

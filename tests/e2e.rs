@@ -5,10 +5,8 @@ mod util;
 
 use serde_json::Value;
 use std::time::Duration;
+use util::recorded::*;
 use util::*;
-
-const HOURS: &str = "We are open from nine in the morning to five in the evening, Monday to Friday.";
-const STORY_START: &str = "Once upon a time, a small boat left the harbour at dawn.";
 
 fn within(actual: f64, expected: f64, pct: f64) -> bool {
     (actual - expected).abs() <= expected * pct / 100.0
@@ -132,6 +130,43 @@ fn call_without_tail_waits_for_the_reply_to_a_short_recording() {
     assert!(took < 19.0, "hung up once the reply was over, not after the 20 s cap: {took:.1} s");
 }
 
+/// The transcript the server kept for `out`'s session, as (speaker, text, interrupted).
+fn stored_transcript(server: &Server, out: &CallOut) -> Vec<(String, String, bool)> {
+    let sid = out.of("usage").first().and_then(|u| u["session_id"].as_str()).expect("a usage line names the session");
+    let session = server.get(&format!("/api/sessions/{sid}"));
+    let lines = session["transcript"].as_array().cloned().unwrap_or_default();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["seq"], i, "numbered in order: {session:#}");
+    }
+    lines
+        .iter()
+        .map(|l| {
+            (
+                l["speaker"].as_str().unwrap_or("").into(),
+                l["text"].as_str().unwrap_or("").into(),
+                l["interrupted"] == true,
+            )
+        })
+        .collect()
+}
+
+fn caller(text: &str) -> (String, String, bool) {
+    ("caller".into(), text.into(), false)
+}
+
+fn agent(text: &str, interrupted: bool) -> (String, String, bool) {
+    ("agent".into(), text.into(), interrupted)
+}
+
+#[test]
+fn an_operator_may_keep_no_transcripts() {
+    let server = Server::start(ServerOpts { env: vec![], args: vec!["--transcripts".into(), "false".into()] });
+    let out = call(&server.url, &asset("simple.wav"), &[]);
+    assert_ok(&out);
+    assert_eq!(out.agent_turns(), vec![HOURS], "the call itself is unchanged");
+    assert_eq!(stored_transcript(&server, &out), vec![], "nothing said on the call is kept");
+}
+
 #[test]
 fn multi_turn_call_keeps_the_conversation_in_order() {
     let server = Server::sandbox();
@@ -154,6 +189,10 @@ fn multi_turn_call_keeps_the_conversation_in_order() {
         ]
     );
     assert!(out.of("barge_in").is_empty(), "nobody talked over anybody");
+    let turns = out.agent_turns();
+    let said: Vec<(String, String, bool)> =
+        out.texts("transcript").into_iter().zip(&turns).flat_map(|(c, a)| [caller(&c), agent(a, false)]).collect();
+    assert_eq!(stored_transcript(&server, &out), said, "the call's page keeps what was said, in order");
     let (stt_s, _) = out.usage_sum("stt");
     assert!(within(stt_s, duration_s("multi_turn"), 5.0));
     let expected_chars: usize = out.agent_turns().iter().map(|t| t.len()).sum();
@@ -175,24 +214,17 @@ fn caller_talking_over_the_agent_cuts_it_off_and_truncates_the_reply() {
         args,
     });
     let out = call(&server.url, &asset("barge_in.wav"), &[]);
-    assert_ok(&out);
-    assert_eq!(
-        out.texts("transcript"),
-        vec!["Can you tell me a long story about the sea?", "Stop, stop, what are your opening hours?"]
-    );
-    let barge = out.of("barge_in");
-    assert_eq!(barge.len(), 1, "{}", out.stdout);
-    let kept = barge[0]["kept_text"].as_str().unwrap_or("");
-    let played = barge[0]["played_ms"].as_u64().unwrap_or(0);
-    let turns = out.agent_turns();
-    let story = &turns[0];
-    assert!(story.starts_with(STORY_START), "{story}");
-    assert!(!kept.is_empty() && story.starts_with(kept), "kept {kept:?} is a prefix of the story");
+    let BargeIn { kept, played_ms: played, story } = assert_story_cut(&out);
     assert!(kept.len() < story.len() / 2, "kept {} of {} characters", kept.len(), story.len());
     assert!((1000..8000).contains(&played), "played {played} ms before the caller cut in");
     // ~50 ms of audio per character in the simulator: what was kept matches what was heard.
     assert!(within(kept.len() as f64, played as f64 / 50.0, 25.0), "kept {} chars for {played} ms", kept.len());
-    assert_eq!(turns.last().map(String::as_str), Some(HOURS));
+    let callers = out.texts("transcript");
+    assert_eq!(
+        stored_transcript(&server, &out),
+        vec![caller(&callers[0]), agent(&kept, true), caller(&callers[1]), agent(HOURS, false)],
+        "the stored transcript keeps what was played of the story, marked as interrupted"
+    );
 
     // The conversation sent with the next request holds the truncated reply, not the story.
     let messages = sim.control("/llm/last-request");
@@ -203,7 +235,7 @@ fn caller_talking_over_the_agent_cuts_it_off_and_truncates_the_reply() {
         .filter(|m| m["role"] == "assistant")
         .filter_map(|m| m["content"].as_str())
         .collect();
-    assert_eq!(assistant, vec![kept]);
+    assert_eq!(assistant, vec![kept.as_str()]);
     assert!(server.metrics().contains("switchboard_barge_ins_total 1"));
 }
 

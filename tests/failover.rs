@@ -5,10 +5,10 @@
 mod util;
 
 use serde_json::{json, Value};
+use util::recorded::*;
 use util::*;
 
 const ADMIN: &str = "admin-test-token";
-const HOURS: &str = "We are open from nine in the morning to five in the evening, Monday to Friday.";
 
 struct Env {
     server: Server,
@@ -20,16 +20,7 @@ struct Env {
 /// simulators do not accept.
 fn start(sim_args: &[&str], refused: &[&str]) -> Env {
     let sim = Sim::start(&[], sim_args);
-    let providers = ["deepgram", "assemblyai", "openai", "anthropic", "elevenlabs", "cartesia"];
-    let mut env: Vec<(&str, String)> = providers
-        .iter()
-        .map(|p| {
-            let var: &'static str = Box::leak(format!("{}_API_KEY", p.to_uppercase()).into_boxed_str());
-            (var, if refused.contains(p) { "revoked-key".to_string() } else { "sim-key".to_string() })
-        })
-        .collect();
-    env.push(("SWITCHBOARD_ADMIN_TOKEN", ADMIN.into()));
-    let server = Server::start(ServerOpts { env, args: sim.provider_args() });
+    let server = Server::start(ServerOpts { env: failover_env(refused, ADMIN), args: sim.provider_args() });
     let req = |method: &str, path: &str, body: Value, key: &str| {
         let (status, text) = http(method, &format!("{}{path}", server.url), Some(&body.to_string()), Some(key));
         (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
@@ -50,17 +41,7 @@ impl Env {
 
     /// A call to an agent whose spec `edit` adjusts (timeouts, no fallbacks, an apology line).
     fn call_with(&self, edit: impl FnOnce(&mut Value), extra: &[&str]) -> CallOut {
-        let mut spec = json!({
-            "stt": {"provider": "deepgram", "model": "nova-3"},
-            "llm": {"provider": "openai", "model": "gpt-4o-mini"},
-            "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "21m00Tcm4TlvDq8ikWAM"},
-            "prompt": "Be brief.",
-            "fallbacks": {
-                "stt": [{"provider": "assemblyai", "model": "universal-streaming-english"}],
-                "llm": [{"provider": "anthropic", "model": "claude-haiku-4-5"}],
-                "tts": [{"provider": "cartesia", "model": "sonic-3", "voice": "f786b574-daa5-4673-aa0c-cbe3e8534c02"}]
-            }
-        });
+        let mut spec = agent_spec_with_fallbacks();
         edit(&mut spec);
         let (status, text) =
             http("POST", &format!("{}/api/agents", self.server.url), Some(&spec.to_string()), Some(&self.key));
@@ -84,6 +65,32 @@ fn ctx(out: &CallOut, server: &Server) -> String {
 }
 
 /// The providers (in order of first appearance) and credentials behind one service's records.
+/// A call with the simulator `stalled` (`service.provider`) accepting and never answering,
+/// on the agent's quick timeouts: it completes, and `fallback` served that service last.
+fn stalled_then_served_by(stalled: &str, fallback: &str) -> (Env, CallOut) {
+    let env = start(&["--sim-stall", stalled], &[]);
+    let out = env.call_with(quick, &["--tail", "5"]);
+    assert_call_completed(&out, &env);
+    let service = stalled.split('.').next().unwrap_or_default();
+    let last = served_by(&out, service).last().map(|(p, _)| p.clone());
+    assert_eq!(last.as_deref(), Some(fallback), "{}", ctx(&out, &env.server));
+    (env, out)
+}
+
+/// A call with the simulators faulting as `sim_args` say: it completes, and `served` names the
+/// service and the providers that served it, in order (`"llm openai anthropic"`).
+fn faulted_then_served_by(sim_args: &str, served: &str) -> (Env, CallOut) {
+    let env = start(&sim_args.split_whitespace().collect::<Vec<_>>(), &[]);
+    let out = env.call();
+    assert_call_completed(&out, &env);
+    let (service, expected) = served.split_once(' ').unwrap_or((served, ""));
+    let expected: Vec<&str> = expected.split_whitespace().collect();
+    let served = served_by(&out, service);
+    let providers: Vec<&str> = served.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(providers, expected, "{}", ctx(&out, &env.server));
+    (env, out)
+}
+
 fn served_by(out: &CallOut, service: &str) -> Vec<(String, String)> {
     let mut seen: Vec<(String, String)> = Vec::new();
     for u in out.of("usage").into_iter().filter(|u| u["service"] == service) {
@@ -138,32 +145,16 @@ fn stt_failing_mid_stream_moves_to_the_fallback_without_dropping_the_call() {
 
 #[test]
 fn llm_dropping_mid_reply_is_finished_by_the_fallback_without_repeating_itself() {
-    let env = start(&["--sim-llm-drop-after-tokens", "5", "--sim-fault-only", "openai"], &[]);
-    let out = env.call();
-    assert_call_completed(&out, &env);
-    let llm = served_by(&out, "llm");
-    assert_eq!(
-        llm.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
-        vec!["openai", "anthropic"],
-        "{}",
-        ctx(&out, &env.server)
-    );
+    let (_env, out) =
+        faulted_then_served_by("--sim-llm-drop-after-tokens 5 --sim-fault-only openai", "llm openai anthropic");
     let openai: Vec<&Value> = out.of("usage").into_iter().filter(|u| u["provider"] == "openai").collect();
     assert!(openai.iter().all(|u| u["estimated"] == true), "the cut stream's tokens are estimated: {openai:?}");
 }
 
 #[test]
 fn tts_failing_mid_reply_is_finished_by_the_fallback() {
-    let env = start(&["--sim-tts-fail-after-chars", "20", "--sim-fault-only", "elevenlabs"], &[]);
-    let out = env.call();
-    assert_call_completed(&out, &env);
-    let tts = served_by(&out, "tts");
-    assert_eq!(
-        tts.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
-        vec!["elevenlabs", "cartesia"],
-        "{}",
-        ctx(&out, &env.server)
-    );
+    let (_env, out) =
+        faulted_then_served_by("--sim-tts-fail-after-chars 20 --sim-fault-only elevenlabs", "tts elevenlabs cartesia");
     let chars = |p: &str| -> i64 {
         out.of("usage").iter().filter(|u| u["provider"] == p).map(|u| u["quantity_atoms"].as_i64().unwrap()).sum()
     };
@@ -188,12 +179,8 @@ fn no_fallbacks(spec: &mut Value) {
 
 #[test]
 fn an_llm_that_never_answers_fails_over_within_the_turn() {
-    let env = start(&["--sim-stall", "llm.openai"], &[]);
-    let out = env.call_with(quick, &["--tail", "5"]);
-    assert_call_completed(&out, &env);
+    let (env, out) = stalled_then_served_by("llm.openai", "anthropic");
     assert!(out.stdout.contains("llm_timeout"), "the failover says why: {}", ctx(&out, &env.server));
-    let llm = served_by(&out, "llm");
-    assert_eq!(llm.last().map(|(p, _)| p.as_str()), Some("anthropic"), "{}", ctx(&out, &env.server));
 }
 
 #[test]
@@ -215,10 +202,7 @@ fn with_no_fallback_left_the_caller_hears_the_apology_not_silence() {
 
 #[test]
 fn a_tts_handshake_that_never_completes_fails_over() {
-    let env = start(&["--sim-stall", "tts.elevenlabs"], &[]);
-    let out = env.call_with(quick, &["--tail", "5"]);
-    assert_call_completed(&out, &env);
-    assert_eq!(served_by(&out, "tts").last().map(|(p, _)| p.as_str()), Some("cartesia"), "{}", ctx(&out, &env.server));
+    stalled_then_served_by("tts.elevenlabs", "cartesia");
 }
 
 #[test]
@@ -230,8 +214,5 @@ fn with_tts_gone_the_call_ends_with_its_own_reason() {
 
 #[test]
 fn an_stt_that_never_accepts_fails_over_at_connect() {
-    let env = start(&["--sim-stall", "stt.deepgram"], &[]);
-    let out = env.call_with(quick, &["--tail", "5"]);
-    assert_call_completed(&out, &env);
-    assert_eq!(served_by(&out, "stt").last().map(|(p, _)| p.as_str()), Some("assemblyai"));
+    stalled_then_served_by("stt.deepgram", "assemblyai");
 }

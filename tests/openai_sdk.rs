@@ -7,11 +7,11 @@ mod util;
 
 use serde_json::{json, Value};
 use std::process::Command;
+use util::recorded::*;
 use util::*;
 
 const ADMIN: &str = "admin-test-token";
 const MASTER: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-const HOURS: &str = "We are open from nine in the morning to five in the evening, Monday to Friday.";
 
 struct Env {
     server: Server,
@@ -100,6 +100,45 @@ fn official_sdks_stream_and_complete_on_the_platform_key_and_are_billed_like_a_c
         assert_eq!(r["estimated"], false, "{r}");
         assert!(r["amount_micros"].as_i64().unwrap() > 0, "managed usage costs list price: {r}");
         assert!(r["session_id"].as_str().unwrap().starts_with("chatcmpl-"));
+    }
+}
+
+/// Tools through both SDKs on an OpenAI, an Anthropic and a Gemini model: each provider gets
+/// the tools in its own protocol and its calls come back in OpenAI's shape, whole and streamed;
+/// the result sent back is voiced; a forced `tool_choice` is honoured.
+#[test]
+fn official_sdks_call_tools_on_openai_anthropic_and_gemini_models() {
+    let platform = [
+        ("openai", "OPENAI_API_KEY", "platform-oa-0002"),
+        ("anthropic", "ANTHROPIC_API_KEY", "platform-an-0004"),
+        ("google", "GOOGLE_API_KEY", "platform-gg-0005"),
+    ];
+    let sim_keys: Vec<(&str, &str)> = platform.iter().map(|(p, _, k)| (*p, *k)).collect();
+    let sim = Sim::start(&sim_keys, &[]);
+    let mut vars: Vec<(&str, String)> = platform.iter().map(|(_, v, k)| (*v, k.to_string())).collect();
+    vars.push(("SWITCHBOARD_ADMIN_TOKEN", ADMIN.to_string()));
+    vars.push(("SWITCHBOARD_MASTER_KEYS", MASTER.to_string()));
+    let env = Env { server: Server::start(ServerOpts { env: vars, args: sim.provider_args() }), _sim: sim };
+    let key = env.org("pro");
+    for (model, provider) in
+        [("gpt-4o-mini", "openai"), ("claude-haiku-4-5", "anthropic"), ("gemini-2.5-flash", "google")]
+    {
+        for out in
+            [sdk("python3", "tools.py", &env, &key, model, None), sdk("node", "tools.mjs", &env, &key, model, None)]
+        {
+            assert!(out.get("error").is_none(), "{model}: {out}");
+            let call = json!([{"name": "order_status", "arguments": {"order_id": "4217"}}]);
+            assert_eq!(out["calls"].as_array().map(Vec::len), Some(1), "{model}: {out}");
+            assert_eq!(out["calls"][0]["name"], "order_status", "{model}: {out}");
+            assert_eq!(out["calls"][0]["arguments"], call[0]["arguments"], "{model}: {out}");
+            assert_eq!(out["finish_reason"], "tool_calls", "{model}: {out}");
+            assert_eq!(out["answer"], "I checked: status shipped.", "{model}: {out}");
+            assert_eq!(out["stream_calls"], call, "{model}: {out}");
+            assert_eq!(out["stream_finish"], "tool_calls", "{model}: {out}");
+            assert_eq!(out["forced"], json!(["order_status"]), "{model}: {out}");
+        }
+        let records = env.llm_usage(&key);
+        assert!(records.iter().any(|r| r["provider"] == provider), "{model} was billed to {provider}: {records:?}");
     }
 }
 
@@ -203,7 +242,7 @@ fn a_client_hanging_up_mid_stream_is_billed_an_estimate() {
     let out: Vec<&Value> = records.iter().filter(|r| r["line"] == "llm.output").collect();
     assert_eq!(out.len(), 1, "{records:?}");
     assert_eq!(out[0]["estimated"], true, "the provider's count never came: {}", out[0]);
-    let story_words = llm::sim::replies::reply_for("story").split_whitespace().count() as i64;
+    let story_words = llm_sim::reply_for("story").split_whitespace().count() as i64;
     let billed = out[0]["quantity_atoms"].as_i64().unwrap();
     assert!(billed > 0 && billed < story_words * 2, "billed what was generated before the hang-up: {billed}");
 }

@@ -44,7 +44,11 @@ fn run_st(server: &Server, bearer: &str, filter: [&str; 2], seconds: u32) {
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
-        .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "15", "--workers", "2"])
+        // One worker: with two, hypothesis's shared caches race in the generator itself
+        // (`FlakyFailure … KeyError` in its lambda-description cache) on schemas with tagged
+        // unions such as an agent's tools, an error of the tool and not of the server.
+        // A fixed seed: a failure here reproduces with the same command.
+        .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "15", "--workers", "1", "--seed", "20261206"])
         .args(["--request-timeout", "10", "--max-time", &seconds.to_string(), "--no-color"])
         .output()
         .expect("run schemathesis");

@@ -11,6 +11,7 @@ mod util;
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use util::recorded::*;
 use util::*;
 
 const ADMIN: &str = "admin-test-token";
@@ -27,7 +28,6 @@ fn key_for(provider: &str) -> &'static str {
         KEY
     }
 }
-const HOURS: &str = "We are open from nine in the morning to five in the evening, Monday to Friday.";
 
 /// The first model the rate table prices for `service`/`provider`.
 fn first_model(service: &str, provider: &str) -> String {

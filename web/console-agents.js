@@ -45,9 +45,22 @@ export async function agentsSection(root) {
     const voice = el('input', { id: 'agent-voice', value: spec?.tts?.voice || '', autocomplete: 'off' });
     const prompt = el('textarea', { id: 'agent-prompt' });
     prompt.value = spec?.prompt || 'You are a helpful voice agent. Be brief.';
+    // Tools are edited as the API's JSON (docs/tools.md); the server checks them on save.
+    const tools = el('textarea', { id: 'agent-tools', spellcheck: 'false', placeholder: '[{"name": "end_call", "run": {"type": "end_call"}}]' });
+    tools.value = spec?.tools?.length ? JSON.stringify(spec.tools, null, 2) : '';
     const form = el('form', { id: 'agent-form', onsubmit: async (ev) => {
       ev.preventDefault();
-      const body = { prompt: prompt.value };
+      // What this form does not edit (timeouts, apology line, call length) is kept as it was.
+      const body = { ...(spec || {}), prompt: prompt.value };
+      delete body.fallbacks;
+      try {
+        const declared = tools.value.trim() ? JSON.parse(tools.value) : [];
+        if (declared.length) body.tools = declared; else delete body.tools;
+      } catch (e) {
+        msg.textContent = `Tools: not valid JSON (${e.message})`;
+        msg.className = 'bad';
+        return;
+      }
       const fallbacks = {};
       for (const svc of SERVICES) {
         body[svc] = parseChoice(pick[svc].value, svc === 'tts' ? voice.value.trim() || undefined : undefined);
@@ -62,6 +75,7 @@ export async function agentsSection(root) {
     } }, el('fieldset', {}, el('legend', {}, id ? `Edit ${id}` : 'New agent'), ...rows,
       el('div', { class: 'row' }, el('label', { for: 'agent-voice' }, 'Voice'), voice),
       el('label', { for: 'agent-prompt' }, 'Prompt'), prompt,
+      el('label', { for: 'agent-tools' }, 'Tools (JSON, see docs/tools.md)'), tools,
       el('div', { class: 'row' }, el('button', { type: 'submit', id: 'agent-save' }, id ? 'Save changes' : 'Create agent'),
         id ? el('button', { type: 'button', class: 'secondary', onclick: () => edit(null, null) }, 'New agent') : '')));
     editor.replaceChildren(form);

@@ -1,5 +1,5 @@
-// Console: balance, numbers, and calls (the list; per call its end reason and every usage line;
-// spend per day by service and by who paid).
+// Console: balance, numbers, and calls (the list; per call its transcript, end reason and every
+// usage line; spend per day by service and by who paid).
 import { api, el, errorText } from '/assets/session.js';
 import { formatMicros } from '/assets/client/index.js';
 
@@ -48,6 +48,15 @@ function usageTable(records) {
       el('td', {}, u.billed_to), el('td', {}, formatMicros(u.amount_micros)), el('td', {}, formatMicros(u.list_micros)))))));
 }
 
+/** What was said, as the talk page shows it live: an interrupted agent line ends with a barge-in mark. */
+function transcriptList(lines) {
+  if (!lines.length) return el('p', { id: 'call-transcript', class: 'muted' }, 'Nothing was said on this call.');
+  return el('ol', { id: 'call-transcript', class: 'lines', 'aria-label': 'Transcript' }, ...lines.flatMap((l) => {
+    const line = el('li', { class: l.speaker, 'data-speaker': l.speaker }, l.text);
+    return l.interrupted ? [line, el('li', { class: 'barge' }, 'caller barged in')] : [line];
+  }));
+}
+
 /** Spend per day, one bar per (service, billed_to), widths relative to the largest. */
 function spendChart(records) {
   const sums = new Map();
@@ -81,7 +90,7 @@ export async function callsSection(root) {
     const total = r.body.usage.reduce((s, u) => s + u.amount_micros, 0);
     detail.replaceChildren(el('h3', {}, `Call ${label}`),
       el('p', {}, `Status ${r.body.status}, ended: ${r.body.end_reason || '—'}, total ${formatMicros(total)}`),
-      el('p', { class: 'muted' }, 'Transcripts are not stored by the server; the talk page and the live events API show them as they happen.'),
+      transcriptList(r.body.transcript || []),
       usageTable(r.body.usage));
     detail.dataset.session = sessionId;
     detail.scrollIntoView({ block: 'nearest' });

@@ -83,6 +83,8 @@ function wire(c) {
     result.clears++;
     result.droppedOnClear += playback.clear();
   });
+  c.on('tool_call', (ev) => line('tool', `Tool ${ev.name}(${ev.arguments})`));
+  c.on('tool_result', (ev) => line('tool', `Tool ${ev.name} → ${ev.result}`));
   c.on('error', (ev) => line('error', `${ev.code}: ${ev.message}`));
   c.on('usage', (ev) => { result.usage = ev.records; showUsage(ev.records); });
   c.on('end', (ev) => line('end', `Call ended: ${ev.reason}`));

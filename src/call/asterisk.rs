@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 const RATE: u32 = 8000;
 
-pub(super) struct Asterisk {
+pub(crate) struct Asterisk {
     uuid: uuid::Uuid,
     call_id: String,
     raw: Vec<u8>,
@@ -37,14 +37,6 @@ impl Asterisk {
 }
 
 impl CallerWire for Asterisk {
-    fn path(&self) -> &'static str {
-        ""
-    }
-
-    fn over_tcp(&self) -> bool {
-        true
-    }
-
     fn rate(&self) -> u32 {
         RATE
     }

@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const RATE: u32 = 16000;
 
-pub(super) struct Client {
+pub(crate) struct Client {
     call_id: String,
     params: serde_json::Map<String, Value>,
     raw: Vec<u8>,
@@ -24,10 +24,6 @@ impl Client {
 }
 
 impl CallerWire for Client {
-    fn path(&self) -> &'static str {
-        "/v1/client"
-    }
-
     fn rate(&self) -> u32 {
         RATE
     }

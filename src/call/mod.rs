@@ -1,23 +1,28 @@
 //! `switchboard call`: plays a recorded call into a server exactly as a gateway would, prints
 //! the conversation as it happens and the session's usage records at the end.
 //!
-//! Each gateway's wire format is one module behind [`wire::CallerWire`]; this loop paces the
+//! Each gateway's wire format is one module behind [`wire::CallerWire`] (its registry row in
+//! `gateways` names it); this loop paces the
 //! audio in 20 ms frames, keeps a playback clock for the agent's audio (so marks are answered
 //! when the audio would have played, and `clear` drops it), and prints. Carrier wires carry no
 //! text, so those calls are watched through `/api/calls/{call_id}/events`; the client protocol
 //! carries its events in-band.
 
 mod answer;
-mod asterisk;
-mod client;
+pub(crate) mod asterisk;
+pub(crate) mod client;
 mod output;
-mod plivo;
-mod telnyx;
-mod twilio;
-mod vonage;
+pub(crate) mod plivo;
+pub(crate) mod telnyx;
+pub(crate) mod twilio;
+pub(crate) mod vonage;
 mod wire;
 
+pub(crate) use answer::AnswerCall;
+pub(crate) use wire::CallerWire;
+
 use crate::cli::CallArgs;
+use crate::gateways::Media;
 use anyhow::{bail, Context};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use output::{on_event, print_audio, print_usage, Printer, Report};
@@ -27,7 +32,7 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
-use wire::{CallerWire, Received};
+use wire::Received;
 
 const FRAME: Duration = Duration::from_millis(20);
 
@@ -38,22 +43,21 @@ type CallStream = Pin<Box<dyn Stream<Item = Result<Message, tungstenite::Error>>
 /// Connect the wire's transport: the server's websocket endpoint (or the one the carrier's
 /// answer named), or AudioSocket's TCP port. The upgrade carries what the real peer would: the
 /// answer's headers, a client token, or the org key / admin token of a server-to-server call.
-async fn connect(
-    args: &CallArgs,
-    wire: &dyn CallerWire,
-    answered: Option<&answer::Answered>,
-) -> anyhow::Result<(CallSink, CallStream)> {
+async fn connect(args: &CallArgs, answered: Option<&answer::Answered>) -> anyhow::Result<(CallSink, CallStream)> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    if wire.over_tcp() {
-        let addr = args
-            .audiosocket
-            .as_deref()
-            .context("--gateway asterisk needs --audiosocket HOST:PORT (the server's --audiosocket-listen)")?;
-        return asterisk::connect(addr).await;
-    }
+    let path = match args.gateway.media {
+        Media::Websocket { path, .. } => path,
+        Media::AudioSocket => {
+            let addr = args
+                .audiosocket
+                .as_deref()
+                .context("--gateway asterisk needs --audiosocket HOST:PORT (the server's --audiosocket-listen)")?;
+            return asterisk::connect(addr).await;
+        }
+    };
     let mut url = match answered {
         Some(a) => a.url.clone(),
-        None => format!("{}{}", ws_base(&args.server), wire.path()),
+        None => format!("{}{path}", ws_base(&args.server)),
     };
     if let Some(t) = &args.client_token {
         url = format!("{url}?token={t}");
@@ -178,7 +182,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
     let (samples, rate) =
         media::wav::read_wav(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let p = Printer { json: args.json, t0: std::time::Instant::now() };
-    let mut wire = wire::for_gateway(args.gateway, &args.agent);
+    let mut wire = (args.gateway.caller)(&args.agent);
     let call_id = wire.call_id().to_string();
     let out_rate = wire.rate();
     let mut frames = frames_at(&samples, rate, out_rate)?;
@@ -194,12 +198,12 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
         wire.add_param(k, v);
     }
     let mut events = if wire.in_band_events() { None } else { Some(watch(&args, &call_id).await?) };
-    let (mut tx, mut rx) = connect(&args, wire.as_ref(), answered.as_ref()).await?;
+    let (mut tx, mut rx) = connect(&args, answered.as_ref()).await?;
     for m in wire.opening() {
         tx.send(m).await?;
     }
     if !p.json {
-        println!("calling {} as {:?} ({} s of audio, call {call_id})", args.server, args.gateway, frames.len() / 50);
+        println!("calling {} as {} ({} s of audio, call {call_id})", args.server, args.gateway.name, frames.len() / 50);
     }
 
     let mut r = Report::default();
@@ -351,7 +355,9 @@ pub async fn run(args: CallArgs) -> anyhow::Result<std::process::ExitCode> {
     p.line(json!({"type": "end", "reason": reason, "errors": r.errors, "audio_ms": r.audio_ms, "records": r.usage.len(), "call_sid": call_id}), || {
         format!("end: {reason}; {:.1} s of agent audio; {} errors", r.audio_ms as f64 / 1000.0, r.errors)
     });
-    if r.errors > 0 || reason != "hangup" {
+    // The caller hanging up, and the agent ending or transferring the call with its tools, are
+    // the normal ends; anything else is a failed call.
+    if r.errors > 0 || !matches!(reason.as_str(), "hangup" | "agent_ended" | "transferred") {
         return Ok(std::process::ExitCode::FAILURE);
     }
     Ok(std::process::ExitCode::SUCCESS)

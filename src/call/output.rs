@@ -78,6 +78,18 @@ pub(super) fn on_event(p: &Printer, r: &mut Report, ev: &Value) -> bool {
                 )
             });
         }
+        "tool_call" => {
+            let (call_id, name, args) = (s("call_id"), s("name"), s("arguments"));
+            p.line(json!({"type": "tool_call", "turn": ev.get("turn"), "call_id": call_id, "name": name, "arguments": args}), || {
+                format!("tool   ‹ {name}({args})")
+            });
+        }
+        "tool_result" => {
+            let (call_id, name, result) = (s("call_id"), s("name"), s("result"));
+            p.line(json!({"type": "tool_result", "turn": ev.get("turn"), "call_id": call_id, "name": name, "result": result}), || {
+                format!("tool   › {name} → {result}")
+            });
+        }
         "error" => {
             let (code, msg) = (s("code"), s("message"));
             r.error(p, json!({"type": "error", "code": code, "message": msg}), || format!("error  {code}: {msg}"));

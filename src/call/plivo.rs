@@ -5,24 +5,26 @@
 //! drops pending checkpoints (they never played) and is answered with `clearedAudio`
 //! (protocols/telephony.md A4).
 
-use super::wire::{b64_frame, str_at, ulaw_payload, CallerWire, Received, WireError};
+use super::answer::{attr, field, form_body, pairs, read, unescape, Answered, Webhook, FROM};
+use super::wire::{str_at, ulaw_payload, CallerWire, Received, UlawMedia, WireError};
+use anyhow::Context;
 use serde_json::{json, Value};
 use std::fmt::Write;
 use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
 use tokio_tungstenite::tungstenite::Message;
 
-pub(super) struct Plivo {
+pub(crate) struct Plivo {
     call_id: String,
     stream_id: String,
     extra_headers: String,
     /// `extra_headers` as a JSON string literal, for the media frames that repeat it.
     extra_headers_json: String,
     seq: u64,
-    chunk: u64,
+    media: UlawMedia,
+    /// The server's media, decoded here before it becomes PCM.
+    inbound: Vec<u8>,
     /// Unix ms of the first frame; `media.timestamp` counts from it.
     t0_ms: u64,
-    ulaw: Vec<u8>,
-    prefix: String,
 }
 
 impl Plivo {
@@ -37,23 +39,14 @@ impl Plivo {
             extra_headers_json: Value::String(extra_headers.clone()).to_string(),
             extra_headers,
             seq: 0,
-            chunk: 0,
+            media: UlawMedia::default(),
+            inbound: Vec::with_capacity(160),
             t0_ms,
-            ulaw: Vec::with_capacity(160),
-            prefix: String::with_capacity(200),
         }
     }
 }
 
 impl CallerWire for Plivo {
-    fn path(&self) -> &'static str {
-        "/plivo/stream"
-    }
-
-    fn rate(&self) -> u32 {
-        8000
-    }
-
     fn call_id(&self) -> &str {
         &self.call_id
     }
@@ -78,19 +71,18 @@ impl CallerWire for Plivo {
 
     fn media(&mut self, frame: &[i16]) -> Message {
         self.seq += 1;
-        self.chunk += 1;
-        media::g711::encode_ulaw_into(frame, &mut self.ulaw);
-        self.prefix.clear();
-        let _ = write!(
-            self.prefix,
-            r#"{{"event":"media","sequenceNumber":{},"streamId":"{}","extra_headers":{},"media":{{"track":"inbound","timestamp":"{}","chunk":{},"payload":""#,
-            self.seq,
-            self.stream_id,
-            self.extra_headers_json,
-            self.t0_ms + (self.chunk - 1) * 20,
-            self.chunk
-        );
-        Message::text(b64_frame(&self.prefix, &self.ulaw, r#""}}"#))
+        let (seq, id, headers, t0) = (self.seq, &self.stream_id, &self.extra_headers_json, self.t0_ms);
+        self.media.next(frame, |s, chunk| {
+            let _ = write!(
+                s,
+                r#"{{"event":"media","sequenceNumber":{},"streamId":"{}","extra_headers":{},"media":{{"track":"inbound","timestamp":"{}","chunk":{},"payload":""#,
+                seq,
+                id,
+                headers,
+                t0 + (chunk - 1) * 20,
+                chunk
+            );
+        })
     }
 
     fn stop(&mut self) -> Message {
@@ -113,7 +105,7 @@ impl CallerWire for Plivo {
                         format!("server played {ct} at {} Hz on a µ-law 8 kHz stream", rate.unwrap_or(&Value::Null)),
                     ));
                 }
-                ulaw_payload(str_at(v, "/media/payload"), &mut self.ulaw, pcm)
+                ulaw_payload(str_at(v, "/media/payload"), &mut self.inbound, pcm)
             }
             Some("checkpoint") => Received::Mark(str_at(v, "/name").to_string()),
             Some("clearAudio") => {
@@ -124,4 +116,30 @@ impl CallerWire for Plivo {
             other => Received::Error(WireError::unknown_event(other)),
         }
     }
+}
+
+/// `--number`: post Plivo's signed answer webhook and read where the stream goes.
+pub(crate) async fn answer(w: Webhook<'_>) -> anyhow::Result<Answered> {
+    let Webhook { http, base, cred, to, call } = w;
+    let token = field(cred, "authToken")?;
+    let url = format!("{base}/plivo/answer");
+    let digits = to.trim_start_matches('+');
+    let params =
+        pairs(&[("CallUUID", call), ("From", FROM.trim_start_matches('+')), ("To", digits), ("Direction", "inbound")]);
+    let nonce = uuid::Uuid::new_v4().as_u128().to_string();
+    let sig = gwauth::plivo::signature_v3(token, "POST", &url, &params, &nonce);
+    let resp = http
+        .post(&url)
+        .header("X-Plivo-Signature-V3", sig)
+        .header("X-Plivo-Signature-V3-Nonce", nonce)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&params))
+        .send()
+        .await?;
+    let doc = read(resp, "Plivo").await?;
+    let headers = attr(&doc, "extraHeaders").context("the answer XML has no extraHeaders")?;
+    let vt = headers.split([',', ';']).find_map(|kv| kv.strip_prefix("vt=")).context("no vt in extraHeaders")?;
+    let stream = doc.split("<Stream").nth(1).and_then(|r| r.split('>').nth(1)).and_then(|r| r.split('<').next());
+    let stream = unescape(stream.context("the answer XML has no <Stream> URL")?.trim());
+    Ok(Answered { url: stream, headers: vec![], params: pairs(&[("vt", vt)]) })
 }

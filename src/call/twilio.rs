@@ -1,19 +1,21 @@
 //! Twilio Media Streams as Twilio sends them: `connected`, `start` (µ-law 8 kHz), `media`,
 //! `stop`; marks are echoed when their audio would have played and `clear` returns them at once.
 
-use super::wire::{b64_frame, str_at, ulaw_payload, CallerWire, Received, WireError};
+use super::answer::{attr, field, form_body, pairs, read, unescape, Answered, Webhook, FROM};
+use super::wire::{str_at, ulaw_payload, CallerWire, Received, UlawMedia, WireError};
+use anyhow::Context;
 use serde_json::{json, Value};
 use std::fmt::Write;
 use tokio_tungstenite::tungstenite::Message;
 
-pub(super) struct Twilio {
+pub(crate) struct Twilio {
     call_sid: String,
     stream_sid: String,
     params: serde_json::Map<String, Value>,
     seq: u64,
-    chunk: u64,
-    ulaw: Vec<u8>,
-    prefix: String,
+    media: UlawMedia,
+    /// The server's media, decoded here before it becomes PCM.
+    inbound: Vec<u8>,
 }
 
 impl Twilio {
@@ -23,22 +25,13 @@ impl Twilio {
             stream_sid: format!("MZ{}", uuid::Uuid::new_v4().simple()),
             params: super::wire::agent_params(agent),
             seq: 1,
-            chunk: 0,
-            ulaw: Vec::with_capacity(160),
-            prefix: String::with_capacity(160),
+            media: UlawMedia::default(),
+            inbound: Vec::with_capacity(160),
         }
     }
 }
 
 impl CallerWire for Twilio {
-    fn path(&self) -> &'static str {
-        "/twilio/stream"
-    }
-
-    fn rate(&self) -> u32 {
-        8000
-    }
-
     fn call_id(&self) -> &str {
         &self.call_sid
     }
@@ -60,18 +53,17 @@ impl CallerWire for Twilio {
 
     fn media(&mut self, frame: &[i16]) -> Message {
         self.seq += 1;
-        self.chunk += 1;
-        media::g711::encode_ulaw_into(frame, &mut self.ulaw);
-        self.prefix.clear();
-        let _ = write!(
-            self.prefix,
-            r#"{{"event":"media","sequenceNumber":"{}","streamSid":"{}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":""#,
-            self.seq,
-            self.stream_sid,
-            self.chunk,
-            self.chunk * 20
-        );
-        Message::text(b64_frame(&self.prefix, &self.ulaw, r#""}}"#))
+        let (seq, sid) = (self.seq, &self.stream_sid);
+        self.media.next(frame, |s, chunk| {
+            let _ = write!(
+                s,
+                r#"{{"event":"media","sequenceNumber":"{}","streamSid":"{}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":""#,
+                seq,
+                sid,
+                chunk,
+                chunk * 20
+            );
+        })
     }
 
     fn stop(&mut self) -> Message {
@@ -88,10 +80,36 @@ impl CallerWire for Twilio {
 
     fn text(&mut self, v: &Value, pcm: &mut Vec<i16>) -> Received {
         match v.get("event").and_then(Value::as_str) {
-            Some("media") => ulaw_payload(str_at(v, "/media/payload"), &mut self.ulaw, pcm),
+            Some("media") => ulaw_payload(str_at(v, "/media/payload"), &mut self.inbound, pcm),
             Some("mark") => Received::Mark(str_at(v, "/mark/name").to_string()),
             Some("clear") => Received::Clear { ack_marks: true, reply: None },
             other => Received::Error(WireError::unknown_event(other)),
         }
     }
+}
+
+/// `--number`: post Twilio's signed answer webhook and read where the stream goes.
+pub(crate) async fn answer(w: Webhook<'_>) -> anyhow::Result<Answered> {
+    let Webhook { http, base, cred, to, call } = w;
+    let (sid, token) = (field(cred, "accountSid")?, field(cred, "authToken")?);
+    let url = format!("{base}/twilio/voice");
+    let params = pairs(&[("AccountSid", sid), ("CallSid", call), ("From", FROM), ("To", to), ("Direction", "inbound")]);
+    let sig = gwauth::twilio::signature(token, &url, &params);
+    let resp = http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("X-Twilio-Signature", sig)
+        .body(form_body(&params))
+        .send()
+        .await?;
+    let doc = read(resp, "Twilio").await?;
+    let stream = unescape(attr(&doc, "url").context("the TwiML has no <Stream url>")?);
+    let vt = doc.split("name=\"vt\" value=\"").nth(1).and_then(|r| r.split('"').next()).context("no vt parameter")?;
+    // Twilio signs the upgrade: the stream URL as written, no parameters.
+    let upgrade_sig = gwauth::twilio::signature(token, &stream, &[]);
+    Ok(Answered {
+        url: stream,
+        headers: vec![("X-Twilio-Signature".into(), upgrade_sig)],
+        params: pairs(&[("vt", vt)]),
+    })
 }

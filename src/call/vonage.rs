@@ -5,14 +5,16 @@
 //! `websocket:notify` carrying its payload once its audio would have played; `{"action":"clear"}`
 //! is answered with `websocket:cleared` (protocols/telephony.md A3).
 
+use super::answer::{field, pairs, read, Answered, Webhook, FROM};
 use super::wire::{CallerWire, Received, WireError};
+use anyhow::Context;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
 use tokio_tungstenite::tungstenite::Message;
 
 const RATE: u32 = 16000;
 
-pub(super) struct Vonage {
+pub(crate) struct Vonage {
     call_uuid: String,
     params: serde_json::Map<String, Value>,
     raw: Vec<u8>,
@@ -29,10 +31,6 @@ impl Vonage {
 }
 
 impl CallerWire for Vonage {
-    fn path(&self) -> &'static str {
-        "/vonage/stream"
-    }
-
     fn rate(&self) -> u32 {
         RATE
     }
@@ -91,4 +89,23 @@ impl CallerWire for Vonage {
             Err(e) => Received::Error(WireError::new("bad_audio", format!("server sent {e}"))),
         }
     }
+}
+
+/// `--number`: post Vonage's signed answer webhook and read where the stream goes.
+pub(crate) async fn answer(w: Webhook<'_>) -> anyhow::Result<Answered> {
+    let Webhook { http, base, cred, to, call } = w;
+    let (app, secret) = (field(cred, "applicationId")?, field(cred, "signatureSecret")?);
+    let now = billing::store::now_ms() / 1000;
+    let claims = json!({"iat": now, "jti": uuid::Uuid::new_v4().to_string(), "application_id": app});
+    let jwt = gwauth::vonage::sign_webhook(secret, &claims);
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("to", to.trim_start_matches('+')), ("from", FROM.trim_start_matches('+')), ("uuid", call)])
+        .finish();
+    let resp = http.get(format!("{base}/vonage/answer?{query}")).bearer_auth(jwt).send().await?;
+    let ncco: Value = serde_json::from_str(&read(resp, "Vonage").await?).context("the NCCO is not JSON")?;
+    let ep = &ncco[0]["endpoint"][0];
+    let url = ep["uri"].as_str().context("the NCCO names no websocket uri")?.to_string();
+    let auth = ep["authorization"]["value"].as_str().context("the NCCO has no authorization")?;
+    let vt = ep["headers"]["vt"].as_str().context("the NCCO headers carry no vt")?;
+    Ok(Answered { url, headers: vec![("Authorization".into(), auth.to_string())], params: pairs(&[("vt", vt)]) })
 }

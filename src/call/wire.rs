@@ -1,8 +1,7 @@
 //! The caller's side of one gateway's wire format: what a carrier sends the server and how it
 //! answers what the server sends back. The shared loop in `mod.rs` paces audio, tracks playback
-//! and prints; a new carrier is one module and one line in [`for_gateway`].
+//! and prints; a new carrier is one module and its row in `crate::gateways`.
 
-use crate::cli::Gateway;
 use serde_json::Value;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -10,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 pub(super) const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// One server frame, as the shared loop needs to act on it.
-pub(super) enum Received {
+pub(crate) enum Received {
     /// Agent audio, decoded into the caller's PCM buffer at [`CallerWire::rate`].
     Audio,
     /// The server asks to hear when the audio sent before it has played.
@@ -32,7 +31,7 @@ pub(super) enum Received {
 }
 
 /// Something the server sent that the carrier would not accept.
-pub(super) struct WireError {
+pub(crate) struct WireError {
     pub code: &'static str,
     pub message: String,
     /// The human line, after `error  `.
@@ -59,15 +58,11 @@ impl WireError {
 }
 
 /// A gateway's wire format, spoken from the caller's side.
-pub(super) trait CallerWire: Send {
-    /// WebSocket path of the server's endpoint for this gateway.
-    fn path(&self) -> &'static str;
-    /// Raw TCP to `--audiosocket` instead of a websocket at [`Self::path`].
-    fn over_tcp(&self) -> bool {
-        false
+pub(crate) trait CallerWire: Send {
+    /// Sample rate of the audio on the wire, both ways: the carriers' 8 kHz unless said otherwise.
+    fn rate(&self) -> u32 {
+        8000
     }
-    /// Sample rate of the audio on the wire, both ways.
-    fn rate(&self) -> u32;
     /// The carrier call id the server registers the call under.
     fn call_id(&self) -> &str;
     /// Whether session events come over this socket; otherwise the call is watched over SSE.
@@ -97,19 +92,6 @@ pub(super) trait CallerWire: Send {
     }
 }
 
-/// The wire for `gateway`, calling `agent`.
-pub(super) fn for_gateway(gateway: Gateway, agent: &str) -> Box<dyn CallerWire> {
-    match gateway {
-        Gateway::Twilio => Box::new(super::twilio::Twilio::new(agent)),
-        Gateway::Client => Box::new(super::client::Client::new(agent)),
-        Gateway::Telnyx => Box::new(super::telnyx::Telnyx::new(agent)),
-        Gateway::Plivo => Box::new(super::plivo::Plivo::new(agent)),
-        Gateway::Vonage => Box::new(super::vonage::Vonage::new(agent)),
-        // AudioSocket carries no agent: the server's `--audiosocket-agent` answers.
-        Gateway::Asterisk => Box::new(super::asterisk::Asterisk::new()),
-    }
-}
-
 /// Start parameters, naming the agent unless it is the server's `default`.
 pub(super) fn agent_params(agent: &str) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
@@ -117,6 +99,28 @@ pub(super) fn agent_params(agent: &str) -> serde_json::Map<String, Value> {
         m.insert("agent".into(), Value::String(agent.to_string()));
     }
     m
+}
+
+/// The µ-law media frames of a JSON carrier: the frame counter and the buffers every frame
+/// reuses (one string allocation per message).
+#[derive(Default)]
+pub(super) struct UlawMedia {
+    /// Frames sent so far.
+    chunk: u64,
+    ulaw: Vec<u8>,
+    prefix: String,
+}
+
+impl UlawMedia {
+    /// The next frame: `head` writes the JSON up to the payload's opening quote, given the
+    /// frame's 1-based chunk number; the base64 payload and `"}}` follow.
+    pub fn next(&mut self, pcm: &[i16], head: impl FnOnce(&mut String, u64)) -> Message {
+        self.chunk += 1;
+        media::g711::encode_ulaw_into(pcm, &mut self.ulaw);
+        self.prefix.clear();
+        head(&mut self.prefix, self.chunk);
+        Message::text(b64_frame(&self.prefix, &self.ulaw, r#""}}"#))
+    }
 }
 
 /// Base64 `raw` into a JSON string body, between `prefix` and `suffix`, in one allocation.
@@ -153,8 +157,9 @@ mod tests {
     //! decodes as the carrier's call, and what the server sends back is understood.
 
     use super::*;
+    use crate::gateways::{Gateway, Media, GATEWAYS};
     use axum::extract::ws::Message as AxMessage;
-    use session::transport::{Inbound, PlivoCodec, TelnyxCodec, TwilioCodec, VonageCodec, WireCodec};
+    use session::transport::Inbound;
 
     fn to_axum(m: Message) -> AxMessage {
         match m {
@@ -173,9 +178,21 @@ mod tests {
         }
     }
 
-    /// Plays one call's worth of frames through `gateway`'s wire into `codec` and back.
-    fn round_trip(gateway: Gateway, mut codec: Box<dyn WireCodec>, acks_on_clear: bool, clear_reply: bool) {
-        let mut wire = for_gateway(gateway, "a1");
+    fn row(name: &str) -> &'static Gateway {
+        GATEWAYS.iter().find(|g| g.name == name).expect("a registered gateway")
+    }
+
+    fn for_gateway(name: &str, agent: &str) -> Box<dyn CallerWire> {
+        (row(name).caller)(agent)
+    }
+
+    /// Plays one call's worth of frames through a gateway's caller wire into its registered
+    /// codec and back.
+    fn round_trip(name: &str, acks_on_clear: bool, clear_reply: bool) {
+        let gateway = row(name);
+        let Media::Websocket { codec, .. } = gateway.media else { panic!("{name} is not a websocket") };
+        let mut codec = codec();
+        let mut wire = (gateway.caller)("a1");
         let mut pcm = Vec::new();
         let mut start = None;
         for m in wire.opening() {
@@ -221,36 +238,36 @@ mod tests {
 
     #[test]
     fn twilio_round_trips() {
-        round_trip(Gateway::Twilio, Box::new(TwilioCodec::new()), true, false);
+        round_trip("twilio", true, false);
     }
 
     #[test]
     fn telnyx_round_trips() {
-        round_trip(Gateway::Telnyx, Box::new(TelnyxCodec::new()), true, false);
+        round_trip("telnyx", true, false);
     }
 
     #[test]
     fn plivo_round_trips() {
-        round_trip(Gateway::Plivo, Box::new(PlivoCodec::new()), false, true);
+        round_trip("plivo", false, true);
     }
 
     #[test]
     fn vonage_round_trips() {
-        round_trip(Gateway::Vonage, Box::new(VonageCodec::new()), false, true);
+        round_trip("vonage", false, true);
     }
 
     #[test]
     fn bad_payloads_are_typed_errors() {
         let mut pcm = Vec::new();
-        let mut telnyx = for_gateway(Gateway::Telnyx, "a");
+        let mut telnyx = for_gateway("telnyx", "a");
         let bad = serde_json::json!({"event": "media", "media": {"payload": "@@"}});
         assert!(matches!(telnyx.text(&bad, &mut pcm), Received::Error(e) if e.code == "bad_base64"));
         assert!(matches!(telnyx.binary(&[0, 0], &mut pcm), Received::Error(e) if e.code == "unexpected_binary"));
-        let mut plivo = for_gateway(Gateway::Plivo, "a");
+        let mut plivo = for_gateway("plivo", "a");
         let l16 = serde_json::json!({"event": "playAudio",
             "media": {"contentType": "audio/x-l16", "sampleRate": 16000, "payload": "AAA="}});
         assert!(matches!(plivo.text(&l16, &mut pcm), Received::Error(e) if e.code == "unsupported_format"));
-        let mut vonage = for_gateway(Gateway::Vonage, "a");
+        let mut vonage = for_gateway("vonage", "a");
         assert!(matches!(vonage.binary(&[0; 3], &mut pcm), Received::Error(e) if e.code == "bad_audio"));
         let notify = serde_json::json!({"action": "notify", "payload": {}});
         assert!(matches!(vonage.text(&notify, &mut pcm), Received::Error(e) if e.code == "bad_notify"));

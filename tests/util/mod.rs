@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod hook;
+pub mod recorded;
 pub mod tenant;
+pub mod unit;
 
 use serde_json::Value;
 use std::collections::HashMap;

@@ -1,6 +1,7 @@
 //! A production server on `switchboard sim`'s providers, with one pro org and its agent: what
 //! the web and JS client tests sign in to.
 
+use super::recorded::agent_spec;
 use super::{http, Server, ServerOpts, Sim};
 use serde_json::{json, Value};
 
@@ -34,12 +35,7 @@ impl Prod {
         let server = Server::start(ServerOpts { env, args: sim.provider_args() });
         let org = req(&server, "POST", "/api/admin/orgs", Some(json!({"name": "acme", "plan": "pro"})), ADMIN, 201);
         let key = org["apiKey"].as_str().expect("apiKey").to_string();
-        let spec = json!({
-            "stt": {"provider": "deepgram", "model": "nova-3"},
-            "llm": {"provider": "openai", "model": "gpt-4o-mini"},
-            "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "v1"},
-            "prompt": "Be brief."
-        });
+        let spec = agent_spec();
         let agent = req(&server, "POST", "/api/agents", Some(spec), &key, 201);
         Prod {
             org: org["orgId"].as_str().expect("orgId").to_string(),

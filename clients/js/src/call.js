@@ -3,7 +3,8 @@
 
 /** Server → client text events this client knows; anything else is emitted as-is too. */
 export const EVENT_TYPES = Object.freeze([
-  'started', 'transcript', 'agent', 'agent_done', 'barge_in', 'clear', 'mark', 'dtmf', 'error', 'usage', 'end',
+  'started', 'transcript', 'agent', 'agent_done', 'barge_in', 'clear', 'mark', 'dtmf', 'tool_call', 'tool_result',
+  'error', 'usage', 'end',
 ]);
 
 /**

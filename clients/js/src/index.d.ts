@@ -31,20 +31,25 @@ export interface BargeInEvent { type: 'barge_in'; turn: number; played_ms: numbe
 export interface ClearEvent { type: 'clear' }
 export interface MarkEvent { type: 'mark'; name: string }
 export interface DtmfEvent { type: 'dtmf'; digit: string }
+/** The model called one of the agent's tools (`arguments` as JSON text). */
+export interface ToolCallEvent { type: 'tool_call'; turn: number; call_id: string; name: string; arguments: string }
+/** A tool call finished: its result as the model reads it (an error result included). */
+export interface ToolResultEvent { type: 'tool_result'; turn: number; call_id: string; name: string; result: string }
 export interface ErrorEvent { type: 'error'; code: string; message: string }
 export interface UsageEvent { type: 'usage'; records: UsageRecord[] }
 export interface EndEvent { type: 'end'; reason: string }
 
 export type ServerEvent =
   | StartedEvent | TranscriptEvent | AgentEvent | AgentDoneEvent | BargeInEvent | ClearEvent
-  | MarkEvent | DtmfEvent | ErrorEvent | UsageEvent | EndEvent;
+  | MarkEvent | DtmfEvent | ToolCallEvent | ToolResultEvent | ErrorEvent | UsageEvent | EndEvent;
 
 /** How the call ended: the server's end reason (or the close reason), the close code, and its usage. */
 export interface CallResult { reason: string; code: number; usage: UsageRecord[] }
 
 export interface EventMap {
   started: StartedEvent; transcript: TranscriptEvent; agent: AgentEvent; agent_done: AgentDoneEvent;
-  barge_in: BargeInEvent; clear: ClearEvent; mark: MarkEvent; dtmf: DtmfEvent; error: ErrorEvent;
+  barge_in: BargeInEvent; clear: ClearEvent; mark: MarkEvent; dtmf: DtmfEvent; tool_call: ToolCallEvent;
+  tool_result: ToolResultEvent; error: ErrorEvent;
   usage: UsageEvent; end: EndEvent;
   /** Every text event. */
   '*': ServerEvent;

@@ -23,6 +23,7 @@ pub mod pricing;
 pub mod rates;
 pub mod resolver;
 pub mod store;
+pub mod tools;
 pub mod usage;
 pub mod vault;
 
@@ -32,4 +33,5 @@ pub use money::MicroUsd;
 pub use plan::{Credential, FallbackPlans, ServicePlan, SessionPlan};
 pub use rates::{Rate, RateTable, RateUnit};
 pub use resolver::{AgentSpec, Fallbacks, PlanResolver, ServiceChoice, Timeouts};
+pub use tools::{AgentTool, ToolRun};
 pub use usage::{BilledTo, Service, UsageRecord, UsageUnit};

@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// An amount of money in integer micro-USD (1 USD = 1,000,000). Never a float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct MicroUsd(pub i64);
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 /// A billing plan. Prices are integers (micro-USD; markup in basis points).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Plan {
     pub id: String,
     pub monthly_credit_micros: i64,
@@ -97,6 +98,7 @@ impl Funds {
 
 /// A saved credential as the resolver sees it: sealed, never decrypted unless chosen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredCredential {
     pub id: String,
     /// The org the row belongs to (an agency owner's, for a sub-account), needed to open it.
@@ -149,6 +151,7 @@ impl OrgContext {
 
 /// The answer of the access check, as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Access {
     pub allowed: bool,

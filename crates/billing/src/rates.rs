@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// The unit a price is quoted in. Each maps to an integer metering atom (ms, characters, tokens).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RateUnit {
     AudioMinute,
@@ -65,6 +66,7 @@ impl RateUnit {
 
 /// One row of the rate table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rate {
     pub service: String,
     pub provider: String,
@@ -87,7 +89,7 @@ pub struct RateTable {
 /// The model a rate row prices: an LLM model asked through another API of the same provider
 /// (`responses:gpt-4.1-mini`, OpenAI's Responses API) bills as the model itself.
 pub fn priced_model<'a>(service: &str, model: &'a str) -> &'a str {
-    if service == "llm" {
+    if service == crate::Service::Llm.as_str() {
         model.strip_prefix("responses:").unwrap_or(model)
     } else {
         model

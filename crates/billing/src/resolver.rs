@@ -5,7 +5,7 @@ use crate::keys::last4;
 use crate::org::{Funds, OrgContext, Plan};
 use crate::plan::{FallbackPlans, TelephonyPlan};
 use crate::vault::Vault;
-use crate::{BilledTo, BillingError, Credential, ManagedKeys, RateTable, ServicePlan, SessionPlan};
+use crate::{BilledTo, BillingError, Credential, ManagedKeys, RateTable, Service, ServicePlan, SessionPlan};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,6 +13,7 @@ use url::Url;
 
 /// Provider + model (+ voice for TTS) chosen for one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceChoice {
     pub provider: String,
     pub model: String,
@@ -22,6 +23,7 @@ pub struct ServiceChoice {
 
 /// What an agent runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentSpec {
     pub stt: ServiceChoice,
     pub llm: ServiceChoice,
@@ -39,10 +41,14 @@ pub struct AgentSpec {
     /// What the agent says when no provider can answer a turn (instead of silence).
     #[serde(default, rename = "apologyLine", skip_serializing_if = "Option::is_none")]
     pub apology_line: Option<String>,
+    /// Functions the model may call during a call ([`crate::tools`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<crate::AgentTool>,
 }
 
 /// Per-agent overrides of the provider step limits, in milliseconds; unset = the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Timeouts {
     /// From the LLM request to its first token.
@@ -78,6 +84,7 @@ impl AgentSpec {
 
 /// Fallback choices per service.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fallbacks {
     #[serde(default)]
     pub stt: Vec<ServiceChoice>,
@@ -108,6 +115,7 @@ impl Default for AgentSpec {
             max_call_secs: None,
             timeouts: Timeouts::default(),
             apology_line: None,
+            tools: Vec::new(),
         }
     }
 }
@@ -196,27 +204,27 @@ impl PlanResolver {
         vault: Option<&Vault>,
     ) -> Result<SessionPlan, BillingError> {
         let rates = self.rates.read().map_err(|_| BillingError::Overflow)?;
-        let stt = self.service(&rates, ctx, vault, "stt", &agent.stt)?;
-        let llm = self.service(&rates, ctx, vault, "llm", &agent.llm)?;
-        let tts = self.service(&rates, ctx, vault, "tts", &agent.tts)?;
+        let stt = self.service(&rates, ctx, vault, Service::Stt, &agent.stt)?;
+        let llm = self.service(&rates, ctx, vault, Service::Llm, &agent.llm)?;
+        let tts = self.service(&rates, ctx, vault, Service::Tts, &agent.tts)?;
         // Fallbacks are resolved now too, so a call that fails over keeps the keys it started
         // with; one that cannot be resolved (no key, not on the plan) is left out, not fatal.
-        let resolve_all = |service: &str, choices: &[ServiceChoice]| -> Vec<ServicePlan> {
+        let resolve_all = |service: Service, choices: &[ServiceChoice]| -> Vec<ServicePlan> {
             choices
                 .iter()
                 .filter_map(|c| match self.service(&rates, ctx, vault, service, c) {
                     Ok(p) => Some(p),
                     Err(e) => {
-                        tracing::warn!(service, provider = %c.provider, code = e.code(), "fallback left out of the plan");
+                        tracing::warn!(service = service.as_str(), provider = %c.provider, code = e.code(), "fallback left out of the plan");
                         None
                     }
                 })
                 .collect()
         };
         let fallbacks = FallbackPlans {
-            stt: resolve_all("stt", &agent.fallbacks.stt),
-            llm: resolve_all("llm", &agent.fallbacks.llm),
-            tts: resolve_all("tts", &agent.fallbacks.tts),
+            stt: resolve_all(Service::Stt, &agent.fallbacks.stt),
+            llm: resolve_all(Service::Llm, &agent.fallbacks.llm),
+            tts: resolve_all(Service::Tts, &agent.fallbacks.tts),
         };
         let costs_money = [&stt, &llm, &tts].iter().any(|s| s.billed_to != BilledTo::Byok || s.markup_bps > 0);
         if costs_money && !ctx.funds.can_spend() {
@@ -224,8 +232,11 @@ impl PlanResolver {
         }
         let telephony = match telephony {
             Some(carrier) => {
-                let rows: Vec<_> =
-                    rates.iter().filter(|r| r.service == "telephony" && r.provider == carrier).cloned().collect();
+                let rows: Vec<_> = rates
+                    .iter()
+                    .filter(|r| r.service == Service::Telephony.as_str() && r.provider == carrier)
+                    .cloned()
+                    .collect();
                 // A carrier without a price gets no telephony line at all, never a zero price.
                 rows.first().map(|r| TelephonyPlan {
                     provider: carrier.to_string(),
@@ -274,7 +285,7 @@ impl PlanResolver {
         vault: Option<&Vault>,
     ) -> Result<ServicePlan, BillingError> {
         let rates = self.rates.read().map_err(|_| BillingError::Overflow)?;
-        let llm = self.service(&rates, ctx, vault, "llm", choice)?;
+        let llm = self.service(&rates, ctx, vault, Service::Llm, choice)?;
         if (llm.billed_to != BilledTo::Byok || llm.markup_bps > 0) && !ctx.funds.can_spend() {
             return Err(BillingError::InsufficientFunds);
         }
@@ -286,9 +297,10 @@ impl PlanResolver {
         rates: &RateTable,
         ctx: &OrgContext,
         vault: Option<&Vault>,
-        service: &str,
+        service: Service,
         choice: &ServiceChoice,
     ) -> Result<ServicePlan, BillingError> {
+        let service = service.as_str();
         let rows = rates.model(service, &choice.provider, &choice.model).ok_or_else(|| BillingError::UnknownModel {
             service: service.to_string(),
             provider: choice.provider.clone(),

@@ -4,6 +4,7 @@ use crate::MicroUsd;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     Stt,
@@ -14,7 +15,10 @@ pub enum Service {
 }
 
 impl Service {
-    pub fn as_str(self) -> &'static str {
+    /// The services a session's providers serve, in pipeline order (an agent names one each).
+    pub const PROVIDED: [Service; 3] = [Self::Stt, Self::Llm, Self::Tts];
+
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Stt => "stt",
             Self::Tts => "tts",
@@ -36,8 +40,28 @@ impl Service {
     }
 }
 
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Service {
+    type Err = UnknownService;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| UnknownService(s.to_string()))
+    }
+}
+
+/// A service name that is none of [`Service`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown service {0:?} (stt, tts, llm, telephony, platform)")]
+pub struct UnknownService(pub String);
+
 /// Who pays a line: plan credits on a platform key, the org's own key, or the prepaid wallet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BilledTo {
     Managed,
@@ -65,6 +89,7 @@ impl BilledTo {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UsageUnit {
     AudioSeconds,
@@ -108,6 +133,7 @@ impl UsageUnit {
 
 /// One priced usage line. `amount_micros` is the price of this record's `quantity` alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageRecord {
     pub session_id: String,
     /// Line within the session, e.g. `stt`, `llm.input`, `telephony`.

@@ -16,9 +16,13 @@ pub enum CarrierError {
     InvalidRequest(&'static str),
     #[error("{0} rejected the credentials")]
     Unauthorized(Carrier),
-    /// The call ended before the action (Telnyx `90018` on answer or streaming_start).
+    /// The call ended before the action (Telnyx `90018`, Twilio `20404`/`21220`, Plivo and
+    /// Vonage `404`): the caller hung up, or the call was already transferred away.
     #[error("{0} says the call has already ended")]
     CallEnded(Carrier),
+    /// The carrier has no REST call for this while the media stream runs (Twilio DTMF).
+    #[error("{carrier} cannot {operation} on a streaming call")]
+    Unsupported { carrier: Carrier, operation: &'static str },
     /// Any other non-success answer; `code` is the carrier's own error code when it gave one.
     #[error("{carrier} answered HTTP {status}{}", code.as_deref().map(|c| format!(" (code {c})")).unwrap_or_default())]
     Rejected { carrier: Carrier, status: u16, code: Option<String> },
@@ -44,6 +48,7 @@ impl CarrierError {
             Self::InvalidRequest(_) => "carrier_invalid_request",
             Self::Unauthorized(_) => "carrier_unauthorized",
             Self::CallEnded(_) => "carrier_call_ended",
+            Self::Unsupported { .. } => "carrier_unsupported",
             Self::Rejected { .. } => "carrier_rejected",
             Self::Timeout(_) => "carrier_timeout",
             Self::Unreachable { .. } => "carrier_unreachable",

@@ -1,15 +1,19 @@
-//! Telnyx Call Control: `POST /v2/calls/{call_control_id}/actions/{action}`, Bearer API key.
-//! Ids look like `v3:…`; the `:` stays unescaped, as Telnyx's SDK sends it. An action on a call
-//! that has ended answers `422` with error code `90018`.
+//! Telnyx Call Control: `POST /v2/calls/{call_control_id}/actions/{action}`, Bearer API key,
+//! `200` `{"data":{"result":"ok"}}`. Ids look like `v3:…`; the `:` stays unescaped, as Telnyx's
+//! SDK sends it. An action on a call that has ended answers `422` with error code `90018`.
+//! `transfer` takes `to` (E.164 or SIP URI) and an optional `from`
+//! (developers.telnyx.com/api-reference/call-commands/transfer-call; telnyx-ruby
+//! `ActionTransferParams`); `send_dtmf` takes `digits`
+//! (developers.telnyx.com/api-reference/call-commands/send-dtmf).
 
 use crate::http::{check_id, endpoint, send, Answer};
-use crate::{Carrier, CarrierError, HangUp};
+use crate::{Carrier, CarrierError, HangUp, Transfer};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use url::Url;
 
-/// "Call has already ended".
-pub(crate) const CALL_ENDED: &str = "90018";
+/// Telnyx's error code for "Call has already ended" (what the simulator answers too).
+pub const CALL_ENDED: &str = "90018";
 /// Telnyx's limit on `stream_auth_token`.
 const MAX_STREAM_TOKEN: usize = 4000;
 
@@ -54,6 +58,33 @@ pub async fn telnyx_answer_and_stream(
     });
     let answer = action(http, base, api_key, call_control_id, "streaming_start", &body).await?;
     expect_ok(&answer)
+}
+
+/// Dials the target and bridges it to the call. A failed dial leaves the original call active
+/// (Telnyx's transfer page); only its webhooks tell.
+pub(crate) async fn transfer(
+    http: &reqwest::Client,
+    base: &Url,
+    api_key: &SecretString,
+    call_control_id: &str,
+    transfer: &Transfer,
+) -> Result<(), CarrierError> {
+    let mut body = json!({"to": transfer.target.as_str()});
+    if let Some(from) = &transfer.caller_id {
+        body["from"] = json!(from.as_str());
+    }
+    expect_ok(&action(http, base, api_key, call_control_id, "transfer", &body).await?)
+}
+
+pub(crate) async fn send_dtmf(
+    http: &reqwest::Client,
+    base: &Url,
+    api_key: &SecretString,
+    call_control_id: &str,
+    digits: &str,
+) -> Result<(), CarrierError> {
+    let body = json!({"digits": digits});
+    expect_ok(&action(http, base, api_key, call_control_id, "send_dtmf", &body).await?)
 }
 
 async fn action(

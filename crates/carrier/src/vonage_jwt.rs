@@ -51,13 +51,13 @@ pub(crate) fn signing_key(pem: &SecretString) -> jsonwebtoken::errors::Result<En
 
 /// The `application_id` a token claims, unverified: only to choose which public key to
 /// verify it with.
-pub(crate) fn claimed_application(token: &str) -> Option<String> {
+pub fn claimed_application(token: &str) -> Option<String> {
     jsonwebtoken::dangerous::insecure_decode_claims::<AppClaims>(token).ok().map(|c| c.application_id)
 }
 
 /// Why the simulator refuses a token. Never shown to the client beyond "unauthorized".
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub enum Refused {
     PublicKey,
     Signature,
     Application,
@@ -66,7 +66,7 @@ pub(crate) enum Refused {
 
 /// Checks a token the way Vonage does: RS256 only, signature by `public_key_pem` (SPKI
 /// `BEGIN PUBLIC KEY`), the expected application, `iat`/`exp` sane at `now`.
-pub(crate) fn verify(token: &str, public_key_pem: &str, application_id: &str, now: u64) -> Result<AppClaims, Refused> {
+pub fn verify(token: &str, public_key_pem: &str, application_id: &str, now: u64) -> Result<AppClaims, Refused> {
     let key = DecodingKey::from_rsa_pem(public_key_pem.as_bytes()).map_err(|_| Refused::PublicKey)?;
     let mut validation = Validation::new(Algorithm::RS256);
     // `exp` is checked below against the caller's clock, so tests can pin time.

@@ -6,6 +6,7 @@
 //!   with a signer beside every verifier so tests and our CLI can play the carrier.
 //! - [`stream_token`]: the per-call token minted in the answer document and checked on the media
 //!   socket (§4), so a leaked stream URL or a replayed answer cannot open a session.
+//! - [`tool_webhook`]: our own signature on the webhooks agent tools call (the other direction).
 //! - [`AuthError`]: every refusal, with a stable [`AuthError::code`].
 //!
 //! # Invariants
@@ -21,6 +22,7 @@ mod mac;
 pub mod plivo;
 pub mod stream_token;
 pub mod telnyx;
+pub mod tool_webhook;
 pub mod twilio;
 pub mod vonage;
 

@@ -1,16 +1,18 @@
 //! Anthropic Messages streaming adapter (protocols/llm.md D2): `POST {base}/v1/messages` with
 //! `x-api-key` and `anthropic-version`, named SSE events, `message_stop` as the end marker.
+//!
+//! Tools: `tools: [{name, description, input_schema}]`, `tool_choice {type: auto|any|tool|none,
+//! disable_parallel_tool_use}`; calls come back as `tool_use` blocks whose input streams as
+//! `input_json_delta` fragments, with `stop_reason: "tool_use"`; results go back as
+//! `tool_result` blocks of a user turn (shapes: anthropic-sdk-python `ToolParam`,
+//! `ToolChoice*Param`, `ToolUseBlockParam`, `ToolResultBlockParam`).
 
 pub(crate) mod decoder;
 mod wire;
 
-#[cfg(test)]
-mod loopback_tests;
-
 use crate::estimate::estimate_input_tokens;
 use crate::http::{self, Refusal};
 use crate::{pump, Llm, LlmError, LlmEvent, LlmRequest};
-use reqwest::header::ACCEPT;
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use url::Url;
@@ -22,38 +24,27 @@ const DEFAULT_MAX_TOKENS: u32 = 1024;
 
 /// Stateless adapter over one shared connection pool; key and URL come with each request.
 pub struct Anthropic {
-    http: reqwest::Client,
-}
-
-impl Anthropic {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
-    }
+    /// The pool [`crate::registry`] gives every adapter; it builds this struct directly.
+    pub(crate) http: reqwest::Client,
 }
 
 #[async_trait::async_trait]
 impl Llm for Anthropic {
-    fn name(&self) -> &'static str {
-        "anthropic"
-    }
-
     async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
         let url = http::join(req.base_url, Some("v1"), &["messages"])?;
-        let body = wire::MessagesRequest::new(req.model, req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS), req.messages);
-        let resp = http::send(
-            self.http
-                .post(url)
-                .header("x-api-key", http::secret_header(req.key.expose_secret())?)
-                .header("anthropic-version", VERSION)
-                .header(ACCEPT, "text/event-stream")
-                .json(&body),
-        )
-        .await?;
-        if !resp.status().is_success() {
-            return Err(refused(Refusal::read(resp).await));
-        }
-        let decoder = decoder::Decoder::new(estimate_input_tokens(req.messages));
-        Ok(pump::spawn(resp, decoder))
+        let body = wire::MessagesRequest::new(
+            req.model,
+            req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            req.messages,
+            req.tools,
+        );
+        let post = self
+            .http
+            .post(url)
+            .header("x-api-key", http::secret_header(req.key.expose_secret())?)
+            .header("anthropic-version", VERSION)
+            .json(&body);
+        pump::start_sse(post, refused, decoder::Decoder::new(estimate_input_tokens(req.messages))).await
     }
 }
 

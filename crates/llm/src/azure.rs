@@ -13,12 +13,9 @@
 //! A model named `responses:{deployment}` uses the Responses API, always on the v1 path
 //! (`/openai/v1/responses`, GA without an api-version), like the `openai` adapter.
 
-#[cfg(test)]
-mod loopback_tests;
-
-use crate::compat::MaxTokensField;
+use crate::compat::{MaxTokensField, OPENAI_TOOLS};
 use crate::http;
-use crate::openai::{self, responses, RESPONSES_PREFIX};
+use crate::openai::{self, request, responses, RESPONSES_PREFIX};
 use crate::{Llm, LlmError, LlmEvent, LlmRequest};
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -35,21 +32,12 @@ const API_KEY: HeaderName = HeaderName::from_static("api-key");
 
 /// Stateless adapter over one shared connection pool; key and URL come with each request.
 pub struct Azure {
-    http: reqwest::Client,
-}
-
-impl Azure {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
-    }
+    /// The pool [`crate::registry`] gives every adapter; it builds this struct directly.
+    pub(crate) http: reqwest::Client,
 }
 
 #[async_trait::async_trait]
 impl Llm for Azure {
-    fn name(&self) -> &'static str {
-        "azure"
-    }
-
     async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
         let auth = key_header(req.key)?;
         if let Some(deployment) = req.model.strip_prefix(RESPONSES_PREFIX) {
@@ -69,7 +57,10 @@ impl Llm for Azure {
                 (url, MaxTokensField::MaxTokens)
             }
         };
-        let body = openai::chat_body(req.model, &req, true, field);
+        // OpenAI's tool fields: `required` and `parallel_tool_calls` are in the 2024-10-21 GA spec
+        // (UNVERIFIED here; a mid-2024 Microsoft Q&A says earlier versions lacked `required`).
+        let dialect = request::Dialect { include_usage: true, max_tokens_field: field, tools: OPENAI_TOOLS };
+        let body = request::chat_body(req.model, &req, dialect);
         openai::start_chat(&self.http, url, auth, &body, req.messages).await
     }
 }

@@ -11,12 +11,14 @@
 //! Converse has no system role and wants a conversation that starts with a user turn and
 //! alternates: system messages go to `system`, consecutive same-role messages merge into one
 //! turn, and a conversation the agent opens gets [`OPENING`] as its first user turn.
+//!
+//! Tools: `toolConfig {tools: [{toolSpec}], toolChoice: auto|any|tool}` (no "none", no switch for
+//! parallel calls); calls come back as `toolUse` blocks (`contentBlockStart` then input
+//! fragments), `stopReason: "tool_use"`; results go back as `toolResult` blocks of a user turn
+//! (botocore bedrock-runtime `ToolConfiguration`, `ToolUseBlock`, `ToolResultBlock`; A4).
 
 pub(crate) mod decoder;
 mod wire;
-
-#[cfg(test)]
-mod loopback_tests;
 
 use crate::estimate::estimate_input_tokens;
 use crate::http::{self, Refusal};
@@ -39,24 +41,15 @@ const ERROR_TYPE: &str = "x-amzn-errortype";
 
 /// Stateless adapter over one shared connection pool; key and URL come with each request.
 pub struct Bedrock {
-    http: reqwest::Client,
-}
-
-impl Bedrock {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
-    }
+    /// The pool [`crate::registry`] gives every adapter; it builds this struct directly.
+    pub(crate) http: reqwest::Client,
 }
 
 #[async_trait::async_trait]
 impl Llm for Bedrock {
-    fn name(&self) -> &'static str {
-        "bedrock"
-    }
-
     async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
         let url = converse_url(req.base_url, req.model)?;
-        let body = serde_json::to_vec(&wire::ConverseRequest::new(req.messages, req.max_tokens))
+        let body = serde_json::to_vec(&wire::ConverseRequest::new(req.messages, req.max_tokens, req.tools))
             .map_err(|e| LlmError::BadRequest(format!("cannot encode the request: {e}")))?;
         let auth = Auth::of(req.key, req.base_url)?;
         let builder = auth.apply(self.http.post(url.clone()), "POST", &url, &body)?;

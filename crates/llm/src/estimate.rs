@@ -32,7 +32,7 @@ mod tests {
 
     #[test]
     fn rule() {
-        let m = |c: &str| Message { role: Role::User, content: c.into() };
+        let m = |c: &str| Message::new(Role::User, c);
         assert_eq!(estimate_input_tokens(&[]), 0);
         assert_eq!(estimate_input_tokens(&[m(""), m("abcd")]), 4 + (2 + 4));
         assert_eq!(estimate_input_tokens(&[m("ééé")]), 1 + 4);

@@ -1,17 +1,19 @@
 //! Google Gemini (AI Studio) streaming adapter (protocols/llm.md D3):
 //! `POST {base}/v1beta/models/{model}:streamGenerateContent?alt=sse` with `x-goog-api-key`.
 //! There is no end marker: the body ends after the chunk carrying `finishReason`.
+//!
+//! Tools: `tools: [{functionDeclarations}]`, `toolConfig.functionCallingConfig {mode,
+//! allowedFunctionNames}`; calls come back whole as `functionCall` parts (with `finishReason`
+//! `STOP`; an id made up when Gemini gives none), results go back as `functionResponse` parts of
+//! a user content (google-genai `FunctionDeclaration`, `FunctionCallingConfig`,
+//! `FunctionResponse`). Gemini has no switch for parallel calls.
 
 pub(crate) mod decoder;
 mod wire;
 
-#[cfg(test)]
-mod loopback_tests;
-
 use crate::estimate::estimate_input_tokens;
 use crate::http::{self, Refusal};
 use crate::{pump, Llm, LlmError, LlmEvent, LlmRequest};
-use reqwest::header::ACCEPT;
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use url::Url;
@@ -21,37 +23,18 @@ const VERSION: &str = "v1beta";
 
 /// Stateless adapter over one shared connection pool; key and URL come with each request.
 pub struct Gemini {
-    http: reqwest::Client,
-}
-
-impl Gemini {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
-    }
+    /// The pool [`crate::registry`] gives every adapter; it builds this struct directly.
+    pub(crate) http: reqwest::Client,
 }
 
 #[async_trait::async_trait]
 impl Llm for Gemini {
-    fn name(&self) -> &'static str {
-        "google"
-    }
-
     async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
         let url = endpoint(req.base_url, req.model)?;
-        let body = wire::GenerateRequest::new(req.messages, req.max_tokens);
-        let resp = http::send(
-            self.http
-                .post(url)
-                .header("x-goog-api-key", http::secret_header(req.key.expose_secret())?)
-                .header(ACCEPT, "text/event-stream")
-                .json(&body),
-        )
-        .await?;
-        if !resp.status().is_success() {
-            return Err(refused(Refusal::read(resp).await));
-        }
-        let decoder = decoder::Decoder::new(estimate_input_tokens(req.messages));
-        Ok(pump::spawn(resp, decoder))
+        let body = wire::GenerateRequest::new(req.messages, req.max_tokens, req.tools)?;
+        let post =
+            self.http.post(url).header("x-goog-api-key", http::secret_header(req.key.expose_secret())?).json(&body);
+        pump::start_sse(post, refused, decoder::Decoder::new(estimate_input_tokens(req.messages))).await
     }
 }
 

@@ -1,4 +1,5 @@
-//! Streaming language models: one [`Llm`] trait, one module per provider, simulators in [`sim`].
+//! Streaming language models: one [`Llm`] trait, one module per provider. The simulators the
+//! adapters are tested against live in the `llm-sim` crate.
 //!
 //! # Layout
 //! - `openai`: the Chat Completions adapter, also serving the OpenAI-compatible family described
@@ -10,7 +11,7 @@
 //! - Shared plumbing: `sse` (incremental SSE parser), `pump` (body → events task), `http`
 //!   (endpoints, sensitive key headers, refusals), `estimate` (the token-estimate rule).
 //! - [`registry`]: adapters by name. [`validate_key`]: one cheap authenticated call per
-//!   provider. [`sim`]: loopback simulators with scripted faults.
+//!   provider.
 //!
 //! # Invariants
 //! - One shared `reqwest::Client` (connection pool) per adapter; the key comes with each request.
@@ -33,10 +34,8 @@ mod http;
 mod openai;
 mod pump;
 pub mod registry;
-pub mod sim;
 mod sse;
-#[cfg(test)]
-mod test_util;
+mod tools;
 mod validate;
 
 pub use anthropic::Anthropic;
@@ -47,6 +46,7 @@ pub use error::LlmError;
 pub use estimate::{estimate_input_tokens, estimate_output_tokens};
 pub use gemini::Gemini;
 pub use openai::{base_model, OpenAi, RESPONSES_PREFIX};
+pub use tools::{empty_object_schema, ToolCall, ToolChoice, ToolSpec, Tools};
 pub use validate::validate_key;
 
 use secrecy::SecretString;
@@ -60,12 +60,20 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's result, answering an assistant's [`ToolCall`] ([`Message::tool_result`]).
+    Tool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// An assistant turn's tool calls, in order (the text, if any, came before them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// A [`Role::Tool`] message: the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 /// One chat request.
@@ -77,14 +85,8 @@ pub struct LlmRequest<'a> {
     pub model: &'a str,
     pub messages: &'a [Message],
     pub max_tokens: Option<u32>,
-}
-
-/// A completed tool call assembled from streamed deltas.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolCall {
-    pub id: String,
-    pub name: String,
-    pub arguments: String,
+    /// Functions the model may call; [`Tools::default`] offers none.
+    pub tools: Tools<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,10 +107,10 @@ pub enum LlmEvent {
     Error(LlmError),
 }
 
-/// A streaming chat completion provider. Dropping the receiver cancels the request.
+/// A streaming chat completion provider. Dropping the receiver cancels the request. Its name (the
+/// rate table's) is where [`registry`] lists it, and nowhere else.
 #[async_trait::async_trait]
 pub trait Llm: Send + Sync {
-    fn name(&self) -> &'static str;
     /// Start a streaming completion. HTTP errors before the stream starts are returned here.
     async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError>;
 }

@@ -8,20 +8,16 @@
 //! `openai` rows still price it: bill by [`crate::base_model`], which strips the prefix.
 
 pub(crate) mod decoder;
+pub(crate) mod request;
 pub(crate) mod responses;
 mod tool_calls;
 pub(crate) mod wire;
 
-#[cfg(test)]
-mod family_tests;
-#[cfg(test)]
-mod loopback_tests;
-
-use crate::compat::{self, CompatProvider, MaxTokensField};
+use crate::compat::{self, CompatProvider};
 use crate::estimate::estimate_input_tokens;
 use crate::http::{self, Refusal};
 use crate::{pump, Llm, LlmError, LlmEvent, LlmRequest, Message};
-use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use url::Url;
@@ -52,52 +48,21 @@ impl OpenAi {
     }
 }
 
-/// A streaming Chat Completions body: usage asked for when `include_usage`, the token cap under
-/// `field`.
-pub(crate) fn chat_body<'a>(
-    model: &'a str,
-    req: &LlmRequest<'a>,
-    include_usage: bool,
-    field: MaxTokensField,
-) -> wire::ChatRequest<'a> {
-    let (max_completion_tokens, max_tokens) = match field {
-        MaxTokensField::MaxCompletionTokens => (req.max_tokens, None),
-        MaxTokensField::MaxTokens => (None, req.max_tokens),
-    };
-    wire::ChatRequest {
-        model,
-        messages: req.messages,
-        stream: true,
-        stream_options: include_usage.then_some(wire::StreamOptions { include_usage: true }),
-        max_completion_tokens,
-        max_tokens,
-    }
-}
-
 /// Posts a streaming Chat Completions request with `auth` and pumps its events; shared with
 /// Azure, whose only differences are the URL and the key header.
 pub(crate) async fn start_chat(
     client: &reqwest::Client,
     url: Url,
     auth: (HeaderName, HeaderValue),
-    body: &wire::ChatRequest<'_>,
+    body: &request::ChatRequest<'_>,
     messages: &[Message],
 ) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
-    let resp =
-        http::send(client.post(url).header(auth.0, auth.1).header(ACCEPT, "text/event-stream").json(body)).await?;
-    if !resp.status().is_success() {
-        return Err(refused(Refusal::read(resp).await));
-    }
     let decoder = decoder::Decoder::new(estimate_input_tokens(messages));
-    Ok(pump::spawn(resp, decoder))
+    pump::start_sse(client.post(url).header(auth.0, auth.1).json(body), refused, decoder).await
 }
 
 #[async_trait::async_trait]
 impl Llm for OpenAi {
-    fn name(&self) -> &'static str {
-        self.provider.name
-    }
-
     async fn stream(&self, req: LlmRequest<'_>) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
         let auth = (AUTHORIZATION, http::secret_header(&format!("Bearer {}", req.key.expose_secret()))?);
         if let Some(model) = req.model.strip_prefix(RESPONSES_PREFIX) {
@@ -105,7 +70,9 @@ impl Llm for OpenAi {
             return responses::start(&self.http, url, auth, model, &req).await;
         }
         let p = self.provider;
-        let body = chat_body(req.model, &req, p.include_usage, p.max_tokens_field);
+        let dialect =
+            request::Dialect { include_usage: p.include_usage, max_tokens_field: p.max_tokens_field, tools: p.tools };
+        let body = request::chat_body(req.model, &req, dialect);
         start_chat(&self.http, endpoint(req.base_url)?, auth, &body, req.messages).await
     }
 }

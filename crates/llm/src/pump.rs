@@ -8,10 +8,12 @@
 //! then `Done` or `Error`.
 
 use crate::error::describe_transport;
+use crate::http::{self, Refusal};
 use crate::sse::{SseEvent, SseParser};
 use crate::{LlmError, LlmEvent};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use reqwest::header::ACCEPT;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -19,6 +21,20 @@ use tracing::Instrument;
 /// Events buffered between the reader task and the consumer; a slow consumer back-pressures
 /// the HTTP body instead of growing memory.
 const EVENTS: usize = 64;
+
+/// Sends a streaming request asking for SSE and starts reading it with `decoder`; a refusal
+/// comes back through the provider's `refused` instead, before any event.
+pub(crate) async fn start_sse(
+    req: reqwest::RequestBuilder,
+    refused: fn(Refusal) -> LlmError,
+    decoder: impl Decode,
+) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
+    let resp = http::send(req.header(ACCEPT, "text/event-stream")).await?;
+    if !resp.status().is_success() {
+        return Err(refused(Refusal::read(resp).await));
+    }
+    Ok(spawn(resp, decoder))
+}
 
 /// Starts reading an accepted SSE response in its own task (in the caller's span).
 pub(crate) fn spawn(resp: reqwest::Response, decoder: impl Decode) -> mpsc::Receiver<LlmEvent> {
@@ -84,6 +100,34 @@ pub(crate) trait Decode: Send + 'static {
     fn close(&mut self, completed: bool, out: &mut Vec<LlmEvent>);
     /// The provider's finish/stop reason, once sent: a body ending after it ended normally.
     fn finish_reason(&self) -> Option<&str>;
+}
+
+/// The closing `Usage`: the provider's `(input, output)` when it reported them, otherwise the
+/// conservative estimate from the prompt and the characters generated.
+pub(crate) fn usage_or_estimate(reported: Option<(u64, u64)>, input_estimate: u64, output_chars: usize) -> LlmEvent {
+    match reported {
+        Some((input_tokens, output_tokens)) => LlmEvent::Usage { input_tokens, output_tokens, estimated: false },
+        None => LlmEvent::Usage {
+            input_tokens: input_estimate,
+            output_tokens: crate::estimate::estimate_output_tokens(output_chars),
+            estimated: true,
+        },
+    }
+}
+
+/// Feeds `payloads` to a decoder until one ends or fails, then closes it as the pump would.
+#[cfg(test)]
+pub(crate) fn decode_all(d: &mut impl Decode, payloads: &[&str]) -> (Vec<LlmEvent>, Result<Step, LlmError>) {
+    let mut out = Vec::new();
+    let mut last = Ok(Step::Continue);
+    for p in payloads {
+        last = d.data(p, &mut out);
+        if !matches!(last, Ok(Step::Continue)) {
+            break;
+        }
+    }
+    d.close(matches!(last, Ok(Step::Done)), &mut out);
+    (out, last)
 }
 
 enum End {

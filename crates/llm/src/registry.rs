@@ -13,8 +13,8 @@ pub struct Entry {
 
 pub const PROVIDERS: &[Entry] = &[
     Entry { name: "openai", build: |h| Arc::new(OpenAi::new(h.clone())) },
-    Entry { name: "anthropic", build: |h| Arc::new(Anthropic::new(h.clone())) },
-    Entry { name: "google", build: |h| Arc::new(Gemini::new(h.clone())) },
+    Entry { name: "anthropic", build: |h| Arc::new(Anthropic { http: h.clone() }) },
+    Entry { name: "google", build: |h| Arc::new(Gemini { http: h.clone() }) },
     Entry { name: "groq", build: |h| Arc::new(OpenAi::compatible(h.clone(), &compat::GROQ)) },
     Entry { name: "cerebras", build: |h| Arc::new(OpenAi::compatible(h.clone(), &compat::CEREBRAS)) },
     Entry { name: "deepseek", build: |h| Arc::new(OpenAi::compatible(h.clone(), &compat::DEEPSEEK)) },
@@ -31,8 +31,8 @@ pub const PROVIDERS: &[Entry] = &[
     Entry { name: "akash", build: |h| Arc::new(OpenAi::compatible(h.clone(), &compat::AKASH)) },
     Entry { name: "morpheus", build: |h| Arc::new(OpenAi::compatible(h.clone(), &compat::MORPHEUS)) },
     Entry { name: "vercel", build: |h| Arc::new(OpenAi::compatible(h.clone(), &compat::VERCEL)) },
-    Entry { name: "azure", build: |h| Arc::new(Azure::new(h.clone())) },
-    Entry { name: "bedrock", build: |h| Arc::new(Bedrock::new(h.clone())) },
+    Entry { name: "azure", build: |h| Arc::new(Azure { http: h.clone() }) },
+    Entry { name: "bedrock", build: |h| Arc::new(Bedrock { http: h.clone() }) },
 ];
 
 /// The adapter called `name`, sharing `http`'s connection pool; `None` for an unknown name.
@@ -55,11 +55,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_name_builds_and_reports_itself() {
+    fn every_name_builds_and_has_an_endpoint() {
         let http = reqwest::Client::new();
         for name in names() {
-            let llm = build(name, &http).unwrap();
-            assert_eq!(llm.name(), name);
+            assert!(build(name, &http).is_some(), "{name}");
             assert!(default_url(name).is_some(), "{name}");
         }
         assert!(build("nope", &http).is_none());

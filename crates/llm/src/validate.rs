@@ -78,97 +78,13 @@ fn xai_key_blocked(body: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{
-        AnthropicSim, AnthropicSimConfig, AzureSim, AzureSimConfig, BedrockSim, BedrockSimConfig, GeminiSim,
-        GeminiSimConfig, OpenAiSim, OpenAiSimConfig, SimKeys,
-    };
-
-    const GOOD: &str = "sk-validate-good-0123456789";
-    const BAD: &str = "sk-validate-bad-9876543210";
-
-    fn keys() -> SimKeys {
-        SimKeys::from(&[GOOD][..])
-    }
-
-    async fn assert_checks(provider: &str, base: &Url) {
-        let http = reqwest::Client::new();
-        let good = SecretString::from(GOOD.to_string());
-        let bad = SecretString::from(BAD.to_string());
-        assert_eq!(validate_key(provider, &http, base, &good).await, Ok(()), "{provider}");
-        let err = validate_key(provider, &http, base, &bad).await.unwrap_err();
-        assert_eq!(err, LlmError::Unauthorized, "{provider}");
-        assert!(!format!("{err} {err:?}").contains(BAD));
-    }
 
     #[tokio::test]
-    async fn openai_and_family_against_the_openai_sim() {
-        let sim = OpenAiSim::start(OpenAiSimConfig { keys: keys(), ..Default::default() }).await.unwrap();
-        // Every family member whose check is `GET {base}/models` is served by the sim.
-        for p in std::iter::once(&compat::OPENAI).chain(compat::FAMILY) {
-            if p.validate_path == "models" {
-                assert_checks(p.name, &sim.base_url()).await;
-            }
-        }
-        assert_eq!(sim.requests(), 0, "a key check is not a completion");
-    }
-
-    #[tokio::test]
-    async fn anthropic_against_its_sim() {
-        let sim = AnthropicSim::start(AnthropicSimConfig { keys: keys(), ..Default::default() }).await.unwrap();
-        assert_checks("anthropic", &sim.base_url()).await;
-        assert_eq!(sim.seen_keys(), vec![GOOD.to_string(), BAD.to_string()]);
-    }
-
-    #[tokio::test]
-    async fn gemini_against_its_sim() {
-        let sim = GeminiSim::start(GeminiSimConfig { keys: keys(), ..Default::default() }).await.unwrap();
-        assert_checks("google", &sim.base_url()).await;
-        assert_eq!(sim.seen_keys(), vec![GOOD.to_string(), BAD.to_string()]);
-    }
-
-    #[tokio::test]
-    async fn azure_against_its_sim_on_both_endpoint_forms() {
-        let sim = AzureSim::start(AzureSimConfig { keys: keys(), ..Default::default() }).await.unwrap();
-        assert_checks("azure", &sim.base_url()).await;
-        assert_checks("azure", &sim.base_url().join("openai/v1").unwrap()).await;
-        assert_eq!(sim.requests(), 0, "a key check is not a completion");
-    }
-
-    /// A signed ListFoundationModels: the right pair passes, a wrong secret or unknown key id
-    /// is `Unauthorized` (AWS's 403 `InvalidSignatureException` / `UnrecognizedClientException`).
-    #[tokio::test]
-    async fn bedrock_against_its_sim() {
-        let good = "AKIDVALIDATE0001:validateSecret/0123456789";
-        let sim = BedrockSim::start(BedrockSimConfig { keys: SimKeys::from(&[good][..]), ..Default::default() })
-            .await
-            .unwrap();
-        let http = reqwest::Client::new();
-        let check = |key: &str| {
-            let key = SecretString::from(key.to_string());
-            let http = http.clone();
-            let base = sim.base_url();
-            async move { validate_key("bedrock", &http, &base, &key).await }
-        };
-        assert_eq!(check(good).await, Ok(()));
-        for bad in ["AKIDVALIDATE0001:wrongSecret", "AKIDOTHER0000001:validateSecret/0123456789"] {
-            let err = check(bad).await.unwrap_err();
-            assert_eq!(err, LlmError::Unauthorized, "{bad}");
-            assert!(!format!("{err} {err:?}").contains("Secret"));
-        }
-        assert_eq!(sim.requests(), 0, "a key check is not a completion");
-    }
-
-    #[tokio::test]
-    async fn unknown_provider_and_unreachable_host() {
-        let http = reqwest::Client::new();
-        let key = SecretString::from(GOOD.to_string());
+    async fn unknown_provider_is_a_bad_request() {
+        let key = SecretString::from("sk-validate-0123456789".to_string());
         let base = Url::parse("http://127.0.0.1:9/v1").unwrap();
-        assert!(matches!(validate_key("nope", &http, &base, &key).await, Err(LlmError::BadRequest(_))));
-        let sim = OpenAiSim::start(OpenAiSimConfig::default()).await.unwrap();
-        let base = sim.base_url();
-        drop(sim);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(matches!(validate_key("groq", &http, &base, &key).await, Err(LlmError::Http(_))));
+        let err = validate_key("nope", &reqwest::Client::new(), &base, &key).await;
+        assert!(matches!(err, Err(LlmError::BadRequest(_))), "{err:?}");
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct AccessConfig {
     /// Carrier REST API bases (`twilio`, `telnyx`, `plivo`, `vonage`) for hang-ups.
     pub carrier_urls: HashMap<String, Url>,
     pub http: reqwest::Client,
+    /// `--public-url`: where carriers reach this server (a Plivo transfer's dial XML).
+    pub public_url: Option<Url>,
+    /// `--webhooks-allow-private`: agents' webhook tools may call private addresses.
+    pub allow_private_webhooks: bool,
     /// A started call with no media for this long is ended (`idle_timeout`).
     pub idle_timeout: Duration,
     /// Inbound audio may run this far ahead of the wall clock before frames are dropped.

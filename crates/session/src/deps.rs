@@ -1,5 +1,6 @@
 use crate::SessionHub;
 use billing::store::Store;
+use billing::tools::WEBHOOK_VAULT_PROVIDER as WEBHOOK;
 use billing::{AgentSpec, PlanResolver};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,13 +57,18 @@ pub struct SessionDeps {
     pub tts_sample_rate: Option<u32>,
     /// Opens the orgs' saved provider keys; `None` when no master key is configured.
     pub vault: Option<Arc<billing::vault::Vault>>,
-    /// Version of the rate table the resolver holds; compared with the store's before each
-    /// session so an operator's flip reaches every node without a restart.
-    pub rates_version: Arc<std::sync::atomic::AtomicI64>,
+    /// Keeps the resolver's rate table current: an operator's change reaches every node before
+    /// its next session, without a restart.
+    pub rates: Arc<crate::rates_sync::RatesSync>,
+    /// This node's id: recorded on its sessions, renewed as a lease in the store.
+    pub node_id: String,
     /// Who may open a session, and the limits every session runs under.
     pub access: Arc<crate::AccessConfig>,
     /// Shutdown state: draining refuses new calls; `ending` asks live ones to hang up.
     pub drain: Arc<crate::drain::Drain>,
+    /// Keep what was said on each call in the store (`--transcripts false` for operators who
+    /// may not keep call content).
+    pub keep_transcripts: bool,
 }
 
 /// How an agent's calls run, beside the plan: fixed at session start like the plan.
@@ -70,14 +76,19 @@ pub(crate) struct AgentRun {
     pub max_call: Duration,
     pub steps: crate::turn::StepLimits,
     pub apology: String,
+    pub tools: Vec<billing::AgentTool>,
+    /// The webhook secrets the tools name, opened from the org's vault.
+    pub tool_secrets: crate::tools::WebhookSecrets,
 }
 
 impl AgentRun {
-    fn of(spec: &AgentSpec) -> Self {
+    fn of(spec: &AgentSpec, tool_secrets: crate::tools::WebhookSecrets) -> Self {
         Self {
             max_call: spec.max_call(),
             steps: crate::turn::StepLimits::for_agent(&spec.timeouts),
             apology: spec.apology_line.clone().unwrap_or_else(|| crate::turn::DEFAULT_APOLOGY.to_string()),
+            tools: spec.tools.clone(),
+            tool_secrets,
         }
     }
 }
@@ -96,29 +107,15 @@ impl PlanRefusal {
 }
 
 impl SessionDeps {
-    /// Reload the rate table when the store's version moved (one small query; the table is
-    /// read only when it changed).
+    /// Make sure the rate table is current before using it (see [`crate::rates_sync`]).
     pub async fn refresh_rates(&self) {
-        use std::sync::atomic::Ordering;
-        let v = match self.store.rates_version().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the rate table version; keeping the cached table");
-                return;
-            }
-        };
-        if v == self.rates_version.load(Ordering::Acquire) {
-            return;
-        }
-        match self.store.rates().await {
-            Ok(t) if !t.is_empty() => {
-                self.resolver.set_rates(t);
-                self.rates_version.store(v, Ordering::Release);
-                tracing::info!(version = v, "rate table reloaded");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot reload the rate table; keeping the cached one"),
-        }
+        self.rates.before_use(self.store.as_ref(), &self.resolver).await;
+    }
+
+    /// Reload the rate table now: after this node changed it, so its own next answer shows the
+    /// change whether or not the notification has arrived yet.
+    pub async fn reload_rates(&self) {
+        self.rates.reload(self.store.as_ref(), &self.resolver, "changed here").await;
     }
 
     /// The plan of a new session for `agent_id`, and how the agent runs (call length, step
@@ -137,7 +134,7 @@ impl SessionDeps {
                 .resolver
                 .resolve(session_id, &self.org_id, &self.agent, telephony)
                 .map_err(|e| PlanRefusal::new(e.code(), e.to_string()))?;
-            return Ok((plan, AgentRun::of(&self.agent)));
+            return Ok((plan, AgentRun::of(&self.agent, Default::default())));
         }
         let found = self.store.agent(agent_id).await.map_err(|e| {
             tracing::error!(error = %e, "agent lookup failed");
@@ -155,6 +152,13 @@ impl SessionDeps {
             .resolver
             .resolve_for(session_id, &ctx, &spec, telephony, self.vault.as_deref())
             .map_err(|e| PlanRefusal::new(e.code(), e.to_string()))?;
-        Ok((plan, AgentRun::of(&spec)))
+        let secrets = crate::tools::WebhookSecrets::open(&spec.tools, &ctx.credentials, self.vault.as_deref())
+            .map_err(|name| {
+                PlanRefusal::new(
+                    "webhook_secret_missing",
+                    format!("the agent's webhook tools need the vault secret {WEBHOOK:?}/{name:?}"),
+                )
+            })?;
+        Ok((plan, AgentRun::of(&spec, secrets)))
     }
 }

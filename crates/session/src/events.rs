@@ -1,8 +1,8 @@
 use billing::UsageRecord;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happens in a session, as watchers see it (client websocket, `/api/calls/{sid}/events`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SessionEvent {
     Started {
@@ -32,6 +32,20 @@ pub enum SessionEvent {
     },
     Dtmf {
         digit: String,
+    },
+    /// The model called one of the agent's tools (arguments as the model wrote them).
+    ToolCall {
+        turn: u64,
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    /// A tool call finished: its result as the model reads it (an error result included).
+    ToolResult {
+        turn: u64,
+        call_id: String,
+        name: String,
+        result: String,
     },
     Usage {
         records: Vec<UsageRecord>,

@@ -1,11 +1,11 @@
 //! The session's ledger task: every store access of a running call — writing usage records,
-//! the mid-call funds check, extending the hold — happens here, in order, so a slow or stalled
+//! the mid-call funds check, extending the hold, keeping the transcript — happens here, in order, so a slow or stalled
 //! store never delays the turn loop (barge-in `clear`, agent audio). The turn loop prices usage
 //! in memory ([`crate::meter::Meter`]) and sends the records; it hears back only when funds run
 //! low.
 
 use crate::meter::Settler;
-use billing::store::Store;
+use billing::store::{now_ms, Speaker, Store, TranscriptLine};
 use billing::UsageRecord;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,13 @@ enum Cmd {
         reserve: i64,
         hold: i64,
     },
+    /// Keep a line of what was said (numbered by the task, in the order sent).
+    Transcript {
+        at_ms: i64,
+        speaker: Speaker,
+        text: String,
+        interrupted: bool,
+    },
     /// Settle what is left and hand back every record written.
     Close(oneshot::Sender<Vec<UsageRecord>>),
 }
@@ -28,6 +35,7 @@ enum Cmd {
 pub(crate) struct Ledger {
     tx: mpsc::UnboundedSender<Cmd>,
     low_funds: mpsc::Receiver<i64>,
+    keep_transcripts: bool,
 }
 
 /// How long the end of a session waits for its last records to be written before it reports
@@ -35,7 +43,7 @@ pub(crate) struct Ledger {
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl Ledger {
-    pub(crate) fn spawn(session_id: &str, payer_org_id: &str, store: Arc<dyn Store>) -> Ledger {
+    pub(crate) fn spawn(session_id: &str, payer_org_id: &str, store: Arc<dyn Store>, keep_transcripts: bool) -> Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
         let (low_tx, low_funds) = mpsc::channel(1);
         let task = Task {
@@ -44,9 +52,10 @@ impl Ledger {
             settler: Settler::new(payer_org_id, store.clone()),
             store,
             low: low_tx,
+            transcript_seq: 0,
         };
         tokio::spawn(task.run(rx));
-        Ledger { tx, low_funds }
+        Ledger { tx, low_funds, keep_transcripts }
     }
 
     pub(crate) fn settle(&self, records: Vec<UsageRecord>) {
@@ -57,6 +66,13 @@ impl Ledger {
 
     pub(crate) fn check_funds(&self, reserve: i64, hold: i64) {
         let _ = self.tx.send(Cmd::CheckFunds { reserve, hold });
+    }
+
+    pub(crate) fn transcript(&self, speaker: Speaker, text: &str, interrupted: bool) {
+        if self.keep_transcripts && !text.trim().is_empty() {
+            let (at_ms, text) = (now_ms(), text.to_string());
+            let _ = self.tx.send(Cmd::Transcript { at_ms, speaker, text, interrupted });
+        }
     }
 
     /// Resolves when a funds check found less than its reserve available (the amount available).
@@ -87,6 +103,7 @@ struct Task {
     settler: Settler,
     store: Arc<dyn Store>,
     low: mpsc::Sender<i64>,
+    transcript_seq: i64,
 }
 
 impl Task {
@@ -95,6 +112,13 @@ impl Task {
             match cmd {
                 Cmd::Settle(records) => self.settler.settle(records).await,
                 Cmd::CheckFunds { reserve, hold } => self.check_funds(reserve, hold).await,
+                Cmd::Transcript { at_ms, speaker, text, interrupted } => {
+                    let line = TranscriptLine { seq: self.transcript_seq, at_ms, speaker, text, interrupted };
+                    self.transcript_seq += 1;
+                    if let Err(e) = self.store.append_transcript(&self.session_id, &line).await {
+                        tracing::warn!(error = %e, "cannot keep a transcript line");
+                    }
+                }
                 Cmd::Close(reply) => {
                     self.settler.settle(Vec::new()).await;
                     let _ = reply.send(self.settler.into_written());

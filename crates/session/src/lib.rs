@@ -11,8 +11,12 @@
 //! - `turn` — the turn manager: the caller's turn (`user`), the agent's (`agent`), barge-in,
 //!   failover within a turn, metering and the closing line.
 //! - `output` — the writer: agent audio on the gateway's playout clock, `clear` on barge-in.
+//! - `tools` — the agent's tools during a call: webhooks (signed), end call, transfer, DTMF.
 //! - `meter` — usage lines priced from the plan's rate snapshot, checkpointed to the store.
 //! - [`hub`] — live [`SessionEvent`]s by session, for watchers (`switchboard call`, operators).
+//! - `trace` — the session's trace spans: a turn span per agent turn, a span per provider
+//!   request, each with its outcome.
+//! - [`rates_sync`] — the rate table follows the store's changes (notification or version).
 //! - [`drain`] — graceful shutdown: stop admitting, let calls finish, end the rest politely.
 //!
 //! # Invariants
@@ -31,8 +35,11 @@ mod meter;
 pub mod metrics;
 mod open;
 mod output;
+pub mod rates_sync;
 mod reader;
 mod runtime;
+mod tools;
+mod trace;
 pub mod transport;
 mod turn;
 
@@ -42,3 +49,4 @@ pub use events::SessionEvent;
 pub use hub::SessionHub;
 pub use meter::RequestMeter;
 pub use runtime::run_session;
+pub use tools::egress::is_public as is_public_ip;

@@ -29,6 +29,12 @@ struct Line {
     billed_to: BilledTo,
     markup_bps: i64,
     credential_id: String,
+    progress: Progress,
+}
+
+/// How far a line has been counted and billed; every line starts at zero.
+#[derive(Default)]
+struct Progress {
     cum_atoms: i64,
     billed_atoms: i64,
     seq: u32,
@@ -74,12 +80,7 @@ fn service_line(id: LineId, name: &'static str, service: Service, p: &billing::S
         billed_to: p.billed_to,
         markup_bps: p.markup_bps,
         credential_id: p.credential.id.clone(),
-        cum_atoms: 0,
-        billed_atoms: 0,
-        seq: 0,
-        estimated: false,
-        reconciled: false,
-        confirm: false,
+        progress: Progress::default(),
     }
 }
 
@@ -95,7 +96,7 @@ fn first_rate(rates: &[Rate], units: &[RateUnit]) -> Option<Rate> {
 impl Meter {
     /// Build the lines of a plan. A service without a price in its snapshot is an error.
     pub(crate) fn from_plan(plan: &SessionPlan) -> Result<Meter, BillingError> {
-        let missing = |service: &str, p: &billing::ServicePlan, unit: &str| BillingError::MissingPrice {
+        let missing = |service: Service, p: &billing::ServicePlan, unit: &str| BillingError::MissingPrice {
             service: service.to_string(),
             provider: p.provider.clone(),
             model: p.model.clone(),
@@ -106,21 +107,21 @@ impl Meter {
             lines.push(service_line(id, name, service, p, rate));
         };
         let stt = first_rate(&plan.stt.rates, &[RateUnit::AudioMinute, RateUnit::AudioHour])
-            .ok_or_else(|| missing("stt", &plan.stt, "audio_minute"))?;
-        add(LineId::Stt, "stt", Service::Stt, &plan.stt, stt);
+            .ok_or_else(|| missing(Service::Stt, &plan.stt, "audio_minute"))?;
+        add(LineId::Stt, Service::Stt.as_str(), Service::Stt, &plan.stt, stt);
         let tts = first_rate(&plan.tts.rates, &[RateUnit::KiloCharacters])
-            .ok_or_else(|| missing("tts", &plan.tts, "kilo_characters"))?;
-        add(LineId::Tts, "tts", Service::Tts, &plan.tts, tts);
+            .ok_or_else(|| missing(Service::Tts, &plan.tts, "kilo_characters"))?;
+        add(LineId::Tts, Service::Tts.as_str(), Service::Tts, &plan.tts, tts);
         let llm_in = first_rate(&plan.llm.rates, &[RateUnit::MegaInputTokens])
-            .ok_or_else(|| missing("llm", &plan.llm, "mega_input_tokens"))?;
+            .ok_or_else(|| missing(Service::Llm, &plan.llm, "mega_input_tokens"))?;
         add(LineId::LlmIn, "llm.input", Service::Llm, &plan.llm, llm_in);
         let llm_out = first_rate(&plan.llm.rates, &[RateUnit::MegaOutputTokens])
-            .ok_or_else(|| missing("llm", &plan.llm, "mega_output_tokens"))?;
+            .ok_or_else(|| missing(Service::Llm, &plan.llm, "mega_output_tokens"))?;
         add(LineId::LlmOut, "llm.output", Service::Llm, &plan.llm, llm_out);
         // Per-minute lines: the carrier's and the plan's platform fee.
         let minute_lines = [
-            (LineId::Telephony, "telephony", Service::Telephony, "carrier", &plan.telephony),
-            (LineId::Platform, "platform", Service::Platform, "platform", &plan.platform),
+            (LineId::Telephony, Service::Telephony.as_str(), Service::Telephony, "carrier", &plan.telephony),
+            (LineId::Platform, Service::Platform.as_str(), Service::Platform, "platform", &plan.platform),
         ];
         for (id, name, service, source, line) in minute_lines {
             let Some(t) = line else { continue };
@@ -136,12 +137,7 @@ impl Meter {
                     billed_to: t.billed_to,
                     markup_bps: 0,
                     credential_id: format!("{source}:{}", t.provider),
-                    cum_atoms: 0,
-                    billed_atoms: 0,
-                    seq: 0,
-                    estimated: false,
-                    reconciled: false,
-                    confirm: false,
+                    progress: Progress::default(),
                 });
             }
         }
@@ -159,20 +155,20 @@ impl Meter {
 
     /// Add to a line's cumulative quantity.
     pub(crate) fn add(&mut self, id: LineId, atoms: u64, estimated: bool) {
-        if let Some(l) = self.line(id).filter(|l| !l.reconciled) {
-            l.cum_atoms = l.cum_atoms.saturating_add(i64::try_from(atoms).unwrap_or(i64::MAX));
-            l.estimated |= estimated;
+        if let Some(l) = self.line(id).filter(|l| !l.progress.reconciled) {
+            l.progress.cum_atoms = l.progress.cum_atoms.saturating_add(i64::try_from(atoms).unwrap_or(i64::MAX));
+            l.progress.estimated |= estimated;
         }
     }
 
     /// Raise a line's cumulative quantity to `total` (provider-reported totals). Never lowers
     /// it: what was already billed from a local count stays billed.
     pub(crate) fn raise_to(&mut self, id: LineId, total: u64, estimated: bool) {
-        if let Some(l) = self.line(id).filter(|l| !l.reconciled) {
+        if let Some(l) = self.line(id).filter(|l| !l.progress.reconciled) {
             let total = i64::try_from(total).unwrap_or(i64::MAX);
-            if total >= l.cum_atoms {
-                l.cum_atoms = total;
-                l.estimated = estimated;
+            if total >= l.progress.cum_atoms {
+                l.progress.cum_atoms = total;
+                l.progress.estimated = estimated;
             }
         }
     }
@@ -182,22 +178,31 @@ impl Meter {
     /// by a credit record when the provider counted less, and by a zero record when it agrees.
     pub(crate) fn reconcile(&mut self, id: LineId, total: u64) {
         if let Some(l) = self.line(id) {
-            l.cum_atoms = i64::try_from(total).unwrap_or(i64::MAX);
-            l.estimated = false;
-            l.reconciled = true;
-            l.confirm = true;
+            l.progress.cum_atoms = i64::try_from(total).unwrap_or(i64::MAX);
+            l.progress.estimated = false;
+            l.progress.reconciled = true;
+            l.progress.confirm = true;
         }
     }
 
     /// Price every line that changed since the last checkpoint into the outbox (a line only
     /// shrinks when reconciled).
     pub(crate) fn checkpoint(&mut self, now_ms: i64) {
-        for l in &mut self.lines {
-            if l.cum_atoms == l.billed_atoms && !l.confirm {
+        self.checkpoint_lines(now_ms, |_| true);
+    }
+
+    /// [`Self::checkpoint`] for one service's lines only: an LLM round ends as its own records.
+    pub(crate) fn checkpoint_service(&mut self, service: Service, now_ms: i64) {
+        self.checkpoint_lines(now_ms, |l| l.service == service);
+    }
+
+    fn checkpoint_lines(&mut self, now_ms: i64, which: impl Fn(&Line) -> bool) {
+        for l in self.lines.iter_mut().filter(|l| which(l)) {
+            if l.progress.cum_atoms == l.progress.billed_atoms && !l.progress.confirm {
                 continue;
             }
-            l.confirm = false;
-            let list = match delta_amount(&l.rate, l.billed_atoms, l.cum_atoms) {
+            l.progress.confirm = false;
+            let list = match delta_amount(&l.rate, l.progress.billed_atoms, l.progress.cum_atoms) {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::error!(line = l.name, error = %e, "cannot price usage line");
@@ -206,7 +211,7 @@ impl Meter {
             };
             // BYOK: the provider bills the org directly; we charge only the platform markup.
             let amount = match l.billed_to {
-                BilledTo::Byok => match delta_amount(&l.markup_rate, l.billed_atoms, l.cum_atoms) {
+                BilledTo::Byok => match delta_amount(&l.markup_rate, l.progress.billed_atoms, l.progress.cum_atoms) {
                     Ok(basis) => MicroUsd(ceil_div(basis.0 * l.markup_bps, 10_000)),
                     Err(e) => {
                         tracing::error!(line = l.name, error = %e, "cannot price the markup");
@@ -215,12 +220,12 @@ impl Meter {
                 },
                 _ => list,
             };
-            let delta = l.cum_atoms - l.billed_atoms;
+            let delta = l.progress.cum_atoms - l.progress.billed_atoms;
             let unit = l.rate.unit.usage_unit();
             let rec = UsageRecord {
                 session_id: self.session_id.clone(),
                 line: l.name.to_string(),
-                seq: l.seq,
+                seq: l.progress.seq,
                 service: l.service,
                 provider: l.provider.clone(),
                 model: l.model.clone(),
@@ -231,13 +236,13 @@ impl Meter {
                 amount_micros: amount,
                 list_micros: list,
                 org_id: self.payer_org_id.clone(),
-                estimated: l.estimated,
+                estimated: l.progress.estimated,
                 credential_id: l.credential_id.clone(),
                 created_at_ms: now_ms,
             };
-            l.seq += 1;
-            l.billed_atoms = l.cum_atoms;
-            l.estimated = false;
+            l.progress.seq += 1;
+            l.progress.billed_atoms = l.progress.cum_atoms;
+            l.progress.estimated = false;
             metrics::counter!(crate::metrics::USAGE_ATOMS, "service" => l.service.as_str(), "provider" => l.provider.clone(), "unit" => unit.as_str(), "billed_to" => l.billed_to.as_str())
                 .increment(u64::try_from(delta).unwrap_or(0));
             metrics::counter!(crate::metrics::USAGE_MICROS, "service" => l.service.as_str(), "provider" => l.provider.clone(), "billed_to" => l.billed_to.as_str())
@@ -268,9 +273,9 @@ impl Meter {
                 tracing::error!(line = l.name, provider = %p.provider, "fallback has no price for this line; keeping the old rate");
                 continue;
             };
-            let seq = l.seq;
+            let seq = l.progress.seq;
             *l = service_line(l.id, l.name, service, p, rate);
-            l.seq = seq;
+            l.progress.seq = seq;
         }
     }
 }
@@ -346,7 +351,7 @@ impl RequestMeter {
         store: Arc<dyn Store>,
     ) -> Result<Self, BillingError> {
         let missing = |unit: &str| BillingError::MissingPrice {
-            service: "llm".into(),
+            service: Service::Llm.to_string(),
             provider: llm.provider.clone(),
             model: llm.model.clone(),
             unit: unit.to_string(),

@@ -4,6 +4,7 @@
 
 use crate::admission::{Admitted, Via};
 use crate::meter::Meter;
+use crate::trace::OutcomeSpan;
 use crate::turn::Failover;
 use crate::{metrics as m, SessionDeps, SessionEvent};
 use billing::store::SessionRow;
@@ -47,7 +48,10 @@ pub(crate) struct Opened {
     pub failover: Failover,
     pub stt_plan: ServicePlan,
     pub stt_stream: SttStream,
+    /// The STT stream's trace span, ended by the turn manager with the stream.
+    pub stt_span: OutcomeSpan,
     pub stt_rate: u32,
+    pub tools: Option<Arc<crate::tools::ToolBox>>,
 }
 
 /// What the session is opened for.
@@ -66,7 +70,7 @@ fn now_ms() -> i64 {
 
 pub(crate) async fn open(deps: &SessionDeps, req: OpenRequest<'_>) -> Result<Opened, OpenFailed> {
     let started_at = Instant::now();
-    let (plan, agent) = resolve_plan(deps, &req).await?;
+    let (plan, mut agent) = resolve_plan(deps, &req).await?;
     metrics::histogram!(m::PLAN_TIME).record(started_at.elapsed().as_secs_f64());
     let (Some(stt), Some(llm), Some(tts)) = (
         deps.providers.stt.get(&plan.stt.provider).cloned(),
@@ -82,9 +86,39 @@ pub(crate) async fn open(deps: &SessionDeps, req: OpenRequest<'_>) -> Result<Ope
     let mut failover = Failover::from_plan(&plan, &deps.providers);
     let stt_rate = deps.stt_sample_rate.unwrap_or(req.input_rate);
     let how = SttConnect { rate: stt_rate, timeout: agent.steps.stt_connect };
-    let (stt_plan, stt_stream) = connect_stt(plan.stt.clone(), stt, how, &mut failover, &mut meter, req.events).await?;
+    let (stt_plan, stt_stream, stt_span) =
+        connect_stt(plan.stt.clone(), stt, how, &mut failover, &mut meter, req.events).await?;
     metrics::histogram!(m::SETUP_TIME).record(started_at.elapsed().as_secs_f64());
-    Ok(Opened { plan, agent, llm, tts, meter, failover, stt_plan, stt_stream, stt_rate })
+    let tools = tool_box(deps, &req, &mut agent);
+    Ok(Opened { plan, agent, llm, tts, meter, failover, stt_plan, stt_stream, stt_span, stt_rate, tools })
+}
+
+/// The agent's tools for this call, with the carrier line they act on (when the call came
+/// through a carrier with the org's credential and a call id).
+fn tool_box(
+    deps: &SessionDeps,
+    req: &OpenRequest<'_>,
+    agent: &mut crate::deps::AgentRun,
+) -> Option<Arc<crate::tools::ToolBox>> {
+    if agent.tools.is_empty() {
+        return None;
+    }
+    let line = match (&req.admitted.via, req.call_id) {
+        (Via::Carrier { credentials: Some(creds) }, Some(call_id)) => {
+            deps.access.carrier_urls.get(creds.carrier().as_str()).map(|base| crate::tools::CarrierLine {
+                creds: creds.clone(),
+                base: base.clone(),
+                call_id: call_id.to_string(),
+                public_url: deps.access.public_url.clone(),
+            })
+        }
+        _ => None,
+    };
+    let secrets = std::mem::take(&mut agent.tool_secrets);
+    let tools = std::mem::take(&mut agent.tools);
+    let http = deps.access.http.clone();
+    let allow_private = deps.access.allow_private_webhooks;
+    Some(Arc::new(crate::tools::ToolBox::new(tools, secrets, http, line, req.session_id, allow_private)))
 }
 
 /// The plan, resolved once: this call keeps these keys and prices whatever changes later.
@@ -113,6 +147,7 @@ async fn write_row(deps: &SessionDeps, req: &OpenRequest<'_>, plan: &SessionPlan
         ended_at_ms: None,
         end_reason: None,
         plan_json: serde_json::to_string(plan).unwrap_or_else(|_| "{}".into()),
+        node_id: Some(deps.node_id.clone()),
     };
     deps.store.open_session(&row).await.map_err(|e| {
         tracing::error!(error = %e, "cannot open session row");
@@ -177,22 +212,25 @@ async fn connect_stt(
     failover: &mut Failover,
     meter: &mut Meter,
     events: &broadcast::Sender<SessionEvent>,
-) -> Result<(ServicePlan, SttStream), OpenFailed> {
+) -> Result<(ServicePlan, SttStream, OutcomeSpan), OpenFailed> {
     loop {
+        let mut span = OutcomeSpan::provider(&tracing::Span::current(), billing::Service::Stt, &plan);
         let (code, message) = match tokio::time::timeout(how.timeout, stt.connect(stt_request(&plan, how.rate))).await {
-            Ok(Ok(stream)) => return Ok((plan, stream)),
+            Ok(Ok(stream)) => return Ok((plan, stream, span)),
             Ok(Err(e)) => {
-                metrics::counter!(m::PROVIDER_ERRORS, "service" => "stt", "code" => e.code()).increment(1);
+                metrics::counter!(m::PROVIDER_ERRORS, "service" => billing::Service::Stt.as_str(), "code" => e.code())
+                    .increment(1);
                 (e.code().to_string(), e.to_string())
             }
             Err(_) => ("stt_timeout".to_string(), "the speech-to-text provider did not answer".to_string()),
         };
+        span.fail(&code);
         let Some((next, adapter)) = failover.stt.pop_front() else {
             return Err(failed(&code, message, 1011, true));
         };
         tracing::warn!(from = %plan.provider, to = %next.provider, code = %code, "stt refused at connect; moving to the fallback");
         let ev = SessionEvent::Failover {
-            service: "stt".into(),
+            service: billing::Service::Stt.to_string(),
             from: plan.provider.clone(),
             to: next.provider.clone(),
             code,

@@ -49,7 +49,12 @@ impl GatewayEnd {
             Self::TooManyErrors(code) => code,
             Self::TooBig => 1009,
             Self::ProviderFailed if reason == "server_shutdown" => 1001,
-            Self::ProviderFailed if reason != "insufficient_funds" && reason != "hangup" => 1011,
+            // Ends the agent chose (funds, its `end_call` and `transfer_call` tools) are normal.
+            Self::ProviderFailed
+                if !matches!(reason, "insufficient_funds" | "hangup" | "agent_ended" | "transferred") =>
+            {
+                1011
+            }
             _ => 1000,
         };
         (code, reason.chars().take(123).collect())

@@ -117,7 +117,19 @@ pub(crate) async fn run_gateway(
         return;
     };
     let guard = LiveSession::new(deps.clone(), &session_id, start.call_id.as_deref(), events);
-    let span = tracing::info_span!("session", session_id = %session_id, gateway);
+    // The trace of the call: the turn and provider spans are its children. Names and ids
+    // only: no key, token or caller number.
+    let span = tracing::info_span!(
+        "session",
+        session_id = %session_id,
+        gateway,
+        org = %org,
+        agent = %admitted.agent_id,
+        stt = tracing::field::Empty,
+        llm = tracing::field::Empty,
+        tts = tracing::field::Empty,
+        end_reason = tracing::field::Empty,
+    );
     let gw = Gateway { sink, stream, codec, pcm };
     run_admitted(gw, deps, start, admitted, guard).instrument(span).await;
 }
@@ -160,6 +172,7 @@ impl LiveSession {
     /// Report a refusal to the call's watchers and metrics.
     fn refused(&self, r: &Refusal) {
         tracing::warn!(code = %r.code, "session refused: {}", r.message);
+        tracing::Span::current().record("end_reason", r.code.as_str());
         metrics::counter!(m::SESSIONS_REFUSED, "code" => r.code.clone()).increment(1);
         self.publish(SessionEvent::Error { code: r.code.clone(), message: r.message.clone() });
         self.publish(SessionEvent::End { reason: r.code.clone() });
@@ -232,6 +245,10 @@ async fn run_admitted(mut gw: Gateway, deps: Arc<SessionDeps>, start: StartInfo,
 
 fn log_started(o: &Opened, call_id: &str) {
     let p = &o.plan;
+    let span = tracing::Span::current();
+    span.record("stt", o.stt_plan.provider.as_str());
+    span.record("llm", p.llm.provider.as_str());
+    span.record("tts", p.tts.provider.as_str());
     tracing::info!(
         call_id = %call_id,
         stt = %o.stt_plan.provider, llm = %p.llm.provider, tts = %p.tts.provider,
@@ -298,6 +315,7 @@ async fn run_tasks(
         tts_rate,
         stt: o.stt_stream,
         stt_plan: o.stt_plan,
+        stt_span: o.stt_span,
         stt_rate: o.stt_rate,
         stt_switch,
         stt_audio_ms,
@@ -308,11 +326,12 @@ async fn run_tasks(
         writer_events: w.events,
         control: control_rx,
         resampler,
-        ledger: crate::ledger::Ledger::spawn(&plan_ids.0, &plan_ids.1, deps.store.clone()),
+        ledger: crate::ledger::Ledger::spawn(&plan_ids.0, &plan_ids.1, deps.store.clone(), deps.keep_transcripts),
         checkpoint_every: deps.checkpoint_every,
         shutdown: deps.drain.ending(),
         steps: o.agent.steps,
         apology: o.agent.apology,
+        tools: o.tools,
     });
     let turn_task = tokio::spawn(turn.run(cancel.clone()).in_current_span());
     let end = match reader {
@@ -325,7 +344,9 @@ async fn run_tasks(
     // Keep reading (and dropping) what the caller still sends until the close handshake is
     // over: a socket closed with unread data is reset by the kernel, and the caller would lose
     // the last events (usage, end) and the close frame.
-    tokio::spawn(drain_inbound(io.stream).in_current_span());
+    // Outside the session span: the session's trace ends with the session, not with the
+    // caller's side of the close handshake.
+    tokio::spawn(drain_inbound(io.stream));
     // Stop the turn manager: it closes STT and writes the last usage.
     cancel.cancel();
     let turn = match turn_task.await {
@@ -369,10 +390,13 @@ async fn settle(deps: &Arc<SessionDeps>, s: &LiveSession, start: &StartInfo, adm
         }
         EndReason::FundsExhausted => "insufficient_funds".to_string(),
         EndReason::ServerShutdown => "server_shutdown".to_string(),
+        EndReason::AgentEnded => "agent_ended".to_string(),
+        EndReason::Transferred => "transferred".to_string(),
         EndReason::Hangup => end.to_string(),
     };
-    // Closing the socket alone may not end a carrier call (Twilio resumes its TwiML).
-    if !end.by_caller() {
+    // Closing the socket alone may not end a carrier call (Twilio resumes its TwiML). A
+    // transferred call is the caller's call to someone else now: never hang it up.
+    if !end.by_caller() && reason != "transferred" {
         if let (Via::Carrier { credentials: Some(creds) }, Some(call)) = (&admitted.via, start.call_id.as_deref()) {
             tokio::spawn(hang_up(deps.clone(), creds.clone(), call.to_string()).in_current_span());
         }
@@ -387,6 +411,7 @@ async fn settle(deps: &Arc<SessionDeps>, s: &LiveSession, start: &StartInfo, adm
     }
     drop(writer_tx);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    tracing::Span::current().record("end_reason", reason.as_str());
     tracing::info!(%reason, %total, "session ended");
 }
 

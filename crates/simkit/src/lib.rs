@@ -1,11 +1,58 @@
-//! Pieces shared by the provider simulators of the stt, tts and llm crates: the keys a
-//! simulator accepts, the tuning knobs of `switchboard sim`, and [`RunningSim`], the type-erased
-//! handle each crate's simulator registry hands back so the binary can start every simulator
-//! without naming any.
+//! Pieces shared by the provider simulators of the stt, tts, llm and carrier crates: the keys a
+//! simulator accepts, the tuning knobs of `switchboard sim`, [`RunningSim`] (the type-erased
+//! handle each simulator registry hands back so the binary can start every simulator without
+//! naming any), and the one generic simulator server they all run on.
+//!
+//! # A simulator = a [`Service`] + a [`Protocol`]
+//! - [`SimServer`] binds a loopback port and accepts; for each connection it reads the HTTP
+//!   request itself ([`Request`]: method, path, query, headers, a sized or chunked body up to
+//!   [`Service::MAX_BODY`]) and asks the simulator's [`Service::route`] what to do: answer
+//!   with a [`Reply`] (a REST key check, a session init, a refusal with the provider's status
+//!   and body), stream a reply as it is produced ([`Route::Stream`]: paced tokens or audio,
+//!   ended early when the client hangs up), or upgrade to a websocket ([`Route::Upgrade`], the
+//!   session the checks produced). REST calls and websockets share one port, as on the real
+//!   host; a REST-only simulator (the LLM APIs) keeps [`Service::serve`]'s default. A reply
+//!   that needs an await first (a call back to a peer) is a [`Route::Deferred`]. Dropping the
+//!   handle stops the listener and every socket.
+//! - [`Service::serve`] gets the upgraded [`Ws`], the session, the shared [`Stats`] and a stop
+//!   token. Streaming simulators hand the socket to [`run`], the frame loop: it sends the
+//!   [`Protocol`]'s queued messages no earlier than their due time ([`Outbox`]), restarts the
+//!   idle timer on [`Flow::Active`] frames and calls [`Protocol::on_idle`] when it runs out,
+//!   and closes with the code and reason a [`Flow::Close`] names (after what is queued).
+//! - [`Stats`] holds the accepted [`SimKeys`] and what tests inspect: keys presented
+//!   ([`Stats::check_key`], [`Stats::accept`]), streams accepted and open ([`Stats::accept`]
+//!   returns a guard), and a received counter in the service's unit ([`Stats::received`]).
+//! - [`SimServer`] implements [`RunningSim`], so a registry entry is
+//!   `SimServer::start(keys, MySim::new(cfg))` boxed.
+//!
+//! ```ignore
+//! struct Echo;
+//! impl Service for Echo {
+//!     type Session = ();
+//!     const NAME: &'static str = "echo";
+//!     fn route(&self, req: &Request, stats: &Stats) -> Route<()> {
+//!         match req.header_key("authorization", "Token ") {
+//!             Some(k) if stats.check_key(k) => Route::Upgrade(()),
+//!             _ => Route::Reply(Reply::json(401, r#"{"error":"bad key"}"#)),
+//!         }
+//!     }
+//!     async fn serve(self: Arc<Self>, mut ws: Ws, _: (), stats: Arc<Stats>, stop: CancellationToken) {
+//!         let _open = stats.open();
+//!         simkit::run(&mut ws, &mut EchoProtocol, &stop).await;
+//!     }
+//! }
+//! ```
 
+mod frames;
+mod request;
+mod server;
 mod stall;
 
+pub use frames::{close, drain, run, Flow, Outbox, Protocol};
+pub use request::{Reply, Request};
+pub use server::{BodyStream, DeferredReply, Io, OpenGuard, Route, Service, SimServer, Stats, Ws};
 pub use stall::{stall_like, Stalled};
+pub use tokio_tungstenite::tungstenite::Message;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +67,11 @@ pub trait RunningSim: Send + Sync {
     fn seen_keys(&self) -> Vec<String>;
     /// The messages of the last LLM request, for simulators that keep them (barge-in tests).
     fn last_request(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// The counters of a simulator on [`SimServer`] (streams accepted and open, what it
+    /// received), for conformance suites that hold simulators only by this trait.
+    fn stats(&self) -> Option<&Stats> {
         None
     }
 }

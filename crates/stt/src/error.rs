@@ -37,6 +37,21 @@ impl SttError {
     }
 }
 
+/// A socket that could not be opened, read the same for every adapter: 401/403 is the key, 429
+/// the rate limit; other refusals name the upgrade.
+impl From<wsclient::OpenError> for SttError {
+    fn from(e: wsclient::OpenError) -> Self {
+        use wsclient::{OpenError, Refusal};
+        match (e.refusal(), e) {
+            (Refusal::Unauthorized, _) => Self::Unauthorized,
+            (Refusal::RateLimited, _) => Self::RateLimited,
+            (_, OpenError::Timeout) => Self::Timeout,
+            (_, OpenError::Refused { status, .. }) => Self::Connect(format!("HTTP {status} at upgrade")),
+            (_, other) => Self::Connect(other.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +72,20 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         assert_eq!(all[4].to_string(), "the STT provider closed the stream (code 1011): NET-0000");
+    }
+
+    #[test]
+    fn refused_upgrades_map_by_status() {
+        use wsclient::OpenError;
+        let refused = |status| SttError::from(OpenError::Refused { status, body: None });
+        assert_eq!(refused(401), SttError::Unauthorized);
+        assert_eq!(refused(403), SttError::Unauthorized);
+        assert_eq!(refused(429), SttError::RateLimited);
+        assert_eq!(refused(502), SttError::Connect("HTTP 502 at upgrade".into()));
+        assert_eq!(SttError::from(OpenError::Timeout), SttError::Timeout);
+        assert_eq!(
+            SttError::from(OpenError::InvalidKey),
+            SttError::Connect("the API key is not a valid header value".into())
+        );
     }
 }

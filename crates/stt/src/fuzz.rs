@@ -80,7 +80,8 @@ fn dialect<'a, D: Dialect>(mut d: D, msgs: impl Iterator<Item = &'a [u8]>) -> us
             continue;
         }
         let Ok(text) = std::str::from_utf8(m) else { continue };
-        let _ = d.decode(text, &mut events);
+        let _ = d.decode(text, &mut events, &mut out);
+        out.clear();
         produced += events.len();
         events.clear();
     }
@@ -200,22 +201,5 @@ mod tests {
             }
         }
         assert_eq!(wire(&[]), 0);
-    }
-
-    /// The committed seeds (`fuzz/seeds/stt_wire/`) are real conversations: each one that is not
-    /// an error case decodes to something, so fuzzing starts past the parsers' first checks.
-    #[test]
-    fn seeds_decode() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/stt_wire");
-        let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let n = wire(&std::fs::read(&path).unwrap());
-            let failure = ["-error", "-exception", "-blocked", "-incomplete"].iter().any(|s| name.ends_with(s));
-            assert!(failure || n > 0, "seed {name} decoded nothing");
-            seen += 1;
-        }
-        assert!(seen >= ARMS.len(), "a seed per arm at least");
     }
 }

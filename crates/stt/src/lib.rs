@@ -1,11 +1,10 @@
-//! Streaming speech-to-text: one [`Stt`] trait, one module per provider, and protocol-faithful
-//! simulators in [`sim`].
+//! Streaming speech-to-text: one [`Stt`] trait and one module per provider. The
+//! protocol-faithful simulators the tests and sandbox mode point adapters at live in the
+//! `stt-sim` crate, outside every production build.
 //!
 //! # Layout
 //! - [`Stt`] — connect a streaming recognizer; you get an audio sender and an event receiver.
 //! - [`registry::build`] — provider name → adapter. A new provider is `mod foo;` plus one line there.
-//! - [`sim`] — loopback servers that speak the provider side of each protocol, used by the tests
-//!   and by sandbox mode.
 //!
 //! # Invariants
 //! - Adapters hold no key: key and base URL come with each [`SttRequest`], so a simulator is just
@@ -24,7 +23,6 @@ mod error;
 pub mod fuzz;
 mod gladia;
 pub mod registry;
-pub mod sim;
 mod soniox;
 mod transcribe;
 mod wspump;
@@ -53,6 +51,27 @@ pub struct SttRequest<'a> {
     /// Sample rate of the linear16 mono audio that will be sent.
     pub sample_rate: u32,
     pub language: &'a str,
+}
+
+impl SttRequest<'_> {
+    /// Refuses a zero rate before dialing: chunk sizes and the audio clock derive from it.
+    pub(crate) fn require_rate(&self) -> Result<(), SttError> {
+        if self.sample_rate == 0 {
+            return Err(SttError::Connect("sample rate must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl SttRequest<'static> {
+    /// A request to `base` with key `k`, for the adapters' URL and config tests (leaks two small
+    /// values per test so the request can outlive the call that builds it).
+    pub(crate) fn for_test(base: &str, model: &'static str, sample_rate: u32, language: &'static str) -> Self {
+        let base_url = Box::leak(Box::new(Url::parse(base).unwrap()));
+        let key = Box::leak(Box::new(SecretString::from("k")));
+        SttRequest { base_url, key, model, sample_rate, language }
+    }
 }
 
 /// Input to a running recognizer. Audio is linear16 little-endian mono at the requested rate.
@@ -105,11 +124,10 @@ pub struct SttStream {
     pub events: mpsc::Receiver<SttEvent>,
 }
 
-/// A streaming speech-to-text provider.
+/// A streaming speech-to-text provider. Its name (the rate table's, `deepgram`) is where
+/// [`registry`] lists it, and nowhere else.
 #[async_trait::async_trait]
 pub trait Stt: Send + Sync {
-    /// Provider name as used in the rate table (`deepgram`).
-    fn name(&self) -> &'static str;
     /// Open a streaming session. Fails before any audio is sent when the key is refused.
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError>;
     /// The cheapest real call that proves `key` works, for `POST /api/credentials/check`.

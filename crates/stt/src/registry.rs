@@ -54,10 +54,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_name_builds_reports_itself_and_has_a_valid_endpoint() {
+    fn every_name_builds_and_has_a_valid_endpoint() {
         for e in PROVIDERS {
-            let stt = build(e.name).unwrap();
-            assert_eq!(stt.name(), e.name);
+            assert!(build(e.name).is_some(), "{}", e.name);
             url::Url::parse(e.default_url).unwrap();
         }
         assert!(build("nope").is_none());

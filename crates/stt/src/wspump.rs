@@ -1,32 +1,27 @@
-//! The socket task shared by the WebSocket adapters (Flux, AssemblyAI, Soniox, ElevenLabs,
-//! Cartesia, Gladia): audio and control out, provider messages in, exactly one usage event at the
-//! end. A [`Dialect`] supplies the provider's framing (and may batch audio, which AssemblyAI's
-//! 50 ms minimum needs); the JSON adapters describe theirs through the simpler [`Wire`] and run as
-//! [`Strict`]. This module owns the invariants of [`crate::SttEvent`] (Error before the closing
-//! Usage, estimated usage when the provider's figure never came), plus the URL, HTTP and
-//! handshake helpers those adapters share.
+//! The STT side of the shared socket client ([`wsclient`]): every websocket adapter (Deepgram
+//! v1 and Flux, AssemblyAI, Soniox, ElevenLabs, Cartesia, Gladia, Azure, Transcribe) is a
+//! [`Dialect`] run by one [`Session`] on wsclient's frame loop. A dialect supplies the
+//! provider's framing (and may batch audio, which AssemblyAI's 50 ms minimum needs); the JSON
+//! adapters describe theirs through the simpler [`Wire`] and run as [`Strict`]. This module owns
+//! the invariants of [`crate::SttEvent`] (Error before the closing Usage, estimated usage when
+//! the provider's figure never came), plus the URL and HTTP helpers those adapters share.
 
 use crate::{SttError, SttEvent, SttInput, SttStream};
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::{
-    self, client::IntoClientRequest, http::HeaderValue, protocol::frame::coding::CloseCode,
-};
-use tokio_tungstenite::tungstenite::{protocol::CloseFrame, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio::time::Instant;
 use url::Url;
-
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use wsclient::tungstenite::{self, protocol::frame::coding::CloseCode, protocol::CloseFrame, Message};
+use wsclient::{Flow as Step, Io, Ws};
 
 /// Audio queue depth: 64 × 20 ms ≈ 1.3 s of slack before the caller feels backpressure.
-pub(crate) const AUDIO_QUEUE: usize = 64;
+const AUDIO_QUEUE: usize = 64;
 /// Event queue depth: a few results per second of speech.
-pub(crate) const EVENT_QUEUE: usize = 64;
+const EVENT_QUEUE: usize = 64;
+/// After a failed write, how long to wait for the close frame that explains it.
+const SEND_FAIL_WAIT: Duration = Duration::from_millis(500);
 
 /// What a provider message meant for the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,19 +38,26 @@ pub(crate) trait Dialect: Send + 'static {
     const NAME: &'static str;
     /// Whether a `finalize` that sent something restarts the keep-alive clock.
     const FINALIZE_RESTARTS_KEEPALIVE: bool = true;
+    /// Messages that open the stream (a config, a first turn), sent before any audio.
+    fn start(&mut self, _out: &mut Vec<Message>) {}
     /// An audio frame from the caller; may be buffered (e.g. AssemblyAI's 50 ms minimum).
-    fn audio(&mut self, pcm: Bytes, out: &mut Vec<Message>) {
+    fn audio(&mut self, pcm: Bytes, out: &mut Vec<Message>) -> Result<(), SttError> {
         out.push(Message::Binary(pcm));
+        Ok(())
     }
     /// Flush buffered audio into a final result now.
     fn finalize(&mut self, out: &mut Vec<Message>);
     /// Keep an idle stream open; binary frames sent here count as audio.
     fn keepalive(&mut self, out: &mut Vec<Message>);
-    /// Finish: the provider sends what remains and its summary, then closes. Pushing nothing
-    /// means close the socket at once.
-    fn close(&mut self, out: &mut Vec<Message>);
-    /// One text frame from the provider.
-    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>) -> Result<Flow, SttError>;
+    /// Finish: the provider sends what remains and its summary, then closes (`Continue`, waited
+    /// for up to the close wait), or there is nothing to wait for (`Finished`: close at once).
+    fn close(&mut self, out: &mut Vec<Message>) -> Flow;
+    /// One text frame from the provider; a dialect may answer it on `out`.
+    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>, out: &mut Vec<Message>) -> Result<Flow, SttError>;
+    /// One binary frame from the provider: ignored unless the provider frames its results so.
+    fn binary(&mut self, _frame: &[u8], _events: &mut Vec<SttEvent>) -> Result<Flow, SttError> {
+        Ok(Flow::Continue)
+    }
     /// What a close frame (or the socket ending without one) means: by default normal when
     /// absent or 1000, or 1001 when we asked to close.
     fn closed(frame: Option<&CloseFrame>, closing: bool) -> Result<(), SttError> {
@@ -90,6 +92,13 @@ pub(crate) trait Wire: Send + 'static {
     fn provider_audio_ms(&self) -> Option<u64>;
 }
 
+/// One text frame through `w`: what it returned and the events it produced, for the wires' tests.
+#[cfg(test)]
+pub(crate) fn decode_one(w: &mut impl Wire, text: &str) -> (Result<Flow, SttError>, Vec<SttEvent>) {
+    let mut out = Vec::new();
+    (w.decode(text, &mut out), out)
+}
+
 /// A [`Wire`] as a [`Dialect`] with that family's rules: any close the adapter did not ask for
 /// (or none at all) is an error, usage is the provider's figure or else estimated from the PCM
 /// handed in, and only audio and keep-alive requests restart the keep-alive clock.
@@ -108,9 +117,10 @@ impl<W: Wire> Dialect for Strict<W> {
     const NAME: &'static str = W::NAME;
     const FINALIZE_RESTARTS_KEEPALIVE: bool = false;
 
-    fn audio(&mut self, pcm: Bytes, out: &mut Vec<Message>) {
+    fn audio(&mut self, pcm: Bytes, out: &mut Vec<Message>) -> Result<(), SttError> {
         self.pcm_bytes += pcm.len() as u64;
         out.push(self.wire.audio(pcm));
+        Ok(())
     }
 
     fn finalize(&mut self, out: &mut Vec<Message>) {
@@ -121,24 +131,22 @@ impl<W: Wire> Dialect for Strict<W> {
         out.extend(self.wire.keepalive());
     }
 
-    fn close(&mut self, out: &mut Vec<Message>) {
-        out.extend(self.wire.close());
+    fn close(&mut self, out: &mut Vec<Message>) -> Flow {
+        match self.wire.close() {
+            Some(m) => {
+                out.push(m);
+                Flow::Continue
+            }
+            None => Flow::Finished,
+        }
     }
 
-    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>) -> Result<Flow, SttError> {
+    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>, _out: &mut Vec<Message>) -> Result<Flow, SttError> {
         self.wire.decode(text, events)
     }
 
     fn closed(frame: Option<&CloseFrame>, closing: bool) -> Result<(), SttError> {
-        match frame {
-            None if closing => Ok(()),
-            None => Err(lost()),
-            Some(f) if f.code == CloseCode::Normal && closing => Ok(()),
-            Some(f) if f.code == CloseCode::Normal => {
-                Err(SttError::Closed { code: 1000, reason: "closed before the stream ended".into() })
-            }
-            Some(f) => Err(SttError::Closed { code: f.code.into(), reason: f.reason.to_string() }),
-        }
+        strict_closed(frame, closing)
     }
 
     fn usage(&self, _sent_bytes: u64, sample_rate: u32) -> SttEvent {
@@ -146,6 +154,30 @@ impl<W: Wire> Dialect for Strict<W> {
             Some(audio_ms) => SttEvent::Usage { audio_ms, estimated: false },
             None => SttEvent::Usage { audio_ms: pcm_ms(self.pcm_bytes, sample_rate), estimated: true },
         }
+    }
+}
+
+/// Close rules for providers that close only when asked: no close frame, or a normal one we
+/// did not ask for, is an error.
+pub(crate) fn strict_closed(frame: Option<&CloseFrame>, closing: bool) -> Result<(), SttError> {
+    match frame {
+        None if closing => Ok(()),
+        None => Err(lost()),
+        Some(f) if f.code == CloseCode::Normal && closing => Ok(()),
+        Some(f) if f.code == CloseCode::Normal => {
+            Err(SttError::Closed { code: 1000, reason: "closed before the stream ended".into() })
+        }
+        Some(f) => Err(SttError::Closed { code: f.code.into(), reason: f.reason.to_string() }),
+    }
+}
+
+/// Close rules for providers whose close frame is the whole story: absent or 1000 is normal,
+/// anything else is an error carrying the provider's code and reason.
+pub(crate) fn plain_closed(frame: Option<&CloseFrame>) -> Result<(), SttError> {
+    match frame {
+        None => Ok(()),
+        Some(f) if f.code == CloseCode::Normal => Ok(()),
+        Some(f) => Err(SttError::Closed { code: f.code.into(), reason: f.reason.to_string() }),
     }
 }
 
@@ -161,47 +193,197 @@ pub(crate) struct Opts {
 pub(crate) fn spawn<D: Dialect>(ws: Ws, dialect: D, opts: Opts) -> SttStream {
     let (audio_tx, audio_rx) = mpsc::channel(AUDIO_QUEUE);
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-    tokio::spawn(run(ws, dialect, audio_rx, events_tx, opts));
+    tokio::spawn(wsclient::run(ws, Session::new(dialect, opts), audio_rx, events_tx));
     SttStream { audio: audio_tx, events: events_rx }
 }
 
-/// How the socket loop ended.
-enum End {
-    Normal,
-    Failed(SttError),
-    /// The event receiver is gone: nobody to tell anything.
-    ConsumerGone,
-}
-
-struct Pump<D> {
+/// One recognizer stream on wsclient's frame loop: the STT rules around a [`Dialect`].
+pub(crate) struct Session<D> {
     d: D,
-    audio_bytes: u64,
+    opts: Opts,
+    /// How often the keep-alive clock is looked at.
+    period: Duration,
+    closing: bool,
+    /// The next keep-alive check, or once closing the end of the close wait.
+    next: Instant,
+    last_sent: Instant,
+    /// The provider's own usage was forwarded, so no local estimate is needed.
     usage_reported: bool,
-    out: Vec<Message>,
-    events: Vec<SttEvent>,
+    /// Why the stream failed, reported before the closing usage.
+    failed: Option<SttError>,
+    /// A write failed: what to report, unless a close frame explains it before the instant.
+    write_failed: Option<(SttError, Instant)>,
 }
 
-async fn run<D: Dialect>(
-    mut ws: Ws,
-    dialect: D,
-    mut input: mpsc::Receiver<SttInput>,
-    events: mpsc::Sender<SttEvent>,
-    opts: Opts,
-) {
-    let mut p = Pump { d: dialect, audio_bytes: 0, usage_reported: false, out: Vec::new(), events: Vec::new() };
-    let end = p.drive(&mut ws, &mut input, &events, &opts).await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-    if let End::ConsumerGone = end {
-        return;
-    }
-    if let End::Failed(e) = end {
-        tracing::warn!(provider = D::NAME, code = e.code(), error = %e, "stt stream failed");
-        if events.send(SttEvent::Error(e)).await.is_err() {
-            return;
+impl<D: Dialect> Session<D> {
+    fn new(d: D, opts: Opts) -> Self {
+        // Looked at every second (or sooner for a short keep-alive), as Deepgram asks.
+        let period = Duration::from_secs(1).min(opts.keepalive_after).max(Duration::from_millis(10));
+        let now = Instant::now();
+        Self {
+            d,
+            opts,
+            period,
+            closing: false,
+            next: now + period,
+            last_sent: now,
+            usage_reported: false,
+            failed: None,
+            write_failed: None,
         }
     }
-    if !p.usage_reported {
-        let _ = events.send(p.d.usage(p.audio_bytes, opts.sample_rate)).await;
+
+    fn fail(&mut self, e: SttError) -> Step {
+        self.failed = Some(e);
+        Step::Stop
+    }
+
+    fn after(&mut self, decoded: Result<Flow, SttError>, events: &[SttEvent]) -> Step {
+        self.usage_reported |= events.iter().any(|e| matches!(e, SttEvent::Usage { .. }));
+        match decoded {
+            Ok(Flow::Continue) => Step::Continue,
+            Ok(Flow::Finished) => Step::Stop,
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn closed(&mut self, frame: Option<&CloseFrame>) -> Step {
+        match D::closed(frame, self.closing) {
+            Ok(()) => Step::Stop,
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// After a failed write only a close frame (or results framed in binary) count.
+    fn frame_after_write_failure(
+        &mut self,
+        msg: Option<Result<Message, tungstenite::Error>>,
+        io: &mut Io<SttEvent>,
+    ) -> Step {
+        match msg {
+            Some(Ok(Message::Close(frame))) => self.closed(frame.as_ref()),
+            Some(Ok(Message::Binary(b))) => {
+                let decoded = self.d.binary(&b, &mut io.events).map(|_| Flow::Continue);
+                self.after(decoded, &io.events)
+            }
+            Some(Ok(_)) => Step::Continue,
+            Some(Err(_)) | None => match self.write_failed.take() {
+                Some((e, _)) => self.fail(e),
+                None => Step::Stop,
+            },
+        }
+    }
+}
+
+impl<D: Dialect> wsclient::Driver for Session<D> {
+    type Input = SttInput;
+    type Event = SttEvent;
+    /// A recognizer notices a gone session at its next event; nothing is cancelled for it.
+    const STOP_WHEN_UNHEARD: bool = false;
+
+    fn start(&mut self, io: &mut Io<SttEvent>) {
+        self.d.start(&mut io.out);
+    }
+
+    fn frame(&mut self, msg: Option<Result<Message, tungstenite::Error>>, io: &mut Io<SttEvent>) -> Step {
+        if self.write_failed.is_some() {
+            return self.frame_after_write_failure(msg, io);
+        }
+        match msg {
+            None if self.closing => Step::Stop,
+            None => self.fail(lost()),
+            Some(Err(tungstenite::Error::ConnectionClosed)) if self.closing => Step::Stop,
+            Some(Err(e)) => self.fail(SttError::Protocol(e.to_string())),
+            Some(Ok(Message::Text(text))) => {
+                let decoded = self.d.decode(&text, &mut io.events, &mut io.out);
+                self.after(decoded, &io.events)
+            }
+            Some(Ok(Message::Binary(b))) => {
+                let decoded = self.d.binary(&b, &mut io.events);
+                self.after(decoded, &io.events)
+            }
+            Some(Ok(Message::Close(frame))) => self.closed(frame.as_ref()),
+            Some(Ok(_)) => Step::Continue,
+        }
+    }
+
+    fn input(&mut self, input: Option<SttInput>, io: &mut Io<SttEvent>) -> Step {
+        let out = &mut io.out;
+        let restarts_keepalive = match input {
+            Some(SttInput::Audio(pcm)) => {
+                if let Err(e) = self.d.audio(pcm, out) {
+                    return self.fail(e);
+                }
+                true
+            }
+            Some(SttInput::KeepAlive) => {
+                self.d.keepalive(out);
+                true
+            }
+            Some(SttInput::Finalize) => {
+                self.d.finalize(out);
+                D::FINALIZE_RESTARTS_KEEPALIVE
+            }
+            Some(SttInput::Close) | None => {
+                self.closing = true;
+                self.next = Instant::now() + self.opts.close_wait;
+                if self.d.close(out) == Flow::Finished {
+                    return Step::Stop;
+                }
+                true
+            }
+        };
+        if restarts_keepalive && !out.is_empty() {
+            self.last_sent = Instant::now();
+        }
+        Step::Continue
+    }
+
+    fn accepts_input(&self) -> bool {
+        !self.closing && self.write_failed.is_none()
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.write_failed.as_ref().map_or(self.next, |(_, at)| *at))
+    }
+
+    fn timer(&mut self, io: &mut Io<SttEvent>) -> Step {
+        if let Some((e, _)) = self.write_failed.take() {
+            return self.fail(e);
+        }
+        if self.closing {
+            tracing::debug!(provider = D::NAME, "stt: no close after the end of audio; giving up waiting");
+            return Step::Stop;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.last_sent) >= self.opts.keepalive_after {
+            self.last_sent = now;
+            self.d.keepalive(&mut io.out);
+        }
+        self.next = now + self.period;
+        Step::Continue
+    }
+
+    fn send_failed(&mut self, error: tungstenite::Error, _io: &mut Io<SttEvent>) -> Step {
+        let e = match error {
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => lost(),
+            other => SttError::Protocol(other.to_string()),
+        };
+        self.write_failed = Some((e, Instant::now() + SEND_FAIL_WAIT));
+        Step::Continue
+    }
+
+    fn finish(&mut self, end: wsclient::End, io: &mut Io<SttEvent>) {
+        if end == wsclient::End::Unheard {
+            return;
+        }
+        if let Some(e) = self.failed.take() {
+            tracing::warn!(provider = D::NAME, code = e.code(), error = %e, "stt stream failed");
+            io.events.push(SttEvent::Error(e));
+        }
+        if !self.usage_reported {
+            io.events.push(self.d.usage(io.sent_binary, self.opts.sample_rate));
+        }
     }
 }
 
@@ -210,113 +392,8 @@ pub(crate) fn pcm_ms(bytes: u64, sample_rate: u32) -> u64 {
     bytes * 1000 / (u64::from(sample_rate.max(1)) * 2)
 }
 
-impl<D: Dialect> Pump<D> {
-    async fn drive(
-        &mut self,
-        ws: &mut Ws,
-        input: &mut mpsc::Receiver<SttInput>,
-        events: &mpsc::Sender<SttEvent>,
-        opts: &Opts,
-    ) -> End {
-        let mut keepalive = tokio::time::interval(Duration::from_secs(1).min(opts.keepalive_after));
-        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut last_sent = Instant::now();
-        let close_deadline = tokio::time::sleep(Duration::from_secs(86_400));
-        tokio::pin!(close_deadline);
-        let mut closing = false;
-        loop {
-            tokio::select! {
-                biased;
-                msg = ws.next() => match msg {
-                    None if closing => return End::Normal,
-                    None => return End::Failed(lost()),
-                    Some(Err(tungstenite::Error::ConnectionClosed)) if closing => return End::Normal,
-                    Some(Err(e)) => return End::Failed(SttError::Protocol(e.to_string())),
-                    Some(Ok(Message::Text(text))) => {
-                        let flow = self.d.decode(&text, &mut self.events);
-                        for ev in self.events.drain(..) {
-                            self.usage_reported |= matches!(ev, SttEvent::Usage { .. });
-                            if events.send(ev).await.is_err() {
-                                return End::ConsumerGone;
-                            }
-                        }
-                        match flow {
-                            Ok(Flow::Continue) => {}
-                            Ok(Flow::Finished) => return End::Normal,
-                            Err(e) => return End::Failed(e),
-                        }
-                    }
-                    Some(Ok(Message::Close(frame))) => return closed::<D>(frame.as_ref(), closing),
-                    Some(Ok(_)) => {}
-                },
-                inp = input.recv(), if !closing => {
-                    let restarts_keepalive = match inp {
-                        Some(SttInput::Audio(pcm)) => {
-                            self.d.audio(pcm, &mut self.out);
-                            true
-                        }
-                        Some(SttInput::KeepAlive) => {
-                            self.d.keepalive(&mut self.out);
-                            true
-                        }
-                        Some(SttInput::Finalize) => {
-                            self.d.finalize(&mut self.out);
-                            D::FINALIZE_RESTARTS_KEEPALIVE
-                        }
-                        Some(SttInput::Close) | None => {
-                            closing = true;
-                            close_deadline.as_mut().reset(Instant::now() + opts.close_wait);
-                            self.d.close(&mut self.out);
-                            if self.out.is_empty() {
-                                return End::Normal;
-                            }
-                            true
-                        }
-                    };
-                    if restarts_keepalive && !self.out.is_empty() {
-                        last_sent = Instant::now();
-                    }
-                    if let Err(e) = self.flush(ws).await {
-                        return after_send_error::<D>(ws, e, closing).await;
-                    }
-                },
-                _ = keepalive.tick(), if !closing => {
-                    if last_sent.elapsed() >= opts.keepalive_after {
-                        last_sent = Instant::now();
-                        self.d.keepalive(&mut self.out);
-                        if let Err(e) = self.flush(ws).await {
-                            return after_send_error::<D>(ws, e, closing).await;
-                        }
-                    }
-                },
-                () = &mut close_deadline, if closing => {
-                    tracing::debug!(provider = D::NAME, "stt: no close after the end of audio; giving up waiting");
-                    return End::Normal;
-                },
-            }
-        }
-    }
-
-    async fn flush(&mut self, ws: &mut Ws) -> Result<(), tungstenite::Error> {
-        for msg in self.out.drain(..) {
-            if let Message::Binary(b) = &msg {
-                self.audio_bytes += b.len() as u64;
-            }
-            ws.send(msg).await?;
-        }
-        Ok(())
-    }
-}
-
 fn lost() -> SttError {
     SttError::Closed { code: 1006, reason: "connection lost".into() }
-}
-
-fn closed<D: Dialect>(frame: Option<&CloseFrame>, closing: bool) -> End {
-    match D::closed(frame, closing) {
-        Ok(()) => End::Normal,
-        Err(e) => End::Failed(e),
-    }
 }
 
 /// The error a provider's close frame means. Auth refusals after the upgrade (AssemblyAI closes
@@ -329,70 +406,13 @@ pub(crate) fn close_error(f: &CloseFrame) -> SttError {
     SttError::Closed { code, reason: f.reason.to_string() }
 }
 
-/// A write failed, usually because the provider closed first: prefer its close frame's reason.
-async fn after_send_error<D: Dialect>(ws: &mut Ws, e: tungstenite::Error, closing: bool) -> End {
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, ws.next()).await {
-        match msg {
-            Ok(Message::Close(frame)) => return closed::<D>(frame.as_ref(), closing),
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    End::Failed(match e {
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => lost(),
-        other => SttError::Protocol(other.to_string()),
-    })
-}
-
-/// HTTP status at a WebSocket upgrade (or an HTTP call) → typed error.
+/// HTTP status of a refused call (session init, key check) → typed error.
 pub(crate) fn status_error(status: u16) -> SttError {
     match status {
         401 | 403 => SttError::Unauthorized,
         429 => SttError::RateLimited,
         s => SttError::Connect(format!("HTTP {s}")),
     }
-}
-
-pub(crate) fn handshake_error(e: tungstenite::Error) -> SttError {
-    match e {
-        tungstenite::Error::Http(resp) => status_error(resp.status().as_u16()),
-        other => SttError::Connect(other.to_string()),
-    }
-}
-
-/// Small socket buffers (tungstenite's 128 KiB default read buffer is zero-filled per read and
-/// held per connection); Nagle off, every frame is latency-sensitive.
-pub(crate) fn ws_config() -> tungstenite::protocol::WebSocketConfig {
-    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
-}
-
-/// `base` with its scheme mapped to the WebSocket (`ws`) or HTTP (`http`) family, keeping TLS.
-pub(crate) fn with_scheme(base: &Url, family: &str) -> Result<Url, SttError> {
-    let tls = match base.scheme() {
-        "ws" | "http" => false,
-        "wss" | "https" => true,
-        other => return Err(SttError::Connect(format!("unsupported URL scheme {other:?}"))),
-    };
-    let scheme = match (family, tls) {
-        ("ws", false) => "ws",
-        ("ws", true) => "wss",
-        (_, false) => "http",
-        (_, true) => "https",
-    };
-    let mut url = base.clone();
-    url.set_scheme(scheme).map_err(|()| SttError::Connect("cannot use this base URL".into()))?;
-    url.set_query(None);
-    Ok(url)
-}
-
-/// `url` with `segments` appended to its path.
-pub(crate) fn join_path(mut url: Url, segments: &[&str]) -> Result<Url, SttError> {
-    url.path_segments_mut()
-        .map_err(|()| SttError::Connect("base URL cannot have a path".into()))?
-        .pop_if_empty()
-        .extend(segments);
-    Ok(url)
 }
 
 /// One HTTP client for every key check and session init: it pools connections and TLS setup.
@@ -410,15 +430,6 @@ pub(crate) fn http_client() -> Result<&'static reqwest::Client, SttError> {
         .map_err(|e| SttError::Connect(format!("HTTP client: {e}")))
 }
 
-/// A header value holding a key, marked sensitive so it never shows in debug output.
-pub(crate) fn secret_header(key: &secrecy::SecretString) -> Result<reqwest::header::HeaderValue, SttError> {
-    use secrecy::ExposeSecret;
-    let mut value = reqwest::header::HeaderValue::from_str(key.expose_secret())
-        .map_err(|_| SttError::Connect("the API key is not a valid header value".into()))?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
 /// `GET url` with `headers`: Ok on 2xx, the typed error otherwise. Used by `check_key`.
 pub(crate) async fn check_get(url: Url, headers: reqwest::header::HeaderMap) -> Result<(), SttError> {
     let resp = http_client()?.get(url).headers(headers).send().await.map_err(|e| {
@@ -434,35 +445,6 @@ pub(crate) async fn check_get(url: Url, headers: reqwest::header::HeaderMap) -> 
     } else {
         Err(status_error(status.as_u16()))
     }
-}
-
-/// `base` with a ws/wss scheme and `path` appended (the base URL may carry no path of its own).
-pub(crate) fn ws_url(base: &Url, path: &[&str]) -> Result<Url, SttError> {
-    join_path(with_scheme(base, "ws")?, path)
-}
-
-/// Open the socket with one sensitive auth header. Upgrade refusals map to typed errors.
-pub(crate) async fn open(url: &Url, auth: Option<(&'static str, String)>, timeout: Duration) -> Result<Ws, SttError> {
-    let mut request = url.as_str().into_client_request().map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
-    if let Some((name, value)) = auth {
-        let mut value = HeaderValue::try_from(value)
-            .map_err(|_| SttError::Connect("the API key is not a valid header value".into()))?;
-        value.set_sensitive(true);
-        request.headers_mut().insert(name, value);
-    }
-    let (ws, _) =
-        tokio::time::timeout(timeout, tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true))
-            .await
-            .map_err(|_| SttError::Timeout)?
-            .map_err(|e| match e {
-                // This path's messages name the upgrade; the adapters that connect themselves don't.
-                tungstenite::Error::Http(resp) => match status_error(resp.status().as_u16()) {
-                    SttError::Connect(m) => SttError::Connect(format!("{m} at upgrade")),
-                    other => other,
-                },
-                other => handshake_error(other),
-            })?;
-    Ok(ws)
 }
 
 /// Zeros for silence frames, sliced without allocating (100 ms at 48 kHz linear16).
@@ -489,9 +471,12 @@ mod tests {
 
     #[test]
     fn urls_silence_and_close_codes() {
-        let url = ws_url(&Url::parse("https://api.example.com").unwrap(), &["v3", "ws"]).unwrap();
-        assert_eq!(url.as_str(), "wss://api.example.com/v3/ws");
-        assert!(ws_url(&Url::parse("ftp://x").unwrap(), &["a"]).is_err());
+        let ws_url = |base: &str, path| wsclient::endpoint(&Url::parse(base).unwrap(), wsclient::Scheme::Ws, path);
+        assert_eq!(ws_url("https://api.example.com", &["v3", "ws"]).unwrap().as_str(), "wss://api.example.com/v3/ws");
+        assert_eq!(
+            ws_url("ftp://x", &["a"]).map_err(SttError::from),
+            Err(SttError::Connect("unsupported URL scheme \"ftp\"".into()))
+        );
         assert_eq!(silence(16000, 100).len(), 3200);
         assert_eq!(silence(48000, 500).len(), 9600);
         let f = |code: u16, reason: &str| CloseFrame { code: CloseCode::from(code), reason: reason.into() };

@@ -35,6 +35,20 @@ impl TtsError {
     }
 }
 
+/// A socket that could not be opened: 401/403 is the key, 429 the rate limit, anything else
+/// (`timed out`, `HTTP 502`, a TLS failure) a bland `Connect`. Adapters whose providers explain
+/// a refusal in its body read it first (see `socket::refused`).
+impl From<wsclient::OpenError> for TtsError {
+    fn from(e: wsclient::OpenError) -> Self {
+        use wsclient::Refusal;
+        match e.refusal() {
+            Refusal::Unauthorized => Self::Unauthorized,
+            Refusal::RateLimited => Self::RateLimited,
+            Refusal::Other => Self::Connect(e.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +68,15 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn failed_opens_map_by_status() {
+        use wsclient::OpenError;
+        let refused = |status| TtsError::from(OpenError::Refused { status, body: None });
+        assert_eq!(refused(401), TtsError::Unauthorized);
+        assert_eq!(refused(429), TtsError::RateLimited);
+        assert_eq!(refused(502), TtsError::Connect("HTTP 502".into()));
+        assert_eq!(TtsError::from(OpenError::Timeout), TtsError::Connect("timed out".into()));
     }
 }

@@ -69,7 +69,7 @@ fn texts<'a>(msgs: impl Iterator<Item = &'a [u8]>, mut took: impl FnMut(&str) ->
 fn dialect<'a, D: Dialect>(mut d: D, msgs: impl Iterator<Item = &'a [u8]>) -> usize {
     let (mut out, mut incoming) = (Vec::new(), Vec::new());
     let (mut timeline, mut aligned) = (Timeline::default(), Alignment::default());
-    d.text("Hello there.", &mut out);
+    let _ = d.text("Hello there.", &mut out);
     d.flush(&mut out);
     let mut took = 0;
     for m in msgs {
@@ -86,7 +86,12 @@ fn dialect<'a, D: Dialect>(mut d: D, msgs: impl Iterator<Item = &'a [u8]>) -> us
             match inc {
                 Incoming::Words(w) => timeline.push(&w, &mut aligned),
                 Incoming::Fatal(_) => continue,
-                Incoming::Audio(_) | Incoming::Finished => {}
+                Incoming::Timings(_)
+                | Incoming::Audio(_)
+                | Incoming::Voiced
+                | Incoming::Done
+                | Incoming::Finished
+                | Incoming::Ended => {}
             }
             took += 1;
         }
@@ -218,22 +223,5 @@ mod tests {
             }
         }
         assert_eq!(wire(&[]), 0);
-    }
-
-    /// The committed seeds (`fuzz/seeds/tts_wire/`) are real conversations: each one that is not
-    /// an error case decodes to something, so fuzzing starts past the parsers' first checks.
-    #[test]
-    fn seeds_decode() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/tts_wire");
-        let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let n = wire(&std::fs::read(&path).unwrap());
-            let failure = ["-error", "-exception", "-blocked", "-incomplete"].iter().any(|s| name.ends_with(s));
-            assert!(failure || n > 0, "seed {name} decoded nothing");
-            seen += 1;
-        }
-        assert!(seen >= ARMS.len(), "a seed per arm at least");
     }
 }

@@ -1,4 +1,5 @@
-//! Streaming text-to-speech: one [`Tts`] trait, one module per provider, simulators in [`sim`].
+//! Streaming text-to-speech: one [`Tts`] trait, one module per provider. The simulators the
+//! tests and sandbox mode point these adapters at live in the `tts-sim` crate.
 //!
 //! # Invariants
 //! - Adapters hold no key: key and base URL come with each [`TtsRequest`].
@@ -14,10 +15,15 @@ pub mod fuzz;
 mod polly;
 pub mod registry;
 mod rime;
-pub mod sim;
 mod socket;
 mod soniox;
 mod xai;
+
+/// Wire formats the `tts-sim` simulators speak too, so each message is defined once.
+#[doc(hidden)]
+pub mod wire {
+    pub use crate::azure::wire as azure;
+}
 
 pub use azure::Azure;
 pub use cartesia::Cartesia;
@@ -85,10 +91,10 @@ pub struct TtsStream {
     pub events: mpsc::Receiver<TtsEvent>,
 }
 
-/// A streaming text-to-speech provider.
+/// A streaming text-to-speech provider. Its name (the rate table's) is where [`registry`]
+/// lists it, and nowhere else.
 #[async_trait::async_trait]
 pub trait Tts: Send + Sync {
-    fn name(&self) -> &'static str;
     async fn connect(&self, req: TtsRequest<'_>) -> Result<TtsStream, TtsError>;
     /// The cheapest real call that proves `key` works, for `POST /api/credentials/check`.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), TtsError>;

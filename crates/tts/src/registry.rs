@@ -30,19 +30,19 @@ pub const PROVIDERS: &[Entry] = &[
         name: "azure",
         default_url: "wss://eastus.tts.speech.microsoft.com",
         default_voice: crate::azure::DEFAULT_VOICE,
-        build: || Arc::new(crate::Azure::new()),
+        build: || Arc::new(crate::Azure),
     },
     Entry {
         name: "xai",
         default_url: "wss://api.x.ai",
         default_voice: crate::xai::DEFAULT_VOICE,
-        build: || Arc::new(crate::Xai::new()),
+        build: || Arc::new(crate::Xai),
     },
     Entry {
         name: "soniox",
         default_url: "wss://tts-rt.soniox.com",
         default_voice: crate::soniox::DEFAULT_VOICE,
-        build: || Arc::new(crate::Soniox::new()),
+        build: || Arc::new(crate::Soniox),
     },
     Entry {
         name: "cartesia",
@@ -60,7 +60,7 @@ pub const PROVIDERS: &[Entry] = &[
         name: "rime",
         default_url: "wss://users-ws.rime.ai",
         default_voice: crate::rime::DEFAULT_VOICE,
-        build: || Arc::new(crate::Rime::new()),
+        build: || Arc::new(crate::Rime),
     },
 ];
 
@@ -89,10 +89,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_name_builds_reports_itself_and_has_a_valid_endpoint() {
+    fn every_name_builds_and_has_a_valid_endpoint() {
         for e in PROVIDERS {
-            let tts = build(e.name).unwrap();
-            assert_eq!(tts.name(), e.name);
+            assert!(build(e.name).is_some(), "{}", e.name);
             url::Url::parse(e.default_url).unwrap();
         }
         assert!(build("nope").is_none());

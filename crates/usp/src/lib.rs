@@ -15,6 +15,17 @@ pub struct Headers<'a> {
 }
 
 impl<'a> Headers<'a> {
+    /// `Path` and a well-formed `X-RequestId`, which the service requires on every client
+    /// message; the error is the reason it closes the socket with (code 1002).
+    pub fn required(&self) -> Result<(&'a str, &'a str), &'static str> {
+        let path = self.path.ok_or("Missing/Empty header. Path.")?;
+        let id = self.request_id.ok_or("Missing/Empty header. X-RequestId.")?;
+        if !is_id(id) {
+            return Err("Invalid X-RequestId. Expected a UUID without dashes.");
+        }
+        Ok((path, id))
+    }
+
     fn parse(block: &'a str) -> Self {
         let mut h = Headers::default();
         for line in block.split("\r\n") {

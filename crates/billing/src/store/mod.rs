@@ -1,27 +1,41 @@
 //! Persistence: one [`Store`] trait; SQLite is the embedded default, Postgres serves several
 //! nodes sharing one database. Both pass the same story suite (`suite.rs`).
+//!
+//! The queries are split by concern — `sessions` (and usage rows), `ledger` (settles, wallet,
+//! holds), `orgs` (plans, keys, credentials, slots, agents), `rates`, `access` (numbers, stream
+//! tokens) and `transcript` — each written once for both databases and compiled per backend by
+//! `backend!`. `sqlite.rs` and `postgres.rs` hold only what truly differs; node leases and
+//! live events between nodes are per backend by nature (`postgres_nodes.rs`, `sqlite_nodes.rs`).
 
 mod access;
+mod backend;
+mod ledger;
+mod orgs;
 #[cfg(test)]
 mod pg_testdb;
 mod postgres;
-mod postgres_access;
+mod postgres_nodes;
 mod postgres_notify;
-mod postgres_orgs;
-mod rates_sql;
+mod rates;
+mod sessions;
 mod split;
 mod sqlite;
-mod sqlite_access;
-mod sqlite_orgs;
+mod sqlite_nodes;
 #[cfg(test)]
 mod suite;
+mod transcript;
 
 pub use access::{NumberRow, StreamTokenRow, TokenUse};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use transcript::{Speaker, TranscriptLine};
 
 /// The Postgres `NOTIFY` channel that carries change topics between nodes.
 pub const CHANGES_CHANNEL: &str = "switchboard_changes";
+/// The Postgres `NOTIFY` channel that carries live session events between nodes.
+pub const EVENTS_CHANNEL: &str = "switchboard_events";
+/// The change topic of the rate table: published in the transaction that changes it.
+pub const RATES_TOPIC: &str = "rates";
 /// Sent to a subscriber when notifications may have been missed (the listener reconnected):
 /// drop every cache rather than trust them.
 pub const RESYNC_TOPIC: &str = "*";
@@ -82,6 +96,17 @@ pub struct SessionRow {
     pub end_reason: Option<String>,
     /// The session plan as JSON (credentials appear as id + last 4 only).
     pub plan_json: String,
+    /// The node that runs (or ran) the session; `None` for rows written before nodes had ids.
+    pub node_id: Option<String>,
+}
+
+/// A session closed by a surviving node because the node running it lost its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostSession {
+    pub session_id: String,
+    pub call_sid: Option<String>,
+    pub org_id: String,
+    pub node_id: String,
 }
 
 #[async_trait::async_trait]
@@ -93,8 +118,26 @@ pub trait Store: Send + Sync + 'static {
     /// `INSERT … ON CONFLICT DO NOTHING`: `Ok(false)` when the record's key was already written.
     async fn insert_usage(&self, rec: &UsageRecord) -> Result<bool, StoreError>;
     async fn usage_for_session(&self, session_id: &str) -> Result<Vec<UsageRecord>, StoreError>;
-    /// Close sessions a crashed process left open, at their last checkpoint. Returns how many.
-    async fn close_abandoned(&self) -> Result<u64, StoreError>;
+    /// Close sessions a crashed process left open, at their last checkpoint (`abandoned`).
+    /// Returns how many. SQLite serves one process, so every open session is abandoned; on
+    /// Postgres only `node_id`'s own (and rows without a node), since other nodes' sessions
+    /// are live: theirs are closed by [`Self::reap_lost_nodes`] when their lease runs out.
+    async fn close_abandoned(&self, node_id: &str) -> Result<u64, StoreError>;
+    /// Register `node_id` or extend its lease to `lease_ms` from now (the database's clock, so
+    /// nodes' clocks need not agree). `Ok(false)` when the node had no lease: its first start,
+    /// or its lease ran out and its sessions were closed by another node.
+    async fn renew_lease(&self, node_id: &str, lease_ms: i64) -> Result<bool, StoreError>;
+    /// Close the open sessions of every node whose lease ran out, at their last checkpoint
+    /// (`node_lost`), release their holds and forget those nodes. Usage already written stays
+    /// charged exactly once: nothing is charged here. Safe to run on every node at once.
+    async fn reap_lost_nodes(&self) -> Result<Vec<LostSession>, StoreError>;
+    /// Send one live-event payload to every node sharing the store (Postgres `NOTIFY` on
+    /// [`EVENTS_CHANNEL`]; a payload over the notification limit travels by reference).
+    /// SQLite: nobody else to tell.
+    async fn publish_event(&self, payload: &str) -> Result<(), StoreError>;
+    /// Payloads published by any node, from now on ([`RESYNC_TOPIC`] after a reconnect).
+    /// `None` where the store is not shared (SQLite).
+    async fn subscribe_events(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError>;
 
     /// Write a usage record and charge `payer_org_id` for it, in one transaction: plan credits
     /// first (`managed`), the rest from the wallet (`wallet`, a second record keyed
@@ -190,6 +233,10 @@ pub trait Store: Send + Sync + 'static {
         to_ms: i64,
         limit: i64,
     ) -> Result<Vec<SessionRow>, StoreError>;
+    /// Keep one line of what was said on a session (idempotent per `line.seq`).
+    async fn append_transcript(&self, session_id: &str, line: &TranscriptLine) -> Result<(), StoreError>;
+    /// A session's transcript, in order.
+    async fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptLine>, StoreError>;
 }
 
 /// An org as stored.

@@ -1,7 +1,8 @@
-use super::{SessionRow, Store, StoreError};
-use crate::{BilledTo, MicroUsd, Service, UsageRecord, UsageUnit};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
-use sqlx::{Row, SqlitePool};
+//! SQLite: the embedded default store. The queries are shared with Postgres (`backend.rs`);
+//! here is only what SQLite does its own way.
+
+use super::StoreError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use std::str::FromStr;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -9,7 +10,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 /// The embedded default store: one SQLite file (WAL), safe for one server process.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl SqliteStore {
@@ -17,7 +18,9 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(5));
+            .busy_timeout(std::time::Duration::from_secs(5))
+            // Postgres's byte-order collation, so the shared queries' `COLLATE "C"` sorts alike.
+            .collation("C", |a: &str, b: &str| a.as_bytes().cmp(b.as_bytes()));
         let max = if url.contains(":memory:") { 1 } else { 4 };
         let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
@@ -25,425 +28,49 @@ impl SqliteStore {
     }
 }
 
-pub(super) fn session_from_row(r: &SqliteRow) -> Result<SessionRow, StoreError> {
-    Ok(SessionRow {
-        session_id: r.try_get("session_id")?,
-        call_sid: r.try_get("call_sid")?,
-        org_id: r.try_get("org_id")?,
-        gateway: r.try_get("gateway")?,
-        status: r.try_get("status")?,
-        started_at_ms: r.try_get("started_at_ms")?,
-        ended_at_ms: r.try_get("ended_at_ms")?,
-        end_reason: r.try_get("end_reason")?,
-        plan_json: r.try_get("plan_json")?,
-    })
+type Pool = sqlx::SqlitePool;
+type Db = sqlx::Sqlite;
+type DbRow = sqlx::sqlite::SqliteRow;
+
+/// SQLite takes the shared queries' `?` placeholders as written.
+fn sql(s: &'static str) -> &'static str {
+    s
 }
 
-pub(super) async fn insert_usage_on<'e, E>(e: E, rec: &UsageRecord) -> Result<bool, StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    let res = sqlx::query(
-        "INSERT INTO usage_records (session_id, line, seq, service, provider, model, quantity, quantity_atoms, unit,
-            billed_to, amount_micros, estimated, credential_id, created_at_ms, list_micros, org_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (session_id, line, seq) DO NOTHING",
-    )
-    .bind(&rec.session_id)
-    .bind(&rec.line)
-    .bind(i64::from(rec.seq))
-    .bind(rec.service.as_str())
-    .bind(&rec.provider)
-    .bind(&rec.model)
-    .bind(rec.quantity)
-    .bind(rec.quantity_atoms)
-    .bind(rec.unit.as_str())
-    .bind(rec.billed_to.as_str())
-    .bind(rec.amount_micros.0)
-    .bind(i64::from(rec.estimated))
-    .bind(&rec.credential_id)
-    .bind(rec.created_at_ms)
-    .bind(rec.list_micros.0)
-    .bind(&rec.org_id)
-    .execute(e)
-    .await?;
-    Ok(res.rows_affected() == 1)
+/// SQLite has no row locks: `BEGIN IMMEDIATE` takes the database's write lock up front, so
+/// concurrent settles wait (busy timeout) instead of failing when a read transaction tries to
+/// upgrade.
+async fn begin_settle<'p>(pool: &'p Pool, _payer: &str) -> Result<sqlx::Transaction<'p, Db>, StoreError> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
-pub(super) fn usage_from_row(r: &SqliteRow) -> Result<UsageRecord, StoreError> {
-    let service: String = r.try_get("service")?;
-    let unit: String = r.try_get("unit")?;
-    let billed_to: String = r.try_get("billed_to")?;
-    let seq: i64 = r.try_get("seq")?;
-    Ok(UsageRecord {
-        session_id: r.try_get("session_id")?,
-        line: r.try_get("line")?,
-        seq: u32::try_from(seq).map_err(|_| StoreError::Corrupt(format!("seq {seq}")))?,
-        service: Service::parse(&service).ok_or_else(|| StoreError::Corrupt(format!("service {service}")))?,
-        provider: r.try_get("provider")?,
-        model: r.try_get("model")?,
-        quantity: r.try_get("quantity")?,
-        quantity_atoms: r.try_get("quantity_atoms")?,
-        unit: UsageUnit::parse(&unit).ok_or_else(|| StoreError::Corrupt(format!("unit {unit}")))?,
-        billed_to: BilledTo::parse(&billed_to).ok_or_else(|| StoreError::Corrupt(format!("billed_to {billed_to}")))?,
-        amount_micros: MicroUsd(r.try_get("amount_micros")?),
-        list_micros: MicroUsd(r.try_get("list_micros")?),
-        org_id: r.try_get("org_id")?,
-        estimated: r.try_get::<i64, _>("estimated")? != 0,
-        credential_id: r.try_get("credential_id")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-    })
+/// One process owns a SQLite file, so its caches are the only ones: nobody else to tell.
+async fn publish_change(_pool: &Pool, _topic: &str) -> Result<(), StoreError> {
+    Ok(())
 }
 
-#[async_trait::async_trait]
-impl Store for SqliteStore {
-    async fn open_session(&self, row: &SessionRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sessions (session_id, call_sid, org_id, gateway, status, started_at_ms, ended_at_ms, end_reason, plan_json)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&row.session_id)
-        .bind(&row.call_sid)
-        .bind(&row.org_id)
-        .bind(&row.gateway)
-        .bind(&row.status)
-        .bind(row.started_at_ms)
-        .bind(row.ended_at_ms)
-        .bind(&row.end_reason)
-        .bind(&row.plan_json)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn close_session(&self, session_id: &str, ended_at_ms: i64, reason: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET status = 'closed', ended_at_ms = ?, end_reason = ? WHERE session_id = ? AND status = 'open'")
-            .bind(ended_at_ms)
-            .bind(reason)
-            .bind(session_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn session(&self, session_id: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = ?")
-            .bind(session_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(session_from_row).transpose()
-    }
-
-    async fn session_by_call_sid(&self, call_sid: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE call_sid = ? ORDER BY started_at_ms DESC LIMIT 1")
-            .bind(call_sid)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(session_from_row).transpose()
-    }
-
-    async fn insert_usage(&self, rec: &UsageRecord) -> Result<bool, StoreError> {
-        insert_usage_on(&self.pool, rec).await
-    }
-
-    async fn settle(&self, payer_org_id: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError> {
-        super::sqlite_orgs::settle_all(&self.pool, payer_org_id, std::slice::from_ref(rec)).await
-    }
-
-    async fn settle_all(&self, payer_org_id: &str, recs: &[UsageRecord]) -> Result<Vec<UsageRecord>, StoreError> {
-        super::sqlite_orgs::settle_all(&self.pool, payer_org_id, recs).await
-    }
-
-    async fn upsert_plan(&self, plan: &crate::org::Plan) -> Result<(), StoreError> {
-        super::sqlite_orgs::upsert_plan(&self.pool, plan).await
-    }
-
-    async fn plan(&self, id: &str) -> Result<Option<crate::org::Plan>, StoreError> {
-        super::sqlite_orgs::plan(&self.pool, id).await
-    }
-
-    async fn plan_ids(&self) -> Result<Vec<String>, StoreError> {
-        super::sqlite_orgs::plan_ids(&self.pool).await
-    }
-
-    async fn create_org(&self, org: &super::OrgRow, key_hash: &str, key_prefix: &str) -> Result<(), StoreError> {
-        super::sqlite_orgs::create_org(&self.pool, org, key_hash, key_prefix).await
-    }
-
-    async fn org(&self, id: &str) -> Result<Option<super::OrgRow>, StoreError> {
-        super::sqlite_orgs::org(&self.pool, id).await
-    }
-
-    async fn orgs(&self) -> Result<Vec<super::OrgRow>, StoreError> {
-        super::sqlite_orgs::orgs(&self.pool).await
-    }
-
-    async fn org_by_key_hash(&self, key_hash: &str) -> Result<Option<super::OrgRow>, StoreError> {
-        super::sqlite_orgs::org_by_key_hash(&self.pool, key_hash).await
-    }
-
-    async fn update_org(&self, org: &super::OrgRow) -> Result<(), StoreError> {
-        super::sqlite_orgs::update_org(&self.pool, org).await
-    }
-
-    async fn add_wallet(&self, org_id: &str, amount_micros: i64, reference: &str) -> Result<i64, StoreError> {
-        super::sqlite_orgs::add_wallet(&self.pool, org_id, amount_micros, reference).await
-    }
-
-    async fn put_credential(&self, c: &super::CredentialRow) -> Result<String, StoreError> {
-        super::sqlite_orgs::put_credential(&self.pool, c).await
-    }
-
-    async fn credentials(&self, org_id: &str) -> Result<Vec<crate::org::StoredCredential>, StoreError> {
-        super::sqlite_orgs::credentials(&self.pool, org_id).await
-    }
-
-    async fn delete_credential(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
-        super::sqlite_orgs::delete_credential(&self.pool, org_id, id).await
-    }
-
-    async fn set_slot(&self, org_id: &str, service: &str, credential_id: Option<&str>) -> Result<(), StoreError> {
-        super::sqlite_orgs::set_slot(&self.pool, org_id, service, credential_id).await
-    }
-
-    async fn slots(&self, org_id: &str) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        super::sqlite_orgs::slots(&self.pool, org_id).await
-    }
-
-    async fn create_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<(), StoreError> {
-        super::sqlite_orgs::create_agent(&self.pool, id, org_id, spec_json).await
-    }
-
-    async fn agent(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
-        super::sqlite_orgs::agent(&self.pool, id).await
-    }
-
-    async fn agents(&self, org_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        super::sqlite_orgs::agents(&self.pool, org_id).await
-    }
-
-    async fn update_agent(&self, id: &str, org_id: &str, spec_json: &str) -> Result<bool, StoreError> {
-        super::sqlite_orgs::update_agent(&self.pool, id, org_id, spec_json).await
-    }
-
-    async fn put_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO holds (session_id, org_id, amount_micros, updated_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET amount_micros = excluded.amount_micros, updated_at_ms = excluded.updated_at_ms")
-            .bind(session_id)
-            .bind(org_id)
-            .bind(amount_micros)
-            .bind(super::now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn release_hold(&self, session_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM holds WHERE session_id = ?").bind(session_id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn held(&self, org_id: &str, except_session: Option<&str>) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COALESCE(SUM(amount_micros), 0) FROM holds WHERE org_id = ? AND session_id <> COALESCE(?, '')",
-        )
-        .bind(org_id)
-        .bind(except_session)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    async fn all_credentials(&self) -> Result<Vec<crate::org::StoredCredential>, StoreError> {
-        let rows = sqlx::query("SELECT id, org_id, provider, name, last4, sealed FROM credentials ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(crate::org::StoredCredential {
-                    id: r.try_get(0)?,
-                    org_id: r.try_get(1)?,
-                    provider: r.try_get(2)?,
-                    name: r.try_get(3)?,
-                    last4: r.try_get(4)?,
-                    sealed: r.try_get(5)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn reseal_credential(&self, id: &str, sealed: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE credentials SET sealed = ? WHERE id = ?").bind(sealed).bind(id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn rates(&self) -> Result<crate::RateTable, StoreError> {
-        let rows = sqlx::query(super::rates_sql::SELECT).fetch_all(&self.pool).await?;
-        let mut table = crate::RateTable::default();
-        for r in &rows {
-            table.insert(super::rates_sql::rate(
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
-                r.try_get(6)?,
-            )?);
-        }
-        Ok(table)
-    }
-
-    async fn seed_rates(&self, table: &crate::RateTable) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut added = 0;
-        for r in table.iter() {
-            added += sqlx::query(
-                "INSERT INTO rates (service, provider, model, unit, price_micros, managed, unverified) VALUES (?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&r.service)
-            .bind(&r.provider)
-            .bind(&r.model)
-            .bind(r.unit.as_str())
-            .bind(r.price.0)
-            .bind(r.managed)
-            .bind(r.unverified)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        if added > 0 {
-            sqlx::query("UPDATE settings SET value = value + 1 WHERE key = 'rates_version'").execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(added)
-    }
-
-    async fn set_managed(&self, provider: &str, service: Option<&str>, managed: bool) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let n = sqlx::query("UPDATE rates SET managed = ? WHERE provider = ? AND (? IS NULL OR service = ?)")
-            .bind(managed)
-            .bind(provider)
-            .bind(service)
-            .bind(service)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("UPDATE settings SET value = value + 1 WHERE key = 'rates_version'").execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    async fn upsert_rate(&self, r: &crate::Rate) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO rates (service, provider, model, unit, price_micros, managed, unverified) VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (service, provider, model, unit) DO UPDATE SET price_micros = excluded.price_micros,
-               managed = excluded.managed, unverified = excluded.unverified",
-        )
-        .bind(&r.service)
-        .bind(&r.provider)
-        .bind(&r.model)
-        .bind(r.unit.as_str())
-        .bind(r.price.0)
-        .bind(r.managed)
-        .bind(r.unverified)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE settings SET value = value + 1 WHERE key = 'rates_version'").execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn rates_version(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'rates_version'").fetch_one(&self.pool).await?)
-    }
-
-    async fn usage_for_org(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM usage_records WHERE org_id = ? AND created_at_ms >= ? AND created_at_ms < ? ORDER BY created_at_ms, line, seq",
-        )
-        .bind(org_id)
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(usage_from_row).collect()
-    }
-
-    async fn usage_for_session(&self, session_id: &str) -> Result<Vec<UsageRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM usage_records WHERE session_id = ? ORDER BY created_at_ms, line, seq")
-            .bind(session_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(usage_from_row).collect()
-    }
-
-    /// One process owns a SQLite file, so its caches are the only ones.
-    async fn publish_change(&self, _topic: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
-        Ok(None)
-    }
-
-    async fn close_abandoned(&self) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM holds WHERE session_id IN (SELECT session_id FROM sessions WHERE status = 'open')")
-            .execute(&self.pool)
-            .await?;
-        let res = sqlx::query(
-            "UPDATE sessions SET status = 'closed', end_reason = 'abandoned',
-               ended_at_ms = COALESCE((SELECT MAX(created_at_ms) FROM usage_records u WHERE u.session_id = sessions.session_id), started_at_ms)
-             WHERE status = 'open'",
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected())
-    }
-
-    async fn create_number(&self, n: &super::NumberRow) -> Result<bool, StoreError> {
-        super::sqlite_access::create_number(&self.pool, n).await
-    }
-
-    async fn numbers(&self, org_id: &str) -> Result<Vec<super::NumberRow>, StoreError> {
-        super::sqlite_access::numbers(&self.pool, org_id).await
-    }
-
-    async fn delete_number(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
-        super::sqlite_access::delete_number(&self.pool, org_id, id).await
-    }
-
-    async fn number(&self, e164: &str) -> Result<Option<super::NumberRow>, StoreError> {
-        super::sqlite_access::number(&self.pool, e164).await
-    }
-
-    async fn put_stream_token(&self, t: &super::StreamTokenRow) -> Result<bool, StoreError> {
-        super::sqlite_access::put_stream_token(&self.pool, t).await
-    }
-
-    async fn consume_stream_token(&self, sid: &str, now_ms: i64) -> Result<super::TokenUse, StoreError> {
-        super::sqlite_access::consume_stream_token(&self.pool, sid, now_ms).await
-    }
-
-    async fn purge_stream_tokens(&self, before_ms: i64) -> Result<u64, StoreError> {
-        super::sqlite_access::purge_stream_tokens(&self.pool, before_ms).await
-    }
-
-    async fn place_hold(&self, session_id: &str, org_id: &str, amount_micros: i64) -> Result<bool, StoreError> {
-        super::sqlite_access::place_hold(&self.pool, session_id, org_id, amount_micros).await
-    }
-
-    async fn open_sessions(&self, org_id: &str) -> Result<i64, StoreError> {
-        super::sqlite_access::open_sessions(&self.pool, org_id).await
-    }
-
-    async fn list_sessions(
-        &self,
-        org_id: Option<&str>,
-        from_ms: i64,
-        to_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<SessionRow>, StoreError> {
-        super::sqlite_access::list_sessions(&self.pool, org_id, from_ms, to_ms, limit).await
-    }
+async fn subscribe_changes(_pool: &Pool) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+    Ok(None)
 }
+
+/// Nothing shares the file: no other node to tell.
+async fn rates_changed(_tx: &mut sqlx::Transaction<'_, Db>) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// One process per file: whatever is open was left by a previous run, whichever node id.
+fn abandoned_scope(_node_id: &str) -> Option<&str> {
+    None
+}
+
+use super::sqlite_nodes::{reap_lost_nodes, renew_lease};
+
+async fn publish_event(_pool: &Pool, _payload: &str) -> Result<(), StoreError> {
+    Ok(())
+}
+
+async fn subscribe_events(_pool: &Pool) -> Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError> {
+    Ok(None)
+}
+
+super::backend::backend!(SqliteStore);

@@ -43,6 +43,7 @@ fn session_row(id: &str, call_sid: Option<&str>, started_at_ms: i64) -> SessionR
         ended_at_ms: None,
         end_reason: None,
         plan_json: r#"{"stt":"deepgram"}"#.into(),
+        node_id: None,
     }
 }
 
@@ -107,7 +108,7 @@ pub(super) async fn sessions(s: &dyn Store) {
     assert_eq!(s.session_by_call_sid("CA404").await.unwrap(), None);
 
     s.insert_usage(&rec("s1", "stt", 3, 10, 13)).await.unwrap();
-    assert_eq!(s.close_abandoned().await.unwrap(), 2);
+    assert_eq!(s.close_abandoned("n1").await.unwrap(), 2);
     let s1 = s.session("s1").await.unwrap().unwrap();
     assert_eq!(
         (s1.status.as_str(), s1.ended_at_ms, s1.end_reason.as_deref()),
@@ -116,7 +117,7 @@ pub(super) async fn sessions(s: &dyn Store) {
     );
     let s3 = s.session("s3").await.unwrap().unwrap();
     assert_eq!(s3.ended_at_ms, Some(7), "no usage: closed at its start");
-    assert_eq!(s.close_abandoned().await.unwrap(), 0);
+    assert_eq!(s.close_abandoned("n1").await.unwrap(), 0);
     let s2 = s.session("s2").await.unwrap().unwrap();
     assert_eq!(s2.end_reason.as_deref(), Some("hangup"));
 }
@@ -527,6 +528,59 @@ pub(super) async fn simultaneous_holds_never_exceed_the_funds(s: &dyn Store) {
     assert!(!s.place_hold("x", "nobody", 1).await.unwrap(), "an unknown org holds nothing");
 }
 
+pub(super) async fn transcripts_keep_order_and_ignore_replays(s: &dyn Store) {
+    use super::{Speaker, TranscriptLine};
+    let line = |seq: i64, speaker, text: &str, interrupted| TranscriptLine {
+        seq,
+        at_ms: 1_000 + seq,
+        speaker,
+        text: text.into(),
+        interrupted,
+    };
+    let caller = line(0, Speaker::Caller, "what are your hours", false);
+    let agent = line(1, Speaker::Agent, "We open at nine — ", true);
+    s.append_transcript("s1", &agent).await.unwrap();
+    s.append_transcript("s1", &caller).await.unwrap();
+    s.append_transcript("s2", &line(0, Speaker::Caller, "other call", false)).await.unwrap();
+    let replay = line(1, Speaker::Caller, "a retried write", false);
+    s.append_transcript("s1", &replay).await.unwrap();
+    assert_eq!(s.transcript("s1").await.unwrap(), vec![caller, agent], "in seq order; the replay changed nothing");
+    assert!(s.transcript("none").await.unwrap().is_empty());
+}
+
+/// A node that stops renewing its lease has its open sessions closed by the reaper, at their
+/// last checkpoint, holds released and nothing charged again; a live node's are untouched.
+pub(super) async fn a_lost_nodes_sessions_close_at_their_last_checkpoint(s: &dyn Store) {
+    tiny_org(s, "acme", 1_000).await;
+    assert!(!s.renew_lease("dead", 1).await.unwrap(), "first registration");
+    assert!(!s.renew_lease("live", 60_000).await.unwrap());
+    assert!(s.renew_lease("live", 60_000).await.unwrap(), "a renewal finds the lease");
+    for (id, node) in [("d1", "dead"), ("d2", "dead"), ("l1", "live")] {
+        s.open_session(&SessionRow { node_id: Some(node.into()), ..session_row(id, Some(id), 5) }).await.unwrap();
+        s.put_hold(id, "acme", 40).await.unwrap();
+    }
+    s.settle("acme", &rec("d1", "stt", 0, 30, 70)).await.unwrap();
+    let charged = org_of(s, "acme").await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut lost = s.reap_lost_nodes().await.unwrap();
+    lost.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+    let ids: Vec<(&str, &str)> = lost.iter().map(|l| (l.session_id.as_str(), l.node_id.as_str())).collect();
+    assert_eq!(ids, [("d1", "dead"), ("d2", "dead")]);
+    assert_eq!(lost[0].call_sid.as_deref(), Some("d1"));
+    let d1 = s.session("d1").await.unwrap().unwrap();
+    assert_eq!((d1.status.as_str(), d1.ended_at_ms, d1.end_reason.as_deref()), ("closed", Some(70), Some("node_lost")));
+    assert_eq!(s.session("d2").await.unwrap().unwrap().ended_at_ms, Some(5), "no checkpoint: closed at its start");
+    assert_eq!(s.session("l1").await.unwrap().unwrap().status, "open", "a live node keeps its sessions");
+    assert_eq!(s.held("acme", None).await.unwrap(), 40, "only the live session still holds");
+    assert_eq!(org_of(s, "acme").await, charged, "closing charges nothing");
+    assert!(s.reap_lost_nodes().await.unwrap().is_empty(), "reaping twice closes nothing more");
+    assert!(!s.renew_lease("dead", 60_000).await.unwrap(), "the lost node's lease is gone");
+    // A restart under the same id closes its own leftovers at once; other nodes' stay open.
+    s.open_session(&SessionRow { node_id: Some("dead".into()), ..session_row("d3", None, 9) }).await.unwrap();
+    assert!(s.close_abandoned("dead").await.unwrap() >= 1);
+    assert_eq!(s.session("d3").await.unwrap().unwrap().end_reason.as_deref(), Some("abandoned"));
+}
+
 /// One test per story per backend.
 macro_rules! on_both_backends {
     ($($story:ident),* $(,)?) => {
@@ -571,6 +625,8 @@ on_both_backends!(
     stream_tokens_are_single_use,
     sessions_listed_per_org,
     simultaneous_holds_never_exceed_the_funds,
+    transcripts_keep_order_and_ignore_replays,
+    a_lost_nodes_sessions_close_at_their_last_checkpoint,
 );
 
 /// A SQLite file with a pool of 4, so settles really run on several connections.
@@ -649,4 +705,44 @@ async fn a_lost_listener_reconnects_and_asks_for_a_resync() {
     assert_eq!(next(&mut rx).await.as_deref(), Some(RESYNC_TOPIC));
     node.publish_change("rates").await.unwrap();
     assert_eq!(next(&mut rx).await.as_deref(), Some("rates"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_change_notifies_every_node_at_commit() {
+    let db = TestDb::create().await;
+    let (node_a, node_b) = (db.store().await, db.store().await);
+    let mut table = crate::RateTable::default();
+    table.insert(crate::Rate {
+        service: "stt".into(),
+        provider: "deepgram".into(),
+        model: "nova-3".into(),
+        unit: crate::RateUnit::AudioMinute,
+        price: MicroUsd(4_300),
+        managed: true,
+        unverified: false,
+    });
+    let mut on_b = node_b.subscribe_changes().await.unwrap().expect("postgres subscribes");
+    node_a.seed_rates(&table).await.unwrap();
+    assert_eq!(next(&mut on_b).await.as_deref(), Some(RATES_TOPIC));
+    node_a.set_managed("deepgram", None, false).await.unwrap();
+    assert_eq!(next(&mut on_b).await.as_deref(), Some(RATES_TOPIC));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_reach_other_nodes_whatever_their_size() {
+    let db = TestDb::create().await;
+    let (node_a, node_b) = (db.store().await, db.store().await);
+    let mut on_b = node_b.subscribe_events().await.unwrap().expect("postgres subscribes");
+    let small = r#"{"type":"dtmf","digit":"5"}"#.to_string();
+    let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(20_000));
+    let looks_like_ref = "@12".to_string();
+    for p in [&small, &big, &looks_like_ref] {
+        node_a.publish_event(p).await.unwrap();
+    }
+    assert_eq!(next(&mut on_b).await.as_ref(), Some(&small));
+    assert_eq!(next(&mut on_b).await.as_ref(), Some(&big), "over the NOTIFY limit: sent by reference");
+    assert_eq!(next(&mut on_b).await.as_ref(), Some(&looks_like_ref), "never mistaken for a reference");
+    let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    s.publish_event(&small).await.unwrap();
+    assert!(s.subscribe_events().await.unwrap().is_none(), "SQLite: nobody to relay to");
 }

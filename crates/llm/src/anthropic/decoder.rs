@@ -168,17 +168,7 @@ mod tests {
     use super::*;
 
     fn run(payloads: &[&str]) -> (Vec<LlmEvent>, Result<Step, LlmError>) {
-        let mut d = Decoder::new(10);
-        let mut out = Vec::new();
-        let mut last = Ok(Step::Continue);
-        for p in payloads {
-            last = d.data(p, &mut out);
-            if !matches!(last, Ok(Step::Continue)) {
-                break;
-            }
-        }
-        d.close(matches!(last, Ok(Step::Done)), &mut out);
-        (out, last)
+        crate::pump::decode_all(&mut Decoder::new(10), payloads)
     }
 
     /// The spec's example stream (llm.md D2), payloads verbatim.

@@ -6,7 +6,6 @@
 
 use super::wire::{BlockDelta, BlockStart, BlockStop, MessageStop, Metadata, Usage};
 use crate::error::scrub;
-use crate::estimate::estimate_output_tokens;
 use crate::pump::{Decode, Framer, Step};
 use crate::sse::SseEvent;
 use crate::{LlmError, LlmEvent, ToolCall};
@@ -127,7 +126,12 @@ impl Decode for Decoder {
             "contentBlockStop" => {
                 let stop: BlockStop = parse("contentBlockStop", data)?;
                 if let Some(at) = self.calls.iter().position(|(i, _)| *i == stop.content_block_index) {
-                    out.push(LlmEvent::ToolCall(self.calls.remove(at).1));
+                    let mut call = self.calls.remove(at).1;
+                    // A tool without input streams no JSON at all.
+                    if call.arguments.trim().is_empty() {
+                        call.arguments = "{}".into();
+                    }
+                    out.push(LlmEvent::ToolCall(call));
                 }
             }
             "messageStop" => self.stop_reason = parse::<MessageStop>("messageStop", data)?.stop_reason,
@@ -147,16 +151,8 @@ impl Decode for Decoder {
             tracing::warn!(calls = self.calls.len(), "dropping tool uses the stream never finished");
             self.calls.clear();
         }
-        out.push(match self.usage {
-            Some(u) => {
-                LlmEvent::Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens, estimated: false }
-            }
-            None => LlmEvent::Usage {
-                input_tokens: self.input_estimate,
-                output_tokens: estimate_output_tokens(self.output_chars),
-                estimated: true,
-            },
-        });
+        let reported = self.usage.as_ref().map(|u| (u.input_tokens, u.output_tokens));
+        out.push(crate::pump::usage_or_estimate(reported, self.input_estimate, self.output_chars));
     }
 }
 

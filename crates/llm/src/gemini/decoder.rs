@@ -1,9 +1,11 @@
 //! Turns the SSE payloads of one `streamGenerateContent` stream into [`LlmEvent`]s.
 //!
 //! `usageMetadata` may come on several chunks and change between them: the largest counts are
-//! kept (the last chunk's are final) and emitted once at close. Function calls arrive whole.
+//! kept (the last chunk's are final) and emitted once at close. Function calls arrive whole;
+//! one without Google's optional `id` gets one made from the response id and its position
+//! (`gemini_call_<responseId>_<n>`), unique within the conversation and never sent back.
 
-use super::wire::{Chunk, UsageMetadata};
+use super::wire::{Chunk, UsageMetadata, SYNTHETIC_ID_PREFIX};
 use crate::error::scrub;
 use crate::estimate::estimate_output_tokens;
 use crate::pump::{Decode, Step};
@@ -19,12 +21,35 @@ pub(crate) struct Decoder {
     output_chars: usize,
     /// Calls without Google's optional `id` are numbered.
     calls: usize,
+    /// The first `responseId` seen, reduced to id characters.
+    response_id: Option<String>,
 }
+
+/// Longest response id kept in a made-up call id (Bedrock and Anthropic cap ids at 64 chars
+/// should the conversation move there).
+const MAX_RESPONSE_ID: usize = 32;
 
 impl Decoder {
     /// `input_estimate` is billed if the provider never reports usage.
     pub(crate) fn new(input_estimate: u64) -> Self {
-        Self { finish_reason: None, input_tokens: None, output_tokens: None, input_estimate, output_chars: 0, calls: 0 }
+        Self {
+            finish_reason: None,
+            input_tokens: None,
+            output_tokens: None,
+            input_estimate,
+            output_chars: 0,
+            calls: 0,
+            response_id: None,
+        }
+    }
+
+    /// `gemini_call_<responseId>_<n>`, ids limited to `[A-Za-z0-9_-]` as Anthropic and Bedrock
+    /// require of tool-use ids.
+    fn synthetic_id(&self) -> String {
+        match &self.response_id {
+            Some(rid) => format!("{SYNTHETIC_ID_PREFIX}{rid}_{}", self.calls),
+            None => format!("{SYNTHETIC_ID_PREFIX}{}", self.calls),
+        }
     }
 
     fn usage(&mut self, u: UsageMetadata) {
@@ -60,6 +85,11 @@ impl Decode for Decoder {
         if let Some(u) = chunk.usage_metadata {
             self.usage(u);
         }
+        if let (None, Some(rid)) = (&self.response_id, chunk.response_id) {
+            let rid: String =
+                rid.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(MAX_RESPONSE_ID).collect();
+            self.response_id = Some(rid).filter(|r| !r.is_empty());
+        }
         let candidates = chunk.candidates.unwrap_or_default();
         if candidates.is_empty() {
             if let Some(reason) = chunk.prompt_feedback.and_then(|f| f.block_reason) {
@@ -74,7 +104,7 @@ impl Decode for Decoder {
                     let arguments = call.args.map_or_else(|| "{}".to_string(), |a| a.to_string());
                     self.output_chars += arguments.chars().count();
                     self.calls += 1;
-                    let id = call.id.unwrap_or_else(|| format!("call_{}", self.calls));
+                    let id = call.id.filter(|id| !id.is_empty()).unwrap_or_else(|| self.synthetic_id());
                     out.push(LlmEvent::ToolCall(ToolCall { id, name: call.name, arguments }));
                 } else if let Some(text) = part.text.filter(|t| !t.is_empty()) {
                     if part.thought != Some(true) {
@@ -165,11 +195,33 @@ mod tests {
             out,
             vec![
                 LlmEvent::ToolCall(ToolCall {
-                    id: "call_1".into(),
+                    id: "gemini_call_1".into(),
                     name: "get_weather".into(),
                     arguments: "{\"city\":\"Paris\"}".into()
                 }),
                 LlmEvent::Usage { input_tokens: 20, output_tokens: 12, estimated: false }
+            ]
+        );
+    }
+
+    /// Parallel calls come as parts of one chunk; Gemini's `finishReason` stays `STOP`.
+    #[test]
+    fn parallel_calls_in_order_with_ids_from_the_response() {
+        let (out, end, finish) = run(&[
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"a","args":{"x":1}},"thoughtSignature":"c2ln"},{"functionCall":{"name":"b"}},{"functionCall":{"id":"given","name":"c","args":{}}}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":4},"responseId":"Ab/c+1"}"#,
+        ]);
+        assert_eq!(end, Ok(Step::Continue));
+        assert_eq!(finish.as_deref(), Some("STOP"));
+        let call = |id: &str, name: &str, arguments: &str| {
+            LlmEvent::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() })
+        };
+        assert_eq!(
+            out,
+            vec![
+                call("gemini_call_Abc1_1", "a", r#"{"x":1}"#),
+                call("gemini_call_Abc1_2", "b", "{}"),
+                call("given", "c", "{}"),
+                LlmEvent::Usage { input_tokens: 9, output_tokens: 4, estimated: false }
             ]
         );
     }

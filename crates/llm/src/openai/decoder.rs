@@ -2,17 +2,23 @@
 //!
 //! Usage is held back and emitted exactly once by [`Decoder::close`]: the meter adds what it
 //! gets, and incremental reporters (older xAI) send growing totals.
+//!
+//! Tool calls are emitted whole, in index order (parallel calls included), when their choice
+//! finishes. A finish that came with calls is reported as `tool_calls` even when the server
+//! said `""` (xAI, per litellm's `XAIChatConfig`) or `stop` (some compatible servers), so the
+//! caller can rely on it.
 
 use super::tool_calls::ToolCalls;
 use super::wire::{Chunk, ErrorEnvelope, Usage};
 use crate::error::scrub;
-use crate::estimate::estimate_output_tokens;
 use crate::pump::{Decode, Step};
 use crate::{LlmError, LlmEvent};
 
 #[derive(Debug)]
 pub(crate) struct Decoder {
     tools: ToolCalls,
+    /// A tool call was emitted.
+    called: bool,
     finish_reason: Option<String>,
     usage: Option<Usage>,
     input_estimate: u64,
@@ -23,7 +29,25 @@ pub(crate) struct Decoder {
 impl Decoder {
     /// `input_estimate` is billed if the provider never reports usage.
     pub(crate) fn new(input_estimate: u64) -> Self {
-        Self { tools: ToolCalls::default(), finish_reason: None, usage: None, input_estimate, output_chars: 0 }
+        Self {
+            tools: ToolCalls::default(),
+            called: false,
+            finish_reason: None,
+            usage: None,
+            input_estimate,
+            output_chars: 0,
+        }
+    }
+}
+
+impl Decoder {
+    /// A choice finished: its calls go out, and a finish with calls reads `tool_calls`.
+    fn finish(&mut self, reason: String, out: &mut Vec<LlmEvent>) {
+        let before = out.len();
+        out.extend(self.tools.take().map(LlmEvent::ToolCall));
+        self.called |= out.len() > before;
+        let vague = reason.is_empty() || reason == "stop";
+        self.finish_reason = Some(if self.called && vague { "tool_calls".into() } else { reason });
     }
 }
 
@@ -53,8 +77,7 @@ impl Decode for Decoder {
                 }
             }
             if let Some(reason) = choice.finish_reason {
-                self.finish_reason = Some(reason);
-                out.extend(self.tools.take().map(LlmEvent::ToolCall));
+                self.finish(reason, out);
             }
         }
         if let Some(u) = chunk.usage.or(chunk.x_groq.and_then(|x| x.usage)) {
@@ -72,16 +95,8 @@ impl Decode for Decoder {
         if completed {
             out.extend(calls.map(LlmEvent::ToolCall));
         }
-        out.push(match self.usage {
-            Some(u) => {
-                LlmEvent::Usage { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens, estimated: false }
-            }
-            None => LlmEvent::Usage {
-                input_tokens: self.input_estimate,
-                output_tokens: estimate_output_tokens(self.output_chars),
-                estimated: true,
-            },
-        });
+        let reported = self.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens));
+        out.push(crate::pump::usage_or_estimate(reported, self.input_estimate, self.output_chars));
     }
 }
 
@@ -91,17 +106,7 @@ mod tests {
     use crate::ToolCall;
 
     fn run(payloads: &[&str]) -> (Vec<LlmEvent>, Result<Step, LlmError>) {
-        let mut d = Decoder::new(10);
-        let mut out = Vec::new();
-        let mut last = Ok(Step::Continue);
-        for p in payloads {
-            last = d.data(p, &mut out);
-            if !matches!(last, Ok(Step::Continue)) {
-                break;
-            }
-        }
-        d.close(matches!(last, Ok(Step::Done)), &mut out);
-        (out, last)
+        crate::pump::decode_all(&mut Decoder::new(10), payloads)
     }
 
     #[test]
@@ -167,6 +172,37 @@ mod tests {
             })
             .collect();
         assert_eq!(names, vec![("a", "one", "{}"), ("b", "two", "{}")]);
+    }
+
+    /// Two calls in parallel, then a finish the server left empty (xAI) or called `stop`.
+    #[test]
+    fn parallel_calls_with_a_vague_finish_read_tool_calls() {
+        for reason in ["", "stop"] {
+            let mut d = Decoder::new(0);
+            let mut out = Vec::new();
+            for p in [
+                r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"one","arguments":""}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_2","type":"function","function":{"name":"two","arguments":"{\"a\":1}"}}]}}]}"#,
+            ] {
+                d.data(p, &mut out).unwrap();
+            }
+            let finish = format!(r#"{{"choices":[{{"index":0,"delta":{{}},"finish_reason":"{reason}"}}]}}"#);
+            d.data(&finish, &mut out).unwrap();
+            let ids: Vec<_> = out
+                .iter()
+                .filter_map(|e| match e {
+                    LlmEvent::ToolCall(c) => Some((c.id.as_str(), c.arguments.as_str())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(ids, [("call_1", "{}"), ("call_2", r#"{"a":1}"#)]);
+            assert_eq!(d.finish_reason(), Some("tool_calls"), "{reason:?}");
+        }
+        let mut d = Decoder::new(0);
+        d.data(r#"{"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}"#, &mut Vec::new())
+            .unwrap();
+        assert_eq!(d.finish_reason(), Some("stop"), "text alone keeps its finish");
     }
 
     #[test]

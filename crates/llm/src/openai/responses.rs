@@ -8,14 +8,10 @@
 pub(crate) mod decoder;
 mod wire;
 
-#[cfg(test)]
-mod loopback_tests;
-
 use super::refused;
 use crate::estimate::estimate_input_tokens;
-use crate::http::{self, Refusal};
 use crate::{pump, LlmError, LlmEvent, LlmRequest};
-use reqwest::header::{HeaderName, HeaderValue, ACCEPT};
+use reqwest::header::{HeaderName, HeaderValue};
 use tokio::sync::mpsc;
 use url::Url;
 
@@ -30,11 +26,7 @@ pub(crate) async fn start(
     if model.is_empty() {
         return Err(LlmError::BadRequest("no model given after the responses: prefix".into()));
     }
-    let body = wire::ResponsesRequest::new(model, req.messages, req.max_tokens);
-    let resp =
-        http::send(client.post(url).header(auth.0, auth.1).header(ACCEPT, "text/event-stream").json(&body)).await?;
-    if !resp.status().is_success() {
-        return Err(refused(Refusal::read(resp).await));
-    }
-    Ok(pump::spawn(resp, decoder::Decoder::new(estimate_input_tokens(req.messages))))
+    let body = wire::ResponsesRequest::new(model, req);
+    let decoder = decoder::Decoder::new(estimate_input_tokens(req.messages));
+    pump::start_sse(client.post(url).header(auth.0, auth.1).json(&body), refused, decoder).await
 }

@@ -134,8 +134,56 @@ pub trait WireEncoder: Send + 'static {
     /// Tell the gateway to drop audio it has buffered (barge-in).
     fn encode_clear(&self) -> Option<Message>;
     fn encode_mark(&self, name: &str) -> Option<Message>;
-    /// Session events, for gateways that carry them (the client websocket).
-    fn encode_event(&self, ev: &SessionEvent) -> Option<Message>;
-    /// Tell the gateway why the session is refused or failed, before closing.
-    fn encode_error(&self, code: &str, message: &str) -> Option<Message>;
+    /// Session events, for gateways that carry them (the client websocket); carriers do not.
+    fn encode_event(&self, _ev: &SessionEvent) -> Option<Message> {
+        None
+    }
+    /// Tell the gateway why the session is refused or failed, before closing; carriers have no
+    /// such message, so they only see the close.
+    fn encode_error(&self, _code: &str, _message: &str) -> Option<Message> {
+        None
+    }
+}
+
+/// A JSON-text gateway's message, parsed as its envelope `T`; every other frame answers for
+/// itself in the `Err` (binary is refused, close stops the call, ping and pong are ignored).
+pub(crate) fn json_message<'a, T: serde::Deserialize<'a>>(
+    msg: &'a Message,
+) -> Result<(&'a str, T), Result<Inbound, TransportError>> {
+    let text = match msg {
+        Message::Text(t) => t.as_str(),
+        Message::Binary(_) => return Err(Err(TransportError::BinaryNotAllowed)),
+        Message::Close(_) => return Err(Ok(Inbound::Stop)),
+        Message::Ping(_) | Message::Pong(_) => return Err(Ok(Inbound::Ignore)),
+    };
+    match serde_json::from_str(text) {
+        Ok(env) => Ok((text, env)),
+        Err(e) => Err(Err(TransportError::BadJson(e.to_string()))),
+    }
+}
+
+/// A JSON media message `prefix` + base64(`raw`) + `suffix`, written into one string sized up
+/// front (the payload is the only variable part of a carrier's outbound media frame).
+pub(crate) fn json_media(prefix: &str, raw: &[u8], suffix: &str) -> Message {
+    use base64::Engine;
+    let b64_len = raw.len().div_ceil(3) * 4;
+    let mut s = String::with_capacity(prefix.len() + b64_len + suffix.len());
+    s.push_str(prefix);
+    base64::engine::general_purpose::STANDARD.encode_string(raw, &mut s);
+    s.push_str(suffix);
+    Message::Text(s.into())
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use axum::extract::ws::Message;
+
+    pub fn text(s: &str) -> Message {
+        Message::Text(s.to_string().into())
+    }
+
+    pub fn json_of(m: Message) -> serde_json::Value {
+        let Message::Text(t) = m else { panic!("not text") };
+        serde_json::from_str(t.as_str()).unwrap()
+    }
 }

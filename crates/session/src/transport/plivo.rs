@@ -6,7 +6,6 @@
 
 use super::lenient;
 use super::{Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
-use crate::SessionEvent;
 use axum::extract::ws::Message;
 use base64::Engine;
 use serde::Deserialize;
@@ -195,13 +194,10 @@ impl WireCodec for PlivoCodec {
     }
 
     fn decode(&mut self, msg: &Message, pcm: &mut Vec<i16>) -> Result<Inbound, TransportError> {
-        let text = match msg {
-            Message::Text(t) => t.as_str(),
-            Message::Binary(_) => return Err(TransportError::BinaryNotAllowed),
-            Message::Close(_) => return Ok(Inbound::Stop),
-            Message::Ping(_) | Message::Pong(_) => return Ok(Inbound::Ignore),
+        let (text, env) = match super::json_message::<Envelope<'_>>(msg) {
+            Ok(m) => m,
+            Err(other) => return other,
         };
-        let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
         match env.event.as_ref() {
             "start" => self.start(text),
             "media" => {
@@ -265,12 +261,7 @@ impl WireEncoder for PlivoEncoder {
             Audio::Mulaw => media::g711::encode_ulaw_into(frame, &mut self.raw),
             Audio::L16 => media::l16::encode_le_into(frame, &mut self.raw),
         }
-        let b64_len = self.raw.len().div_ceil(3) * 4;
-        let mut s = String::with_capacity(self.media_prefix.len() + b64_len + MEDIA_SUFFIX.len());
-        s.push_str(&self.media_prefix);
-        B64.encode_string(&self.raw, &mut s);
-        s.push_str(MEDIA_SUFFIX);
-        Message::Text(s.into())
+        super::json_media(&self.media_prefix, &self.raw, MEDIA_SUFFIX)
     }
 
     fn encode_clear(&self) -> Option<Message> {
@@ -282,29 +273,13 @@ impl WireEncoder for PlivoEncoder {
         let v = serde_json::json!({"event": "checkpoint", "streamId": self.stream_id, "name": name});
         Some(Message::Text(v.to_string().into()))
     }
-
-    fn encode_event(&self, _ev: &SessionEvent) -> Option<Message> {
-        None
-    }
-
-    fn encode_error(&self, _code: &str, _message: &str) -> Option<Message> {
-        None
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::test_util::*;
     use serde_json::json;
-
-    fn text(s: &str) -> Message {
-        Message::Text(s.to_string().into())
-    }
-
-    fn json_of(m: Message) -> Value {
-        let Message::Text(t) = m else { panic!("not text") };
-        serde_json::from_str(t.as_str()).unwrap()
-    }
 
     const START: &str = r#"{"event":"start","sequenceNumber":1,"start":{"callId":"c8c9f4d6-1111-2222-3333-444455556666","streamId":"b3e1d0e2-aaaa-bbbb-cccc-ddddeeeeffff","accountId":"MA123","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000}},"extra_headers":"agent=a1;lang=en"}"#;
 

@@ -8,7 +8,6 @@
 
 use super::lenient;
 use super::{Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
-use crate::SessionEvent;
 use axum::extract::ws::Message;
 use base64::Engine;
 use serde::Deserialize;
@@ -191,13 +190,10 @@ impl WireCodec for TelnyxCodec {
     }
 
     fn decode(&mut self, msg: &Message, pcm: &mut Vec<i16>) -> Result<Inbound, TransportError> {
-        let text = match msg {
-            Message::Text(t) => t.as_str(),
-            Message::Binary(_) => return Err(TransportError::BinaryNotAllowed),
-            Message::Close(_) => return Ok(Inbound::Stop),
-            Message::Ping(_) | Message::Pong(_) => return Ok(Inbound::Ignore),
+        let (_, env) = match super::json_message::<Envelope<'_>>(msg) {
+            Ok(m) => m,
+            Err(other) => return other,
         };
-        let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
         match env.event.as_ref() {
             "connected" => Ok(Inbound::Connected),
             "start" => {
@@ -262,12 +258,7 @@ impl WireEncoder for TelnyxEncoder {
             Audio::Pcma => media::g711::encode_alaw_into(frame, &mut self.raw),
             Audio::L16 => media::l16::encode_be_into(frame, &mut self.raw),
         }
-        let b64_len = self.raw.len().div_ceil(3) * 4;
-        let mut s = String::with_capacity(MEDIA_PREFIX.len() + b64_len + MEDIA_SUFFIX.len());
-        s.push_str(MEDIA_PREFIX);
-        B64.encode_string(&self.raw, &mut s);
-        s.push_str(MEDIA_SUFFIX);
-        Message::Text(s.into())
+        super::json_media(MEDIA_PREFIX, &self.raw, MEDIA_SUFFIX)
     }
 
     fn encode_clear(&self) -> Option<Message> {
@@ -278,28 +269,12 @@ impl WireEncoder for TelnyxEncoder {
         let v = serde_json::json!({"event": "mark", "mark": {"name": name}});
         Some(Message::Text(v.to_string().into()))
     }
-
-    fn encode_event(&self, _ev: &SessionEvent) -> Option<Message> {
-        None
-    }
-
-    fn encode_error(&self, _code: &str, _message: &str) -> Option<Message> {
-        None
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text(s: &str) -> Message {
-        Message::Text(s.to_string().into())
-    }
-
-    fn json_of(m: Message) -> Value {
-        let Message::Text(t) = m else { panic!("not text") };
-        serde_json::from_str(t.as_str()).unwrap()
-    }
+    use crate::transport::test_util::*;
 
     const START_PCMU: &str = r#"{"event":"start","sequence_number":"1","stream_id":"32de0dea-53cb-4b21-89a4-9e1819c043bc","start":{"user_id":"3e6f995f-85f7-4705-9741-53b116d28237","call_control_id":"v3:abc","call_session_id":"ff55a038","from":"+13122010094","to":"+13122123456","tags":["t1"],"client_state":"YWdlbnQ=","custom_parameters":{"agent":"a1","from":"override"},"media_format":{"encoding":"PCMU","sample_rate":8000,"channels":1}}}"#;
 

@@ -2,7 +2,6 @@
 //! field; audio is base64 µ-law 8 kHz mono in 20 ms frames. See shared/protocols/telephony.md A1.
 
 use super::{Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
-use crate::SessionEvent;
 use axum::extract::ws::Message;
 use base64::Engine;
 use serde::Deserialize;
@@ -16,11 +15,21 @@ pub struct TwilioCodec {
 }
 
 /// Outbound half: `media`, `mark` and `clear` for one stream.
-#[derive(Default)]
 pub struct TwilioEncoder {
     stream_sid: String,
     ulaw_buf: Vec<u8>,
-    out_b64: String,
+    /// The media message up to its payload, stream id JSON-escaped once per stream.
+    media_prefix: String,
+}
+
+impl TwilioEncoder {
+    fn new(stream_sid: String) -> Self {
+        let media_prefix = format!(
+            r#"{{"event":"media","streamSid":{},"media":{{"payload":""#,
+            serde_json::Value::from(stream_sid.as_str())
+        );
+        Self { stream_sid, ulaw_buf: Vec::with_capacity(160), media_prefix }
+    }
 }
 
 impl TwilioCodec {
@@ -89,13 +98,10 @@ impl WireCodec for TwilioCodec {
     }
 
     fn decode(&mut self, msg: &Message, pcm: &mut Vec<i16>) -> Result<Inbound, TransportError> {
-        let text = match msg {
-            Message::Text(t) => t.as_str(),
-            Message::Binary(_) => return Err(TransportError::BinaryNotAllowed),
-            Message::Close(_) => return Ok(Inbound::Stop),
-            Message::Ping(_) | Message::Pong(_) => return Ok(Inbound::Ignore),
+        let (_, env) = match super::json_message::<Envelope<'_>>(msg) {
+            Ok(m) => m,
+            Err(other) => return other,
         };
-        let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| TransportError::BadJson(e.to_string()))?;
         match env.event.as_ref() {
             "connected" => Ok(Inbound::Connected),
             "start" => {
@@ -142,7 +148,7 @@ impl WireCodec for TwilioCodec {
     }
 
     fn encoder(&self) -> Box<dyn WireEncoder> {
-        Box::new(TwilioEncoder { stream_sid: self.stream_sid.clone(), ..Default::default() })
+        Box::new(TwilioEncoder::new(self.stream_sid.clone()))
     }
 }
 
@@ -158,15 +164,7 @@ impl WireEncoder for TwilioEncoder {
 
     fn encode_audio(&mut self, frame: &[i16]) -> Message {
         media::g711::encode_ulaw_into(frame, &mut self.ulaw_buf);
-        self.out_b64.clear();
-        base64::engine::general_purpose::STANDARD.encode_string(&self.ulaw_buf, &mut self.out_b64);
-        let mut s = String::with_capacity(self.out_b64.len() + self.stream_sid.len() + 64);
-        s.push_str(r#"{"event":"media","streamSid":""#);
-        s.push_str(&self.stream_sid);
-        s.push_str(r#"","media":{"payload":""#);
-        s.push_str(&self.out_b64);
-        s.push_str(r#""}}"#);
-        Message::Text(s.into())
+        super::json_media(&self.media_prefix, &self.ulaw_buf, r#""}}"#)
     }
 
     fn encode_clear(&self) -> Option<Message> {
@@ -177,23 +175,12 @@ impl WireEncoder for TwilioEncoder {
         let v = serde_json::json!({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}});
         Some(Message::Text(v.to_string().into()))
     }
-
-    fn encode_event(&self, _ev: &SessionEvent) -> Option<Message> {
-        None
-    }
-
-    fn encode_error(&self, _code: &str, _message: &str) -> Option<Message> {
-        None
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text(s: &str) -> Message {
-        Message::Text(s.to_string().into())
-    }
+    use crate::transport::test_util::*;
 
     #[test]
     fn decodes_a_call() {
@@ -234,7 +221,7 @@ mod tests {
 
     #[test]
     fn encodes_media_clear_and_mark() {
-        let mut c = TwilioEncoder { stream_sid: "MZ9".into(), ..Default::default() };
+        let mut c = TwilioEncoder::new("MZ9".into());
         let Message::Text(t) = c.encode_audio(&[0, 0]) else { panic!() };
         let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
         assert_eq!(v["event"], "media");
@@ -242,5 +229,13 @@ mod tests {
         assert_eq!(v["media"]["payload"], "//8=");
         let Some(Message::Text(t)) = c.encode_clear() else { panic!() };
         assert_eq!(t.as_str(), r#"{"event":"clear","streamSid":"MZ9"}"#);
+    }
+
+    #[test]
+    fn a_stream_sid_cannot_break_out_of_its_string() {
+        let mut c = TwilioEncoder::new(r#"MZ","event":"stop"#.into());
+        let Message::Text(t) = c.encode_audio(&[0, 0]) else { panic!() };
+        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+        assert_eq!((v["event"].as_str(), v["streamSid"].as_str()), (Some("media"), Some(r#"MZ","event":"stop"#)));
     }
 }

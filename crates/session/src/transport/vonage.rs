@@ -8,7 +8,6 @@
 
 use super::lenient;
 use super::{Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
-use crate::SessionEvent;
 use axum::extract::ws::Message;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -154,24 +153,13 @@ impl WireEncoder for VonageEncoder {
         let v = serde_json::json!({"action": "notify", "payload": {"name": name}});
         Some(Message::Text(v.to_string().into()))
     }
-
-    fn encode_event(&self, _ev: &SessionEvent) -> Option<Message> {
-        None
-    }
-
-    fn encode_error(&self, _code: &str, _message: &str) -> Option<Message> {
-        None
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::test_util::*;
     use serde_json::json;
-
-    fn text(s: &str) -> Message {
-        Message::Text(s.to_string().into())
-    }
 
     const CONNECTED: &str = r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000","call_uuid":"63f61863-4a51-4f6b-86e1-46edebcf9356","agent":"a1","n":2}"#;
 

@@ -4,21 +4,27 @@ use super::*;
 
 impl TurnManager {
     pub(super) fn start_agent_turn(&mut self, user_text: String) {
-        self.conversation.push(Message { role: Role::User, content: user_text.clone() });
+        self.conversation.push(Message::new(Role::User, user_text.clone()));
         let id = self.next_turn;
         self.next_turn += 1;
         let mut messages = Vec::with_capacity(self.conversation.len() + 1);
-        messages.push(Message { role: Role::System, content: self.plan.prompt.clone() });
+        messages.push(Message::new(Role::System, self.plan.prompt.clone()));
         messages.extend(self.conversation.iter().cloned());
-        let input_chars = messages.iter().map(|m| m.content.len() + 12).sum();
+        let input_chars = messages.iter().map(tools::message_chars).sum();
         let messages = Arc::new(messages);
         let llm_start = self.llm_start(messages.clone());
         if let Some(t) = self.last_final_at {
             metrics::histogram!(m::HOP, "hop" => "stt_final_to_llm_request").record(t.elapsed().as_secs_f64());
         }
         let tts_connect = self.tts_connect();
+        let span = OutcomeSpan::turn(&self.span, id, "reply");
+        let llm_span = OutcomeSpan::provider(span.span(), Service::Llm, &self.llm_plan);
+        let tts_span = OutcomeSpan::provider(span.span(), Service::Tts, &self.tts_plan);
         self.agent = Some(AgentTurn {
             id,
+            llm_span: Some(llm_span),
+            tts_span: Some(tts_span),
+            span,
             user_text,
             llm_start: Some(llm_start),
             llm_rx: None,
@@ -44,6 +50,7 @@ impl TurnManager {
             first_audio_at: None,
             llm_deadline: Some(Instant::now() + self.steps.llm_first_token),
             tts_deadline: Some(Instant::now() + self.steps.tts_connect),
+            tool: Default::default(),
         });
     }
 
@@ -54,13 +61,16 @@ impl TurnManager {
     ) -> BoxFuture<'static, Result<mpsc::Receiver<LlmEvent>, LlmError>> {
         let llm = self.llm.clone();
         let plan = self.llm_plan.clone();
+        let toolbox = self.tools.clone();
         Box::pin(async move {
+            let specs = toolbox.as_ref().map_or(&[][..], |t| t.specs());
             llm.stream(LlmRequest {
                 base_url: &plan.base_url,
                 key: &plan.credential.key,
                 model: &plan.model,
                 messages: &messages,
                 max_tokens: Some(400),
+                tools: llm::Tools { specs, ..Default::default() },
             })
             .await
         })
@@ -87,7 +97,7 @@ impl TurnManager {
                 a.llm_deadline = Some(Instant::now() + self.steps.llm_stall);
                 if a.first_token_at.is_none() {
                     a.first_token_at = Some(Instant::now());
-                    metrics::histogram!(m::TIME_TO_FIRST, "service" => "llm", "provider" => self.plan.llm.provider.clone())
+                    metrics::histogram!(m::TIME_TO_FIRST, "service" => Service::Llm.as_str(), "provider" => self.plan.llm.provider.clone())
                         .record(a.llm_requested_at.elapsed().as_secs_f64());
                 }
                 let t = if a.skip.is_empty() {
@@ -105,11 +115,12 @@ impl TurnManager {
                     self.speak(chunk);
                 }
             }
-            Some(LlmEvent::ToolCall(call)) => {
-                tracing::info!(tool = %call.name, "tool calls are not supported yet; ignored");
-            }
+            Some(LlmEvent::ToolCall(call)) => self.on_tool_call(call),
             Some(LlmEvent::Usage { input_tokens, output_tokens, estimated }) => {
                 a.llm_usage_seen = true;
+                if let Some(span) = &a.llm_span {
+                    span.tokens(input_tokens, output_tokens);
+                }
                 self.meter.add(LineId::LlmIn, input_tokens, estimated);
                 self.meter.add(LineId::LlmOut, output_tokens, estimated);
             }
@@ -127,6 +138,11 @@ impl TurnManager {
         if a.llm_done {
             return;
         }
+        self.bill_llm_round();
+        if self.start_tool_round() {
+            return;
+        }
+        let Some(a) = self.agent.as_mut() else { return };
         a.llm_done = true;
         a.llm_rx = None;
         a.llm_deadline = None;
@@ -136,18 +152,35 @@ impl TurnManager {
         self.tts_send(TtsInput::Flush);
         self.tts_send(TtsInput::Close);
         if let Some(a) = self.agent.as_mut() {
-            if !a.llm_usage_seen {
-                a.llm_usage_seen = true;
-                let (i, o) = (estimate_tokens(a.input_chars), estimate_tokens(a.text.len()));
-                self.meter.add(LineId::LlmIn, i, true);
-                self.meter.add(LineId::LlmOut, o, true);
-            }
             if a.text.trim().is_empty() {
                 // Nothing to say: the turn ends here.
                 let turn = a.id;
                 let _ = self.writer.try_send(WriterCmd::EndOfTurn { turn });
             }
         }
+    }
+
+    /// The LLM round ended: bill it by estimate if the provider sent no usage, end its span, and
+    /// settle its tokens as their own usage records (a turn with tool rounds has several).
+    fn bill_llm_round(&mut self) {
+        self.estimate_llm_round();
+        self.meter.checkpoint_service(Service::Llm, now_ms());
+        self.ledger.settle(self.meter.take_records());
+    }
+
+    fn estimate_llm_round(&mut self) {
+        let Some(a) = self.agent.as_mut() else { return };
+        if !a.llm_usage_seen {
+            a.llm_usage_seen = true;
+            let (i, o) =
+                (estimate_tokens(a.input_chars), estimate_tokens(a.text.len().saturating_sub(a.tool.text_start())));
+            if let Some(span) = &a.llm_span {
+                span.tokens(i, o);
+            }
+            self.meter.add(LineId::LlmIn, i, true);
+            self.meter.add(LineId::LlmOut, o, true);
+        }
+        trace::end(&mut a.llm_span, "ok");
     }
 
     pub(super) fn speak(&mut self, chunk: String) {
@@ -216,7 +249,7 @@ impl TurnManager {
                 if a.first_audio_at.is_none() {
                     a.first_audio_at = Some(Instant::now());
                     if let Some(t) = a.first_text_at {
-                        metrics::histogram!(m::TIME_TO_FIRST, "service" => "tts", "provider" => self.plan.tts.provider.clone())
+                        metrics::histogram!(m::TIME_TO_FIRST, "service" => Service::Tts.as_str(), "provider" => self.plan.tts.provider.clone())
                             .record(t.elapsed().as_secs_f64());
                     }
                 }
@@ -244,6 +277,7 @@ impl TurnManager {
             Some(TtsEvent::Done) | None => {
                 if !a.tts_done {
                     a.tts_done = true;
+                    trace::end(&mut a.tts_span, "ok");
                     a.tts_rx = None;
                     a.tts_tx = None;
                     a.tts_deadline = None;
@@ -272,14 +306,20 @@ impl TurnManager {
             WriterEvent::PlaybackDone { turn, played_ms } => {
                 tracing::debug!(turn, played_ms, "agent turn played out");
                 if self.closing == Some(turn) {
+                    if let Some(a) = self.agent.as_mut() {
+                        a.span.end("played");
+                    }
                     self.hang_up = true;
                     return;
                 }
                 let done = self.agent.as_ref().is_some_and(|a| a.id == turn && a.llm_done && a.tts_done);
                 if done {
-                    if let Some(a) = self.agent.take() {
-                        if !a.text.trim().is_empty() {
-                            self.conversation.push(Message { role: Role::Assistant, content: a.text.clone() });
+                    if let Some(mut a) = self.agent.take() {
+                        a.span.end("played");
+                        self.keep_exchange(&mut a);
+                        let last_round = a.text.get(a.tool.text_start()..).unwrap_or_default().trim();
+                        if !last_round.is_empty() {
+                            self.conversation.push(Message::assistant(last_round));
                         }
                         self.publish(SessionEvent::AgentDone { text: a.text, turn });
                     }

@@ -9,7 +9,7 @@ impl TurnManager {
             // Still thinking: the caller just kept talking. Take the request back and let the
             // next final extend it.
             let user_text = a.user_text.clone();
-            self.abandon(a);
+            self.abandon(a, "caller_continued");
             if self.conversation.last().is_some_and(|m| m.role == Role::User && m.content == user_text) {
                 self.conversation.pop();
             }
@@ -23,18 +23,22 @@ impl TurnManager {
         metrics::counter!(m::BARGE_INS).increment(1);
         let played_ms =
             tokio::time::timeout(Duration::from_millis(500), rx).await.ok().and_then(Result::ok).unwrap_or(0);
+        let mut a = a;
+        self.keep_exchange(&mut a);
         let kept = kept_text(&a, played_ms);
         let kept_clean = kept.trim().to_string();
         if !kept_clean.is_empty() {
-            self.conversation.push(Message { role: Role::Assistant, content: kept_clean.clone() });
+            self.conversation.push(Message::new(Role::Assistant, kept_clean.clone()));
         }
         tracing::info!(turn, played_ms, kept_chars = kept_clean.len(), "barge-in: agent cut off");
         self.publish(SessionEvent::BargeIn { turn, played_ms, kept_text: kept_clean });
-        self.abandon(a);
+        self.abandon(a, "barge_in");
     }
 
-    /// Drop a turn's provider streams (closing them) and bill what it used.
-    pub(super) fn abandon(&mut self, a: AgentTurn) {
+    /// Drop a turn's provider streams (closing them, their spans `cancelled`), bill what it
+    /// used, and end its span with `outcome`.
+    pub(super) fn abandon(&mut self, mut a: AgentTurn, outcome: &'static str) {
+        a.span.end(outcome);
         if !a.llm_usage_seen {
             self.meter.add(LineId::LlmIn, estimate_tokens(a.input_chars), true);
             self.meter.add(LineId::LlmOut, estimate_tokens(a.text.len()), true);

@@ -35,24 +35,35 @@ impl TurnManager {
     /// the next provider and hand its sender to the gateway reader. `false` when none is left
     /// or every remaining one fails to connect.
     pub(super) async fn fail_over_stt(&mut self, code: &str) -> bool {
+        trace::fail(&mut self.stt_span, code);
         while let Some((plan, adapter)) = self.failover.stt.pop_front() {
             let sent = self.stt_audio_ms.load(Ordering::Relaxed);
             self.meter.raise_to(LineId::Stt, sent.saturating_sub(self.stt_audio_base), true);
             let req = crate::open::stt_request(&plan, self.stt_rate);
+            let mut span = OutcomeSpan::provider(&self.span, Service::Stt, &plan);
             match tokio::time::timeout(self.steps.stt_connect, adapter.connect(req)).await {
                 Ok(Ok(stream)) => {
+                    self.stt_span = Some(span);
                     self.switch_meter(Service::Stt, &plan);
                     self.stt_audio_base = sent;
                     let _ = self.stt_switch.send(stream.audio.clone());
                     let old = std::mem::replace(&mut self.stt, stream);
                     drop(old);
-                    self.announce_failover("stt", &plan, code);
+                    self.announce_failover(Service::Stt, &plan, code);
                     self.stt_plan = plan;
                     return true;
                 }
-                Ok(Err(e)) => self.provider_failed("stt", e.code(), &format!("fallback {}: {e}", plan.provider)),
+                Ok(Err(e)) => {
+                    span.fail(e.code());
+                    self.provider_failed(Service::Stt, e.code(), &format!("fallback {}: {e}", plan.provider))
+                }
                 Err(_) => {
-                    self.provider_failed("stt", "stt_timeout", &format!("fallback {} did not answer", plan.provider))
+                    span.fail("stt_timeout");
+                    self.provider_failed(
+                        Service::Stt,
+                        "stt_timeout",
+                        &format!("fallback {} did not answer", plan.provider),
+                    )
                 }
             }
         }
@@ -73,12 +84,13 @@ impl TurnManager {
         left && self.agent.is_some()
     }
 
-    pub(super) fn announce_failover(&self, service: &str, to: &ServicePlan, code: &str) {
+    pub(super) fn announce_failover(&self, service: Service, to: &ServicePlan, code: &str) {
         let from = match service {
-            "stt" => &self.stt_plan.provider,
-            "llm" => &self.llm_plan.provider,
+            Service::Stt => &self.stt_plan.provider,
+            Service::Llm => &self.llm_plan.provider,
             _ => &self.tts_plan.provider,
         };
+        let service = service.as_str();
         tracing::warn!(service, from = %from, to = %to.provider, credential = %to.credential.id, code, "provider failed; moved to the fallback");
         metrics::counter!(m::PROVIDER_ERRORS, "service" => service.to_string(), "code" => "failover").increment(1);
         let ev = SessionEvent::Failover {
@@ -103,7 +115,7 @@ impl TurnManager {
             self.meter.add(LineId::LlmOut, o, true);
         }
         self.switch_meter(Service::Llm, &plan);
-        self.announce_failover("llm", &plan, code);
+        self.announce_failover(Service::Llm, &plan, code);
         self.llm = adapter;
         self.llm_plan = plan;
         let start = self.llm_start(match self.agent.as_ref() {
@@ -111,10 +123,13 @@ impl TurnManager {
             None => return false,
         });
         if let Some(a) = self.agent.as_mut() {
+            a.llm_span = Some(OutcomeSpan::provider(a.span.span(), Service::Llm, &self.llm_plan));
             a.llm_usage_seen = false;
             a.llm_rx = None;
             a.llm_start = Some(start);
-            a.skip = a.text.clone();
+            // Only this round's text can be repeated; the failed provider's calls are asked again.
+            a.skip = a.text.get(a.tool.text_start()..).unwrap_or_default().to_string();
+            a.tool.forget_calls();
             a.llm_requested_at = Instant::now();
             a.llm_deadline = Some(Instant::now() + self.steps.llm_first_token);
         }
@@ -126,11 +141,12 @@ impl TurnManager {
     pub(super) async fn fail_over_tts(&mut self, code: &str) -> bool {
         let Some((plan, adapter)) = self.failover.tts.pop_front() else { return false };
         self.switch_meter(Service::Tts, &plan);
-        self.announce_failover("tts", &plan, code);
+        self.announce_failover(Service::Tts, &plan, code);
         self.tts = adapter;
         self.tts_plan = plan;
         let connect = self.tts_connect();
         let Some(a) = self.agent.as_mut() else { return true };
+        a.tts_span = Some(OutcomeSpan::provider(a.span.span(), Service::Tts, &self.tts_plan));
         let voiced = a.aligned.len();
         let mut rest: String = a.tts_sent.chars().skip(voiced).collect();
         // Text still queued for a stream that never connected goes to the fallback too.

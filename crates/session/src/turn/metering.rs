@@ -40,7 +40,7 @@ impl TurnManager {
                 let (tx, _rx) = oneshot::channel();
                 let _ = self.writer.send(WriterCmd::Clear { turn: a.id, reply: tx }).await;
             }
-            self.abandon(a);
+            self.abandon(a, "cut");
         }
         let id = self.say_line(line);
         self.closing = Some(id);
@@ -51,8 +51,13 @@ impl TurnManager {
         let id = self.next_turn;
         self.next_turn += 1;
         let tts_connect = self.tts_connect();
+        let span = OutcomeSpan::turn(&self.span, id, "line");
+        let tts_span = OutcomeSpan::provider(span.span(), Service::Tts, &self.tts_plan);
         self.agent = Some(AgentTurn {
             id,
+            llm_span: None,
+            tts_span: Some(tts_span),
+            span,
             user_text: String::new(),
             llm_start: None,
             llm_rx: None,
@@ -71,6 +76,7 @@ impl TurnManager {
             input_chars: 0,
             llm_requested_at: Instant::now(),
             messages: Arc::new(Vec::new()),
+            tool: Default::default(),
             skip: String::new(),
             tts_sent: String::new(),
             first_token_at: None,
@@ -97,17 +103,19 @@ impl TurnManager {
     /// A provider's own closing figure settles the STT line, up or down.
     pub(super) async fn finish(&mut self) {
         if let Some(a) = self.agent.take() {
-            self.abandon(a);
+            self.abandon(a, "ended");
         }
         let _ = self.stt.audio.send(SttInput::Close).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         loop {
             match tokio::time::timeout_at(deadline, self.stt.events.recv()).await {
                 Ok(Some(SttEvent::Usage { audio_ms, estimated: false })) => {
+                    trace::end(&mut self.stt_span, "ok");
                     self.meter.reconcile(LineId::Stt, audio_ms);
                     break;
                 }
                 Ok(Some(SttEvent::Usage { audio_ms, estimated: true })) => {
+                    trace::end(&mut self.stt_span, "ok");
                     self.meter.raise_to(LineId::Stt, audio_ms, true);
                     break;
                 }

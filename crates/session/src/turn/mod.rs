@@ -9,13 +9,16 @@ mod barge_in;
 pub(crate) mod failover;
 mod metering;
 mod timeouts;
+mod tools;
 mod user;
 
 use crate::chunker::Chunker;
 use crate::ledger::Ledger;
 use crate::meter::{LineId, Meter};
 use crate::output::{WriterCmd, WriterEvent};
+use crate::trace::{self, OutcomeSpan};
 use crate::{metrics as m, SessionEvent};
+use billing::store::Speaker;
 use billing::{Service, ServicePlan, SessionPlan, UsageRecord};
 pub(crate) use failover::Failover;
 use futures::future::BoxFuture;
@@ -47,6 +50,11 @@ pub(crate) enum EndReason {
     FundsExhausted,
     /// The server is shutting down: the agent said its closing line and hung up.
     ServerShutdown,
+    /// The agent's `end_call` tool: it said its closing line and hung up.
+    AgentEnded,
+    /// The agent's `transfer_call` tool moved the call elsewhere (no hang-up: that would cut
+    /// the transferred caller off).
+    Transferred,
     ProviderFailed {
         code: String,
         message: String,
@@ -55,6 +63,10 @@ pub(crate) enum EndReason {
 
 pub(crate) struct AgentTurn {
     id: u64,
+    /// The turn's trace span, and its current LLM request's and TTS request's.
+    span: OutcomeSpan,
+    llm_span: Option<OutcomeSpan>,
+    tts_span: Option<OutcomeSpan>,
     user_text: String,
     llm_start: Option<BoxFuture<'static, Result<mpsc::Receiver<LlmEvent>, LlmError>>>,
     llm_rx: Option<mpsc::Receiver<LlmEvent>>,
@@ -87,6 +99,8 @@ pub(crate) struct AgentTurn {
     llm_deadline: Option<Instant>,
     /// When the TTS step under way (handshake, first audio, next audio) is overdue.
     tts_deadline: Option<Instant>,
+    /// The turn's tool rounds.
+    tool: tools::ToolRounds,
 }
 
 enum Wake {
@@ -99,6 +113,7 @@ enum Wake {
     Llm(Option<LlmEvent>),
     TtsConnected(Result<TtsStream, TtsError>),
     Tts(Option<TtsEvent>),
+    Tools(Vec<crate::tools::Done>),
     Writer(WriterEvent),
     Checkpoint,
     /// The ledger's funds check found less than the reserve available.
@@ -141,6 +156,10 @@ pub(crate) struct TurnManager {
     shutdown: CancellationToken,
     /// The providers serving each service now (a fallback after a failover).
     stt_plan: ServicePlan,
+    /// The current STT stream's trace span.
+    stt_span: Option<OutcomeSpan>,
+    /// The session's trace span: the parent of every turn span.
+    span: tracing::Span,
     llm_plan: ServicePlan,
     tts_plan: ServicePlan,
     failover: Failover,
@@ -158,6 +177,8 @@ pub(crate) struct TurnManager {
     stt_deadline: Option<Instant>,
     /// A failure the call cannot go on after (TTS gone): the session ends with it.
     fatal: Option<EndReason>,
+    /// The agent's tools, offered with every LLM request; `None` when it declares none.
+    tools: Option<Arc<crate::tools::ToolBox>>,
 }
 
 /// What a turn manager is built from: the session's plan and providers, its channels to the
@@ -169,6 +190,7 @@ pub(crate) struct TurnDeps {
     pub tts_rate: u32,
     pub stt: SttStream,
     pub stt_plan: ServicePlan,
+    pub stt_span: OutcomeSpan,
     pub stt_rate: u32,
     pub stt_switch: watch::Sender<mpsc::Sender<SttInput>>,
     pub stt_audio_ms: Arc<AtomicU64>,
@@ -184,6 +206,7 @@ pub(crate) struct TurnDeps {
     pub shutdown: CancellationToken,
     pub steps: StepLimits,
     pub apology: String,
+    pub tools: Option<Arc<crate::tools::ToolBox>>,
 }
 
 /// What the agent says before hanging up on an org without funds (`end_call` policy).
@@ -247,6 +270,9 @@ impl TurnManager {
             closing_reason: EndReason::FundsExhausted,
             shutdown: d.shutdown,
             stt_plan: d.stt_plan,
+            stt_span: Some(d.stt_span),
+            // Built inside the session's span (the turn task runs in it).
+            span: tracing::Span::current(),
             failover: d.failover,
             stt_switch: d.stt_switch,
             stt_rate: d.stt_rate,
@@ -256,23 +282,36 @@ impl TurnManager {
             apology: d.apology,
             stt_deadline: None,
             fatal: None,
+            tools: d.tools,
         }
     }
 
     fn publish(&self, ev: SessionEvent) {
+        self.keep_transcript(&ev);
         let _ = self.events.send(ev.clone());
         // The client websocket carries events in-band; the writer drops them for Twilio.
         let _ = self.writer.try_send(WriterCmd::Event(ev));
     }
 
-    fn error(&self, service: &'static str, code: &str, message: String) {
+    /// What was said outlives the call: the caller's finals, the agent's lines as played.
+    fn keep_transcript(&self, ev: &SessionEvent) {
+        match ev {
+            SessionEvent::Transcript { text, is_final: true } => self.ledger.transcript(Speaker::Caller, text, false),
+            SessionEvent::AgentDone { text, .. } => self.ledger.transcript(Speaker::Agent, text, false),
+            SessionEvent::BargeIn { kept_text, .. } => self.ledger.transcript(Speaker::Agent, kept_text, true),
+            _ => {}
+        }
+    }
+
+    fn error(&self, service: Service, code: &str, message: String) {
         self.provider_failed(service, code, &message);
         self.publish(SessionEvent::Error { code: code.to_string(), message });
     }
 
     /// A provider failure the call survives (a fallback takes over): logged and counted, but
     /// not a session error.
-    fn provider_failed(&self, service: &'static str, code: &str, message: &str) {
+    fn provider_failed(&self, service: Service, code: &str, message: &str) {
+        let service = service.as_str();
         tracing::warn!(service, code, %message, "provider error");
         metrics::counter!(m::PROVIDER_ERRORS, "service" => service, "code" => code.to_string()).increment(1);
     }
@@ -304,9 +343,10 @@ impl TurnManager {
                 let mut none_lr = None;
                 let mut none_tc = None;
                 let mut none_tr = None;
-                let (ls, lr, tc, tr) = match self.agent.as_mut() {
-                    Some(a) => (&mut a.llm_start, &mut a.llm_rx, &mut a.tts_connect, &mut a.tts_rx),
-                    None => (&mut none_ls, &mut none_lr, &mut none_tc, &mut none_tr),
+                let mut none_tools = None;
+                let (ls, lr, tc, tr, tools) = match self.agent.as_mut() {
+                    Some(a) => (&mut a.llm_start, &mut a.llm_rx, &mut a.tts_connect, &mut a.tts_rx, &mut a.tool.run),
+                    None => (&mut none_ls, &mut none_lr, &mut none_tc, &mut none_tr, &mut none_tools),
                 };
                 tokio::select! {
                     biased;
@@ -318,6 +358,7 @@ impl TurnManager {
                     ev = opt_recv(lr) => Wake::Llm(ev),
                     r = opt_fut(tc) => Wake::TtsConnected(r),
                     ev = opt_recv(tr) => Wake::Tts(ev),
+                    done = opt_fut(tools) => Wake::Tools(done),
                     Some(ev) = self.writer_events.recv() => Wake::Writer(ev),
                     Some(available) = self.ledger.low_funds() => Wake::LowFunds(available),
                     _ = tick.tick() => Wake::Checkpoint,
@@ -358,7 +399,7 @@ impl TurnManager {
                 }
             }
             Wake::Stt(Some(SttEvent::Error(e))) => {
-                self.provider_failed("stt", e.code(), &e.to_string());
+                self.provider_failed(Service::Stt, e.code(), &e.to_string());
                 if !self.fail_over_stt(e.code()).await {
                     self.publish(SessionEvent::Error { code: e.code().to_string(), message: e.to_string() });
                     return Some(EndReason::ProviderFailed { code: e.code().to_string(), message: e.to_string() });
@@ -370,6 +411,7 @@ impl TurnManager {
             Wake::Llm(ev) => self.on_llm(ev),
             Wake::TtsConnected(r) => self.on_tts_connected(r),
             Wake::Tts(ev) => self.on_tts(ev),
+            Wake::Tools(done) => self.on_tools_done(done).await,
             Wake::Writer(ev) => self.on_writer(ev),
             Wake::Checkpoint => {
                 self.checkpoint();

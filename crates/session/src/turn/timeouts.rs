@@ -89,11 +89,14 @@ impl TurnManager {
     /// The LLM failed this turn: its fallback takes over; with none left, the caller hears
     /// what was already said, or the apology when nothing was.
     pub(super) fn llm_failed(&mut self, code: &str, message: String) {
+        if let Some(a) = self.agent.as_mut() {
+            trace::fail(&mut a.llm_span, code);
+        }
         if self.pending_failover(Service::Llm, code) {
-            self.provider_failed("llm", code, &message);
+            self.provider_failed(Service::Llm, code, &message);
             return;
         }
-        self.error("llm", code, message);
+        self.error(Service::Llm, code, message);
         let spoke = self.agent.as_ref().is_some_and(|a| !a.text.trim().is_empty());
         if spoke {
             self.llm_finished();
@@ -102,7 +105,7 @@ impl TurnManager {
         if let Some(mut a) = self.agent.take() {
             // Refused or silent before any token: nothing was generated to bill.
             a.llm_usage_seen = true;
-            self.abandon(a);
+            self.abandon(a, "failed");
         }
         let line = self.apology.clone();
         self.say_line(&line);
@@ -111,13 +114,16 @@ impl TurnManager {
     /// TTS failed: its fallback takes over; with none left nothing can be said any more, so
     /// the call ends with this reason.
     pub(super) fn tts_failed(&mut self, code: &str, message: String) {
+        if let Some(a) = self.agent.as_mut() {
+            trace::fail(&mut a.tts_span, code);
+        }
         if self.pending_failover(Service::Tts, code) {
-            self.provider_failed("tts", code, &message);
+            self.provider_failed(Service::Tts, code, &message);
             return;
         }
-        self.error("tts", code, message.clone());
+        self.error(Service::Tts, code, message.clone());
         if let Some(a) = self.agent.take() {
-            self.abandon(a);
+            self.abandon(a, "failed");
         }
         if self.closing.is_some() {
             // The goodbye cannot be spoken: hang up with the reason it was for.
@@ -131,7 +137,7 @@ impl TurnManager {
     /// fallback the agent says it cannot hear and hangs up.
     async fn stt_timed_out(&mut self) {
         let message = format!("{} sent no result after the caller spoke", self.stt_plan.provider);
-        self.provider_failed("stt", "stt_timeout", &message);
+        self.provider_failed(Service::Stt, "stt_timeout", &message);
         if self.fail_over_stt("stt_timeout").await {
             return;
         }

@@ -11,7 +11,7 @@ use crate::wspump::{self, Dialect, Flow};
 use crate::{Stt, SttError, SttEvent, SttRequest, SttStream};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -50,26 +50,8 @@ impl AssemblyAi {
         Self::default()
     }
 
-    /// Bound on the handshake plus the wait for `Begin`.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Idle time (no audio) before the adapter sends `KeepAlive` itself.
-    pub fn with_keepalive_after(mut self, idle: Duration) -> Self {
-        self.keepalive_after = idle;
-        self
-    }
-
-    /// How long after `Terminate` to wait for `Termination` and the close frame.
-    pub fn with_close_wait(mut self, wait: Duration) -> Self {
-        self.close_wait = wait;
-        self
-    }
-
     fn ws_url(&self, req: &SttRequest<'_>) -> Result<Url, SttError> {
-        let mut url = wspump::ws_url(req.base_url, &["v3", "ws"])?;
+        let mut url = wsclient::endpoint(req.base_url, wsclient::Scheme::Ws, &["v3", "ws"])?;
         url.query_pairs_mut()
             .append_pair("sample_rate", &req.sample_rate.to_string())
             .append_pair("encoding", "pcm_s16le")
@@ -81,22 +63,16 @@ impl AssemblyAi {
 
 #[async_trait::async_trait]
 impl Stt for AssemblyAi {
-    fn name(&self) -> &'static str {
-        "assemblyai"
-    }
-
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
         crate::check_by_connecting(self, base_url, key, "universal-streaming-english").await
     }
 
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError> {
-        if req.sample_rate == 0 {
-            return Err(SttError::Connect("sample rate must be positive".into()));
-        }
+        req.require_rate()?;
         let url = self.ws_url(&req)?;
         let started = tokio::time::Instant::now();
-        let auth = req.key.expose_secret().to_string();
-        let mut ws = wspump::open(&url, Some(("authorization", auth)), self.connect_timeout).await?;
+        let headers = wsclient::headers([("authorization", wsclient::secret_header("", req.key)?)]);
+        let mut ws = wsclient::open(&url, headers, self.connect_timeout).await?;
         let left = self.connect_timeout.saturating_sub(started.elapsed());
         tokio::time::timeout(left, wait_for_begin(&mut ws)).await.map_err(|_| SttError::Timeout)??;
         let bytes_per_ms = u64::from(req.sample_rate) * 2 / 1000;
@@ -116,7 +92,7 @@ impl Stt for AssemblyAi {
 }
 
 /// The session is live once `Begin` arrives; a refused key closes the socket instead.
-async fn wait_for_begin(ws: &mut wspump::Ws) -> Result<(), SttError> {
+async fn wait_for_begin(ws: &mut wsclient::Ws) -> Result<(), SttError> {
     while let Some(msg) = ws.next().await {
         match msg.map_err(|e| SttError::Connect(e.to_string()))? {
             Message::Text(text) => {
@@ -158,7 +134,7 @@ impl Wire {
 impl Dialect for Wire {
     const NAME: &'static str = "assemblyai";
 
-    fn audio(&mut self, pcm: Bytes, out: &mut Vec<Message>) {
+    fn audio(&mut self, pcm: Bytes, out: &mut Vec<Message>) -> Result<(), SttError> {
         self.buf.extend_from_slice(&pcm);
         while self.buf.len() >= self.max_bytes {
             out.push(Message::Binary(self.buf.split_to(self.max_bytes).freeze()));
@@ -166,6 +142,7 @@ impl Dialect for Wire {
         if self.buf.len() >= self.min_bytes {
             out.push(Message::Binary(self.buf.split().freeze()));
         }
+        Ok(())
     }
 
     fn finalize(&mut self, out: &mut Vec<Message>) {
@@ -177,12 +154,13 @@ impl Dialect for Wire {
         out.push(Message::Text(KEEP_ALIVE));
     }
 
-    fn close(&mut self, out: &mut Vec<Message>) {
+    fn close(&mut self, out: &mut Vec<Message>) -> Flow {
         self.flush_audio(out);
         out.push(Message::Text(TERMINATE));
+        Flow::Continue
     }
 
-    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>) -> Result<Flow, SttError> {
+    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>, _out: &mut Vec<Message>) -> Result<Flow, SttError> {
         Ok(match decode(text, events, &mut self.turn)? {
             Decoded::Termination => Flow::Finished,
             Decoded::Begin | Decoded::Other => Flow::Continue,
@@ -288,23 +266,12 @@ fn turn_events(t: Turn, events: &mut Vec<SttEvent>, turn: &mut Option<u64>) {
 }
 
 #[cfg(test)]
-mod loopback_tests;
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn url_carries_model_and_format() {
-        let key = SecretString::from("k");
-        let base = Url::parse("wss://streaming.assemblyai.com").unwrap();
-        let req = SttRequest {
-            base_url: &base,
-            key: &key,
-            model: "universal-streaming-english",
-            sample_rate: 16000,
-            language: "en",
-        };
+        let req = SttRequest::for_test("wss://streaming.assemblyai.com", "universal-streaming-english", 16000, "en");
         assert_eq!(
             AssemblyAi::new().ws_url(&req).unwrap().as_str(),
             "wss://streaming.assemblyai.com/v3/ws?sample_rate=16000&encoding=pcm_s16le&speech_model=universal-streaming-english&format_turns=true"
@@ -353,7 +320,7 @@ mod tests {
         let mut w = Wire { buf: BytesMut::new(), min_bytes: 1600, max_bytes: 32000, turn: None };
         let mut out = Vec::new();
         for _ in 0..4 {
-            w.audio(Bytes::from(vec![1u8; 640]), &mut out); // 20 ms at 16 kHz
+            w.audio(Bytes::from(vec![1u8; 640]), &mut out).unwrap(); // 20 ms at 16 kHz
         }
         let sizes: Vec<usize> = out.iter().map(Message::len).collect();
         assert_eq!(sizes, [1920]);

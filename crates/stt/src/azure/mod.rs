@@ -5,19 +5,16 @@
 //! (`wss://{region}.stt.speech.microsoft.com`). The model name is not sent: the rate table's
 //! `real-time` is the service's only real-time tier.
 
-mod pump;
+mod dialect;
 pub(crate) mod wire;
 
+use crate::wspump;
 use crate::{Stt, SttError, SttRequest, SttStream};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue};
 use url::Url;
-
-const AUDIO_QUEUE: usize = 64;
-const EVENT_QUEUE: usize = 64;
+use wsclient::HeaderValue;
 /// Recognition path for continuous, voice-agent style speech (the SDK's `conversation` mode).
 const RECOGNITION_PATH: [&str; 5] = ["speech", "recognition", "conversation", "cognitiveservices", "v1"];
 const SPEECH_HOST_SUFFIX: &str = ".stt.speech.microsoft.com";
@@ -39,37 +36,13 @@ impl Azure {
     pub fn new() -> Self {
         Self::default()
     }
-
-    /// Bound on TCP + TLS + WebSocket handshake, and on the key check.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long after end-of-audio on `Close` to wait for the service's `turn.end`.
-    pub fn with_close_wait(mut self, wait: Duration) -> Self {
-        self.close_wait = wait;
-        self
-    }
 }
 
 /// `{base}/speech/recognition/conversation/cognitiveservices/v1?language=…&format=detailed`;
 /// a base URL that already has a path is used as the full endpoint.
 fn recognition_url(base: &Url, language: &str) -> Result<Url, SttError> {
-    let mut url = base.clone();
-    let scheme = match url.scheme() {
-        "ws" | "http" => "ws",
-        "wss" | "https" => "wss",
-        other => return Err(SttError::Connect(format!("unsupported URL scheme {other:?}"))),
-    };
-    url.set_scheme(scheme).map_err(|()| SttError::Connect("cannot use this base URL".into()))?;
-    if matches!(url.path(), "" | "/") {
-        url.path_segments_mut()
-            .map_err(|()| SttError::Connect("base URL cannot have a path".into()))?
-            .clear()
-            .extend(RECOGNITION_PATH);
-    }
-    url.set_query(None);
+    let path: &[&str] = if matches!(base.path(), "" | "/") { &RECOGNITION_PATH } else { &[] };
+    let mut url = wsclient::endpoint(base, wsclient::Scheme::Ws, path)?;
     url.query_pairs_mut().append_pair("language", &locale(language)).append_pair("format", "detailed");
     Ok(url)
 }
@@ -117,25 +90,14 @@ fn http() -> &'static reqwest::Client {
     CLIENT.get_or_init(reqwest::Client::new)
 }
 
-fn key_header(key: &SecretString) -> Result<HeaderValue, SttError> {
-    let mut value = HeaderValue::from_str(key.expose_secret())
-        .map_err(|_| SttError::Connect("the API key is not a valid header value".into()))?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
 #[async_trait::async_trait]
 impl Stt for Azure {
-    fn name(&self) -> &'static str {
-        "azure"
-    }
-
     /// `POST /sts/v1.0/issueToken`: free, and refused with 401 for a bad key or wrong region.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
         let url = issue_token_url(base_url)?;
         let resp = http()
             .post(url)
-            .header("Ocp-Apim-Subscription-Key", key_header(key)?)
+            .header("Ocp-Apim-Subscription-Key", wsclient::secret_header("", key)?)
             .header(reqwest::header::CONTENT_LENGTH, "0")
             .timeout(self.connect_timeout)
             .send()
@@ -156,52 +118,23 @@ impl Stt for Azure {
             return Err(SttError::Connect(format!("sample rate {} Hz is not supported", req.sample_rate)));
         }
         let url = recognition_url(req.base_url, req.language)?;
-        let mut request =
-            url.as_str().into_client_request().map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
-        let headers = request.headers_mut();
-        headers.insert("Ocp-Apim-Subscription-Key", key_header(req.key)?);
         let connection_id = HeaderValue::from_str(&usp::new_id()).map_err(|e| SttError::Connect(e.to_string()))?;
-        headers.insert("X-ConnectionId", connection_id);
-
-        let (ws, _) = tokio::time::timeout(
-            self.connect_timeout,
-            tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true),
-        )
-        .await
-        .map_err(|_| SttError::Timeout)?
-        .map_err(handshake_error)?;
-
-        let (audio_tx, audio_rx) = mpsc::channel(AUDIO_QUEUE);
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let opts = pump::Opts {
+        let headers = wsclient::headers([
+            ("Ocp-Apim-Subscription-Key", wsclient::secret_header("", req.key)?),
+            ("X-ConnectionId", connection_id),
+        ]);
+        let ws = wsclient::open(&url, headers, self.connect_timeout).await?;
+        let opts = wspump::Opts {
             sample_rate: req.sample_rate,
+            // Unused: the caller's keep-alives become pings; the service needs none of its own.
+            keepalive_after: Duration::from_secs(3600),
             close_wait: self.close_wait,
-            // Ten seconds of audio: a finalized turn drains in well under that.
-            hold_limit: req.sample_rate as usize * 2 * 10,
         };
-        tokio::spawn(pump::run(ws, audio_rx, events_tx, opts));
-        Ok(SttStream { audio: audio_tx, events: events_rx })
+        // Ten seconds of audio held: a finalized turn drains in well under that.
+        let hold_limit = req.sample_rate as usize * 2 * 10;
+        Ok(wspump::spawn(ws, dialect::Recognition::new(req.sample_rate, hold_limit), opts))
     }
 }
-
-fn handshake_error(e: tungstenite::Error) -> SttError {
-    match e {
-        tungstenite::Error::Http(resp) => match resp.status().as_u16() {
-            401 | 403 => SttError::Unauthorized,
-            429 => SttError::RateLimited,
-            s => SttError::Connect(format!("HTTP {s} at upgrade")),
-        },
-        other => SttError::Connect(other.to_string()),
-    }
-}
-
-/// Small socket buffers, Nagle off (see the Deepgram adapter).
-fn ws_config() -> tungstenite::protocol::WebSocketConfig {
-    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
-}
-
-#[cfg(test)]
-mod loopback_tests;
 
 #[cfg(test)]
 mod tests {

@@ -78,21 +78,17 @@ impl Phrase {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
 struct Hypothesis {
-    #[serde(default)]
     text: String,
-    #[serde(default)]
     offset: u64,
-    #[serde(default)]
     duration: u64,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
 struct Detected {
-    #[serde(default)]
     offset: u64,
 }
 

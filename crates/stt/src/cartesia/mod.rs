@@ -11,7 +11,6 @@ use crate::{Stt, SttError, SttRequest, SttStream};
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use url::Url;
 
 /// The API version this adapter speaks (`Cartesia-Version`).
@@ -35,14 +34,8 @@ impl Cartesia {
         Self::default()
     }
 
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
     fn stt_url(&self, req: &SttRequest<'_>) -> Result<Url, SttError> {
-        let url = wspump::with_scheme(req.base_url, "ws")?;
-        let mut url = wspump::join_path(url, &["stt", "websocket"])?;
+        let mut url = wsclient::endpoint(req.base_url, wsclient::Scheme::Ws, &["stt", "websocket"])?;
         url.query_pairs_mut()
             .append_pair("model", req.model)
             .append_pair("encoding", "pcm_s16le")
@@ -62,21 +55,17 @@ fn usable(key: &SecretString) -> Result<(), SttError> {
 
 fn headers(key: &SecretString) -> Result<HeaderMap, SttError> {
     let mut h = HeaderMap::new();
-    h.insert("x-api-key", wspump::secret_header(key)?);
+    h.insert("x-api-key", wsclient::secret_header("", key)?);
     h.insert("cartesia-version", HeaderValue::from_static(CARTESIA_VERSION));
     Ok(h)
 }
 
 #[async_trait::async_trait]
 impl Stt for Cartesia {
-    fn name(&self) -> &'static str {
-        "cartesia"
-    }
-
     /// `GET /voices?limit=1`: free and authenticated.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
         usable(key)?;
-        let mut url = wspump::join_path(wspump::with_scheme(base_url, "http")?, &["voices"])?;
+        let mut url = wsclient::endpoint(base_url, wsclient::Scheme::Http, &["voices"])?;
         url.set_query(Some("limit=1"));
         wspump::check_get(url, headers(key)?).await
     }
@@ -87,16 +76,7 @@ impl Stt for Cartesia {
             return Err(SttError::Connect(format!("Cartesia does not take {} Hz PCM", req.sample_rate)));
         }
         let url = self.stt_url(&req)?;
-        let mut request =
-            url.as_str().into_client_request().map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
-        request.headers_mut().extend(headers(req.key)?);
-        let (ws, _) = tokio::time::timeout(
-            self.connect_timeout,
-            tokio_tungstenite::connect_async_with_config(request, Some(wspump::ws_config()), true),
-        )
-        .await
-        .map_err(|_| SttError::Timeout)?
-        .map_err(wspump::handshake_error)?;
+        let ws = wsclient::open(&url, headers(req.key)?, self.connect_timeout).await?;
         let opts = Opts {
             sample_rate: req.sample_rate,
             // Unused: Cartesia has no keep-alive message.
@@ -108,17 +88,12 @@ impl Stt for Cartesia {
 }
 
 #[cfg(test)]
-mod loopback_tests;
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn url_and_admin_keys() {
-        let key = SecretString::from("sk_car_x");
-        let base = Url::parse("wss://api.cartesia.ai").unwrap();
-        let req = SttRequest { base_url: &base, key: &key, model: "ink-whisper", sample_rate: 8000, language: "en-GB" };
+        let req = SttRequest::for_test("wss://api.cartesia.ai", "ink-whisper", 8000, "en-GB");
         assert_eq!(
             Cartesia::new().stt_url(&req).unwrap().as_str(),
             "wss://api.cartesia.ai/stt/websocket?model=ink-whisper&encoding=pcm_s16le&sample_rate=8000&language=en"

@@ -150,11 +150,7 @@ impl Wire for CartesiaWire {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn decode(w: &mut CartesiaWire, text: &str) -> (Result<Flow, SttError>, Vec<SttEvent>) {
-        let mut out = Vec::new();
-        (w.decode(text, &mut out), out)
-    }
+    use crate::wspump::decode_one as decode;
 
     #[test]
     fn finals_chain_durations_and_flushes_are_not_endpoints() {

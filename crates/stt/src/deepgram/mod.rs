@@ -2,20 +2,13 @@
 //! to the Flux v2 adapter in [`flux`].
 
 pub(crate) mod flux;
-mod pump;
 pub(crate) mod wire;
 
+use crate::wspump;
 use crate::{Stt, SttError, SttRequest, SttStream};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue};
 use url::Url;
-
-/// Audio queue depth: 64 × 20 ms ≈ 1.3 s of slack before the caller feels backpressure.
-const AUDIO_QUEUE: usize = 64;
-/// Event queue depth: a few results per second of speech.
-const EVENT_QUEUE: usize = 64;
 
 /// Streams linear16 audio to Deepgram and maps its results. Holds no key: each call brings its own.
 #[derive(Debug, Clone)]
@@ -45,21 +38,9 @@ impl Deepgram {
         Self::default()
     }
 
-    /// Bound on TCP + TLS + WebSocket handshake; a hung provider must not stall a call.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
     /// Idle time (no audio) before the adapter sends `KeepAlive` itself.
     pub fn with_keepalive_after(mut self, idle: Duration) -> Self {
         self.keepalive_after = idle;
-        self
-    }
-
-    /// How long after `Close` to wait for the provider's `Metadata` and close frame.
-    pub fn with_close_wait(mut self, wait: Duration) -> Self {
-        self.close_wait = wait;
         self
     }
 
@@ -70,18 +51,7 @@ impl Deepgram {
     }
 
     fn listen_url(&self, req: &SttRequest<'_>) -> Result<Url, SttError> {
-        let mut url = req.base_url.clone();
-        let scheme = match url.scheme() {
-            "ws" | "http" => "ws",
-            "wss" | "https" => "wss",
-            other => return Err(SttError::Connect(format!("unsupported URL scheme {other:?}"))),
-        };
-        url.set_scheme(scheme).map_err(|()| SttError::Connect("cannot use this base URL".into()))?;
-        url.path_segments_mut()
-            .map_err(|()| SttError::Connect("base URL cannot have a path".into()))?
-            .pop_if_empty()
-            .extend(["v1", "listen"]);
-        url.set_query(None);
+        let mut url = wsclient::endpoint(req.base_url, wsclient::Scheme::Ws, &["v1", "listen"])?;
         url.query_pairs_mut()
             .append_pair("model", req.model)
             .append_pair("encoding", "linear16")
@@ -99,10 +69,6 @@ impl Deepgram {
 
 #[async_trait::async_trait]
 impl Stt for Deepgram {
-    fn name(&self) -> &'static str {
-        "deepgram"
-    }
-
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
         crate::check_by_connecting(self, base_url, key, "nova-3").await
     }
@@ -111,80 +77,41 @@ impl Stt for Deepgram {
         if flux::is_flux(req.model) {
             return flux::connect(self, &req).await;
         }
-        if req.sample_rate == 0 {
-            return Err(SttError::Connect("sample rate must be positive".into()));
-        }
+        req.require_rate()?;
         let url = self.listen_url(&req)?;
-        let mut request =
-            url.as_str().into_client_request().map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
-        let mut auth = HeaderValue::try_from(format!("Token {}", req.key.expose_secret()))
-            .map_err(|_| SttError::Connect("the API key is not a valid header value".into()))?;
-        auth.set_sensitive(true);
-        request.headers_mut().insert("authorization", auth);
-
-        let (ws, _) = tokio::time::timeout(
-            self.connect_timeout,
-            tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true),
-        )
-        .await
-        .map_err(|_| SttError::Timeout)?
-        .map_err(handshake_error)?;
-
-        let (audio_tx, audio_rx) = mpsc::channel(AUDIO_QUEUE);
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let opts = pump::Opts {
+        let ws = open(&url, &req, self.connect_timeout).await?;
+        let opts = wspump::Opts {
             sample_rate: req.sample_rate,
             keepalive_after: self.keepalive_after,
             close_wait: self.close_wait,
         };
-        tokio::spawn(pump::run(ws, audio_rx, events_tx, opts));
-        Ok(SttStream { audio: audio_tx, events: events_rx })
+        Ok(wspump::spawn(ws, wire::Listen, opts))
     }
 }
 
-fn handshake_error(e: tungstenite::Error) -> SttError {
-    match e {
-        tungstenite::Error::Http(resp) => match resp.status().as_u16() {
-            401 | 403 => SttError::Unauthorized,
-            429 => SttError::RateLimited,
-            s => SttError::Connect(format!("HTTP {s} at upgrade")),
-        },
-        other => SttError::Connect(other.to_string()),
-    }
+/// v1 and Flux share the key header: `Authorization: Token {key}`.
+async fn open(url: &Url, req: &SttRequest<'_>, timeout: Duration) -> Result<wsclient::Ws, SttError> {
+    let headers = wsclient::headers([("authorization", wsclient::secret_header("Token ", req.key)?)]);
+    Ok(wsclient::open(url, headers, timeout).await?)
 }
-
-/// Small socket buffers: tungstenite's default 128 KiB read buffer is zero-filled on every read
-/// and held per connection, which dominated CPU and memory per call. Nagle off: every frame is
-/// latency-sensitive.
-fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
-}
-
-#[cfg(test)]
-mod loopback_tests;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::SecretString;
 
-    fn req<'a>(base: &'a Url, key: &'a SecretString) -> SttRequest<'a> {
-        SttRequest { base_url: base, key, model: "nova-3", sample_rate: 16000, language: "en-US" }
+    fn req(base: &str) -> SttRequest<'static> {
+        SttRequest::for_test(base, "nova-3", 16000, "en-US")
     }
 
     #[test]
     fn url_maps_scheme_and_sets_query() {
-        let key = SecretString::from("k");
-        let base = Url::parse("https://api.deepgram.com").unwrap();
-        let url = Deepgram::new().listen_url(&req(&base, &key)).unwrap();
+        let url = Deepgram::new().listen_url(&req("https://api.deepgram.com")).unwrap();
         assert_eq!(
             url.as_str(),
             "wss://api.deepgram.com/v1/listen?model=nova-3&encoding=linear16&sample_rate=16000&channels=1&language=en-US&interim_results=true&endpointing=300&utterance_end_ms=1000&vad_events=true&punctuate=true"
         );
-        let base = Url::parse("ws://127.0.0.1:1234/").unwrap();
-        let url = Deepgram::new().listen_url(&req(&base, &key)).unwrap();
+        let url = Deepgram::new().listen_url(&req("ws://127.0.0.1:1234/")).unwrap();
         assert!(url.as_str().starts_with("ws://127.0.0.1:1234/v1/listen?model=nova-3&"));
-        let base = Url::parse("ftp://x").unwrap();
-        assert!(matches!(Deepgram::new().listen_url(&req(&base, &key)), Err(SttError::Connect(_))));
+        assert!(matches!(Deepgram::new().listen_url(&req("ftp://x")), Err(SttError::Connect(_))));
     }
 }

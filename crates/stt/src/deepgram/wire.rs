@@ -1,14 +1,46 @@
-//! Deepgram live v1 messages as the adapter sees them (protocols/stt.md B1). Only the fields we
-//! use are decoded; everything else in the provider's JSON is ignored.
+//! Deepgram live v1 messages as the adapter sees them (protocols/stt.md B1), and its
+//! [`Dialect`]: binary audio up, `KeepAlive`/`Finalize`/`CloseStream` as JSON, results down.
+//! Only the fields we use are decoded; everything else in the provider's JSON is ignored.
 
-use crate::wspump::seconds_to_ms;
+use crate::wspump::{plain_closed, seconds_to_ms, Dialect, Flow};
 use crate::{SttError, SttEvent};
 use serde::Deserialize;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::{protocol::CloseFrame, Message, Utf8Bytes};
 
 pub(crate) const KEEP_ALIVE: Utf8Bytes = Utf8Bytes::from_static(r#"{"type":"KeepAlive"}"#);
 pub(crate) const FINALIZE: Utf8Bytes = Utf8Bytes::from_static(r#"{"type":"Finalize"}"#);
 pub(crate) const CLOSE_STREAM: Utf8Bytes = Utf8Bytes::from_static(r#"{"type":"CloseStream"}"#);
+
+/// The v1 socket: usage is `Metadata.duration` after `CloseStream`, else counted from the audio
+/// sent; a close is an error only when its code says so.
+pub(crate) struct Listen;
+
+impl Dialect for Listen {
+    const NAME: &'static str = "deepgram";
+    const FINALIZE_RESTARTS_KEEPALIVE: bool = false;
+
+    fn finalize(&mut self, out: &mut Vec<Message>) {
+        out.push(Message::Text(FINALIZE));
+    }
+
+    fn keepalive(&mut self, out: &mut Vec<Message>) {
+        out.push(Message::Text(KEEP_ALIVE));
+    }
+
+    fn close(&mut self, out: &mut Vec<Message>) -> Flow {
+        out.push(Message::Text(CLOSE_STREAM));
+        Flow::Continue
+    }
+
+    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>, _out: &mut Vec<Message>) -> Result<Flow, SttError> {
+        events.extend(decode(text)?);
+        Ok(Flow::Continue)
+    }
+
+    fn closed(frame: Option<&CloseFrame>, _closing: bool) -> Result<(), SttError> {
+        plain_closed(frame)
+    }
+}
 
 /// Server → client text frames, discriminated by `type`.
 #[derive(Debug, Deserialize)]

@@ -14,7 +14,7 @@ use crate::{Stt, SttError, SttRequest, SttStream};
 use futures::StreamExt;
 use secrecy::SecretString;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
 /// The PCM rates Scribe realtime accepts (`audio_format=pcm_<rate>`).
@@ -46,18 +46,6 @@ impl ElevenLabs {
         Self::default()
     }
 
-    /// Bound on the handshake plus `session_started`.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Idle time (no audio) before an empty chunk is sent to keep the session open.
-    pub fn with_keepalive_after(mut self, idle: Duration) -> Self {
-        self.keepalive_after = idle;
-        self
-    }
-
     /// Silence after which the server's VAD commits (`vad_silence_threshold_secs`).
     pub fn with_vad_silence(mut self, silence: Duration) -> Self {
         self.vad_silence_s = silence.as_secs_f64();
@@ -65,8 +53,7 @@ impl ElevenLabs {
     }
 
     fn realtime_url(&self, req: &SttRequest<'_>) -> Result<Url, SttError> {
-        let url = wspump::with_scheme(req.base_url, "ws")?;
-        let mut url = wspump::join_path(url, &["v1", "speech-to-text", "realtime"])?;
+        let mut url = wsclient::endpoint(req.base_url, wsclient::Scheme::Ws, &["v1", "speech-to-text", "realtime"])?;
         url.query_pairs_mut()
             .append_pair("model_id", req.model)
             .append_pair("audio_format", &format!("pcm_{}", req.sample_rate))
@@ -84,15 +71,11 @@ fn primary_language(tag: &str) -> &str {
 
 #[async_trait::async_trait]
 impl Stt for ElevenLabs {
-    fn name(&self) -> &'static str {
-        "elevenlabs"
-    }
-
     /// `GET /v1/models`: free, and readable by STT-only keys (unlike `/v1/user`).
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
-        let url = wspump::join_path(wspump::with_scheme(base_url, "http")?, &["v1", "models"])?;
+        let url = wsclient::endpoint(base_url, wsclient::Scheme::Http, &["v1", "models"])?;
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("xi-api-key", wspump::secret_header(key)?);
+        headers.insert("xi-api-key", wsclient::secret_header("", key)?);
         wspump::check_get(url, headers).await
     }
 
@@ -101,14 +84,9 @@ impl Stt for ElevenLabs {
             return Err(SttError::Connect(format!("ElevenLabs does not take {} Hz PCM", req.sample_rate)));
         }
         let url = self.realtime_url(&req)?;
-        let mut request =
-            url.as_str().into_client_request().map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
-        request.headers_mut().insert("xi-api-key", wspump::secret_header(req.key)?);
-
+        let headers = wsclient::headers([("xi-api-key", wsclient::secret_header("", req.key)?)]);
         let started = async {
-            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(wspump::ws_config()), true)
-                .await
-                .map_err(wspump::handshake_error)?;
+            let mut ws = wsclient::open(&url, headers, self.connect_timeout).await?;
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Text(text))) => {
@@ -139,23 +117,12 @@ impl Stt for ElevenLabs {
 }
 
 #[cfg(test)]
-mod loopback_tests;
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn url_carries_format_strategy_and_language() {
-        let key = SecretString::from("k");
-        let base = Url::parse("wss://api.elevenlabs.io").unwrap();
-        let req = SttRequest {
-            base_url: &base,
-            key: &key,
-            model: "scribe_v2_realtime",
-            sample_rate: 16000,
-            language: "en-US",
-        };
+        let req = SttRequest::for_test("wss://api.elevenlabs.io", "scribe_v2_realtime", 16000, "en-US");
         assert_eq!(
             ElevenLabs::new().realtime_url(&req).unwrap().as_str(),
             "wss://api.elevenlabs.io/v1/speech-to-text/realtime?model_id=scribe_v2_realtime&audio_format=pcm_16000&commit_strategy=vad&vad_silence_threshold_secs=0.50&language_code=en"

@@ -145,11 +145,7 @@ impl Wire for ElevenLabsWire {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn decode(w: &mut ElevenLabsWire, text: &str) -> (Result<Flow, SttError>, Vec<SttEvent>) {
-        let mut out = Vec::new();
-        (w.decode(text, &mut out), out)
-    }
+    use crate::wspump::decode_one as decode;
 
     #[test]
     fn audio_is_base64_json() {

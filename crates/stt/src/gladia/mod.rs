@@ -14,7 +14,6 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use url::Url;
 
 /// The PCM rates Gladia live accepts.
@@ -50,17 +49,6 @@ impl Gladia {
         Self::default()
     }
 
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long after `stop_recording` to wait for post-processing and `end_session`.
-    pub fn with_close_wait(mut self, wait: Duration) -> Self {
-        self.close_wait = wait;
-        self
-    }
-
     fn init_body(&self, req: &SttRequest<'_>) -> serde_json::Value {
         let language = req.language.split(['-', '_']).next().unwrap_or(req.language);
         json!({
@@ -88,7 +76,7 @@ impl Gladia {
 
     /// `POST /v2/live` → the session's WebSocket URL.
     async fn init(&self, req: &SttRequest<'_>) -> Result<Url, SttError> {
-        let url = wspump::join_path(wspump::with_scheme(req.base_url, "http")?, &["v2", "live"])?;
+        let url = wsclient::endpoint(req.base_url, wsclient::Scheme::Http, &["v2", "live"])?;
         let resp =
             wspump::http_client()?.post(url).headers(auth(req.key)?).json(&self.init_body(req)).send().await.map_err(
                 |e| if e.is_timeout() { SttError::Timeout } else { SttError::Connect(e.without_url().to_string()) },
@@ -111,19 +99,15 @@ impl Gladia {
 
 fn auth(key: &SecretString) -> Result<HeaderMap, SttError> {
     let mut h = HeaderMap::new();
-    h.insert("x-gladia-key", wspump::secret_header(key)?);
+    h.insert("x-gladia-key", wsclient::secret_header("", key)?);
     Ok(h)
 }
 
 #[async_trait::async_trait]
 impl Stt for Gladia {
-    fn name(&self) -> &'static str {
-        "gladia"
-    }
-
     /// `GET /v2/pre-recorded?limit=1`: lists past jobs, opens no session and bills nothing.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
-        let mut url = wspump::join_path(wspump::with_scheme(base_url, "http")?, &["v2", "pre-recorded"])?;
+        let mut url = wsclient::endpoint(base_url, wsclient::Scheme::Http, &["v2", "pre-recorded"])?;
         url.set_query(Some("limit=1"));
         wspump::check_get(url, auth(key)?).await
     }
@@ -134,12 +118,8 @@ impl Stt for Gladia {
         }
         let open = async {
             let ws_url = self.init(&req).await?;
-            let request =
-                ws_url.as_str().into_client_request().map_err(|e| SttError::Connect(format!("bad request: {e}")))?;
-            let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(wspump::ws_config()), true)
-                .await
-                .map_err(wspump::handshake_error)?;
-            Ok::<_, SttError>(ws)
+            // The session token is in the URL: no header.
+            Ok::<_, SttError>(wsclient::open(&ws_url, HeaderMap::new(), self.connect_timeout).await?)
         };
         let ws = tokio::time::timeout(self.connect_timeout, open).await.map_err(|_| SttError::Timeout)??;
         let opts = Opts {
@@ -151,6 +131,3 @@ impl Stt for Gladia {
         Ok(wspump::spawn(ws, wspump::Strict::new(wire::GladiaWire::default()), opts))
     }
 }
-
-#[cfg(test)]
-mod loopback_tests;

@@ -30,16 +30,15 @@ struct SpeechData {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct PostFinalData {
-    #[serde(default)]
     metadata: Option<Metadata>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct ErrorData {
-    #[serde(default)]
     message: Option<String>,
-    #[serde(default)]
     code: Option<u16>,
 }
 
@@ -50,12 +49,11 @@ struct Utterance {
     text: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct Metadata {
-    #[serde(default)]
     audio_duration: Option<f64>,
     /// `audio_duration × channels`: what Gladia bills.
-    #[serde(default)]
     billing_time: Option<f64>,
 }
 
@@ -134,11 +132,7 @@ impl Wire for GladiaWire {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn decode(w: &mut GladiaWire, text: &str) -> (Result<Flow, SttError>, Vec<SttEvent>) {
-        let mut out = Vec::new();
-        (w.decode(text, &mut out), out)
-    }
+    use crate::wspump::decode_one as decode;
 
     #[test]
     fn transcripts_speech_events_and_billing() {

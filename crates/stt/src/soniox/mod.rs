@@ -52,27 +52,9 @@ impl Soniox {
         Self::default()
     }
 
-    /// Bound on TCP + TLS + WebSocket handshake.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
     /// How long `connect` waits for Soniox to accept or refuse the key after the config.
     pub fn with_auth_wait(mut self, wait: Duration) -> Self {
         self.auth_wait = wait;
-        self
-    }
-
-    /// Idle time (no audio) before the adapter sends `keepalive` itself.
-    pub fn with_keepalive_after(mut self, idle: Duration) -> Self {
-        self.keepalive_after = idle;
-        self
-    }
-
-    /// How long after the end of audio to wait for `finished` and the close frame.
-    pub fn with_close_wait(mut self, wait: Duration) -> Self {
-        self.close_wait = wait;
         self
     }
 
@@ -95,21 +77,15 @@ impl Soniox {
 
 #[async_trait::async_trait]
 impl Stt for Soniox {
-    fn name(&self) -> &'static str {
-        "soniox"
-    }
-
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), SttError> {
         crate::check_by_connecting(self, base_url, key, "stt-rt-v5").await
     }
 
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError> {
-        if req.sample_rate == 0 {
-            return Err(SttError::Connect("sample rate must be positive".into()));
-        }
-        let url = wspump::ws_url(req.base_url, &["transcribe-websocket"])?;
-        let auth = format!("Bearer {}", req.key.expose_secret());
-        let mut ws = wspump::open(&url, Some(("authorization", auth)), self.connect_timeout).await?;
+        req.require_rate()?;
+        let url = wsclient::endpoint(req.base_url, wsclient::Scheme::Ws, &["transcribe-websocket"])?;
+        let headers = wsclient::headers([("authorization", wsclient::secret_header("Bearer ", req.key)?)]);
+        let mut ws = wsclient::open(&url, headers, self.connect_timeout).await?;
         let sent = async {
             ws.send(Message::text(self.config(&req))).await?;
             ws.send(Message::Text(FINALIZE)).await
@@ -129,7 +105,7 @@ impl Stt for Soniox {
 }
 
 /// The answer to the config + probe: tokens (the `<fin>`) mean the key was taken.
-async fn first_answer(ws: &mut wspump::Ws) -> Result<(), SttError> {
+async fn first_answer(ws: &mut wsclient::Ws) -> Result<(), SttError> {
     while let Some(msg) = ws.next().await {
         match msg.map_err(|e| SttError::Connect(e.to_string()))? {
             Message::Text(text) => {
@@ -145,17 +121,13 @@ async fn first_answer(ws: &mut wspump::Ws) -> Result<(), SttError> {
 }
 
 /// One server response (only the fields we use).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct Response {
-    #[serde(default)]
     tokens: Vec<Token>,
-    #[serde(default)]
     total_audio_proc_ms: Option<u64>,
-    #[serde(default)]
     finished: bool,
-    #[serde(default)]
     error_code: Option<u16>,
-    #[serde(default)]
     error_message: Option<String>,
 }
 
@@ -230,11 +202,12 @@ impl Dialect for Wire {
         out.push(Message::Text(KEEPALIVE));
     }
 
-    fn close(&mut self, out: &mut Vec<Message>) {
+    fn close(&mut self, out: &mut Vec<Message>) -> Flow {
         out.push(Message::Text(END_OF_AUDIO));
+        Flow::Continue
     }
 
-    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>) -> Result<Flow, SttError> {
+    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>, _out: &mut Vec<Message>) -> Result<Flow, SttError> {
         let resp = parse(text)?;
         if let Some(e) = resp.error() {
             self.emit_final(false, events);
@@ -278,9 +251,6 @@ impl Dialect for Wire {
 }
 
 #[cfg(test)]
-mod loopback_tests;
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -297,16 +267,16 @@ mod tests {
             tok("Hel", 600, 700, true),
             tok("lo", 700, 800, false)
         );
-        assert_eq!(w.decode(&r1, &mut ev).unwrap(), Flow::Continue);
+        assert_eq!(w.decode(&r1, &mut ev, &mut Vec::new()).unwrap(), Flow::Continue);
         let r2 = format!(
             r#"{{"tokens":[{},{},{}],"final_audio_proc_ms":1200,"total_audio_proc_ms":1300}}"#,
             tok("lo", 700, 800, true),
             tok(" there.", 800, 1100, true),
             tok("<end>", 1100, 1100, true)
         );
-        w.decode(&r2, &mut ev).unwrap();
+        w.decode(&r2, &mut ev, &mut Vec::new()).unwrap();
         let end = r#"{"tokens":[],"final_audio_proc_ms":1300,"total_audio_proc_ms":1320,"finished":true}"#;
-        assert_eq!(w.decode(end, &mut ev).unwrap(), Flow::Finished);
+        assert_eq!(w.decode(end, &mut ev, &mut Vec::new()).unwrap(), Flow::Finished);
         assert_eq!(
             ev,
             [
@@ -323,22 +293,20 @@ mod tests {
         let mut w = Wire::default();
         let mut ev = Vec::new();
         let r = format!(r#"{{"tokens":[{},{}]}}"#, tok("Hi", 0, 200, true), tok("<fin>", 200, 200, true));
-        w.decode(&r, &mut ev).unwrap();
+        w.decode(&r, &mut ev, &mut Vec::new()).unwrap();
         assert!(matches!(ev.last(), Some(SttEvent::Final { text, speech_final: false, .. }) if text == "Hi"));
         ev.clear();
-        w.decode(r#"{"tokens":[{"text":"<fin>","is_final":true}]}"#, &mut ev).unwrap();
+        w.decode(r#"{"tokens":[{"text":"<fin>","is_final":true}]}"#, &mut ev, &mut Vec::new()).unwrap();
         assert!(ev.is_empty(), "an empty <fin> (the connect probe) reports nothing");
         let bad = r#"{"tokens":[],"error_code":401,"error_type":"unauthenticated","error_message":"Invalid API key."}"#;
-        assert_eq!(w.decode(bad, &mut ev), Err(SttError::Unauthorized));
+        assert_eq!(w.decode(bad, &mut ev, &mut Vec::new()), Err(SttError::Unauthorized));
         let gone = r#"{"tokens":[],"error_code":503,"error_message":"Cannot continue request (code 1)."}"#;
-        assert!(matches!(w.decode(gone, &mut ev), Err(SttError::Closed { code: 503, .. })));
+        assert!(matches!(w.decode(gone, &mut ev, &mut Vec::new()), Err(SttError::Closed { code: 503, .. })));
     }
 
     #[test]
     fn config_carries_the_session_settings() {
-        let key = SecretString::from("sk");
-        let base = Url::parse("wss://stt-rt.soniox.com").unwrap();
-        let req = SttRequest { base_url: &base, key: &key, model: "stt-rt-v5", sample_rate: 8000, language: "en-US" };
+        let req = SttRequest::for_test("wss://stt-rt.soniox.com", "stt-rt-v5", 8000, "en-US");
         let v: serde_json::Value = serde_json::from_str(&Soniox::new().config(&req)).unwrap();
         assert_eq!(v["model"], "stt-rt-v5");
         assert_eq!((v["sample_rate"].as_u64(), v["num_channels"].as_u64()), (Some(8000), Some(1)));

@@ -8,18 +8,17 @@
 //! duration, so usage is counted locally from the audio sent (`estimated`). The model name
 //! (`standard`) only selects the rate-table row.
 
-mod pump;
 pub(crate) mod wire;
 
-use crate::wspump::{self, AUDIO_QUEUE, EVENT_QUEUE};
+use crate::wspump;
 use crate::{Stt, SttError, SttRequest, SttStream};
 use aws::{AmzDate, Credentials, Signer};
 use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 use url::Url;
+use wsclient::OpenError;
 
 /// Longest validity AWS accepts for the presigned upgrade URL.
 const PRESIGN_EXPIRES_S: u32 = 300;
@@ -48,24 +47,6 @@ impl Transcribe {
     pub fn new() -> Self {
         Self::default()
     }
-
-    /// Bound on TCP + TLS + WebSocket handshake; a hung provider must not stall a call.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Idle time (no audio) before the adapter streams 20 ms of silence to keep the stream.
-    pub fn with_keepalive_after(mut self, idle: Duration) -> Self {
-        self.keepalive_after = idle;
-        self
-    }
-
-    /// How long after the end-of-audio frame to wait for the last results and the close.
-    pub fn with_close_wait(mut self, wait: Duration) -> Self {
-        self.close_wait = wait;
-        self
-    }
 }
 
 fn credentials(key: &SecretString) -> Result<Credentials, SttError> {
@@ -82,8 +63,7 @@ fn presigned_url(
     at: AmzDate,
 ) -> Result<Url, SttError> {
     let region = aws::region_from_url(base);
-    let url = wspump::with_scheme(base, "ws")?;
-    let mut url = wspump::join_path(url, &["stream-transcription-websocket"])?;
+    let mut url = wsclient::endpoint(base, wsclient::Scheme::Ws, &["stream-transcription-websocket"])?;
     url.query_pairs_mut()
         .append_pair("language-code", &language_code(language))
         .append_pair("media-encoding", "pcm")
@@ -122,34 +102,24 @@ impl Transcribe {
         key: &SecretString,
         sample_rate: u32,
         language: &str,
-    ) -> Result<wspump::Ws, SttError> {
+    ) -> Result<wsclient::Ws, SttError> {
         if !(8000..=48000).contains(&sample_rate) {
             return Err(SttError::Connect(format!("Transcribe does not take {sample_rate} Hz PCM")));
         }
         let url = presigned_url(base, credentials(key)?, sample_rate, language, AmzDate::now())?;
-        // The presigned URL carries a signature (and maybe a session token): never log it.
-        let request = url.as_str().into_client_request().map_err(|_| SttError::Connect("bad request URL".into()))?;
-        let (ws, _) = tokio::time::timeout(
-            self.connect_timeout,
-            tokio_tungstenite::connect_async_with_config(request, Some(wspump::ws_config()), true),
-        )
-        .await
-        .map_err(|_| SttError::Timeout)?
-        .map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Http(resp) => wspump::status_error(resp.status().as_u16()),
-            // tungstenite's other errors may quote the URI; keep the signature out of messages.
-            _ => SttError::Connect("WebSocket handshake with Transcribe failed".into()),
-        })?;
-        Ok(ws)
+        // The presigned URL carries a signature (and maybe a session token): never log it, and
+        // keep tungstenite's texts, which may quote the URI, out of messages.
+        wsclient::open(&url, wsclient::HeaderMap::new(), self.connect_timeout).await.map_err(|e| match e {
+            OpenError::Request(_) | OpenError::Failed(_) => {
+                SttError::Connect("WebSocket handshake with Transcribe failed".into())
+            }
+            other => other.into(),
+        })
     }
 }
 
 #[async_trait::async_trait]
 impl Stt for Transcribe {
-    fn name(&self) -> &'static str {
-        "transcribe"
-    }
-
     /// Opens the presigned socket and closes it without sending audio (no end-of-stream
     /// frame, so no transcription starts). A bad signature is refused at the upgrade (403);
     /// Transcribe may also refuse in-band with `UnrecognizedClientException`, so a short wait
@@ -167,20 +137,14 @@ impl Stt for Transcribe {
 
     async fn connect(&self, req: SttRequest<'_>) -> Result<SttStream, SttError> {
         let ws = self.open(req.base_url, req.key, req.sample_rate, req.language).await?;
-        let (audio_tx, audio_rx) = mpsc::channel(AUDIO_QUEUE);
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let opts = pump::Opts {
+        let opts = wspump::Opts {
             sample_rate: req.sample_rate,
             keepalive_after: self.keepalive_after,
             close_wait: self.close_wait,
         };
-        tokio::spawn(pump::run(ws, audio_rx, events_tx, opts));
-        Ok(SttStream { audio: audio_tx, events: events_rx })
+        Ok(wspump::spawn(ws, wire::Stream::new(req.sample_rate), opts))
     }
 }
-
-#[cfg(test)]
-mod loopback_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,92 @@
 //! Transcribe's event-stream messages (protocols/aws-azure.md A0, A2.1): `AudioEvent` frames
-//! out, `TranscriptEvent` JSON and exception frames in.
+//! out, `TranscriptEvent` JSON and exception frames in, and the socket's [`Dialect`].
 
+use crate::wspump::{pcm_ms, strict_closed, Dialect, Flow};
 use crate::{SttError, SttEvent};
 use aws::eventstream::{self, Header, Message};
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
+use tokio_tungstenite::tungstenite::{protocol::CloseFrame, Message as WsMessage};
+
+/// One Transcribe stream: audio framed as `AudioEvent`s, results in binary frames. Transcribe
+/// has no keep-alive or flush message and reports no duration, so idle keep-alives are 20 ms of
+/// silence and usage is the PCM sent, counted here (the frames carry event-stream headers).
+pub(crate) struct Stream {
+    enc: AudioEncoder,
+    /// 20 ms of silence, sent when the caller goes quiet on the wire.
+    silence: Vec<u8>,
+    /// PCM bytes sent, silence included: billed per second of audio streamed.
+    pcm_bytes: u64,
+}
+
+impl Stream {
+    pub(super) fn new(sample_rate: u32) -> Self {
+        let silence = vec![0u8; media::samples_per_20ms(sample_rate.max(50)) * 2];
+        Self { enc: AudioEncoder::new(), silence, pcm_bytes: 0 }
+    }
+}
+
+impl Dialect for Stream {
+    const NAME: &'static str = "transcribe";
+
+    fn audio(&mut self, pcm: Bytes, out: &mut Vec<WsMessage>) -> Result<(), SttError> {
+        if pcm.is_empty() {
+            return Ok(());
+        }
+        self.pcm_bytes += pcm.len() as u64;
+        out.push(WsMessage::Binary(self.enc.encode(&pcm)?));
+        Ok(())
+    }
+
+    /// Transcribe has no flush: its own endpointing closes segments.
+    fn finalize(&mut self, _out: &mut Vec<WsMessage>) {}
+
+    fn keepalive(&mut self, out: &mut Vec<WsMessage>) {
+        self.pcm_bytes += self.silence.len() as u64;
+        // 20 ms of PCM is far under the frame limit; framing it cannot fail.
+        match self.enc.encode(&self.silence) {
+            Ok(frame) => out.push(WsMessage::Binary(frame)),
+            Err(e) => tracing::warn!(error = %e, "transcribe: keep-alive not framed"),
+        }
+    }
+
+    /// The end-of-stream signal is an empty `AudioEvent`.
+    fn close(&mut self, out: &mut Vec<WsMessage>) -> Flow {
+        match self.enc.encode(&[]) {
+            Ok(frame) => {
+                out.push(WsMessage::Binary(frame));
+                Flow::Continue
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "transcribe: end of stream not framed");
+                Flow::Finished
+            }
+        }
+    }
+
+    /// Transcribe sends nothing as text.
+    fn decode(
+        &mut self,
+        _text: &str,
+        _events: &mut Vec<SttEvent>,
+        _out: &mut Vec<WsMessage>,
+    ) -> Result<Flow, SttError> {
+        Ok(Flow::Continue)
+    }
+
+    fn binary(&mut self, frame: &[u8], events: &mut Vec<SttEvent>) -> Result<Flow, SttError> {
+        decode(frame, events)?;
+        Ok(Flow::Continue)
+    }
+
+    fn closed(frame: Option<&CloseFrame>, closing: bool) -> Result<(), SttError> {
+        strict_closed(frame, closing)
+    }
+
+    fn usage(&self, _sent_bytes: u64, sample_rate: u32) -> SttEvent {
+        SttEvent::Usage { audio_ms: pcm_ms(self.pcm_bytes, sample_rate), estimated: true }
+    }
+}
 
 /// Encodes `AudioEvent`s into one reused buffer: the three header values are static and the
 /// allocation is reclaimed once the previous frame has been written.
@@ -40,30 +122,24 @@ struct TranscriptEvent {
     transcript: Transcript,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
 struct Transcript {
-    #[serde(default)]
     results: Vec<TranscriptResult>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
 struct TranscriptResult {
-    #[serde(default)]
     start_time: f64,
-    #[serde(default)]
     end_time: f64,
-    #[serde(default)]
     is_partial: bool,
-    #[serde(default)]
     alternatives: Vec<Alternative>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
 struct Alternative {
-    #[serde(default)]
     transcript: String,
 }
 

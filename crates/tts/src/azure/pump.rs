@@ -1,26 +1,25 @@
-//! The one task that owns an Azure synthesis socket: text is cut into sentences, each sentence is
-//! one request (synthesis.context + ssml) answered by turn.start / response / audio… / turn.end.
-//! The SDK runs one request at a time per connection, and so does this pump.
+//! The Azure synthesis socket on wsclient's frame loop: text is cut into sentences, each
+//! sentence is one request (synthesis.context + ssml) answered by turn.start / response /
+//! audio… / turn.end. The SDK runs one request at a time per connection, and so does this
+//! driver. It is a [`wsclient::Driver`] of its own, not a `socket::pump` dialect: it bills the
+//! sentences it requested (markup and never-sent text excluded), reported when a flush settles.
 
 use super::wire;
-use crate::{TtsError, TtsEvent, TtsInput};
+use crate::{TtsError, TtsEvent, TtsInput, TtsStream};
 use bytes::{Bytes, BytesMut};
-use futures::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use tokio_tungstenite::tungstenite::{self, Message};
+use wsclient::{End, Flow, Io, Ws};
 
 /// Waiting on the service this long (no message while a request is open) ends the stream.
 const IDLE: Duration = Duration::from_secs(10);
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// A sentence shorter than this waits for more text (keeps "Dr." or "1." from being cut alone).
 const MIN_SENTENCE_CHARS: usize = 12;
+const TEXT_QUEUE: usize = 64;
+const EVENT_QUEUE: usize = 128;
 
 pub(super) struct Opts {
     pub voice: String,
@@ -34,8 +33,7 @@ struct InFlight {
     stream_id: Option<String>,
 }
 
-struct Pump {
-    events: mpsc::Sender<TtsEvent>,
+pub(super) struct Synthesis {
     opts: Opts,
     /// Text not yet cut into a sentence.
     buffer: String,
@@ -49,16 +47,23 @@ struct Pump {
     eos: bool,
     /// Characters of text sent in SSML requests (markup excluded): Azure's billing unit.
     chars: u64,
+    /// Characters of the request started by the current step, taken back if its write fails.
+    started_now: u64,
     /// Odd trailing byte of the previous audio frame, so every event holds whole samples.
     odd: Option<u8>,
     text: String,
+    /// Last message from the service (or request started): the idle clock.
+    idle_from: Instant,
+    /// When the idle clock is looked at next; moved lazily, not per audio frame.
+    check_at: Instant,
 }
 
-/// Runs until all text is spoken after `Close`, the service fails, or the session drops the
-/// events receiver (barge-in). Always offers a final cumulative `Usage`.
-pub(super) async fn run(mut ws: Ws, mut input: mpsc::Receiver<TtsInput>, events: mpsc::Sender<TtsEvent>, opts: Opts) {
-    let mut p = Pump {
-        events,
+/// Start the socket task; the caller gets the two channel halves.
+pub(super) fn spawn(ws: Ws, opts: Opts) -> TtsStream {
+    let (text_tx, text_rx) = mpsc::channel(TEXT_QUEUE);
+    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+    let now = Instant::now();
+    let driver = Synthesis {
         opts,
         buffer: String::new(),
         queue: VecDeque::new(),
@@ -68,85 +73,118 @@ pub(super) async fn run(mut ws: Ws, mut input: mpsc::Receiver<TtsInput>, events:
         unflushed: false,
         eos: false,
         chars: 0,
+        started_now: 0,
         odd: None,
         text: String::new(),
+        idle_from: now,
+        check_at: now + IDLE,
     };
-    if let Err(e) = p.drive(&mut ws, &mut input).await {
-        let _ = p.events.send(TtsEvent::Error(e)).await;
-    }
-    let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(None)).await;
-    let _ = p.events.send(TtsEvent::Usage { characters: p.chars }).await;
+    tokio::spawn(wsclient::run(ws, driver, text_rx, events_tx));
+    TtsStream { text: text_tx, events: events_rx }
 }
 
-impl Pump {
-    async fn drive(&mut self, ws: &mut Ws, input: &mut mpsc::Receiver<TtsInput>) -> Result<(), TtsError> {
-        let mut deadline = Instant::now() + IDLE;
-        loop {
-            if self.eos && self.in_flight.is_none() && self.queue.is_empty() {
-                return Ok(());
+impl wsclient::Driver for Synthesis {
+    type Input = TtsInput;
+    type Event = TtsEvent;
+    /// Barge-in: stop at once; closing the socket ends the request.
+    const STOP_WHEN_UNHEARD: bool = true;
+
+    fn frame(&mut self, msg: Option<Result<Message, tungstenite::Error>>, io: &mut Io<TtsEvent>) -> Flow {
+        self.started_now = 0;
+        self.idle_from = Instant::now();
+        let step = match msg {
+            Some(Ok(Message::Text(t))) => self.on_text(&t, io),
+            Some(Ok(Message::Binary(frame))) => {
+                self.on_audio(frame, io);
+                Ok(())
             }
-            tokio::select! {
-                biased;
-                () = self.events.closed() => return Ok(()),
-                msg = ws.next() => {
-                    deadline = Instant::now() + IDLE;
-                    match msg {
-                        Some(Ok(Message::Text(t))) => {
-                            if !self.on_text(ws, &t).await? {
-                                return Ok(());
-                            }
-                        }
-                        Some(Ok(Message::Binary(frame))) => {
-                            if !self.on_audio(frame).await {
-                                return Ok(());
-                            }
-                        }
-                        Some(Ok(Message::Close(frame))) => {
-                            let (code, reason) =
-                                frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new()));
-                            if code != 1000 || self.in_flight.is_some() || !self.queue.is_empty() {
-                                return Err(TtsError::Closed { code, reason });
-                            }
-                            return Ok(());
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => return Err(TtsError::Closed { code: 1006, reason: e.to_string() }),
-                        None => return Err(TtsError::Closed { code: 1006, reason: "connection lost".into() }),
-                    }
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) =
+                    frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new()));
+                if code != 1000 || self.in_flight.is_some() || !self.queue.is_empty() {
+                    Err(TtsError::Closed { code, reason })
+                } else {
+                    return Flow::Stop;
                 }
-                inp = input.recv(), if !self.eos => {
-                    match inp {
-                        Some(TtsInput::Text(s)) => {
-                            self.buffer.push_str(&s);
-                            while let Some(cut) = sentence_end(&self.buffer) {
-                                let sentence: String = self.buffer.drain(..cut).collect();
-                                self.queue.push_back(sentence);
-                                self.unflushed = true;
-                            }
-                        }
-                        Some(TtsInput::Flush) => {
-                            self.take_rest();
-                            self.done_owed = true;
-                            self.unflushed = false;
-                        }
-                        Some(TtsInput::Close) | None => {
-                            self.take_rest();
-                            self.done_owed |= std::mem::take(&mut self.unflushed);
-                            self.eos = true;
-                        }
-                    }
-                    if self.in_flight.is_none() {
-                        deadline = Instant::now() + IDLE;
-                        if !self.next_request(ws).await? {
-                            return Ok(());
-                        }
-                    }
+            }
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(TtsError::Closed { code: 1006, reason: e.to_string() }),
+            None => Err(TtsError::Closed { code: 1006, reason: "connection lost".into() }),
+        };
+        self.settle(step, io)
+    }
+
+    fn input(&mut self, input: Option<TtsInput>, io: &mut Io<TtsEvent>) -> Flow {
+        self.started_now = 0;
+        match input {
+            Some(TtsInput::Text(s)) => {
+                self.buffer.push_str(&s);
+                while let Some(cut) = sentence_end(&self.buffer) {
+                    let sentence: String = self.buffer.drain(..cut).collect();
+                    self.queue.push_back(sentence);
+                    self.unflushed = true;
                 }
-                () = tokio::time::sleep_until(deadline), if self.in_flight.is_some() => {
-                    return Err(TtsError::Protocol("no turn.end from the service".into()));
-                }
+            }
+            Some(TtsInput::Flush) => {
+                self.take_rest();
+                self.done_owed = true;
+                self.unflushed = false;
+            }
+            Some(TtsInput::Close) | None => {
+                self.take_rest();
+                self.done_owed |= std::mem::take(&mut self.unflushed);
+                self.eos = true;
             }
         }
+        let step = if self.in_flight.is_none() {
+            self.idle_from = Instant::now();
+            self.next_request(io)
+        } else {
+            Ok(())
+        };
+        self.settle(step, io)
+    }
+
+    fn accepts_input(&self) -> bool {
+        !self.eos
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.in_flight.as_ref().map(|_| self.check_at)
+    }
+
+    fn timer(&mut self, io: &mut Io<TtsEvent>) -> Flow {
+        let due = self.idle_from + IDLE;
+        if Instant::now() < due {
+            self.check_at = due;
+            return Flow::Continue;
+        }
+        self.settle(Err(TtsError::Protocol("no turn.end from the service".into())), io)
+    }
+
+    fn send_failed(&mut self, error: tungstenite::Error, io: &mut Io<TtsEvent>) -> Flow {
+        // The request did not go out whole: it is not billed.
+        self.chars -= std::mem::take(&mut self.started_now);
+        io.events.push(TtsEvent::Error(TtsError::Closed { code: 1006, reason: format!("send failed: {error}") }));
+        Flow::Stop
+    }
+
+    fn finish(&mut self, _end: End, io: &mut Io<TtsEvent>) {
+        io.events.push(TtsEvent::Usage { characters: self.chars });
+    }
+}
+
+impl Synthesis {
+    /// An error ends the stream; so does having spoken everything after `Close`.
+    fn settle(&mut self, step: Result<(), TtsError>, io: &mut Io<TtsEvent>) -> Flow {
+        if let Err(e) = step {
+            io.events.push(TtsEvent::Error(e));
+            return Flow::Stop;
+        }
+        if self.eos && self.in_flight.is_none() && self.queue.is_empty() {
+            return Flow::Stop;
+        }
+        Flow::Continue
     }
 
     /// The unfinished sentence, on flush or close; whitespace alone is not worth a request.
@@ -158,47 +196,44 @@ impl Pump {
         self.buffer.clear();
     }
 
-    /// Starts the next queued request, or settles a flush when nothing is left. False when the
-    /// session has gone.
-    async fn next_request(&mut self, ws: &mut Ws) -> Result<bool, TtsError> {
+    /// Starts the next queued request, or settles a flush when nothing is left.
+    fn next_request(&mut self, io: &mut Io<TtsEvent>) -> Result<(), TtsError> {
         let Some(sentence) = self.queue.pop_front() else {
             if std::mem::take(&mut self.done_owed) {
-                return Ok(
-                    self.emit(TtsEvent::Done).await && self.emit(TtsEvent::Usage { characters: self.chars }).await
-                );
+                io.events.push(TtsEvent::Done);
+                io.events.push(TtsEvent::Usage { characters: self.chars });
             }
-            return Ok(true);
+            return Ok(());
         };
         let request_id = usp::new_id();
         if !self.config_sent {
             self.config_sent = true;
-            self.send_text(ws, "speech.config", &request_id, "application/json", &wire::speech_config()).await?;
+            io.out.push(self.text_message("speech.config", &request_id, "application/json", &wire::speech_config()));
         }
         let context = wire::synthesis_context(self.opts.output_format);
-        self.send_text(ws, "synthesis.context", &request_id, "application/json", &context).await?;
+        io.out.push(self.text_message("synthesis.context", &request_id, "application/json", &context));
         let ssml = wire::ssml(&self.opts.voice, &sentence);
-        self.send_text(ws, "ssml", &request_id, "application/ssml+xml", &ssml).await?;
-        self.chars += sentence.chars().count() as u64;
+        io.out.push(self.text_message("ssml", &request_id, "application/ssml+xml", &ssml));
+        self.started_now = sentence.chars().count() as u64;
+        self.chars += self.started_now;
         self.in_flight = Some(InFlight { request_id, stream_id: None });
-        Ok(true)
+        Ok(())
     }
 
-    async fn send_text(&mut self, ws: &mut Ws, path: &str, id: &str, ct: &str, body: &str) -> Result<(), TtsError> {
+    fn text_message(&mut self, path: &str, id: &str, ct: &str, body: &str) -> Message {
         usp::write_text(&mut self.text, path, id, Some(ct), body);
-        ws.send(Message::text(self.text.as_str()))
-            .await
-            .map_err(|e| TtsError::Closed { code: 1006, reason: format!("send failed: {e}") })
+        Message::text(self.text.as_str())
     }
 
     fn ours(&self, request_id: Option<&str>) -> Option<&InFlight> {
         self.in_flight.as_ref().filter(|f| request_id.is_some_and(|id| id.eq_ignore_ascii_case(&f.request_id)))
     }
 
-    /// One text message. False when the session has gone.
-    async fn on_text(&mut self, ws: &mut Ws, frame: &str) -> Result<bool, TtsError> {
+    /// One text message: the response names the audio stream, turn.end starts the next request.
+    fn on_text(&mut self, frame: &str, io: &mut Io<TtsEvent>) -> Result<(), TtsError> {
         let (h, body) = usp::parse_text(frame).map_err(|e| TtsError::Protocol(e.reason().into()))?;
         if self.ours(h.request_id).is_none() {
-            return Ok(true);
+            return Ok(());
         }
         match h.path.map(str::to_ascii_lowercase).as_deref() {
             Some("response") => {
@@ -211,27 +246,27 @@ impl Pump {
             Some("turn.end") => {
                 self.in_flight = None;
                 self.odd = None;
-                return self.next_request(ws).await;
+                return self.next_request(io);
             }
             _ => {}
         }
-        Ok(true)
+        Ok(())
     }
 
     /// One binary frame: audio of the open request's stream becomes an `Audio` event, zero-copy
-    /// unless a sample straddles two frames. False when the session has gone.
-    async fn on_audio(&mut self, frame: Bytes) -> bool {
+    /// unless a sample straddles two frames.
+    fn on_audio(&mut self, frame: Bytes, io: &mut Io<TtsEvent>) {
         let Ok((h, body)) = usp::parse_binary(&frame) else {
             tracing::debug!("azure tts: undecodable binary frame skipped");
-            return true;
+            return;
         };
-        let Some(f) = self.ours(h.request_id) else { return true };
+        let Some(f) = self.ours(h.request_id) else { return };
         let stream_ok = match (&f.stream_id, h.stream_id) {
             (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
             _ => true,
         };
         if !stream_ok || !h.path.is_some_and(|p| p.eq_ignore_ascii_case("audio")) || body.is_empty() {
-            return true;
+            return;
         }
         let start = frame.len() - body.len();
         let pcm = if self.odd.is_none() && body.len() % 2 == 0 {
@@ -246,11 +281,9 @@ impl Pump {
             }
             joined.freeze()
         };
-        pcm.is_empty() || self.emit(TtsEvent::Audio { pcm, alignment: None }).await
-    }
-
-    async fn emit(&self, ev: TtsEvent) -> bool {
-        self.events.send(ev).await.is_ok()
+        if !pcm.is_empty() {
+            io.events.push(TtsEvent::Audio { pcm, alignment: None });
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 pub const SAMPLE_RATES: [u32; 6] = [8000, 16000, 22050, 24000, 44100, 48000];
 
 /// The `X-Microsoft-OutputFormat` / `outputFormat` name for linear16 mono at `rate`.
-pub(crate) fn output_format(rate: u32) -> Option<&'static str> {
+pub fn output_format(rate: u32) -> Option<&'static str> {
     Some(match rate {
         8000 => "raw-8khz-16bit-mono-pcm",
         16000 => "raw-16khz-16bit-mono-pcm",
@@ -20,12 +20,12 @@ pub(crate) fn output_format(rate: u32) -> Option<&'static str> {
 }
 
 /// The inverse of [`output_format`], for the simulator.
-pub(crate) fn output_rate(format: &str) -> Option<u32> {
+pub fn output_rate(format: &str) -> Option<u32> {
     SAMPLE_RATES.into_iter().find(|&r| output_format(r) == Some(format))
 }
 
 /// `speech.config`, once per connection, as the SDK's synthesizer sends it.
-pub(crate) fn speech_config() -> String {
+pub fn speech_config() -> String {
     serde_json::json!({"context": {
         "system": {"name": "SpeechSDK", "version": "1.44.0", "build": "JavaScript", "lang": "JavaScript"},
         "os": {"platform": "Linux", "name": "switchboard", "version": env!("CARGO_PKG_VERSION")},
@@ -34,7 +34,7 @@ pub(crate) fn speech_config() -> String {
 }
 
 /// `synthesis.context`, before each SSML request: output format and which metadata to send.
-pub(crate) fn synthesis_context(format: &str) -> String {
+pub fn synthesis_context(format: &str) -> String {
     serde_json::json!({"synthesis": {
         "audio": {
             "metadataOptions": {
@@ -50,45 +50,44 @@ pub(crate) fn synthesis_context(format: &str) -> String {
 
 /// What the simulator reads from a `synthesis.context`.
 #[derive(Debug, Deserialize)]
-pub(crate) struct SynthesisContext {
+pub struct SynthesisContext {
     pub synthesis: SynthesisSection,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct SynthesisSection {
+pub struct SynthesisSection {
     pub audio: AudioSection,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct AudioSection {
+pub struct AudioSection {
     pub output_format: String,
     #[serde(default)]
     pub metadata_options: MetadataOptions,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct MetadataOptions {
-    #[serde(default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MetadataOptions {
     pub session_end_enabled: bool,
 }
 
 /// The `response` message: audio frames of this turn carry `X-StreamId: {streamId}`.
 #[derive(Debug, Deserialize)]
-pub(crate) struct Response {
+pub struct Response {
     pub audio: ResponseAudio,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ResponseAudio {
+pub struct ResponseAudio {
     pub stream_id: String,
 }
 
 /// One utterance as SSML; the voice's locale (`en-US-AvaMultilingualNeural` → `en-US`) is the
 /// document language.
-pub(crate) fn ssml(voice: &str, text: &str) -> String {
+pub fn ssml(voice: &str, text: &str) -> String {
     let lang = locale(voice);
     let mut out = String::with_capacity(text.len() + voice.len() + 200);
     out.push_str(r#"<speak version="1.0" xmlns="http://www.w3.org/2001/10/synthesis" xmlns:mstts="http://www.w3.org/2001/mstts" xml:lang=""#);
@@ -128,7 +127,7 @@ fn escape_into(s: &str, out: &mut String) {
 
 /// The simulator's view of an SSML document: the voice name and the text it speaks (markup
 /// removed, entities decoded). `None` when there is no `<speak>` root or no named voice.
-pub(crate) fn parse_ssml(doc: &str) -> Option<(String, String)> {
+pub fn parse_ssml(doc: &str) -> Option<(String, String)> {
     if !doc.trim_start().starts_with("<speak") {
         return None;
     }

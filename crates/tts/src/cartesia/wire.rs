@@ -2,11 +2,10 @@
 //! one context per stream, text as `continue:true` generation requests, `flush:true` at the
 //! end of a turn, `continue:false` at the end of input, `cancel:true` on barge-in.
 
-use crate::socket::pump::{Dialect, Incoming};
+use crate::socket;
+use crate::socket::pump::{Closing, Dialect, Incoming};
 use crate::socket::words::WordTimes;
 use crate::TtsError;
-use base64::Engine as _;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -121,10 +120,11 @@ impl CartesiaDialect {
 }
 
 impl Dialect for CartesiaDialect {
-    fn text(&mut self, text: &str, out: &mut Vec<Message>) {
+    fn text(&mut self, text: &str, out: &mut Vec<Message>) -> Result<(), TtsError> {
         self.started = true;
         self.unflushed = true;
         out.push(self.request(text, true, false));
+        Ok(())
     }
 
     fn flush(&mut self, out: &mut Vec<Message>) {
@@ -133,13 +133,13 @@ impl Dialect for CartesiaDialect {
         }
     }
 
-    fn close(&mut self, out: &mut Vec<Message>) -> bool {
+    fn close(&mut self, out: &mut Vec<Message>) -> Closing {
         self.closing = true;
         if !self.started {
-            return true; // no context was ever opened
+            return Closing::Done; // no context was ever opened
         }
         out.push(self.request("", false, false));
-        false
+        Closing::Pending
     }
 
     fn goodbye(&mut self, _out: &mut Vec<Message>) {}
@@ -156,22 +156,14 @@ impl Dialect for CartesiaDialect {
         let msg: ServerMsg = match serde_json::from_str(&text) {
             Ok(m) => m,
             Err(e) => {
-                // New message types must not kill a stream; a malformed known one is a bug.
-                if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("type").is_some()) {
-                    tracing::debug!(error = %e, "cartesia: skipped an unknown message");
-                    return;
-                }
-                out.push(Incoming::Fatal(TtsError::Protocol(format!("bad JSON from provider: {e}"))));
+                out.extend(socket::unknown_message("cartesia", &text, e).map(Incoming::Fatal));
                 return;
             }
         };
         match msg {
             ServerMsg::Chunk { context_id, data } if self.ours(context_id.as_deref()) => {
                 let Some(b64) = data.filter(|d| !d.is_empty()) else { return };
-                match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
-                    Ok(pcm) => out.push(Incoming::Audio(Bytes::from(pcm))),
-                    Err(e) => out.push(Incoming::Fatal(TtsError::Protocol(format!("audio is not base64: {e}")))),
-                }
+                out.push(socket::b64_audio(&b64).map_or_else(Incoming::Fatal, Incoming::Audio));
             }
             ServerMsg::Timestamps { context_id, word_timestamps: Some(w) } if self.ours(context_id.as_deref()) => {
                 out.push(Incoming::Words(w));
@@ -215,6 +207,7 @@ fn provider_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn parse(d: &mut CartesiaDialect, json: &str) -> Vec<Incoming> {
         let mut out = Vec::new();
@@ -226,10 +219,10 @@ mod tests {
     fn requests_follow_the_generation_request_shape() {
         let mut d = CartesiaDialect::new("ctx".into(), "sonic-3", "voice-1", 16000);
         let mut out = Vec::new();
-        d.text("Hello ", &mut out);
+        d.text("Hello ", &mut out).unwrap();
         d.flush(&mut out);
         d.flush(&mut out);
-        assert!(!d.close(&mut out));
+        assert_eq!(d.close(&mut out), Closing::Pending);
         d.cancel(&mut out);
         let json: Vec<serde_json::Value> =
             out.iter().map(|m| serde_json::from_str(m.to_text().unwrap()).unwrap()).collect();
@@ -247,7 +240,7 @@ mod tests {
 
         let mut fresh = CartesiaDialect::new("c".into(), "m", "v", 8000);
         let mut out = Vec::new();
-        assert!(fresh.close(&mut out), "no context opened, nothing to wait for");
+        assert_eq!(fresh.close(&mut out), Closing::Done, "no context opened, nothing to wait for");
         fresh.cancel(&mut out);
         assert!(out.is_empty());
     }

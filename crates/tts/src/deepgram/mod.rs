@@ -6,16 +6,12 @@ pub(crate) mod wire;
 use crate::socket::{self, pump};
 use crate::{Tts, TtsError, TtsRequest, TtsStream};
 use secrecy::SecretString;
-use tokio::sync::mpsc;
 use url::Url;
 
 /// Aura's stock English voice.
 pub const DEFAULT_VOICE: &str = "thalia-en";
 /// linear16 rates the socket offers.
 pub const SAMPLE_RATES: [u32; 5] = [8000, 16000, 24000, 32000, 48000];
-
-const TEXT_QUEUE: usize = 64;
-const EVENT_QUEUE: usize = 128;
 
 /// Streams text to Deepgram Aura and PCM back. Holds no key: each call brings its own.
 #[derive(Debug, Clone, Default)]
@@ -45,13 +41,9 @@ pub(crate) fn speak_model(model: &str, voice: &str) -> String {
 
 #[async_trait::async_trait]
 impl Tts for DeepgramAura {
-    fn name(&self) -> &'static str {
-        "deepgram"
-    }
-
     /// `GET /v1/models`: authenticated, unbilled.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), TtsError> {
-        let url = socket::endpoint(base_url, false, &["v1", "models"])?;
+        let url = wsclient::endpoint(base_url, wsclient::Scheme::Http, &["v1", "models"])?;
         socket::check_get(&self.http, url, &[("authorization", socket::secret_header("Token ", key)?)]).await
     }
 
@@ -59,17 +51,14 @@ impl Tts for DeepgramAura {
         if !SAMPLE_RATES.contains(&req.sample_rate) {
             return Err(TtsError::UnsupportedSampleRate(req.sample_rate));
         }
-        let mut url = socket::endpoint(req.base_url, true, &["v1", "speak"])?;
+        let mut url = wsclient::endpoint(req.base_url, wsclient::Scheme::Ws, &["v1", "speak"])?;
         url.query_pairs_mut()
             .append_pair("model", &speak_model(req.model, req.voice))
             .append_pair("encoding", "linear16")
             .append_pair("sample_rate", &req.sample_rate.to_string());
-        let ws = socket::connect(&url, vec![("authorization", socket::secret_header("Token ", req.key)?)]).await?;
-
-        let (text_tx, text_rx) = mpsc::channel(TEXT_QUEUE);
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(pump::run(ws, wire::DeepgramDialect::default(), text_rx, events_tx));
-        Ok(TtsStream { text: text_tx, events: events_rx })
+        let headers = wsclient::headers([("authorization", socket::secret_header("Token ", req.key)?)]);
+        let ws = socket::connect(&url, headers).await?;
+        Ok(pump::spawn(ws, wire::DeepgramDialect::default()))
     }
 }
 
@@ -86,6 +75,3 @@ mod tests {
         assert_eq!(speak_model("", "luna-en"), "luna-en");
     }
 }
-
-#[cfg(test)]
-mod loopback_tests;

@@ -2,7 +2,8 @@
 //! `Speak` per text piece, `Flush` per turn (each answered by `Flushed`), binary audio,
 //! `Close` once everything is flushed, `Clear` on barge-in.
 
-use crate::socket::pump::{Dialect, Incoming};
+use crate::socket;
+use crate::socket::pump::{Closing, Dialect, Incoming};
 use crate::TtsError;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
@@ -46,9 +47,10 @@ pub(crate) struct DeepgramDialect {
 }
 
 impl Dialect for DeepgramDialect {
-    fn text(&mut self, text: &str, out: &mut Vec<Message>) {
+    fn text(&mut self, text: &str, out: &mut Vec<Message>) -> Result<(), TtsError> {
         self.unflushed = true;
         out.push(Message::text(serde_json::json!({"type": "Speak", "text": text}).to_string()));
+        Ok(())
     }
 
     fn flush(&mut self, out: &mut Vec<Message>) {
@@ -59,10 +61,10 @@ impl Dialect for DeepgramDialect {
         }
     }
 
-    fn close(&mut self, out: &mut Vec<Message>) -> bool {
+    fn close(&mut self, out: &mut Vec<Message>) -> Closing {
         self.closing = true;
         self.flush(out);
-        self.outstanding == 0
+        Closing::unless_busy(self.outstanding > 0, Closing::Done)
     }
 
     fn goodbye(&mut self, out: &mut Vec<Message>) {
@@ -103,13 +105,7 @@ impl Dialect for DeepgramDialect {
                 };
                 out.push(Incoming::Fatal(TtsError::Provider { message }));
             }
-            Err(e) => {
-                if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("type").is_some()) {
-                    tracing::debug!(error = %e, "deepgram: skipped an unknown message");
-                } else {
-                    out.push(Incoming::Fatal(TtsError::Protocol(format!("bad JSON from provider: {e}"))));
-                }
-            }
+            Err(e) => out.extend(socket::unknown_message("deepgram", &text, e).map(Incoming::Fatal)),
         }
     }
 }
@@ -125,10 +121,10 @@ mod tests {
         let mut out = Vec::new();
         d.flush(&mut out);
         assert!(out.is_empty());
-        d.text("Hi there.", &mut out);
+        d.text("Hi there.", &mut out).unwrap();
         d.flush(&mut out);
-        d.text(" Bye.", &mut out);
-        assert!(!d.close(&mut out));
+        d.text(" Bye.", &mut out).unwrap();
+        assert_eq!(d.close(&mut out), Closing::Pending);
         let sent: Vec<serde_json::Value> =
             out.iter().map(|m| serde_json::from_str(m.to_text().unwrap()).unwrap()).collect();
         let flush = serde_json::json!({"type": "Flush"});
@@ -152,6 +148,6 @@ mod tests {
         assert_eq!(got.last(), Some(&Incoming::Finished));
 
         let mut idle = DeepgramDialect::default();
-        assert!(idle.close(&mut Vec::new()), "nothing spoken, nothing to wait for");
+        assert_eq!(idle.close(&mut Vec::new()), Closing::Done, "nothing spoken, nothing to wait for");
     }
 }

@@ -1,7 +1,7 @@
 //! ElevenLabs stream-input JSON messages (protocols/tts.md C1), shared with the simulator.
 
+use crate::socket;
 use crate::{Alignment, TtsError};
-use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -103,8 +103,7 @@ pub(crate) struct Incoming {
 
 /// Parses one text frame. Audio is s16le for `pcm_*` formats and passes through untouched.
 pub(crate) fn parse(text: &str) -> Result<Incoming, TtsError> {
-    let msg: ServerMsg =
-        serde_json::from_str(text).map_err(|e| TtsError::Protocol(format!("bad JSON from provider: {e}")))?;
+    let msg: ServerMsg = serde_json::from_str(text).map_err(socket::bad_json)?;
     let mut out =
         Incoming { is_final: msg.is_final.unwrap_or(false), context_id: msg.context_id, ..Default::default() };
     if let Some(err) = msg.error.filter(|e| !e.is_null()) {
@@ -112,14 +111,12 @@ pub(crate) fn parse(text: &str) -> Result<Incoming, TtsError> {
         return Ok(out);
     }
     if let Some(b64) = msg.audio.filter(|a| !a.is_empty()) {
-        let pcm = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_bytes())
-            .map_err(|e| TtsError::Protocol(format!("audio is not base64: {e}")))?;
+        let pcm = socket::b64_audio(&b64)?;
         let alignment = msg
             .alignment
             .and_then(WireAlignment::into_alignment)
             .or_else(|| msg.normalized_alignment.and_then(WireAlignment::into_alignment));
-        out.audio = Some((Bytes::from(pcm), alignment));
+        out.audio = Some((pcm, alignment));
     }
     Ok(out)
 }
@@ -145,6 +142,7 @@ fn provider_error(err: &serde_json::Value, message: Option<&str>) -> TtsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     #[test]
     fn audio_with_alignment_decodes() {

@@ -148,10 +148,6 @@ fn send_error(e: reqwest::Error) -> TtsError {
 
 #[async_trait::async_trait]
 impl Tts for Polly {
-    fn name(&self) -> &'static str {
-        "polly"
-    }
-
     /// `DescribeVoices` (`GET /v1/voices?LanguageCode=en-US`): free, and it proves Polly
     /// permission too, which STS `GetCallerIdentity` would not.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), TtsError> {
@@ -200,9 +196,6 @@ impl Tts for Polly {
         Ok(TtsStream { text: text_tx, events: events_rx })
     }
 }
-
-#[cfg(test)]
-mod loopback_tests;
 
 #[cfg(test)]
 mod tests {

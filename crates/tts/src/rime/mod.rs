@@ -6,7 +6,6 @@ pub(crate) mod wire;
 use crate::socket::{self, pump};
 use crate::{Tts, TtsError, TtsRequest, TtsStream};
 use secrecy::SecretString;
-use tokio::sync::mpsc;
 use url::Url;
 
 /// The stock voice of Rime's Mist models (Coda's is `lyra`).
@@ -14,21 +13,12 @@ pub const DEFAULT_VOICE: &str = "cove";
 /// Rates the adapter asks for; Rime resamples server-side.
 pub const SAMPLE_RATES: [u32; 6] = [8000, 16000, 22050, 24000, 44100, 48000];
 
-const TEXT_QUEUE: usize = 64;
-const EVENT_QUEUE: usize = 128;
-
 /// Streams text to Rime and PCM back. Holds no key: each call brings its own.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Rime;
 
-impl Rime {
-    pub fn new() -> Self {
-        Self
-    }
-}
-
 fn ws3_url(base: &Url, model: &str, voice: &str, sample_rate: u32) -> Result<Url, TtsError> {
-    let mut url = socket::endpoint(base, true, &["ws3"])?;
+    let mut url = wsclient::endpoint(base, wsclient::Scheme::Ws, &["ws3"])?;
     url.query_pairs_mut()
         .append_pair("speaker", if voice.is_empty() { DEFAULT_VOICE } else { voice })
         .append_pair("modelId", model)
@@ -41,10 +31,6 @@ fn ws3_url(base: &Url, model: &str, voice: &str, sample_rate: u32) -> Result<Url
 
 #[async_trait::async_trait]
 impl Tts for Rime {
-    fn name(&self) -> &'static str {
-        "rime"
-    }
-
     /// Rime has no free authenticated REST call; the socket refuses a bad key at the upgrade.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), TtsError> {
         crate::check_by_connecting(self, base_url, key, "mistv2", DEFAULT_VOICE).await
@@ -55,12 +41,9 @@ impl Tts for Rime {
             return Err(TtsError::UnsupportedSampleRate(req.sample_rate));
         }
         let url = ws3_url(req.base_url, req.model, req.voice, req.sample_rate)?;
-        let ws = socket::connect(&url, vec![("authorization", socket::secret_header("Bearer ", req.key)?)]).await?;
-        let dialect = wire::RimeDialect::new(uuid::Uuid::new_v4().simple().to_string());
-        let (text_tx, text_rx) = mpsc::channel(TEXT_QUEUE);
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(pump::run(ws, dialect, text_rx, events_tx));
-        Ok(TtsStream { text: text_tx, events: events_rx })
+        let headers = wsclient::headers([("authorization", socket::secret_header("Bearer ", req.key)?)]);
+        let ws = socket::connect(&url, headers).await?;
+        Ok(pump::spawn(ws, wire::RimeDialect::new(uuid::Uuid::new_v4().simple().to_string())))
     }
 }
 
@@ -77,6 +60,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(test)]
-mod loopback_tests;

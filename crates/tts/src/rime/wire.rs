@@ -2,11 +2,10 @@
 //! with one `contextId`, `flush` per turn (each answered by `done`), base64 PCM chunks that may
 //! split a sample, word timestamps, `eos` once everything is done, `clear` on barge-in.
 
-use crate::socket::pump::{Dialect, Incoming};
+use crate::socket;
+use crate::socket::pump::{Closing, Dialect, Incoming};
 use crate::socket::words::WordTimes;
 use crate::TtsError;
-use base64::Engine as _;
-use bytes::Bytes;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -59,9 +58,10 @@ impl RimeDialect {
 }
 
 impl Dialect for RimeDialect {
-    fn text(&mut self, text: &str, out: &mut Vec<Message>) {
+    fn text(&mut self, text: &str, out: &mut Vec<Message>) -> Result<(), TtsError> {
         self.unflushed = true;
         out.push(Message::text(serde_json::json!({"text": text, "contextId": self.context_id}).to_string()));
+        Ok(())
     }
 
     fn flush(&mut self, out: &mut Vec<Message>) {
@@ -72,10 +72,10 @@ impl Dialect for RimeDialect {
         }
     }
 
-    fn close(&mut self, out: &mut Vec<Message>) -> bool {
+    fn close(&mut self, out: &mut Vec<Message>) -> Closing {
         self.closing = true;
         self.flush(out);
-        self.outstanding == 0
+        Closing::unless_busy(self.outstanding > 0, Closing::Done)
     }
 
     fn goodbye(&mut self, out: &mut Vec<Message>) {
@@ -91,21 +91,14 @@ impl Dialect for RimeDialect {
         let msg = match serde_json::from_str::<ServerMsg>(&text) {
             Ok(m) => m,
             Err(e) => {
-                if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("type").is_some()) {
-                    tracing::debug!(error = %e, "rime: skipped an unknown message");
-                } else {
-                    out.push(Incoming::Fatal(TtsError::Protocol(format!("bad JSON from provider: {e}"))));
-                }
+                out.extend(socket::unknown_message("rime", &text, e).map(Incoming::Fatal));
                 return;
             }
         };
         match msg {
             ServerMsg::Chunk { data, context_id } if self.ours(context_id.as_deref()) => {
                 let Some(b64) = data.filter(|d| !d.is_empty()) else { return };
-                match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
-                    Ok(pcm) => out.push(Incoming::Audio(Bytes::from(pcm))),
-                    Err(e) => out.push(Incoming::Fatal(TtsError::Protocol(format!("audio is not base64: {e}")))),
-                }
+                out.push(socket::b64_audio(&b64).map_or_else(Incoming::Fatal, Incoming::Audio));
             }
             ServerMsg::Timestamps { word_timestamps: Some(w), context_id } if self.ours(context_id.as_deref()) => {
                 out.push(Incoming::Words(w));
@@ -128,13 +121,14 @@ impl Dialect for RimeDialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn spells_text_flush_eos_and_reads_the_replies() {
         let mut d = RimeDialect::new("c1".into());
         let mut out = Vec::new();
-        d.text("Hi. ", &mut out);
-        assert!(!d.close(&mut out));
+        d.text("Hi. ", &mut out).unwrap();
+        assert_eq!(d.close(&mut out), Closing::Pending);
         d.goodbye(&mut out);
         let sent: Vec<serde_json::Value> =
             out.iter().map(|m| serde_json::from_str(m.to_text().unwrap()).unwrap()).collect();

@@ -1,79 +1,61 @@
-//! Pieces shared by the websocket adapters whose providers speak one JSON dialect each
-//! (Cartesia, Deepgram Aura, Rime): URL mapping, the handshake, a REST key check, and the
-//! [`pump`] task that owns the socket.
+//! The TTS side of the shared socket client ([`wsclient`]): refusals, a REST key check, and the [`pump`] that runs every streaming adapter's [`pump::Dialect`] on wsclient's
+//! frame loop (Cartesia, Deepgram Aura, Rime, ElevenLabs, xAI, Soniox).
 
 pub(crate) mod pump;
 pub(crate) mod words;
 
 use crate::TtsError;
-use secrecy::{ExposeSecret, SecretString};
+use base64::Engine as _;
+use bytes::Bytes;
+use secrecy::SecretString;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
-
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use wsclient::{HeaderMap, HeaderValue, OpenError, Ws};
 
 /// Bound on TCP + TLS + WebSocket handshake; a hung provider must not stall a turn.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A key check is interactive; a provider that does not answer in this time is unreachable.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `base` + `path`, with http(s) mapped to ws(s) (`ws = true`) or ws(s) to http(s).
-pub(crate) fn endpoint(base: &Url, ws: bool, path: &[&str]) -> Result<Url, TtsError> {
-    let secure = match base.scheme() {
-        "http" | "ws" => false,
-        "https" | "wss" => true,
-        other => return Err(TtsError::Connect(format!("unsupported URL scheme {other:?}"))),
-    };
-    let scheme = match (ws, secure) {
-        (true, true) => "wss",
-        (true, false) => "ws",
-        (false, true) => "https",
-        (false, false) => "http",
-    };
-    let mut url = base.clone();
-    url.set_scheme(scheme).map_err(|()| TtsError::Connect("cannot use this base URL".into()))?;
-    url.path_segments_mut()
-        .map_err(|()| TtsError::Connect("base URL cannot have a path".into()))?
-        .pop_if_empty()
-        .extend(path);
-    url.set_query(None);
-    Ok(url)
+/// Base64 audio from a provider message (s16le, passed through untouched).
+pub(crate) fn b64_audio(b64: &str) -> Result<Bytes, TtsError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map(Bytes::from)
+        .map_err(|e| TtsError::Protocol(format!("audio is not base64: {e}")))
 }
 
-/// A header value carrying the key, marked sensitive so no debug output shows it.
-pub(crate) fn secret_header(prefix: &str, key: &SecretString) -> Result<HeaderValue, TtsError> {
-    let mut v = HeaderValue::try_from(format!("{prefix}{}", key.expose_secret()))
-        .map_err(|_| TtsError::Connect("the API key is not a valid header value".into()))?;
-    v.set_sensitive(true);
-    Ok(v)
+/// A text frame that is not JSON of the provider's shape.
+pub(crate) fn bad_json(e: serde_json::Error) -> TtsError {
+    TtsError::Protocol(format!("bad JSON from provider: {e}"))
 }
 
-/// Opens the socket with `headers`; refusals become typed errors (401/403 → Unauthorized).
-pub(crate) async fn connect(url: &Url, headers: Vec<(&'static str, HeaderValue)>) -> Result<Ws, TtsError> {
-    let mut request = url.as_str().into_client_request().map_err(|e| TtsError::Connect(format!("bad request: {e}")))?;
-    for (name, value) in headers {
-        request.headers_mut().insert(name, value);
+/// A frame none of `provider`'s known messages parse. One with a `type` is a newer message type,
+/// which must not kill a stream (`None`, logged); anything else is a provider bug and ends it.
+pub(crate) fn unknown_message(provider: &str, text: &str, e: serde_json::Error) -> Option<TtsError> {
+    if serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.get("type").is_some()) {
+        tracing::debug!(error = %e, "{provider}: skipped an unknown message");
+        return None;
     }
-    let (ws, _) = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true),
-    )
-    .await
-    .map_err(|_| TtsError::Connect("timed out".into()))?
-    .map_err(handshake_error)?;
-    Ok(ws)
+    Some(bad_json(e))
 }
 
-fn handshake_error(e: tungstenite::Error) -> TtsError {
+/// A header value carrying the key after `prefix`, marked sensitive so no debug output shows it.
+pub(crate) fn secret_header(prefix: &str, key: &SecretString) -> Result<HeaderValue, TtsError> {
+    Ok(wsclient::secret_header(prefix, key)?)
+}
+
+/// Opens the socket with `headers`, reading a refusal's body for the provider's reason.
+pub(crate) async fn connect(url: &Url, headers: HeaderMap) -> Result<Ws, TtsError> {
+    wsclient::open(url, headers, CONNECT_TIMEOUT).await.map_err(refused)
+}
+
+/// A failed open, with the provider's own explanation when its refusal body has one
+/// (Deepgram: "No such model/version combination found.").
+pub(crate) fn refused(e: OpenError) -> TtsError {
     match e {
-        tungstenite::Error::Http(resp) => {
-            let body = resp.body().as_deref().map(body_message).unwrap_or_default();
-            refusal(resp.status().as_u16(), body)
-        }
-        other => TtsError::Connect(other.to_string()),
+        OpenError::Refused { status, body } => refusal(status, body.as_deref().map(body_message).unwrap_or_default()),
+        other => other.into(),
     }
 }
 
@@ -121,26 +103,9 @@ pub(crate) async fn check_get(
     Err(refusal(status, body))
 }
 
-/// Small socket buffers (see the ElevenLabs adapter for why); Nagle off.
-fn ws_config() -> tungstenite::protocol::WebSocketConfig {
-    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_maps_schemes_and_drops_query() {
-        let base = Url::parse("https://api.example.com/?x=1").unwrap();
-        assert_eq!(
-            endpoint(&base, true, &["tts", "websocket"]).unwrap().as_str(),
-            "wss://api.example.com/tts/websocket"
-        );
-        let base = Url::parse("ws://127.0.0.1:9/").unwrap();
-        assert_eq!(endpoint(&base, false, &["v1", "models"]).unwrap().as_str(), "http://127.0.0.1:9/v1/models");
-        assert!(endpoint(&Url::parse("ftp://x").unwrap(), true, &[]).is_err());
-    }
 
     #[test]
     fn refusals_are_typed_and_bodies_bounded() {

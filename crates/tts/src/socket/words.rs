@@ -9,12 +9,10 @@ use serde::Deserialize;
 
 /// `{"words":[…],"start":[…],"end":[…]}` as both providers spell it.
 #[derive(Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
 pub(crate) struct WordTimes {
-    #[serde(default)]
     pub words: Vec<String>,
-    #[serde(default)]
     pub start: Vec<f64>,
-    #[serde(default)]
     pub end: Vec<f64>,
 }
 

@@ -4,15 +4,14 @@
 //! `text_end` (Soniox has no other flush), and later text opens a new `stream_id` on the same
 //! socket. Language is fixed to `en` (the request has no language field).
 
-mod pump;
+mod dialect;
 pub(crate) mod wire;
 
+use crate::socket::{self, pump};
 use crate::{Tts, TtsError, TtsRequest, TtsStream};
 use futures::SinkExt;
 use secrecy::{ExposeSecret, SecretString};
-use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
 /// `pcm_s16le` rates Soniox offers that a session may ask for (no 22050).
@@ -23,31 +22,9 @@ pub const DEFAULT_VOICE: &str = "Adrian";
 pub const DEFAULT_MODEL: &str = "tts-rt-v1";
 const LANGUAGE: &str = "en";
 
-const TEXT_QUEUE: usize = 64;
-const EVENT_QUEUE: usize = 128;
-
 /// Streams text to Soniox and PCM back. Holds no key beyond the stream that uses it.
-#[derive(Debug, Clone)]
-pub struct Soniox {
-    connect_timeout: Duration,
-}
-
-impl Default for Soniox {
-    fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(10) }
-    }
-}
-
-impl Soniox {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Soniox;
 
 /// What every stream's config message repeats.
 pub(crate) struct StreamSettings {
@@ -75,10 +52,6 @@ impl StreamSettings {
 
 #[async_trait::async_trait]
 impl Tts for Soniox {
-    fn name(&self) -> &'static str {
-        "soniox"
-    }
-
     /// Soniox's REST model list lives on another host (`api.soniox.com`) than the TTS socket,
     /// so the check opens a stream and cancels it: a bad key is refused with `error_code` 401
     /// and no character is billed.
@@ -90,15 +63,9 @@ impl Tts for Soniox {
         if !SAMPLE_RATES.contains(&req.sample_rate) {
             return Err(TtsError::UnsupportedSampleRate(req.sample_rate));
         }
-        let url = socket_url(req.base_url)?;
-        let request = url.as_str().into_client_request().map_err(|e| TtsError::Connect(format!("bad request: {e}")))?;
-        let (mut ws, _) = tokio::time::timeout(
-            self.connect_timeout,
-            tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true),
-        )
-        .await
-        .map_err(|_| TtsError::Connect("timed out".into()))?
-        .map_err(handshake_error)?;
+        let url = wsclient::endpoint(req.base_url, wsclient::Scheme::Ws, &["tts-websocket"])?;
+        // No auth header: the key rides in each stream's config message.
+        let mut ws = wsclient::open(&url, wsclient::HeaderMap::new(), socket::CONNECT_TIMEOUT).await?;
 
         let settings = StreamSettings {
             key: req.key.clone(),
@@ -113,43 +80,8 @@ impl Tts for Soniox {
             .await
             .map_err(|e| TtsError::Connect(format!("sending the stream config: {e}")))?;
 
-        let (text_tx, text_rx) = mpsc::channel(TEXT_QUEUE);
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(pump::run(ws, text_rx, events_tx, settings, prefix));
-        Ok(TtsStream { text: text_tx, events: events_rx })
+        Ok(pump::spawn(ws, dialect::Streams::new(settings, prefix)))
     }
-}
-
-/// `{base}/tts-websocket`, with http(s) mapped to ws(s).
-fn socket_url(base: &Url) -> Result<Url, TtsError> {
-    let scheme = match base.scheme() {
-        "http" | "ws" => "ws",
-        "https" | "wss" => "wss",
-        other => return Err(TtsError::Connect(format!("unsupported URL scheme {other:?}"))),
-    };
-    let mut url = base.clone();
-    url.set_scheme(scheme).map_err(|()| TtsError::Connect("cannot use this base URL".into()))?;
-    url.path_segments_mut()
-        .map_err(|()| TtsError::Connect("base URL cannot have a path".into()))?
-        .pop_if_empty()
-        .push("tts-websocket");
-    url.set_query(None);
-    Ok(url)
-}
-
-fn handshake_error(e: tungstenite::Error) -> TtsError {
-    match e {
-        tungstenite::Error::Http(resp) => match resp.status().as_u16() {
-            401 | 403 => TtsError::Unauthorized,
-            429 => TtsError::RateLimited,
-            s => TtsError::Connect(format!("HTTP {s}")),
-        },
-        other => TtsError::Connect(other.to_string()),
-    }
-}
-
-fn ws_config() -> tungstenite::protocol::WebSocketConfig {
-    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0)
 }
 
 #[cfg(test)]
@@ -158,6 +90,7 @@ mod tests {
 
     #[test]
     fn socket_url_maps_scheme() {
+        let socket_url = |base: &Url| wsclient::endpoint(base, wsclient::Scheme::Ws, &["tts-websocket"]);
         let url = socket_url(&Url::parse("wss://tts-rt.soniox.com").unwrap()).unwrap();
         assert_eq!(url.as_str(), "wss://tts-rt.soniox.com/tts-websocket");
         let url = socket_url(&Url::parse("http://127.0.0.1:5/").unwrap()).unwrap();
@@ -180,6 +113,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(test)]
-mod loopback_tests;

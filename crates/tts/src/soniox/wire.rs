@@ -1,8 +1,8 @@
 //! Soniox real-time TTS JSON messages (protocols/llm-more.md E4). Server messages carry no
 //! `type`: the fields present say what they are.
 
+use crate::socket;
 use crate::{Alignment, TtsError};
-use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -29,32 +29,24 @@ pub(crate) fn cancel(stream_id: &str) -> String {
     serde_json::json!({"stream_id": stream_id, "cancel": true}).to_string()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct ServerMsg {
-    #[serde(default)]
     stream_id: Option<String>,
-    #[serde(default)]
     audio: Option<String>,
-    #[serde(default)]
     terminated: Option<bool>,
-    #[serde(default)]
     timestamps: Option<Timestamps>,
-    #[serde(default)]
     error_code: Option<i64>,
-    #[serde(default)]
     error_type: Option<String>,
-    #[serde(default)]
     error_message: Option<String>,
 }
 
 /// Parallel per-character arrays, seconds from the start of the stream's audio.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Timestamps {
-    #[serde(default)]
     characters: Vec<String>,
-    #[serde(default)]
     character_start_times_seconds: Vec<f64>,
-    #[serde(default)]
     character_end_times_seconds: Vec<f64>,
 }
 
@@ -83,8 +75,7 @@ pub(crate) struct Incoming {
 }
 
 pub(crate) fn parse(text: &str) -> Result<Incoming, TtsError> {
-    let msg: ServerMsg =
-        serde_json::from_str(text).map_err(|e| TtsError::Protocol(format!("bad JSON from provider: {e}")))?;
+    let msg: ServerMsg = serde_json::from_str(text).map_err(socket::bad_json)?;
     let mut out =
         Incoming { stream_id: msg.stream_id, terminated: msg.terminated.unwrap_or(false), ..Default::default() };
     if let Some(code) = msg.error_code {
@@ -93,10 +84,7 @@ pub(crate) fn parse(text: &str) -> Result<Incoming, TtsError> {
         return Ok(out);
     }
     if let Some(b64) = msg.audio {
-        let pcm = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_bytes())
-            .map_err(|e| TtsError::Protocol(format!("audio is not base64: {e}")))?;
-        out.audio = Some((Bytes::from(pcm), msg.timestamps.and_then(Timestamps::into_alignment)));
+        out.audio = Some((socket::b64_audio(&b64)?, msg.timestamps.and_then(Timestamps::into_alignment)));
     }
     Ok(out)
 }
@@ -113,6 +101,7 @@ fn classify(code: i64, message: String) -> TtsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     #[test]
     fn audio_timestamps_terminated_and_errors() {

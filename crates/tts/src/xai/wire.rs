@@ -1,7 +1,7 @@
 //! xAI streaming TTS JSON messages (protocols/llm-more.md E3.2).
 
+use crate::socket;
 use crate::{Alignment, TtsError};
-use base64::Engine as _;
 use bytes::Bytes;
 use serde::Deserialize;
 
@@ -27,11 +27,10 @@ struct ServerMsg {
 }
 
 /// Character timings in seconds from the utterance start: `graph_times[i] = [start, end]`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Timestamps {
-    #[serde(default)]
     graph_chars: Vec<String>,
-    #[serde(default)]
     graph_times: Vec<Vec<f64>>,
 }
 
@@ -67,17 +66,14 @@ pub(crate) enum Incoming {
 }
 
 pub(crate) fn parse(text: &str) -> Result<Incoming, TtsError> {
-    let msg: ServerMsg =
-        serde_json::from_str(text).map_err(|e| TtsError::Protocol(format!("bad JSON from provider: {e}")))?;
+    let msg: ServerMsg = serde_json::from_str(text).map_err(socket::bad_json)?;
     Ok(match msg.kind.as_str() {
         "audio.delta" => {
             let pcm = match msg.delta.filter(|d| !d.is_empty()) {
-                Some(b64) => base64::engine::general_purpose::STANDARD
-                    .decode(b64.as_bytes())
-                    .map_err(|e| TtsError::Protocol(format!("audio is not base64: {e}")))?,
-                None => Vec::new(),
+                Some(b64) => socket::b64_audio(&b64)?,
+                None => Bytes::new(),
             };
-            Incoming::Audio { pcm: Bytes::from(pcm), timing: msg.audio_timestamps.and_then(Timestamps::into_alignment) }
+            Incoming::Audio { pcm, timing: msg.audio_timestamps.and_then(Timestamps::into_alignment) }
         }
         "audio.done" => Incoming::Done,
         "error" => {
@@ -106,6 +102,7 @@ pub(crate) fn classify(detail: &str) -> TtsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     #[test]
     fn audio_with_timestamps_decodes_to_ms() {

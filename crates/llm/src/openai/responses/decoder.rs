@@ -6,7 +6,6 @@
 
 use super::wire::{ErrorBody, Event, Item, Response, Usage};
 use crate::error::scrub;
-use crate::estimate::estimate_output_tokens;
 use crate::pump::{Decode, Step};
 use crate::{LlmError, LlmEvent, ToolCall};
 
@@ -144,16 +143,8 @@ impl Decode for Decoder {
             tracing::warn!(calls = self.calls.len(), "dropping function calls the stream never finished");
             self.calls.clear();
         }
-        out.push(match self.usage {
-            Some(u) => {
-                LlmEvent::Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens, estimated: false }
-            }
-            None => LlmEvent::Usage {
-                input_tokens: self.input_estimate,
-                output_tokens: estimate_output_tokens(self.output_chars),
-                estimated: true,
-            },
-        });
+        let reported = self.usage.as_ref().map(|u| (u.input_tokens, u.output_tokens));
+        out.push(crate::pump::usage_or_estimate(reported, self.input_estimate, self.output_chars));
     }
 }
 
@@ -162,17 +153,7 @@ mod tests {
     use super::*;
 
     fn run(payloads: &[&str]) -> (Vec<LlmEvent>, Result<Step, LlmError>) {
-        let mut d = Decoder::new(10);
-        let mut out = Vec::new();
-        let mut last = Ok(Step::Continue);
-        for p in payloads {
-            last = d.data(p, &mut out);
-            if !matches!(last, Ok(Step::Continue)) {
-                break;
-            }
-        }
-        d.close(matches!(last, Ok(Step::Done)), &mut out);
-        (out, last)
+        crate::pump::decode_all(&mut Decoder::new(10), payloads)
     }
 
     const CREATED: &str = r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","created_at":1760000000,"status":"in_progress","model":"gpt-4.1-mini","output":[],"usage":null}}"#;

@@ -6,7 +6,6 @@
 use super::Deepgram;
 use crate::wspump::{self, Dialect, Flow};
 use crate::{SttError, SttEvent, SttRequest, SttStream};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use url::Url;
@@ -23,19 +22,16 @@ pub(super) fn is_flux(model: &str) -> bool {
 }
 
 pub(super) async fn connect(dg: &Deepgram, req: &SttRequest<'_>) -> Result<SttStream, SttError> {
-    if req.sample_rate == 0 {
-        return Err(SttError::Connect("sample rate must be positive".into()));
-    }
+    req.require_rate()?;
     let url = listen_url(req)?;
-    let auth = format!("Token {}", req.key.expose_secret());
-    let ws = wspump::open(&url, Some(("authorization", auth)), dg.connect_timeout).await?;
+    let ws = super::open(&url, req, dg.connect_timeout).await?;
     let opts =
         wspump::Opts { sample_rate: req.sample_rate, keepalive_after: dg.keepalive_after, close_wait: dg.close_wait };
     Ok(wspump::spawn(ws, Flux { sample_rate: req.sample_rate }, opts))
 }
 
 fn listen_url(req: &SttRequest<'_>) -> Result<Url, SttError> {
-    let mut url = wspump::ws_url(req.base_url, &["v2", "listen"])?;
+    let mut url = wsclient::endpoint(req.base_url, wsclient::Scheme::Ws, &["v2", "listen"])?;
     url.query_pairs_mut()
         .append_pair("model", req.model)
         .append_pair("encoding", "linear16")
@@ -75,11 +71,12 @@ impl Dialect for Flux {
         self.silence(KEEPALIVE_SILENCE_MS, out);
     }
 
-    fn close(&mut self, out: &mut Vec<Message>) {
+    fn close(&mut self, out: &mut Vec<Message>) -> Flow {
         out.push(Message::Text(CLOSE_STREAM));
+        Flow::Continue
     }
 
-    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>) -> Result<Flow, SttError> {
+    fn decode(&mut self, text: &str, events: &mut Vec<SttEvent>, _out: &mut Vec<Message>) -> Result<Flow, SttError> {
         decode(text, events)?;
         Ok(Flow::Continue)
     }
@@ -137,19 +134,12 @@ fn decode(text: &str, events: &mut Vec<SttEvent>) -> Result<(), SttError> {
 }
 
 #[cfg(test)]
-mod loopback_tests;
-
-#[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::SecretString;
 
     #[test]
     fn url_and_turn_mapping() {
-        let key = SecretString::from("k");
-        let base = Url::parse("https://api.deepgram.com").unwrap();
-        let req =
-            SttRequest { base_url: &base, key: &key, model: "flux-general-en", sample_rate: 16000, language: "en" };
+        let req = SttRequest::for_test("https://api.deepgram.com", "flux-general-en", 16000, "en");
         assert_eq!(
             listen_url(&req).unwrap().as_str(),
             "wss://api.deepgram.com/v2/listen?model=flux-general-en&encoding=linear16&sample_rate=16000"

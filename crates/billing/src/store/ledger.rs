@@ -1,0 +1,174 @@
+//! The ledger: settling usage against plan credits and the wallet, wallet top-ups, and the
+//! holds running sessions place on their payer's funds. Each query is written once and
+//! compiled for both backends by [`ledger_queries!`]; how a settle locks its payer is the
+//! backend's `begin_settle`.
+
+/// The ledger queries over one backend (see `session_queries!` for what they expect in scope;
+/// these also use the backend's `begin_settle`).
+macro_rules! ledger_queries {
+    () => {
+        use super::sessions::insert_usage_on;
+        use super::{begin_settle, sql, Db, Pool};
+        use crate::store::split::{charge, CreditState};
+        use crate::store::{now_ms, period_of, StoreError};
+        use crate::UsageRecord;
+        use sqlx::Row;
+
+        /// Settle `recs` in order, in one transaction: one commit for a whole checkpoint.
+        /// `begin_settle` serialises settles on one payer, so each reads the credit use the
+        /// previous one wrote.
+        pub(super) async fn settle_all(
+            pool: &Pool,
+            payer: &str,
+            recs: &[UsageRecord],
+        ) -> Result<Vec<UsageRecord>, StoreError> {
+            let mut tx = begin_settle(pool, payer).await?;
+            let mut out = Vec::new();
+            for rec in recs {
+                out.extend(settle_in(&mut tx, payer, rec).await?);
+            }
+            tx.commit().await?;
+            Ok(out)
+        }
+
+        /// Charge `payer` for `rec`. The insert of the record's own key is the replay check: a
+        /// key already written (even by a concurrent settle for another payer, which the unique
+        /// index makes us wait for) charges nothing.
+        async fn settle_in(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            payer: &str,
+            rec: &UsageRecord,
+        ) -> Result<Vec<UsageRecord>, StoreError> {
+            let q = sql(
+                "SELECT o.credits_used_micros, o.credits_period, p.monthly_credit_micros
+                 FROM orgs o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?",
+            );
+            let Some(org) = sqlx::query(q).bind(payer).fetch_optional(&mut **tx).await? else {
+                // No such org (the store has no orgs yet): record only, charge nobody.
+                let fresh = insert_usage_on(&mut **tx, rec).await?;
+                return Ok(if fresh { vec![rec.clone()] } else { Vec::new() });
+            };
+            let (used, period, allowance): (i64, String, i64) = (org.try_get(0)?, org.try_get(1)?, org.try_get(2)?);
+            let c = charge(rec, CreditState { used_micros: used, period: &period, allowance_micros: allowance });
+            for (i, r) in c.records.iter().enumerate() {
+                // A replay: nothing was written for it, and nothing is charged.
+                if !insert_usage_on(&mut **tx, r).await? && i == 0 {
+                    return Ok(Vec::new());
+                }
+            }
+            let q = sql(
+                "UPDATE orgs SET credits_used_micros = ?, credits_period = ?, wallet_micros = wallet_micros - ? WHERE id = ?",
+            );
+            sqlx::query(q)
+                .bind(c.credits_used_micros)
+                .bind(&c.credits_period)
+                .bind(c.from_wallet)
+                .bind(payer)
+                .execute(&mut **tx)
+                .await?;
+            if c.from_wallet != 0 {
+                let q = sql(
+                    "INSERT INTO wallet_tx (org_id, amount_micros, kind, ref, created_at_ms) VALUES (?, ?, 'usage', ?, ?)",
+                );
+                sqlx::query(q)
+                    .bind(payer)
+                    .bind(-c.from_wallet)
+                    .bind(rec.key())
+                    .bind(rec.created_at_ms)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(c.records)
+        }
+
+        /// `RowNotFound` when the org does not exist (nothing is written then).
+        pub(super) async fn add_wallet(
+            pool: &Pool,
+            org_id: &str,
+            amount: i64,
+            reference: &str,
+        ) -> Result<i64, StoreError> {
+            let mut tx = pool.begin().await?;
+            let q = sql("UPDATE orgs SET wallet_micros = wallet_micros + ? WHERE id = ? RETURNING wallet_micros");
+            let bal: i64 = sqlx::query_scalar(q).bind(amount).bind(org_id).fetch_one(&mut *tx).await?;
+            let q = sql(
+                "INSERT INTO wallet_tx (org_id, amount_micros, kind, ref, created_at_ms) VALUES (?, ?, 'topup', ?, ?)",
+            );
+            sqlx::query(q).bind(org_id).bind(amount).bind(reference).bind(now_ms()).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(bal)
+        }
+
+        pub(super) async fn put_hold(
+            pool: &Pool,
+            session_id: &str,
+            org_id: &str,
+            amount: i64,
+        ) -> Result<(), StoreError> {
+            upsert_hold(pool, session_id, org_id, amount).await
+        }
+
+        async fn upsert_hold<'e, E>(e: E, session_id: &str, org_id: &str, amount: i64) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = Db>,
+        {
+            let q = sql(
+                "INSERT INTO holds (session_id, org_id, amount_micros, updated_at_ms) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (session_id) DO UPDATE SET amount_micros = excluded.amount_micros, updated_at_ms = excluded.updated_at_ms",
+            );
+            sqlx::query(q).bind(session_id).bind(org_id).bind(amount).bind(now_ms()).execute(e).await?;
+            Ok(())
+        }
+
+        pub(super) async fn release_hold(pool: &Pool, session_id: &str) -> Result<(), StoreError> {
+            sqlx::query(sql("DELETE FROM holds WHERE session_id = ?")).bind(session_id).execute(pool).await?;
+            Ok(())
+        }
+
+        pub(super) async fn held(pool: &Pool, org_id: &str, except_session: Option<&str>) -> Result<i64, StoreError> {
+            let q = sql(
+                "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM holds WHERE org_id = ? AND session_id <> COALESCE(?, '')",
+            );
+            Ok(sqlx::query_scalar(q).bind(org_id).bind(except_session).fetch_one(pool).await?)
+        }
+
+        /// Check the payer's funds and place the session's hold in one transaction: the first
+        /// statement locks the payer's row (Postgres) or takes the write lock (SQLite), so
+        /// simultaneous starts are admitted one after another and never hold more than exists.
+        pub(super) async fn place_hold(
+            pool: &Pool,
+            session_id: &str,
+            org_id: &str,
+            amount_micros: i64,
+        ) -> Result<bool, StoreError> {
+            let mut tx = pool.begin().await?;
+            let lock = sql("UPDATE orgs SET wallet_micros = wallet_micros WHERE id = ?");
+            if sqlx::query(lock).bind(org_id).execute(&mut *tx).await?.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let q = sql(
+                "SELECT o.wallet_micros, o.credits_used_micros, o.credits_period, o.negative_limit_micros, p.monthly_credit_micros,
+                   CAST((SELECT COALESCE(SUM(h.amount_micros), 0) FROM holds h WHERE h.org_id = o.id AND h.session_id <> ?) AS BIGINT) AS held
+                 FROM orgs o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?",
+            );
+            let r = sqlx::query(q).bind(session_id).bind(org_id).fetch_one(&mut *tx).await?;
+            let period: String = r.try_get("credits_period")?;
+            let used: i64 = if period == period_of(now_ms()) { r.try_get("credits_used_micros")? } else { 0 };
+            let monthly: i64 = r.try_get("monthly_credit_micros")?;
+            let funds = crate::org::Funds {
+                credits_left_micros: (monthly - used).max(0),
+                wallet_micros: r.try_get("wallet_micros")?,
+                negative_limit_micros: r.try_get("negative_limit_micros")?,
+                held_micros: r.try_get("held")?,
+            };
+            if funds.available() < amount_micros {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            upsert_hold(&mut *tx, session_id, org_id, amount_micros).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+    };
+}
+pub(super) use ledger_queries;

@@ -1,0 +1,41 @@
+//! Deepgram Aura: usage right after each flush, `Done` after the last `Flushed`, models the
+//! provider lacks.
+
+use crate::util::{audio_bytes, connect, drain, keys, quick, send, text};
+use secrecy::SecretString;
+use tts::{DeepgramAura, Tts, TtsError, TtsEvent, TtsInput, TtsRequest};
+use tts_sim::{DeepgramTtsSim, DeepgramTtsSimConfig, Voicing};
+
+const KEY: &str = "dg-sim-good-0123456789";
+
+async fn sim() -> DeepgramTtsSim {
+    let cfg = DeepgramTtsSimConfig { voicing: quick(Voicing::default(), 20.0, 10), ..Default::default() };
+    DeepgramTtsSim::start(keys(KEY), cfg).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_flush_mid_turn_reports_usage_at_once_and_done_waits_for_the_last_flushed() {
+    let sim = sim().await;
+    let mut s = connect("deepgram", &sim.base_url(), KEY, "aura-2", 16000).await.unwrap();
+    send(&s, [text("Hello there. "), TtsInput::Flush, text("How are you today?"), TtsInput::Close]).await;
+    let events = drain(&mut s).await;
+    assert_eq!(audio_bytes(&events), 31 * 50 * 16 * 2);
+    let done = events.iter().position(|e| *e == TtsEvent::Done).expect("Done");
+    let last_audio = events.iter().rposition(|e| matches!(e, TtsEvent::Audio { .. })).unwrap();
+    assert!(last_audio < done, "Done waits for the second Flushed");
+    assert_eq!(events.first(), Some(&TtsEvent::Usage { characters: 13 }), "usage right after the flush");
+    assert_eq!(events.last(), Some(&TtsEvent::Usage { characters: 31 }));
+}
+
+#[tokio::test]
+async fn models_deepgram_lacks_are_refused_before_a_socket_opens() {
+    let sim = sim().await;
+    let base = sim.base_url();
+    let key = SecretString::from(KEY.to_string());
+    let err = DeepgramAura::new()
+        .connect(TtsRequest { base_url: &base, key: &key, model: "", voice: "nova-3", sample_rate: 16000 })
+        .await
+        .err();
+    assert_eq!(err, Some(TtsError::Provider { message: "HTTP 400: No such model/version combination found.".into() }));
+    assert_eq!(sim.connections(), 0);
+}
