@@ -3,6 +3,7 @@
 //! answer webhooks in `answer`, the calls API in `api_calls`, numbers and tokens in
 //! `api_access`, the org API in `api_org`.
 
+use crate::api_auth::AdminToken;
 use crate::api_org;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -273,11 +274,10 @@ pub fn check_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     responses((status = 200, body = ManagedKey)))]
 async fn put_managed_key(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    _: AdminToken,
     Path(provider): Path<String>,
     body: Result<Json<KeyBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ManagedKey>, ApiError> {
-    check_admin(&s, &headers)?;
     let Json(body) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"apiKey": "…"}"#))?;
     let known = crate::server::provider_names().contains(&provider.as_str());
     if !known {

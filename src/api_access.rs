@@ -3,12 +3,12 @@
 //! and short-lived, stored so any node sharing the store can check it once.
 
 use crate::api::{ApiError, AppState};
-use crate::api_org::org_auth;
+use crate::api_auth::OrgKey;
 use crate::api_org::store_err;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
-use billing::store::{NumberRow, StreamTokenRow};
+use billing::store::{NumberRow, OrgRow, StreamTokenRow};
 use gwauth::stream_token::Carrier;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -91,10 +91,9 @@ pub struct NumberList {
     responses((status = 201, body = NumberRow)))]
 pub async fn create_number(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     body: Result<Json<NumberBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<NumberRow>), ApiError> {
-    let org = org_auth(&s, &headers).await?;
     let Json(b) =
         body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"number","carrier","agentId"}"#))?;
     let number = e164(&b.number).ok_or_else(|| bad("bad_number", "number must be E.164: + and 6 to 15 digits"))?;
@@ -120,8 +119,7 @@ pub async fn create_number(
 /// The org's numbers
 #[utoipa::path(get, path = "/api/numbers", operation_id = "listNumbers", tag = "access",
     security(("orgKey" = [])), responses((status = 200, body = NumberList)))]
-pub async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<NumberList>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
+pub async fn list_numbers(State(s): State<AppState>, OrgKey(org): OrgKey) -> Result<Json<NumberList>, ApiError> {
     let numbers = s.deps.store.numbers(&org.id).await.map_err(store_err)?;
     Ok(Json(NumberList { numbers }))
 }
@@ -132,10 +130,9 @@ pub async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Resu
     responses((status = 204, description = "Deleted")))]
 pub async fn delete_number(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_auth(&s, &headers).await?;
     if s.deps.store.delete_number(&org.id, &id).await.map_err(store_err)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -184,11 +181,10 @@ fn ttl(asked: Option<i64>, default: i64) -> Result<i64, ApiError> {
 /// The prologue both token endpoints share: the org, its agent, and the token's lifetime.
 async fn token_request(
     s: &AppState,
-    headers: &HeaderMap,
+    org: OrgRow,
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
     default_ttl: i64,
 ) -> Result<(String, String, i64), ApiError> {
-    let org = org_auth(s, headers).await?;
     let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"agentId","ttlSeconds"}"#))?;
     let ttl = ttl(b.ttl_seconds, default_ttl)?;
     own_agent(s, &org.id, &b.agent_id).await?;
@@ -204,10 +200,10 @@ async fn token_request(
     responses((status = 201, body = ClientToken)))]
 pub async fn create_client_token(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<ClientToken>), ApiError> {
-    let (org_id, agent_id, ttl) = token_request(&s, &headers, body, 60).await?;
+    let (org_id, agent_id, ttl) = token_request(&s, org, body, 60).await?;
     let (token, exp) = mint(&s, "client", &org_id, &agent_id, None, None, ttl)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "token collision"))?;
@@ -223,10 +219,10 @@ pub async fn create_client_token(
     responses((status = 201, body = AudioSocketCall)))]
 pub async fn register_audiosocket_call(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<AudioSocketCall>), ApiError> {
-    let (org_id, agent_id, ttl) = token_request(&s, &headers, body, 30).await?;
+    let (org_id, agent_id, ttl) = token_request(&s, org, body, 30).await?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let now = billing::store::now_ms();
     let row = StreamTokenRow {

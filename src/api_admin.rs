@@ -1,10 +1,11 @@
 //! The admin API (the operator's token): orgs, wallets, plans and the rate table. The managed
 //! key rotation is in `api`.
 
-use crate::api::{check_admin, ApiError, AppState};
+use crate::api::{ApiError, AppState};
+use crate::api_auth::AdminToken;
 use crate::api_org::store_err;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use billing::org::Plan;
 use serde::{Deserialize, Serialize};
@@ -37,8 +38,7 @@ pub struct PlanList {
 /// Every org, by name (no key material)
 #[utoipa::path(get, path = "/api/admin/orgs", operation_id = "listOrgs", tag = "admin",
     security(("adminToken" = [])), responses((status = 200, body = OrgList)))]
-pub async fn list_orgs(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<OrgList>, ApiError> {
-    check_admin(&s, &headers)?;
+pub async fn list_orgs(State(s): State<AppState>, _: AdminToken) -> Result<Json<OrgList>, ApiError> {
     let orgs = s.deps.store.orgs().await.map_err(store_err)?;
     let orgs = orgs
         .into_iter()
@@ -58,8 +58,7 @@ pub async fn list_orgs(State(s): State<AppState>, headers: HeaderMap) -> Result<
 /// Every plan, in the shape PUT takes
 #[utoipa::path(get, path = "/api/admin/plans", operation_id = "listPlans", tag = "admin",
     security(("adminToken" = [])), responses((status = 200, body = PlanList)))]
-pub async fn list_plans(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<PlanList>, ApiError> {
-    check_admin(&s, &headers)?;
+pub async fn list_plans(State(s): State<AppState>, _: AdminToken) -> Result<Json<PlanList>, ApiError> {
     let mut plans = Vec::new();
     for id in s.deps.store.plan_ids().await.map_err(store_err)? {
         if let Some(p) = s.deps.store.plan(&id).await.map_err(store_err)? {
@@ -119,10 +118,9 @@ pub struct OrgCreated {
     responses((status = 201, body = OrgCreated)))]
 pub async fn create_org(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    _: AdminToken,
     body: Result<Json<OrgBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<OrgCreated>), ApiError> {
-    check_admin(&s, &headers)?;
     let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"name":"…","plan":"pro"}"#))?;
     in_range("walletMicros", b.wallet_micros, 0, MAX_MONEY_MICROS)?;
     in_range("negativeLimitMicros", b.negative_limit_micros, 0, MAX_MONEY_MICROS)?;
@@ -160,11 +158,10 @@ pub struct Wallet {
     responses((status = 200, body = Wallet)))]
 pub async fn wallet_topup(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    _: AdminToken,
     Path(org_id): Path<String>,
     body: Result<Json<WalletBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Wallet>, ApiError> {
-    check_admin(&s, &headers)?;
     let Json(b) = body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"amountMicros": 1000000}"#))?;
     in_range("amountMicros", b.amount_micros, -MAX_MONEY_MICROS, MAX_MONEY_MICROS)?;
     if b.amount_micros == 0 {
@@ -188,10 +185,9 @@ pub struct PlanSaved {
     responses((status = 200, body = PlanSaved)))]
 pub async fn put_plan(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    _: AdminToken,
     body: Result<Json<Plan>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<PlanSaved>, ApiError> {
-    check_admin(&s, &headers)?;
     let Json(p) = body.map_err(|r| crate::api::body_rejected(r, "body must be a plan"))?;
     in_range("monthly_credit_micros", p.monthly_credit_micros, 0, MAX_MONEY_MICROS)?;
     in_range("byok_markup_bps", p.byok_markup_bps, 0, 10_000)?;
@@ -231,10 +227,9 @@ pub struct ManagedSet {
     responses((status = 200, body = ManagedSet)))]
 pub async fn set_managed(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    _: AdminToken,
     body: Result<Json<ManagedBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ManagedSet>, ApiError> {
-    check_admin(&s, &headers)?;
     let Json(b) =
         body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"provider":"…","managed":true}"#))?;
     if b.managed && s.deps.resolver.keys().get(&b.provider).is_none() {
@@ -281,10 +276,9 @@ pub struct RateSaved {
     responses((status = 200, body = RateSaved)))]
 pub async fn put_rate(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    _: AdminToken,
     body: Result<Json<RateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<RateSaved>, ApiError> {
-    check_admin(&s, &headers)?;
     let Json(b) = body.map_err(|r| {
         crate::api::body_rejected(r, "body must be JSON {service, provider, model, unit, priceMicros, managed}")
     })?;

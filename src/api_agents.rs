@@ -3,10 +3,11 @@
 //! refuses.
 
 use crate::api::{ApiError, AppState};
-use crate::api_org::{org_auth, store_err};
+use crate::api_auth::OrgKey;
+use crate::api_org::store_err;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use billing::org::access;
 use billing::store::load_context;
@@ -44,10 +45,9 @@ fn stored(id: String, spec: &str) -> Result<AgentRecord, ApiError> {
     responses((status = 201, body = AgentRecord)))]
 pub async fn create_agent(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     body: Result<Json<AgentSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<AgentRecord>), ApiError> {
-    let org = org_auth(&s, &headers).await?;
     s.deps.refresh_rates().await;
     let Json(spec) = body.map_err(|r| crate::api::body_rejected_in_detail(r, AGENT_HINT))?;
     check_agent(&s, &org.id, &spec).await?;
@@ -158,10 +158,9 @@ fn private_host(url: &str) -> bool {
     responses((status = 200, body = AgentRecord)))]
 pub async fn get_agent(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     Path(id): Path<String>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
     match s.deps.store.agent(&id).await.map_err(store_err)? {
         Some((owner, spec)) if owner == org.id => Ok(Json(stored(id, &spec)?)),
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such agent")),
@@ -171,8 +170,7 @@ pub async fn get_agent(
 /// The org's agents, oldest first
 #[utoipa::path(get, path = "/api/agents", operation_id = "listAgents", tag = "agents",
     security(("orgKey" = [])), responses((status = 200, body = AgentList)))]
-pub async fn list_agents(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<AgentList>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
+pub async fn list_agents(State(s): State<AppState>, OrgKey(org): OrgKey) -> Result<Json<AgentList>, ApiError> {
     let rows = s.deps.store.agents(&org.id).await.map_err(store_err)?;
     let agents = rows.into_iter().map(|(id, spec)| stored(id, &spec)).collect::<Result<_, _>>()?;
     Ok(Json(AgentList { agents }))
@@ -187,11 +185,10 @@ pub async fn list_agents(State(s): State<AppState>, headers: HeaderMap) -> Resul
     responses((status = 200, body = AgentRecord)))]
 pub async fn update_agent(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     Path(id): Path<String>,
     body: Result<Json<AgentSpec>, JsonRejection>,
 ) -> Result<Json<AgentRecord>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
     s.deps.refresh_rates().await;
     let Json(spec) = body.map_err(|r| crate::api::body_rejected_in_detail(r, AGENT_HINT))?;
     check_agent(&s, &org.id, &spec).await?;

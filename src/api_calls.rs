@@ -3,6 +3,7 @@
 //! own `default` org. Another org's ids answer 404, like ids that do not exist.
 
 use crate::api::{bearer, ApiError, AppState};
+use crate::api_auth::CallViewer;
 use crate::api_org::store_err;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -110,10 +111,9 @@ fn visible(row: Option<SessionRow>, viewer: &Viewer) -> Option<SessionRow> {
     responses((status = 200, body = CallDetail)))]
 pub async fn call(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    CallViewer(viewer): CallViewer,
     Path(call_id): Path<String>,
 ) -> Result<Json<CallDetail>, ApiError> {
-    let viewer = viewer(&s, &headers).await?;
     let row = s.deps.store.session_by_call_sid(&call_id).await.map_err(store_err)?;
     session_json(&s, visible(row, &viewer).ok_or_else(|| not_found("call"))?).await
 }
@@ -124,10 +124,9 @@ pub async fn call(
     responses((status = 200, body = CallDetail)))]
 pub async fn session_by_id(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    CallViewer(viewer): CallViewer,
     Path(id): Path<String>,
 ) -> Result<Json<CallDetail>, ApiError> {
-    let viewer = viewer(&s, &headers).await?;
     let row = s.deps.store.session(&id).await.map_err(store_err)?;
     session_json(&s, visible(row, &viewer).ok_or_else(|| not_found("session"))?).await
 }
@@ -151,10 +150,9 @@ pub struct ListQuery {
     responses((status = 200, body = CallList)))]
 pub async fn list_calls(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    CallViewer(viewer): CallViewer,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<CallList>, ApiError> {
-    let viewer = viewer(&s, &headers).await?;
     let Query(q) = q.map_err(|_| {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "from, to (ms) and limit must be integers")
     })?;
@@ -184,10 +182,9 @@ pub async fn list_calls(
     responses((status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String)))]
 pub async fn call_events(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    CallViewer(viewer): CallViewer,
     Path(call_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let viewer = viewer(&s, &headers).await?;
     s.deps.hub.prune_waiting();
     // Attached when the call starts here or its next event is relayed from another node; a
     // call that never starts does not hold the watcher forever.
@@ -201,10 +198,9 @@ pub async fn call_events(
     responses((status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String)))]
 pub async fn session_events(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    CallViewer(viewer): CallViewer,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let viewer = viewer(&s, &headers).await?;
     if let Some(rx) = s.deps.hub.subscribe_session(&id, &viewer) {
         return Ok(Sse::new(events_of(rx)).keep_alive(KeepAlive::default()).into_response());
     }

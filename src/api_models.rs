@@ -2,9 +2,9 @@
 //! and the public price list with the providers the platform holds keys for.
 
 use crate::api::{ApiError, AppState};
-use crate::api_org::{org_auth, store_err};
+use crate::api_auth::OrgKey;
+use crate::api_org::store_err;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use billing::org::{access, provider_of, Access};
 use billing::store::load_context;
@@ -60,10 +60,9 @@ pub struct RateModels {
     security(("orgKey" = [])), params(AccessQuery), responses((status = 200, body = Access)))]
 pub async fn model_access(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     Query(q): Query<AccessQuery>,
 ) -> Result<Json<Access>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
     s.deps.refresh_rates().await;
     let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();
@@ -74,8 +73,7 @@ pub async fn model_access(
 /// The access check for every priced model
 #[utoipa::path(get, path = "/api/models/catalog", operation_id = "modelCatalog", tag = "models",
     security(("orgKey" = [])), responses((status = 200, body = ModelCatalog)))]
-pub async fn model_catalog(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<ModelCatalog>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
+pub async fn model_catalog(State(s): State<AppState>, OrgKey(org): OrgKey) -> Result<Json<ModelCatalog>, ApiError> {
     s.deps.refresh_rates().await;
     let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
     let rates = s.deps.resolver.rates();

@@ -3,6 +3,7 @@
 //! (`Authorization: Bearer sk_…`); another org's ids answer 404, never 403, so ids leak nothing.
 
 use crate::api::{bearer, ApiError, AppState};
+use crate::api_auth::OrgKey;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -22,6 +23,17 @@ pub(crate) fn store_err(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// The org behind the request's API key.
+/// The key vault, or why keys cannot be saved or opened on this server.
+fn vault(s: &AppState) -> Result<&std::sync::Arc<billing::vault::Vault>, ApiError> {
+    s.deps.vault.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "vault_not_configured",
+            "set SWITCHBOARD_MASTER_KEYS to save keys",
+        )
+    })
+}
+
 pub async fn org_auth(s: &AppState, headers: &HeaderMap) -> Result<OrgRow, ApiError> {
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or unknown API key");
     let key = bearer(headers).filter(|k| k.starts_with("sk_")).ok_or_else(unauthorized)?;
@@ -98,10 +110,9 @@ fn json_credential_last4(provider: &str, secret: &str) -> Result<Option<String>,
     responses((status = 200, body = StoredCredential)))]
 pub async fn put_credential(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     body: Result<Json<CredentialBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<StoredCredential>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
     let Json(b) =
         body.map_err(|r| crate::api::body_rejected(r, r#"body must be JSON {"provider":"…","apiKey":"…"}"#))?;
     if !known_provider(&s, &b.provider) {
@@ -122,13 +133,7 @@ pub async fn put_credential(
             ))
         }
     };
-    let vault = s.deps.vault.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "vault_not_configured",
-            "set SWITCHBOARD_MASTER_KEYS to save keys",
-        )
-    })?;
+    let vault = vault(&s)?;
     let json_last4 = json_credential_last4(&b.provider, &secret)?;
     let secret = SecretString::from(secret);
     let sealed = vault
@@ -152,8 +157,10 @@ pub async fn put_credential(
 /// List saved credentials (id, provider, name, last 4 only)
 #[utoipa::path(get, path = "/api/credentials", operation_id = "listCredentials", tag = "credentials",
     security(("orgKey" = [])), responses((status = 200, body = CredentialList)))]
-pub async fn list_credentials(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<CredentialList>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
+pub async fn list_credentials(
+    State(s): State<AppState>,
+    OrgKey(org): OrgKey,
+) -> Result<Json<CredentialList>, ApiError> {
     let credentials = s.deps.store.credentials(&org.id).await.map_err(store_err)?;
     Ok(Json(CredentialList { credentials }))
 }
@@ -164,10 +171,9 @@ pub async fn list_credentials(State(s): State<AppState>, headers: HeaderMap) -> 
     responses((status = 204, description = "Deleted")))]
 pub async fn delete_credential(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_auth(&s, &headers).await?;
     if s.deps.store.delete_credential(&org.id, &id).await.map_err(store_err)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -216,10 +222,9 @@ pub struct ByokState {
     security(("orgKey" = [])), request_body = ByokBody, responses((status = 200, body = Byok)))]
 pub async fn put_byok(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(mut org): OrgKey,
     body: Result<Json<ByokBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Byok>, ApiError> {
-    let mut org = org_auth(&s, &headers).await?;
     let Json(b) = body.map_err(|r| crate::api::body_rejected(r, "body must be JSON"))?;
     if b.use_own_keys == Some(true) {
         let plan = s.deps.store.plan(&org.plan_id).await.map_err(store_err)?;
@@ -261,8 +266,7 @@ pub async fn put_byok(
 /// So a console can show the toggle disabled and say why.
 #[utoipa::path(get, path = "/api/byok", operation_id = "getByok", tag = "credentials",
     security(("orgKey" = [])), responses((status = 200, body = ByokState)))]
-pub async fn get_byok(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<ByokState>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
+pub async fn get_byok(State(s): State<AppState>, OrgKey(org): OrgKey) -> Result<Json<ByokState>, ApiError> {
     let plan = s.deps.store.plan(&org.plan_id).await.map_err(store_err)?;
     let allowed = plan.is_some_and(|p| p.byok_allowed);
     let reason = (!allowed).then(|| format!("the {:?} plan does not include bringing your own keys", org.plan_id));
@@ -302,17 +306,10 @@ pub struct CredentialChecks {
     security(("orgKey" = [])), params(CheckQuery), responses((status = 200, body = CredentialChecks)))]
 pub async fn check_credentials(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     Query(q): Query<CheckQuery>,
 ) -> Result<Json<CredentialChecks>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
-    let vault = s.deps.vault.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "vault_not_configured",
-            "set SWITCHBOARD_MASTER_KEYS to save keys",
-        )
-    })?;
+    let vault = vault(&s)?;
     let mut creds = s.deps.store.credentials(&org.id).await.map_err(store_err)?;
     if let Some(id) = &q.id {
         creds.retain(|c| &c.id == id);
@@ -355,8 +352,7 @@ pub struct Balance {
 /// Wallet and remaining plan credits
 #[utoipa::path(get, path = "/api/balance", operation_id = "getBalance", tag = "billing",
     security(("orgKey" = [])), responses((status = 200, body = Balance)))]
-pub async fn balance(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Balance>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
+pub async fn balance(State(s): State<AppState>, OrgKey(org): OrgKey) -> Result<Json<Balance>, ApiError> {
     let ctx = load_context(s.deps.store.as_ref(), &org.id, None).await.map_err(store_err)?;
     Ok(Json(Balance {
         org_id: org.id,
@@ -396,10 +392,9 @@ pub struct UsageList {
     security(("orgKey" = [])), params(UsageQuery), responses((status = 200, body = UsageList)))]
 pub async fn usage(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    OrgKey(org): OrgKey,
     Query(q): Query<UsageQuery>,
 ) -> Result<Json<UsageList>, ApiError> {
-    let org = org_auth(&s, &headers).await?;
     let records = match q.session {
         Some(sid) => {
             let session = s.deps.store.session(&sid).await.map_err(store_err)?;

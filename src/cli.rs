@@ -282,6 +282,10 @@ pub struct SimArgs {
     /// Its URL is printed as `carrier`; `GET <carrier>/_sim/hangups` lists the hang-ups it took.
     #[arg(long = "carrier-account", value_name = "CARRIER=JSON")]
     pub carrier_accounts: Vec<String>,
+    /// A slow carrier: every carrier REST request takes effect this many ms after it arrives
+    /// (and only if the client still waits), to test what happens while a transfer is in flight.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub carrier_delay_ms: u64,
     /// Recorded calls the STT simulator recognizes (a folder); the built-in ones when unset.
     #[arg(long)]
     pub calls: Option<PathBuf>,

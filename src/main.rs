@@ -7,6 +7,7 @@ mod api;
 mod api_access;
 mod api_admin;
 mod api_agents;
+mod api_auth;
 mod api_calls;
 mod api_media;
 mod api_models;

@@ -365,3 +365,32 @@ fn public_base(text: &str) -> anyhow::Result<url::Url> {
     let with_slash = if text.ends_with('/') { text.to_string() } else { format!("{text}/") };
     url::Url::parse(&with_slash).with_context(|| format!("--public-url {text:?} is not an absolute URL"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::default_urls;
+
+    /// Where the three registries meet: every name builds its adapter, once per service, and
+    /// has a public endpoint that parses.
+    #[test]
+    fn every_registered_adapter_builds_once_at_a_valid_endpoint() {
+        let http = reqwest::Client::new();
+        let stt = stt::registry::names().map(|n| ("stt", n, stt::registry::build(n).is_some()));
+        let tts = tts::registry::names().map(|n| ("tts", n, tts::registry::build(n).is_some()));
+        let llm = llm::registry::names().map(|n| ("llm", n, llm::registry::build(n, &http).is_some()));
+        let all: Vec<_> = stt.chain(tts).chain(llm).collect();
+        let urls = default_urls();
+        for (service, name, built) in &all {
+            assert!(built, "{service}.{name} builds");
+            let key = format!("{service}.{name}");
+            let url = urls.iter().find(|(k, _)| *k == key).unwrap_or_else(|| panic!("{key} has an endpoint")).1;
+            url::Url::parse(url).unwrap_or_else(|e| panic!("{key}: {url}: {e}"));
+        }
+        let mut keys: Vec<_> = all.iter().map(|(s, n, _)| (*s, *n)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), all.len(), "no name registered twice in a service");
+        assert!(stt::registry::build("nope").is_none() && tts::registry::build("nope").is_none());
+        assert!(llm::registry::build("nope", &http).is_none());
+    }
+}

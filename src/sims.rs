@@ -121,6 +121,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<std::process::ExitCode> {
     let carriers = carrier_sim::start(carrier_accounts(&args.carrier_accounts)?)
         .await
         .context("starting the carrier REST simulator")?;
+    carriers.delay_replies(std::time::Duration::from_millis(args.carrier_delay_ms));
     let app = Router::new()
         .route("/", get(urls))
         .route("/keys", get(seen_keys))

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use util::recorded::agent_spec;
 use util::unit::{Unit, UnitProc};
-use util::{asset, http, root, PgDb, Proc, Sim};
+use util::{asset, free_port, http, root, PgDb, Proc, Sim};
 
 const ADMIN: &str = "admin-nodes-token";
 const MASTER: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -339,11 +339,6 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 fn nanos() -> u128 {

@@ -18,6 +18,7 @@ const CRM_TOKEN: &str = "Bearer crm-secret-7781";
 const TWILIO: (&str, &str) = ("AC0123456789abcdef0123456789abcdef", "twilio-auth-token-9f3a");
 const TELNYX_API_KEY: &str = "KEYtelnyx-api-4e2b";
 const TELNYX_SEED: [u8; 32] = [7u8; 32];
+const PLIVO: (&str, &str) = ("MAPLIVOTOOLS00000001", "plivo-auth-token-31d8");
 const KEYS: [(&str, &str, &str); 3] = [
     ("deepgram", "DEEPGRAM_API_KEY", "platform-dg-0001"),
     ("openai", "OPENAI_API_KEY", "platform-oa-0002"),
@@ -33,16 +34,28 @@ struct Env {
 }
 
 fn start() -> Env {
-    start_with(true)
+    start_with(Opts { allow_private: true, ..Opts::default() })
 }
 
-/// `allow_private`: pass `--webhooks-allow-private` (the receiver of these tests is on loopback).
-fn start_with(allow_private: bool) -> Env {
+#[derive(Default)]
+struct Opts {
+    /// Pass `--webhooks-allow-private` (the receiver of these tests is on loopback).
+    allow_private: bool,
+    /// `switchboard sim --carrier-delay-ms`: a slow carrier.
+    carrier_delay_ms: u64,
+    /// Listen on a port known in advance and name it as `--public-url` (Plivo fetches the
+    /// transfer's XML there).
+    public_url: bool,
+}
+
+fn start_with(opts: Opts) -> Env {
     let accounts = [
         format!("twilio={}", json!({"accountSid": TWILIO.0, "authToken": TWILIO.1})),
         format!("telnyx={}", json!({"apiKey": TELNYX_API_KEY})),
+        format!("plivo={}", json!({"authId": PLIVO.0, "authToken": PLIVO.1})),
     ];
-    let mut sim_args: Vec<&str> = Vec::new();
+    let delay = opts.carrier_delay_ms.to_string();
+    let mut sim_args: Vec<&str> = vec!["--carrier-delay-ms", &delay];
     for a in &accounts {
         sim_args.extend(["--carrier-account", a.as_str()]);
     }
@@ -51,16 +64,24 @@ fn start_with(allow_private: bool) -> Env {
     let mut args = sim.provider_args();
     // The org's webhook receiver runs on this machine: a private address the server refuses
     // to call unless the operator allows it.
-    if allow_private {
+    if opts.allow_private {
         args.push("--webhooks-allow-private".to_string());
     }
-    for c in ["twilio", "telnyx"] {
+    for c in ["twilio", "telnyx", "plivo"] {
         args.extend(["--carrier-url".to_string(), format!("{c}={}", sim.urls["carrier"])]);
     }
     let mut env: Vec<(&str, String)> = KEYS.iter().map(|(_, v, k)| (*v, k.to_string())).collect();
     env.push(("SWITCHBOARD_ADMIN_TOKEN", ADMIN.into()));
     env.push(("SWITCHBOARD_MASTER_KEYS", MASTER.into()));
-    let server = Server::start(ServerOpts { env, args });
+    let server_opts = ServerOpts { env, args };
+    let server = if opts.public_url {
+        Server::start_on_free_port(server_opts, |port| {
+            let at = format!("127.0.0.1:{port}");
+            vec!["--listen".into(), at.clone(), "--public-url".into(), format!("http://{at}")]
+        })
+    } else {
+        Server::start(server_opts)
+    };
     let org = json!({"name": "acme", "plan": "pro", "walletMicros": 20_000_000});
     let v = req(&server, "POST", "/api/admin/orgs", org, ADMIN, 201);
     let key = v["apiKey"].as_str().unwrap().to_string();
@@ -68,6 +89,7 @@ fn start_with(allow_private: bool) -> Env {
     let creds = [
         ("twilio", json!({"accountSid": TWILIO.0, "authToken": TWILIO.1})),
         ("telnyx", json!({"publicKey": gwauth::telnyx::public_key_b64(&TELNYX_SEED), "apiKey": TELNYX_API_KEY})),
+        ("plivo", json!({"authId": PLIVO.0, "authToken": PLIVO.1})),
     ];
     for (provider, c) in creds {
         e.req("PUT", "/api/credentials", json!({"provider": provider, "credentials": c}), 200);
@@ -107,6 +129,7 @@ impl Env {
     fn call(&self, recording: &str, carrier: &str, number: &str) -> CallOut {
         let cred = match carrier {
             "twilio" => json!({"accountSid": TWILIO.0, "authToken": TWILIO.1}),
+            "plivo" => json!({"authId": PLIVO.0, "authToken": PLIVO.1}),
             _ => json!({"signingKey": base64(&TELNYX_SEED)}),
         }
         .to_string();
@@ -138,6 +161,17 @@ fn end_tool() -> Value {
     json!({"name": "end_call", "run": {"type": "end_call", "closingLine": "Thanks for calling, goodbye."}})
 }
 
+/// The order webhook (answering after `delay`, given `timeout_ms`) and `end_call` on a Twilio
+/// number, and the caller of `tools.wav` asking it.
+fn order_call(env: &Env, delay: Duration, timeout_ms: u64, number: &str) -> (Hook, CallOut) {
+    env.save_webhook_secrets();
+    let hook = Hook::start(SIGNING, serde_json::from_str(ORDER).unwrap(), delay);
+    env.agent(json!([order_tool(&hook.url, timeout_ms), end_tool()]), "twilio", number);
+    let out = env.call("tools.wav", "twilio", number);
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    (hook, out)
+}
+
 fn end_reason(out: &CallOut) -> String {
     out.of("end").first().and_then(|e| e["reason"].as_str()).unwrap_or("").to_string()
 }
@@ -145,11 +179,7 @@ fn end_reason(out: &CallOut) -> String {
 #[test]
 fn a_webhook_answers_the_callers_question_then_end_call_hangs_up_through_the_carrier() {
     let env = start();
-    env.save_webhook_secrets();
-    let hook = Hook::start(SIGNING, serde_json::from_str(ORDER).unwrap(), Duration::ZERO);
-    env.agent(json!([order_tool(&hook.url, 5000), end_tool()]), "twilio", "+15550001001");
-    let out = env.call("tools.wav", "twilio", "+15550001001");
-    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let (hook, out) = order_call(&env, Duration::ZERO, 5000, "+15550001001");
 
     // The org's service got one signed call with the caller's order number and its own secret
     // header, and nothing of the platform's provider keys.
@@ -203,12 +233,7 @@ fn a_webhook_answers_the_callers_question_then_end_call_hangs_up_through_the_car
 
 #[test]
 fn a_tool_that_hangs_becomes_an_error_the_agent_talks_about() {
-    let env = start();
-    env.save_webhook_secrets();
-    let hook = Hook::start(SIGNING, serde_json::from_str(ORDER).unwrap(), Duration::from_secs(4));
-    env.agent(json!([order_tool(&hook.url, 1000), end_tool()]), "twilio", "+15550001002");
-    let out = env.call("tools.wav", "twilio", "+15550001002");
-    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let (_hook, out) = order_call(&start(), Duration::from_secs(4), 1000, "+15550001002");
     let results = out.of("tool_result");
     assert_eq!(results[0]["result"], r#"{"error":"the tool did not answer within 1000 ms"}"#, "{}", out.stdout);
     let turns = out.agent_turns();
@@ -218,20 +243,16 @@ fn a_tool_that_hangs_becomes_an_error_the_agent_talks_about() {
 
 #[test]
 fn the_caller_talking_during_a_tool_call_cancels_it() {
+    // The service takes 12 s; the caller speaks again about 9 s after asking, so an answer not
+    // cancelled would come back during the call (which goes on for 10 s more).
     let env = start();
-    env.save_webhook_secrets();
-    // The service takes 25 s; the caller speaks again about 9 s after asking.
-    let hook = Hook::start(SIGNING, serde_json::from_str(ORDER).unwrap(), Duration::from_secs(25));
-    env.agent(json!([order_tool(&hook.url, 30_000), end_tool()]), "twilio", "+15550001003");
-    let out = env.call("tools.wav", "twilio", "+15550001003");
-    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let (hook, out) = order_call(&env, Duration::from_secs(12), 30_000, "+15550001003");
     assert_eq!(out.of("barge_in").len(), 1, "{}", out.stdout);
     // The webhook was called and then abandoned: no result came back, its request was dropped.
     assert!(out.of("tool_result").iter().all(|r| r["name"] != "order_status"), "{}", out.stdout);
     let got = hook.got();
     assert_eq!(got.len(), 1);
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(!hook.got()[0].answered, "the request was cancelled before the service answered");
+    assert!(!got[0].answered, "the request was cancelled before the service answered");
     // The call went on: the caller's next words were heard and ended the call.
     assert_eq!(end_reason(&out), "agent_ended", "{}", out.stdout);
 }
@@ -261,6 +282,55 @@ fn dtmf_and_transfer_go_through_the_carrier_and_a_transfer_is_never_hung_up() {
     assert!(!attempts.to_string().contains(&sid), "a transferred call is never hung up: {attempts}");
     // Billing settled for the part of the call we served.
     assert!(out.of("usage").iter().any(|u| u["line"] == "llm.input"), "{}", out.stdout);
+}
+
+#[test]
+fn a_transfer_already_issued_is_not_cancelled_by_the_caller_talking_over_it() {
+    // In `barge_in.wav` the caller asks for "a long story" (which names the tool), then speaks
+    // again about 3.5 s after the model called it. The carrier carries a transfer out 4.3 s
+    // after it is asked, only if the server still waits for the answer then, and within the
+    // carrier client's 5 s deadline.
+    let env = start_with(Opts { carrier_delay_ms: 4300, ..Opts::default() });
+    let transfer = json!([{
+        "name": "long_story",
+        "description": "Transfer the caller to the storyteller.",
+        "filler": "Transferring you now.",
+        "run": {"type": "transfer_call", "to": "+15550100300"}
+    }]);
+    env.agent(transfer, "telnyx", "+15550002003");
+    let out = env.call("barge_in.wav", "telnyx", "+15550002003");
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.of("tool_call").len(), 1, "{}", out.stdout);
+    assert_eq!(out.of("barge_in").len(), 1, "the caller talked over the waiting turn: {}", out.stdout);
+    assert!(out.of("tool_result").is_empty(), "the round was cut before the carrier answered: {}", out.stdout);
+    assert_eq!(end_reason(&out), "transferred", "the transfer went on and ended the session: {}", out.stdout);
+    let sid = out.call_sid();
+    let transfers = env.carrier_sim("/_sim/transfers").to_string();
+    assert!(transfers.contains("+15550100300") && transfers.contains(&sid), "carried out: {transfers}");
+    let attempts = env.carrier_sim("/_sim/hangup-attempts");
+    assert!(!attempts.to_string().contains(&sid), "a transferred call is never hung up: {attempts}");
+}
+
+#[test]
+fn a_plivo_transfer_fetches_its_dial_document_from_the_servers_public_url() {
+    let env = start_with(Opts { public_url: true, ..Opts::default() });
+    let tools = json!([{"name": "transfer_call", "run": {"type": "transfer_call", "to": "sip:desk@pbx.example.com"}}]);
+    env.agent(tools, "plivo", "+15550002004");
+    let out = env.call("tools_line.wav", "plivo", "+15550002004");
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(end_reason(&out), "transferred", "{}", out.stdout);
+    let sid = out.call_sid();
+    let transfers = env.carrier_sim("/_sim/transfers");
+    let t = transfers.as_array().and_then(|a| a.iter().find(|t| t["call_id"] == sid.as_str())).cloned();
+    let t = t.unwrap_or_else(|| panic!("no transfer of {sid}: {transfers}"));
+    assert_eq!(
+        t["aleg_url"].as_str().unwrap(),
+        format!("{}/plivo/transfer.xml?to=sip%3Adesk%40pbx.example.com", env.server.url)
+    );
+    assert_eq!(t["target"], "sip:desk@pbx.example.com", "Plivo dialled what the server's XML said: {t}");
+    assert_eq!(t["fetch_error"], Value::Null, "{t}");
+    let attempts = env.carrier_sim("/_sim/hangup-attempts");
+    assert!(!attempts.to_string().contains(&sid), "a transferred call is never hung up: {attempts}");
 }
 
 #[test]
@@ -311,7 +381,7 @@ fn tools_are_checked_when_the_agent_is_registered() {
 
 #[test]
 fn webhooks_to_private_addresses_are_refused_unless_the_operator_allows_them() {
-    let env = start_with(false);
+    let env = start_with(Opts::default());
     env.save_webhook_secrets();
     for url in [
         "http://127.0.0.1:9000/tools",

@@ -54,7 +54,7 @@ pub(super) fn attr<'a>(doc: &'a str, attr: &str) -> Option<&'a str> {
 }
 
 pub(super) fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    quick_xml::escape::unescape(s).map_or_else(|_| s.to_string(), |t| t.into_owned())
 }
 
 /// Answer `number` over `gateway`'s webhook for the call `call_id`.

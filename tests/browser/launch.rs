@@ -8,7 +8,7 @@
 //!
 //! Every process started here is killed when its handle drops.
 
-use crate::util::Proc;
+use crate::util::{free_port, Proc};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,11 +56,6 @@ impl Mic {
             *playing = Some(Proc { child });
         }
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 fn require(bin: &Path, package: &str) {

@@ -94,9 +94,17 @@ pub struct Server {
     pub dir: PathBuf,
 }
 
+#[derive(Clone)]
 pub struct ServerOpts<'a> {
     pub env: Vec<(&'a str, String)>,
     pub args: Vec<String>,
+}
+
+/// A loopback port free right now, for a process that must know its own address before it
+/// starts (`--public-url`). Another process could take it first; tests accept that small race.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
 }
 
 impl Server {
@@ -138,6 +146,26 @@ impl Server {
 
     /// Start on a given store (`sqlite:…` or `postgres://…`) instead of a fresh SQLite file.
     pub fn start_with_db(opts: ServerOpts<'_>, database: Option<String>) -> Server {
+        Server::try_start(opts, database).unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    /// A server that must know its own address before it starts (`--public-url`): `port_args`
+    /// names the port; one another process took in the meantime is retried with a new one.
+    pub fn start_on_free_port(opts: ServerOpts<'_>, port_args: impl Fn(u16) -> Vec<String>) -> Server {
+        for _ in 0..5 {
+            let mut attempt = opts.clone();
+            attempt.args.extend(port_args(free_port()));
+            match Server::try_start(attempt, None) {
+                Ok(server) => return server,
+                Err(failure) if failure.contains("Address already in use") => continue,
+                Err(failure) => panic!("{failure}"),
+            }
+        }
+        panic!("no free port in 5 attempts");
+    }
+
+    /// The server, or what it printed and logged when it did not come up.
+    fn try_start(opts: ServerOpts<'_>, database: Option<String>) -> Result<Server, String> {
         let dir = std::env::temp_dir().join(format!("sb-test-{}", uuid_like()));
         std::fs::create_dir_all(&dir).expect("tempdir");
         let database = database.unwrap_or_else(|| format!("sqlite:{}", dir.join("sb.db").display()));
@@ -145,7 +173,7 @@ impl Server {
         let mut cmd = Command::new(bin());
         cmd.current_dir(root())
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(if opts.args.iter().any(|a| a == "--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
             .arg("--database")
             .arg(&database)
             .args(["--checkpoint-secs", "2"])
@@ -177,19 +205,16 @@ impl Server {
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
         reader.read_line(&mut line).expect("server prints its address");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| {
-                panic!("no address in {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default())
-            })
-            .to_string();
+        let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_string) else {
+            let _ = child.wait();
+            return Err(format!("no address in {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+        };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
         if let Some(t) = admin {
             operator_tokens().lock().unwrap().push((url.clone(), t));
         }
-        Server { _proc: Proc { child }, url, log, dir }
+        Ok(Server { _proc: Proc { child }, url, log, dir })
     }
 
     pub fn log_text(&self) -> String {

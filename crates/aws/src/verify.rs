@@ -224,6 +224,22 @@ fn signed_header_values<'a>(
     Ok(out)
 }
 
+/// The canonical request SigV4 signs; the header and query forms differ only in `query`.
+fn canonical_request<'a, 'q>(
+    req: &IncomingRequest<'a>,
+    p: &Parsed<'a>,
+    query: impl Iterator<Item = (&'q str, &'q str)>,
+) -> Result<String, AuthError> {
+    let (canon_headers, names) = canonical_headers(signed_header_values(req, &p.signed_headers)?);
+    Ok(format!(
+        "{}\n{}\n{}\n{canon_headers}\n{names}\n{}",
+        req.method.to_ascii_uppercase(),
+        canonical_uri(req.path),
+        canonical_query(query),
+        req.payload_sha256,
+    ))
+}
+
 fn expired(at: AmzDate, now: AmzDate) -> AuthError {
     AuthError::SignatureExpired {
         signed: at.to_string(),
@@ -269,15 +285,8 @@ fn verify_header_form(
     if at.unix_secs().abs_diff(now.unix_secs()) > MAX_CLOCK_SKEW_SECS {
         return Err(expired(at, now));
     }
-    let (canon_headers, names) = canonical_headers(signed_header_values(req, &p.signed_headers)?);
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{canon_headers}\n{names}\n{}",
-        req.method.to_ascii_uppercase(),
-        canonical_uri(req.path),
-        canonical_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-        req.payload_sha256,
-    );
-    check_signature(&creds, &p, at, &canonical_request)?;
+    let canonical = canonical_request(req, &p, query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    check_signature(&creds, &p, at, &canonical)?;
     Ok(Verified { region: p.region.to_string(), credentials: creds })
 }
 
@@ -314,15 +323,9 @@ fn verify_query_form(
     {
         return Err(expired(at, now));
     }
-    let (canon_headers, names) = canonical_headers(signed_header_values(req, &p.signed_headers)?);
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{canon_headers}\n{names}\n{}",
-        req.method.to_ascii_uppercase(),
-        canonical_uri(req.path),
-        canonical_query(query.iter().filter(|(k, _)| k != "X-Amz-Signature").map(|(k, v)| (k.as_str(), v.as_str()))),
-        req.payload_sha256,
-    );
-    check_signature(&creds, &p, at, &canonical_request)?;
+    let unsigned = query.iter().filter(|(k, _)| k != "X-Amz-Signature");
+    let canonical = canonical_request(req, &p, unsigned.map(|(k, v)| (k.as_str(), v.as_str())))?;
+    check_signature(&creds, &p, at, &canonical)?;
     Ok(Verified { region: p.region.to_string(), credentials: creds })
 }
 

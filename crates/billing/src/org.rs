@@ -97,7 +97,7 @@ impl Funds {
 }
 
 /// A saved credential as the resolver sees it: sealed, never decrypted unless chosen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredCredential {
     pub id: String,

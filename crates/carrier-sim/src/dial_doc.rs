@@ -32,25 +32,12 @@ pub(super) fn parse(xml: &str, sip_noun: &str) -> Option<Dial> {
     kind_ok.then_some(Dial { target, caller_id })
 }
 
-/// Resolves the five predefined entities; `None` on a bare `&`, `<` or `"`.
+/// Resolves XML's entities; `None` on a bare `&`, `<` or `"` (an escaping mistake of the client).
 fn unescape(text: &str) -> Option<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(['&', '<', '"']) {
-        out.push_str(rest.get(..at)?);
-        let (entity, after) = rest.get(at..)?.split_once(';')?;
-        out.push(match entity {
-            "&amp" => '&',
-            "&lt" => '<',
-            "&gt" => '>',
-            "&quot" => '"',
-            "&apos" => '\'',
-            _ => return None,
-        });
-        rest = after;
+    if text.contains(['<', '"']) {
+        return None;
     }
-    out.push_str(rest);
-    Some(out)
+    quick_xml::escape::unescape(text).ok().map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]

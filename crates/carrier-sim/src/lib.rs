@@ -100,6 +100,13 @@ impl RunningCarrierSim {
         self.shared().dtmf()
     }
 
+    /// Makes this a slow carrier: every request to a carrier route takes effect `delay` after
+    /// it arrives, and only if the client still waits then; the `/_sim/*` lists answer at
+    /// once. Tests use it to act while a transfer is in flight.
+    pub fn delay_replies(&self, delay: std::time::Duration) {
+        self.shared().set_reply_delay(delay);
+    }
+
     /// How many requests reached a carrier route, accepted or refused.
     pub fn requests(&self) -> usize {
         self.shared().requests()

@@ -20,54 +20,75 @@ impl simkit::Service for CarrierSim {
     const SCHEME: &'static str = "http";
 
     fn route(&self, req: &Request, _: &Stats) -> CarrierRoute {
-        let (sim, path, method) = (&self.0, req.path.as_str(), req.method.as_str());
-        if let Some(name) = path.strip_prefix("/_sim/") {
-            return Route::Reply(control::reply(sim, method, name));
+        let sim = &self.0;
+        if let Some(name) = req.path.strip_prefix("/_sim/") {
+            return Route::Reply(control::reply(sim, &req.method, name));
         }
         // Every request to a carrier route counts, accepted or not, so a test can prove a
         // refused argument never left the client.
         sim.count_request();
-        let reply = if let Some([sid, call]) = capture("/2010-04-01/Accounts/{}/Calls/{}", path) {
-            match method {
-                "POST" => twilio::update_call(sim, &sid, &call, req),
-                _ => not_allowed("POST"),
+        let delay = sim.reply_delay();
+        if delay.is_zero() {
+            return carrier_route(sim, req);
+        }
+        // A slow carrier: the request takes effect only after the delay, and only if the client
+        // is still waiting then (simkit drops the future when it hangs up).
+        let (sim, req) = (sim.clone(), req.clone());
+        Route::Deferred(Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            match carrier_route(&sim, &req) {
+                Route::Reply(reply) => reply,
+                Route::Deferred(reply) => reply.await,
+                Route::Upgrade(never) | Route::UpgradeWith(never, _) => match never {},
+                Route::Stream(head, _) => head,
             }
-        } else if let Some([id, action]) = capture("/v2/calls/{}/actions/{}", path) {
-            match method {
-                "POST" => telnyx::action(sim, &id, &action, req),
-                _ => not_allowed("POST"),
-            }
-        } else if let Some([auth_id, uuid]) = capture("/v1/Account/{}/Call/{}/", path) {
-            // Plivo's resource URLs end in `/`; without it is a different (missing) route.
-            match method {
-                "DELETE" => plivo::hang_up(sim, &auth_id, &uuid, req),
-                "POST" => return plivo::transfer(sim, &auth_id, &uuid, req),
-                _ => not_allowed("DELETE,POST"),
-            }
-        } else if let Some([auth_id, uuid]) = capture("/v1/Account/{}/Call/{}/DTMF/", path) {
-            match method {
-                "POST" => plivo::send_digits(sim, &auth_id, &uuid, req),
-                _ => not_allowed("POST"),
-            }
-        } else if let Some([uuid]) = capture("/v1/calls/{}", path) {
-            match method {
-                "PUT" => vonage::modify_call(sim, &uuid, req),
-                _ => not_allowed("PUT"),
-            }
-        } else if let Some([uuid]) = capture("/v1/calls/{}/dtmf", path) {
-            match method {
-                "PUT" => vonage::dtmf(sim, &uuid, req),
-                _ => not_allowed("PUT"),
-            }
-        } else {
-            control::no_route()
-        };
-        Route::Reply(reply)
+        }))
     }
 
     async fn serve(self: Arc<Self>, _: Ws, session: Infallible, _: Arc<Stats>, _: CancellationToken) {
         match session {}
     }
+}
+
+/// The carrier route `req` names, answered.
+fn carrier_route(sim: &Arc<Shared>, req: &Request) -> CarrierRoute {
+    let (path, method) = (req.path.as_str(), req.method.as_str());
+    let reply = if let Some([sid, call]) = capture("/2010-04-01/Accounts/{}/Calls/{}", path) {
+        match method {
+            "POST" => twilio::update_call(sim, &sid, &call, req),
+            _ => not_allowed("POST"),
+        }
+    } else if let Some([id, action]) = capture("/v2/calls/{}/actions/{}", path) {
+        match method {
+            "POST" => telnyx::action(sim, &id, &action, req),
+            _ => not_allowed("POST"),
+        }
+    } else if let Some([auth_id, uuid]) = capture("/v1/Account/{}/Call/{}/", path) {
+        // Plivo's resource URLs end in `/`; without it is a different (missing) route.
+        match method {
+            "DELETE" => plivo::hang_up(sim, &auth_id, &uuid, req),
+            "POST" => return plivo::transfer(sim, &auth_id, &uuid, req),
+            _ => not_allowed("DELETE,POST"),
+        }
+    } else if let Some([auth_id, uuid]) = capture("/v1/Account/{}/Call/{}/DTMF/", path) {
+        match method {
+            "POST" => plivo::send_digits(sim, &auth_id, &uuid, req),
+            _ => not_allowed("POST"),
+        }
+    } else if let Some([uuid]) = capture("/v1/calls/{}", path) {
+        match method {
+            "PUT" => vonage::modify_call(sim, &uuid, req),
+            _ => not_allowed("PUT"),
+        }
+    } else if let Some([uuid]) = capture("/v1/calls/{}/dtmf", path) {
+        match method {
+            "PUT" => vonage::dtmf(sim, &uuid, req),
+            _ => not_allowed("PUT"),
+        }
+    } else {
+        control::no_route()
+    };
+    Route::Reply(reply)
 }
 
 /// The `N` segments of `path` where `pattern` has `{}`, percent-decoded; `None` unless every

@@ -5,8 +5,9 @@ use super::SimAccounts;
 use carrier::Carrier;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 pub(super) struct Shared {
     pub(super) accounts: SimAccounts,
@@ -21,6 +22,8 @@ pub(super) struct Shared {
     transfers: Mutex<Vec<Value>>,
     dtmf: Mutex<Vec<Value>>,
     requests: AtomicUsize,
+    /// Milliseconds every carrier request waits before it takes effect (0: none).
+    reply_delay_ms: AtomicU64,
 }
 
 // A panicking handler must not turn every later request into a second panic.
@@ -40,6 +43,7 @@ impl Shared {
             transfers: Mutex::default(),
             dtmf: Mutex::default(),
             requests: AtomicUsize::new(0),
+            reply_delay_ms: AtomicU64::new(0),
         }
     }
 
@@ -97,6 +101,15 @@ impl Shared {
 
     pub(super) fn dtmf(&self) -> Vec<Value> {
         lock(&self.dtmf).clone()
+    }
+
+    pub(super) fn set_reply_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.reply_delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub(super) fn reply_delay(&self) -> Duration {
+        Duration::from_millis(self.reply_delay_ms.load(Ordering::Relaxed))
     }
 
     pub(super) fn requests(&self) -> usize {

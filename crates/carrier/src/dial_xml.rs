@@ -32,18 +32,7 @@ fn dial(target: &Target, caller_id: Option<&PhoneNumber>, sip_noun: &str) -> Str
 /// Escapes the five XML specials, so the result is safe as element text and as a quoted
 /// attribute value. [`Target`] already refuses quotes and angle brackets; `&` is what remains.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
+    quick_xml::escape::escape(text).into_owned()
 }
 
 #[cfg(test)]

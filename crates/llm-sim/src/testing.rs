@@ -9,34 +9,39 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use url::Url;
 
-/// Starts a stream from the `provider` adapter, as `llm::registry` builds it on `http`, at `base`.
-pub async fn stream(
-    http: &reqwest::Client,
-    provider: &str,
-    base: &Url,
-    key: &str,
-    model: &str,
-    messages: &[Message],
-    max_tokens: Option<u32>,
-) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
-    stream_with_tools(http, provider, base, key, model, messages, max_tokens, llm::Tools::default()).await
+/// A test's way to an adapter: the `provider`'s (as `llm::registry` builds it), at `base`,
+/// with `key` and `model`.
+pub struct Adapter<'a> {
+    pub provider: &'a str,
+    pub base: &'a Url,
+    pub key: &'a str,
+    pub model: &'a str,
 }
 
-/// [`stream`], offering `tools`.
-#[allow(clippy::too_many_arguments)]
-pub async fn stream_with_tools(
-    http: &reqwest::Client,
-    provider: &str,
-    base: &Url,
-    key: &str,
-    model: &str,
-    messages: &[Message],
-    max_tokens: Option<u32>,
-    tools: llm::Tools<'_>,
-) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
-    let llm = llm::registry::build(provider, http).expect("a registered provider");
-    let key = SecretString::from(key.to_string());
-    llm.stream(LlmRequest { base_url: base, key: &key, model, messages, max_tokens, tools }).await
+impl Adapter<'_> {
+    /// Starts a stream of `messages` offering `tools`, on a fresh client.
+    pub async fn stream(
+        &self,
+        messages: &[Message],
+        max_tokens: Option<u32>,
+        tools: llm::Tools<'_>,
+    ) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
+        self.stream_on(&reqwest::Client::new(), messages, max_tokens, tools).await
+    }
+
+    /// [`Adapter::stream`] on `http` (a client with its own deadlines).
+    pub async fn stream_on(
+        &self,
+        http: &reqwest::Client,
+        messages: &[Message],
+        max_tokens: Option<u32>,
+        tools: llm::Tools<'_>,
+    ) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
+        let llm = llm::registry::build(self.provider, http).expect("a registered provider");
+        let key = SecretString::from(self.key.to_string());
+        let request = LlmRequest { base_url: self.base, key: &key, model: self.model, messages, max_tokens, tools };
+        llm.stream(request).await
+    }
 }
 
 /// System prompt, a first exchange, then `user`.
@@ -66,13 +71,12 @@ pub async fn collect(mut rx: mpsc::Receiver<LlmEvent>) -> Vec<LlmEvent> {
 
 /// The text of the `Token` events.
 pub fn text(events: &[LlmEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            LlmEvent::Token(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
+    events.iter().filter_map(|e| if let LlmEvent::Token(t) = e { Some(t.as_str()) } else { None }).collect()
+}
+
+/// The `ToolCall` events, in order.
+pub fn tool_calls(events: &[LlmEvent]) -> Vec<llm::ToolCall> {
+    events.iter().filter_map(|e| if let LlmEvent::ToolCall(c) = e { Some(c.clone()) } else { None }).collect()
 }
 
 /// `(event name, data)` of every event of a whole SSE body, read as plainly as a client would

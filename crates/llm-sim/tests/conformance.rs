@@ -7,7 +7,7 @@
 
 use llm::{LlmError, LlmEvent, Message, ToolCall};
 use llm_sim::registry::{self, api_for, Api};
-use llm_sim::testing::{collect, conversation, sim_prompt_tokens, stream, stream_with_tools, text};
+use llm_sim::testing::{collect, conversation, sim_prompt_tokens, text, Adapter};
 use llm_sim::{reply_for, Fault, LlmSim, RunningSim, SimConfig, SimKeys, Tuning};
 use secrecy::SecretString;
 use std::time::Duration;
@@ -126,7 +126,8 @@ impl Case {
         user: &str,
         max_tokens: Option<u32>,
     ) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
-        stream(&reqwest::Client::new(), self.provider, base, key, self.row.model, &conversation(user), max_tokens).await
+        let adapter = Adapter { provider: self.provider, base, key, model: self.row.model };
+        adapter.stream(&conversation(user), max_tokens, llm::Tools::default()).await
     }
 
     /// Whether its streams carry usage: the family members that are not asked for it get none.
@@ -187,17 +188,15 @@ async fn tool_calls_round_trip_for_every_provider() {
     };
     let specs = [spec];
     let tools = llm::Tools { specs: &specs, ..Default::default() };
-    let http = reqwest::Client::new();
     for (case, s) in Case::started(&quick()).await {
         let (p, row) = (case.provider, case.row);
         let mut messages = conversation("What is the order status of order 4 2 1 7?");
         let ask = |m: Vec<Message>| {
-            let (http, base) = (http.clone(), s.base_url());
-            async move { stream_with_tools(&http, p, &base, row.key, row.model, &m, None, tools).await }
+            let base = s.base_url();
+            async move { Adapter { provider: p, base: &base, key: row.key, model: row.model }.stream(&m, None, tools).await }
         };
         let events = collect(ask(messages.clone()).await.unwrap()).await;
-        let calls: Vec<ToolCall> =
-            events.iter().filter_map(|e| if let LlmEvent::ToolCall(c) = e { Some(c.clone()) } else { None }).collect();
+        let calls: Vec<ToolCall> = llm_sim::testing::tool_calls(&events);
         assert_eq!(calls.len(), 1, "{p}: {events:?}");
         assert_eq!(calls[0].name, "order_status", "{p}");
         let args: serde_json::Value = serde_json::from_str(&calls[0].arguments).unwrap();
@@ -344,7 +343,8 @@ async fn a_stalled_provider_times_out_as_a_transport_error() {
         let (p, row) = (case.provider, case.row);
         let stalled = simkit::stall_like(&s).await.unwrap();
         let (base, messages) = (stalled.base_url(), conversation("hi"));
-        let started = stream(&http, p, &base, row.key, row.model, &messages, None);
+        let adapter = Adapter { provider: p, base: &base, key: row.key, model: row.model };
+        let started = adapter.stream_on(&http, &messages, None, llm::Tools::default());
         let err = tokio::time::timeout(Duration::from_secs(5), started).await.expect("the deadline holds").unwrap_err();
         assert!(matches!(err, LlmError::Http(_)), "{p}: {err:?}");
         assert!(!format!("{err} {err:?}").contains(row.key), "{p}");

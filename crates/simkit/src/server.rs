@@ -38,7 +38,8 @@ pub enum Route<S> {
     Stream(Reply, BodyStream),
     /// A REST reply that takes an await to produce: the simulator calls a peer back before it
     /// answers (Plivo fetches a transfer's XML), so a test that has the answer also sees what
-    /// the call-back brought. The connection waits for it until the simulator stops; the
+    /// the call-back brought. The connection waits for it until the client hangs up or the
+    /// simulator stops (either drops the future: a request given up on has no effect); the
     /// future bounds its own waits on peers.
     Deferred(DeferredReply),
 }
@@ -287,6 +288,7 @@ async fn handle<S: Service>(stream: TcpStream, service: Arc<S>, stats: Arc<Stats
         Route::Deferred(reply) => {
             tokio::select! {
                 () = stop.cancelled() => {}
+                () = hung_up(&mut read) => {}
                 r = reply => { let _ = request::write_reply(&mut write, &r).await; }
             }
             return;

@@ -83,21 +83,3 @@ pub fn default_voice(name: &str) -> Option<&'static str> {
 pub fn default_url(name: &str) -> Option<&'static str> {
     PROVIDERS.iter().find(|e| e.name == name).map(|e| e.default_url)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_name_builds_and_has_a_valid_endpoint() {
-        for e in PROVIDERS {
-            assert!(build(e.name).is_some(), "{}", e.name);
-            url::Url::parse(e.default_url).unwrap();
-        }
-        assert!(build("nope").is_none());
-        let mut names: Vec<_> = names().collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), PROVIDERS.len(), "no name registered twice");
-    }
-}

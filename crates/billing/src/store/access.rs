@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// A carrier phone number routed to one of an org's agents. `number` is E.164 (`+` and 6–15
 /// digits), unique across orgs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NumberRow {
@@ -21,7 +21,7 @@ pub struct NumberRow {
 /// A single-use admission: what a stream (or client) token, or a registered AudioSocket call
 /// id, lets in. `kind` is the gateway it is good for; `call_id` the carrier's call it is bound
 /// to (unique per kind, so a replayed answer webhook cannot mint a second token).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StreamTokenRow {
     pub sid: String,
     pub kind: String,
@@ -51,35 +51,10 @@ pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
 /// The access queries over one backend (see `session_queries!` for what they expect in scope).
 macro_rules! access_queries {
     () => {
-        use super::{sql, DbRow, Pool};
+        use super::{sql, Pool};
+        use crate::store::from_row;
         use crate::store::access::{unique_violation, NumberRow, StreamTokenRow, TokenUse};
         use crate::store::StoreError;
-        use sqlx::Row;
-
-        fn number_from_row(r: &DbRow) -> Result<NumberRow, StoreError> {
-            Ok(NumberRow {
-                id: r.try_get("id")?,
-                org_id: r.try_get("org_id")?,
-                number: r.try_get("number")?,
-                carrier: r.try_get("carrier")?,
-                agent_id: r.try_get("agent_id")?,
-                created_at_ms: r.try_get("created_at_ms")?,
-            })
-        }
-
-        fn token_from_row(r: &DbRow) -> Result<StreamTokenRow, StoreError> {
-            Ok(StreamTokenRow {
-                sid: r.try_get("sid")?,
-                kind: r.try_get("kind")?,
-                org_id: r.try_get("org_id")?,
-                agent_id: r.try_get("agent_id")?,
-                call_id: r.try_get("call_id")?,
-                number_id: r.try_get("number_id")?,
-                expires_at_ms: r.try_get("expires_at_ms")?,
-                used_at_ms: r.try_get("used_at_ms")?,
-                created_at_ms: r.try_get("created_at_ms")?,
-            })
-        }
 
         pub(super) async fn create_number(pool: &Pool, n: &NumberRow) -> Result<bool, StoreError> {
             let q = sql(
@@ -104,7 +79,7 @@ macro_rules! access_queries {
         pub(super) async fn numbers(pool: &Pool, org_id: &str) -> Result<Vec<NumberRow>, StoreError> {
             let q = sql("SELECT * FROM numbers WHERE org_id = ? ORDER BY created_at_ms, id");
             let rows = sqlx::query(q).bind(org_id).fetch_all(pool).await?;
-            rows.iter().map(number_from_row).collect()
+            rows.iter().map(from_row).collect()
         }
 
         pub(super) async fn delete_number(pool: &Pool, org_id: &str, id: &str) -> Result<bool, StoreError> {
@@ -115,7 +90,7 @@ macro_rules! access_queries {
         pub(super) async fn number(pool: &Pool, number: &str) -> Result<Option<NumberRow>, StoreError> {
             let q = sql("SELECT * FROM numbers WHERE number = ?");
             let row = sqlx::query(q).bind(number).fetch_optional(pool).await?;
-            row.as_ref().map(number_from_row).transpose()
+            row.as_ref().map(from_row).transpose()
         }
 
         pub(super) async fn put_stream_token(pool: &Pool, t: &StreamTokenRow) -> Result<bool, StoreError> {
@@ -149,13 +124,13 @@ macro_rules! access_queries {
                 "UPDATE stream_tokens SET used_at_ms = ? WHERE sid = ? AND used_at_ms IS NULL AND expires_at_ms >= ? RETURNING *",
             );
             if let Some(r) = sqlx::query(q).bind(now_ms).bind(sid).bind(now_ms).fetch_optional(pool).await? {
-                return Ok(TokenUse::Granted(token_from_row(&r)?));
+                return Ok(TokenUse::Granted(from_row(&r)?));
             }
             let q = sql("SELECT * FROM stream_tokens WHERE sid = ?");
             let Some(r) = sqlx::query(q).bind(sid).fetch_optional(pool).await? else {
                 return Ok(TokenUse::Unknown);
             };
-            let t = token_from_row(&r)?;
+            let t: StreamTokenRow = from_row(&r)?;
             Ok(if t.used_at_ms.is_some() { TokenUse::Used } else { TokenUse::Expired })
         }
 

@@ -83,7 +83,7 @@ impl StoreError {
 }
 
 /// A session as stored: who, when, how it ended, and its plan without keys.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct SessionRow {
     pub session_id: String,
     pub call_sid: Option<String>,
@@ -100,13 +100,19 @@ pub struct SessionRow {
     pub node_id: Option<String>,
 }
 
-/// A session closed by a surviving node because the node running it lost its lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A session closed by a surviving node because the node running it lost its lease (read from
+/// the `RETURNING` columns of the same names).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LostSession {
     pub session_id: String,
     pub call_sid: Option<String>,
     pub org_id: String,
     pub node_id: String,
+}
+
+/// A row read into `T` by column name (its `sqlx::FromRow`), on either backend.
+pub(crate) fn from_row<'r, R: sqlx::Row, T: sqlx::FromRow<'r, R>>(r: &'r R) -> Result<T, StoreError> {
+    Ok(T::from_row(r)?)
 }
 
 #[async_trait::async_trait]
@@ -240,7 +246,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// An org as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct OrgRow {
     pub id: String,
     pub name: String,

@@ -5,7 +5,8 @@
 /// The org queries over one backend (see `session_queries!` for what they expect in scope).
 macro_rules! org_queries {
     () => {
-        use super::{sql, DbRow, Pool};
+        use super::{sql, Pool};
+        use crate::store::from_row;
         use crate::org::{Plan, StoredCredential};
         use crate::store::{now_ms, CredentialRow, OrgRow, StoreError};
         use sqlx::Row;
@@ -57,21 +58,6 @@ macro_rules! org_queries {
             rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
         }
 
-        fn org_from_row(r: &DbRow) -> Result<OrgRow, StoreError> {
-            Ok(OrgRow {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                plan_id: r.try_get("plan_id")?,
-                parent_org_id: r.try_get("parent_org_id")?,
-                wallet_micros: r.try_get("wallet_micros")?,
-                credits_used_micros: r.try_get("credits_used_micros")?,
-                credits_period: r.try_get("credits_period")?,
-                use_own_keys: r.try_get("use_own_keys")?,
-                wallet_deduction: r.try_get("wallet_deduction")?,
-                negative_limit_micros: r.try_get("negative_limit_micros")?,
-            })
-        }
-
         /// The org and its first API key, together or not at all.
         pub(super) async fn create_org(
             pool: &Pool,
@@ -106,18 +92,18 @@ macro_rules! org_queries {
 
         pub(super) async fn org(pool: &Pool, id: &str) -> Result<Option<OrgRow>, StoreError> {
             let r = sqlx::query(sql("SELECT * FROM orgs WHERE id = ?")).bind(id).fetch_optional(pool).await?;
-            r.as_ref().map(org_from_row).transpose()
+            r.as_ref().map(from_row).transpose()
         }
 
         pub(super) async fn orgs(pool: &Pool) -> Result<Vec<OrgRow>, StoreError> {
             let rows = sqlx::query(sql("SELECT * FROM orgs ORDER BY name, id")).fetch_all(pool).await?;
-            rows.iter().map(org_from_row).collect()
+            rows.iter().map(from_row).collect()
         }
 
         pub(super) async fn org_by_key_hash(pool: &Pool, hash: &str) -> Result<Option<OrgRow>, StoreError> {
             let q = sql("SELECT o.* FROM orgs o JOIN api_keys k ON k.org_id = o.id WHERE k.key_hash = ?");
             let r = sqlx::query(q).bind(hash).fetch_optional(pool).await?;
-            r.as_ref().map(org_from_row).transpose()
+            r.as_ref().map(from_row).transpose()
         }
 
         pub(super) async fn update_org(pool: &Pool, o: &OrgRow) -> Result<(), StoreError> {
@@ -155,27 +141,16 @@ macro_rules! org_queries {
             Ok(id)
         }
 
-        fn credential_from_row(r: &DbRow) -> Result<StoredCredential, StoreError> {
-            Ok(StoredCredential {
-                id: r.try_get("id")?,
-                org_id: r.try_get("org_id")?,
-                provider: r.try_get("provider")?,
-                name: r.try_get("name")?,
-                last4: r.try_get("last4")?,
-                sealed: r.try_get("sealed")?,
-            })
-        }
-
         /// Oldest first; ids sort by byte (`COLLATE "C"`) on both backends.
         pub(super) async fn credentials(pool: &Pool, org_id: &str) -> Result<Vec<StoredCredential>, StoreError> {
             let q = sql("SELECT * FROM credentials WHERE org_id = ? ORDER BY created_at_ms, id COLLATE \"C\"");
             let rows = sqlx::query(q).bind(org_id).fetch_all(pool).await?;
-            rows.iter().map(credential_from_row).collect()
+            rows.iter().map(from_row).collect()
         }
 
         pub(super) async fn all_credentials(pool: &Pool) -> Result<Vec<StoredCredential>, StoreError> {
             let rows = sqlx::query(sql("SELECT * FROM credentials ORDER BY id")).fetch_all(pool).await?;
-            rows.iter().map(credential_from_row).collect()
+            rows.iter().map(from_row).collect()
         }
 
         pub(super) async fn reseal_credential(pool: &Pool, id: &str, sealed: &str) -> Result<(), StoreError> {

@@ -2,7 +2,7 @@
 //! live events between nodes over `NOTIFY`.
 
 use super::{LostSession, StoreError, EVENTS_CHANNEL, RESYNC_TOPIC};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 /// The database's clock in ms: every lease is set and checked against the same clock.
@@ -50,18 +50,7 @@ pub(super) async fn reap_lost_nodes(pool: &PgPool) -> Result<Vec<LostSession>, S
         " WHERE status = 'open' AND node_id IS NOT NULL AND node_id NOT IN (SELECT node_id FROM nodes)
          RETURNING session_id, call_sid, org_id, node_id"
     );
-    let rows = sqlx::query(sql).fetch_all(&mut *tx).await?;
-    let lost = rows
-        .iter()
-        .map(|r| {
-            Ok(LostSession {
-                session_id: r.try_get(0)?,
-                call_sid: r.try_get(1)?,
-                org_id: r.try_get(2)?,
-                node_id: r.try_get(3)?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let lost: Vec<LostSession> = sqlx::query_as(sql).fetch_all(&mut *tx).await?;
     let ids: Vec<&str> = lost.iter().map(|l| l.session_id.as_str()).collect();
     sqlx::query("DELETE FROM holds WHERE session_id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
     let purge = concat!("DELETE FROM event_payloads WHERE created_at_ms < ", now_ms!(), " - $1");

@@ -8,24 +8,10 @@
 macro_rules! session_queries {
     () => {
         use super::{sql, Db, DbRow, Pool};
+        use crate::store::from_row;
         use crate::store::{SessionRow, StoreError};
         use crate::{BilledTo, MicroUsd, Service, UsageRecord, UsageUnit};
         use sqlx::Row;
-
-        fn session_from_row(r: &DbRow) -> Result<SessionRow, StoreError> {
-            Ok(SessionRow {
-                session_id: r.try_get("session_id")?,
-                call_sid: r.try_get("call_sid")?,
-                org_id: r.try_get("org_id")?,
-                gateway: r.try_get("gateway")?,
-                status: r.try_get("status")?,
-                started_at_ms: r.try_get("started_at_ms")?,
-                ended_at_ms: r.try_get("ended_at_ms")?,
-                end_reason: r.try_get("end_reason")?,
-                plan_json: r.try_get("plan_json")?,
-                node_id: r.try_get("node_id")?,
-            })
-        }
 
         fn usage_from_row(r: &DbRow) -> Result<UsageRecord, StoreError> {
             let service: String = r.try_get("service")?;
@@ -90,7 +76,7 @@ macro_rules! session_queries {
         pub(super) async fn session(pool: &Pool, session_id: &str) -> Result<Option<SessionRow>, StoreError> {
             let q = sql("SELECT * FROM sessions WHERE session_id = ?");
             let row = sqlx::query(q).bind(session_id).fetch_optional(pool).await?;
-            row.as_ref().map(session_from_row).transpose()
+            row.as_ref().map(from_row).transpose()
         }
 
         pub(super) async fn session_by_call_sid(
@@ -99,7 +85,7 @@ macro_rules! session_queries {
         ) -> Result<Option<SessionRow>, StoreError> {
             let q = sql("SELECT * FROM sessions WHERE call_sid = ? ORDER BY started_at_ms DESC LIMIT 1");
             let row = sqlx::query(q).bind(call_sid).fetch_optional(pool).await?;
-            row.as_ref().map(session_from_row).transpose()
+            row.as_ref().map(from_row).transpose()
         }
 
         /// `Ok(false)` when the record's key already exists. Takes any executor so a settle
@@ -209,7 +195,7 @@ macro_rules! session_queries {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(session_from_row).collect()
+            rows.iter().map(from_row).collect()
         }
     };
 }

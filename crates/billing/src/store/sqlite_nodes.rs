@@ -3,7 +3,7 @@
 //! node id that stopped renewing (a restart under a new id).
 
 use super::{now_ms, LostSession, StoreError};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
 pub(super) async fn renew_lease(pool: &SqlitePool, node_id: &str, lease_ms: i64) -> Result<bool, StoreError> {
     let now = now_ms();
@@ -41,16 +41,7 @@ pub(super) async fn reap_lost_nodes(pool: &SqlitePool) -> Result<Vec<LostSession
         lost!(),
         " RETURNING session_id, call_sid, org_id, node_id"
     );
-    let rows = sqlx::query(sql).fetch_all(&mut *tx).await?;
+    let lost = sqlx::query_as(sql).fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    rows.iter()
-        .map(|r| {
-            Ok(LostSession {
-                session_id: r.try_get(0)?,
-                call_sid: r.try_get(1)?,
-                org_id: r.try_get(2)?,
-                node_id: r.try_get(3)?,
-            })
-        })
-        .collect()
+    Ok(lost)
 }

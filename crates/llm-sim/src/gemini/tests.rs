@@ -26,6 +26,16 @@ async fn post(s: &LlmSim, path_and_query: &str, key: Option<&str>) -> reqwest::R
     req.send().await.unwrap()
 }
 
+/// A request to the sim's `v1beta/{path}` with the test key.
+async fn ask(s: &LlmSim, method: reqwest::Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+    let url = format!("{}v1beta/{path}", s.base_url());
+    let mut req = reqwest::Client::new().request(method, url).header("x-goog-api-key", KEY);
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    req.send().await.unwrap()
+}
+
 #[tokio::test]
 async fn bad_key_is_googles_400_api_key_invalid() {
     let s = sim().await;
@@ -100,14 +110,8 @@ async fn faults_use_google_statuses() {
 #[tokio::test]
 async fn malformed_and_unknown_requests() {
     let s = sim().await;
-    let client = reqwest::Client::new();
-    let resp = client
-        .post(format!("{}v1beta/models/m:streamGenerateContent?alt=sse", s.base_url()))
-        .header("x-goog-api-key", KEY)
-        .json(&json!({"contents": []}))
-        .send()
-        .await
-        .unwrap();
+    let empty = json!({"contents": []});
+    let resp = ask(&s, reqwest::Method::POST, "models/m:streamGenerateContent?alt=sse", Some(&empty)).await;
     assert_eq!(resp.status(), 400);
     let resp = post(&s, "m:nonsense", Some(KEY)).await;
     assert_eq!(resp.status(), 404);
@@ -116,16 +120,7 @@ async fn malformed_and_unknown_requests() {
 #[tokio::test]
 async fn models_list_pages() {
     let s = sim().await;
-    let client = reqwest::Client::new();
-    let v: Value = client
-        .get(format!("{}v1beta/models?pageSize=1", s.base_url()))
-        .header("x-goog-api-key", KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = ask(&s, reqwest::Method::GET, "models?pageSize=1", None).await.json().await.unwrap();
     assert_eq!(v["models"][0]["name"], "models/gemini-2.5-flash");
     assert!(v["nextPageToken"].is_string());
 }
@@ -139,13 +134,7 @@ async fn with_tools(s: &LlmSim, model: &str, contents: Value) -> reqwest::Respon
             {"name": "end_call", "parameters": {"type": "object", "properties": {}}}
         ]}]
     });
-    reqwest::Client::new()
-        .post(format!("{}v1beta/models/{model}:streamGenerateContent?alt=sse", s.base_url()))
-        .header("x-goog-api-key", KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    ask(s, reqwest::Method::POST, &format!("models/{model}:streamGenerateContent?alt=sse"), Some(&body)).await
 }
 
 async fn chunks(resp: reqwest::Response) -> Vec<Value> {
@@ -172,16 +161,9 @@ async fn function_calls_come_whole_in_one_chunk() {
     );
     assert_eq!(candidate["finishReason"], "STOP");
     assert_eq!(chunks[0]["usageMetadata"]["candidatesTokenCount"], 4 + 1);
-    let whole: Value = reqwest::Client::new()
-        .post(format!("{}v1beta/models/gemini-2.5-flash:generateContent", s.base_url()))
-        .header("x-goog-api-key", KEY)
-        .json(&s.last_request_body().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again = s.last_request_body().unwrap();
+    let whole = ask(&s, reqwest::Method::POST, "models/gemini-2.5-flash:generateContent", Some(&again)).await;
+    let whole: Value = whole.json().await.unwrap();
     assert_eq!(whole["candidates"], chunks[0]["candidates"], "generateContent answers the same calls");
 }
 

@@ -11,7 +11,7 @@
 //! tool is offered.
 
 use crate::compat::{MaxTokensField, ToolQuirks};
-use crate::{LlmRequest, Message, Role, ToolCall, ToolChoice, ToolSpec};
+use crate::{LlmRequest, Message, Role, ToolCall, ToolChoice, ToolSpec, Tools};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -27,12 +27,37 @@ pub(crate) struct ChatRequest<'a> {
     /// The older name, for providers without `max_completion_tokens`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    #[serde(flatten)]
+    pub tools: OfferedTools<FunctionTool<'a>, WireToolChoice<'a>>,
+}
+
+/// The tool fields both of OpenAI's request shapes (Chat Completions, Responses) carry under the
+/// same names, each in its own wire type; none is sent when no tool is offered.
+#[derive(Debug, Serialize)]
+pub(crate) struct OfferedTools<T, C> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<FunctionTool<'a>>,
+    pub tools: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool_choice: Option<WireToolChoice<'a>>,
+    pub tool_choice: Option<C>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
+}
+
+impl<T, C> OfferedTools<T, C> {
+    /// `offered` in wire types; the parallel switch only where the provider takes the field.
+    pub(crate) fn new<'a>(
+        offered: &Tools<'a>,
+        tool: impl Fn(&'a ToolSpec) -> T,
+        choice: impl Fn(&'a ToolChoice) -> C,
+        parallel_field: bool,
+    ) -> Self {
+        let any = !offered.is_empty();
+        Self {
+            tools: offered.specs.iter().map(tool).collect(),
+            tool_choice: offered.choice.filter(|_| any).map(choice),
+            parallel_tool_calls: offered.parallel.filter(|_| any && parallel_field),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -150,7 +175,6 @@ pub(crate) fn chat_body<'a>(model: &'a str, req: &LlmRequest<'a>, dialect: Diale
         MaxTokensField::MaxCompletionTokens => (req.max_tokens, None),
         MaxTokensField::MaxTokens => (None, req.max_tokens),
     };
-    let offered = !req.tools.is_empty();
     ChatRequest {
         model,
         messages: req.messages.iter().map(ChatMessage::from).collect(),
@@ -158,9 +182,12 @@ pub(crate) fn chat_body<'a>(model: &'a str, req: &LlmRequest<'a>, dialect: Diale
         stream_options: dialect.include_usage.then_some(StreamOptions { include_usage: true }),
         max_completion_tokens,
         max_tokens,
-        tools: req.tools.specs.iter().map(FunctionTool::from).collect(),
-        tool_choice: req.tools.choice.filter(|_| offered).map(|c| WireToolChoice::new(c, &dialect.tools)),
-        parallel_tool_calls: req.tools.parallel.filter(|_| offered && dialect.tools.parallel_tool_calls),
+        tools: OfferedTools::new(
+            &req.tools,
+            FunctionTool::from,
+            |c| WireToolChoice::new(c, &dialect.tools),
+            dialect.tools.parallel_tool_calls,
+        ),
     }
 }
 

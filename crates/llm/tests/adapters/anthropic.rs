@@ -2,11 +2,12 @@
 //! conversation Messages would refuse as sent (assistant first, repeated user turns), and tool
 //! use (`tool_use` blocks streamed as `input_json_delta`, results as `tool_result` blocks).
 
-use super::tool_rounds::{answered, calls, end_call, order_status, stream_tools, ASKS_ORDER, ASKS_TWO};
+use super::tool_rounds::{
+    answered, call_1, call_answer, calls, end_call, offer, order_call, order_status, stream_tools, ASKS_ORDER, ASKS_TWO,
+};
 use super::{sim, stream};
-use llm::{LlmError, LlmEvent, Message, Role, ToolCall, ToolChoice, Tools};
-use llm_sim::replies::call_tokens;
-use llm_sim::testing::{collect, conversation, sim_prompt_tokens, text};
+use llm::{LlmError, LlmEvent, Message, Role, ToolChoice, Tools};
+use llm_sim::testing::{collect, conversation, text};
 use llm_sim::{reply_for, Api, Fault};
 use serde_json::{json, Value};
 
@@ -44,23 +45,11 @@ const MODEL: &str = "claude-haiku-4-5";
 async fn a_tool_call_and_its_result() {
     let s = sim(Api::Anthropic, &[KEY], None).await;
     let specs = [order_status(), end_call()];
-    let tools = Tools { specs: &specs, choice: None, parallel: None };
+    let tools = offer(&specs);
     let messages = conversation(ASKS_ORDER);
     let events = stream_tools("anthropic", &s.base_url(), KEY, MODEL, &messages, tools).await.unwrap();
-    let call =
-        ToolCall { id: "call_1".into(), name: "order_status".into(), arguments: r#"{"order_id":"4217"}"#.into() };
-    assert_eq!(
-        events,
-        vec![
-            LlmEvent::ToolCall(call.clone()),
-            LlmEvent::Usage {
-                input_tokens: sim_prompt_tokens(&messages),
-                output_tokens: call_tokens(&call),
-                estimated: false
-            },
-            LlmEvent::Done { finish_reason: Some("tool_use".into()) },
-        ]
-    );
+    let call = order_call();
+    assert_eq!(events, call_answer(&messages, &call, "tool_use"));
     let sent = s.last_request_body().unwrap();
     assert_eq!(sent["tools"][0]["input_schema"], specs[0].parameters);
     assert!(sent.get("tool_choice").is_none(), "the default needs no tool_choice: {sent}");
@@ -81,7 +70,7 @@ async fn parallel_calls_unless_disabled() {
     let s = sim(Api::Anthropic, &[KEY], None).await;
     let specs = [order_status(), end_call()];
     let messages = conversation(ASKS_TWO);
-    let both = Tools { specs: &specs, choice: None, parallel: None };
+    let both = offer(&specs);
     let events = stream_tools("anthropic", &s.base_url(), KEY, MODEL, &messages, both).await.unwrap();
     let names: Vec<String> = calls(&events).into_iter().map(|c| c.name).collect();
     assert_eq!(names, ["order_status", "end_call"]);
@@ -103,12 +92,12 @@ async fn forced_function_none_and_unknown_results() {
     let tools = Tools { specs: &specs, choice: Some(&forced), parallel: None };
     let messages = conversation("tell me a story");
     let events = stream_tools("anthropic", &s.base_url(), KEY, MODEL, &messages, tools).await.unwrap();
-    assert_eq!(calls(&events), [ToolCall { id: "call_1".into(), name: "end_call".into(), arguments: "{}".into() }]);
+    assert_eq!(calls(&events), [call_1("end_call", "{}")]);
     let none = Tools { choice: Some(&ToolChoice::None), ..tools };
     let events = stream_tools("anthropic", &s.base_url(), KEY, MODEL, &conversation("end call"), none).await.unwrap();
     assert!(calls(&events).is_empty() && !text(&events).is_empty(), "{events:?}");
 
-    let call = ToolCall { id: "call_1".into(), name: "end_call".into(), arguments: "{}".into() };
+    let call = call_1("end_call", "{}");
     let mut wrong = answered(&messages, &[call], &["done"]);
     wrong.last_mut().unwrap().tool_call_id = Some("call_9".into());
     let err = stream_tools("anthropic", &s.base_url(), KEY, MODEL, &wrong, tools).await.unwrap_err();
@@ -120,7 +109,7 @@ async fn forced_function_none_and_unknown_results() {
 #[tokio::test]
 async fn without_tools_no_tool_fields() {
     let s = sim(Api::Anthropic, &[KEY], None).await;
-    let call = ToolCall { id: "call_1".into(), name: "order_status".into(), arguments: "{}".into() };
+    let call = call_1("order_status", "{}");
     let history = answered(&conversation(ASKS_ORDER), &[call], &["shipped"]);
     let events = stream_tools("anthropic", &s.base_url(), KEY, MODEL, &history, Tools::default()).await.unwrap();
     assert_eq!(events.last(), Some(&LlmEvent::Done { finish_reason: Some("end_turn".into()) }));

@@ -2,10 +2,12 @@
 //! every kind of wrong credential is refused, a malformed key never reaches the wire, and tool
 //! use (`toolConfig` out, `toolUse` blocks streamed back, `toolResult` blocks).
 
-use super::tool_rounds::{answered, calls, end_call, order_status, stream_tools, ASKS_ORDER, ASKS_TWO};
+use super::tool_rounds::{
+    answered, call_1, call_answer, calls, end_call, offer, order_call, order_status, stream_tools, ASKS_ORDER, ASKS_TWO,
+};
 use super::{sim, stream};
-use llm::{LlmError, LlmEvent, ToolCall, ToolChoice, Tools};
-use llm_sim::replies::{call_tokens, tokens};
+use llm::{LlmError, LlmEvent, ToolChoice, Tools};
+use llm_sim::replies::tokens;
 use llm_sim::testing::{collect, conversation, sim_prompt_tokens, text};
 use llm_sim::{reply_for, Api};
 use secrecy::SecretString;
@@ -68,23 +70,11 @@ async fn key_check_refuses_a_wrong_secret() {
 async fn a_tool_use_and_its_result() {
     let s = sim(Api::Bedrock, &[KEY], None).await;
     let specs = [order_status(), end_call()];
-    let tools = Tools { specs: &specs, choice: None, parallel: None };
+    let tools = offer(&specs);
     let messages = conversation(ASKS_ORDER);
     let events = stream_tools("bedrock", &s.base_url(), KEY, MODEL, &messages, tools).await.unwrap();
-    let call =
-        ToolCall { id: "call_1".into(), name: "order_status".into(), arguments: r#"{"order_id":"4217"}"#.into() };
-    assert_eq!(
-        events,
-        vec![
-            LlmEvent::ToolCall(call.clone()),
-            LlmEvent::Usage {
-                input_tokens: sim_prompt_tokens(&messages),
-                output_tokens: call_tokens(&call),
-                estimated: false
-            },
-            LlmEvent::Done { finish_reason: Some("tool_use".into()) },
-        ]
-    );
+    let call = order_call();
+    assert_eq!(events, call_answer(&messages, &call, "tool_use"));
     let sent = s.last_request_body().unwrap();
     assert_eq!(sent["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"], json!({"json": specs[0].parameters}));
     assert!(sent["toolConfig"].get("toolChoice").is_none(), "{sent}");
@@ -105,7 +95,7 @@ async fn a_tool_use_and_its_result() {
 async fn parallel_forced_and_unknown_results() {
     let s = sim(Api::Bedrock, &[KEY], None).await;
     let specs = [order_status(), end_call()];
-    let tools = Tools { specs: &specs, choice: None, parallel: None };
+    let tools = offer(&specs);
     let events = stream_tools("bedrock", &s.base_url(), KEY, MODEL, &conversation(ASKS_TWO), tools).await.unwrap();
     let names: Vec<String> = calls(&events).into_iter().map(|c| c.name).collect();
     assert_eq!(names, ["order_status", "end_call"]);
@@ -114,7 +104,7 @@ async fn parallel_forced_and_unknown_results() {
     let forcing = Tools { choice: Some(&forced), ..tools };
     let messages = conversation("tell me a story");
     let events = stream_tools("bedrock", &s.base_url(), KEY, MODEL, &messages, forcing).await.unwrap();
-    let call = ToolCall { id: "call_1".into(), name: "end_call".into(), arguments: "{}".into() };
+    let call = call_1("end_call", "{}");
     assert_eq!(calls(&events), std::slice::from_ref(&call));
     assert_eq!(s.last_request_body().unwrap()["toolConfig"]["toolChoice"], json!({"tool": {"name": "end_call"}}));
 
@@ -130,7 +120,7 @@ async fn parallel_forced_and_unknown_results() {
 async fn without_tools_no_tool_config() {
     let s = sim(Api::Bedrock, &[KEY], None).await;
     let specs = [order_status()];
-    let call = ToolCall { id: "call_1".into(), name: "order_status".into(), arguments: "{}".into() };
+    let call = call_1("order_status", "{}");
     let history = answered(&conversation(ASKS_ORDER), &[call], &["shipped"]);
     let none = Tools { specs: &specs, choice: Some(&ToolChoice::None), parallel: None };
     for tools in [Tools::default(), none] {

@@ -4,10 +4,11 @@
 //! the call, the thought signature Gemini 3 requires on replayed calls.
 
 use super::sim;
-use super::tool_rounds::{answered, calls, end_call, order_status, stream_tools, ASKS_ORDER, ASKS_TWO};
+use super::tool_rounds::{
+    answered, call_answer, calls, end_call, offer, order_status, stream_tools, ASKS_ORDER, ASKS_TWO,
+};
 use llm::{LlmError, LlmEvent, ToolCall, ToolChoice, Tools};
-use llm_sim::replies::call_tokens;
-use llm_sim::testing::{conversation, sim_prompt_tokens, text};
+use llm_sim::testing::{conversation, text};
 use llm_sim::Api;
 use serde_json::json;
 
@@ -18,24 +19,14 @@ const MODEL: &str = "gemini-2.5-flash";
 async fn a_function_call_and_its_response() {
     let s = sim(Api::Gemini, &[KEY], None).await;
     let specs = [order_status(), end_call()];
-    let tools = Tools { specs: &specs, choice: None, parallel: None };
+    let tools = offer(&specs);
     let messages = conversation(ASKS_ORDER);
     let events = stream_tools("google", &s.base_url(), KEY, MODEL, &messages, tools).await.unwrap();
     let found = calls(&events);
     assert_eq!(found.len(), 1, "{events:?}");
     assert!(found[0].id.starts_with("gemini_call_"), "a made-up id: {}", found[0].id);
     assert_eq!((found[0].name.as_str(), found[0].arguments.as_str()), ("order_status", r#"{"order_id":"4217"}"#));
-    assert_eq!(
-        events[1..],
-        [
-            LlmEvent::Usage {
-                input_tokens: sim_prompt_tokens(&messages),
-                output_tokens: call_tokens(&found[0]),
-                estimated: false
-            },
-            LlmEvent::Done { finish_reason: Some("STOP".into()) },
-        ]
-    );
+    assert_eq!(events, call_answer(&messages, &found[0], "STOP"));
     let sent = s.last_request_body().unwrap();
     assert_eq!(
         sent["tools"],
@@ -67,7 +58,7 @@ async fn a_function_call_and_its_response() {
 async fn gemini_3_accepts_the_replayed_calls() {
     let s = sim(Api::Gemini, &[KEY], None).await;
     let specs = [order_status(), end_call()];
-    let tools = Tools { specs: &specs, choice: None, parallel: None };
+    let tools = offer(&specs);
     let messages = conversation(ASKS_TWO);
     let model = "gemini-3-flash-preview";
     let events = stream_tools("google", &s.base_url(), KEY, model, &messages, tools).await.unwrap();

@@ -31,5 +31,6 @@ async fn stream(
     messages: &[Message],
     max_tokens: Option<u32>,
 ) -> Result<mpsc::Receiver<LlmEvent>, LlmError> {
-    llm_sim::testing::stream(&reqwest::Client::new(), provider, base, key, model, messages, max_tokens).await
+    let adapter = llm_sim::testing::Adapter { provider, base, key, model };
+    adapter.stream(messages, max_tokens, llm::Tools::default()).await
 }

@@ -4,9 +4,9 @@
 //! (or their absence, or a provider's quirk) as the simulator received them.
 
 use super::sim;
-use super::tool_rounds::{calls, end_call, order_status, stream_tools};
-use llm::{LlmError, LlmEvent, Message, ToolCall, ToolChoice, ToolSpec, Tools};
-use llm_sim::testing::{conversation, sim_prompt_tokens, text};
+use super::tool_rounds::{call_answer, calls, end_call, offer, order_call, order_status, stream_tools};
+use llm::{LlmError, LlmEvent, Message, ToolChoice, Tools};
+use llm_sim::testing::{conversation, text};
 use llm_sim::{Api, LlmSim};
 use serde_json::{json, Value};
 
@@ -14,19 +14,12 @@ const KEY: &str = "sk-openai-tools-0123456789";
 /// The same cases over both wire APIs.
 const MODELS: [&str; 2] = ["gpt-4o-mini", "responses:gpt-4.1-mini"];
 
-async fn run(
-    s: &LlmSim,
-    provider: &str,
-    model: &str,
-    messages: &[Message],
-    tools: Tools<'_>,
-) -> Result<Vec<LlmEvent>, LlmError> {
+/// `messages` to `model` of the `provider` the sim plays, offering `tools`.
+async fn run(s: &LlmSim, provider: &str, model: &str, messages: &[Message], tools: Tools<'_>) -> Events {
     stream_tools(provider, &s.base_url(), KEY, model, messages, tools).await
 }
 
-fn offer(specs: &[ToolSpec]) -> Tools<'_> {
-    Tools { specs, choice: None, parallel: None }
-}
+type Events = Result<Vec<LlmEvent>, LlmError>;
 
 fn finish(events: &[LlmEvent]) -> Option<&str> {
     match events.last() {
@@ -44,18 +37,8 @@ async fn a_named_tool_is_called_and_its_result_voiced() {
     for model in MODELS {
         let mut messages = conversation("What is the order status of 4 2 1 7?");
         let events = run(&s, "openai", model, &messages, offer(&specs)).await.unwrap();
-        let call =
-            ToolCall { id: "call_1".into(), name: "order_status".into(), arguments: r#"{"order_id":"4217"}"#.into() };
-        assert_eq!(
-            events,
-            vec![
-                LlmEvent::ToolCall(call.clone()),
-                // 1 for the call + 3 words of arguments (order, id, 4217).
-                LlmEvent::Usage { input_tokens: sim_prompt_tokens(&messages), output_tokens: 4, estimated: false },
-                LlmEvent::Done { finish_reason: Some("tool_calls".into()) },
-            ],
-            "{model}"
-        );
+        let call = order_call();
+        assert_eq!(events, call_answer(&messages, &call, "tool_calls"), "{model}");
         messages.push(Message::assistant_calls("", vec![call]));
         messages.push(Message::tool_result("call_1", r#"{"status":"shipped","eta":"Tuesday"}"#));
         let events = run(&s, "openai", model, &messages, offer(&specs)).await.unwrap();

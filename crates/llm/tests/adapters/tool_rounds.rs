@@ -2,7 +2,8 @@
 //! of a stream.
 
 use llm::{LlmError, LlmEvent, Message, ToolCall, ToolSpec, Tools};
-use llm_sim::testing::{collect, stream_with_tools};
+use llm_sim::replies::call_tokens;
+use llm_sim::testing::{collect, sim_prompt_tokens, Adapter};
 use serde_json::json;
 use url::Url;
 
@@ -22,6 +23,35 @@ pub fn end_call() -> ToolSpec {
     ToolSpec { name: "end_call".into(), description: "Hang up".into(), parameters: llm::empty_object_schema() }
 }
 
+/// The tools offered as they are, no choice or parallel setting.
+pub fn offer(specs: &[ToolSpec]) -> Tools<'_> {
+    Tools { specs, choice: None, parallel: None }
+}
+
+/// A call the simulators make, with the id they give the first call of an answer.
+pub fn call_1(name: &str, arguments: &str) -> ToolCall {
+    ToolCall { id: "call_1".into(), name: name.into(), arguments: arguments.into() }
+}
+
+/// The call every simulator makes for [`ASKS_ORDER`].
+pub fn order_call() -> ToolCall {
+    call_1("order_status", r#"{"order_id":"4217"}"#)
+}
+
+/// The whole stream of an answer to `messages` that is just `call`, ending with `finish`:
+/// the call, exact usage (the call's tokens out), done.
+pub fn call_answer(messages: &[Message], call: &ToolCall, finish: &str) -> Vec<LlmEvent> {
+    vec![
+        LlmEvent::ToolCall(call.clone()),
+        LlmEvent::Usage {
+            input_tokens: sim_prompt_tokens(messages),
+            output_tokens: call_tokens(call),
+            estimated: false,
+        },
+        LlmEvent::Done { finish_reason: Some(finish.into()) },
+    ]
+}
+
 /// Every event of a stream from `provider` offering `tools` (10 s bound per event).
 pub async fn stream_tools(
     provider: &str,
@@ -31,19 +61,10 @@ pub async fn stream_tools(
     messages: &[Message],
     tools: Tools<'_>,
 ) -> Result<Vec<LlmEvent>, LlmError> {
-    let http = reqwest::Client::new();
-    Ok(collect(stream_with_tools(&http, provider, base, key, model, messages, None, tools).await?).await)
+    Ok(collect(Adapter { provider, base, key, model }.stream(messages, None, tools).await?).await)
 }
 
-pub fn calls(events: &[LlmEvent]) -> Vec<ToolCall> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            LlmEvent::ToolCall(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect()
-}
+pub use llm_sim::testing::tool_calls as calls;
 
 /// The conversation after `calls` were made and answered with `results`, in order.
 pub fn answered(messages: &[Message], calls: &[ToolCall], results: &[&str]) -> Vec<Message> {

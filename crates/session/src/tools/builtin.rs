@@ -5,6 +5,7 @@
 
 use super::{error_result, Outcome};
 use std::sync::Arc;
+use tokio::sync::watch;
 use url::Url;
 
 /// The carrier call this session serves, with the org's credential for its REST API.
@@ -29,8 +30,13 @@ pub(super) fn dtmf_schema() -> serde_json::Value {
 
 /// Transfers the call to `to` (validated when the agent was registered, checked again here).
 /// The request runs on its own task: once issued it completes even if the caller barges in
-/// and the round is dropped.
-pub(super) async fn transfer(line: Option<CarrierLine>, http: &reqwest::Client, to: &str) -> Outcome {
+/// and the round is dropped, and `transferred` tells the session it went through.
+pub(super) async fn transfer(
+    line: Option<CarrierLine>,
+    http: &reqwest::Client,
+    to: &str,
+    transferred: Arc<watch::Sender<Option<String>>>,
+) -> Outcome {
     let Some(line) = line else {
         return Outcome::Result(error_result("this call cannot be transferred: it did not come through a carrier"));
     };
@@ -47,8 +53,14 @@ pub(super) async fn transfer(line: Option<CarrierLine>, http: &reqwest::Client, 
     }
     let http = http.clone();
     let line = Arc::new(line);
-    let task =
-        tokio::spawn(async move { carrier::transfer(&http, &line.base, &line.creds, &line.call_id, &order).await });
+    let target = to.to_string();
+    let task = tokio::spawn(async move {
+        let sent = carrier::transfer(&http, &line.base, &line.creds, &line.call_id, &order).await;
+        if sent.is_ok() {
+            transferred.send_replace(Some(target));
+        }
+        sent
+    });
     match task.await {
         Ok(Ok(())) => {
             tracing::info!("call transferred through the carrier");

@@ -17,6 +17,7 @@ use billing::{AgentTool, ToolRun};
 use futures::future::{join_all, BoxFuture};
 use llm::{ToolCall, ToolSpec};
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// What ended one tool call.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,9 @@ pub(crate) struct ToolBox {
     session_id: String,
     /// `--webhooks-allow-private`: webhooks may reach private addresses.
     allow_private: bool,
+    /// Set to the target once a transfer went through at the carrier, whether or not its round
+    /// was still waiting for it.
+    transferred: Arc<watch::Sender<Option<String>>>,
 }
 
 impl ToolBox {
@@ -76,7 +80,14 @@ impl ToolBox {
         allow_private: bool,
     ) -> Self {
         let specs = declared.iter().map(spec_of).collect();
-        Self { declared, specs, http, secrets, line, session_id: session_id.to_string(), allow_private }
+        let transferred = Arc::new(watch::Sender::new(None));
+        Self { declared, specs, http, secrets, line, session_id: session_id.to_string(), allow_private, transferred }
+    }
+
+    /// Sees a transfer go through, even one whose round a barge-in dropped: once issued, a
+    /// transfer completes at the carrier and the call has left the session.
+    pub(crate) fn transferred(&self) -> watch::Receiver<Option<String>> {
+        self.transferred.subscribe()
     }
 
     /// The tools as every LLM request of the call offers them.
@@ -121,7 +132,9 @@ impl ToolBox {
             ToolRun::EndCall { closing_line } => {
                 Outcome::EndCall { closing_line: closing_line.clone().unwrap_or_else(|| DEFAULT_END_LINE.into()) }
             }
-            ToolRun::TransferCall { to } => builtin::transfer(self.line.clone(), &self.http, to).await,
+            ToolRun::TransferCall { to } => {
+                builtin::transfer(self.line.clone(), &self.http, to, self.transferred.clone()).await
+            }
             ToolRun::SendDtmf {} => builtin::send_dtmf(self.line.as_ref(), &self.http, &args).await,
         }
     }

@@ -114,6 +114,8 @@ enum Wake {
     TtsConnected(Result<TtsStream, TtsError>),
     Tts(Option<TtsEvent>),
     Tools(Vec<crate::tools::Done>),
+    /// A transfer went through at the carrier (to this target), perhaps after a barge-in.
+    Transferred(String),
     Writer(WriterEvent),
     Checkpoint,
     /// The ledger's funds check found less than the reserve available.
@@ -179,6 +181,8 @@ pub(crate) struct TurnManager {
     fatal: Option<EndReason>,
     /// The agent's tools, offered with every LLM request; `None` when it declares none.
     tools: Option<Arc<crate::tools::ToolBox>>,
+    /// Sees a transfer through, even after a barge-in dropped its round.
+    transfer_watch: Option<watch::Receiver<Option<String>>>,
 }
 
 /// What a turn manager is built from: the session's plan and providers, its channels to the
@@ -218,6 +222,16 @@ async fn opt_recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
         Some(r) => r.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The target of a transfer once it went through; pending forever without tools.
+async fn transfer_done(rx: &mut Option<watch::Receiver<Option<String>>>) -> String {
+    if let Some(rx) = rx {
+        if let Ok(to) = rx.wait_for(Option::is_some).await {
+            return to.clone().unwrap_or_default();
+        }
+    }
+    std::future::pending().await
 }
 
 async fn opt_fut<T>(f: &mut Option<BoxFuture<'static, T>>) -> T {
@@ -282,6 +296,7 @@ impl TurnManager {
             apology: d.apology,
             stt_deadline: None,
             fatal: None,
+            transfer_watch: d.tools.as_ref().map(|t| t.transferred()),
             tools: d.tools,
         }
     }
@@ -359,6 +374,7 @@ impl TurnManager {
                     r = opt_fut(tc) => Wake::TtsConnected(r),
                     ev = opt_recv(tr) => Wake::Tts(ev),
                     done = opt_fut(tools) => Wake::Tools(done),
+                    to = transfer_done(&mut self.transfer_watch) => Wake::Transferred(to),
                     Some(ev) = self.writer_events.recv() => Wake::Writer(ev),
                     Some(available) = self.ledger.low_funds() => Wake::LowFunds(available),
                     _ = tick.tick() => Wake::Checkpoint,
@@ -412,6 +428,7 @@ impl TurnManager {
             Wake::TtsConnected(r) => self.on_tts_connected(r),
             Wake::Tts(ev) => self.on_tts(ev),
             Wake::Tools(done) => self.on_tools_done(done).await,
+            Wake::Transferred(to) => self.on_transferred(&to),
             Wake::Writer(ev) => self.on_writer(ev),
             Wake::Checkpoint => {
                 self.checkpoint();

@@ -108,9 +108,7 @@ impl TurnManager {
             Outcome::Transferred { to } => Some(to.clone()),
             _ => None,
         }) {
-            tracing::info!(%to, "call transferred: the session ends");
-            self.closing_reason = EndReason::Transferred;
-            self.hang_up = true;
+            self.on_transferred(&to);
             return;
         }
         if let Some(line) = done.iter().find_map(|d| match &d.outcome {
@@ -121,6 +119,14 @@ impl TurnManager {
             return;
         }
         self.next_llm_round();
+    }
+
+    /// The call went to `to` at the carrier (its round finished, or a barge-in had dropped it):
+    /// the session ends without hanging up.
+    pub(super) fn on_transferred(&mut self, to: &str) {
+        tracing::info!(%to, "call transferred: the session ends");
+        self.closing_reason = EndReason::Transferred;
+        self.hang_up = true;
     }
 
     /// Ask the model again, with the round's calls and results added.

@@ -82,10 +82,7 @@ impl Protocol for V1 {
                     out.now(json::metadata(&self.ids, self.listen.billed_s(self.billed_pct)));
                     Flow::close(1000, "")
                 }
-                Err(_) => {
-                    tracing::debug!("deepgram sim: undecodable text frame");
-                    Flow::close(1008, "DATA-0000")
-                }
+                Err(_) => super::undecodable("v1"),
             },
             _ => Flow::Continue,
         }
@@ -96,7 +93,6 @@ impl Protocol for V1 {
     }
 
     fn on_idle(&mut self, out: &mut Outbox) -> Flow {
-        out.clear();
-        Flow::close(1011, "NET-0001")
+        super::idle_close(out)
     }
 }

@@ -174,10 +174,7 @@ impl Protocol for Flux {
                     out.now(ack.to_string());
                     Flow::Continue
                 }
-                Err(_) => {
-                    tracing::debug!("flux sim: undecodable text frame");
-                    Flow::close(1008, "DATA-0000")
-                }
+                Err(_) => super::undecodable("flux"),
             },
             _ => Flow::Continue,
         }
@@ -188,8 +185,7 @@ impl Protocol for Flux {
     }
 
     fn on_idle(&mut self, out: &mut Outbox) -> Flow {
-        out.clear();
-        Flow::close(1011, "NET-0001")
+        super::idle_close(out)
     }
 }
 

@@ -17,6 +17,18 @@ const INTERIM_EVERY_MS: u64 = 400;
 /// No audio and no KeepAlive for this long closes 1011 `NET-0001`.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Deepgram's answer to a text frame it cannot read, on both APIs: close 1008 `DATA-0000`.
+fn undecodable(api: &str) -> simkit::Flow {
+    tracing::debug!(api, "deepgram sim: undecodable text frame");
+    simkit::Flow::close(1008, "DATA-0000")
+}
+
+/// No audio for [`IDLE_TIMEOUT`], on both APIs: what is queued is dropped, close 1011 `NET-0001`.
+fn idle_close(out: &mut simkit::Outbox) -> simkit::Flow {
+    out.clear();
+    simkit::Flow::close(1011, "NET-0001")
+}
+
 simulator!(
     /// The Deepgram simulator (`/v1/listen`, `/v2/listen`).
     DeepgramSim

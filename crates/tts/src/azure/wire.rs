@@ -1,6 +1,7 @@
 //! Synthesis messages (protocols/aws-azure.md Z2.2): speech.config, synthesis.context, SSML, and
 //! the `response` body that names the audio stream. Shared with the simulator.
 
+use quick_xml::escape::escape;
 use serde::Deserialize;
 
 /// Output rates offered as `raw-…-16bit-mono-pcm` (headerless, streamable linear16).
@@ -91,11 +92,11 @@ pub fn ssml(voice: &str, text: &str) -> String {
     let lang = locale(voice);
     let mut out = String::with_capacity(text.len() + voice.len() + 200);
     out.push_str(r#"<speak version="1.0" xmlns="http://www.w3.org/2001/10/synthesis" xmlns:mstts="http://www.w3.org/2001/mstts" xml:lang=""#);
-    escape_into(&lang, &mut out);
+    out.push_str(&escape(&lang));
     out.push_str(r#""><voice name=""#);
-    escape_into(voice, &mut out);
+    out.push_str(&escape(voice));
     out.push_str(r#"">"#);
-    escape_into(text, &mut out);
+    out.push_str(&escape(text));
     out.push_str("</voice></speak>");
     out
 }
@@ -109,19 +110,6 @@ fn locale(voice: &str) -> String {
             format!("{lang}-{region}")
         }
         _ => "en-US".to_string(),
-    }
-}
-
-fn escape_into(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
     }
 }
 
@@ -157,8 +145,9 @@ pub fn parse_ssml(doc: &str) -> Option<(String, String)> {
     Some((name, unescape(&text)))
 }
 
+/// The text with XML's entities decoded; a stray `&` is kept as it is.
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+    quick_xml::escape::unescape(s).map_or_else(|_| s.to_string(), |t| t.into_owned())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Responses API JSON shapes (protocols/llm-more.md E1). Only what a voice turn needs is read;
 //! the ~55 other event types and unknown fields (`obfuscation`, `logprobs`) are ignored.
 
+use crate::openai::request::OfferedTools;
 use crate::{LlmRequest, Message, Role, ToolChoice, ToolSpec};
 use serde::{Deserialize, Serialize};
 
@@ -13,27 +14,20 @@ pub(super) struct ResponsesRequest<'a> {
     pub store: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<FunctionTool<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool_choice: Option<WireToolChoice<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parallel_tool_calls: Option<bool>,
+    #[serde(flatten)]
+    pub tools: OfferedTools<FunctionTool<'a>, WireToolChoice<'a>>,
 }
 
 impl<'a> ResponsesRequest<'a> {
     /// `req` for `model`; the tool fields only when tools are offered.
     pub(super) fn new(model: &'a str, req: &LlmRequest<'a>) -> Self {
-        let offered = !req.tools.is_empty();
         Self {
             model,
             input: req.messages.iter().flat_map(InputItem::of).collect(),
             stream: true,
             store: false,
             max_output_tokens: req.max_tokens,
-            tools: req.tools.specs.iter().map(FunctionTool::from).collect(),
-            tool_choice: req.tools.choice.filter(|_| offered).map(WireToolChoice::from),
-            parallel_tool_calls: req.tools.parallel.filter(|_| offered),
+            tools: OfferedTools::new(&req.tools, FunctionTool::from, WireToolChoice::from, true),
         }
     }
 }
