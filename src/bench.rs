@@ -1,6 +1,7 @@
 //! `switchboard bench`: N concurrent gateway calls replaying the recorded assets in real time
 //! against a server whose providers are `switchboard sim` in another process. Reports calls
-//! held, setup time, late frames, the server's CPU-seconds per call-minute and RSS per call
+//! held, setup time, late frames, how long the caller waits for each answer against the floor
+//! the simulators' own latencies set, the server's CPU-seconds per call-minute and RSS per call
 //! (read from /proc of the server process), and the server's own hop histograms.
 
 use crate::cli::BenchArgs;
@@ -119,6 +120,32 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// One recorded call as a carrier sends it: 20 ms Twilio media payloads (base64 µ-law 8 kHz),
+/// and which frames end a caller utterance (from the recording's sidecar), where the wait for
+/// the agent's answer starts.
+struct Recording {
+    frames: Vec<String>,
+    ends_speech: Vec<bool>,
+}
+
+impl Recording {
+    fn load(wav: &std::path::Path) -> anyhow::Result<Self> {
+        let frames = twilio_frames(wav)?;
+        let sidecar = wav.with_extension("json");
+        let text = std::fs::read_to_string(&sidecar).with_context(|| format!("reading {}", sidecar.display()))?;
+        let meta: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", sidecar.display()))?;
+        let mut ends_speech = vec![false; frames.len()];
+        for u in meta["utterances"].as_array().into_iter().flatten() {
+            let end_s =
+                u["end_s"].as_f64().with_context(|| format!("{}: an utterance without end_s", sidecar.display()))?;
+            if let Some(f) = ends_speech.get_mut((end_s / 0.020).round() as usize) {
+                *f = true;
+            }
+        }
+        Ok(Self { frames, ends_speech })
+    }
+}
+
 /// 20 ms Twilio media payloads (base64 µ-law 8 kHz) of one recorded call.
 fn twilio_frames(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let (pcm, rate) = media::wav::read_wav(path)?;
@@ -146,8 +173,55 @@ struct CallResult {
     frames_received: u64,
     late: u64,
     clears: u64,
+    /// Each timed wait from the end of a caller utterance to the agent's first audio.
+    answers_ms: Vec<f64>,
     seconds: f64,
     error: Option<String>,
+}
+
+/// The caller's wait for an answer: from the frame that ends an utterance to the first agent
+/// audio after it. An utterance that ends while the agent is still streaming a reply is not
+/// timed (the next audio may be the old reply's).
+#[derive(Default)]
+struct AnswerClock {
+    waiting_since: Option<Instant>,
+    last_media: Option<Instant>,
+}
+
+impl AnswerClock {
+    /// Agent audio this recent at the end of speech: the agent was still talking.
+    const TALKING: Duration = Duration::from_millis(300);
+    /// A wait this long is not an answer to that utterance (none came).
+    const NO_ANSWER: Duration = Duration::from_secs(5);
+
+    fn speech_ended(&mut self, now: Instant) {
+        let talking = self.last_media.is_some_and(|t| now.duration_since(t) < Self::TALKING);
+        self.waiting_since = (!talking).then_some(now);
+    }
+
+    /// Agent audio arrived: the wait it ends, in ms, if one was timed.
+    fn media(&mut self, now: Instant) -> Option<f64> {
+        self.last_media = Some(now);
+        let wait = now.duration_since(self.waiting_since.take()?);
+        (wait < Self::NO_ANSWER).then_some(wait.as_secs_f64() * 1000.0)
+    }
+}
+
+/// The fastest answer the simulators allow at the settings the bench starts them with: the
+/// endpointing silence the server asks Deepgram for, then the STT final, the LLM's first token
+/// and the TTS's first audio. Everything above it is the server's own (and the loopback's).
+fn answer_floor() -> Value {
+    let t = simkit::Tuning::default();
+    let parts = [
+        ("stt_endpointing_ms", f64::from(stt::Deepgram::DEFAULT_ENDPOINTING_MS)),
+        ("stt_final_ms", t.stt_final.as_secs_f64() * 1000.0),
+        ("llm_first_token_ms", t.llm_first_token.as_secs_f64() * 1000.0),
+        ("tts_first_audio_ms", t.tts_first_audio.as_secs_f64() * 1000.0),
+    ];
+    let total: f64 = parts.iter().map(|(_, ms)| ms).sum();
+    let mut floor: serde_json::Map<String, Value> = parts.iter().map(|(k, ms)| (k.to_string(), json!(ms))).collect();
+    floor.insert("total_ms".into(), json!(total));
+    Value::Object(floor)
 }
 
 /// Where and how a call is placed: the media URL, the credential, one shared HTTP client.
@@ -161,25 +235,25 @@ struct Dialer {
 /// One concurrent slot: one call for the whole run, or back-to-back calls of `call_len`.
 async fn slot(
     call: Dialer,
-    frames: Arc<Vec<String>>,
+    rec: Arc<Recording>,
     start_at: Instant,
     total: Duration,
     call_len: Option<Duration>,
 ) -> Vec<CallResult> {
     let Some(len) = call_len else {
-        return vec![one_call(call, frames, start_at, total).await];
+        return vec![one_call(call, rec, start_at, total).await];
     };
     let end = start_at + total;
     let mut out = Vec::new();
     let mut at = start_at;
     while at + len <= end {
-        out.push(one_call(call.clone(), frames.clone(), at, len).await);
+        out.push(one_call(call.clone(), rec.clone(), at, len).await);
         at = Instant::now();
     }
     out
 }
 
-async fn one_call(call: Dialer, frames: Arc<Vec<String>>, start_at: Instant, duration: Duration) -> CallResult {
+async fn one_call(call: Dialer, rec: Arc<Recording>, start_at: Instant, duration: Duration) -> CallResult {
     let mut r = CallResult::default();
     tokio::time::sleep_until(start_at.into()).await;
     let t0 = Instant::now();
@@ -216,13 +290,19 @@ async fn one_call(call: Dialer, frames: Arc<Vec<String>>, start_at: Instant, dur
     const FRAME: Duration = Duration::from_millis(20);
     // When the media received so far has finished playing.
     let mut played_until: Option<Instant> = None;
+    let mut answer = AnswerClock::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if Instant::now() >= end {
+                let now = Instant::now();
+                if now >= end {
                     break;
                 }
-                let payload = &frames[i % frames.len()];
+                let k = i % rec.frames.len();
+                let payload = &rec.frames[k];
+                if rec.ends_speech[k] {
+                    answer.speech_ended(now);
+                }
                 i += 1;
                 let m = format!(r#"{{"event":"media","streamSid":"{sid}","media":{{"track":"inbound","payload":"{payload}"}}}}"#);
                 if tx.send(Message::text(m)).await.is_err() {
@@ -237,6 +317,7 @@ async fn one_call(call: Dialer, frames: Arc<Vec<String>>, start_at: Instant, dur
                     if t.contains(r#""event":"media""#) {
                         r.frames_received += 1;
                         let now = Instant::now();
+                        r.answers_ms.extend(answer.media(now));
                         // Twilio plays queued media in real time: a frame is late when the
                         // audio before it ran out more than a frame before it arrived (the
                         // caller hears a gap). Gaps between turns are silence, not lateness.
@@ -347,7 +428,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let dialer = Dialer { url: ws_url, auth: Arc::new(auth), http };
     let mut assets = Vec::new();
     for name in ["simple", "multi_turn", "barge_in"] {
-        assets.push(Arc::new(twilio_frames(&args.calls_dir.join(format!("{name}.wav")))?));
+        assets.push(Arc::new(Recording::load(&args.calls_dir.join(format!("{name}.wav")))?));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_idle = pid.and_then(rss_kb);
@@ -419,6 +500,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let sent: u64 = results.iter().map(|r| r.frames_sent).sum();
     let received: u64 = results.iter().map(|r| r.frames_received).sum();
     let late: u64 = results.iter().map(|r| r.late).sum();
+    let mut answers: Vec<f64> = results.iter().flat_map(|r| r.answers_ms.iter().copied()).collect();
+    let floor = answer_floor();
+    let floor_ms = floor["total_ms"].as_f64().unwrap_or(0.0);
+    let (a50, a99) = (pct(&mut answers, 0.5), pct(&mut answers, 0.99));
     // Counters are exported as floats; they count whole frames.
     let dropped: u64 = metrics
         .lines()
@@ -437,6 +522,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         "calls_held": held,
         "errors": results.iter().filter_map(|r| r.error.clone()).take(5).collect::<Vec<_>>(),
         "setup_ms": {"p50": pct(&mut setup, 0.5), "p99": pct(&mut setup, 0.99)},
+        "answer_ms": {
+            "count": answers.len(), "p50": a50, "p99": a99,
+            "p50_over_floor": a50 - floor_ms, "p99_over_floor": a99 - floor_ms,
+            "floor": floor,
+        },
         "frames": {"sent": sent, "received": received, "late": late, "late_pct": if received > 0 { late as f64 * 100.0 / received as f64 } else { 0.0 }, "dropped_in_server": dropped},
         "server": {
             "cpu_seconds": cpu_s,
@@ -469,6 +559,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     );
     println!(
         "frames sent/received  {sent} / {received}; late (playback gap > 20 ms) {late}; dropped in server {dropped}"
+    );
+    let a = &report["answer_ms"];
+    println!(
+        "answer (speech end → agent audio) p50 {} ms  p99 {} ms  (n={}); floor {} ms: p50 +{} ms, p99 +{} ms",
+        f(&a["p50"]),
+        f(&a["p99"]),
+        answers.len(),
+        f(&a["floor"]["total_ms"]),
+        f(&a["p50_over_floor"]),
+        f(&a["p99_over_floor"])
     );
     println!(
         "server CPU            {} s total, {} CPU-s per call-minute",

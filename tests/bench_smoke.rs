@@ -30,5 +30,13 @@ fn bench_smoke_run_holds_20_calls_and_reports_server_costs() {
     assert!(r["server"]["rss_kb_per_call"].as_f64().is_some());
     assert!(r["hops"]["stt_final_to_llm_request"]["count"].as_f64().unwrap() >= 20.0, "{r}");
     assert!(r["hops"]["session_setup"]["p99_ms"].as_f64().is_some());
+    // Every call's first utterance ends in silence, so each is timed; no answer can come
+    // sooner than the simulators' own latencies add up to (a faster one would be mis-timed).
+    let answer = &r["answer_ms"];
+    assert!(answer["count"].as_u64().unwrap() >= 20, "{answer}");
+    let floor = answer["floor"]["total_ms"].as_f64().unwrap();
+    assert_eq!(floor, 300.0 + 300.0 + 350.0 + 150.0, "endpointing, STT final, LLM first token, TTS first audio");
+    assert!(answer["p50"].as_f64().unwrap() >= floor - 20.0, "{answer}");
+    assert!(answer["p50_over_floor"].as_f64().is_some(), "{answer}");
     assert!(stdout.contains("CPU-s per call-minute"), "a human table too");
 }

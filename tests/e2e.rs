@@ -593,12 +593,13 @@ fn a_crash_loses_at_most_one_checkpoint_and_restart_closes_the_session() {
     let db = format!("sqlite:{}", server.dir.join("sb.db").display());
     let url = server.url.clone();
     let caller = std::thread::spawn(move || call(&url, &asset("multi_turn.wav"), &[]));
-    // Let the call run until its first agent turn's tokens are checkpointed, then a bit more.
+    // Let the call run until its first agent turn's tokens are priced (at the end of the LLM
+    // round), then past the next checkpoint (every 2 s), which writes them.
     server.wait_for_session();
-    server.wait_for_metric("the first turn's tokens on record", |l| {
+    server.wait_for_metric("the first turn's tokens priced", |l| {
         l.starts_with("switchboard_usage_atoms_total{") && l.contains(r#"service="llm""#)
     });
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(2_500));
     let killed_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     server.kill();
     let out = caller.join().unwrap();

@@ -202,15 +202,22 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("spawn server");
         let stdout = child.stdout.take().expect("stdout");
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("server prints its address");
+        // The first line is the address; the reader then keeps draining stdout so the server
+        // never blocks on a full pipe.
+        let (first, line_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = first.send(line);
+            for _ in reader.lines() {}
+        });
+        let line = line_rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
         let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_string) else {
+            let _ = child.kill();
             let _ = child.wait();
             return Err(format!("no address in {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default()));
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in reader.lines() {});
         if let Some(t) = admin {
             operator_tokens().lock().unwrap().push((url.clone(), t));
         }

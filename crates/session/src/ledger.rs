@@ -19,7 +19,8 @@ enum Cmd {
         reserve: i64,
         hold: i64,
     },
-    /// Keep a line of what was said (numbered by the task, in the order sent).
+    /// Keep a line of what was said (numbered by the task, in the order sent), written with the
+    /// next checkpoint's records in the same transaction.
     Transcript {
         at_ms: i64,
         speaker: Speaker,
@@ -49,7 +50,7 @@ impl Ledger {
         let task = Task {
             session_id: session_id.to_string(),
             payer_org_id: payer_org_id.to_string(),
-            settler: Settler::new(payer_org_id, store.clone()),
+            settler: Settler::new(payer_org_id, session_id, store.clone()),
             store,
             low: low_tx,
             transcript_seq: 0,
@@ -115,9 +116,7 @@ impl Task {
                 Cmd::Transcript { at_ms, speaker, text, interrupted } => {
                     let line = TranscriptLine { seq: self.transcript_seq, at_ms, speaker, text, interrupted };
                     self.transcript_seq += 1;
-                    if let Err(e) = self.store.append_transcript(&self.session_id, &line).await {
-                        tracing::warn!(error = %e, "cannot keep a transcript line");
-                    }
+                    self.settler.keep_line(line);
                 }
                 Cmd::Close(reply) => {
                     self.settler.settle(Vec::new()).await;

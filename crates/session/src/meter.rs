@@ -3,7 +3,7 @@
 //! [`Settler`] writes the records (from the session's ledger task, or inline for one API request).
 
 use billing::pricing::delta_amount;
-use billing::store::Store;
+use billing::store::{Store, TranscriptLine};
 use billing::{BilledTo, BillingError, MicroUsd, Rate, RateUnit, Service, SessionPlan, UsageRecord};
 use std::sync::Arc;
 
@@ -54,14 +54,19 @@ pub(crate) struct Meter {
     outbox: Vec<UsageRecord>,
 }
 
-/// Writes priced records to the store and keeps what it wrote. One transaction per batch; if it
-/// fails, each record is tried on its own so one bad record cannot hold back the rest; what
-/// still fails is retried with the next batch (records are idempotent by key).
+/// Writes priced records (and, for a call, the transcript lines said since the last checkpoint)
+/// to the store and keeps what it wrote. One transaction per batch; if it fails, each record is
+/// tried on its own so one bad record cannot hold back the rest; what still fails is retried
+/// with the next batch (records and lines are idempotent by key).
 pub(crate) struct Settler {
     payer_org_id: String,
     store: Arc<dyn Store>,
+    /// The session whose transcript lines are kept (empty for an API request: none).
+    session_id: String,
     /// Records not yet accepted by the store; retried with the same keys.
     unsaved: Vec<UsageRecord>,
+    /// Transcript lines not yet written; they go with the next batch.
+    lines: Vec<TranscriptLine>,
     /// Everything written, in order.
     written: Vec<UsageRecord>,
 }
@@ -286,20 +291,34 @@ pub(crate) fn total(records: &[UsageRecord]) -> MicroUsd {
 }
 
 impl Settler {
-    pub(crate) fn new(payer_org_id: &str, store: Arc<dyn Store>) -> Self {
-        Self { payer_org_id: payer_org_id.to_string(), store, unsaved: Vec::new(), written: Vec::new() }
+    pub(crate) fn new(payer_org_id: &str, session_id: &str, store: Arc<dyn Store>) -> Self {
+        Self {
+            payer_org_id: payer_org_id.to_string(),
+            store,
+            session_id: session_id.to_string(),
+            unsaved: Vec::new(),
+            lines: Vec::new(),
+            written: Vec::new(),
+        }
     }
 
-    /// Write `recs` after whatever is still unsaved from before.
+    /// Keep a transcript line; it is written with the next [`Self::settle`].
+    pub(crate) fn keep_line(&mut self, line: TranscriptLine) {
+        self.lines.push(line);
+    }
+
+    /// Write `recs` after whatever is still unsaved from before, with the lines kept since.
     pub(crate) async fn settle(&mut self, recs: Vec<UsageRecord>) {
         self.unsaved.extend(recs);
-        if self.unsaved.is_empty() {
+        if self.unsaved.is_empty() && self.lines.is_empty() {
             return;
         }
-        match self.store.settle_all(&self.payer_org_id, &self.unsaved).await {
+        let (payer, session) = (&self.payer_org_id, &self.session_id);
+        match self.store.settle_checkpoint(payer, &self.unsaved, session, &self.lines).await {
             Ok(recs) => {
                 self.written.extend(recs);
                 self.unsaved.clear();
+                self.lines.clear();
             }
             Err(e) => {
                 tracing::warn!(
@@ -307,19 +326,31 @@ impl Settler {
                     records = self.unsaved.len(),
                     "usage checkpoint failed; settling one by one"
                 );
-                let mut still = Vec::new();
-                for rec in self.unsaved.drain(..) {
-                    match self.store.settle(&self.payer_org_id, &rec).await {
-                        Ok(recs) => self.written.extend(recs),
-                        Err(e) => {
-                            tracing::warn!(code = e.code(), key = %rec.key(), "usage record not settled; will retry");
-                            still.push(rec);
-                        }
-                    }
-                }
-                self.unsaved = still;
+                self.settle_one_by_one().await;
             }
         }
+    }
+
+    async fn settle_one_by_one(&mut self) {
+        let mut still = Vec::new();
+        for rec in self.unsaved.drain(..) {
+            match self.store.settle(&self.payer_org_id, &rec).await {
+                Ok(recs) => self.written.extend(recs),
+                Err(e) => {
+                    tracing::warn!(code = e.code(), key = %rec.key(), "usage record not settled; will retry");
+                    still.push(rec);
+                }
+            }
+        }
+        self.unsaved = still;
+        let mut kept = Vec::new();
+        for line in self.lines.drain(..) {
+            if let Err(e) = self.store.append_transcript(&self.session_id, &line).await {
+                tracing::warn!(code = e.code(), seq = line.seq, "transcript line not kept; will retry");
+                kept.push(line);
+            }
+        }
+        self.lines = kept;
     }
 
     pub(crate) fn written(&self) -> &[UsageRecord] {
@@ -369,7 +400,7 @@ impl RequestMeter {
             lines,
             outbox: Vec::new(),
         };
-        Ok(Self { meter, settler: Settler::new(payer_org_id, store) })
+        Ok(Self { meter, settler: Settler::new(payer_org_id, "", store) })
     }
 
     /// Bill the request's token totals; returns every record written so far. Records the

@@ -26,6 +26,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The simulator's own address (to hand out URLs pointing back at it).
     pub local_addr: Option<SocketAddr>,
+    /// HTTP/1.0, or `Connection: close`: the connection ends after this request's reply.
+    pub closes: bool,
 }
 
 impl Request {
@@ -35,12 +37,15 @@ impl Request {
         let mut first = lines.next()?.split(' ');
         let method = first.next().filter(|m| !m.is_empty())?.to_string();
         let target = first.next()?;
+        let http10 = first.next() == Some("HTTP/1.0");
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let headers = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        Some(Self { method, path: path.to_string(), query: query.to_string(), headers, ..Self::default() })
+        let mut req = Self { method, path: path.to_string(), query: query.to_string(), headers, ..Self::default() };
+        req.closes = http10 || req.header("connection").is_some_and(|v| v.to_ascii_lowercase().contains("close"));
+        Some(req)
     }
 
     /// The first value of header `name` (any case).
@@ -114,23 +119,22 @@ impl Reply {
     }
 }
 
-/// Reads the head and body of one request. Returns the raw bytes read (replayed into the
+/// Reads the head and body of one request. `pending` holds what the connection read past the
+/// previous request (a keep-alive client's next request may already be there) and keeps what
+/// this one read past its own body. Returns the raw bytes from the head on (replayed into the
 /// websocket handshake) and the parsed request, or the refusal to answer with (a malformed
 /// head or body: 400; a body over `max_body`: 413). `None` on EOF or an oversized head.
 pub(crate) async fn read<R: AsyncRead + Unpin>(
     read: &mut R,
+    pending: &mut Vec<u8>,
     max_body: usize,
 ) -> Option<(Vec<u8>, Result<Request, Reply>)> {
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = std::mem::take(pending);
     let head_end = loop {
-        let from = buf.len().saturating_sub(3);
-        if fill(read, &mut buf).await? == 0 {
-            return None;
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
         }
-        if let Some(i) = buf.get(from..)?.windows(4).position(|w| w == b"\r\n\r\n") {
-            break from + i;
-        }
-        if buf.len() > MAX_HEAD {
+        if buf.len() > MAX_HEAD || fill(read, &mut buf).await? == 0 {
             return None;
         }
     };
@@ -140,15 +144,16 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(
     if req.is_websocket() {
         return Some((buf, Ok(req)));
     }
-    let rest = buf.get(head_end + 4..).map(<[u8]>::to_vec).unwrap_or_default();
+    let rest = buf.split_off(head_end + 4);
     let body = if req.is_chunked() {
         read_chunked(read, rest, max_body).await
     } else {
         read_sized(read, rest, req.content_length(), max_body).await
     };
     match body {
-        Ok(body) => {
+        Ok((body, next)) => {
             req.body = body;
+            *pending = next;
             Some((buf, Ok(req)))
         }
         Err(BodyError::Eof) => None,
@@ -188,29 +193,29 @@ async fn fill_to<R: AsyncRead + Unpin>(read: &mut R, buf: &mut Vec<u8>, len: usi
     Ok(())
 }
 
-/// A `Content-Length` body; `body` holds what was read past the head.
+/// A `Content-Length` body and what was read past it; `body` holds what was read past the head.
 async fn read_sized<R: AsyncRead + Unpin>(
     read: &mut R,
     mut body: Vec<u8>,
     len: usize,
     max_body: usize,
-) -> Result<Vec<u8>, BodyError> {
+) -> Result<(Vec<u8>, Vec<u8>), BodyError> {
     if len > max_body {
         return Err(BodyError::TooLarge);
     }
     fill_to(read, &mut body, len).await?;
-    body.truncate(len);
-    Ok(body)
+    let next = body.split_off(len);
+    Ok((body, next))
 }
 
 /// A `Transfer-Encoding: chunked` body (RFC 9112 §7.1), decoded: size lines (extensions
-/// ignored), data, the last chunk, trailers (dropped). `pending` holds what was read past the
-/// head.
+/// ignored), data, the last chunk, trailers (dropped); and what was read past it. `pending`
+/// holds what was read past the head.
 async fn read_chunked<R: AsyncRead + Unpin>(
     read: &mut R,
     mut pending: Vec<u8>,
     max_body: usize,
-) -> Result<Vec<u8>, BodyError> {
+) -> Result<(Vec<u8>, Vec<u8>), BodyError> {
     let mut body = Vec::new();
     let mut at = 0;
     loop {
@@ -219,7 +224,7 @@ async fn read_chunked<R: AsyncRead + Unpin>(
         let size = usize::from_str_radix(size, 16).map_err(|_| BodyError::Malformed)?;
         if size == 0 {
             while !next_line(read, &mut pending, &mut at).await?.is_empty() {}
-            return Ok(body);
+            return Ok((body, pending.split_off(at)));
         }
         if body.len().saturating_add(size) > max_body {
             return Err(BodyError::TooLarge);
@@ -258,28 +263,40 @@ async fn next_line<R: AsyncRead + Unpin>(
     }
 }
 
-/// Writes `r` and shuts the write side (one request per connection).
-pub(crate) async fn write_reply<W: AsyncWrite + Unpin>(write: &mut W, r: &Reply) -> std::io::Result<()> {
+/// Writes `r`; with `close`, says so and shuts the write side, else the connection stays open
+/// for the client's next request (keep-alive, as the providers' HTTP/1.1 servers do).
+pub(crate) async fn write_reply<W: AsyncWrite + Unpin>(write: &mut W, r: &Reply, close: bool) -> std::io::Result<()> {
     // RFC 9110 §8.6: a 204 or 304 has no body and no Content-Length.
     let bodyless = matches!(r.status, 204 | 304);
     let framing = if bodyless { String::new() } else { format!("Content-Length: {}", r.body.len()) };
-    write.write_all(head(r, &framing).as_bytes()).await?;
+    let mut out = head(r, &framing, close).into_bytes();
     if !bodyless {
-        write.write_all(r.body.as_bytes()).await?;
+        out.extend_from_slice(r.body.as_bytes());
     }
-    write.shutdown().await
+    write.write_all(&out).await?;
+    end(write, close).await
+}
+
+async fn end<W: AsyncWrite + Unpin>(write: &mut W, close: bool) -> std::io::Result<()> {
+    if close {
+        write.shutdown().await
+    } else {
+        write.flush().await
+    }
 }
 
 /// Writes `r`'s head, then `body` as chunks as they come (each in one write, so a client sees
-/// every event as soon as it is produced), then the last chunk. An error item returns at once:
-/// the body is left unfinished and the connection drops.
+/// every event as soon as it is produced), then the last chunk; `close` as for
+/// [`write_reply`]. An error item returns at once: the body is left unfinished and the
+/// connection drops.
 pub(crate) async fn write_stream<W: AsyncWrite + Unpin>(
     write: &mut W,
     r: &Reply,
     mut body: crate::server::BodyStream,
+    close: bool,
 ) -> std::io::Result<()> {
     use futures::StreamExt;
-    write.write_all(head(r, "Transfer-Encoding: chunked").as_bytes()).await?;
+    write.write_all(head(r, "Transfer-Encoding: chunked", close).as_bytes()).await?;
     let mut framed = Vec::new(); // reused: size line, data, CRLF
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
@@ -293,12 +310,12 @@ pub(crate) async fn write_stream<W: AsyncWrite + Unpin>(
         write.write_all(&framed).await?;
     }
     write.write_all(b"0\r\n\r\n").await?;
-    write.shutdown().await
+    end(write, close).await
 }
 
 /// Status line and headers of `r`, with `framing` (its length or transfer encoding, or none);
-/// no `Content-Type` for an [`Reply::empty`].
-fn head(r: &Reply, framing: &str) -> String {
+/// no `Content-Type` for an [`Reply::empty`]; `Connection: close` when the connection ends.
+fn head(r: &Reply, framing: &str, close: bool) -> String {
     let reason = match r.status {
         200 => "OK",
         201 => "Created",
@@ -329,7 +346,10 @@ fn head(r: &Reply, framing: &str) -> String {
     if !framing.is_empty() {
         head.push_str(&format!("{framing}\r\n"));
     }
-    head.push_str("Connection: close\r\n\r\n");
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
     head
 }
 
@@ -353,6 +373,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_keep_alive_connection_carries_the_next_request() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client
+            .write_all(b"POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /b HTTP/1.1\r\nConnection: Close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut pending = Vec::new();
+        let (_, first) = read(&mut server, &mut pending, MAX_BODY).await.unwrap();
+        let first = first.unwrap();
+        assert_eq!((first.path.as_str(), first.body.as_slice(), first.closes), ("/a", &b"hi"[..], false));
+        let (_, second) = read(&mut server, &mut pending, MAX_BODY).await.unwrap();
+        let second = second.unwrap();
+        assert_eq!((second.path.as_str(), second.closes), ("/b", true), "read from what the first read past its body");
+        assert!(Request::parse("GET / HTTP/1.0").unwrap().closes, "HTTP/1.0 closes by default");
+    }
+
+    #[tokio::test]
     async fn reads_a_body_split_across_reads() {
         let (mut client, mut server) = tokio::io::duplex(64);
         let send = tokio::spawn(async move {
@@ -360,7 +397,7 @@ mod tests {
             client.write_all(b"true}").await.unwrap();
             client
         });
-        let (_, req) = read(&mut server, MAX_BODY).await.unwrap();
+        let (_, req) = read(&mut server, &mut Vec::new(), MAX_BODY).await.unwrap();
         let req = req.unwrap();
         assert_eq!((req.method.as_str(), req.body.as_slice()), ("POST", &b"{\"a\":true}"[..]));
         drop(send.await);
@@ -377,7 +414,7 @@ mod tests {
                 }
             } // dropping `client` is the end of input
         });
-        let read = read(&mut server, max_body).await.map(|(_, req)| req);
+        let read = read(&mut server, &mut Vec::new(), max_body).await.map(|(_, req)| req);
         drop(server);
         drop(send.await);
         read

@@ -25,7 +25,8 @@ pub type Ws = WebSocketStream<Io>;
 
 /// What a simulator makes of one request.
 pub enum Route<S> {
-    /// Answer with this and close: a REST reply or a refusal before the upgrade.
+    /// Answer with this: a REST reply (the connection then serves the client's next request
+    /// if it keeps it alive) or a refusal before the upgrade.
     Reply(Reply),
     /// Complete the websocket handshake and serve the socket with this session.
     Upgrade(S),
@@ -256,55 +257,81 @@ impl<S> Drop for SimServer<S> {
 
 /// Resolves when the client closes its side (or the connection fails): a streamed reply stops
 /// at once instead of at its next write, as hyper does. Anything the client sends meanwhile is
-/// discarded (one request per connection).
-async fn hung_up(read: &mut OwnedReadHalf) {
+/// kept in `pending` (its next request, if it pipelines).
+async fn hung_up(read: &mut OwnedReadHalf, pending: &mut Vec<u8>) {
     let mut buf = [0u8; 512];
-    while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+    while let Ok(n @ 1..) = read.read(&mut buf).await {
+        pending.extend_from_slice(buf.get(..n).unwrap_or_default());
+    }
 }
 
+/// How long a kept-alive connection waits for its next request; longer than an HTTP client's
+/// pool keeps an idle connection (reqwest: 90 s), so the client is the one that closes it and
+/// never sends a request into a connection the simulator is closing.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Serves one connection: REST requests one after another while the client keeps it alive,
+/// or one websocket upgrade.
 async fn handle<S: Service>(stream: TcpStream, service: Arc<S>, stats: Arc<Stats>, stop: CancellationToken) {
     let local_addr = stream.local_addr().ok();
     let (mut read, mut write) = stream.into_split();
-    let (raw, req) = tokio::select! {
-        () = stop.cancelled() => return,
-        r = tokio::time::timeout(HEAD_TIMEOUT, request::read(&mut read, S::MAX_BODY)) => match r {
-            Ok(Some(read)) => read,
-            _ => return,
-        },
-    };
-    let mut req = match req {
-        Ok(req) => req,
-        Err(refusal) => {
-            let _ = request::write_reply(&mut write, &refusal).await;
-            return;
-        }
-    };
-    req.local_addr = local_addr;
-    let (session, headers) = match service.route(&req, &stats) {
-        Route::Reply(r) => {
-            let _ = request::write_reply(&mut write, &r).await;
-            return;
-        }
-        Route::Deferred(reply) => {
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = hung_up(&mut read) => {}
-                r = reply => { let _ = request::write_reply(&mut write, &r).await; }
+    let mut pending = Vec::new();
+    let mut wait = HEAD_TIMEOUT;
+    loop {
+        let (raw, req) = tokio::select! {
+            () = stop.cancelled() => return,
+            r = tokio::time::timeout(wait, request::read(&mut read, &mut pending, S::MAX_BODY)) => match r {
+                Ok(Some(read)) => read,
+                _ => return,
+            },
+        };
+        let mut req = match req {
+            Ok(req) => req,
+            Err(refusal) => {
+                let _ = request::write_reply(&mut write, &refusal, true).await;
+                return;
             }
-            return;
-        }
-        Route::Stream(head, body) => {
-            let _open = stats.open();
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = hung_up(&mut read) => {}
-                _ = request::write_stream(&mut write, &head, body) => {}
+        };
+        req.local_addr = local_addr;
+        let close = req.closes;
+        let replied = match service.route(&req, &stats) {
+            Route::Reply(r) => request::write_reply(&mut write, &r, close).await.is_ok(),
+            Route::Deferred(reply) => tokio::select! {
+                () = stop.cancelled() => false,
+                () = hung_up(&mut read, &mut pending) => false,
+                r = reply => request::write_reply(&mut write, &r, close).await.is_ok(),
+            },
+            Route::Stream(head, body) => {
+                let _open = stats.open();
+                tokio::select! {
+                    () = stop.cancelled() => false,
+                    () = hung_up(&mut read, &mut pending) => false,
+                    r = request::write_stream(&mut write, &head, body, close) => r.is_ok(),
+                }
             }
+            Route::Upgrade(session) => {
+                return upgrade(service, (raw, read, write), session, Vec::new(), stats, stop).await
+            }
+            Route::UpgradeWith(session, headers) => {
+                return upgrade(service, (raw, read, write), session, headers, stats, stop).await
+            }
+        };
+        if !replied || close {
             return;
         }
-        Route::Upgrade(s) => (s, Vec::new()),
-        Route::UpgradeWith(s, h) => (s, h),
-    };
+        wait = IDLE_TIMEOUT;
+    }
+}
+
+/// Completes the websocket handshake (replaying the head already read) and serves the socket.
+async fn upgrade<S: Service>(
+    service: Arc<S>,
+    (raw, read, write): (Vec<u8>, OwnedReadHalf, OwnedWriteHalf),
+    session: S::Session,
+    headers: Vec<(&'static str, String)>,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+) {
     let io = tokio::io::join(Cursor::new(raw).chain(read), write);
     #[allow(clippy::result_large_err)] // the shape tungstenite's `Callback` requires
     let add_headers = |_: &WsRequest, mut resp: Response| -> Result<Response, ErrorResponse> {

@@ -68,7 +68,7 @@ async fn next(ws: &mut Client) -> Message {
 
 async fn http(sim: &SimServer<Echo>, raw: &str) -> String {
     let mut c = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
-    c.write_all(raw.as_bytes()).await.unwrap();
+    c.write_all(raw.replacen("\r\n", "\r\nConnection: close\r\n", 1).as_bytes()).await.unwrap();
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(5), c.read_to_string(&mut out)).await.unwrap().unwrap();
     out
@@ -153,7 +153,7 @@ impl Service for Later {
 
 async fn send(addr: std::net::SocketAddr, raw: &'static str) -> tokio::task::JoinHandle<String> {
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-    c.write_all(raw.as_bytes()).await.unwrap();
+    c.write_all(raw.replacen("\r\n", "\r\nConnection: close\r\n", 1).as_bytes()).await.unwrap();
     tokio::spawn(async move {
         let mut out = String::new();
         tokio::time::timeout(Duration::from_secs(5), c.read_to_string(&mut out)).await.unwrap().unwrap();

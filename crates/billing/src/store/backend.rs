@@ -122,6 +122,15 @@ macro_rules! backend {
             ) -> Result<Vec<crate::UsageRecord>, crate::store::StoreError> {
                 ledger::settle_all(&self.pool, payer_org_id, recs).await
             }
+            async fn settle_checkpoint(
+                &self,
+                payer_org_id: &str,
+                recs: &[crate::UsageRecord],
+                session_id: &str,
+                lines: &[crate::store::TranscriptLine],
+            ) -> Result<Vec<crate::UsageRecord>, crate::store::StoreError> {
+                ledger::settle_checkpoint(&self.pool, payer_org_id, recs, session_id, lines).await
+            }
             async fn add_wallet(
                 &self,
                 org_id: &str,

@@ -8,6 +8,8 @@
 macro_rules! ledger_queries {
     () => {
         use super::sessions::insert_usage_on;
+        use super::transcript::insert_line;
+        use crate::store::TranscriptLine;
         use super::{begin_settle, sql, Db, Pool};
         use crate::store::split::{charge, CreditState};
         use crate::store::{now_ms, period_of, StoreError};
@@ -22,10 +24,24 @@ macro_rules! ledger_queries {
             payer: &str,
             recs: &[UsageRecord],
         ) -> Result<Vec<UsageRecord>, StoreError> {
+            settle_checkpoint(pool, payer, recs, "", &[]).await
+        }
+
+        /// [`settle_all`], and `lines` of `session_id`'s transcript, in the same transaction.
+        pub(super) async fn settle_checkpoint(
+            pool: &Pool,
+            payer: &str,
+            recs: &[UsageRecord],
+            session_id: &str,
+            lines: &[TranscriptLine],
+        ) -> Result<Vec<UsageRecord>, StoreError> {
             let mut tx = begin_settle(pool, payer).await?;
             let mut out = Vec::new();
             for rec in recs {
                 out.extend(settle_in(&mut tx, payer, rec).await?);
+            }
+            for line in lines {
+                insert_line(&mut *tx, session_id, line).await?;
             }
             tx.commit().await?;
             Ok(out)

@@ -153,6 +153,16 @@ pub trait Store: Send + Sync + 'static {
     /// [`Self::settle`] for several records in one transaction, all or nothing: a session's
     /// checkpoint commits once instead of once per usage line.
     async fn settle_all(&self, payer_org_id: &str, recs: &[UsageRecord]) -> Result<Vec<UsageRecord>, StoreError>;
+    /// A running session's checkpoint in one transaction: [`Self::settle_all`] for `recs` and
+    /// the transcript `lines` said since the last one (idempotent per `seq`), so a call commits
+    /// once per checkpoint however much is said.
+    async fn settle_checkpoint(
+        &self,
+        payer_org_id: &str,
+        recs: &[UsageRecord],
+        session_id: &str,
+        lines: &[TranscriptLine],
+    ) -> Result<Vec<UsageRecord>, StoreError>;
     async fn upsert_plan(&self, plan: &crate::org::Plan) -> Result<(), StoreError>;
     async fn plan(&self, id: &str) -> Result<Option<crate::org::Plan>, StoreError>;
     /// Every plan's id, sorted (the admin console lists them).

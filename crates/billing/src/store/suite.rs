@@ -370,6 +370,30 @@ pub(super) async fn settle_all_is_settle_in_one_transaction(s: &dyn Store) {
     assert_eq!(s.settle_all("acme", &[]).await.unwrap(), vec![]);
 }
 
+/// A call's checkpoint writes its usage and the transcript lines said since the last one in
+/// one transaction; a retried checkpoint charges nothing and repeats no line.
+pub(super) async fn a_checkpoint_keeps_usage_and_transcript_together(s: &dyn Store) {
+    use super::{Speaker, TranscriptLine};
+    tiny_org(s, "acme", 1_000).await;
+    let line = |seq: i64, text: &str| TranscriptLine {
+        seq,
+        at_ms: T + seq,
+        speaker: Speaker::Caller,
+        text: text.into(),
+        interrupted: false,
+    };
+    let (a, lines) = (rec("s1", "stt", 0, 60, T), vec![line(0, "hello"), line(1, "are you open")]);
+    let got = s.settle_checkpoint("acme", std::slice::from_ref(&a), "s1", &lines).await.unwrap();
+    assert_eq!(got, vec![a.clone()]);
+    assert_eq!(s.transcript("s1").await.unwrap(), lines);
+    let again = s.settle_checkpoint("acme", &[a], "s1", &lines).await.unwrap();
+    assert_eq!(again, vec![], "a replayed checkpoint charges nothing");
+    assert_eq!(s.transcript("s1").await.unwrap(), lines, "and repeats no line");
+    assert_eq!(org_of(s, "acme").await.credits_used_micros, 60);
+    let only_lines = s.settle_checkpoint("acme", &[], "s1", &[line(2, "thanks")]).await.unwrap();
+    assert_eq!((only_lines, s.transcript("s1").await.unwrap().len()), (vec![], 3));
+}
+
 pub(super) async fn settle_period_rollover(s: &dyn Store) {
     s.upsert_plan(&plan("tiny", 100)).await.unwrap();
     let last_month = OrgRow {
@@ -617,6 +641,7 @@ on_both_backends!(
     settle_byok_keeps_its_tag,
     settle_replay_charges_nothing,
     settle_all_is_settle_in_one_transaction,
+    a_checkpoint_keeps_usage_and_transcript_together,
     settle_period_rollover,
     settle_credit_gives_back,
     concurrent_settles,

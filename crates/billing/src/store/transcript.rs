@@ -45,17 +45,24 @@ impl Speaker {
 /// The transcript queries over one backend (see `session_queries!` for what they expect in scope).
 macro_rules! transcript_queries {
     () => {
-        use super::{sql, DbRow, Pool};
+        use super::{sql, Db, DbRow, Pool};
         use crate::store::transcript::{Speaker, TranscriptLine};
         use crate::store::StoreError;
         use sqlx::Row;
 
-        /// Idempotent: a line already written under its `seq` is left as it is.
         pub(super) async fn append_transcript(
             pool: &Pool,
             session_id: &str,
             line: &TranscriptLine,
         ) -> Result<(), StoreError> {
+            insert_line(pool, session_id, line).await
+        }
+
+        /// Idempotent: a line already written under its `seq` is left as it is.
+        pub(super) async fn insert_line<'e, E>(e: E, session_id: &str, line: &TranscriptLine) -> Result<(), StoreError>
+        where
+            E: sqlx::Executor<'e, Database = Db>,
+        {
             let q = sql("INSERT INTO transcript_lines (session_id, seq, at_ms, speaker, text, interrupted)
                  VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, seq) DO NOTHING");
             sqlx::query(q)
@@ -65,7 +72,7 @@ macro_rules! transcript_queries {
                 .bind(line.speaker.as_str())
                 .bind(&line.text)
                 .bind(i64::from(line.interrupted))
-                .execute(pool)
+                .execute(e)
                 .await?;
             Ok(())
         }

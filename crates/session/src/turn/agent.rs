@@ -161,11 +161,11 @@ impl TurnManager {
     }
 
     /// The LLM round ended: bill it by estimate if the provider sent no usage, end its span, and
-    /// settle its tokens as their own usage records (a turn with tool rounds has several).
+    /// price its tokens as their own usage records (a turn with tool rounds has several); they
+    /// are written with the next checkpoint.
     fn bill_llm_round(&mut self) {
         self.estimate_llm_round();
         self.meter.checkpoint_service(Service::Llm, now_ms());
-        self.ledger.settle(self.meter.take_records());
     }
 
     fn estimate_llm_round(&mut self) {

@@ -27,13 +27,17 @@ impl Default for Deepgram {
             // Deepgram closes after 10 s without audio or KeepAlive; its docs ask for 3–5 s.
             keepalive_after: Duration::from_secs(4),
             close_wait: Duration::from_secs(3),
-            endpointing_ms: 300,
+            endpointing_ms: Self::DEFAULT_ENDPOINTING_MS,
             utterance_end_ms: 1000,
         }
     }
 }
 
 impl Deepgram {
+    /// The silence that ends an utterance unless [`Self::with_endpointing_ms`] says otherwise;
+    /// part of every answer's wait (`switchboard bench` counts it in its latency floor).
+    pub const DEFAULT_ENDPOINTING_MS: u32 = 300;
+
     pub fn new() -> Self {
         Self::default()
     }

@@ -160,16 +160,23 @@ impl Pool {
                     self.open(connect_timeout, &url, req.key).await?
                 }
             };
-            if slot.cmds().send(Cmd::Open { id: id.clone(), events: ctx_tx.clone() }).await.is_ok() {
-                break slot;
+            // A socket whose driver is backed up (a context not reading its audio) is no
+            // better than a closed one: wait for it no longer than for a handshake.
+            let open = Cmd::Open { id: id.clone(), events: ctx_tx.clone() };
+            match tokio::time::timeout(connect_timeout, slot.cmds().send(open)).await {
+                Ok(Ok(())) => break slot,
+                Ok(Err(_)) if fresh => {
+                    return Err(TtsError::Closed {
+                        code: 1006,
+                        reason: "the socket closed while opening a context".into(),
+                    })
+                }
+                Err(_) if fresh => {
+                    return Err(TtsError::Connect("the new socket did not take the context in time".into()))
+                }
+                _ => {}
             }
             drop(slot);
-            if fresh {
-                return Err(TtsError::Closed {
-                    code: 1006,
-                    reason: "the socket closed while opening a context".into(),
-                });
-            }
             fresh = true;
         };
         drop(ctx_tx);
