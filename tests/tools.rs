@@ -379,6 +379,38 @@ fn tools_are_checked_when_the_agent_is_registered() {
     assert!(list.to_string().contains("crm.example") && !list.to_string().contains(SIGNING), "{list}");
 }
 
+/// Webhook secrets are the org's own: another org cannot register a tool that names a secret
+/// only this org saved, and when both orgs keep secrets under the same names, each org's calls
+/// send its own values and never the other's.
+#[test]
+fn a_webhook_never_carries_another_orgs_secrets() {
+    let env = start();
+    env.save_webhook_secrets();
+    let v = req(&env.server, "POST", "/api/admin/orgs", json!({"name": "other", "plan": "pro"}), ADMIN, 201);
+    let other = v["apiKey"].as_str().unwrap().to_string();
+    let mut spec = util::recorded::agent_spec();
+    spec["tools"] = json!([order_tool("https://crm.example/tools", 5000)]);
+    let refused = req(&env.server, "POST", "/api/agents", spec.clone(), &other, 400);
+    assert_eq!(refused["error"]["code"], "WEBHOOK_SECRET_REQUIRED", "acme's `crm` is not the other org's: {refused}");
+
+    let (other_signing, other_crm) = ("whsec_other_org", "Bearer other-org-crm-0042");
+    for (name, secret) in [("signing", other_signing), ("crm", other_crm)] {
+        let body = json!({"provider": "webhook", "name": name, "apiKey": secret});
+        req(&env.server, "PUT", "/api/credentials", body, &other, 200);
+    }
+    req(&env.server, "POST", "/api/agents", spec, &other, 201);
+
+    let (hook, _) = order_call(&env, Duration::ZERO, 5000, "+15550001009");
+    let got = hook.got();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let r = &got[0];
+    assert!(r.signature_ok, "signed with acme's own secret: {r:?}");
+    assert_eq!(r.header("authorization"), Some(CRM_TOKEN));
+    for other_secret in [other_signing, other_crm] {
+        assert!(!r.raw.contains(other_secret) && r.headers.iter().all(|(_, v)| !v.contains(other_secret)));
+    }
+}
+
 #[test]
 fn webhooks_to_private_addresses_are_refused_unless_the_operator_allows_them() {
     let env = start_with(Opts::default());
