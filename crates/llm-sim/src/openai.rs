@@ -210,6 +210,7 @@ fn tool_call(c: &Value) -> Result<ToolCall, &'static str> {
         id: text(c.get("id"), "id")?,
         name: text(function.and_then(|f| f.get("name")), "function.name")?,
         arguments: text(function.and_then(|f| f.get("arguments")), "function.arguments")?,
+        signature: None,
     })
 }
 

@@ -114,6 +114,7 @@ fn calls_for(said: &str, offered: &Offered, first: usize) -> Vec<ToolCall> {
             id: format!("call_{}", first + i),
             name: t.name.clone(),
             arguments: arguments(&t.parameters, said, &phrase(&t.name)).to_string(),
+            signature: None,
         })
         .collect()
 }
@@ -278,7 +279,8 @@ mod tests {
 
     #[test]
     fn results_are_voiced_and_must_answer_a_call() {
-        let call = ToolCall { id: "call_1".into(), name: "order_status".into(), arguments: "{}".into() };
+        let call =
+            ToolCall { id: "call_1".into(), name: "order_status".into(), arguments: "{}".into(), signature: None };
         let mut msgs = vec![
             Message::user("order status 4217"),
             Message::assistant_calls("", vec![call]),

@@ -58,11 +58,16 @@ impl Tools<'_> {
 
 /// A completed tool call assembled from streamed deltas. `arguments` is the JSON text the model
 /// wrote, unparsed: what runs the tool validates it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
     pub id: String,
     pub name: String,
     pub arguments: String,
+    /// The provider's opaque signature of the reasoning behind this call (Gemini's
+    /// `thoughtSignature`), sent back with the call in the next round so the model keeps its
+    /// reasoning; `None` where the provider has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl Message {

@@ -108,6 +108,7 @@ fn read_item(i: usize, item: &Value, messages: &mut Vec<Message>) -> Result<(), 
                 id: field("call_id")?.to_string(),
                 name: field("name")?.to_string(),
                 arguments: field("arguments")?.to_string(),
+                signature: None,
             };
             match messages.last_mut() {
                 Some(m) if m.role == Role::Assistant => m.tool_calls.push(call),

@@ -80,7 +80,7 @@ impl Decode for Decoder {
                         Some(v) if v.as_object().is_some_and(|o| !o.is_empty()) => v.to_string(),
                         _ => String::new(),
                     };
-                    self.tools.insert(index, ToolCall { id, name, arguments });
+                    self.tools.insert(index, ToolCall { id, name, arguments, signature: None });
                 }
                 Block::Other => {}
             },
@@ -218,6 +218,7 @@ mod tests {
                 id: "toolu_01".into(),
                 name: "get_weather".into(),
                 arguments: "{\"city\": \"Paris\"}".into(),
+                signature: None,
             })]
         );
         out.clear();
@@ -240,7 +241,12 @@ mod tests {
         ]);
         assert_eq!(
             out[0],
-            LlmEvent::ToolCall(ToolCall { id: "t".into(), name: "hang_up".into(), arguments: "{}".into() })
+            LlmEvent::ToolCall(ToolCall {
+                id: "t".into(),
+                name: "hang_up".into(),
+                arguments: "{}".into(),
+                signature: None
+            })
         );
     }
 

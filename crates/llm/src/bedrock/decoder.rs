@@ -106,7 +106,8 @@ impl Decode for Decoder {
             "contentBlockStart" => {
                 let start: BlockStart = parse("contentBlockStart", data)?;
                 if let Some(tool) = start.start.and_then(|s| s.tool_use) {
-                    let call = ToolCall { id: tool.tool_use_id, name: tool.name, arguments: String::new() };
+                    let call =
+                        ToolCall { id: tool.tool_use_id, name: tool.name, arguments: String::new(), signature: None };
                     self.calls.push((start.content_block_index, call));
                 }
             }
@@ -228,7 +229,8 @@ mod tests {
                 LlmEvent::ToolCall(ToolCall {
                     id: "tooluse_abc".into(),
                     name: "get_weather".into(),
-                    arguments: "{\"city\":\"Paris\"}".into()
+                    arguments: "{\"city\":\"Paris\"}".into(),
+                    signature: None,
                 }),
                 LlmEvent::Usage { input_tokens: 25, output_tokens: 12, estimated: false },
             ]

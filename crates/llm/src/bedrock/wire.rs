@@ -277,8 +277,12 @@ mod tests {
     use serde_json::json;
 
     fn tool_history() -> Vec<Message> {
-        let call =
-            |id: &str, args: &str| ToolCall { id: id.into(), name: "order_status".into(), arguments: args.into() };
+        let call = |id: &str, args: &str| ToolCall {
+            id: id.into(),
+            name: "order_status".into(),
+            arguments: args.into(),
+            signature: None,
+        };
         vec![
             Message::assistant("Hi!"),
             Message::user("order status 4217 and 99"),

@@ -23,6 +23,8 @@ pub(crate) struct Decoder {
     calls: usize,
     /// The first `responseId` seen, reduced to id characters.
     response_id: Option<String>,
+    /// A signature that came on a part of its own, for the next call.
+    signature: Option<String>,
 }
 
 /// Longest response id kept in a made-up call id (Bedrock and Anthropic cap ids at 64 chars
@@ -40,6 +42,7 @@ impl Decoder {
             output_chars: 0,
             calls: 0,
             response_id: None,
+            signature: None,
         }
     }
 
@@ -100,17 +103,21 @@ impl Decode for Decoder {
         if let Some(candidate) = candidates.into_iter().next() {
             let parts = candidate.content.and_then(|c| c.parts).unwrap_or_default();
             for part in parts {
+                let signature = part.thought_signature.filter(|s| !s.is_empty());
                 if let Some(call) = part.function_call {
                     let arguments = call.args.map_or_else(|| "{}".to_string(), |a| a.to_string());
                     self.output_chars += arguments.chars().count();
                     self.calls += 1;
                     let id = call.id.filter(|id| !id.is_empty()).unwrap_or_else(|| self.synthetic_id());
-                    out.push(LlmEvent::ToolCall(ToolCall { id, name: call.name, arguments }));
+                    let signature = signature.or_else(|| self.signature.take());
+                    out.push(LlmEvent::ToolCall(ToolCall { id, name: call.name, arguments, signature }));
                 } else if let Some(text) = part.text.filter(|t| !t.is_empty()) {
                     if part.thought != Some(true) {
                         self.output_chars += text.chars().count();
                         out.push(LlmEvent::Token(text));
                     }
+                } else if signature.is_some() {
+                    self.signature = signature;
                 }
             }
             if let Some(reason) = candidate.finish_reason {
@@ -197,7 +204,8 @@ mod tests {
                 LlmEvent::ToolCall(ToolCall {
                     id: "gemini_call_1".into(),
                     name: "get_weather".into(),
-                    arguments: "{\"city\":\"Paris\"}".into()
+                    arguments: "{\"city\":\"Paris\"}".into(),
+                    signature: Some("abc".into()),
                 }),
                 LlmEvent::Usage { input_tokens: 20, output_tokens: 12, estimated: false }
             ]
@@ -212,15 +220,16 @@ mod tests {
         ]);
         assert_eq!(end, Ok(Step::Continue));
         assert_eq!(finish.as_deref(), Some("STOP"));
-        let call = |id: &str, name: &str, arguments: &str| {
-            LlmEvent::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() })
+        let call = |id: &str, name: &str, arguments: &str, signature: Option<&str>| {
+            let signature = signature.map(str::to_string);
+            LlmEvent::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: arguments.into(), signature })
         };
         assert_eq!(
             out,
             vec![
-                call("gemini_call_Abc1_1", "a", r#"{"x":1}"#),
-                call("gemini_call_Abc1_2", "b", "{}"),
-                call("given", "c", "{}"),
+                call("gemini_call_Abc1_1", "a", r#"{"x":1}"#, Some("c2ln")),
+                call("gemini_call_Abc1_2", "b", "{}", None),
+                call("given", "c", "{}", None),
                 LlmEvent::Usage { input_tokens: 9, output_tokens: 4, estimated: false }
             ]
         );

@@ -48,7 +48,7 @@ pub(super) struct OutPart<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function_response: Option<OutResponse<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub thought_signature: Option<&'static str>,
+    pub thought_signature: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,10 +160,14 @@ impl<'a> GenerateRequest<'a> {
     }
 }
 
-/// [`REPLAYED_SIGNATURE`] on the first `functionCall` part of each model content (where
-/// Gemini 3 puts the signature of parallel calls).
+/// A model content whose calls came without the signature Gemini gave them (another provider
+/// wrote them: failover, or a client's history) gets [`REPLAYED_SIGNATURE`] on its first
+/// `functionCall` part, where Gemini 3 requires one for parallel calls.
 fn sign_replayed_calls(contents: &mut [Content<'_>]) {
     for content in contents.iter_mut().filter(|c| c.role == Some("model")) {
+        if content.parts.iter().any(|p| p.thought_signature.is_some()) {
+            continue;
+        }
         if let Some(first) = content.parts.iter_mut().find(|p| p.function_call.is_some()) {
             first.thought_signature = Some(REPLAYED_SIGNATURE);
         }
@@ -198,6 +202,7 @@ fn parts<'a>(m: &'a Message, conversation: &'a [Message], tools: bool) -> Result
     }
     let calls = m.tool_calls.iter().map(|c| OutPart {
         function_call: Some(OutCall { id: sent_id(c), name: &c.name, args: c.arguments_object() }),
+        thought_signature: c.signature.as_deref(),
         ..OutPart::default()
     });
     Ok(text_part(Cow::Borrowed(&m.content)).into_iter().chain(calls).collect())
@@ -250,6 +255,9 @@ pub(super) struct Part {
     /// Thought summaries are not to be spoken.
     pub thought: Option<bool>,
     pub function_call: Option<FunctionCall>,
+    /// The signature of the model's reasoning: on a `functionCall` part, or on a part of its
+    /// own just before one.
+    pub thought_signature: Option<String>,
 }
 
 /// Arrives whole, not in fragments.
@@ -343,8 +351,12 @@ mod tests {
     }
 
     fn tool_history(result_for: &str) -> Vec<Message> {
-        let call =
-            |id: &str, args: &str| ToolCall { id: id.into(), name: "order_status".into(), arguments: args.into() };
+        let call = |id: &str, args: &str| ToolCall {
+            id: id.into(),
+            name: "order_status".into(),
+            arguments: args.into(),
+            signature: None,
+        };
         vec![
             Message::user("order status 4217 and 99"),
             Message::assistant_calls(

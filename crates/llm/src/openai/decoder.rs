@@ -148,6 +148,7 @@ mod tests {
                 id: "call_abc".into(),
                 name: "get_weather".into(),
                 arguments: "{\"city\":\"Paris\"}".into(),
+                signature: None,
             })]
         );
         assert_eq!(d.finish_reason(), Some("tool_calls"));

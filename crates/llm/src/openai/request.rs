@@ -219,8 +219,12 @@ mod tests {
 
     #[test]
     fn calls_and_results_take_openais_message_shape() {
-        let call =
-            ToolCall { id: "call_1".into(), name: "get_weather".into(), arguments: r#"{"city":"Paris"}"#.into() };
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "get_weather".into(),
+            arguments: r#"{"city":"Paris"}"#.into(),
+            signature: None,
+        };
         let messages = [
             Message::user("weather in Paris?"),
             Message::assistant_calls("", vec![call.clone()]),

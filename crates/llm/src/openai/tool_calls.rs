@@ -17,11 +17,7 @@ impl ToolCalls {
     /// Folds one delta in; returns how many argument characters it added (output estimate).
     pub(super) fn push(&mut self, delta: ToolCallDelta) -> usize {
         let index = delta.index.unwrap_or_else(|| self.unindexed_slot(delta.id.as_deref()));
-        let call = self.pending.entry(index).or_insert_with(|| ToolCall {
-            id: String::new(),
-            name: String::new(),
-            arguments: String::new(),
-        });
+        let call = self.pending.entry(index).or_default();
         // Some compatible servers repeat id and name on every delta: the first one wins.
         if let Some(id) = delta.id.filter(|id| !id.is_empty()) {
             if call.id.is_empty() {
@@ -80,7 +76,7 @@ mod tests {
         calls.push(delta(r#"{"index":4294967295,"id":"a","function":{"name":"one","arguments":"{}"}}"#));
         calls.push(delta(r#"{"id":"b","function":{"name":"two"}}"#));
         let got: Vec<_> = calls.take().collect();
-        assert_eq!(got, vec![ToolCall { id: "a".into(), name: "one".into(), arguments: "{}".into() }]);
+        assert_eq!(got, vec![ToolCall { id: "a".into(), name: "one".into(), arguments: "{}".into(), signature: None }]);
     }
 
     #[test]
@@ -98,8 +94,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ToolCall { id: "a".into(), name: "one".into(), arguments: "{\"x\":1}".into() },
-                ToolCall { id: "b".into(), name: "two".into(), arguments: "{}".into() },
+                ToolCall { id: "a".into(), name: "one".into(), arguments: "{\"x\":1}".into(), signature: None },
+                ToolCall { id: "b".into(), name: "two".into(), arguments: "{}".into(), signature: None },
             ]
         );
     }

@@ -1,7 +1,8 @@
 //! The `gemini` adapter's tool cases: `functionDeclarations` and `functionCallingConfig` out,
 //! whole `functionCall` parts back (no ids from the sim, as older models send them: the adapter
 //! makes them up and never sends them back), results as `functionResponse` parts named after
-//! the call, the thought signature Gemini 3 requires on replayed calls.
+//! the call, and the thought signature Gemini gave a call sent back with it (Google's stand-in
+//! only for calls that came without one).
 
 use super::sim;
 use super::tool_rounds::{
@@ -14,6 +15,8 @@ use serde_json::json;
 
 const KEY: &str = "AIzaSyAdapterToolsKey0123456789abcdefgh";
 const MODEL: &str = "gemini-2.5-flash";
+/// What the simulator signs its calls with (base64 of "sim-thought").
+const SIM_SIGNATURE: &str = "c2ltLXRob3VnaHQ=";
 
 #[tokio::test]
 async fn a_function_call_and_its_response() {
@@ -25,6 +28,7 @@ async fn a_function_call_and_its_response() {
     let found = calls(&events);
     assert_eq!(found.len(), 1, "{events:?}");
     assert!(found[0].id.starts_with("gemini_call_"), "a made-up id: {}", found[0].id);
+    assert_eq!(found[0].signature.as_deref(), Some(SIM_SIGNATURE), "the call keeps Gemini's thought signature");
     assert_eq!((found[0].name.as_str(), found[0].arguments.as_str()), ("order_status", r#"{"order_id":"4217"}"#));
     assert_eq!(events, call_answer(&messages, &found[0], "STOP"));
     let sent = s.last_request_body().unwrap();
@@ -44,7 +48,8 @@ async fn a_function_call_and_its_response() {
     let sent = s.last_request_body().unwrap();
     assert_eq!(
         sent["contents"][3]["parts"][0],
-        json!({"functionCall": {"name": "order_status", "args": {"order_id": "4217"}}, "thoughtSignature": "skip_thought_signature_validator"})
+        json!({"functionCall": {"name": "order_status", "args": {"order_id": "4217"}}, "thoughtSignature": SIM_SIGNATURE}),
+        "the signature goes back with its call"
     );
     assert_eq!(
         sent["contents"][4],
@@ -52,8 +57,9 @@ async fn a_function_call_and_its_response() {
     );
 }
 
-/// Gemini 3 refuses a replayed call without a thought signature; the adapter sends Google's
-/// documented stand-in, so the round goes through.
+/// Gemini 3 refuses a replayed call without a thought signature: the signature it gave goes
+/// back on the first of parallel calls; calls another provider wrote (no signature) get
+/// Google's documented stand-in, so either round goes through.
 #[tokio::test]
 async fn gemini_3_accepts_the_replayed_calls() {
     let s = sim(Api::Gemini, &[KEY], None).await;
@@ -69,6 +75,15 @@ async fn gemini_3_accepts_the_replayed_calls() {
     let next = answered(&messages, &found, &[r#"{"status":"shipped"}"#, "ok"]);
     let events = stream_tools("google", &s.base_url(), KEY, model, &next, tools).await.unwrap();
     assert_eq!(text(&events), "I checked: status shipped, and ok.");
+    let parts = &s.last_request_body().unwrap()["contents"][3]["parts"];
+    assert_eq!((parts[0]["thoughtSignature"].as_str(), parts[1].get("thoughtSignature")), (Some(SIM_SIGNATURE), None));
+
+    let unsigned: Vec<ToolCall> = found.iter().map(|c| ToolCall { signature: None, ..c.clone() }).collect();
+    let next = answered(&messages, &unsigned, &[r#"{"status":"shipped"}"#, "ok"]);
+    let events = stream_tools("google", &s.base_url(), KEY, model, &next, tools).await.unwrap();
+    assert_eq!(text(&events), "I checked: status shipped, and ok.");
+    let parts = &s.last_request_body().unwrap()["contents"][3]["parts"];
+    assert_eq!(parts[0]["thoughtSignature"], "skip_thought_signature_validator");
 }
 
 #[tokio::test]
@@ -97,7 +112,8 @@ async fn forced_function_and_unknown_results() {
 #[tokio::test]
 async fn without_tools_no_tool_fields() {
     let s = sim(Api::Gemini, &[KEY], None).await;
-    let call = ToolCall { id: "gemini_call_1".into(), name: "order_status".into(), arguments: "{}".into() };
+    let call =
+        ToolCall { id: "gemini_call_1".into(), name: "order_status".into(), arguments: "{}".into(), signature: None };
     let history = answered(&conversation(ASKS_ORDER), &[call], &["shipped"]);
     let events = stream_tools("google", &s.base_url(), KEY, MODEL, &history, Tools::default()).await.unwrap();
     assert!(calls(&events).is_empty());
