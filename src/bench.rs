@@ -131,14 +131,9 @@ struct Recording {
 impl Recording {
     fn load(wav: &std::path::Path) -> anyhow::Result<Self> {
         let frames = twilio_frames(wav)?;
-        let sidecar = wav.with_extension("json");
-        let text = std::fs::read_to_string(&sidecar).with_context(|| format!("reading {}", sidecar.display()))?;
-        let meta: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", sidecar.display()))?;
         let mut ends_speech = vec![false; frames.len()];
-        for u in meta["utterances"].as_array().into_iter().flatten() {
-            let end_s =
-                u["end_s"].as_f64().with_context(|| format!("{}: an utterance without end_s", sidecar.display()))?;
-            if let Some(f) = ends_speech.get_mut((end_s / 0.020).round() as usize) {
+        for u in stt_sim::read_sidecar(&wav.with_extension("json"))? {
+            if let Some(f) = ends_speech.get_mut((u.end_s / 0.020).round() as usize) {
                 *f = true;
             }
         }

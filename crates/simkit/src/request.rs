@@ -130,10 +130,12 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(
     max_body: usize,
 ) -> Option<(Vec<u8>, Result<Request, Reply>)> {
     let mut buf = std::mem::take(pending);
+    let mut from = 0;
     let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
+        if let Some(i) = buf.get(from..)?.windows(4).position(|w| w == b"\r\n\r\n") {
+            break from + i;
         }
+        from = buf.len().saturating_sub(3);
         if buf.len() > MAX_HEAD || fill(read, &mut buf).await? == 0 {
             return None;
         }

@@ -30,6 +30,14 @@ struct Sidecar {
     utterances: Vec<Utterance>,
 }
 
+/// The utterances of a recording's sidecar JSON (`assets/calls/<name>.json`).
+pub fn read_sidecar(path: &Path) -> Result<Vec<Utterance>, CatalogError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io { path: path.to_path_buf(), source })?;
+    let side: Sidecar = serde_json::from_str(&text)
+        .map_err(|e| CatalogError::Sidecar { path: path.to_path_buf(), msg: e.to_string() })?;
+    Ok(side.utterances)
+}
+
 /// A fingerprinted speech segment and the text it stands for.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -119,11 +127,9 @@ impl Catalog {
                 tracing::warn!(wav = %wav.display(), "catalog: no sidecar JSON; skipped");
                 continue;
             }
-            let text = std::fs::read_to_string(&sidecar).map_err(io(&sidecar))?;
-            let side: Sidecar = serde_json::from_str(&text)
-                .map_err(|e| CatalogError::Sidecar { path: sidecar.clone(), msg: e.to_string() })?;
+            let utterances = read_sidecar(&sidecar)?;
             let (samples, rate) = read_wav(&wav)?;
-            catalog.add_recording(&samples, rate, &side.utterances);
+            catalog.add_recording(&samples, rate, &utterances);
         }
         Ok(catalog)
     }

@@ -59,7 +59,7 @@ mod wire_client;
 pub use assemblyai::AssemblyAiSim;
 pub use azure::AzureSttSim;
 pub use cartesia::CartesiaSim;
-pub use catalog::{Catalog, CatalogError, Utterance};
+pub use catalog::{read_sidecar, Catalog, CatalogError, Utterance};
 pub use config::SimConfig;
 pub use deepgram::DeepgramSim;
 pub use elevenlabs::ElevenLabsSim;

@@ -113,14 +113,7 @@ macro_rules! backend {
                 payer_org_id: &str,
                 rec: &crate::UsageRecord,
             ) -> Result<Vec<crate::UsageRecord>, crate::store::StoreError> {
-                ledger::settle_all(&self.pool, payer_org_id, std::slice::from_ref(rec)).await
-            }
-            async fn settle_all(
-                &self,
-                payer_org_id: &str,
-                recs: &[crate::UsageRecord],
-            ) -> Result<Vec<crate::UsageRecord>, crate::store::StoreError> {
-                ledger::settle_all(&self.pool, payer_org_id, recs).await
+                ledger::settle_checkpoint(&self.pool, payer_org_id, std::slice::from_ref(rec), "", &[]).await
             }
             async fn settle_checkpoint(
                 &self,

@@ -16,18 +16,9 @@ macro_rules! ledger_queries {
         use crate::UsageRecord;
         use sqlx::Row;
 
-        /// Settle `recs` in order, in one transaction: one commit for a whole checkpoint.
-        /// `begin_settle` serialises settles on one payer, so each reads the credit use the
-        /// previous one wrote.
-        pub(super) async fn settle_all(
-            pool: &Pool,
-            payer: &str,
-            recs: &[UsageRecord],
-        ) -> Result<Vec<UsageRecord>, StoreError> {
-            settle_checkpoint(pool, payer, recs, "", &[]).await
-        }
-
-        /// [`settle_all`], and `lines` of `session_id`'s transcript, in the same transaction.
+        /// Settle `recs` in order, and keep `lines` of `session_id`'s transcript, in one
+        /// transaction: one commit for a whole checkpoint. `begin_settle` serialises settles on
+        /// one payer, so each reads the credit use the previous one wrote.
         pub(super) async fn settle_checkpoint(
             pool: &Pool,
             payer: &str,

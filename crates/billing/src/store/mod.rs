@@ -150,12 +150,9 @@ pub trait Store: Send + Sync + 'static {
     /// `line@wallet`). `byok` records charge their markup the same way and keep `byok`.
     /// A replayed record charges nothing and returns no records.
     async fn settle(&self, payer_org_id: &str, rec: &UsageRecord) -> Result<Vec<UsageRecord>, StoreError>;
-    /// [`Self::settle`] for several records in one transaction, all or nothing: a session's
-    /// checkpoint commits once instead of once per usage line.
-    async fn settle_all(&self, payer_org_id: &str, recs: &[UsageRecord]) -> Result<Vec<UsageRecord>, StoreError>;
-    /// A running session's checkpoint in one transaction: [`Self::settle_all`] for `recs` and
-    /// the transcript `lines` said since the last one (idempotent per `seq`), so a call commits
-    /// once per checkpoint however much is said.
+    /// A checkpoint in one transaction, all or nothing: [`Self::settle`] for each of `recs`, and
+    /// the transcript `lines` of `session_id` said since the last one (idempotent per `seq`;
+    /// none for an API request), so a call commits once per checkpoint however much is said.
     async fn settle_checkpoint(
         &self,
         payer_org_id: &str,

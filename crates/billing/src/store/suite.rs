@@ -348,7 +348,7 @@ pub(super) async fn settle_all_is_settle_in_one_transaction(s: &dyn Store) {
     let a = rec("s1", "stt", 0, 60, T);
     let b = rec("s1", "tts", 0, 80, T);
     let c = rec("s1", "llm", 0, 30, T);
-    let got = s.settle_all("acme", &[a.clone(), b.clone(), c.clone()]).await.unwrap();
+    let got = s.settle_checkpoint("acme", &[a.clone(), b.clone(), c.clone()], "s1", &[]).await.unwrap();
     // a from credits; b split 40 + 40; c all wallet.
     assert_eq!(got.len(), 4, "{got:?}");
     assert_eq!(got[0], a);
@@ -364,10 +364,10 @@ pub(super) async fn settle_all_is_settle_in_one_transaction(s: &dyn Store) {
 
     // The same batch again (a retried checkpoint), plus one new record: only the new one counts.
     let d = rec("s1", "stt", 1, 5, T + 1);
-    let again = s.settle_all("acme", &[a, b, c, d.clone()]).await.unwrap();
+    let again = s.settle_checkpoint("acme", &[a, b, c, d.clone()], "s1", &[]).await.unwrap();
     assert_eq!(again, vec![UsageRecord { billed_to: BilledTo::Wallet, ..d }]);
     assert_eq!(org_of(s, "acme").await.wallet_micros, 925);
-    assert_eq!(s.settle_all("acme", &[]).await.unwrap(), vec![]);
+    assert_eq!(s.settle_checkpoint("acme", &[], "s1", &[]).await.unwrap(), vec![]);
 }
 
 /// A call's checkpoint writes its usage and the transcript lines said since the last one in
