@@ -352,14 +352,20 @@ async fn a_stalled_provider_times_out_as_a_transport_error() {
     }
 }
 
-/// A provider that is gone (its sim dropped): the stream and the key check are transport errors.
+/// A provider that is gone (nothing listens at its address any more): the stream and the key
+/// check are transport errors. The address is a port this test holds bound without listening,
+/// so no simulator another test starts meanwhile can take it over (a dropped simulator's port
+/// can be handed out again at once).
 #[tokio::test]
 async fn a_vanished_provider_is_a_transport_error() {
+    let gone = tokio::net::TcpSocket::new_v4().unwrap();
+    gone.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = gone.local_addr().unwrap().port();
     for (case, s) in Case::started(&quick()).await {
         let (p, row) = (case.provider, case.row);
-        let base = s.base_url();
+        let mut base = s.base_url();
+        base.set_port(Some(port)).unwrap();
         drop(s);
-        tokio::time::sleep(Duration::from_millis(50)).await;
         let err = case.stream(&base, row.key, "hi", None).await.unwrap_err();
         assert!(matches!(err, LlmError::Http(_)), "{p}: {err:?}");
         assert!(!err.to_string().contains(row.key), "{p}");
