@@ -149,9 +149,10 @@ async fn a_silent_carrier_times_out_and_a_closed_port_is_unreachable() {
     assert!(started.elapsed() < std::time::Duration::from_secs(7));
     drop(silent);
 
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Bound without listening: refuses connections, and no concurrent test can be given the port.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let base = url::Url::parse(&format!("http://{}", closed.local_addr().unwrap())).unwrap();
-    drop(closed);
     let err = hang_up(&http, &base, &creds, "u1").await.unwrap_err();
     assert_eq!(err.code(), "carrier_unreachable");
 }

@@ -94,6 +94,11 @@ impl Vad {
         self.loud_run
     }
 
+    /// Quiet frames in a row up to the last one pushed (0 after a loud frame).
+    pub fn quiet_run(&self) -> u32 {
+        self.quiet_run
+    }
+
     /// Whether the stream is inside a speech segment (including the hangover).
     pub fn is_speaking(&self) -> bool {
         self.speaking

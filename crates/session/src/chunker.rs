@@ -1,16 +1,23 @@
-//! Splits a streamed LLM reply into speakable chunks for TTS: whole sentences as soon as they
-//! end, clauses when a sentence runs long, so the first audio starts early without cutting words.
+//! Splits a streamed LLM reply into speakable chunks for TTS: the first phrase as soon as it
+//! ends, then whole sentences as soon as they end, clauses when a sentence runs long, so the
+//! first audio starts early without cutting words.
 
 /// Accumulates tokens; `push` returns the chunks that became speakable.
 #[derive(Debug, Default)]
 pub struct Chunker {
     buf: String,
+    /// Whether a chunk of this reply has gone out: until then any punctuation ends a chunk.
+    started: bool,
 }
 
 /// A clause boundary is used once the buffer is at least this long.
 const CLAUSE_MIN: usize = 40;
 /// Past this, any space is a boundary (no punctuation for a long stretch).
 const HARD_MAX: usize = 160;
+/// The caller waits for the first chunk: it ends at its first punctuation, or at a space once
+/// it is this long (about four words). The providers voice a phrase that short at once, and the
+/// rest of the sentence reaches them long before that phrase has been played.
+const FIRST_MAX: usize = 20;
 
 impl Chunker {
     pub fn new() -> Self {
@@ -24,6 +31,7 @@ impl Chunker {
         while let Some(end) = self.boundary() {
             let rest = self.buf.split_off(end);
             out.push(std::mem::replace(&mut self.buf, rest));
+            self.started = true;
         }
         out
     }
@@ -39,6 +47,7 @@ impl Chunker {
 
     /// Byte index just after the first usable boundary (after the space following punctuation).
     fn boundary(&self) -> Option<usize> {
+        let (clause_min, hard_max) = if self.started { (CLAUSE_MIN, HARD_MAX) } else { (0, FIRST_MAX) };
         let b = self.buf.as_bytes();
         let mut last_space = None;
         for i in 0..b.len() {
@@ -50,12 +59,12 @@ impl Chunker {
                     if matches!(p, b'.' | b'!' | b'?') {
                         return Some(i + 1);
                     }
-                    if matches!(p, b',' | b';' | b':') && i >= CLAUSE_MIN {
+                    if matches!(p, b',' | b';' | b':') && i >= clause_min {
                         return Some(i + 1);
                     }
                 }
             }
-            if i >= HARD_MAX {
+            if i >= hard_max {
                 if let Some(s) = last_space {
                     return Some(s);
                 }
@@ -86,13 +95,19 @@ mod tests {
     }
 
     #[test]
-    fn short_clauses_wait_long_ones_split() {
-        let out = run(&["Yes, ", "sure."]);
-        assert_eq!(out, vec!["Yes, sure."]);
-        let long = "Once upon a time in a land far away from here, there lived a king";
+    fn the_first_phrase_goes_alone_then_short_clauses_wait() {
+        let out = run(&["Yes, ", "sure, ", "we ", "can."]);
+        assert_eq!(out, vec!["Yes, ", "sure, we can."]);
+        let long = "Once upon a time, in a land far away from here, there lived a king";
         let out = run(&long.split_inclusive(' ').collect::<Vec<_>>());
-        assert_eq!(out[0], "Once upon a time in a land far away from here, ");
-        assert_eq!(out.concat(), long);
+        assert_eq!(out, ["Once upon a time, ", "in a land far away from here, there lived a king"]);
+    }
+
+    #[test]
+    fn a_first_phrase_without_punctuation_ends_after_a_few_words() {
+        let text = "We are open from nine in the morning to five in the evening.";
+        let out = run(&text.split_inclusive(' ').collect::<Vec<_>>());
+        assert_eq!(out, ["We are open from ", "nine in the morning to five in the evening."]);
     }
 
     #[test]

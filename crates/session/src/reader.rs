@@ -20,8 +20,16 @@ const MAX_BAD_MESSAGES: u32 = 50;
 
 /// Caller audio goes to STT in packets of this many ms (three gateway frames): a third of the
 /// channel sends, socket writes and wake-ups of one packet per frame, within the 20–100 ms
-/// providers recommend; it delays transcripts by at most 40 ms, small beside endpointing.
+/// providers recommend. At the end of an utterance, where a delay would delay the answer,
+/// frames go one by one instead ([`PAUSE_FRAMES`]).
 const STT_BATCH_MS: u32 = 60;
+
+/// Once a pause in the caller's speech is this many frames long, and until [`ENDPOINT_TAIL`]
+/// frames after the VAD ends the utterance, audio goes to STT frame by frame: the provider's
+/// endpointing counts silence on the audio it has, so a packet held back here would hold back
+/// the final transcript, and the answer with it.
+const PAUSE_FRAMES: u32 = 3;
+const ENDPOINT_TAIL: u32 = 10;
 
 /// The caller's VAD: speech after two loud frames (40 ms), so a barge-in `clear` goes out about
 /// 20 ms after the first frame of speech arrives.
@@ -121,6 +129,8 @@ pub(crate) struct Reader {
     loud_since: Option<Instant>,
     vad_frame: usize,
     stt_batch_samples: usize,
+    /// Frames, this one included, to send to STT unbatched (see [`PAUSE_FRAMES`]).
+    unbatched: u32,
     up: Vec<i16>,
     /// One buffer for every packet sent to STT: each is split off as `Bytes`, and once the STT
     /// task has sent it the space is reclaimed, so steady state allocates nothing.
@@ -159,6 +169,7 @@ impl Reader {
             loud_since: None,
             vad_frame: media::samples_per_20ms(in_rate),
             stt_batch_samples: (stt_rate * STT_BATCH_MS / 1000) as usize,
+            unbatched: 0,
             up: Vec::with_capacity(4096),
             le: bytes::BytesMut::with_capacity(16 * 1024),
             sent_samples: 0,
@@ -288,6 +299,12 @@ impl Reader {
                 }
                 VadEvent::None => {}
             }
+            self.unbatched = match ev {
+                // This frame and the tail after it.
+                VadEvent::SpeechEnd => ENDPOINT_TAIL + 1,
+                _ if self.vad.is_speaking() => u32::from(self.vad.quiet_run() >= PAUSE_FRAMES),
+                _ => self.unbatched.saturating_sub(1),
+            };
         }
     }
 
@@ -301,7 +318,7 @@ impl Reader {
         for s in &self.up {
             self.le.extend_from_slice(&s.to_le_bytes());
         }
-        if self.le.len() / 2 < self.stt_batch_samples {
+        if self.le.len() / 2 < self.stt_batch_samples && self.unbatched == 0 {
             return;
         }
         let batch = self.le.len() / 2;
@@ -317,5 +334,65 @@ impl Reader {
             }
             Err(_) => self.dropped.increment(1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::TwilioCodec;
+
+    /// A reader on a Twilio call (8 kHz, STT at 8 kHz) and the STT packets it sends.
+    fn reader() -> (Reader, mpsc::Receiver<SttInput>, mpsc::Receiver<Control>) {
+        let (stt_tx, stt_rx) = mpsc::channel(256);
+        let (_switch_tx, stt_switch) = watch::channel(stt_tx);
+        let (control, control_rx) = mpsc::channel(16);
+        let (writer, _writer_rx) = mpsc::channel(16);
+        let links = ReaderLinks { stt_switch, control, stt_audio_ms: Arc::default(), writer };
+        // A generous jitter: frames pushed faster than real time are not "ahead of the clock".
+        let limits = Limits {
+            idle: Duration::from_secs(60),
+            jitter: Duration::from_secs(3600),
+            max_call: Duration::from_secs(3600),
+            since: Instant::now(),
+        };
+        (Reader::new(&TwilioCodec::new(), None, links, limits).unwrap(), stt_rx, control_rx)
+    }
+
+    /// Samples of each STT packet sent so far.
+    fn packets(rx: &mut mpsc::Receiver<SttInput>) -> Vec<usize> {
+        std::iter::from_fn(|| match rx.try_recv() {
+            Ok(SttInput::Audio(b)) => Some(b.len() / 2),
+            Ok(_) => Some(0),
+            Err(_) => None,
+        })
+        .collect()
+    }
+
+    #[test]
+    fn audio_is_batched_except_where_an_utterance_may_end() {
+        let (mut r, mut stt, mut control) = reader();
+        let loud: Vec<i16> = (0..160).map(|i| if i % 2 == 0 { 8000 } else { -8000 }).collect();
+        let quiet = vec![0i16; 160];
+        for _ in 0..30 {
+            r.on_audio(&loud);
+        }
+        assert!(matches!(control.try_recv(), Ok(Control::SpeechStart { .. })));
+        // Speech: 60 ms packets (three 20 ms frames).
+        assert_eq!(packets(&mut stt), [480; 10]);
+        // The first two frames of a pause are batched; from the third on, each frame goes alone,
+        // through the hangover and the tail after the VAD ends the utterance.
+        let frames = CALLER_VAD.hangover_frames + ENDPOINT_TAIL + 6;
+        for _ in 0..frames {
+            r.on_audio(&quiet);
+        }
+        assert!(matches!(control.try_recv(), Ok(Control::SpeechEnd)));
+        let got = packets(&mut stt);
+        let alone = (CALLER_VAD.hangover_frames - PAUSE_FRAMES + ENDPOINT_TAIL) as usize;
+        assert_eq!(got[0], 480, "{got:?}");
+        assert!(got[1..=alone].iter().all(|&n| n == 160), "{got:?}");
+        // Then silence is batched again, and no audio is lost.
+        assert_eq!(got[alone + 1..], [480, 480], "{got:?}");
+        assert!(r.le.is_empty());
     }
 }
