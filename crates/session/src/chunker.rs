@@ -70,7 +70,16 @@ impl Chunker {
                 }
             }
         }
-        None
+        (!self.started && self.ends_in_a_pause()).then_some(self.buf.len())
+    }
+
+    /// The text ends in `,` `;` `:` `!` or `?` right after a letter (`Sure,`): a pause whatever
+    /// comes next, so the first phrase need not wait for the next token. After a digit it may be
+    /// inside a number (`1,000`, `10:30`); a `.` may be inside a name or a number (`Dr.`, `3.5`):
+    /// those wait for the space.
+    fn ends_in_a_pause(&self) -> bool {
+        let mut rev = self.buf.chars().rev();
+        matches!(rev.next(), Some(',' | ';' | ':' | '!' | '?')) && rev.next().is_some_and(char::is_alphabetic)
     }
 }
 
@@ -101,6 +110,21 @@ mod tests {
         let long = "Once upon a time, in a land far away from here, there lived a king";
         let out = run(&long.split_inclusive(' ').collect::<Vec<_>>());
         assert_eq!(out, ["Once upon a time, ", "in a land far away from here, there lived a king"]);
+    }
+
+    #[test]
+    fn a_first_phrase_ending_in_a_pause_goes_without_waiting_for_the_next_token() {
+        let mut c = Chunker::new();
+        assert!(c.push("Sure").is_empty());
+        assert_eq!(c.push(","), ["Sure,"]);
+        assert!(c.push(" I").is_empty());
+        assert_eq!(c.push(" can."), Vec::<String>::new());
+        assert_eq!(c.finish().as_deref(), Some(" I can."));
+        // Only the first phrase, and never inside a number or after a period.
+        assert_eq!(run(&["Hi", "!", " Yes", ",", " we", " can", "."]), ["Hi!", " Yes, we can."]);
+        assert_eq!(run(&["3", ",", "000", " seats"]), ["3,000 seats"]);
+        assert_eq!(run(&["At", " 10", ":", "30"]), ["At 10:30"]);
+        assert_eq!(run(&["Dr", ".", " Who"]), ["Dr. ", "Who"]);
     }
 
     #[test]
