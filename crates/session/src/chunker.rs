@@ -8,6 +8,9 @@ pub struct Chunker {
     buf: String,
     /// Whether a chunk of this reply has gone out: until then any punctuation ends a chunk.
     started: bool,
+    /// A chunk went out with a space it had not received yet: the next token's leading space
+    /// is that one, so it is dropped and the chunks still add up to the reply.
+    owe_space: bool,
 }
 
 /// A clause boundary is used once the buffer is at least this long.
@@ -26,11 +29,27 @@ impl Chunker {
 
     /// Add a token; returns complete chunks (each ends at a boundary, trailing space kept).
     pub fn push(&mut self, token: &str) -> Vec<String> {
+        if token.is_empty() {
+            return Vec::new();
+        }
+        let token = if std::mem::take(&mut self.owe_space) {
+            token.strip_prefix(char::is_whitespace).unwrap_or(token)
+        } else {
+            token
+        };
         self.buf.push_str(token);
         let mut out = Vec::new();
         while let Some(end) = self.boundary() {
             let rest = self.buf.split_off(end);
-            out.push(std::mem::replace(&mut self.buf, rest));
+            let mut chunk = std::mem::replace(&mut self.buf, rest);
+            if !chunk.ends_with(char::is_whitespace) {
+                // A first phrase ended by its pause alone (`Sure,`): it goes with the space
+                // that will follow, so a provider voices it now rather than wait for the word
+                // to be closed, and the next chunk does not start with a second space.
+                chunk.push(' ');
+                self.owe_space = true;
+            }
+            out.push(chunk);
             self.started = true;
         }
         out
@@ -116,12 +135,13 @@ mod tests {
     fn a_first_phrase_ending_in_a_pause_goes_without_waiting_for_the_next_token() {
         let mut c = Chunker::new();
         assert!(c.push("Sure").is_empty());
-        assert_eq!(c.push(","), ["Sure,"]);
+        // With the space that follows, which is then not sent twice.
+        assert_eq!(c.push(","), ["Sure, "]);
         assert!(c.push(" I").is_empty());
         assert_eq!(c.push(" can."), Vec::<String>::new());
-        assert_eq!(c.finish().as_deref(), Some(" I can."));
+        assert_eq!(c.finish().as_deref(), Some("I can."));
         // Only the first phrase, and never inside a number or after a period.
-        assert_eq!(run(&["Hi", "!", " Yes", ",", " we", " can", "."]), ["Hi!", " Yes, we can."]);
+        assert_eq!(run(&["Hi", "!", " Yes", ",", " we", " can", "."]), ["Hi! ", "Yes, we can."]);
         assert_eq!(run(&["3", ",", "000", " seats"]), ["3,000 seats"]);
         assert_eq!(run(&["At", " 10", ":", "30"]), ["At 10:30"]);
         assert_eq!(run(&["Dr", ".", " Who"]), ["Dr. ", "Who"]);
@@ -137,7 +157,14 @@ mod tests {
     #[test]
     fn rejoins_exactly_for_any_split() {
         // Every way of cutting the text into tokens must give back the same text.
-        let text = "We are open from nine, Monday to Friday. Call us! Or not? Thanks a lot";
+        for text in
+            ["We are open from nine, Monday to Friday. Call us! Or not? Thanks a lot", "Sure, we are open. Bye!"]
+        {
+            rejoins_exactly(text);
+        }
+    }
+
+    fn rejoins_exactly(text: &str) {
         for step in 1..8 {
             let toks: Vec<String> = text.chars().collect::<Vec<_>>().chunks(step).map(|c| c.iter().collect()).collect();
             let refs: Vec<&str> = toks.iter().map(String::as_str).collect();
