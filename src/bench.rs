@@ -416,7 +416,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let ws_url = format!("{}/twilio/stream", base.replacen("http", "ws", 1));
     let auth = match &stack {
-        Some(s) => crate::bench_auth::provision(&base, &s.admin).await.context("provisioning the bench org")?,
+        Some(s) => crate::bench_auth::provision(&base, &s.admin, args.tts.as_deref())
+            .await
+            .context("provisioning the bench org")?,
         None => crate::bench_auth::CallAuth::Operator(std::env::var("SWITCHBOARD_ADMIN_TOKEN").ok()),
     };
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().context("HTTP client")?;
@@ -513,6 +515,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let report = json!({
         "calls": args.calls, "duration_s": args.duration, "ramp_s": args.ramp, "gateway": "twilio",
+        "tts": args.tts.as_deref().unwrap_or("elevenlabs/eleven_flash_v2_5"),
         "call_seconds": args.call_seconds, "calls_placed": placed,
         "calls_held": held,
         "errors": results.iter().filter_map(|r| r.error.clone()).take(5).collect::<Vec<_>>(),

@@ -42,10 +42,19 @@ async fn api(
 }
 
 /// Provision the bench's tenant on its own server: an org with a large wallet, its Twilio
-/// credential, the default agent's providers as its agent, and a number routed to it.
-pub async fn provision(base: &str, admin: &str) -> anyhow::Result<CallAuth> {
+/// credential, the default agent's providers (or `tts`, `PROVIDER/MODEL`, on the platform's
+/// key) as its agent, and a number routed to it.
+pub async fn provision(base: &str, admin: &str, tts: Option<&str>) -> anyhow::Result<CallAuth> {
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
     let post = reqwest::Method::POST;
+    let mut spec = billing::AgentSpec::default();
+    if let Some(choice) = tts {
+        let (provider, model) = choice.split_once('/').context("--tts takes PROVIDER/MODEL")?;
+        let voice = tts::registry::default_voice(provider).with_context(|| format!("no TTS provider {provider}"))?;
+        spec.tts = billing::ServiceChoice { provider: provider.into(), model: model.into(), voice: voice.into() };
+        let managed = json!({"provider": provider, "managed": true});
+        api(&http, reqwest::Method::PUT, format!("{base}/api/admin/rates/managed"), admin, managed).await?;
+    }
     let org = api(
         &http,
         post.clone(),
@@ -58,8 +67,7 @@ pub async fn provision(base: &str, admin: &str) -> anyhow::Result<CallAuth> {
     let auth_token = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let cred = json!({"provider": "twilio", "credentials": {"accountSid": ACCOUNT_SID, "authToken": auth_token}});
     api(&http, reqwest::Method::PUT, format!("{base}/api/credentials"), &key, cred).await?;
-    let spec = serde_json::to_value(billing::AgentSpec::default())?;
-    let agent = api(&http, post.clone(), format!("{base}/api/agents"), &key, spec).await?;
+    let agent = api(&http, post.clone(), format!("{base}/api/agents"), &key, serde_json::to_value(spec)?).await?;
     let agent = agent["id"].as_str().context("no agent id")?;
     let number = json!({"number": NUMBER, "carrier": "twilio", "agentId": agent});
     api(&http, post, format!("{base}/api/numbers"), &key, number).await?;

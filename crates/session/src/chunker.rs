@@ -89,7 +89,7 @@ impl Chunker {
                 }
             }
         }
-        (!self.started && self.ends_in_a_pause()).then_some(self.buf.len())
+        (!self.started && (self.ends_in_a_pause() || self.ends_a_sentence())).then_some(self.buf.len())
     }
 
     /// The text ends in `,` `;` `:` `!` or `?` right after a letter (`Sure,`): a pause whatever
@@ -99,6 +99,16 @@ impl Chunker {
     fn ends_in_a_pause(&self) -> bool {
         let mut rev = self.buf.chars().rev();
         matches!(rev.next(), Some(',' | ';' | ':' | '!' | '?')) && rev.next().is_some_and(char::is_alphabetic)
+    }
+
+    /// The reply so far is one word and a `.` (`Done.`, `Sure.`, `No.`): a sentence of its own,
+    /// so it need not wait for the next token's space. Only a one-word reply is taken: after
+    /// more words a `.` may be inside a name or a number (`acme.com`, `3.5`, `U.S.`).
+    fn ends_a_sentence(&self) -> bool {
+        self.buf
+            .strip_suffix('.')
+            .map(str::trim_start)
+            .is_some_and(|word| word.chars().count() >= 2 && word.chars().all(char::is_alphabetic))
     }
 }
 
@@ -145,6 +155,24 @@ mod tests {
         assert_eq!(run(&["3", ",", "000", " seats"]), ["3,000 seats"]);
         assert_eq!(run(&["At", " 10", ":", "30"]), ["At 10:30"]);
         assert_eq!(run(&["Dr", ".", " Who"]), ["Dr. ", "Who"]);
+    }
+
+    #[test]
+    fn a_first_sentence_ending_in_a_word_goes_without_waiting_for_the_next_token() {
+        let mut c = Chunker::new();
+        assert!(c.push("Done").is_empty());
+        assert_eq!(c.push("."), ["Done. "]);
+        assert_eq!(run(&["Done", ".", " Anything", " else", "?"]), ["Done. ", "Anything else?"]);
+        // After more than one word, or an initial, a number or a name with dots, the space decides.
+        let mut c = Chunker::new();
+        for t in ["Visit", " acme", "."] {
+            assert!(c.push(t).is_empty(), "{t}");
+        }
+        assert_eq!(c.push("com"), Vec::<String>::new());
+        for tokens in [["U", ".", "S"], ["3", ".", "5"], ["e", ".g", "."]] {
+            let mut c = Chunker::new();
+            assert!(tokens.iter().all(|t| c.push(t).is_empty()), "{tokens:?}");
+        }
     }
 
     #[test]

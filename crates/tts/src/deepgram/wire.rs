@@ -1,16 +1,53 @@
 //! Deepgram Aura `/v1/speak` messages (protocols/tts.md C5) and the adapter's [`Dialect`]:
-//! `Speak` per text piece, `Flush` per turn (each answered by `Flushed`), binary audio,
-//! `Close` once everything is flushed, `Clear` on barge-in.
+//! `Speak` per text piece, each followed by `Flush` while the socket's flush allowance lasts
+//! (each answered by `Flushed`), binary audio, `Close` once everything is flushed, `Clear` on
+//! barge-in.
+//!
+//! Aura voices nothing until it is flushed ("renders a buffer of text into audio"), and takes
+//! at most 20 `Flush` a minute on a socket. The session sends a reply as phrases (its first
+//! phrase, then sentences), so each phrase is flushed as it comes — otherwise the caller would
+//! hear nothing until the LLM had written the whole reply — while [`KEPT_FOR_TURN_ENDS`] of the
+//! minute's flushes are held back for the end of the turn and a tool call's pause. Past the
+//! allowance, phrases wait in Aura's buffer for the next flush.
 
 use crate::socket;
 use crate::socket::pump::{Closing, Dialect, Incoming};
 use crate::TtsError;
 use serde::Deserialize;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 pub(crate) const FLUSH: &str = r#"{"type":"Flush"}"#;
 pub(crate) const CLEAR: &str = r#"{"type":"Clear"}"#;
 pub(crate) const CLOSE: &str = r#"{"type":"Close"}"#;
+
+/// Aura's limit: `Flush` messages a socket may send in any [`FLUSH_WINDOW`].
+pub(crate) const FLUSHES_PER_WINDOW: usize = 20;
+const FLUSH_WINDOW: Duration = Duration::from_secs(60);
+/// Flushes mid-turn phrases never take: one for a tool call's pause, one for the turn's end.
+pub(crate) const KEPT_FOR_TURN_ENDS: usize = 2;
+
+/// When this socket's flushes of the last [`FLUSH_WINDOW`] went out.
+#[derive(Debug, Default)]
+struct FlushBudget {
+    sent: VecDeque<Instant>,
+}
+
+impl FlushBudget {
+    fn used(&mut self, now: Instant) -> usize {
+        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= FLUSH_WINDOW) {
+            self.sent.pop_front();
+        }
+        self.sent.len()
+    }
+
+    /// A mid-turn phrase may be flushed without touching the flushes kept for turn ends.
+    fn spare(&mut self, now: Instant) -> bool {
+        self.used(now) + KEPT_FOR_TURN_ENDS < FLUSHES_PER_WINDOW
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type")]
@@ -44,20 +81,32 @@ pub(crate) struct DeepgramDialect {
     /// `Flush`es not yet answered by `Flushed`.
     outstanding: u32,
     closing: bool,
+    budget: FlushBudget,
+}
+
+impl DeepgramDialect {
+    fn send_flush(&mut self, out: &mut Vec<Message>) {
+        self.unflushed = false;
+        self.outstanding += 1;
+        self.budget.sent.push_back(Instant::now());
+        out.push(Message::text(FLUSH));
+    }
 }
 
 impl Dialect for DeepgramDialect {
     fn text(&mut self, text: &str, out: &mut Vec<Message>) -> Result<(), TtsError> {
         self.unflushed = true;
         out.push(Message::text(serde_json::json!({"type": "Speak", "text": text}).to_string()));
+        if self.budget.spare(Instant::now()) {
+            self.send_flush(out);
+        }
         Ok(())
     }
 
     fn flush(&mut self, out: &mut Vec<Message>) {
-        // Deepgram allows 20 flushes a minute: never spend one on nothing.
-        if std::mem::take(&mut self.unflushed) {
-            self.outstanding += 1;
-            out.push(Message::text(FLUSH));
+        // Never spend one of the minute's flushes on nothing.
+        if self.unflushed {
+            self.send_flush(out);
         }
     }
 
@@ -96,6 +145,9 @@ impl Dialect for DeepgramDialect {
             Ok(ServerMsg::Cleared {}) => {}
             Ok(ServerMsg::Warning { description, code }) => {
                 tracing::warn!(code = ?code, description = ?description, "deepgram tts warning");
+                if code.as_deref().is_some_and(|c| c.contains("FLUSH")) && self.outstanding > 0 {
+                    self.flush_refused(description, out);
+                }
             }
             Ok(ServerMsg::Error { description, code }) => {
                 let message = match (code, description) {
@@ -106,6 +158,21 @@ impl Dialect for DeepgramDialect {
                 out.push(Incoming::Fatal(TtsError::Provider { message }));
             }
             Err(e) => out.extend(socket::unknown_message("deepgram", &text, e).map(Incoming::Fatal)),
+        }
+    }
+}
+
+impl DeepgramDialect {
+    /// A `Flush` over the limit is refused with a warning and never answered: its text stays in
+    /// Aura's buffer for the next flush. At the end of input there is no next flush, so rather
+    /// than wait out the stall timer the stream fails now (and the session's failover voices
+    /// the rest elsewhere).
+    fn flush_refused(&mut self, description: Option<String>, out: &mut Vec<Incoming>) {
+        self.outstanding -= 1;
+        self.unflushed = true;
+        if self.closing && self.outstanding == 0 {
+            let reason = description.unwrap_or_else(|| "flush limit exceeded".into());
+            out.push(Incoming::Fatal(TtsError::Provider { message: format!("the last flush was refused: {reason}") }));
         }
     }
 }
@@ -149,5 +216,47 @@ mod tests {
 
         let mut idle = DeepgramDialect::default();
         assert_eq!(idle.close(&mut Vec::new()), Closing::Done, "nothing spoken, nothing to wait for");
+    }
+
+    fn flushes(out: &[Message]) -> usize {
+        out.iter().filter(|m| m.to_text().is_ok_and(|t| t == FLUSH)).count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_phrase_is_flushed_while_two_of_the_minutes_flushes_are_kept_for_turn_ends() {
+        let mut d = DeepgramDialect::default();
+        let mut out = Vec::new();
+        for i in 0..25 {
+            d.text(&format!("Sentence {i}. "), &mut out).unwrap();
+        }
+        assert_eq!(flushes(&out), FLUSHES_PER_WINDOW - KEPT_FOR_TURN_ENDS);
+        out.clear();
+        d.flush(&mut out);
+        d.text("After the tool. ", &mut out).unwrap();
+        assert_eq!(flushes(&out), 1, "the tool pause takes a kept flush, the phrase after it waits");
+        assert_eq!(d.close(&mut out), Closing::Pending);
+        assert_eq!(flushes(&out), 2, "the turn's end takes the other");
+
+        tokio::time::advance(FLUSH_WINDOW).await;
+        let mut later = Vec::new();
+        d.text("A minute later. ", &mut later).unwrap();
+        assert_eq!(flushes(&later), 1, "the window moved on");
+    }
+
+    #[test]
+    fn a_refused_flush_keeps_its_text_for_the_next_and_a_refused_last_one_fails_the_stream() {
+        let refusal = r#"{"type":"Warning","code":"FLUSH_LIMIT_EXCEEDED","description":"Flush ignored"}"#;
+        let mut d = DeepgramDialect::default();
+        let mut out = Vec::new();
+        d.text("One. ", &mut out).unwrap();
+        let mut got = Vec::new();
+        d.parse(Message::text(refusal), &mut got);
+        assert!(got.is_empty(), "mid-turn: the text waits in Aura's buffer");
+        assert_eq!(d.close(&mut out), Closing::Pending, "the end of input flushes it again");
+        d.parse(Message::text(refusal), &mut got);
+        assert_eq!(
+            got,
+            [Incoming::Fatal(TtsError::Provider { message: "the last flush was refused: Flush ignored".into() })]
+        );
     }
 }

@@ -1,6 +1,11 @@
 //! Rime `ws3` JSON messages (protocols/tts.md C4) and the adapter's [`Dialect`]: text tagged
-//! with one `contextId`, `flush` per turn (each answered by `done`), base64 PCM chunks that may
-//! split a sample, word timestamps, `eos` once everything is done, `clear` on barge-in.
+//! with one `contextId`, `flush` after the stream's first phrase and at the end of each turn
+//! (each answered by `done`), base64 PCM chunks that may split a sample, word timestamps, `eos`
+//! once everything is done, `clear` on barge-in.
+//!
+//! The socket asks Rime to segment (`segment=bySentence`): Rime voices each sentence once it
+//! is complete, whatever pieces it came in. A reply's first phrase (`Sure, `) is flushed so the
+//! caller hears it without waiting for the end of its sentence; the rest is left to Rime.
 
 use crate::socket;
 use crate::socket::pump::{Closing, Dialect, Incoming};
@@ -40,6 +45,8 @@ enum ServerMsg {
 /// The adapter side of one `ws3` socket.
 pub(crate) struct RimeDialect {
     context_id: String,
+    /// Text has been sent: the first phrase is behind us.
+    spoke: bool,
     unflushed: bool,
     /// Flushes not yet answered by `done`.
     outstanding: u32,
@@ -48,7 +55,7 @@ pub(crate) struct RimeDialect {
 
 impl RimeDialect {
     pub(crate) fn new(context_id: String) -> Self {
-        Self { context_id, unflushed: false, outstanding: 0, closing: false }
+        Self { context_id, spoke: false, unflushed: false, outstanding: 0, closing: false }
     }
 
     /// Messages for another context (or none named) belong to this socket's only stream.
@@ -61,6 +68,9 @@ impl Dialect for RimeDialect {
     fn text(&mut self, text: &str, out: &mut Vec<Message>) -> Result<(), TtsError> {
         self.unflushed = true;
         out.push(Message::text(serde_json::json!({"text": text, "contextId": self.context_id}).to_string()));
+        if !std::mem::replace(&mut self.spoke, true) {
+            self.flush(out);
+        }
         Ok(())
     }
 
@@ -127,21 +137,28 @@ mod tests {
     fn spells_text_flush_eos_and_reads_the_replies() {
         let mut d = RimeDialect::new("c1".into());
         let mut out = Vec::new();
-        d.text("Hi. ", &mut out).unwrap();
+        d.text("Hi, ", &mut out).unwrap();
+        d.text("you. ", &mut out).unwrap();
         assert_eq!(d.close(&mut out), Closing::Pending);
         d.goodbye(&mut out);
         let sent: Vec<serde_json::Value> =
             out.iter().map(|m| serde_json::from_str(m.to_text().unwrap()).unwrap()).collect();
+        let flush = serde_json::json!({"operation": "flush", "contextId": "c1"});
         assert_eq!(
             sent,
             [
-                serde_json::json!({"text": "Hi. ", "contextId": "c1"}),
-                serde_json::json!({"operation": "flush", "contextId": "c1"}),
+                serde_json::json!({"text": "Hi, ", "contextId": "c1"}),
+                flush.clone(),
+                serde_json::json!({"text": "you. ", "contextId": "c1"}),
+                flush,
                 serde_json::json!({"operation": "eos"}),
-            ]
+            ],
+            "the first phrase is flushed alone, the rest at the end"
         );
 
         let mut got = Vec::new();
+        d.parse(Message::text(r#"{"type":"done","contextId":"c1"}"#), &mut got);
+        assert!(got.is_empty(), "the first phrase's done is not the end");
         d.parse(Message::text(r#"{"type":"chunk","data":"AQID","contextId":"c1"}"#), &mut got);
         d.parse(Message::text(r#"{"type":"chunk","data":"AQID","contextId":"old"}"#), &mut got);
         d.parse(Message::text(r#"{"type":"timestamps","word_timestamps":{"words":["Hi."],"start":[0],"end":[0.15]},"contextId":"c1"}"#), &mut got);

@@ -1,8 +1,10 @@
-//! Deepgram Aura: usage right after each flush, `Done` after the last `Flushed`, models the
-//! provider lacks.
+//! Deepgram Aura: each phrase voiced as it comes, within the flush limit, usage right after
+//! each flush, `Done` after the last `Flushed`, models the provider lacks.
 
 use crate::util::{audio_bytes, connect, drain, keys, quick, send, text};
 use secrecy::SecretString;
+use std::time::Duration;
+use tokio::time::timeout;
 use tts::{DeepgramAura, Tts, TtsError, TtsEvent, TtsInput, TtsRequest};
 use tts_sim::{DeepgramTtsSim, DeepgramTtsSimConfig, Voicing};
 
@@ -38,4 +40,29 @@ async fn models_deepgram_lacks_are_refused_before_a_socket_opens() {
         .err();
     assert_eq!(err, Some(TtsError::Provider { message: "HTTP 400: No such model/version combination found.".into() }));
     assert_eq!(sim.connections(), 0);
+}
+
+#[tokio::test]
+async fn a_phrase_is_voiced_before_the_turn_ends() {
+    let sim = sim().await;
+    let mut s = connect("deepgram", &sim.base_url(), KEY, "aura-2", 16000).await.unwrap();
+    send(&s, [text("Sure, ")]).await;
+    let first = timeout(Duration::from_secs(5), s.events.recv()).await.expect("audio before the turn ends");
+    assert!(matches!(first, Some(TtsEvent::Audio { .. })), "{first:?}");
+}
+
+#[tokio::test]
+async fn a_long_turn_stays_within_the_flush_limit_and_is_voiced_whole() {
+    let cfg = DeepgramTtsSimConfig { voicing: quick(Voicing::default(), 50.0, 5), ..Default::default() };
+    let sim = DeepgramTtsSim::start(keys(KEY), cfg).await.unwrap();
+    let mut s = connect("deepgram", &sim.base_url(), KEY, "aura-2", 16000).await.unwrap();
+    let phrases: Vec<String> = (0..30).map(|i| format!("Step {i:02}. ")).collect();
+    send(&s, phrases.iter().map(|p| text(p))).await;
+    send(&s, [TtsInput::Flush, TtsInput::Close]).await;
+    let events = drain(&mut s).await;
+    assert!(!events.iter().any(|e| matches!(e, TtsEvent::Error(_))), "{:?}", events.last());
+    let chars: usize = phrases.iter().map(|p| p.len()).sum();
+    assert_eq!(audio_bytes(&events), chars * 50 * 16 * 2, "every phrase voiced, none refused");
+    assert!(events.contains(&TtsEvent::Done));
+    assert_eq!(events.last(), Some(&TtsEvent::Usage { characters: chars as u64 }));
 }

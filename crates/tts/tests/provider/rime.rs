@@ -1,4 +1,5 @@
-//! Rime: sentences are voiced as they complete, without a flush; exact refusals.
+//! Rime: sentences are voiced as they complete, without a flush, and a reply's first phrase
+//! before its sentence ends; exact refusals.
 
 use crate::util::{connect, keys, quick, send, text};
 use std::time::Duration;
@@ -19,5 +20,14 @@ async fn a_completed_sentence_is_voiced_without_a_flush() {
     let mut s = connect("rime", &sim.base_url(), KEY, "mistv2", 16000).await.unwrap();
     send(&s, [text("This is a long answer that the caller will interrupt. ")]).await;
     let first = timeout(Duration::from_secs(5), s.events.recv()).await.unwrap();
+    assert!(matches!(first, Some(TtsEvent::Audio { .. })), "{first:?}");
+}
+
+#[tokio::test]
+async fn a_first_phrase_is_voiced_before_its_sentence_ends() {
+    let sim = sim().await;
+    let mut s = connect("rime", &sim.base_url(), KEY, "mistv2", 16000).await.unwrap();
+    send(&s, [text("Sure, ")]).await;
+    let first = timeout(Duration::from_secs(5), s.events.recv()).await.expect("audio before the sentence ends");
     assert!(matches!(first, Some(TtsEvent::Audio { .. })), "{first:?}");
 }
