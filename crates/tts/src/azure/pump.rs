@@ -1,4 +1,5 @@
-//! The Azure synthesis socket on wsclient's frame loop: text is cut into sentences, each
+//! The Azure synthesis socket on wsclient's frame loop: the stream's first piece of text (the
+//! reply's first phrase, so the caller hears it before its sentence ends) and then each
 //! sentence is one request (synthesis.context + ssml) answered by turn.start / response /
 //! audio… / turn.end. The SDK runs one request at a time per connection, and so does this
 //! driver. It is a [`wsclient::Driver`] of its own, not a `socket::pump` dialect: it bills the
@@ -37,6 +38,8 @@ pub(super) struct Synthesis {
     opts: Opts,
     /// Text not yet cut into a sentence.
     buffer: String,
+    /// Text has come: the first phrase is behind us.
+    spoke: bool,
     queue: VecDeque<String>,
     in_flight: Option<InFlight>,
     config_sent: bool,
@@ -66,6 +69,7 @@ pub(super) fn spawn(ws: Ws, opts: Opts) -> TtsStream {
     let driver = Synthesis {
         opts,
         buffer: String::new(),
+        spoke: false,
         queue: VecDeque::new(),
         in_flight: None,
         config_sent: false,
@@ -119,6 +123,9 @@ impl wsclient::Driver for Synthesis {
         match input {
             Some(TtsInput::Text(s)) => {
                 self.buffer.push_str(&s);
+                if !s.trim().is_empty() && !std::mem::replace(&mut self.spoke, true) {
+                    self.take_rest();
+                }
                 while let Some(cut) = sentence_end(&self.buffer) {
                     let sentence: String = self.buffer.drain(..cut).collect();
                     self.queue.push_back(sentence);

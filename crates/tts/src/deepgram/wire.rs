@@ -91,6 +91,29 @@ impl DeepgramDialect {
         self.budget.sent.push_back(Instant::now());
         out.push(Message::text(FLUSH));
     }
+
+    /// After the last answer to a flush at the end of input: finished, unless text was left
+    /// unvoiced by a refused flush.
+    fn settle(&mut self, out: &mut Vec<Incoming>) {
+        if !self.closing || self.outstanding > 0 {
+            return;
+        }
+        out.push(if self.unflushed {
+            Incoming::Fatal(TtsError::Provider { message: "Deepgram refused the last flush (flush limit)".into() })
+        } else {
+            Incoming::Finished
+        });
+    }
+
+    /// A `Flush` over the limit is refused with a warning and never answered: its text stays in
+    /// Aura's buffer for the next flush. At the end of input there is no next flush, so rather
+    /// than wait out the stall timer the stream fails now (and the session's failover voices
+    /// the rest elsewhere).
+    fn flush_refused(&mut self, out: &mut Vec<Incoming>) {
+        self.outstanding -= 1;
+        self.unflushed = true;
+        self.settle(out);
+    }
 }
 
 impl Dialect for DeepgramDialect {
@@ -137,16 +160,14 @@ impl Dialect for DeepgramDialect {
         match serde_json::from_str::<ServerMsg>(&text) {
             Ok(ServerMsg::Flushed {}) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
-                if self.closing && self.outstanding == 0 {
-                    out.push(Incoming::Finished);
-                }
+                self.settle(out);
             }
             Ok(ServerMsg::Metadata { model_name }) => tracing::debug!(model = ?model_name, "deepgram: stream opened"),
             Ok(ServerMsg::Cleared {}) => {}
             Ok(ServerMsg::Warning { description, code }) => {
                 tracing::warn!(code = ?code, description = ?description, "deepgram tts warning");
                 if code.as_deref().is_some_and(|c| c.contains("FLUSH")) && self.outstanding > 0 {
-                    self.flush_refused(description, out);
+                    self.flush_refused(out);
                 }
             }
             Ok(ServerMsg::Error { description, code }) => {
@@ -158,21 +179,6 @@ impl Dialect for DeepgramDialect {
                 out.push(Incoming::Fatal(TtsError::Provider { message }));
             }
             Err(e) => out.extend(socket::unknown_message("deepgram", &text, e).map(Incoming::Fatal)),
-        }
-    }
-}
-
-impl DeepgramDialect {
-    /// A `Flush` over the limit is refused with a warning and never answered: its text stays in
-    /// Aura's buffer for the next flush. At the end of input there is no next flush, so rather
-    /// than wait out the stall timer the stream fails now (and the session's failover voices
-    /// the rest elsewhere).
-    fn flush_refused(&mut self, description: Option<String>, out: &mut Vec<Incoming>) {
-        self.outstanding -= 1;
-        self.unflushed = true;
-        if self.closing && self.outstanding == 0 {
-            let reason = description.unwrap_or_else(|| "flush limit exceeded".into());
-            out.push(Incoming::Fatal(TtsError::Provider { message: format!("the last flush was refused: {reason}") }));
         }
     }
 }
@@ -254,9 +260,18 @@ mod tests {
         assert!(got.is_empty(), "mid-turn: the text waits in Aura's buffer");
         assert_eq!(d.close(&mut out), Closing::Pending, "the end of input flushes it again");
         d.parse(Message::text(refusal), &mut got);
-        assert_eq!(
-            got,
-            [Incoming::Fatal(TtsError::Provider { message: "the last flush was refused: Flush ignored".into() })]
-        );
+        let refused =
+            Incoming::Fatal(TtsError::Provider { message: "Deepgram refused the last flush (flush limit)".into() });
+        assert_eq!(got, [refused]);
+
+        // Refused while an earlier flush is still out: that one's answer cannot finish the stream.
+        let mut d = DeepgramDialect::default();
+        d.text("One. ", &mut out).unwrap();
+        d.text("Two. ", &mut out).unwrap();
+        assert_eq!(d.close(&mut out), Closing::Pending);
+        let mut got = Vec::new();
+        d.parse(Message::text(refusal), &mut got);
+        d.parse(Message::text(r#"{"type":"Flushed","sequence_id":0}"#), &mut got);
+        assert!(matches!(got.as_slice(), [Incoming::Fatal(_)]), "{got:?}");
     }
 }

@@ -1,4 +1,5 @@
-//! Azure: one SSML request per sentence on one socket, usage after `Done`, an empty flush.
+//! Azure: the first phrase and then each sentence one SSML request on one socket, usage after
+//! `Done`, an empty flush.
 
 use crate::util::{connect, drain, keys, quick, send, text};
 use std::time::Duration;
@@ -29,6 +30,18 @@ async fn sentences_become_requests_on_one_socket_and_usage_follows_done() {
     let done = events.iter().position(|e| *e == TtsEvent::Done).expect("Done");
     assert!(events[..done].iter().all(|e| !matches!(e, TtsEvent::Usage { .. })));
     assert_eq!(events.get(done + 1), Some(&TtsEvent::Usage { characters: chars }));
+}
+
+#[tokio::test]
+async fn a_first_phrase_is_its_own_request_before_its_sentence_ends() {
+    let sim = sim().await;
+    let mut s = connect("azure", &sim.base_url(), KEY, "neural", 16000).await.unwrap();
+    send(&s, [text("Sure, ")]).await;
+    let first = timeout(Duration::from_secs(5), s.events.recv()).await.expect("audio before the sentence ends");
+    assert!(matches!(first, Some(TtsEvent::Audio { .. })), "{first:?}");
+    send(&s, [text("we are open until nine"), text(" tonight. "), TtsInput::Flush, TtsInput::Close]).await;
+    drain(&mut s).await;
+    assert_eq!(sim.service().requests(), 2, "the phrase, then the rest of its sentence");
 }
 
 #[tokio::test]
