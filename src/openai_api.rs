@@ -275,9 +275,7 @@ fn validate(body: ChatBody) -> Result<Ask, OpenAiError> {
         let mut message = Message::new(role, text_of(&m.content, i)?);
         if role == Role::Assistant {
             let calls = m.tool_calls.unwrap_or_default().into_iter();
-            message.tool_calls = calls
-                .map(|c| ToolCall { id: c.id, name: c.function.name, arguments: c.function.arguments, signature: None })
-                .collect();
+            message.tool_calls = calls.map(|c| ToolCall::new(c.id, c.function.name, c.function.arguments)).collect();
         }
         messages.push(message);
     }

@@ -206,12 +206,11 @@ fn message(i: usize, m: &Value) -> Result<Option<Message>, ApiError> {
 fn tool_call(c: &Value) -> Result<ToolCall, &'static str> {
     let text = |v: Option<&Value>, field| v.and_then(Value::as_str).map(str::to_string).ok_or(field);
     let function = c.get("function");
-    Ok(ToolCall {
-        id: text(c.get("id"), "id")?,
-        name: text(function.and_then(|f| f.get("name")), "function.name")?,
-        arguments: text(function.and_then(|f| f.get("arguments")), "function.arguments")?,
-        signature: None,
-    })
+    Ok(ToolCall::new(
+        text(c.get("id"), "id")?,
+        text(function.and_then(|f| f.get("name")), "function.name")?,
+        text(function.and_then(|f| f.get("arguments")), "function.arguments")?,
+    ))
 }
 
 fn chat(call: &Call) -> Answer {

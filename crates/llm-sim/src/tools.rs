@@ -110,11 +110,12 @@ fn calls_for(said: &str, offered: &Offered, first: usize) -> Vec<ToolCall> {
     picked
         .into_iter()
         .enumerate()
-        .map(|(i, t)| ToolCall {
-            id: format!("call_{}", first + i),
-            name: t.name.clone(),
-            arguments: arguments(&t.parameters, said, &phrase(&t.name)).to_string(),
-            signature: None,
+        .map(|(i, t)| {
+            ToolCall::new(
+                format!("call_{}", first + i),
+                t.name.clone(),
+                arguments(&t.parameters, said, &phrase(&t.name)).to_string(),
+            )
         })
         .collect()
 }
@@ -279,8 +280,7 @@ mod tests {
 
     #[test]
     fn results_are_voiced_and_must_answer_a_call() {
-        let call =
-            ToolCall { id: "call_1".into(), name: "order_status".into(), arguments: "{}".into(), signature: None };
+        let call = ToolCall::new("call_1", "order_status", "{}");
         let mut msgs = vec![
             Message::user("order status 4217"),
             Message::assistant_calls("", vec![call]),

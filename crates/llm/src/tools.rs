@@ -70,6 +70,14 @@ pub struct ToolCall {
     pub signature: Option<String>,
 }
 
+impl ToolCall {
+    /// A call with no reasoning signature (every provider but Gemini, and Gemini's calls that
+    /// came without one).
+    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        Self { id: id.into(), name: name.into(), arguments: arguments.into(), signature: None }
+    }
+}
+
 impl Message {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
         Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }

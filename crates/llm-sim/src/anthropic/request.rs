@@ -112,7 +112,7 @@ fn read_turn(i: usize, m: &Value, messages: &mut Vec<Message>) -> Result<bool, A
 fn tool_use(block: &Value) -> Option<ToolCall> {
     let field = |k: &str| block.get(k).and_then(Value::as_str).map(str::to_string);
     let input = block.get("input").filter(|v| v.is_object())?;
-    Some(ToolCall { id: field("id")?, name: field("name")?, arguments: input.to_string(), signature: None })
+    Some(ToolCall::new(field("id")?, field("name")?, input.to_string()))
 }
 
 /// `tools` (`{name, description?, input_schema}`) and `tool_choice` (`{type: auto|any|tool|none,

@@ -109,7 +109,7 @@ fn read_turn(role: Role, blocks: &[Value], messages: &mut Vec<Message>) -> Resul
 fn tool_call(tool_use: &Value) -> Option<ToolCall> {
     let field = |k: &str| tool_use.get(k).and_then(Value::as_str).map(str::to_string);
     let input = tool_use.get("input")?;
-    Some(ToolCall { id: field("toolUseId")?, name: field("name")?, arguments: input.to_string(), signature: None })
+    Some(ToolCall::new(field("toolUseId")?, field("name")?, input.to_string()))
 }
 
 /// The `text` blocks of a result as they are, `json` blocks as JSON text.

@@ -100,7 +100,7 @@ impl Reader {
                 call.get("id").and_then(Value::as_str).map_or_else(|| format!("call_{}", self.calls), str::to_string);
             let args = call.get("args").cloned().unwrap_or_else(|| Value::Object(Map::new()));
             self.open.push((id.clone(), name.to_string()));
-            calls.push(ToolCall { id, name: name.to_string(), arguments: args.to_string(), signature: None });
+            calls.push(ToolCall::new(id, name, args.to_string()));
         }
         Ok(calls)
     }

@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn pairing_refusals_in_openais_words() {
-        let call = ToolCall { id: "call_1".into(), name: "f".into(), arguments: "{}".into(), signature: None };
+        let call = ToolCall::new("call_1", "f", "{}");
         let orphan = [Message::user("hi"), Message::tool_result("call_9", "x")];
         let e = refused(ToolError("tool result for unknown call id 'call_9'".into()), &orphan, Shape::Responses);
         assert_eq!(e.message, "No tool call found for function call output with call_id call_9.");

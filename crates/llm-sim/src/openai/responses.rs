@@ -104,12 +104,11 @@ fn read_item(i: usize, item: &Value, messages: &mut Vec<Message>) -> Result<(), 
             messages.push(Message::new(role, text_of(item.get("content"))));
         }
         "function_call" => {
-            let call = ToolCall {
-                id: field("call_id")?.to_string(),
-                name: field("name")?.to_string(),
-                arguments: field("arguments")?.to_string(),
-                signature: None,
-            };
+            let call = ToolCall::new(
+                field("call_id")?.to_string(),
+                field("name")?.to_string(),
+                field("arguments")?.to_string(),
+            );
             match messages.last_mut() {
                 Some(m) if m.role == Role::Assistant => m.tool_calls.push(call),
                 _ => messages.push(Message::assistant_calls("", vec![call])),

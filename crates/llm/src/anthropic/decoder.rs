@@ -80,7 +80,7 @@ impl Decode for Decoder {
                         Some(v) if v.as_object().is_some_and(|o| !o.is_empty()) => v.to_string(),
                         _ => String::new(),
                     };
-                    self.tools.insert(index, ToolCall { id, name, arguments, signature: None });
+                    self.tools.insert(index, ToolCall::new(id, name, arguments));
                 }
                 Block::Other => {}
             },
@@ -212,15 +212,7 @@ mod tests {
         assert_eq!(out, vec![LlmEvent::Token("Let me check.".into())]);
         out.clear();
         d.data(r#"{"type":"content_block_stop","index":1}"#, &mut out).unwrap();
-        assert_eq!(
-            out,
-            vec![LlmEvent::ToolCall(ToolCall {
-                id: "toolu_01".into(),
-                name: "get_weather".into(),
-                arguments: "{\"city\": \"Paris\"}".into(),
-                signature: None,
-            })]
-        );
+        assert_eq!(out, vec![LlmEvent::ToolCall(ToolCall::new("toolu_01", "get_weather", "{\"city\": \"Paris\"}"))]);
         out.clear();
         d.data(
             r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":30}}"#,
@@ -239,15 +231,7 @@ mod tests {
             r#"{"type":"content_block_stop","index":0}"#,
             r#"{"type":"message_stop"}"#,
         ]);
-        assert_eq!(
-            out[0],
-            LlmEvent::ToolCall(ToolCall {
-                id: "t".into(),
-                name: "hang_up".into(),
-                arguments: "{}".into(),
-                signature: None
-            })
-        );
+        assert_eq!(out[0], LlmEvent::ToolCall(ToolCall::new("t", "hang_up", "{}")));
     }
 
     #[test]

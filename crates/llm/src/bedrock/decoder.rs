@@ -106,8 +106,7 @@ impl Decode for Decoder {
             "contentBlockStart" => {
                 let start: BlockStart = parse("contentBlockStart", data)?;
                 if let Some(tool) = start.start.and_then(|s| s.tool_use) {
-                    let call =
-                        ToolCall { id: tool.tool_use_id, name: tool.name, arguments: String::new(), signature: None };
+                    let call = ToolCall::new(tool.tool_use_id, tool.name, String::new());
                     self.calls.push((start.content_block_index, call));
                 }
             }
@@ -226,12 +225,7 @@ mod tests {
             out,
             vec![
                 LlmEvent::Token("Let me check.".into()),
-                LlmEvent::ToolCall(ToolCall {
-                    id: "tooluse_abc".into(),
-                    name: "get_weather".into(),
-                    arguments: "{\"city\":\"Paris\"}".into(),
-                    signature: None,
-                }),
+                LlmEvent::ToolCall(ToolCall::new("tooluse_abc", "get_weather", "{\"city\":\"Paris\"}")),
                 LlmEvent::Usage { input_tokens: 25, output_tokens: 12, estimated: false },
             ]
         );

@@ -277,12 +277,7 @@ mod tests {
     use serde_json::json;
 
     fn tool_history() -> Vec<Message> {
-        let call = |id: &str, args: &str| ToolCall {
-            id: id.into(),
-            name: "order_status".into(),
-            arguments: args.into(),
-            signature: None,
-        };
+        let call = |id: &str, args: &str| ToolCall::new(id, "order_status", args);
         vec![
             Message::assistant("Hi!"),
             Message::user("order status 4217 and 99"),

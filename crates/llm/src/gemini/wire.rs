@@ -351,12 +351,7 @@ mod tests {
     }
 
     fn tool_history(result_for: &str) -> Vec<Message> {
-        let call = |id: &str, args: &str| ToolCall {
-            id: id.into(),
-            name: "order_status".into(),
-            arguments: args.into(),
-            signature: None,
-        };
+        let call = |id: &str, args: &str| ToolCall::new(id, "order_status", args);
         vec![
             Message::user("order status 4217 and 99"),
             Message::assistant_calls(

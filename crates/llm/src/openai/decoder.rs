@@ -142,15 +142,7 @@ mod tests {
             assert!(out.is_empty(), "no call before the choice finishes");
         }
         d.data(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#, &mut out).unwrap();
-        assert_eq!(
-            out,
-            vec![LlmEvent::ToolCall(ToolCall {
-                id: "call_abc".into(),
-                name: "get_weather".into(),
-                arguments: "{\"city\":\"Paris\"}".into(),
-                signature: None,
-            })]
-        );
+        assert_eq!(out, vec![LlmEvent::ToolCall(ToolCall::new("call_abc", "get_weather", "{\"city\":\"Paris\"}"))]);
         assert_eq!(d.finish_reason(), Some("tool_calls"));
         out.clear();
         d.close(true, &mut out);

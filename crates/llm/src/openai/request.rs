@@ -219,12 +219,7 @@ mod tests {
 
     #[test]
     fn calls_and_results_take_openais_message_shape() {
-        let call = ToolCall {
-            id: "call_1".into(),
-            name: "get_weather".into(),
-            arguments: r#"{"city":"Paris"}"#.into(),
-            signature: None,
-        };
+        let call = ToolCall::new("call_1", "get_weather", r#"{"city":"Paris"}"#);
         let messages = [
             Message::user("weather in Paris?"),
             Message::assistant_calls("", vec![call.clone()]),

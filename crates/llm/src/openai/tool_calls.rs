@@ -76,7 +76,7 @@ mod tests {
         calls.push(delta(r#"{"index":4294967295,"id":"a","function":{"name":"one","arguments":"{}"}}"#));
         calls.push(delta(r#"{"id":"b","function":{"name":"two"}}"#));
         let got: Vec<_> = calls.take().collect();
-        assert_eq!(got, vec![ToolCall { id: "a".into(), name: "one".into(), arguments: "{}".into(), signature: None }]);
+        assert_eq!(got, vec![ToolCall::new("a", "one", "{}")]);
     }
 
     #[test]
@@ -91,12 +91,6 @@ mod tests {
             calls.push(delta(d));
         }
         let got: Vec<_> = calls.take().collect();
-        assert_eq!(
-            got,
-            vec![
-                ToolCall { id: "a".into(), name: "one".into(), arguments: "{\"x\":1}".into(), signature: None },
-                ToolCall { id: "b".into(), name: "two".into(), arguments: "{}".into(), signature: None },
-            ]
-        );
+        assert_eq!(got, vec![ToolCall::new("a", "one", "{\"x\":1}"), ToolCall::new("b", "two", "{}"),]);
     }
 }

@@ -112,8 +112,7 @@ async fn forced_function_and_unknown_results() {
 #[tokio::test]
 async fn without_tools_no_tool_fields() {
     let s = sim(Api::Gemini, &[KEY], None).await;
-    let call =
-        ToolCall { id: "gemini_call_1".into(), name: "order_status".into(), arguments: "{}".into(), signature: None };
+    let call = ToolCall::new("gemini_call_1", "order_status", "{}");
     let history = answered(&conversation(ASKS_ORDER), &[call], &["shipped"]);
     let events = stream_tools("google", &s.base_url(), KEY, MODEL, &history, Tools::default()).await.unwrap();
     assert!(calls(&events).is_empty());

@@ -30,7 +30,7 @@ pub fn offer(specs: &[ToolSpec]) -> Tools<'_> {
 
 /// A call the simulators make, with the id they give the first call of an answer.
 pub fn call_1(name: &str, arguments: &str) -> ToolCall {
-    ToolCall { id: "call_1".into(), name: name.into(), arguments: arguments.into(), signature: None }
+    ToolCall::new("call_1", name, arguments)
 }
 
 /// The call every simulator makes for [`ASKS_ORDER`].

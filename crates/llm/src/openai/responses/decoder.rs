@@ -40,7 +40,7 @@ impl Decoder {
         let id = item.id.unwrap_or_default();
         let mut call = match self.calls.iter().position(|(i, _)| *i == id) {
             Some(at) => self.calls.remove(at).1,
-            None => ToolCall { id: String::new(), name: String::new(), arguments: String::new(), signature: None },
+            None => ToolCall::new(String::new(), String::new(), String::new()),
         };
         if let Some(call_id) = item.call_id.filter(|c| !c.is_empty()) {
             call.id = call_id;
@@ -94,12 +94,11 @@ impl Decode for Decoder {
                 }
             }
             Event::ItemAdded { item } if item.kind == "function_call" => {
-                let call = ToolCall {
-                    id: item.call_id.unwrap_or_default(),
-                    name: item.name.unwrap_or_default(),
-                    arguments: item.arguments.unwrap_or_default(),
-                    signature: None,
-                };
+                let call = ToolCall::new(
+                    item.call_id.unwrap_or_default(),
+                    item.name.unwrap_or_default(),
+                    item.arguments.unwrap_or_default(),
+                );
                 self.calls.push((item.id.unwrap_or_default(), call));
             }
             Event::ItemAdded { .. } | Event::Other => {}
@@ -199,12 +198,7 @@ mod tests {
         }
         assert!(out.is_empty(), "no call before its item is done");
         d.data(r#"{"type":"response.output_item.done","sequence_number":6,"output_index":0,"item":{"id":"fc_1","type":"function_call","status":"completed","call_id":"call_abc","name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}"#, &mut out).unwrap();
-        let call = ToolCall {
-            id: "call_abc".into(),
-            name: "get_weather".into(),
-            arguments: "{\"city\":\"Paris\"}".into(),
-            signature: None,
-        };
+        let call = ToolCall::new("call_abc", "get_weather", "{\"city\":\"Paris\"}");
         assert_eq!(out, vec![LlmEvent::ToolCall(call)]);
         let end = d.data(r#"{"type":"response.completed","sequence_number":7,"response":{"status":"completed","usage":{"input_tokens":5,"output_tokens":7}}}"#, &mut out);
         assert_eq!(end, Ok(Step::Done));

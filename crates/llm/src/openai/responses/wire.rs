@@ -197,8 +197,7 @@ mod tests {
 
     #[test]
     fn calls_and_results_become_function_items() {
-        let call =
-            |id: &str| ToolCall { id: id.into(), name: "lookup".into(), arguments: "{}".into(), signature: None };
+        let call = |id: &str| ToolCall::new(id, "lookup", "{}");
         let messages = [
             Message::system("Be brief."),
             Message::user("look it up"),
