@@ -57,6 +57,7 @@ pub struct PlivoEncoder {
     /// `playAudio` up to the opening quote of the payload; fixed for the stream.
     media_prefix: String,
     raw: Vec<u8>,
+    text: super::MediaText,
 }
 
 impl PlivoEncoder {
@@ -67,7 +68,7 @@ impl PlivoEncoder {
             audio.content_type(),
             rate
         );
-        Self { stream_id, audio, rate, media_prefix, raw: Vec::with_capacity(1024) }
+        Self { stream_id, audio, rate, media_prefix, raw: Vec::with_capacity(1024), text: super::MediaText::new() }
     }
 }
 
@@ -261,7 +262,7 @@ impl WireEncoder for PlivoEncoder {
             Audio::Mulaw => media::g711::encode_ulaw_into(frame, &mut self.raw),
             Audio::L16 => media::l16::encode_le_into(frame, &mut self.raw),
         }
-        super::json_media(&self.media_prefix, &self.raw, MEDIA_SUFFIX)
+        self.text.message(&self.media_prefix, &self.raw, MEDIA_SUFFIX)
     }
 
     fn encode_clear(&self) -> Option<Message> {

@@ -54,6 +54,7 @@ pub struct TelnyxEncoder {
     audio: Audio,
     rate: u32,
     raw: Vec<u8>,
+    text: super::MediaText,
 }
 
 #[derive(Deserialize)]
@@ -235,7 +236,12 @@ impl WireCodec for TelnyxCodec {
     }
 
     fn encoder(&self) -> Box<dyn WireEncoder> {
-        Box::new(TelnyxEncoder { audio: self.audio, rate: self.rate, raw: Vec::with_capacity(1024) })
+        Box::new(TelnyxEncoder {
+            audio: self.audio,
+            rate: self.rate,
+            raw: Vec::with_capacity(1024),
+            text: super::MediaText::new(),
+        })
     }
 }
 
@@ -258,7 +264,7 @@ impl WireEncoder for TelnyxEncoder {
             Audio::Pcma => media::g711::encode_alaw_into(frame, &mut self.raw),
             Audio::L16 => media::l16::encode_be_into(frame, &mut self.raw),
         }
-        super::json_media(MEDIA_PREFIX, &self.raw, MEDIA_SUFFIX)
+        self.text.message(MEDIA_PREFIX, &self.raw, MEDIA_SUFFIX)
     }
 
     fn encode_clear(&self) -> Option<Message> {

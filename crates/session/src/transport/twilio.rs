@@ -20,6 +20,7 @@ pub struct TwilioEncoder {
     ulaw_buf: Vec<u8>,
     /// The media message up to its payload, stream id JSON-escaped once per stream.
     media_prefix: String,
+    text: super::MediaText,
 }
 
 impl TwilioEncoder {
@@ -28,7 +29,7 @@ impl TwilioEncoder {
             r#"{{"event":"media","streamSid":{},"media":{{"payload":""#,
             serde_json::Value::from(stream_sid.as_str())
         );
-        Self { stream_sid, ulaw_buf: Vec::with_capacity(160), media_prefix }
+        Self { stream_sid, ulaw_buf: Vec::with_capacity(160), media_prefix, text: super::MediaText::new() }
     }
 }
 
@@ -164,7 +165,7 @@ impl WireEncoder for TwilioEncoder {
 
     fn encode_audio(&mut self, frame: &[i16]) -> Message {
         media::g711::encode_ulaw_into(frame, &mut self.ulaw_buf);
-        super::json_media(&self.media_prefix, &self.ulaw_buf, r#""}}"#)
+        self.text.message(&self.media_prefix, &self.ulaw_buf, r#""}}"#)
     }
 
     fn encode_clear(&self) -> Option<Message> {
