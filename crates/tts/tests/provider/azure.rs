@@ -1,7 +1,7 @@
 //! Azure: the first phrase and then each sentence one SSML request on one socket, usage after
 //! `Done`, an empty flush.
 
-use crate::util::{connect, drain, keys, quick, send, text};
+use crate::util::{connect, drain, first_phrase_is_voiced, keys, quick, send, text};
 use std::time::Duration;
 use tokio::time::timeout;
 use tts::{TtsEvent, TtsInput};
@@ -35,10 +35,7 @@ async fn sentences_become_requests_on_one_socket_and_usage_follows_done() {
 #[tokio::test]
 async fn a_first_phrase_is_its_own_request_before_its_sentence_ends() {
     let sim = sim().await;
-    let mut s = connect("azure", &sim.base_url(), KEY, "neural", 16000).await.unwrap();
-    send(&s, [text("Sure, ")]).await;
-    let first = timeout(Duration::from_secs(5), s.events.recv()).await.expect("audio before the sentence ends");
-    assert!(matches!(first, Some(TtsEvent::Audio { .. })), "{first:?}");
+    let mut s = first_phrase_is_voiced("azure", &sim.base_url(), KEY, "neural").await;
     send(&s, [text("we are open until nine"), text(" tonight. "), TtsInput::Flush, TtsInput::Close]).await;
     drain(&mut s).await;
     assert_eq!(sim.service().requests(), 2, "the phrase, then the rest of its sentence");

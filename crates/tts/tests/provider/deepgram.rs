@@ -1,10 +1,8 @@
 //! Deepgram Aura: each phrase voiced as it comes, within the flush limit, usage right after
 //! each flush, `Done` after the last `Flushed`, models the provider lacks.
 
-use crate::util::{audio_bytes, connect, drain, keys, quick, send, text};
+use crate::util::{audio_bytes, connect, drain, first_phrase_is_voiced, keys, quick, send, text};
 use secrecy::SecretString;
-use std::time::Duration;
-use tokio::time::timeout;
 use tts::{DeepgramAura, Tts, TtsError, TtsEvent, TtsInput, TtsRequest};
 use tts_sim::{DeepgramTtsSim, DeepgramTtsSimConfig, Voicing};
 
@@ -45,10 +43,7 @@ async fn models_deepgram_lacks_are_refused_before_a_socket_opens() {
 #[tokio::test]
 async fn a_phrase_is_voiced_before_the_turn_ends() {
     let sim = sim().await;
-    let mut s = connect("deepgram", &sim.base_url(), KEY, "aura-2", 16000).await.unwrap();
-    send(&s, [text("Sure, ")]).await;
-    let first = timeout(Duration::from_secs(5), s.events.recv()).await.expect("audio before the turn ends");
-    assert!(matches!(first, Some(TtsEvent::Audio { .. })), "{first:?}");
+    first_phrase_is_voiced("deepgram", &sim.base_url(), KEY, "aura-2").await;
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Rime: sentences are voiced as they complete, without a flush, and a reply's first phrase
 //! before its sentence ends; exact refusals.
 
-use crate::util::{connect, keys, quick, send, text};
+use crate::util::{connect, first_phrase_is_voiced, keys, quick, send, text};
 use std::time::Duration;
 use tokio::time::timeout;
 use tts::TtsEvent;
@@ -26,8 +26,5 @@ async fn a_completed_sentence_is_voiced_without_a_flush() {
 #[tokio::test]
 async fn a_first_phrase_is_voiced_before_its_sentence_ends() {
     let sim = sim().await;
-    let mut s = connect("rime", &sim.base_url(), KEY, "mistv2", 16000).await.unwrap();
-    send(&s, [text("Sure, ")]).await;
-    let first = timeout(Duration::from_secs(5), s.events.recv()).await.expect("audio before the sentence ends");
-    assert!(matches!(first, Some(TtsEvent::Audio { .. })), "{first:?}");
+    first_phrase_is_voiced("rime", &sim.base_url(), KEY, "mistv2").await;
 }

@@ -35,6 +35,17 @@ pub fn text(t: &str) -> TtsInput {
     TtsInput::Text(t.into())
 }
 
+/// Connects `provider`'s adapter and sends a reply's first phrase alone (`Sure, `): its audio
+/// must come without a flush, before the rest of the sentence or the end of the turn. Returns
+/// the stream for more.
+pub async fn first_phrase_is_voiced(provider: &str, base: &Url, key: &str, model: &str) -> TtsStream {
+    let mut s = connect(provider, base, key, model, 16000).await.unwrap();
+    send(&s, [text("Sure, ")]).await;
+    let first = timeout(Duration::from_secs(5), s.events.recv()).await.expect("audio before a flush");
+    assert!(matches!(first, Some(TtsEvent::Audio { .. })), "{provider}: {first:?}");
+    s
+}
+
 /// Every event until the adapter closes the channel.
 pub async fn drain(stream: &mut TtsStream) -> Vec<TtsEvent> {
     let mut out = Vec::new();
