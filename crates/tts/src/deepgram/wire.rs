@@ -24,10 +24,10 @@ pub(crate) const CLEAR: &str = r#"{"type":"Clear"}"#;
 pub(crate) const CLOSE: &str = r#"{"type":"Close"}"#;
 
 /// Aura's limit: `Flush` messages a socket may send in any [`FLUSH_WINDOW`].
-pub(crate) const FLUSHES_PER_WINDOW: usize = 20;
+const FLUSHES_PER_WINDOW: usize = 20;
 const FLUSH_WINDOW: Duration = Duration::from_secs(60);
 /// Flushes mid-turn phrases never take: one for a tool call's pause, one for the turn's end.
-pub(crate) const KEPT_FOR_TURN_ENDS: usize = 2;
+const KEPT_FOR_TURN_ENDS: usize = 2;
 
 /// When this socket's flushes of the last [`FLUSH_WINDOW`] went out.
 #[derive(Debug, Default)]
@@ -46,6 +46,10 @@ impl FlushBudget {
     /// A mid-turn phrase may be flushed without touching the flushes kept for turn ends.
     fn spare(&mut self, now: Instant) -> bool {
         self.used(now) + KEPT_FOR_TURN_ENDS < FLUSHES_PER_WINDOW
+    }
+
+    fn spend(&mut self, now: Instant) {
+        self.sent.push_back(now);
     }
 }
 
@@ -85,10 +89,10 @@ pub(crate) struct DeepgramDialect {
 }
 
 impl DeepgramDialect {
-    fn send_flush(&mut self, out: &mut Vec<Message>) {
+    fn send_flush(&mut self, now: Instant, out: &mut Vec<Message>) {
         self.unflushed = false;
         self.outstanding += 1;
-        self.budget.sent.push_back(Instant::now());
+        self.budget.spend(now);
         out.push(Message::text(FLUSH));
     }
 
@@ -120,8 +124,9 @@ impl Dialect for DeepgramDialect {
     fn text(&mut self, text: &str, out: &mut Vec<Message>) -> Result<(), TtsError> {
         self.unflushed = true;
         out.push(Message::text(serde_json::json!({"type": "Speak", "text": text}).to_string()));
-        if self.budget.spare(Instant::now()) {
-            self.send_flush(out);
+        let now = Instant::now();
+        if self.budget.spare(now) {
+            self.send_flush(now, out);
         }
         Ok(())
     }
@@ -129,7 +134,7 @@ impl Dialect for DeepgramDialect {
     fn flush(&mut self, out: &mut Vec<Message>) {
         // Never spend one of the minute's flushes on nothing.
         if self.unflushed {
-            self.send_flush(out);
+            self.send_flush(Instant::now(), out);
         }
     }
 
