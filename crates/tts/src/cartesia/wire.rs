@@ -1,6 +1,7 @@
 //! Cartesia `/tts/websocket` messages (protocols/tts.md C3) and the adapter's [`Dialect`]:
-//! one context per stream, text as `continue:true` generation requests, `flush:true` at the
-//! end of a turn, `continue:false` at the end of input, `cancel:true` on barge-in.
+//! one context per stream, text as `continue:true` generation requests voiced as they come
+//! (`max_buffer_delay_ms: 0`), `flush:true` at the end of a turn, `continue:false` at the end
+//! of input, `cancel:true` on barge-in.
 
 use crate::socket;
 use crate::socket::pump::{Closing, Dialect, Incoming};
@@ -35,6 +36,10 @@ pub(crate) struct GenerationRequest<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub flush: bool,
     pub add_timestamps: bool,
+    /// Always 0: the session's phrases are the buffering. Left unset, Cartesia may hold text
+    /// for up to 3 s waiting for more context, and the caller hears the first phrase only once
+    /// its sentence ends.
+    pub max_buffer_delay_ms: u32,
 }
 
 /// Server messages, by `type`.
@@ -109,6 +114,7 @@ impl CartesiaDialect {
             continue_,
             flush,
             add_timestamps: true,
+            max_buffer_delay_ms: 0,
         };
         // Plain strings and numbers only: serialization cannot fail.
         Message::text(serde_json::to_string(&req).unwrap_or_default())
@@ -232,7 +238,7 @@ mod tests {
             serde_json::json!({"context_id":"ctx","model_id":"sonic-3","transcript":"Hello ",
                 "voice":{"mode":"id","id":"voice-1"},
                 "output_format":{"container":"raw","encoding":"pcm_s16le","sample_rate":16000},
-                "continue":true,"add_timestamps":true})
+                "continue":true,"add_timestamps":true,"max_buffer_delay_ms":0})
         );
         assert_eq!((json[1]["transcript"].as_str(), json[1]["flush"].as_bool()), (Some(""), Some(true)));
         assert_eq!(json[2]["continue"], false);

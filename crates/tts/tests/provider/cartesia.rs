@@ -1,6 +1,6 @@
-//! Cartesia: admin keys never leave the process; a stream without text.
+//! Cartesia: admin keys never leave the process; a stream without text; the first phrase voiced at once.
 
-use crate::util::{check, connect, keys, quick};
+use crate::util::{check, connect, first_phrase_is_voiced, keys, quick};
 use std::time::Duration;
 use tokio::time::timeout;
 use tts::{Cartesia, TtsError, TtsEvent, TtsStream};
@@ -35,4 +35,13 @@ async fn a_stream_with_no_text_is_done_at_once() {
         got.push(ev);
     }
     assert_eq!(got, [TtsEvent::Done, TtsEvent::Usage { characters: 0 }]);
+}
+
+#[tokio::test]
+async fn a_first_phrase_is_voiced_before_its_sentence_ends() {
+    // A simulator that would hold unflushed text for longer than the check waits: only a
+    // request that turns Cartesia's buffering off gets `Sure, ` voiced on its own.
+    let cfg = CartesiaSimConfig { max_buffer_delay: Duration::from_secs(60), ..Default::default() };
+    let sim = CartesiaSim::start(keys(KEY), cfg).await.unwrap();
+    first_phrase_is_voiced("cartesia", &sim.base_url(), KEY, "sonic-3").await;
 }
