@@ -167,3 +167,32 @@ async fn multi_context_socket_serves_contexts_independently() {
     assert_eq!(sim.service().contexts_closed(), 1);
     assert_eq!(sim.seen_keys(), [KEY]);
 }
+
+/// The audio of `text` on a fresh stream asking for `format`, decoded from base64.
+async fn audio_of(sim: &ElevenLabsSim, format: &str, text: &str) -> Vec<u8> {
+    use base64::Engine;
+    let path = format!("/v1/text-to-speech/v1/stream-input?model_id=m&output_format={format}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(sim, &path)).await.unwrap();
+    ws.send(Message::text(format!(r#"{{"text":" ","xi_api_key":"{KEY}"}}"#))).await.unwrap();
+    ws.send(Message::text(format!(r#"{{"text":"{text}","flush":true}}"#))).await.unwrap();
+    ws.send(Message::text(r#"{"text":""}"#)).await.unwrap();
+    let mut audio = Vec::new();
+    while let Ok(msg) = next(&mut ws).await {
+        if let Some(b64) = msg["audio"].as_str() {
+            audio.extend(base64::engine::general_purpose::STANDARD.decode(b64).unwrap());
+        }
+    }
+    audio
+}
+
+#[tokio::test]
+async fn ulaw_8000_is_the_pcm_8000_audio_in_mu_law() {
+    let sim = sim(ElevenLabsSimConfig::default()).await;
+    let pcm = audio_of(&sim, "pcm_8000", "Hi there. ").await;
+    let ulaw = audio_of(&sim, "ulaw_8000", "Hi there. ").await;
+    let samples: Vec<i16> = pcm.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    assert!(!samples.is_empty());
+    let mut expected = Vec::new();
+    media::g711::encode_ulaw_into(&samples, &mut expected);
+    assert_eq!(ulaw, expected, "one µ-law byte per 8 kHz sample");
+}
