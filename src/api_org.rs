@@ -73,7 +73,6 @@ fn known_provider(s: &AppState, p: &str) -> bool {
 
 /// The AWS providers take a JSON credential: its required fields, and the secret one whose
 /// last 4 characters list it.
-const AWS_PROVIDERS: [&str; 3] = ["bedrock", "polly", "transcribe"];
 const AWS_FIELDS: [&str; 2] = ["accessKeyId", "secretAccessKey"];
 
 fn last4_of(secret: &str) -> String {
@@ -89,7 +88,7 @@ fn json_credential_last4(provider: &str, secret: &str) -> Result<Option<String>,
         let creds = carrier::Credentials::parse(provider, secret).map_err(|e| bad(e.to_string()))?;
         return Ok(Some(last4_of(creds.secret_field())));
     }
-    if AWS_PROVIDERS.contains(&provider) && secret.trim_start().starts_with('{') {
+    if crate::server::AWS_PROVIDERS.contains(&provider) && secret.trim_start().starts_with('{') {
         let v: Value =
             serde_json::from_str(secret).map_err(|_| bad(format!("{provider} credentials must be a JSON object")))?;
         for field in AWS_FIELDS {

@@ -59,7 +59,7 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
     let mut sim = Command::new(&exe);
     sim.arg("sim").arg("--calls").arg(&args.calls_dir);
     for p in crate::sims::simulated_providers() {
-        sim.arg("--key").arg(format!("{p}={BENCH_KEY}"));
+        sim.arg("--key").arg(format!("{p}={}", crate::sims::key_for(p, BENCH_KEY)));
     }
     let mut sim = sim.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().context("starting switchboard sim")?;
     let urls: Value = serde_json::from_str(first_line(&mut sim)?.trim()).context("reading the simulators' URLs")?;
@@ -83,7 +83,7 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
         let key = format!("{svc}.{p}");
         let url = urls[&key].as_str().context("simulator URL")?;
         server.arg("--provider-url").arg(format!("{key}={url}"));
-        server.env(crate::server::key_env(p), BENCH_KEY);
+        server.env(crate::server::key_env(p), crate::sims::key_for(p, BENCH_KEY));
     }
     let log = std::fs::File::create(dir.join("server.log"))?;
     let mut server = server.stdout(Stdio::piped()).stderr(log).spawn().context("starting switchboard serve")?;

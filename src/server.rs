@@ -19,6 +19,10 @@ pub fn key_env(provider: &str) -> String {
     format!("{}_API_KEY", provider.to_uppercase())
 }
 
+/// The providers whose key is AWS credentials (`ACCESS_KEY_ID:SECRET[:TOKEN]`, or the JSON
+/// object the credentials API saves), not one opaque string.
+pub const AWS_PROVIDERS: [&str; 3] = ["bedrock", "polly", "transcribe"];
+
 /// Every provider this server has an adapter for.
 pub fn provider_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> =
@@ -103,7 +107,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let _sims = if sandbox {
         let mut sim_keys = HashMap::new();
         for p in crate::sims::simulated_providers() {
-            let k = format!("sandbox-{}", uuid::Uuid::new_v4().simple());
+            let k = crate::sims::key_for(p, &format!("sandbox-{}", uuid::Uuid::new_v4().simple()));
             keys.set(p, SecretString::from(k.clone()));
             sim_keys.insert(p.to_string(), vec![k]);
         }

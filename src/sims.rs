@@ -32,6 +32,18 @@ pub fn simulated_providers() -> Vec<&'static str> {
     v
 }
 
+/// The key `provider`'s simulator and adapter share, made from `secret`: the AWS providers'
+/// adapters sign with `ACCESS_KEY_ID:SECRET` and their simulators find the secret by the id,
+/// so a bare string would be refused as malformed; every other provider takes it as it is.
+pub fn key_for(provider: &str, secret: &str) -> String {
+    if crate::server::AWS_PROVIDERS.contains(&provider) {
+        let id: String = secret.chars().filter(char::is_ascii_alphanumeric).collect();
+        format!("{}:{secret}", id.to_ascii_uppercase())
+    } else {
+        secret.to_string()
+    }
+}
+
 impl Sims {
     /// Start every registered simulator on a loopback port. `keys` maps provider → accepted keys
     /// (a provider's simulators for different services share its keys, like the real service).
@@ -198,4 +210,19 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_providers_get_keys_their_adapters_can_sign_with() {
+        for p in crate::server::AWS_PROVIDERS {
+            let key = key_for(p, "sandbox-0f3a");
+            let creds = aws::Credentials::parse(&key).unwrap_or_else(|e| panic!("{p}: {e:?}"));
+            assert_eq!((creds.access_key_id(), creds.secret_access_key()), ("SANDBOX0F3A", "sandbox-0f3a"));
+        }
+        assert_eq!(key_for("deepgram", "sandbox-0f3a"), "sandbox-0f3a");
+    }
 }

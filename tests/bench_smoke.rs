@@ -1,28 +1,32 @@
 //! A small run of the load harness: `switchboard bench` starts its own `switchboard sim` and
-//! `switchboard serve` processes and drives 20 real-time Twilio calls for 10 s.
+//! `switchboard serve` processes and drives real-time Twilio calls: 20 for 10 s, and two on Polly.
 
 mod util;
 
 use serde_json::Value;
 
-#[test]
-fn bench_smoke_run_holds_20_calls_and_reports_server_costs() {
-    let dir = std::env::temp_dir().join(format!("bench-smoke-{}", std::process::id()));
+/// Runs `switchboard bench` with `args` (no provider keys from the environment); returns its
+/// JSON report and its stdout.
+fn bench(name: &str, args: &[&str]) -> (Value, String) {
+    let dir = std::env::temp_dir().join(format!("bench-smoke-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json");
     let mut cmd = std::process::Command::new(util::bin());
-    cmd.current_dir(util::root())
-        .args(["bench", "--calls", "20", "--duration", "10", "--ramp", "2", "--json"])
-        .arg(&json);
+    cmd.current_dir(util::root()).arg("bench").args(args).arg("--json").arg(&json);
     for (k, _) in std::env::vars() {
         if k.ends_with("_API_KEY") {
             cmd.env_remove(k);
         }
     }
     let out = cmd.output().expect("run switchboard bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap(), stdout)
+}
+
+#[test]
+fn bench_smoke_run_holds_20_calls_and_reports_server_costs() {
+    let (r, stdout) = bench("twilio", &["--calls", "20", "--duration", "10", "--ramp", "2"]);
     assert_eq!(r["calls_held"], 20, "{r}");
     assert!(r["frames"]["sent"].as_u64().unwrap() >= 20 * 450, "real-time audio went out: {r}");
     assert!(r["frames"]["received"].as_u64().unwrap() > 0, "agents answered");
@@ -39,4 +43,15 @@ fn bench_smoke_run_holds_20_calls_and_reports_server_costs() {
     assert!(answer["p50"].as_f64().unwrap() >= floor - 20.0, "{answer}");
     assert!(answer["p50_over_floor"].as_f64().is_some(), "{answer}");
     assert!(stdout.contains("CPU-s per call-minute"), "a human table too");
+}
+
+/// The AWS providers sign with `ACCESS_KEY_ID:SECRET`: the bench's simulators and server must
+/// share a key of that shape, or every call on Polly is refused (it was).
+#[test]
+fn bench_on_polly_answers_every_call() {
+    let (r, _) = bench("polly", &["--calls", "2", "--duration", "6", "--ramp", "1", "--tts", "polly/neural"]);
+    assert_eq!(r["tts"], "polly/neural", "{r}");
+    assert_eq!(r["calls_held"], 2, "{r}");
+    assert!(r["frames"]["received"].as_u64().unwrap() > 0, "Polly's audio reached the caller: {r}");
+    assert!(r["answer_ms"]["count"].as_u64().unwrap() >= 2, "{r}");
 }
