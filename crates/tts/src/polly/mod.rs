@@ -1,5 +1,6 @@
 //! Amazon Polly `SynthesizeSpeech` adapter (protocols/aws-azure.md A3.1): one SigV4-signed
-//! `POST /v1/speech` per sentence, raw PCM streamed back as it arrives.
+//! `POST /v1/speech` for the first phrase, then one per sentence, raw PCM streamed back as it
+//! arrives.
 //!
 //! The key is `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]`; the region comes from the base
 //! URL host (`polly.{region}.amazonaws.com`), or for a simulator URL from its `?region=`

@@ -1,5 +1,6 @@
-//! The task behind one Polly stream: text gathered into sentences, one `SynthesizeSpeech` per
-//! sentence in order, PCM chunks forwarded as they arrive, cumulative usage after each flush.
+//! The task behind one Polly stream: the first piece of text (the reply's first phrase) as a
+//! request of its own, then text gathered into sentences, one `SynthesizeSpeech` per sentence in
+//! order, PCM chunks forwarded as they arrive, cumulative usage after each flush.
 
 use super::{error_from, send_error, signed_headers};
 use crate::{TtsError, TtsEvent, TtsInput};
@@ -49,17 +50,21 @@ pub(super) async fn run(job: Job, mut input: mpsc::Receiver<TtsInput>, events: m
     let mut buf = String::new();
     // Text synthesized since the last `Done`.
     let mut undone = false;
+    // Text has come: the stream's first piece (the reply's first phrase) is its own request,
+    // so the caller hears it before its sentence ends.
+    let mut spoke = false;
     let stop = loop {
-        let (flush, close) = match input.recv().await {
+        let (flush, close, first) = match input.recv().await {
             Some(TtsInput::Text(t)) => {
                 buf.push_str(&t);
-                (false, false)
+                let first = !t.trim().is_empty() && !std::mem::replace(&mut spoke, true);
+                (false, false, first)
             }
-            Some(TtsInput::Flush) => (true, false),
-            Some(TtsInput::Close) | None => (true, true),
+            Some(TtsInput::Flush) => (true, false, false),
+            Some(TtsInput::Close) | None => (true, true, false),
         };
         let mut failed = None;
-        while let Some(sentence) = take_sentence(&mut buf, flush) {
+        while let Some(sentence) = take_sentence(&mut buf, flush || first) {
             undone = true;
             if let Err(stop) = p.synthesize(&sentence).await {
                 failed = Some(stop);

@@ -1,6 +1,6 @@
 //! Polly: one `SynthesizeSpeech` request per sentence, billed as voiced; AWS-shaped refusals.
 
-use crate::util::{audio_bytes, check, connect, drain, keys, quick, send, text};
+use crate::util::{audio_bytes, check, connect, drain, first_phrase_is_voiced, keys, quick, send, text};
 use tts::{Polly, TtsError, TtsEvent, TtsInput};
 use tts_sim::{PollySim, PollySimConfig};
 
@@ -57,4 +57,10 @@ async fn an_unknown_engine_ends_the_stream_with_the_validation_error_then_usage(
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_first_phrase_is_voiced_before_its_sentence_ends() {
+    let sim = sim().await;
+    first_phrase_is_voiced("polly", &sim.base_url(), KEY, "neural").await;
 }
