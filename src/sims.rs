@@ -35,10 +35,11 @@ pub fn simulated_providers() -> Vec<&'static str> {
 /// The key `provider`'s simulator and adapter share, made from `secret`: the AWS providers'
 /// adapters sign with `ACCESS_KEY_ID:SECRET` and their simulators find the secret by the id,
 /// so a bare string would be refused as malformed; every other provider takes it as it is.
+/// The id travels in the clear (SigV4's `Authorization` header, the simulators' records), so
+/// it is made from the provider's name, never from the secret.
 pub fn key_for(provider: &str, secret: &str) -> String {
     if crate::server::AWS_PROVIDERS.contains(&provider) {
-        let id: String = secret.chars().filter(char::is_ascii_alphanumeric).collect();
-        format!("{}:{secret}", id.to_ascii_uppercase())
+        format!("SIM{}:{secret}", provider.to_ascii_uppercase())
     } else {
         secret.to_string()
     }
@@ -221,7 +222,10 @@ mod tests {
         for p in crate::server::AWS_PROVIDERS {
             let key = key_for(p, "sandbox-0f3a");
             let creds = aws::Credentials::parse(&key).unwrap_or_else(|e| panic!("{p}: {e:?}"));
-            assert_eq!((creds.access_key_id(), creds.secret_access_key()), ("SANDBOX0F3A", "sandbox-0f3a"));
+            assert_eq!(creds.secret_access_key(), "sandbox-0f3a", "{p}");
+            let id = creds.access_key_id();
+            assert!(!id.to_ascii_lowercase().contains("0f3a"), "{p}: the id {id} gives the secret away");
+            assert_eq!(id, format!("SIM{}", p.to_ascii_uppercase()));
         }
         assert_eq!(key_for("deepgram", "sandbox-0f3a"), "sandbox-0f3a");
     }
