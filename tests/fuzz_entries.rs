@@ -181,12 +181,14 @@ mod tts_wire {
         br#"{"stream_id":"s1","audio":"AQACAA==","audio_end":false,"timestamps":{"characters":["H","i"],"character_start_times_seconds":[0.0,0.1],"character_end_times_seconds":[0.1,0.25]}}"#,
         b"X-RequestId: 0123456789abcdef0123456789abcdef\r\nContent-Type: application/json; charset=utf-8\r\nPath: response\r\n\r\n{\"context\":{\"serviceTag\":\"t\"},\"audio\":{\"type\":\"inline\",\"streamId\":\"A1B2\"}}",
         br#"{"__type":"com.amazonaws.polly.v1#TextLengthExceededException","message":"Maximum text length has been exceeded"}"#,
+        b"\x80\x81\x82\x83", // Flux audio too
     ];
 
     /// Arm pairs whose providers spell a message alike, so each decodes the other's sample:
-    /// ElevenLabs and Soniox both send base64 `audio`, Cartesia and Rime both send `chunk`s.
+    /// ElevenLabs and Soniox both send base64 `audio`, Cartesia and Rime both send `chunk`s,
+    /// Deepgram's Aura and Flux sockets both send binary PCM.
     /// [`twins_are_told_apart`] checks each pair on a message only one of them takes.
-    const TWINS: &[(usize, usize)] = &[(0, 5), (5, 0), (1, 3), (3, 1)];
+    const TWINS: &[(usize, usize)] = &[(0, 5), (5, 0), (1, 3), (3, 1), (2, 8), (8, 2)];
 
     #[test]
     fn twins_are_told_apart() {
@@ -199,6 +201,10 @@ mod tts_wire {
         let cartesia_other: &[u8] = br#"{"type":"chunk","data":"AQID","context_id":"other"}"#;
         assert_eq!((TARGET.decode(1, &[rime_other]), TARGET.decode(3, &[rime_other])), (1, 0));
         assert_eq!((TARGET.decode(1, &[cartesia_other]), TARGET.decode(3, &[cartesia_other])), (0, 1));
+        // Flux answers a flush that found no turn with a warning, which ends a closing stream;
+        // to Aura a warning is only a warning. (Aura decodes nothing Flux does not.)
+        let no_turn: &[u8] = br#"{"type":"Warning","code":"NO_ACTIVE_SPEECH","description":"No active turn"}"#;
+        assert_eq!((TARGET.decode(2, &[b"", no_turn]), TARGET.decode(8, &[b"", no_turn])), (0, 1));
     }
 
     #[test]

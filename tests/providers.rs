@@ -203,6 +203,7 @@ provider_calls! {
     tts_azure: ("tts", "azure", None, None),
     tts_cartesia: ("tts", "cartesia", None, None),
     tts_deepgram: ("tts", "deepgram", None, None),
+    tts_deepgram_flux: ("tts", "deepgram", Some("flux"), Some("alexis-en")),
     tts_polly: ("tts", "polly", None, None),
     tts_rime: ("tts", "rime", None, None),
     tts_soniox: ("tts", "soniox", None, None),

@@ -1,7 +1,8 @@
 //! One conformance suite for every TTS provider: each adapter of `tts::registry` against the
 //! simulator `tts_sim::registry` starts for it, over real loopback sockets. Every case runs for
 //! every provider; [`CASES`] holds only what providers legitimately differ in (models, rates,
-//! how text is segmented and billed, the shape of a provider fault). What only one provider
+//! how text is segmented and billed, the shape of a provider fault); a provider with two
+//! protocols behind its models (Deepgram's Aura and Flux) has a case for each. What only one provider
 //! does is tested beside its adapter (`crates/tts/tests/<provider>.rs`).
 
 use secrecy::SecretString;
@@ -165,6 +166,21 @@ const CASES: &[Case] = &[
         fault: |e| matches!(e, TtsError::Closed { code: 1011, .. }),
         key_travels: true,
     },
+    // Flux TTS: the same provider's `/v2/speak`, chosen by the model.
+    Case {
+        name: "deepgram",
+        model: "flux",
+        key: "dg-sim-good-0123456789",
+        rates: &[8000, 16000, 24000, 44100],
+        refused_rate: 22050,
+        voiced: 31,
+        billed: 31,
+        received: 31,
+        slack: exact,
+        timing: Timing::None,
+        fault: |e| matches!(e, TtsError::Closed { code: 1011, .. }),
+        key_travels: true,
+    },
     Case {
         name: "rime",
         model: "mistv2",
@@ -277,11 +293,11 @@ where
     F: Fn(&'static Case) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let runs: Vec<_> = CASES.iter().map(|c| (c.name, tokio::spawn(case(c)))).collect();
+    let runs: Vec<_> = CASES.iter().map(|c| (c, tokio::spawn(case(c)))).collect();
     let mut failed = Vec::new();
-    for (name, run) in runs {
+    for (c, run) in runs {
         if let Err(e) = run.await {
-            failed.push(format!("{name}: {e}"));
+            failed.push(format!("{}/{}: {e}", c.name, c.model));
         }
     }
     assert!(failed.is_empty(), "{failed:#?}");
@@ -293,7 +309,9 @@ fn every_registered_provider_has_a_case_and_a_simulator() {
         assert!(CASES.iter().any(|c| c.name == name), "{name} has no conformance case");
         assert!(tts_sim::registry::SIMS.iter().any(|(n, _)| *n == name), "{name} has no simulator");
     }
-    assert_eq!(CASES.len(), tts::registry::PROVIDERS.len());
+    for c in CASES {
+        assert!(tts::registry::build(c.name).is_some(), "{} is not registered", c.name);
+    }
 }
 
 #[tokio::test]

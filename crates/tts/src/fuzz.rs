@@ -4,7 +4,7 @@
 //! Input layout: the first byte (modulo [`ARMS`]) picks the decoder; the rest, split on `0xFF`,
 //! is a sequence of inbound messages fed in order to one decoder instance. A message that is
 //! valid UTF-8 goes as a text frame, any other as a binary frame (JSON-only decoders skip it).
-//! The socket dialects (Cartesia, Deepgram Aura, Rime) are first handed one text piece and a
+//! The socket dialects (Cartesia, Deepgram Aura and Flux, Rime) are first handed one text piece and a
 //! flush, as a real turn does before the server says anything; an empty message then is the
 //! local end of input (`close`), so their "finished" states are reachable too.
 
@@ -18,14 +18,15 @@ const CONTEXT: &str = "fuzz";
 
 /// The decoders, by arm index (the first input byte modulo their number).
 pub const ARMS: &[&str] = &[
-    "elevenlabs", // 0: stream-input and multi-context JSON (`elevenlabs/wire.rs` parse)
-    "cartesia",   // 1: socket dialect + word timeline
-    "deepgram",   // 2: Aura socket dialect (binary audio, JSON control) + word timeline
-    "rime",       // 3: socket dialect + word timeline
-    "xai",        // 4: `xai/wire.rs` parse
-    "soniox",     // 5: `soniox/wire.rs` parse
-    "azure",      // 6: USP text (`response`) and binary (`audio`) frames, and `parse_ssml`
-    "polly",      // 7: SynthesizeSpeech error bodies (`polly::error_of`)
+    "elevenlabs",    // 0: stream-input and multi-context JSON (`elevenlabs/wire.rs` parse)
+    "cartesia",      // 1: socket dialect + word timeline
+    "deepgram",      // 2: Aura socket dialect (binary audio, JSON control) + word timeline
+    "rime",          // 3: socket dialect + word timeline
+    "xai",           // 4: `xai/wire.rs` parse
+    "soniox",        // 5: `soniox/wire.rs` parse
+    "azure",         // 6: USP text (`response`) and binary (`audio`) frames, and `parse_ssml`
+    "polly",         // 7: SynthesizeSpeech error bodies (`polly::error_of`)
+    "deepgram-flux", // 8: Flux TTS socket dialect (binary audio, JSON turn messages)
 ];
 
 /// Decode `data` as described in the module docs. Returns how many messages decoded to
@@ -48,6 +49,7 @@ pub fn wire(data: &[u8]) -> usize {
             soniox::wire::parse(t).is_ok_and(|m| m.error.is_none() && (m.audio.is_some() || m.terminated))
         }),
         6 => msgs.map(azure_frame).sum(),
+        8 => dialect(deepgram::flux::FluxDialect::default(), msgs),
         _ => msgs
             .filter(|body| {
                 // Only answers whose code the body named (or a typed refusal) count as decoded.

@@ -120,10 +120,25 @@ impl DeepgramDialect {
     }
 }
 
+/// A `Speak` message; both sockets spell it the same.
+pub(crate) fn speak(text: &str) -> Message {
+    Message::text(serde_json::json!({"type": "Speak", "text": text}).to_string())
+}
+
+/// An `Error` message as the stream's end; both sockets spell it the same.
+pub(crate) fn provider_error(code: Option<String>, description: Option<String>) -> TtsError {
+    let message = match (code, description) {
+        (Some(c), Some(d)) => format!("{c}: {d}"),
+        (Some(s), None) | (None, Some(s)) => s,
+        (None, None) => "unknown error".into(),
+    };
+    TtsError::Provider { message }
+}
+
 impl Dialect for DeepgramDialect {
     fn text(&mut self, text: &str, out: &mut Vec<Message>) -> Result<(), TtsError> {
         self.unflushed = true;
-        out.push(Message::text(serde_json::json!({"type": "Speak", "text": text}).to_string()));
+        out.push(speak(text));
         let now = Instant::now();
         if self.budget.spare(now) {
             self.send_flush(now, out);
@@ -175,14 +190,7 @@ impl Dialect for DeepgramDialect {
                     self.flush_refused(out);
                 }
             }
-            Ok(ServerMsg::Error { description, code }) => {
-                let message = match (code, description) {
-                    (Some(c), Some(d)) => format!("{c}: {d}"),
-                    (Some(s), None) | (None, Some(s)) => s,
-                    (None, None) => "unknown error".into(),
-                };
-                out.push(Incoming::Fatal(TtsError::Provider { message }));
-            }
+            Ok(ServerMsg::Error { description, code }) => out.push(Incoming::Fatal(provider_error(code, description))),
             Err(e) => out.extend(socket::unknown_message("deepgram", &text, e).map(Incoming::Fatal)),
         }
     }

@@ -1,5 +1,6 @@
 //! Deepgram Aura: each phrase voiced as it comes, within the flush limit, usage right after
-//! each flush, `Done` after the last `Flushed`, models the provider lacks.
+//! each flush, `Done` after the last `Flushed`, models the provider lacks. Flux TTS: phrases
+//! voiced without a flush, a turn per flush, its own rates.
 
 use crate::util::{audio_bytes, connect, drain, first_phrase_is_voiced, keys, quick, send, text};
 use secrecy::SecretString;
@@ -60,4 +61,33 @@ async fn a_long_turn_stays_within_the_flush_limit_and_is_voiced_whole() {
     assert_eq!(audio_bytes(&events), chars * 50 * 16 * 2, "every phrase voiced, none refused");
     assert!(events.contains(&TtsEvent::Done));
     assert_eq!(events.last(), Some(&TtsEvent::Usage { characters: chars as u64 }));
+}
+
+#[tokio::test]
+async fn flux_voices_a_phrase_without_a_flush_and_a_turn_per_flush() {
+    let sim = sim().await;
+    let mut s = first_phrase_is_voiced("deepgram", &sim.base_url(), KEY, "flux").await;
+    // The text before a tool call's pause is one turn, the reply after it another.
+    send(&s, [text("I will check. "), TtsInput::Flush, text("It is open."), TtsInput::Close]).await;
+    let events = drain(&mut s).await;
+    assert!(!events.iter().any(|e| matches!(e, TtsEvent::Error(_))), "{events:?}");
+    let chars = "Sure, I will check. It is open.".len();
+    // The first phrase's first audio was taken by the helper.
+    assert!(audio_bytes(&events) >= (chars - 6) * 50 * 16 * 2, "{}", audio_bytes(&events));
+    let done = events.iter().position(|e| *e == TtsEvent::Done).expect("Done");
+    assert!(events.iter().rposition(|e| matches!(e, TtsEvent::Audio { .. })).unwrap() < done);
+    assert_eq!(events.last(), Some(&TtsEvent::Usage { characters: chars as u64 }));
+    assert_eq!(sim.received(), chars as u64);
+}
+
+#[tokio::test]
+async fn flux_takes_its_own_rates_and_aura_models_stay_on_v1() {
+    let sim = sim().await;
+    let mut s = connect("deepgram", &sim.base_url(), KEY, "flux", 44100).await.unwrap();
+    send(&s, [text("Hi."), TtsInput::Close]).await;
+    assert_eq!(audio_bytes(&drain(&mut s).await), 3 * 50 * 441 / 10 * 2);
+    // 44.1 kHz is Flux's alone.
+    let err = connect("deepgram", &sim.base_url(), KEY, "aura-2", 44100).await.err();
+    assert_eq!(err, Some(TtsError::UnsupportedSampleRate(44100)));
+    assert_eq!(sim.connections(), 1);
 }
