@@ -146,6 +146,13 @@ macro_rules! backend {
             async fn held(&self, org_id: &str, except_session: Option<&str>) -> Result<i64, crate::store::StoreError> {
                 ledger::held(&self.pool, org_id, except_session).await
             }
+            async fn funds(
+                &self,
+                org_id: &str,
+                except_session: Option<&str>,
+            ) -> Result<Option<crate::store::FundsRow>, crate::store::StoreError> {
+                ledger::funds(&self.pool, org_id, except_session).await
+            }
             async fn place_hold(
                 &self,
                 session_id: &str,

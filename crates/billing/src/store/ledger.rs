@@ -18,7 +18,8 @@ macro_rules! ledger_queries {
 
         /// Settle `recs` in order, and keep `lines` of `session_id`'s transcript, in one
         /// transaction: one commit for a whole checkpoint. `begin_settle` serialises settles on
-        /// one payer, so each reads the credit use the previous one wrote.
+        /// one payer, so the payer's credit use is read once, carried from record to record in
+        /// memory, and written once.
         pub(super) async fn settle_checkpoint(
             pool: &Pool,
             payer: &str,
@@ -28,8 +29,42 @@ macro_rules! ledger_queries {
         ) -> Result<Vec<UsageRecord>, StoreError> {
             let mut tx = begin_settle(pool, payer).await?;
             let mut out = Vec::new();
-            for rec in recs {
-                out.extend(settle_in(&mut tx, payer, rec).await?);
+            let q = sql(
+                "SELECT o.credits_used_micros, o.credits_period, p.monthly_credit_micros
+                 FROM orgs o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?",
+            );
+            match sqlx::query(q).bind(payer).fetch_optional(&mut *tx).await? {
+                // No such org (the store has no orgs yet): record only, charge nobody.
+                None => {
+                    for rec in recs {
+                        if insert_usage_on(&mut *tx, rec).await? {
+                            out.push(rec.clone());
+                        }
+                    }
+                }
+                Some(org) => {
+                    let mut payer_state = PayerState {
+                        used_micros: org.try_get(0)?,
+                        period: org.try_get(1)?,
+                        allowance_micros: org.try_get(2)?,
+                        from_wallet: 0,
+                    };
+                    for rec in recs {
+                        out.extend(settle_in(&mut tx, payer, rec, &mut payer_state).await?);
+                    }
+                    if payer_state.from_wallet != 0 || !out.is_empty() {
+                        let q = sql(
+                            "UPDATE orgs SET credits_used_micros = ?, credits_period = ?, wallet_micros = wallet_micros - ? WHERE id = ?",
+                        );
+                        sqlx::query(q)
+                            .bind(payer_state.used_micros)
+                            .bind(&payer_state.period)
+                            .bind(payer_state.from_wallet)
+                            .bind(payer)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
             }
             for line in lines {
                 insert_line(&mut *tx, session_id, line).await?;
@@ -38,41 +73,36 @@ macro_rules! ledger_queries {
             Ok(out)
         }
 
-        /// Charge `payer` for `rec`. The insert of the record's own key is the replay check: a
-        /// key already written (even by a concurrent settle for another payer, which the unique
-        /// index makes us wait for) charges nothing.
+        /// The payer's credit use as the checkpoint's records so far leave it, and what they
+        /// took from the wallet.
+        struct PayerState {
+            used_micros: i64,
+            period: String,
+            allowance_micros: i64,
+            from_wallet: i64,
+        }
+
+        /// Charge the payer for `rec` against `state`. The insert of the record's own key is the
+        /// replay check: a key already written (even by a concurrent settle for another payer,
+        /// which the unique index makes us wait for) charges nothing.
         async fn settle_in(
             tx: &mut sqlx::Transaction<'_, Db>,
             payer: &str,
             rec: &UsageRecord,
+            state: &mut PayerState,
         ) -> Result<Vec<UsageRecord>, StoreError> {
-            let q = sql(
-                "SELECT o.credits_used_micros, o.credits_period, p.monthly_credit_micros
-                 FROM orgs o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?",
-            );
-            let Some(org) = sqlx::query(q).bind(payer).fetch_optional(&mut **tx).await? else {
-                // No such org (the store has no orgs yet): record only, charge nobody.
-                let fresh = insert_usage_on(&mut **tx, rec).await?;
-                return Ok(if fresh { vec![rec.clone()] } else { Vec::new() });
-            };
-            let (used, period, allowance): (i64, String, i64) = (org.try_get(0)?, org.try_get(1)?, org.try_get(2)?);
-            let c = charge(rec, CreditState { used_micros: used, period: &period, allowance_micros: allowance });
+            let credit =
+                CreditState { used_micros: state.used_micros, period: &state.period, allowance_micros: state.allowance_micros };
+            let c = charge(rec, credit);
             for (i, r) in c.records.iter().enumerate() {
                 // A replay: nothing was written for it, and nothing is charged.
                 if !insert_usage_on(&mut **tx, r).await? && i == 0 {
                     return Ok(Vec::new());
                 }
             }
-            let q = sql(
-                "UPDATE orgs SET credits_used_micros = ?, credits_period = ?, wallet_micros = wallet_micros - ? WHERE id = ?",
-            );
-            sqlx::query(q)
-                .bind(c.credits_used_micros)
-                .bind(&c.credits_period)
-                .bind(c.from_wallet)
-                .bind(payer)
-                .execute(&mut **tx)
-                .await?;
+            state.used_micros = c.credits_used_micros;
+            state.period = c.credits_period;
+            state.from_wallet += c.from_wallet;
             if c.from_wallet != 0 {
                 let q = sql(
                     "INSERT INTO wallet_tx (org_id, amount_micros, kind, ref, created_at_ms) VALUES (?, ?, 'usage', ?, ?)",
@@ -137,6 +167,21 @@ macro_rules! ledger_queries {
                 "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM holds WHERE org_id = ? AND session_id <> COALESCE(?, '')",
             );
             Ok(sqlx::query_scalar(q).bind(org_id).bind(except_session).fetch_one(pool).await?)
+        }
+
+        pub(super) async fn funds(
+            pool: &Pool,
+            org_id: &str,
+            except_session: Option<&str>,
+        ) -> Result<Option<crate::store::FundsRow>, StoreError> {
+            let q = sql(
+                "SELECT o.plan_id, p.monthly_credit_micros, o.credits_used_micros, o.credits_period, o.wallet_micros,
+                    o.negative_limit_micros,
+                    (SELECT CAST(COALESCE(SUM(h.amount_micros), 0) AS BIGINT) FROM holds h
+                     WHERE h.org_id = o.id AND h.session_id <> COALESCE(?, '')) AS held_micros
+                 FROM orgs o LEFT JOIN plans p ON p.id = o.plan_id WHERE o.id = ?",
+            );
+            Ok(sqlx::query_as(q).bind(except_session).bind(org_id).fetch_optional(pool).await?)
         }
 
         /// Check the payer's funds and place the session's hold in one transaction: the first

@@ -194,6 +194,9 @@ pub trait Store: Send + Sync + 'static {
     async fn release_hold(&self, session_id: &str) -> Result<(), StoreError>;
     /// Sum of the payer's holds, leaving out one session's own.
     async fn held(&self, org_id: &str, except_session: Option<&str>) -> Result<i64, StoreError>;
+    /// What decides an org's funds, read in one statement (a running call checks them at every
+    /// checkpoint): its balances, its plan's allowance, and its holds but `except_session`'s.
+    async fn funds(&self, org_id: &str, except_session: Option<&str>) -> Result<Option<FundsRow>, StoreError>;
     /// Every credential of every org (for re-encryption after a master key rotation).
     async fn all_credentials(&self) -> Result<Vec<crate::org::StoredCredential>, StoreError>;
     /// Replace a credential's sealed value (same plaintext, newer master key).
@@ -250,6 +253,19 @@ pub trait Store: Send + Sync + 'static {
     async fn append_transcript(&self, session_id: &str, line: &TranscriptLine) -> Result<(), StoreError>;
     /// A session's transcript, in order.
     async fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptLine>, StoreError>;
+}
+
+/// An org's funds as stored ([`Store::funds`]); `monthly_credit_micros` is `None` when the
+/// org's plan does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FundsRow {
+    pub plan_id: String,
+    pub monthly_credit_micros: Option<i64>,
+    pub credits_used_micros: i64,
+    pub credits_period: String,
+    pub wallet_micros: i64,
+    pub negative_limit_micros: i64,
+    pub held_micros: i64,
 }
 
 /// An org as stored.
@@ -367,18 +383,32 @@ pub async fn load_funds(
     payer_org_id: &str,
     session: Option<&str>,
 ) -> Result<crate::org::Funds, ContextError> {
-    let payer = store.org(payer_org_id).await?.ok_or(ContextError::NoOrg)?;
-    let plan = store.plan(&payer.plan_id).await?.ok_or_else(|| ContextError::NoPlan(payer.plan_id.clone()))?;
-    Ok(funds_of(&payer, &plan, store.held(&payer.id, session).await?))
+    let row = store.funds(payer_org_id, session).await?.ok_or(ContextError::NoOrg)?;
+    let allowance = row.monthly_credit_micros.ok_or_else(|| ContextError::NoPlan(row.plan_id.clone()))?;
+    Ok(funds_from(&row, allowance))
 }
 
 fn funds_of(payer: &OrgRow, plan: &crate::org::Plan, held_micros: i64) -> crate::org::Funds {
-    let used = if payer.credits_period == period_of(now_ms()) { payer.credits_used_micros } else { 0 };
-    crate::org::Funds {
-        credits_left_micros: (plan.monthly_credit_micros - used).max(0),
+    let row = FundsRow {
+        plan_id: String::new(),
+        monthly_credit_micros: Some(plan.monthly_credit_micros),
+        credits_used_micros: payer.credits_used_micros,
+        credits_period: payer.credits_period.clone(),
         wallet_micros: payer.wallet_micros,
         negative_limit_micros: payer.negative_limit_micros,
         held_micros,
+    };
+    funds_from(&row, plan.monthly_credit_micros)
+}
+
+/// Credits count only in the month they were used in.
+fn funds_from(row: &FundsRow, allowance_micros: i64) -> crate::org::Funds {
+    let used = if row.credits_period == period_of(now_ms()) { row.credits_used_micros } else { 0 };
+    crate::org::Funds {
+        credits_left_micros: (allowance_micros - used).max(0),
+        wallet_micros: row.wallet_micros,
+        negative_limit_micros: row.negative_limit_micros,
+        held_micros: row.held_micros,
     }
 }
 

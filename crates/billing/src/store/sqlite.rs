@@ -22,7 +22,10 @@ impl SqliteStore {
             // Postgres's byte-order collation, so the shared queries' `COLLATE "C"` sorts alike.
             .collation("C", |a: &str, b: &str| a.as_bytes().cmp(b.as_bytes()));
         let max = if url.contains(":memory:") { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
+        // No ping before each use: a connection is a handle on a local file that nothing can
+        // cut, and each ping is a round trip to the connection's worker thread (two thread
+        // wake-ups per query for every checkpoint of every call).
+        let pool = SqlitePoolOptions::new().max_connections(max).test_before_acquire(false).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }

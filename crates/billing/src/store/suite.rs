@@ -552,6 +552,34 @@ pub(super) async fn simultaneous_holds_never_exceed_the_funds(s: &dyn Store) {
     assert!(!s.place_hold("x", "nobody", 1).await.unwrap(), "an unknown org holds nothing");
 }
 
+/// The one-statement funds read agrees with the org, its plan and its holds read apart.
+pub(super) async fn funds_are_one_read_of_balances_plan_and_holds(s: &dyn Store) {
+    s.upsert_plan(&plan("p7", 7_000)).await.unwrap();
+    let o =
+        OrgRow { wallet_micros: 150_000, credits_used_micros: 2_000, negative_limit_micros: 30, ..org_row("a", "p7") };
+    s.create_org(&o, "hash-a", "sk_test").await.unwrap();
+    tiny_org(s, "other", 0).await;
+    for (session, org, amount) in [("s1", "a", 40), ("s2", "a", 500), ("s3", "other", 9_999)] {
+        s.put_hold(session, org, amount).await.unwrap();
+    }
+    let want = super::FundsRow {
+        plan_id: "p7".into(),
+        monthly_credit_micros: Some(7_000),
+        credits_used_micros: 2_000,
+        credits_period: period_of(T),
+        wallet_micros: 150_000,
+        negative_limit_micros: 30,
+        held_micros: 500,
+    };
+    assert_eq!(s.funds("a", Some("s1")).await.unwrap(), Some(want.clone()), "its own hold left out");
+    let all = s.funds("a", None).await.unwrap().unwrap();
+    assert_eq!(all.held_micros, s.held("a", None).await.unwrap());
+    assert_eq!(all, super::FundsRow { held_micros: 540, ..want });
+    let free = s.funds("other", Some("s3")).await.unwrap().unwrap();
+    assert_eq!((free.held_micros, free.monthly_credit_micros), (0, Some(100)));
+    assert_eq!(s.funds("nobody", None).await.unwrap(), None);
+}
+
 pub(super) async fn transcripts_keep_order_and_ignore_replays(s: &dyn Store) {
     use super::{Speaker, TranscriptLine};
     let line = |seq: i64, speaker, text: &str, interrupted| TranscriptLine {
@@ -650,6 +678,7 @@ on_both_backends!(
     stream_tokens_are_single_use,
     sessions_listed_per_org,
     simultaneous_holds_never_exceed_the_funds,
+    funds_are_one_read_of_balances_plan_and_holds,
     transcripts_keep_order_and_ignore_replays,
     a_lost_nodes_sessions_close_at_their_last_checkpoint,
 );

@@ -89,12 +89,14 @@ impl Conn<'_> {
         if let Some(cut) = clause_cut(&turn.pending) {
             let voiced: String = turn.pending.drain(..cut).collect();
             self.schedule.speak(&voiced, now, Out::Audio);
+            turn.hold_until = None;
         }
-        turn.hold_until = match turn.hold_until {
-            _ if turn.pending.is_empty() => None,
-            Some(t) => Some(t),
-            None => Some(now + self.cfg.flux_hold),
-        };
+        // The wait counts from the oldest text still unvoiced.
+        if turn.pending.is_empty() {
+            turn.hold_until = None;
+        } else if turn.hold_until.is_none() {
+            turn.hold_until = Some(now + self.cfg.flux_hold);
+        }
         started
     }
 
