@@ -5,7 +5,7 @@
 //! before a tool call's pause), answered by `SpeechMetadata` then `Flushed`. Early access has
 //! no `Clear` or `Interrupt`: on barge-in the pump hangs up.
 
-use super::wire::{provider_error, speak, CLOSE, FLUSH};
+use super::wire::{audio_or_text, provider_error, speak, CLOSE, FLUSH};
 use crate::socket;
 use crate::socket::pump::{Closing, Dialect, Incoming};
 use crate::TtsError;
@@ -91,14 +91,7 @@ impl Dialect for FluxDialect {
     }
 
     fn parse(&mut self, msg: Message, out: &mut Vec<Incoming>) {
-        let text = match msg {
-            Message::Binary(pcm) => {
-                out.push(Incoming::Audio(pcm));
-                return;
-            }
-            Message::Text(t) => t,
-            _ => return,
-        };
+        let Some(text) = audio_or_text(msg, out) else { return };
         match serde_json::from_str::<ServerMsg>(&text) {
             Ok(ServerMsg::Flushed {}) => self.answered(out),
             Ok(ServerMsg::Connected { model_name }) => {

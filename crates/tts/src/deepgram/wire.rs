@@ -17,7 +17,7 @@ use serde::Deserialize;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 pub(crate) const FLUSH: &str = r#"{"type":"Flush"}"#;
 pub(crate) const CLEAR: &str = r#"{"type":"Clear"}"#;
@@ -125,6 +125,19 @@ pub(crate) fn speak(text: &str) -> Message {
     Message::text(serde_json::json!({"type": "Speak", "text": text}).to_string())
 }
 
+/// Both sockets send audio as binary frames and everything else as JSON text: audio goes to
+/// `out`, a text frame comes back to be parsed.
+pub(crate) fn audio_or_text(msg: Message, out: &mut Vec<Incoming>) -> Option<Utf8Bytes> {
+    match msg {
+        Message::Binary(pcm) => {
+            out.push(Incoming::Audio(pcm));
+            None
+        }
+        Message::Text(t) => Some(t),
+        _ => None,
+    }
+}
+
 /// An `Error` message as the stream's end; both sockets spell it the same.
 pub(crate) fn provider_error(code: Option<String>, description: Option<String>) -> TtsError {
     let message = match (code, description) {
@@ -169,14 +182,7 @@ impl Dialect for DeepgramDialect {
     }
 
     fn parse(&mut self, msg: Message, out: &mut Vec<Incoming>) {
-        let text = match msg {
-            Message::Binary(pcm) => {
-                out.push(Incoming::Audio(pcm));
-                return;
-            }
-            Message::Text(t) => t,
-            _ => return,
-        };
+        let Some(text) = audio_or_text(msg, out) else { return };
         match serde_json::from_str::<ServerMsg>(&text) {
             Ok(ServerMsg::Flushed {}) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
