@@ -27,7 +27,7 @@ pub mod wire {
 
 pub use azure::Azure;
 pub use cartesia::Cartesia;
-pub use deepgram::DeepgramAura;
+pub use deepgram::DeepgramTts;
 pub use elevenlabs::{ElevenLabs, SAMPLE_RATES};
 pub use error::TtsError;
 pub use polly::Polly;

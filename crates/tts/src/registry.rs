@@ -54,7 +54,7 @@ pub const PROVIDERS: &[Entry] = &[
         name: "deepgram",
         default_url: "wss://api.deepgram.com",
         default_voice: crate::deepgram::DEFAULT_VOICE,
-        build: || Arc::new(crate::DeepgramAura::new()),
+        build: || Arc::new(crate::DeepgramTts::new()),
     },
     Entry {
         name: "rime",

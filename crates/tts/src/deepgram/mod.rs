@@ -18,11 +18,11 @@ pub const SAMPLE_RATES: [u32; 5] = [8000, 16000, 24000, 32000, 48000];
 /// Streams text to Deepgram Aura or Flux TTS and PCM back. Holds no key: each call brings its
 /// own.
 #[derive(Debug, Clone, Default)]
-pub struct DeepgramAura {
+pub struct DeepgramTts {
     http: reqwest::Client,
 }
 
-impl DeepgramAura {
+impl DeepgramTts {
     pub fn new() -> Self {
         Self::default()
     }
@@ -48,7 +48,7 @@ pub(crate) fn speak_model(model: &str, voice: &str) -> String {
 }
 
 #[async_trait::async_trait]
-impl Tts for DeepgramAura {
+impl Tts for DeepgramTts {
     /// `GET /v1/models`: authenticated, unbilled.
     async fn check_key(&self, base_url: &Url, key: &SecretString) -> Result<(), TtsError> {
         let url = wsclient::endpoint(base_url, wsclient::Scheme::Http, &["v1", "models"])?;

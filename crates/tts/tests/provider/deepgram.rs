@@ -4,7 +4,7 @@
 
 use crate::util::{audio_bytes, connect, drain, first_phrase_is_voiced, keys, quick, send, text};
 use secrecy::SecretString;
-use tts::{DeepgramAura, Tts, TtsError, TtsEvent, TtsInput, TtsRequest};
+use tts::{DeepgramTts, Tts, TtsError, TtsEvent, TtsInput, TtsRequest};
 use tts_sim::{DeepgramTtsSim, DeepgramTtsSimConfig, Voicing};
 
 const KEY: &str = "dg-sim-good-0123456789";
@@ -33,7 +33,7 @@ async fn models_deepgram_lacks_are_refused_before_a_socket_opens() {
     let sim = sim().await;
     let base = sim.base_url();
     let key = SecretString::from(KEY.to_string());
-    let err = DeepgramAura::new()
+    let err = DeepgramTts::new()
         .connect(TtsRequest { base_url: &base, key: &key, model: "", voice: "nova-3", sample_rate: 16000 })
         .await
         .err();
