@@ -41,16 +41,26 @@ async fn api(
     Ok(v)
 }
 
+/// `PROVIDER/MODEL[/VOICE]`, the voice defaulting to the provider's stock one.
+fn tts_choice(choice: &str) -> anyhow::Result<(&str, &str, &str)> {
+    let mut parts = choice.splitn(3, '/');
+    let (provider, model) = match (parts.next(), parts.next()) {
+        (Some(p), Some(m)) if !p.is_empty() && !m.is_empty() => (p, m),
+        _ => anyhow::bail!("--tts takes PROVIDER/MODEL or PROVIDER/MODEL/VOICE, not {choice:?}"),
+    };
+    let stock = tts::registry::default_voice(provider).with_context(|| format!("no TTS provider {provider}"))?;
+    Ok((provider, model, parts.next().filter(|v| !v.is_empty()).unwrap_or(stock)))
+}
+
 /// Provision the bench's tenant on its own server: an org with a large wallet, its Twilio
-/// credential, the default agent's providers (or `tts`, `PROVIDER/MODEL`, on the platform's
+/// credential, the default agent's providers (or `tts`, `PROVIDER/MODEL[/VOICE]`, on the platform's
 /// key) as its agent, and a number routed to it.
 pub async fn provision(base: &str, admin: &str, tts: Option<&str>) -> anyhow::Result<CallAuth> {
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
     let post = reqwest::Method::POST;
     let mut spec = billing::AgentSpec::default();
     if let Some(choice) = tts {
-        let (provider, model) = choice.split_once('/').context("--tts takes PROVIDER/MODEL")?;
-        let voice = tts::registry::default_voice(provider).with_context(|| format!("no TTS provider {provider}"))?;
+        let (provider, model, voice) = tts_choice(choice)?;
         spec.tts = billing::ServiceChoice { provider: provider.into(), model: model.into(), voice: voice.into() };
         let managed = json!({"provider": provider, "managed": true});
         api(&http, reqwest::Method::PUT, format!("{base}/api/admin/rates/managed"), admin, managed).await?;
@@ -112,6 +122,21 @@ impl CallAuth {
                 request.headers_mut().insert("x-twilio-signature", upgrade.parse()?);
                 Ok(Opened { request, params: json!({"vt": vt}) })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tts_choice;
+
+    #[test]
+    fn a_tts_choice_names_provider_model_and_maybe_a_voice() {
+        assert_eq!(tts_choice("deepgram/flux/alexis-en").unwrap(), ("deepgram", "flux", "alexis-en"));
+        assert_eq!(tts_choice("deepgram/aura-2").unwrap(), ("deepgram", "aura-2", "thalia-en"));
+        assert_eq!(tts_choice("deepgram/aura-2/").unwrap().2, "thalia-en");
+        for bad in ["deepgram", "/aura-2", "deepgram/", "nobody/x"] {
+            assert!(tts_choice(bad).is_err(), "{bad}");
         }
     }
 }

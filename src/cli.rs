@@ -367,8 +367,9 @@ pub struct BenchArgs {
     /// Recorded calls to replay.
     #[arg(long = "calls-dir", default_value = "assets/calls")]
     pub calls_dir: PathBuf,
-    /// The bench agent's TTS as `PROVIDER/MODEL` (e.g. `deepgram/aura-2`), with the provider's
-    /// stock voice, served on the platform's key; the default agent's ElevenLabs when unset.
-    #[arg(long, value_name = "PROVIDER/MODEL")]
+    /// The bench agent's TTS as `PROVIDER/MODEL` (e.g. `deepgram/aura-2`) with the provider's
+    /// stock voice, or `PROVIDER/MODEL/VOICE` (e.g. `deepgram/flux/alexis-en`), served on the
+    /// platform's key; the default agent's ElevenLabs when unset.
+    #[arg(long, value_name = "PROVIDER/MODEL[/VOICE]")]
     pub tts: Option<String>,
 }
