@@ -377,7 +377,8 @@ pub async fn load_context(
     })
 }
 
-/// The payer's funds, for the mid-call check: three reads instead of the whole org context.
+/// The payer's funds, for the mid-call check: one read ([`Store::funds`]) instead of the whole
+/// org context.
 pub async fn load_funds(
     store: &dyn Store,
     payer_org_id: &str,
@@ -385,31 +386,27 @@ pub async fn load_funds(
 ) -> Result<crate::org::Funds, ContextError> {
     let row = store.funds(payer_org_id, session).await?.ok_or(ContextError::NoOrg)?;
     let allowance = row.monthly_credit_micros.ok_or_else(|| ContextError::NoPlan(row.plan_id.clone()))?;
-    Ok(funds_from(&row, allowance))
-}
-
-fn funds_of(payer: &OrgRow, plan: &crate::org::Plan, held_micros: i64) -> crate::org::Funds {
-    let row = FundsRow {
-        plan_id: String::new(),
-        monthly_credit_micros: Some(plan.monthly_credit_micros),
-        credits_used_micros: payer.credits_used_micros,
-        credits_period: payer.credits_period.clone(),
-        wallet_micros: payer.wallet_micros,
-        negative_limit_micros: payer.negative_limit_micros,
-        held_micros,
-    };
-    funds_from(&row, plan.monthly_credit_micros)
-}
-
-/// Credits count only in the month they were used in.
-fn funds_from(row: &FundsRow, allowance_micros: i64) -> crate::org::Funds {
-    let used = if row.credits_period == period_of(now_ms()) { row.credits_used_micros } else { 0 };
-    crate::org::Funds {
-        credits_left_micros: (allowance_micros - used).max(0),
+    Ok(crate::org::Funds {
+        credits_left_micros: credits_left(allowance, row.credits_used_micros, &row.credits_period),
         wallet_micros: row.wallet_micros,
         negative_limit_micros: row.negative_limit_micros,
         held_micros: row.held_micros,
+    })
+}
+
+fn funds_of(payer: &OrgRow, plan: &crate::org::Plan, held_micros: i64) -> crate::org::Funds {
+    crate::org::Funds {
+        credits_left_micros: credits_left(plan.monthly_credit_micros, payer.credits_used_micros, &payer.credits_period),
+        wallet_micros: payer.wallet_micros,
+        negative_limit_micros: payer.negative_limit_micros,
+        held_micros,
     }
+}
+
+/// Credits count only in the month they were used in.
+fn credits_left(allowance_micros: i64, used_micros: i64, period: &str) -> i64 {
+    let used = if period == period_of(now_ms()) { used_micros } else { 0 };
+    (allowance_micros - used).max(0)
 }
 
 /// Hash of an org API key as stored (SHA-256, hex). Keys are random, so no salt is needed.

@@ -1,5 +1,5 @@
 //! The TTS side of the shared socket client ([`wsclient`]): refusals, a REST key check, and the [`pump`] that runs every streaming adapter's [`pump::Dialect`] on wsclient's
-//! frame loop (Cartesia, Deepgram Aura, Rime, ElevenLabs, xAI, Soniox).
+//! frame loop (Cartesia, Deepgram Aura and Flux, Rime, ElevenLabs, xAI, Soniox).
 
 pub(crate) mod pump;
 pub(crate) mod words;
