@@ -23,8 +23,8 @@ impl Lead {
     /// One frame at the moment it plays, for gateways that play what arrives (AudioSocket) or
     /// ask for real-time pacing (Vonage).
     pub const REAL_TIME: Self = Self { min: Duration::ZERO, burst: 1 };
-    /// Between 40 and 100 ms ahead, three 20 ms frames per wake-up.
-    pub const QUEUED: Self = Self { min: Duration::from_millis(40), burst: 3 };
+    /// Between 40 and 140 ms ahead, five 20 ms frames (one socket write) per wake-up.
+    pub const QUEUED: Self = Self { min: Duration::from_millis(40), burst: 5 };
 }
 
 /// Lateness (in frames) past which the schedule restarts from now instead of catching up.
@@ -131,11 +131,11 @@ mod tests {
         let mut p = Playout::new(F, Lead::QUEUED);
         let t0 = Instant::now();
         let bursts = drive(&mut p, 50).await;
-        // 100 ms at once, then three frames every 60 ms.
-        assert_eq!(bursts[0], 5);
-        assert!(bursts[1..bursts.len() - 1].iter().all(|n| *n == 3), "{bursts:?}");
+        // 140 ms at once, then five frames every 100 ms.
+        assert_eq!(bursts[0], 7);
+        assert!(bursts[1..bursts.len() - 1].iter().all(|n| *n == 5), "{bursts:?}");
         let ahead = p.ahead(Instant::now());
-        assert!(ahead >= Lead::QUEUED.min && ahead <= F * 5, "{ahead:?}");
+        assert!(ahead >= Lead::QUEUED.min && ahead <= F * 7, "{ahead:?}");
         // The rate holds: 50 frames are all sent by the time ~46 have played.
         let elapsed = Instant::now() - t0;
         assert!(elapsed >= F * 42 && elapsed <= F * 46, "{elapsed:?}");
@@ -156,12 +156,12 @@ mod tests {
     async fn clear_forgets_queued_audio() {
         let mut p = Playout::new(F, Lead::QUEUED);
         let now = Instant::now();
-        assert_eq!(send_due(&mut p), 5);
-        assert_eq!(p.ahead(now), F * 5);
-        assert_eq!(p.played_out_at(now), now + F * 5);
+        assert_eq!(send_due(&mut p), 7);
+        assert_eq!(p.ahead(now), F * 7);
+        assert_eq!(p.played_out_at(now), now + F * 7);
         p.clear();
         assert_eq!(p.ahead(now), Duration::ZERO);
         assert_eq!(p.played_out_at(now), now);
-        assert_eq!(send_due(&mut p), 5);
+        assert_eq!(send_due(&mut p), 7);
     }
 }

@@ -18,11 +18,12 @@ use tokio_util::sync::CancellationToken;
 /// Bad messages tolerated in one call before it is closed.
 const MAX_BAD_MESSAGES: u32 = 50;
 
-/// Caller audio goes to STT in packets of this many ms (three gateway frames): a third of the
-/// channel sends, socket writes and wake-ups of one packet per frame, within the 20–100 ms
-/// providers recommend. At the end of an utterance, where a delay would delay the answer,
+/// Caller audio goes to STT in packets of this many ms (five gateway frames): a fifth of the
+/// channel sends, socket writes and wake-ups of one packet per frame, at the top of the
+/// 20–100 ms providers recommend (60 ms packets made a third more `sendto` calls for the same
+/// answer and barge-in times: bench/README.md, session 15). At the end of an utterance, where a delay would delay the answer,
 /// frames go one by one instead ([`PAUSE_FRAMES`]).
-const STT_BATCH_MS: u32 = 60;
+const STT_BATCH_MS: u32 = 100;
 
 /// Once a pause in the caller's speech is this many frames long, and until [`ENDPOINT_TAIL`]
 /// frames after the VAD ends the utterance, audio goes to STT frame by frame: the provider's
@@ -378,11 +379,11 @@ mod tests {
             r.on_audio(&loud);
         }
         assert!(matches!(control.try_recv(), Ok(Control::SpeechStart { .. })));
-        // Speech: 60 ms packets (three 20 ms frames).
-        assert_eq!(packets(&mut stt), [480; 10]);
+        // Speech: 100 ms packets (five 20 ms frames).
+        assert_eq!(packets(&mut stt), [800; 6]);
         // The first two frames of a pause are batched; from the third on, each frame goes alone,
         // through the hangover and the tail after the VAD ends the utterance.
-        let frames = CALLER_VAD.hangover_frames + ENDPOINT_TAIL + 6;
+        let frames = CALLER_VAD.hangover_frames + ENDPOINT_TAIL + 10;
         for _ in 0..frames {
             r.on_audio(&quiet);
         }
@@ -392,7 +393,7 @@ mod tests {
         assert_eq!(got[0], 480, "{got:?}");
         assert!(got[1..=alone].iter().all(|&n| n == 160), "{got:?}");
         // Then silence is batched again, and no audio is lost.
-        assert_eq!(got[alone + 1..], [480, 480], "{got:?}");
+        assert_eq!(got[alone + 1..], [800, 800], "{got:?}");
         assert!(r.le.is_empty());
     }
 }
