@@ -393,6 +393,16 @@ fn histogram(metrics: &str, name: &str, label: &str) -> Vec<(f64, f64)> {
     out
 }
 
+/// The sum of a counter's series. Counters are exported as floats; they count whole things.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v.max(0.0).round() as u64)
+        .sum()
+}
+
 fn pct(v: &mut [f64], q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -501,13 +511,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let floor = answer_floor();
     let floor_ms = floor["total_ms"].as_f64().unwrap_or(0.0);
     let (a50, a99) = (pct(&mut answers, 0.5), pct(&mut answers, 0.99));
-    // Counters are exported as floats; they count whole frames.
-    let dropped: u64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("switchboard_frames_dropped_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v.max(0.0).round() as u64)
-        .sum();
+    let dropped = counter(&metrics, "switchboard_frames_dropped_total");
+    let (checkpoints, commits) = (
+        counter(&metrics, "switchboard_ledger_checkpoints_total"),
+        counter(&metrics, "switchboard_ledger_commits_total"),
+    );
     let hop = |name: &str, label: &str| {
         let b = histogram(&metrics, name, label);
         json!({"p50_ms": quantile(&b, 0.5).map(|v| v * 1000.0), "p99_ms": quantile(&b, 0.99).map(|v| v * 1000.0),
@@ -525,6 +533,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "p50_over_floor": a50 - floor_ms, "p99_over_floor": a99 - floor_ms,
             "floor": floor,
         },
+        "store": {"checkpoints": checkpoints, "commits": commits},
         "frames": {"sent": sent, "received": received, "late": late, "late_pct": if received > 0 { late as f64 * 100.0 / received as f64 } else { 0.0 }, "dropped_in_server": dropped},
         "server": {
             "cpu_seconds": cpu_s,
@@ -568,6 +577,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         f(&a["p50_over_floor"]),
         f(&a["p99_over_floor"])
     );
+    println!("store                 {checkpoints} call checkpoints in {commits} commits");
     println!(
         "server CPU            {} s total, {} CPU-s per call-minute",
         f(&report["server"]["cpu_seconds"]),

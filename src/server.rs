@@ -155,6 +155,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let deps = SessionDeps {
         resolver: PlanResolver::new(rates, keys, base_urls),
+        committer: session::Committer::spawn(store.clone()),
         store,
         hub: SessionHub::default(),
         providers: Providers::from_registries(&http),

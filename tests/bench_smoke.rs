@@ -34,6 +34,11 @@ fn bench_smoke_run_holds_20_calls_and_reports_server_costs() {
     assert!(r["server"]["rss_kb_per_call"].as_f64().is_some());
     assert!(r["hops"]["stt_final_to_llm_request"]["count"].as_f64().unwrap() >= 20.0, "{r}");
     assert!(r["hops"]["session_setup"]["p99_ms"].as_f64().is_some());
+    // Every call's checkpoints (and its last, at hang-up) went through the ledger writer, and
+    // calls shared commits.
+    let (checkpoints, commits) = (r["store"]["checkpoints"].as_u64().unwrap(), r["store"]["commits"].as_u64().unwrap());
+    assert!(checkpoints >= 20, "{r}");
+    assert!(commits > 0 && commits < checkpoints, "{r}");
     // Every call's first utterance ends in silence, so each is timed; no answer can come
     // sooner than the simulators' own latencies add up to (a faster one would be mis-timed).
     let answer = &r["answer_ms"];

@@ -42,6 +42,8 @@ impl Providers {
 pub struct SessionDeps {
     pub resolver: PlanResolver,
     pub store: Arc<dyn Store>,
+    /// Commits every call's checkpoints, several per transaction (see [`crate::Committer`]).
+    pub committer: crate::Committer,
     pub hub: SessionHub,
     pub providers: Providers,
     pub agent: AgentSpec,

@@ -1,11 +1,14 @@
 //! The session's ledger task: every store access of a running call — writing usage records,
-//! the mid-call funds check, extending the hold, keeping the transcript — happens here, in order, so a slow or stalled
-//! store never delays the turn loop (barge-in `clear`, agent audio). The turn loop prices usage
-//! in memory ([`crate::meter::Meter`]) and sends the records; it hears back only when funds run
-//! low.
+//! the mid-call funds check, extending the hold, keeping the transcript — happens here, in
+//! order, so a slow or stalled store never delays the turn loop (barge-in `clear`, agent
+//! audio). The turn loop prices usage in memory ([`crate::meter::Meter`]) and sends the
+//! records; it hears back only when funds run low. What the turn loop sends together (a
+//! checkpoint's records and its funds check) is written as one checkpoint, through the
+//! server's group-committing writer ([`crate::committer`]).
 
+use crate::committer::Committer;
 use crate::meter::Settler;
-use billing::store::{now_ms, Speaker, Store, TranscriptLine};
+use billing::store::{now_ms, FundsCheck, FundsVerdict, Speaker, Store, TranscriptLine};
 use billing::UsageRecord;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,14 +47,18 @@ pub(crate) struct Ledger {
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl Ledger {
-    pub(crate) fn spawn(session_id: &str, payer_org_id: &str, store: Arc<dyn Store>, keep_transcripts: bool) -> Ledger {
+    pub(crate) fn spawn(
+        session_id: &str,
+        payer_org_id: &str,
+        store: Arc<dyn Store>,
+        committer: Committer,
+        keep_transcripts: bool,
+    ) -> Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
         let (low_tx, low_funds) = mpsc::channel(1);
         let task = Task {
-            session_id: session_id.to_string(),
             payer_org_id: payer_org_id.to_string(),
-            settler: Settler::new(payer_org_id, session_id, store.clone()),
-            store,
+            settler: Settler::new(payer_org_id, session_id, store, Some(committer)),
             low: low_tx,
             transcript_seq: 0,
         };
@@ -99,46 +106,62 @@ impl Ledger {
 }
 
 struct Task {
-    session_id: String,
     payer_org_id: String,
     settler: Settler,
-    store: Arc<dyn Store>,
     low: mpsc::Sender<i64>,
     transcript_seq: i64,
+}
+
+/// What the task took from its queue in one go, to write as one checkpoint.
+#[derive(Default)]
+struct Gathered {
+    records: Vec<UsageRecord>,
+    funds: Option<FundsCheck>,
+    close: Option<oneshot::Sender<Vec<UsageRecord>>>,
 }
 
 impl Task {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         while let Some(cmd) = rx.recv().await {
-            match cmd {
-                Cmd::Settle(records) => self.settler.settle(records).await,
-                Cmd::CheckFunds { reserve, hold } => self.check_funds(reserve, hold).await,
-                Cmd::Transcript { at_ms, speaker, text, interrupted } => {
-                    let line = TranscriptLine { seq: self.transcript_seq, at_ms, speaker, text, interrupted };
-                    self.transcript_seq += 1;
-                    self.settler.keep_line(line);
-                }
-                Cmd::Close(reply) => {
-                    self.settler.settle(Vec::new()).await;
-                    let _ = reply.send(self.settler.into_written());
-                    return;
-                }
+            // Whatever is queued behind it (a checkpoint's records come with its funds check)
+            // goes in the same checkpoint.
+            let mut got = Gathered::default();
+            self.take(cmd, &mut got);
+            while let Ok(cmd) = rx.try_recv() {
+                self.take(cmd, &mut got);
+            }
+            if got.records.is_empty() && got.funds.is_none() && got.close.is_none() {
+                continue; // only transcript lines: they wait for the next checkpoint
+            }
+            let verdict = self.settler.settle(got.records, got.funds).await;
+            if let (FundsVerdict::Low { available_micros }, Some(check)) = (verdict, got.funds) {
+                tracing::warn!(
+                    org = %self.payer_org_id,
+                    available = available_micros,
+                    reserve = check.reserve_micros,
+                    "funds about to run out mid-call"
+                );
+                let _ = self.low.try_send(available_micros);
+            }
+            if let Some(reply) = got.close {
+                let _ = reply.send(self.settler.into_written());
+                return;
             }
         }
     }
 
-    async fn check_funds(&mut self, reserve: i64, hold: i64) {
-        let session = Some(self.session_id.as_str());
-        let Ok(funds) = billing::store::load_funds(self.store.as_ref(), &self.payer_org_id, session).await else {
-            return;
-        };
-        if funds.available() >= reserve {
-            if let Err(e) = self.store.put_hold(&self.session_id, &self.payer_org_id, hold).await {
-                tracing::warn!(error = %e, "cannot extend the session's hold");
+    fn take(&mut self, cmd: Cmd, got: &mut Gathered) {
+        match cmd {
+            Cmd::Settle(records) => got.records.extend(records),
+            Cmd::CheckFunds { reserve, hold } => {
+                got.funds = Some(FundsCheck { reserve_micros: reserve, hold_micros: hold });
             }
-            return;
+            Cmd::Transcript { at_ms, speaker, text, interrupted } => {
+                let line = TranscriptLine { seq: self.transcript_seq, at_ms, speaker, text, interrupted };
+                self.transcript_seq += 1;
+                self.settler.keep_line(line);
+            }
+            Cmd::Close(reply) => got.close = Some(reply),
         }
-        tracing::warn!(org = %self.payer_org_id, available = funds.available(), reserve, "funds about to run out mid-call");
-        let _ = self.low.try_send(funds.available());
     }
 }

@@ -13,6 +13,8 @@
 //! - `output` — the writer: agent audio on the gateway's playout clock, `clear` on barge-in.
 //! - `tools` — the agent's tools during a call: webhooks (signed), end call, transfer, DTMF.
 //! - `meter` — usage lines priced from the plan's rate snapshot, checkpointed to the store.
+//! - `ledger` — a session's store access, off the turn loop; `committer` — the server's one
+//!   writer that commits every call's checkpoints in shared transactions.
 //! - [`hub`] — live [`SessionEvent`]s by session, for watchers (`switchboard call`, operators).
 //! - `trace` — the session's trace spans: a turn span per agent turn, a span per provider
 //!   request, each with its outcome.
@@ -26,6 +28,7 @@
 
 pub mod admission;
 pub mod chunker;
+mod committer;
 mod deps;
 pub mod drain;
 mod events;
@@ -44,6 +47,7 @@ pub mod transport;
 mod turn;
 
 pub use admission::{AccessConfig, UpgradeAuth};
+pub use committer::Committer;
 pub use deps::{Providers, SessionDeps};
 pub use events::SessionEvent;
 pub use hub::SessionHub;

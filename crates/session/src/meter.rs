@@ -2,8 +2,9 @@
 //! snapshot into idempotent delta records at every checkpoint. Pricing is in memory; the
 //! [`Settler`] writes the records (from the session's ledger task, or inline for one API request).
 
+use crate::committer::Committer;
 use billing::pricing::delta_amount;
-use billing::store::{Store, TranscriptLine};
+use billing::store::{Checkpoint, FundsCheck, FundsVerdict, Settled, Store, StoreError, TranscriptLine};
 use billing::{BilledTo, BillingError, MicroUsd, Rate, RateUnit, Service, SessionPlan, UsageRecord};
 use std::sync::Arc;
 
@@ -54,13 +55,16 @@ pub(crate) struct Meter {
     outbox: Vec<UsageRecord>,
 }
 
-/// Writes priced records (and, for a call, the transcript lines said since the last checkpoint)
-/// to the store and keeps what it wrote. One transaction per batch; if it fails, each record is
-/// tried on its own so one bad record cannot hold back the rest; what still fails is retried
-/// with the next batch (records and lines are idempotent by key).
+/// Writes priced records (and, for a call, the transcript lines said since the last checkpoint
+/// and the funds check) to the store and keeps what it wrote. One transaction per checkpoint
+/// (a call's goes through the server's [`Committer`], with other calls'); if it fails, each
+/// record is tried on its own so one bad record cannot hold back the rest; what still fails is
+/// retried with the next batch (records and lines are idempotent by key).
 pub(crate) struct Settler {
     payer_org_id: String,
     store: Arc<dyn Store>,
+    /// The server's group-committing writer; `None` for an API request (written inline).
+    committer: Option<Committer>,
     /// The session whose transcript lines are kept (empty for an API request: none).
     session_id: String,
     /// Records not yet accepted by the store; retried with the same keys.
@@ -291,10 +295,16 @@ pub(crate) fn total(records: &[UsageRecord]) -> MicroUsd {
 }
 
 impl Settler {
-    pub(crate) fn new(payer_org_id: &str, session_id: &str, store: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(
+        payer_org_id: &str,
+        session_id: &str,
+        store: Arc<dyn Store>,
+        committer: Option<Committer>,
+    ) -> Self {
         Self {
             payer_org_id: payer_org_id.to_string(),
             store,
+            committer,
             session_id: session_id.to_string(),
             unsaved: Vec::new(),
             lines: Vec::new(),
@@ -307,18 +317,19 @@ impl Settler {
         self.lines.push(line);
     }
 
-    /// Write `recs` after whatever is still unsaved from before, with the lines kept since.
-    pub(crate) async fn settle(&mut self, recs: Vec<UsageRecord>) {
+    /// Write `recs` after whatever is still unsaved from before, with the lines kept since,
+    /// then run the funds check if one is asked.
+    pub(crate) async fn settle(&mut self, recs: Vec<UsageRecord>, funds: Option<FundsCheck>) -> FundsVerdict {
         self.unsaved.extend(recs);
-        if self.unsaved.is_empty() && self.lines.is_empty() {
-            return;
+        if self.unsaved.is_empty() && self.lines.is_empty() && funds.is_none() {
+            return FundsVerdict::Unchecked;
         }
-        let (payer, session) = (&self.payer_org_id, &self.session_id);
-        match self.store.settle_checkpoint(payer, &self.unsaved, session, &self.lines).await {
-            Ok(recs) => {
-                self.written.extend(recs);
+        match self.commit(funds).await {
+            Ok(settled) => {
+                self.written.extend(settled.records);
                 self.unsaved.clear();
                 self.lines.clear();
+                settled.funds
             }
             Err(e) => {
                 tracing::warn!(
@@ -327,8 +338,46 @@ impl Settler {
                     "usage checkpoint failed; settling one by one"
                 );
                 self.settle_one_by_one().await;
+                match funds {
+                    Some(check) => self.check_funds_alone(check).await,
+                    None => FundsVerdict::Unchecked,
+                }
             }
         }
+    }
+
+    /// The checkpoint in one transaction: through the server's writer, or inline without one
+    /// (an API request, or a server shutting down).
+    async fn commit(&self, funds: Option<FundsCheck>) -> Result<Settled, StoreError> {
+        let cp = Checkpoint {
+            payer_org_id: &self.payer_org_id,
+            session_id: &self.session_id,
+            records: &self.unsaved,
+            lines: &self.lines,
+            funds,
+        };
+        if let Some(committer) = &self.committer {
+            if let Ok(result) = committer.commit(cp).await {
+                return result;
+            }
+        }
+        let settled = self.store.settle_checkpoints(std::slice::from_ref(&cp)).await?;
+        Ok(settled.into_iter().next().unwrap_or(Settled { records: Vec::new(), funds: FundsVerdict::Unchecked }))
+    }
+
+    /// The funds check on its own, when the checkpoint it came with failed.
+    async fn check_funds_alone(&self, check: FundsCheck) -> FundsVerdict {
+        let session = Some(self.session_id.as_str());
+        let Ok(funds) = billing::store::load_funds(self.store.as_ref(), &self.payer_org_id, session).await else {
+            return FundsVerdict::Unchecked;
+        };
+        if funds.available() < check.reserve_micros {
+            return FundsVerdict::Low { available_micros: funds.available() };
+        }
+        if let Err(e) = self.store.put_hold(&self.session_id, &self.payer_org_id, check.hold_micros).await {
+            tracing::warn!(error = %e, "cannot extend the session's hold");
+        }
+        FundsVerdict::Held
     }
 
     async fn settle_one_by_one(&mut self) {
@@ -400,7 +449,7 @@ impl RequestMeter {
             lines,
             outbox: Vec::new(),
         };
-        Ok(Self { meter, settler: Settler::new(payer_org_id, "", store) })
+        Ok(Self { meter, settler: Settler::new(payer_org_id, "", store, None) })
     }
 
     /// Bill the request's token totals; returns every record written so far. Records the
@@ -415,7 +464,7 @@ impl RequestMeter {
         self.meter.raise_to(LineId::LlmIn, input_tokens, estimated);
         self.meter.raise_to(LineId::LlmOut, output_tokens, estimated);
         self.meter.checkpoint(now_ms);
-        self.settler.settle(self.meter.take_records()).await;
+        self.settler.settle(self.meter.take_records(), None).await;
         self.settler.written()
     }
 

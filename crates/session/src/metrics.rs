@@ -30,6 +30,11 @@ pub const PLAN_TIME: &str = "switchboard_session_plan_seconds";
 /// From the gateway's `start` to the STT stream being connected (handshake included).
 pub const SETUP_TIME: &str = "switchboard_session_setup_seconds";
 
+/// Transactions the ledger writer committed, and the call checkpoints they carried: their
+/// ratio is how many checkpoints share a commit.
+pub const LEDGER_COMMITS: &str = "switchboard_ledger_commits_total";
+pub const LEDGER_CHECKPOINTS: &str = "switchboard_ledger_checkpoints_total";
+
 /// Describe metrics once at startup so `/metrics` has HELP lines.
 pub fn describe() {
     metrics::describe_gauge!(SESSIONS_ACTIVE, "Sessions currently running");
@@ -48,4 +53,6 @@ pub fn describe() {
     metrics::describe_counter!(BARGE_INS, "Barge-ins (caller spoke over the agent)");
     metrics::describe_histogram!(PLAN_TIME, metrics::Unit::Seconds, "Plan resolution at session start");
     metrics::describe_histogram!(SETUP_TIME, metrics::Unit::Seconds, "Gateway start to STT connected");
+    metrics::describe_counter!(LEDGER_COMMITS, "Store transactions committed by the ledger writer");
+    metrics::describe_counter!(LEDGER_CHECKPOINTS, "Call checkpoints committed by the ledger writer");
 }

@@ -6,7 +6,8 @@
 //! The expanding module provides what truly differs between the databases:
 //! - `Pool`, `Db`, `DbRow`: the sqlx pool, database and row types;
 //! - `sql(&'static str)`: turns the `?`-placeholder text into the backend's own;
-//! - `begin_settle(pool, payer)`: a transaction in which settles on one payer run one at a time;
+//! - `begin_settle(pool, payers)`: a transaction in which settles on these payers run one at a
+//!   time (each payer's settles wait for the others');
 //! - `publish_change(pool, topic)` and `subscribe_changes(pool)`: cross-node notifications;
 //!   `rates_changed(tx)`: tell every node, at commit, that the rate table changed;
 //! - `abandoned_scope(node)`: whose open sessions a starting node may close as abandoned;
@@ -113,7 +114,7 @@ macro_rules! backend {
                 payer_org_id: &str,
                 rec: &crate::UsageRecord,
             ) -> Result<Vec<crate::UsageRecord>, crate::store::StoreError> {
-                ledger::settle_checkpoint(&self.pool, payer_org_id, std::slice::from_ref(rec), "", &[]).await
+                ledger::settle_one(&self.pool, payer_org_id, std::slice::from_ref(rec), "", &[]).await
             }
             async fn settle_checkpoint(
                 &self,
@@ -122,7 +123,13 @@ macro_rules! backend {
                 session_id: &str,
                 lines: &[crate::store::TranscriptLine],
             ) -> Result<Vec<crate::UsageRecord>, crate::store::StoreError> {
-                ledger::settle_checkpoint(&self.pool, payer_org_id, recs, session_id, lines).await
+                ledger::settle_one(&self.pool, payer_org_id, recs, session_id, lines).await
+            }
+            async fn settle_checkpoints(
+                &self,
+                batch: &[crate::store::Checkpoint<'_>],
+            ) -> Result<Vec<crate::store::Settled>, crate::store::StoreError> {
+                ledger::settle_checkpoints(&self.pool, batch).await
             }
             async fn add_wallet(
                 &self,

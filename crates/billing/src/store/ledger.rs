@@ -12,65 +12,115 @@ macro_rules! ledger_queries {
         use crate::store::TranscriptLine;
         use super::{begin_settle, sql, Db, Pool};
         use crate::store::split::{charge, CreditState};
-        use crate::store::{now_ms, period_of, StoreError};
+        use crate::store::{now_ms, period_of, Checkpoint, FundsCheck, FundsVerdict, Settled, StoreError};
         use crate::UsageRecord;
         use sqlx::Row;
 
-        /// Settle `recs` in order, and keep `lines` of `session_id`'s transcript, in one
-        /// transaction: one commit for a whole checkpoint. `begin_settle` serialises settles on
-        /// one payer, so the payer's credit use is read once, carried from record to record in
-        /// memory, and written once.
-        pub(super) async fn settle_checkpoint(
+        /// One checkpoint in its own transaction (a call's, or an API request's with no lines).
+        pub(super) async fn settle_one(
             pool: &Pool,
             payer: &str,
             recs: &[UsageRecord],
             session_id: &str,
             lines: &[TranscriptLine],
         ) -> Result<Vec<UsageRecord>, StoreError> {
-            let mut tx = begin_settle(pool, payer).await?;
+            let cp = Checkpoint { payer_org_id: payer, session_id, records: recs, lines, funds: None };
+            let mut settled = settle_checkpoints(pool, std::slice::from_ref(&cp)).await?;
+            Ok(settled.pop().map(|s| s.records).unwrap_or_default())
+        }
+
+        /// Settle each checkpoint's records in order, keep its transcript lines, then run its
+        /// funds check: all in one transaction, one commit for the batch. `begin_settle`
+        /// serialises settles on the same payers, so within a checkpoint the payer's credit use
+        /// is read once, carried from record to record in memory, and written once.
+        pub(super) async fn settle_checkpoints(
+            pool: &Pool,
+            batch: &[Checkpoint<'_>],
+        ) -> Result<Vec<Settled>, StoreError> {
+            let mut payers: Vec<&str> = batch.iter().map(|c| c.payer_org_id).collect();
+            payers.sort_unstable();
+            payers.dedup();
+            let mut tx = begin_settle(pool, &payers).await?;
+            let mut out = Vec::with_capacity(batch.len());
+            for cp in batch {
+                let records = settle_records(&mut tx, cp.payer_org_id, cp.records).await?;
+                for line in cp.lines {
+                    insert_line(&mut *tx, cp.session_id, line).await?;
+                }
+                let funds = match cp.funds {
+                    Some(check) => check_funds_on(&mut tx, cp, check).await?,
+                    None => FundsVerdict::Unchecked,
+                };
+                out.push(Settled { records, funds });
+            }
+            tx.commit().await?;
+            Ok(out)
+        }
+
+        async fn settle_records(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            payer: &str,
+            recs: &[UsageRecord],
+        ) -> Result<Vec<UsageRecord>, StoreError> {
             let mut out = Vec::new();
             let q = sql(
                 "SELECT o.credits_used_micros, o.credits_period, p.monthly_credit_micros
                  FROM orgs o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?",
             );
-            match sqlx::query(q).bind(payer).fetch_optional(&mut *tx).await? {
+            let org = if recs.is_empty() { None } else { sqlx::query(q).bind(payer).fetch_optional(&mut **tx).await? };
+            let Some(org) = org else {
                 // No such org (the store has no orgs yet): record only, charge nobody.
-                None => {
-                    for rec in recs {
-                        if insert_usage_on(&mut *tx, rec).await? {
-                            out.push(rec.clone());
-                        }
+                for rec in recs {
+                    if insert_usage_on(&mut **tx, rec).await? {
+                        out.push(rec.clone());
                     }
                 }
-                Some(org) => {
-                    let mut payer_state = PayerState {
-                        used_micros: org.try_get(0)?,
-                        period: org.try_get(1)?,
-                        allowance_micros: org.try_get(2)?,
-                        from_wallet: 0,
-                    };
-                    for rec in recs {
-                        out.extend(settle_in(&mut tx, payer, rec, &mut payer_state).await?);
-                    }
-                    if payer_state.from_wallet != 0 || !out.is_empty() {
-                        let q = sql(
-                            "UPDATE orgs SET credits_used_micros = ?, credits_period = ?, wallet_micros = wallet_micros - ? WHERE id = ?",
-                        );
-                        sqlx::query(q)
-                            .bind(payer_state.used_micros)
-                            .bind(&payer_state.period)
-                            .bind(payer_state.from_wallet)
-                            .bind(payer)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                return Ok(out);
+            };
+            let mut payer_state = PayerState {
+                used_micros: org.try_get(0)?,
+                period: org.try_get(1)?,
+                allowance_micros: org.try_get(2)?,
+                from_wallet: 0,
+            };
+            for rec in recs {
+                out.extend(settle_in(tx, payer, rec, &mut payer_state).await?);
             }
-            for line in lines {
-                insert_line(&mut *tx, session_id, line).await?;
+            if payer_state.from_wallet != 0 || !out.is_empty() {
+                let q = sql(
+                    "UPDATE orgs SET credits_used_micros = ?, credits_period = ?, wallet_micros = wallet_micros - ? WHERE id = ?",
+                );
+                sqlx::query(q)
+                    .bind(payer_state.used_micros)
+                    .bind(&payer_state.period)
+                    .bind(payer_state.from_wallet)
+                    .bind(payer)
+                    .execute(&mut **tx)
+                    .await?;
             }
-            tx.commit().await?;
             Ok(out)
+        }
+
+        /// The checkpoint's funds check, after its records are charged: the same one-statement
+        /// read as [`funds`], and the hold extended when enough is left.
+        async fn check_funds_on(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            cp: &Checkpoint<'_>,
+            check: FundsCheck,
+        ) -> Result<FundsVerdict, StoreError> {
+            let row: Option<crate::store::FundsRow> = sqlx::query_as(sql(FUNDS))
+                .bind(Some(cp.session_id))
+                .bind(cp.payer_org_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let Some(funds) = row.as_ref().and_then(crate::store::FundsRow::funds) else {
+                return Ok(FundsVerdict::Unchecked);
+            };
+            if funds.available() < check.reserve_micros {
+                return Ok(FundsVerdict::Low { available_micros: funds.available() });
+            }
+            upsert_hold(&mut **tx, cp.session_id, cp.payer_org_id, check.hold_micros).await?;
+            Ok(FundsVerdict::Held)
         }
 
         /// The payer's credit use as the checkpoint's records so far leave it, and what they
@@ -174,15 +224,15 @@ macro_rules! ledger_queries {
             org_id: &str,
             except_session: Option<&str>,
         ) -> Result<Option<crate::store::FundsRow>, StoreError> {
-            let q = sql(
-                "SELECT o.plan_id, p.monthly_credit_micros, o.credits_used_micros, o.credits_period, o.wallet_micros,
-                    o.negative_limit_micros,
-                    (SELECT CAST(COALESCE(SUM(h.amount_micros), 0) AS BIGINT) FROM holds h
-                     WHERE h.org_id = o.id AND h.session_id <> COALESCE(?, '')) AS held_micros
-                 FROM orgs o LEFT JOIN plans p ON p.id = o.plan_id WHERE o.id = ?",
-            );
-            Ok(sqlx::query_as(q).bind(except_session).bind(org_id).fetch_optional(pool).await?)
+            Ok(sqlx::query_as(sql(FUNDS)).bind(except_session).bind(org_id).fetch_optional(pool).await?)
         }
+
+        /// An org's funds in one statement; binds the session whose hold is left out, then the org.
+        const FUNDS: &str = "SELECT o.plan_id, p.monthly_credit_micros, o.credits_used_micros, o.credits_period,
+                o.wallet_micros, o.negative_limit_micros,
+                (SELECT CAST(COALESCE(SUM(h.amount_micros), 0) AS BIGINT) FROM holds h
+                 WHERE h.org_id = o.id AND h.session_id <> COALESCE(?, '')) AS held_micros
+             FROM orgs o LEFT JOIN plans p ON p.id = o.plan_id WHERE o.id = ?";
 
         /// Check the payer's funds and place the session's hold in one transaction: the first
         /// statement locks the payer's row (Postgres) or takes the write lock (SQLite), so

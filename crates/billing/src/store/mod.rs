@@ -160,6 +160,10 @@ pub trait Store: Send + Sync + 'static {
         session_id: &str,
         lines: &[TranscriptLine],
     ) -> Result<Vec<UsageRecord>, StoreError>;
+    /// Several calls' checkpoints in one transaction, all or nothing (one commit for the
+    /// batch): each settles as [`Self::settle_checkpoint`] does, then runs its funds check and
+    /// extends its hold if it asks. One [`Settled`] per checkpoint, in order.
+    async fn settle_checkpoints(&self, batch: &[Checkpoint<'_>]) -> Result<Vec<Settled>, StoreError>;
     async fn upsert_plan(&self, plan: &crate::org::Plan) -> Result<(), StoreError>;
     async fn plan(&self, id: &str) -> Result<Option<crate::org::Plan>, StoreError>;
     /// Every plan's id, sorted (the admin console lists them).
@@ -266,6 +270,42 @@ pub struct FundsRow {
     pub wallet_micros: i64,
     pub negative_limit_micros: i64,
     pub held_micros: i64,
+}
+
+/// One call's checkpoint, as [`Store::settle_checkpoints`] commits it with others.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint<'a> {
+    pub payer_org_id: &'a str,
+    pub session_id: &'a str,
+    pub records: &'a [UsageRecord],
+    pub lines: &'a [TranscriptLine],
+    /// The mid-call funds check, after the records are charged.
+    pub funds: Option<FundsCheck>,
+}
+
+/// Is `reserve_micros` still available to the payer (the session's own hold left out)? Then
+/// hold `hold_micros` for the next slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FundsCheck {
+    pub reserve_micros: i64,
+    pub hold_micros: i64,
+}
+
+/// What a checkpoint wrote, and what its funds check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub records: Vec<UsageRecord>,
+    pub funds: FundsVerdict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FundsVerdict {
+    /// No check asked, or the payer has no org or plan in the store (not limited).
+    Unchecked,
+    /// Enough: the hold was extended.
+    Held,
+    /// Less than the reserve is available (this much); the hold was left as it was.
+    Low { available_micros: i64 },
 }
 
 /// An org as stored.
@@ -385,13 +425,20 @@ pub async fn load_funds(
     session: Option<&str>,
 ) -> Result<crate::org::Funds, ContextError> {
     let row = store.funds(payer_org_id, session).await?.ok_or(ContextError::NoOrg)?;
-    let allowance = row.monthly_credit_micros.ok_or_else(|| ContextError::NoPlan(row.plan_id.clone()))?;
-    Ok(crate::org::Funds {
-        credits_left_micros: credits_left(allowance, row.credits_used_micros, &row.credits_period),
-        wallet_micros: row.wallet_micros,
-        negative_limit_micros: row.negative_limit_micros,
-        held_micros: row.held_micros,
-    })
+    row.funds().ok_or_else(|| ContextError::NoPlan(row.plan_id.clone()))
+}
+
+impl FundsRow {
+    /// The funds this row adds up to; `None` when the org's plan does not exist.
+    pub fn funds(&self) -> Option<crate::org::Funds> {
+        let allowance = self.monthly_credit_micros?;
+        Some(crate::org::Funds {
+            credits_left_micros: credits_left(allowance, self.credits_used_micros, &self.credits_period),
+            wallet_micros: self.wallet_micros,
+            negative_limit_micros: self.negative_limit_micros,
+            held_micros: self.held_micros,
+        })
+    }
 }
 
 fn funds_of(payer: &OrgRow, plan: &crate::org::Plan, held_micros: i64) -> crate::org::Funds {

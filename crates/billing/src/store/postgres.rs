@@ -77,11 +77,14 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-/// Lock the payer's org row (`FOR UPDATE`) first, so settles on one org from any node run one
+/// Lock the payers' org rows (`FOR UPDATE`) first, so settles on one org from any node run one
 /// after another; settles on other orgs go on in parallel.
-async fn begin_settle<'p>(pool: &'p Pool, payer: &str) -> Result<sqlx::Transaction<'p, Db>, StoreError> {
+async fn begin_settle<'p>(pool: &'p Pool, payers: &[&str]) -> Result<sqlx::Transaction<'p, Db>, StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT 1 FROM orgs WHERE id = $1 FOR UPDATE").bind(payer).execute(&mut *tx).await?;
+    // Locked in id order, so two batches sharing payers (on any node) wait for one another
+    // instead of deadlocking.
+    let payers: Vec<String> = payers.iter().map(|p| p.to_string()).collect();
+    sqlx::query("SELECT 1 FROM orgs WHERE id = ANY($1) ORDER BY id FOR UPDATE").bind(payers).execute(&mut *tx).await?;
     Ok(tx)
 }
 

@@ -43,7 +43,7 @@ fn sql(s: &'static str) -> &'static str {
 /// SQLite has no row locks: `BEGIN IMMEDIATE` takes the database's write lock up front, so
 /// concurrent settles wait (busy timeout) instead of failing when a read transaction tries to
 /// upgrade.
-async fn begin_settle<'p>(pool: &'p Pool, _payer: &str) -> Result<sqlx::Transaction<'p, Db>, StoreError> {
+async fn begin_settle<'p>(pool: &'p Pool, _payers: &[&str]) -> Result<sqlx::Transaction<'p, Db>, StoreError> {
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 

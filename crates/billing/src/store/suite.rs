@@ -394,6 +394,69 @@ pub(super) async fn a_checkpoint_keeps_usage_and_transcript_together(s: &dyn Sto
     assert_eq!((only_lines, s.transcript("s1").await.unwrap().len()), (vec![], 3));
 }
 
+/// Several calls' checkpoints commit together, each as it would alone: the same payer's second
+/// checkpoint sees the first's charges, each funds check sees its own records charged, a check
+/// that finds enough extends its session's hold and one that does not leaves it, an unknown
+/// payer is recorded and not checked, and a replayed batch charges nothing.
+pub(super) async fn checkpoints_commit_together_with_their_funds_checks(s: &dyn Store) {
+    tiny_org(s, "acme", 1_000).await;
+    tiny_org(s, "beta", 0).await;
+    s.put_hold("b1", "beta", 10).await.unwrap();
+    let now = now_ms();
+    let (a1, a2, b, orphan) = (
+        rec("a1", "stt", 0, 60, now),
+        rec("a2", "stt", 0, 80, now),
+        rec("b1", "tts", 0, 30, now),
+        rec("g1", "stt", 0, 5, now),
+    );
+    let check = |reserve_micros| Some(FundsCheck { reserve_micros, hold_micros: 25 });
+    fn cp<'a>(
+        payer_org_id: &'a str,
+        session_id: &'a str,
+        records: &'a [UsageRecord],
+        funds: Option<FundsCheck>,
+    ) -> Checkpoint<'a> {
+        Checkpoint { payer_org_id, session_id, records, lines: &[], funds }
+    }
+    let (ra1, ra2, rb, rg) = ([a1.clone()], [a2.clone()], [b.clone()], [orphan.clone()]);
+    let batch = [
+        cp("acme", "a1", &ra1[..], check(900)),
+        cp("acme", "a2", &ra2[..], check(2_000)),
+        cp("beta", "b1", &rb[..], check(1)),
+        cp("ghost", "g1", &rg[..], check(1)),
+    ];
+    let got = s.settle_checkpoints(&batch).await.unwrap();
+    assert_eq!(got.len(), 4);
+    // a1 from credits (60 of 100): 40 + 1,000 available, enough for 900.
+    assert_eq!(got[0], Settled { records: vec![a1], funds: FundsVerdict::Held });
+    // a2 takes the last 40 of credits and 40 from the wallet: 960 left, less a1's new hold.
+    assert_eq!(got[1].records.len(), 2, "{:?}", got[1]);
+    assert_eq!(got[1].funds, FundsVerdict::Low { available_micros: 935 });
+    assert_eq!(got[2].funds, FundsVerdict::Held);
+    assert_eq!(got[3], Settled { records: vec![orphan], funds: FundsVerdict::Unchecked });
+    let acme = org_of(s, "acme").await;
+    assert_eq!((acme.credits_used_micros, acme.wallet_micros), (100, 960));
+    assert_eq!(org_of(s, "beta").await.credits_used_micros, 30);
+    assert_eq!(s.held("acme", None).await.unwrap(), 25, "a2's check found too little: no hold placed");
+    assert_eq!(s.held("beta", None).await.unwrap(), 25, "b1's hold extended from 10");
+
+    let again = s.settle_checkpoints(&batch).await.unwrap();
+    assert!(again.iter().all(|s| s.records.is_empty()), "{again:?}");
+    assert_eq!(org_of(s, "acme").await.wallet_micros, 960);
+
+    // Two batches naming the same payers in opposite orders, at once: both commit (the payers
+    // are locked in one order, so neither waits for the other forever).
+    for i in 1..=5 {
+        let (x, y) = ([rec("a1", "stt", i, 1, now)], [rec("b1", "tts", i, 1, now)]);
+        let forward = [cp("acme", "a1", &x[..], None), cp("beta", "b1", &y[..], None)];
+        let (x2, y2) = ([rec("a2", "stt", i, 1, now)], [rec("b2", "tts", i, 1, now)]);
+        let backward = [cp("beta", "b2", &y2[..], None), cp("acme", "a2", &x2[..], None)];
+        let (f, b) = tokio::join!(s.settle_checkpoints(&forward), s.settle_checkpoints(&backward));
+        assert_eq!((f.unwrap().len(), b.unwrap().len()), (2, 2));
+    }
+    assert_eq!(org_of(s, "beta").await.credits_used_micros, 40);
+}
+
 pub(super) async fn settle_period_rollover(s: &dyn Store) {
     s.upsert_plan(&plan("tiny", 100)).await.unwrap();
     let last_month = OrgRow {
@@ -679,6 +742,7 @@ on_both_backends!(
     sessions_listed_per_org,
     simultaneous_holds_never_exceed_the_funds,
     funds_are_one_read_of_balances_plan_and_holds,
+    checkpoints_commit_together_with_their_funds_checks,
     transcripts_keep_order_and_ignore_replays,
     a_lost_nodes_sessions_close_at_their_last_checkpoint,
 );
