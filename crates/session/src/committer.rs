@@ -28,11 +28,11 @@ const QUEUE: usize = 4096;
 
 /// One call's checkpoint, owned, on its way to the writer.
 struct Job {
-    pub payer_org_id: String,
-    pub session_id: String,
-    pub records: Vec<UsageRecord>,
-    pub lines: Vec<TranscriptLine>,
-    pub funds: Option<FundsCheck>,
+    payer_org_id: String,
+    session_id: String,
+    records: Vec<UsageRecord>,
+    lines: Vec<TranscriptLine>,
+    funds: Option<FundsCheck>,
     reply: oneshot::Sender<Result<Settled, StoreError>>,
 }
 
@@ -248,6 +248,25 @@ mod tests {
         assert!(store.usage_for_session("bad").await.unwrap().is_empty());
         assert_eq!(store.held("acme", None).await.unwrap(), 30, "c1–c3 hold; c4's check found too little");
         drop(store);
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+    }
+
+    /// A call whose checkpoint the store refuses still gets its funds checked and its hold
+    /// extended (in a transaction of their own), and keeps the refused record for next time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_checkpoint_still_runs_its_funds_check() {
+        let (store, path) = store(1_000).await;
+        let mut settler =
+            crate::meter::Settler::new("acme", "bad", store.clone(), Some(Committer::spawn(store.clone())));
+        let check = FundsCheck { reserve_micros: 1, hold_micros: 10 };
+        assert_eq!(settler.settle(vec![rec("bad", 100)], Some(check)).await, FundsVerdict::Held);
+        assert_eq!((settler.unsaved(), settler.written().len()), (1, 0));
+        assert_eq!(store.held("acme", None).await.unwrap(), 10);
+        let too_much = FundsCheck { reserve_micros: 5_000, hold_micros: 10 };
+        assert_eq!(settler.settle(vec![], Some(too_much)).await, FundsVerdict::Low { available_micros: 1_000 });
+        drop((settler, store));
         for ext in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
         }

@@ -365,19 +365,23 @@ impl Settler {
         Ok(settled.into_iter().next().unwrap_or(Settled { records: Vec::new(), funds: FundsVerdict::Unchecked }))
     }
 
-    /// The funds check on its own, when the checkpoint it came with failed.
+    /// The funds check on its own, when the checkpoint it came with failed: a checkpoint with
+    /// nothing else in it, so it is the same check in its own transaction.
     async fn check_funds_alone(&self, check: FundsCheck) -> FundsVerdict {
-        let session = Some(self.session_id.as_str());
-        let Ok(funds) = billing::store::load_funds(self.store.as_ref(), &self.payer_org_id, session).await else {
-            return FundsVerdict::Unchecked;
+        let cp = Checkpoint {
+            payer_org_id: &self.payer_org_id,
+            session_id: &self.session_id,
+            records: &[],
+            lines: &[],
+            funds: Some(check),
         };
-        if funds.available() < check.reserve_micros {
-            return FundsVerdict::Low { available_micros: funds.available() };
+        match self.store.settle_checkpoints(std::slice::from_ref(&cp)).await {
+            Ok(settled) => settled.first().map_or(FundsVerdict::Unchecked, |s| s.funds),
+            Err(e) => {
+                tracing::warn!(code = e.code(), "funds check failed; the hold is not extended");
+                FundsVerdict::Unchecked
+            }
         }
-        if let Err(e) = self.store.put_hold(&self.session_id, &self.payer_org_id, check.hold_micros).await {
-            tracing::warn!(error = %e, "cannot extend the session's hold");
-        }
-        FundsVerdict::Held
     }
 
     async fn settle_one_by_one(&mut self) {

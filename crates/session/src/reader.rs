@@ -21,8 +21,8 @@ const MAX_BAD_MESSAGES: u32 = 50;
 /// Caller audio goes to STT in packets of this many ms (five gateway frames): a fifth of the
 /// channel sends, socket writes and wake-ups of one packet per frame, at the top of the
 /// 20–100 ms providers recommend (60 ms packets made a third more `sendto` calls for the same
-/// answer and barge-in times: bench/README.md, session 15). At the end of an utterance, where a delay would delay the answer,
-/// frames go one by one instead ([`PAUSE_FRAMES`]).
+/// answer and barge-in times: bench/README.md, session 15). At the end of an utterance, where
+/// a delay would delay the answer, frames go one by one instead ([`PAUSE_FRAMES`]).
 const STT_BATCH_MS: u32 = 100;
 
 /// Once a pause in the caller's speech is this many frames long, and until [`ENDPOINT_TAIL`]

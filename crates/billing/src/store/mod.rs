@@ -198,8 +198,9 @@ pub trait Store: Send + Sync + 'static {
     async fn release_hold(&self, session_id: &str) -> Result<(), StoreError>;
     /// Sum of the payer's holds, leaving out one session's own.
     async fn held(&self, org_id: &str, except_session: Option<&str>) -> Result<i64, StoreError>;
-    /// What decides an org's funds, read in one statement (a running call checks them at every
-    /// checkpoint): its balances, its plan's allowance, and its holds but `except_session`'s.
+    /// What decides an org's funds, read in one statement (the one a checkpoint's funds check
+    /// runs in its transaction): its balances, its plan's allowance, and its holds but
+    /// `except_session`'s.
     async fn funds(&self, org_id: &str, except_session: Option<&str>) -> Result<Option<FundsRow>, StoreError>;
     /// Every credential of every org (for re-encryption after a master key rotation).
     async fn all_credentials(&self) -> Result<Vec<crate::org::StoredCredential>, StoreError>;
@@ -415,17 +416,6 @@ pub async fn load_context(
         slots,
         funds,
     })
-}
-
-/// The payer's funds, for the mid-call check: one read ([`Store::funds`]) instead of the whole
-/// org context.
-pub async fn load_funds(
-    store: &dyn Store,
-    payer_org_id: &str,
-    session: Option<&str>,
-) -> Result<crate::org::Funds, ContextError> {
-    let row = store.funds(payer_org_id, session).await?.ok_or(ContextError::NoOrg)?;
-    row.funds().ok_or_else(|| ContextError::NoPlan(row.plan_id.clone()))
 }
 
 impl FundsRow {
