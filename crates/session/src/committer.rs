@@ -6,14 +6,31 @@
 //!
 //! A batch that fails is retried checkpoint by checkpoint, so one bad checkpoint cannot hold
 //! back the others; each call's ledger task handles its own failure as before (one record at a
-//! time, retried at the next checkpoint).
+//! time, retried at the next checkpoint). A store that does not answer within [`STORE_WAIT`]
+//! fails the whole batch at once (retrying it piece by piece would only wait longer), and each
+//! call keeps its checkpoint for the next one.
 
 use crate::metrics as m;
 use billing::store::{Checkpoint, FundsCheck, Settled, Store, StoreError, TranscriptLine};
 use billing::UsageRecord;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// The longest any metering write waits for the store. One writer serves every call, so a store
+/// that never answers (a Postgres connection lost without a reset) would otherwise stop all
+/// metering for good; a commit normally takes milliseconds, and this is well above a stalled but
+/// working store's seconds. Every write here is idempotent, so what timed out is simply sent again.
+pub(crate) const STORE_WAIT: Duration = Duration::from_secs(20);
+
+/// `write`, or [`StoreError::TimedOut`] once `wait` has passed.
+pub(crate) async fn bounded<T>(
+    wait: Duration,
+    write: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(wait, write).await.unwrap_or(Err(StoreError::TimedOut(wait)))
+}
 
 /// How long the first checkpoint of a batch waits for others. Checkpoints come every few
 /// seconds per call, so this delays billing by nothing anyone sees, and at 200 calls (40
@@ -61,8 +78,13 @@ pub(crate) struct WriterGone;
 impl Committer {
     /// Start the writer on `store`; it runs until every handle is dropped.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
+        Self::spawn_waiting(store, STORE_WAIT)
+    }
+
+    /// [`Self::spawn`] with its own bound on each store write.
+    pub(crate) fn spawn_waiting(store: Arc<dyn Store>, wait: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, rx, wait));
         Self { tx }
     }
 
@@ -82,7 +104,7 @@ impl Committer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, wait: Duration) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let linger = tokio::time::sleep(LINGER);
@@ -94,15 +116,15 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
                 n = rx.recv_many(&mut jobs, room) => if n == 0 { break },
             }
         }
-        commit(store.as_ref(), &mut jobs).await;
+        commit(store.as_ref(), &mut jobs, wait).await;
     }
 }
 
 /// Commit `jobs` together, or one by one if that fails; answer each. (A job left unanswered
 /// sees [`WriterGone`] and writes its checkpoint itself.)
-async fn commit(store: &dyn Store, jobs: &mut Vec<Job>) {
+async fn commit(store: &dyn Store, jobs: &mut Vec<Job>, wait: Duration) {
     let batch: Vec<Checkpoint<'_>> = jobs.iter().map(Job::checkpoint).collect();
-    let together = store.settle_checkpoints(&batch).await;
+    let together = bounded(wait, store.settle_checkpoints(&batch)).await;
     drop(batch);
     match together {
         Ok(settled) => {
@@ -111,22 +133,49 @@ async fn commit(store: &dyn Store, jobs: &mut Vec<Job>) {
                 let _ = job.reply.send(Ok(s));
             }
         }
+        Err(StoreError::TimedOut(_)) => {
+            tracing::warn!(
+                code = "db_timeout",
+                checkpoints = jobs.len(),
+                "the store did not answer; checkpoints kept for later"
+            );
+            time_out_all(jobs, wait);
+        }
         Err(e) => {
             tracing::warn!(code = e.code(), checkpoints = jobs.len(), "batched checkpoint failed; one by one");
-            for job in jobs.drain(..) {
-                match store.settle_checkpoints(std::slice::from_ref(&job.checkpoint())).await {
-                    Ok(mut s) => {
-                        committed(s.len());
-                        if let Some(s) = s.pop() {
-                            let _ = job.reply.send(Ok(s));
-                        }
-                    }
-                    Err(e) => {
-                        let _ = job.reply.send(Err(e));
-                    }
+            one_by_one(store, jobs, wait).await;
+        }
+    }
+}
+
+async fn one_by_one(store: &dyn Store, jobs: &mut Vec<Job>, wait: Duration) {
+    let mut left = std::mem::take(jobs).into_iter();
+    while let Some(job) = left.next() {
+        match bounded(wait, store.settle_checkpoints(std::slice::from_ref(&job.checkpoint()))).await {
+            Ok(mut s) => {
+                committed(s.len());
+                if let Some(s) = s.pop() {
+                    let _ = job.reply.send(Ok(s));
                 }
             }
+            Err(StoreError::TimedOut(_)) => {
+                let mut rest: Vec<Job> = left.collect();
+                rest.push(job);
+                time_out_all(&mut rest, wait);
+                return;
+            }
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+            }
         }
+    }
+}
+
+/// Fail every job left with the store's timeout: it is not answering, so each call keeps its
+/// checkpoint for its next one.
+fn time_out_all(jobs: &mut Vec<Job>, wait: Duration) {
+    for job in jobs.drain(..) {
+        let _ = job.reply.send(Err(StoreError::TimedOut(wait)));
     }
 }
 
@@ -270,5 +319,71 @@ mod tests {
         for ext in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
         }
+    }
+
+    fn remove_db(path: &std::path::Path) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+    }
+
+    /// Another connection's exclusive transaction on the SQLite file: to the writer, a store
+    /// that does not answer (it waits its 5 s busy timeout, past the tests' short bound).
+    async fn lock(path: &std::path::Path) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE").execute(&mut c).await.unwrap();
+        c
+    }
+
+    async fn unlock(mut c: sqlx::SqliteConnection) {
+        sqlx::query("COMMIT").execute(&mut c).await.unwrap();
+    }
+
+    const SHORT: Duration = Duration::from_millis(300);
+
+    /// A store that does not answer costs the call nothing but time: the checkpoint comes back
+    /// within the bound, unchecked, and is kept; once the store answers again, the next
+    /// checkpoint writes it, and the wallet is charged once for each record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_does_not_answer_keeps_the_checkpoint_for_the_next_one() {
+        let (store, path) = store(1_000).await;
+        let committer = Committer::spawn_waiting(store.clone(), SHORT);
+        let mut settler = crate::meter::Settler::new("acme", "c1", store.clone(), Some(committer)).waiting(SHORT);
+        let held = lock(&path).await;
+        let check = FundsCheck { reserve_micros: 1, hold_micros: 10 };
+        let first = tokio::time::timeout(Duration::from_secs(4), settler.settle(vec![rec("c1", 100)], Some(check)))
+            .await
+            .expect("the settle is bounded");
+        assert_eq!(first, FundsVerdict::Unchecked);
+        assert_eq!((settler.unsaved(), settler.written().len()), (1, 0));
+        unlock(held).await;
+        let second = UsageRecord { seq: 1, ..rec("c1", 100) };
+        assert_eq!(settler.settle(vec![second], Some(check)).await, FundsVerdict::Held);
+        assert_eq!((settler.unsaved(), settler.written().len()), (0, 2));
+        assert_eq!(store.usage_for_session("c1").await.unwrap().len(), 2);
+        assert_eq!(store.org("acme").await.unwrap().unwrap().wallet_micros, 800, "each record charged once");
+        drop((settler, store));
+        remove_db(&path);
+    }
+
+    /// A call that ends while the store does not answer: its ledger task keeps trying, and the
+    /// end of the session gets the last records once the store takes them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_records_are_written_once_the_store_answers_again() {
+        let (store, path) = store(1_000).await;
+        let committer = Committer::spawn_waiting(store.clone(), SHORT);
+        let held = lock(&path).await;
+        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false);
+        let closing = tokio::spawn(ledger.close(vec![rec("c1", 100)]));
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(store.usage_for_session("c1").await.unwrap().is_empty(), "the store was not answering");
+        unlock(held).await;
+        let written = closing.await.unwrap();
+        assert_eq!(written.len(), 1, "the close reports the record written after the store came back");
+        assert_eq!(store.usage_for_session("c1").await.unwrap().len(), 1);
+        assert_eq!(store.org("acme").await.unwrap().unwrap().wallet_micros, 900);
+        drop(store);
+        remove_db(&path);
     }
 }

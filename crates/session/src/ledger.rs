@@ -46,6 +46,20 @@ pub(crate) struct Ledger {
 /// what it has (the task goes on writing in the background).
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
+/// After the call, the pauses before each new try to write what the store did not take (about
+/// four minutes in all: longer than a Postgres failover). Then the task gives up and logs what
+/// it could not write, so the loss is seen rather than silent.
+const CLOSE_RETRIES: [Duration; 8] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(120),
+];
+
 impl Ledger {
     pub(crate) fn spawn(
         session_id: &str,
@@ -57,6 +71,7 @@ impl Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
         let (low_tx, low_funds) = mpsc::channel(1);
         let task = Task {
+            session_id: session_id.to_string(),
             payer_org_id: payer_org_id.to_string(),
             settler: Settler::new(payer_org_id, session_id, store, Some(committer)),
             low: low_tx,
@@ -106,6 +121,7 @@ impl Ledger {
 }
 
 struct Task {
+    session_id: String,
     payer_org_id: String,
     settler: Settler,
     low: mpsc::Sender<i64>,
@@ -144,9 +160,32 @@ impl Task {
                 let _ = self.low.try_send(available_micros);
             }
             if let Some(reply) = got.close {
+                self.finish().await;
                 let _ = reply.send(self.settler.into_written());
                 return;
             }
+        }
+    }
+
+    /// Try again, now and then, to write what the store has not taken yet.
+    async fn finish(&mut self) {
+        for pause in CLOSE_RETRIES {
+            if !self.settler.pending() {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            self.settler.settle(Vec::new(), None).await;
+        }
+        if self.settler.pending() {
+            let (records, amount_micros, lines) = self.settler.pending_summary();
+            tracing::error!(
+                session = %self.session_id,
+                org = %self.payer_org_id,
+                records,
+                amount_micros,
+                lines,
+                "the store did not take the call's last usage records; they are not billed"
+            );
         }
     }
 

@@ -2,11 +2,12 @@
 //! snapshot into idempotent delta records at every checkpoint. Pricing is in memory; the
 //! [`Settler`] writes the records (from the session's ledger task, or inline for one API request).
 
-use crate::committer::Committer;
+use crate::committer::{bounded, Committer, STORE_WAIT};
 use billing::pricing::delta_amount;
 use billing::store::{Checkpoint, FundsCheck, FundsVerdict, Settled, Store, StoreError, TranscriptLine};
 use billing::{BilledTo, BillingError, MicroUsd, Rate, RateUnit, Service, SessionPlan, UsageRecord};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LineId {
@@ -59,7 +60,8 @@ pub(crate) struct Meter {
 /// and the funds check) to the store and keeps what it wrote. One transaction per checkpoint
 /// (a call's goes through the server's [`Committer`], with other calls'); if it fails, each
 /// record is tried on its own so one bad record cannot hold back the rest; what still fails is
-/// retried with the next batch (records and lines are idempotent by key).
+/// retried with the next batch (records and lines are idempotent by key). Every write is bounded
+/// by [`STORE_WAIT`]: a store that does not answer keeps the whole checkpoint for the next one.
 pub(crate) struct Settler {
     payer_org_id: String,
     store: Arc<dyn Store>,
@@ -73,6 +75,8 @@ pub(crate) struct Settler {
     lines: Vec<TranscriptLine>,
     /// Everything written, in order.
     written: Vec<UsageRecord>,
+    /// The bound on each store write.
+    wait: Duration,
 }
 
 /// A metered line of a provider service, priced from the plan's snapshot.
@@ -309,7 +313,15 @@ impl Settler {
             unsaved: Vec::new(),
             lines: Vec::new(),
             written: Vec::new(),
+            wait: STORE_WAIT,
         }
+    }
+
+    /// The same settler with its own bound on each store write.
+    #[cfg(test)]
+    pub(crate) fn waiting(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
     }
 
     /// Keep a transcript line; it is written with the next [`Self::settle`].
@@ -330,6 +342,14 @@ impl Settler {
                 self.unsaved.clear();
                 self.lines.clear();
                 settled.funds
+            }
+            Err(StoreError::TimedOut(_)) => {
+                tracing::warn!(
+                    code = "db_timeout",
+                    records = self.unsaved.len(),
+                    "the store did not answer; the checkpoint is kept for the next one"
+                );
+                FundsVerdict::Unchecked
             }
             Err(e) => {
                 tracing::warn!(
@@ -361,7 +381,7 @@ impl Settler {
                 return result;
             }
         }
-        let settled = self.store.settle_checkpoints(std::slice::from_ref(&cp)).await?;
+        let settled = bounded(self.wait, self.store.settle_checkpoints(std::slice::from_ref(&cp))).await?;
         Ok(settled.into_iter().next().unwrap_or(Settled { records: Vec::new(), funds: FundsVerdict::Unchecked }))
     }
 
@@ -375,7 +395,7 @@ impl Settler {
             lines: &[],
             funds: Some(check),
         };
-        match self.store.settle_checkpoints(std::slice::from_ref(&cp)).await {
+        match bounded(self.wait, self.store.settle_checkpoints(std::slice::from_ref(&cp))).await {
             Ok(settled) => settled.first().map_or(FundsVerdict::Unchecked, |s| s.funds),
             Err(e) => {
                 tracing::warn!(code = e.code(), "funds check failed; the hold is not extended");
@@ -384,26 +404,49 @@ impl Settler {
         }
     }
 
+    /// Each record and line on its own; what fails is kept for the next checkpoint, and once
+    /// the store stops answering, everything left is.
     async fn settle_one_by_one(&mut self) {
         let mut still = Vec::new();
-        for rec in self.unsaved.drain(..) {
-            match self.store.settle(&self.payer_org_id, &rec).await {
+        let mut answering = true;
+        for rec in std::mem::take(&mut self.unsaved) {
+            if !answering {
+                still.push(rec);
+                continue;
+            }
+            match bounded(self.wait, self.store.settle(&self.payer_org_id, &rec)).await {
                 Ok(recs) => self.written.extend(recs),
                 Err(e) => {
                     tracing::warn!(code = e.code(), key = %rec.key(), "usage record not settled; will retry");
+                    answering = !matches!(e, StoreError::TimedOut(_));
                     still.push(rec);
                 }
             }
         }
         self.unsaved = still;
         let mut kept = Vec::new();
-        for line in self.lines.drain(..) {
-            if let Err(e) = self.store.append_transcript(&self.session_id, &line).await {
+        for line in std::mem::take(&mut self.lines) {
+            if !answering {
+                kept.push(line);
+                continue;
+            }
+            if let Err(e) = bounded(self.wait, self.store.append_transcript(&self.session_id, &line)).await {
                 tracing::warn!(code = e.code(), seq = line.seq, "transcript line not kept; will retry");
+                answering = !matches!(e, StoreError::TimedOut(_));
                 kept.push(line);
             }
         }
         self.lines = kept;
+    }
+
+    /// Whether anything is still waiting for the store.
+    pub(crate) fn pending(&self) -> bool {
+        !self.unsaved.is_empty() || !self.lines.is_empty()
+    }
+
+    /// What is still waiting: records, their amount in µUSD, transcript lines.
+    pub(crate) fn pending_summary(&self) -> (usize, i64, usize) {
+        (self.unsaved.len(), total(&self.unsaved).0, self.lines.len())
     }
 
     pub(crate) fn written(&self) -> &[UsageRecord] {

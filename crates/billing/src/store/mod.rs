@@ -68,6 +68,10 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("PostgreSQL at {addr} is unreachable: {cause}")]
     Unreachable { addr: String, cause: String },
+    /// A caller's own bound on the wait ran out: the store may still do the work (the writes
+    /// this crate makes are idempotent, so doing them again is safe).
+    #[error("the store did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 impl StoreError {
@@ -78,6 +82,7 @@ impl StoreError {
             Self::Corrupt(_) => "db_corrupt",
             Self::UnsupportedUrl => "db_unsupported_url",
             Self::Unreachable { .. } => "db_unreachable",
+            Self::TimedOut(_) => "db_timeout",
         }
     }
 }
