@@ -73,6 +73,9 @@ pub(crate) struct Writer {
     sink_ok: bool,
     /// Messages fed to the sink since the last flush.
     unflushed: bool,
+    /// Audio frames fed since the last flush: counted once per socket write, not per frame (the
+    /// counter is one atomic shared by every call).
+    frames_fed: u64,
     frames_out: metrics::Counter,
     close: Option<(u16, String)>,
 }
@@ -99,6 +102,7 @@ impl Writer {
             events,
             sink_ok: true,
             unflushed: false,
+            frames_fed: 0,
             frames_out: metrics::counter!(crate::metrics::FRAMES, "direction" => "out", "gateway" => gateway),
             close: None,
         }
@@ -137,6 +141,7 @@ impl Writer {
             self.sink_ok = false;
         }
         self.unflushed = false;
+        self.frames_out.increment(std::mem::take(&mut self.frames_fed));
     }
 
     /// Run until the command channel closes (session over). Then closes the socket.
@@ -276,6 +281,6 @@ impl Writer {
         self.cur_sent += self.frame_len as u64;
         let msg = self.enc.encode_audio(&self.frame);
         self.feed(msg).await;
-        self.frames_out.increment(1);
+        self.frames_fed += 1;
     }
 }

@@ -142,6 +142,9 @@ pub(crate) struct Reader {
     began: Instant,
     last_media: Instant,
     received: u64,
+    /// Frames taken since the counter was last added to: it is one atomic shared by every
+    /// call, so it is added to once per STT packet (and at the end), not once per frame.
+    frames_taken: u64,
     frames_in: metrics::Counter,
     dropped: metrics::Counter,
     ahead: metrics::Counter,
@@ -179,6 +182,7 @@ impl Reader {
             began,
             last_media: Instant::now(),
             received: 0,
+            frames_taken: 0,
             frames_in: metrics::counter!(m::FRAMES, "direction" => "in", "gateway" => gateway),
             dropped: metrics::counter!(m::FRAMES_DROPPED, "queue" => "stt_in"),
             ahead: metrics::counter!(m::GATEWAY_FRAMES_DROPPED, "gateway" => gateway, "reason" => "ahead_of_clock"),
@@ -202,7 +206,12 @@ impl Reader {
         let mut idle_check = tokio::time::interval(Duration::from_secs(1));
         idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            // The caller's next message first: the other branches are polled only when there is
+            // none, not once more for every frame (the socket's cooperative budget still yields
+            // to them under a flood).
             let msg = tokio::select! {
+                biased;
+                m = stream.next() => m,
                 _ = &mut cancelled => return GatewayEnd::ProviderFailed,
                 _ = &mut max_call => return GatewayEnd::MaxDuration,
                 _ = idle_check.tick() => {
@@ -211,7 +220,6 @@ impl Reader {
                     }
                     continue;
                 }
-                m = stream.next() => m,
             };
             let msg = match msg {
                 Some(Ok(m)) => m,
@@ -279,7 +287,7 @@ impl Reader {
             return;
         }
         self.received += pcm.len() as u64;
-        self.frames_in.increment(1);
+        self.frames_taken += 1;
         self.detect_speech(pcm, arrived);
         self.feed_stt(pcm);
     }
@@ -323,6 +331,7 @@ impl Reader {
             return;
         }
         let batch = self.le.len() / 2;
+        self.frames_in.increment(std::mem::take(&mut self.frames_taken));
         if self.links.stt_switch.has_changed().unwrap_or(false) {
             // STT failed over: audio goes to the fallback's stream from here on.
             self.stt_audio = self.links.stt_switch.borrow_and_update().clone();
@@ -335,6 +344,12 @@ impl Reader {
             }
             Err(_) => self.dropped.increment(1),
         }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.frames_in.increment(self.frames_taken);
     }
 }
 
