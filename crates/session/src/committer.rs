@@ -386,4 +386,51 @@ mod tests {
         drop(store);
         remove_db(&path);
     }
+
+    /// A `tracing` writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A session gone without closing while the store was not answering: its ledger task ends,
+    /// and the record it could not write is logged at `error` with its amount, not lost silently.
+    #[tokio::test]
+    async fn records_the_store_never_took_are_logged_not_dropped() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (store, path) = store(1_000).await;
+        let held = lock(&path).await;
+        let committer = Committer::spawn_waiting(store.clone(), SHORT);
+        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false);
+        ledger.settle(vec![rec("c1", 250)]);
+        tokio::time::sleep(SHORT * 2).await;
+        drop(ledger);
+        let logged = || String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+        for _ in 0..50 {
+            if logged().contains("not billed") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let line = logged().lines().find(|l| l.contains("not billed")).map(str::to_string);
+        let line = line.unwrap_or_else(|| panic!("no error logged:\n{}", logged()));
+        assert!(line.contains("ERROR"), "{line}");
+        for field in ["session=c1", "org=acme", "records=1", "amount_micros=250"] {
+            assert!(line.contains(field), "{field} in {line}");
+        }
+        unlock(held).await;
+        drop(store);
+        remove_db(&path);
+    }
 }

@@ -128,6 +128,24 @@ struct Task {
     transcript_seq: i64,
 }
 
+/// However the task ends (retries spent, the session gone without closing, the server
+/// stopping), what the store never took is logged, never dropped silently.
+impl Drop for Task {
+    fn drop(&mut self) {
+        if self.settler.pending() {
+            let (records, amount_micros, lines) = self.settler.pending_summary();
+            tracing::error!(
+                session = %self.session_id,
+                org = %self.payer_org_id,
+                records,
+                amount_micros,
+                lines,
+                "the store did not take the call's last usage records; they are not billed"
+            );
+        }
+    }
+}
+
 /// What the task took from its queue in one go, to write as one checkpoint.
 #[derive(Default)]
 struct Gathered {
@@ -161,7 +179,7 @@ impl Task {
             }
             if let Some(reply) = got.close {
                 self.finish().await;
-                let _ = reply.send(self.settler.into_written());
+                let _ = reply.send(self.settler.take_written());
                 return;
             }
         }
@@ -175,17 +193,6 @@ impl Task {
             }
             tokio::time::sleep(pause).await;
             self.settler.settle(Vec::new(), None).await;
-        }
-        if self.settler.pending() {
-            let (records, amount_micros, lines) = self.settler.pending_summary();
-            tracing::error!(
-                session = %self.session_id,
-                org = %self.payer_org_id,
-                records,
-                amount_micros,
-                lines,
-                "the store did not take the call's last usage records; they are not billed"
-            );
         }
     }
 

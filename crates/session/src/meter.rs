@@ -453,8 +453,9 @@ impl Settler {
         &self.written
     }
 
-    pub(crate) fn into_written(self) -> Vec<UsageRecord> {
-        self.written
+    /// Everything written so far, leaving the settler empty-handed.
+    pub(crate) fn take_written(&mut self) -> Vec<UsageRecord> {
+        std::mem::take(&mut self.written)
     }
 
     /// Records the store has refused so far.
