@@ -297,9 +297,7 @@ mod tests {
         assert!(store.usage_for_session("bad").await.unwrap().is_empty());
         assert_eq!(store.held("acme", None).await.unwrap(), 30, "c1–c3 hold; c4's check found too little");
         drop(store);
-        for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
-        }
+        remove_db(&path);
     }
 
     /// A call whose checkpoint the store refuses still gets its funds checked and its hold
@@ -316,9 +314,7 @@ mod tests {
         let too_much = FundsCheck { reserve_micros: 5_000, hold_micros: 10 };
         assert_eq!(settler.settle(vec![], Some(too_much)).await, FundsVerdict::Low { available_micros: 1_000 });
         drop((settler, store));
-        for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
-        }
+        remove_db(&path);
     }
 
     fn remove_db(path: &std::path::Path) {

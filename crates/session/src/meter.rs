@@ -407,36 +407,31 @@ impl Settler {
     /// Each record and line on its own; what fails is kept for the next checkpoint, and once
     /// the store stops answering, everything left is.
     async fn settle_one_by_one(&mut self) {
-        let mut still = Vec::new();
-        let mut answering = true;
-        for rec in std::mem::take(&mut self.unsaved) {
-            if !answering {
-                still.push(rec);
-                continue;
-            }
+        let mut recs = std::mem::take(&mut self.unsaved).into_iter();
+        while let Some(rec) = recs.next() {
             match bounded(self.wait, self.store.settle(&self.payer_org_id, &rec)).await {
-                Ok(recs) => self.written.extend(recs),
+                Ok(written) => self.written.extend(written),
                 Err(e) => {
                     tracing::warn!(code = e.code(), key = %rec.key(), "usage record not settled; will retry");
-                    answering = !matches!(e, StoreError::TimedOut(_));
-                    still.push(rec);
+                    self.unsaved.push(rec);
+                    if matches!(e, StoreError::TimedOut(_)) {
+                        self.unsaved.extend(recs);
+                        return;
+                    }
                 }
             }
         }
-        self.unsaved = still;
-        let mut kept = Vec::new();
-        for line in std::mem::take(&mut self.lines) {
-            if !answering {
-                kept.push(line);
-                continue;
-            }
+        let mut lines = std::mem::take(&mut self.lines).into_iter();
+        while let Some(line) = lines.next() {
             if let Err(e) = bounded(self.wait, self.store.append_transcript(&self.session_id, &line)).await {
                 tracing::warn!(code = e.code(), seq = line.seq, "transcript line not kept; will retry");
-                answering = !matches!(e, StoreError::TimedOut(_));
-                kept.push(line);
+                self.lines.push(line);
+                if matches!(e, StoreError::TimedOut(_)) {
+                    self.lines.extend(lines);
+                    return;
+                }
             }
         }
-        self.lines = kept;
     }
 
     /// Whether anything is still waiting for the store.

@@ -83,7 +83,6 @@ async fn begin_settle<'p>(pool: &'p Pool, payers: &[&str]) -> Result<sqlx::Trans
     let mut tx = pool.begin().await?;
     // Locked in id order, so two batches sharing payers (on any node) wait for one another
     // instead of deadlocking.
-    let payers: Vec<String> = payers.iter().map(|p| p.to_string()).collect();
     sqlx::query("SELECT 1 FROM orgs WHERE id = ANY($1) ORDER BY id FOR UPDATE").bind(payers).execute(&mut *tx).await?;
     Ok(tx)
 }
