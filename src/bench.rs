@@ -66,7 +66,14 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
     let sim = Proc(sim);
     let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let mut server = Command::new(&exe);
+    let mut server = match args.server_wrapper.as_deref().map(str::split_whitespace) {
+        Some(mut words) => {
+            let mut c = Command::new(words.next().context("--server-wrapper is empty")?);
+            c.args(words).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
     server
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])

@@ -372,4 +372,9 @@ pub struct BenchArgs {
     /// platform's key; the default agent's ElevenLabs when unset.
     #[arg(long, value_name = "PROVIDER/MODEL[/VOICE]")]
     pub tts: Option<String>,
+    /// Run the server the bench starts under this command (words split on spaces), e.g.
+    /// `valgrind --tool=callgrind --instr-atstart=no`: instruction counts do not vary with the
+    /// machine's noise the way CPU seconds do (`bench/callgrind.sh`).
+    #[arg(long, value_name = "COMMAND")]
+    pub server_wrapper: Option<String>,
 }

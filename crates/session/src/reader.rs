@@ -323,10 +323,9 @@ impl Reader {
             tracing::warn!(error = %e, "input resampling failed");
             return;
         }
-        self.le.reserve(self.up.len() * 2);
-        for s in &self.up {
-            self.le.extend_from_slice(&s.to_le_bytes());
-        }
+        let at = self.le.len();
+        self.le.resize(at + self.up.len() * 2, 0);
+        media::l16::write_le(&self.up, &mut self.le[at..]);
         if self.le.len() / 2 < self.stt_batch_samples && self.unbatched == 0 {
             return;
         }

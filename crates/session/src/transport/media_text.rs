@@ -20,7 +20,6 @@ impl MediaText {
     }
 
     pub(crate) fn message(&mut self, prefix: &str, raw: &[u8], suffix: &str) -> Message {
-        use base64::Engine;
         let b64_len = raw.len().div_ceil(3) * 4;
         // When the room runs out, this takes the whole buffer back if the messages cut from it
         // have been written and dropped (they are, one wake-up later), and allocates only if not.
@@ -28,8 +27,9 @@ impl MediaText {
         self.buf.extend_from_slice(prefix.as_bytes());
         let start = self.buf.len();
         self.buf.resize(start + b64_len, 0);
-        let written = base64::engine::general_purpose::STANDARD.encode_slice(raw, &mut self.buf[start..]);
-        self.buf.truncate(start + written.unwrap_or(0));
+        let out = base64_simd::Out::from_slice(&mut self.buf[start..]);
+        let written = base64_simd::STANDARD.encode(raw, out).len();
+        self.buf.truncate(start + written);
         self.buf.extend_from_slice(suffix.as_bytes());
         match Utf8Bytes::try_from(self.buf.split().freeze()) {
             Ok(text) => Message::Text(text),

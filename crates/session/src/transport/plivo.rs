@@ -7,13 +7,10 @@
 use super::lenient;
 use super::{Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
 use axum::extract::ws::Message;
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Audio {
@@ -210,7 +207,9 @@ impl WireCodec for PlivoCodec {
                     return Ok(Inbound::Ignore);
                 }
                 self.b64_buf.clear();
-                B64.decode_vec(media.payload.as_bytes(), &mut self.b64_buf).map_err(|_| TransportError::BadBase64)?;
+                base64_simd::STANDARD
+                    .decode_append(media.payload.as_bytes(), &mut self.b64_buf)
+                    .map_err(|_| TransportError::BadBase64)?;
                 match self.audio {
                     Audio::Mulaw => media::g711::decode_ulaw_into(&self.b64_buf, pcm),
                     Audio::L16 => media::l16::decode_le_into(&self.b64_buf, pcm)

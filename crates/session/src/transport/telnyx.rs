@@ -9,13 +9,10 @@
 use super::lenient;
 use super::{Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
 use axum::extract::ws::Message;
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// L16 rates Telnyx offers for bidirectional RTP.
 const L16_RATES: [u32; 5] = [8000, 16000, 22050, 24000, 48000];
@@ -212,7 +209,9 @@ impl WireCodec for TelnyxCodec {
                     return Ok(Inbound::Ignore);
                 }
                 self.b64_buf.clear();
-                B64.decode_vec(media.payload.as_bytes(), &mut self.b64_buf).map_err(|_| TransportError::BadBase64)?;
+                base64_simd::STANDARD
+                    .decode_append(media.payload.as_bytes(), &mut self.b64_buf)
+                    .map_err(|_| TransportError::BadBase64)?;
                 match self.audio {
                     Audio::Pcmu => media::g711::decode_ulaw_into(&self.b64_buf, pcm),
                     Audio::Pcma => media::g711::decode_alaw_into(&self.b64_buf, pcm),

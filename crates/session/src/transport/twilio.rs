@@ -3,7 +3,6 @@
 
 use super::{Inbound, StartInfo, TransportError, WireCodec, WireEncoder};
 use axum::extract::ws::Message;
-use base64::Engine;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -131,8 +130,8 @@ impl WireCodec for TwilioCodec {
                     return Ok(Inbound::Ignore);
                 }
                 self.b64_buf.clear();
-                base64::engine::general_purpose::STANDARD
-                    .decode_vec(media.payload.as_bytes(), &mut self.b64_buf)
+                base64_simd::STANDARD
+                    .decode_append(media.payload.as_bytes(), &mut self.b64_buf)
                     .map_err(|_| TransportError::BadBase64)?;
                 media::g711::decode_ulaw_into(&self.b64_buf, pcm);
                 Ok(Inbound::Audio)

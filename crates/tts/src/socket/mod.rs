@@ -5,7 +5,6 @@ pub(crate) mod pump;
 pub(crate) mod words;
 
 use crate::TtsError;
-use base64::Engine as _;
 use bytes::Bytes;
 use secrecy::SecretString;
 use std::time::Duration;
@@ -19,8 +18,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Base64 audio from a provider message (s16le, passed through untouched).
 pub(crate) fn b64_audio(b64: &str) -> Result<Bytes, TtsError> {
-    base64::engine::general_purpose::STANDARD
-        .decode(b64.as_bytes())
+    base64_simd::STANDARD
+        .decode_to_vec(b64.as_bytes())
         .map(Bytes::from)
         .map_err(|e| TtsError::Protocol(format!("audio is not base64: {e}")))
 }

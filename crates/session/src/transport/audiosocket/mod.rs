@@ -283,9 +283,8 @@ impl WireEncoder for AudioSocketEncoder {
         self.raw.clear();
         self.raw.push(self.kind);
         self.raw.extend_from_slice(&((n * 2) as u16).to_be_bytes());
-        for s in &frame[..n] {
-            self.raw.extend_from_slice(&s.to_le_bytes());
-        }
+        self.raw.resize(3 + n * 2, 0);
+        media::l16::write_le(&frame[..n], &mut self.raw[3..]);
         Message::Binary(Bytes::copy_from_slice(&self.raw))
     }
 
