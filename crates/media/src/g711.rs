@@ -24,10 +24,16 @@ pub fn ulaw_to_linear(code: u8) -> i16 {
 static ULAW_ENCODE: LazyLock<[u8; 1 << 14]> =
     LazyLock::new(|| std::array::from_fn(|i| audio_codec_algorithms::encode_ulaw(((i as i32 - 8192) << 2) as i16)));
 
+/// A sample's row in [`ULAW_ENCODE`]: its top 14 bits, offset to start at 0.
+#[inline]
+fn ulaw_row(sample: i16) -> usize {
+    ((sample >> 2) + 8192) as usize
+}
+
 /// Linear PCM16 → one µ-law byte.
 #[inline]
 pub fn linear_to_ulaw(sample: i16) -> u8 {
-    ULAW_ENCODE[((sample >> 2) + 8192) as usize]
+    ULAW_ENCODE[ulaw_row(sample)]
 }
 
 /// One A-law byte → linear PCM16.
@@ -51,7 +57,7 @@ pub fn decode_ulaw_into(codes: &[u8], out: &mut Vec<i16>) {
 pub fn encode_ulaw_into(samples: &[i16], out: &mut Vec<u8>) {
     let table = &*ULAW_ENCODE;
     out.clear();
-    out.extend(samples.iter().map(|&s| table[((s >> 2) + 8192) as usize]));
+    out.extend(samples.iter().map(|&s| table[ulaw_row(s)]));
 }
 
 /// A-law payload → samples, replacing the contents of `out`.
