@@ -60,3 +60,23 @@ fn bench_on_polly_answers_every_call() {
     assert!(r["frames"]["received"].as_u64().unwrap() > 0, "Polly's audio reached the caller: {r}");
     assert!(r["answer_ms"]["count"].as_u64().unwrap() >= 2, "{r}");
 }
+
+/// `--server-wrapper` starts the server through another command (a profiler; here `env`, which
+/// execs it in place): the calls are served and the server's memory is read from the wrapper's
+/// process, which is the server (a few MB for `env` alone, tens for the server). A wrapper that
+/// cannot start fails the bench with its error.
+#[test]
+fn bench_runs_its_server_under_a_wrapper_command() {
+    let (r, _) = bench("wrapped", &["--calls", "1", "--duration", "5", "--ramp", "0", "--server-wrapper", "env"]);
+    assert_eq!(r["calls_held"], 1, "{r}");
+    assert!(r["frames"]["received"].as_u64().unwrap() > 0, "the wrapped server answered: {r}");
+    assert!(r["server"]["rss_peak_kb"].as_u64().unwrap() > 10_000, "RSS read from the wrapped server: {r}");
+    let out = std::process::Command::new(util::bin())
+        .current_dir(util::root())
+        .args(["bench", "--calls", "1", "--duration", "1", "--server-wrapper", "/nonexistent/profiler"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("starting switchboard serve"), "{err}");
+}
