@@ -32,8 +32,12 @@ pub fn encode_le_into(src: &[i16], out: &mut Vec<u8>) {
 /// pass the compiler vectorises (appending sample by sample checks capacity for each: it was
 /// the caller reader's largest own cost per frame).
 pub fn write_le(src: &[i16], dst: &mut [u8]) {
-    for (d, s) in dst.chunks_exact_mut(2).zip(src) {
-        d.copy_from_slice(&s.to_le_bytes());
+    write_with(src, dst, i16::to_le_bytes);
+}
+
+fn write_with(src: &[i16], dst: &mut [u8], to_bytes: impl Fn(i16) -> [u8; 2]) {
+    for (d, &s) in dst.chunks_exact_mut(2).zip(src) {
+        d.copy_from_slice(&to_bytes(s));
     }
 }
 
@@ -49,9 +53,7 @@ pub fn decode_be_into(src: &[u8], out: &mut Vec<i16>) -> Result<(), OddLength> {
 pub fn encode_be_into(src: &[i16], out: &mut Vec<u8>) {
     out.clear();
     out.resize(src.len() * 2, 0);
-    for (d, s) in out.chunks_exact_mut(2).zip(src) {
-        d.copy_from_slice(&s.to_be_bytes());
-    }
+    write_with(src, out, i16::to_be_bytes);
 }
 
 #[cfg(test)]
