@@ -44,14 +44,24 @@ impl Drop for Stack {
 
 const BENCH_KEY: &str = "bench-sim-key";
 
-fn first_line(child: &mut Child) -> anyhow::Result<String> {
+/// The first line a child prints (its address), or an error once `wait` has passed: a child that
+/// never prints (a wrapper that does not run the server) must not hang the bench. The rest of
+/// its output is drained so it never blocks on a full pipe.
+fn first_line(child: &mut Child, what: &str, wait: Duration) -> anyhow::Result<String> {
     let out = child.stdout.take().context("child stdout")?;
-    let mut r = BufReader::new(out);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    // Keep draining so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in r.lines() {});
-    Ok(line)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        let _ = tx.send(r.read_line(&mut line).map(|_| line));
+        for _ in r.lines() {}
+    });
+    match rx.recv_timeout(wait) {
+        Ok(Ok(line)) if !line.is_empty() => Ok(line),
+        Ok(Ok(_)) => bail!("{what} exited before printing its address"),
+        Ok(Err(e)) => Err(e).with_context(|| format!("reading {what}'s output")),
+        Err(_) => bail!("{what} printed no address within {} s (--start-timeout)", wait.as_secs()),
+    }
 }
 
 fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
@@ -61,9 +71,10 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
     for p in crate::sims::simulated_providers() {
         sim.arg("--key").arg(format!("{p}={}", crate::sims::key_for(p, BENCH_KEY)));
     }
-    let mut sim = sim.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().context("starting switchboard sim")?;
-    let urls: Value = serde_json::from_str(first_line(&mut sim)?.trim()).context("reading the simulators' URLs")?;
-    let sim = Proc(sim);
+    let wait = Duration::from_secs(args.start_timeout);
+    let mut sim = Proc(sim.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().context("starting switchboard sim")?);
+    let urls = first_line(&mut sim.0, "switchboard sim", wait)?;
+    let urls: Value = serde_json::from_str(urls.trim()).context("reading the simulators' URLs")?;
     let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut server = match args.server_wrapper.as_deref().map(str::split_whitespace) {
@@ -92,17 +103,15 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
         server.arg("--provider-url").arg(format!("{key}={url}"));
         server.env(crate::server::key_env(p), crate::sims::key_for(p, BENCH_KEY));
     }
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let mut server = server.stdout(Stdio::piped()).stderr(log).spawn().context("starting switchboard serve")?;
-    let line = first_line(&mut server)?;
+    let log = dir.join("server.log");
+    let log_file = std::fs::File::create(&log)?;
+    let mut server =
+        Proc(server.stdout(Stdio::piped()).stderr(log_file).spawn().context("starting switchboard serve")?);
+    let line = first_line(&mut server.0, "switchboard serve", wait)
+        .map_err(|e| anyhow::anyhow!("{e:#} (its log: {})", log.display()))?;
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).context("server address")?.to_string();
-    eprintln!(
-        "bench: server {url} (pid {}), simulators in pid {}, log {}",
-        server.id(),
-        sim.0.id(),
-        dir.join("server.log").display()
-    );
-    Ok(Stack { _sim: sim, server: Proc(server), url, admin, dir })
+    eprintln!("bench: server {url} (pid {}), simulators in pid {}, log {}", server.0.id(), sim.0.id(), log.display());
+    Ok(Stack { _sim: sim, server, url, admin, dir })
 }
 
 /// utime + stime of a process, in clock ticks, from /proc.

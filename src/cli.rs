@@ -377,4 +377,8 @@ pub struct BenchArgs {
     /// machine's noise the way CPU seconds do (`bench/callgrind.sh`).
     #[arg(long, value_name = "COMMAND")]
     pub server_wrapper: Option<String>,
+    /// How long the simulators and the server may take to print their addresses (a server
+    /// under valgrind takes tens of seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub start_timeout: u64,
 }

@@ -79,4 +79,34 @@ fn bench_runs_its_server_under_a_wrapper_command() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("starting switchboard serve"), "{err}");
+    // A wrapper that starts but never runs the server: the bench gives up after
+    // --start-timeout with that error, and does not leave the wrapper running.
+    let dir = std::env::temp_dir().join(format!("bench-wrapper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("never-starts.sh");
+    let pid_file = dir.join("pid");
+    std::fs::write(&script, format!("#!/bin/sh\necho $$ > {}\nexec sleep 120\n", pid_file.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut child = std::process::Command::new(util::bin())
+        .current_dir(util::root())
+        .args(["bench", "--calls", "1", "--duration", "1", "--start-timeout", "2", "--server-wrapper"])
+        .arg(&script)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the bench hung on a server that never printed its address");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("switchboard serve printed no address within 2 s"), "{err}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(!std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(), "the wrapper was left running");
+    let _ = std::fs::remove_dir_all(&dir);
 }

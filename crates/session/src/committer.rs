@@ -8,7 +8,9 @@
 //! back the others; each call's ledger task handles its own failure as before (one record at a
 //! time, retried at the next checkpoint). A store that does not answer within [`STORE_WAIT`]
 //! fails the whole batch at once (retrying it piece by piece would only wait longer), and each
-//! call keeps its checkpoint for the next one.
+//! call keeps its checkpoint for the next one. The batch that timed out also halves the size of
+//! the next ([`BatchLimit`]): a store slow enough that a full batch takes longer than the wait,
+//! but not one checkpoint, still takes smaller batches instead of timing out on every one.
 
 use crate::metrics as m;
 use billing::store::{Checkpoint, FundsCheck, Settled, Store, StoreError, TranscriptLine};
@@ -104,25 +106,48 @@ impl Committer {
     }
 }
 
+/// How many checkpoints the next transaction may take: halved after a batch the store did not
+/// commit within its wait, and grown back by one after each batch it did (a timeout costs a whole
+/// wait, so the size creeps back up rather than doubling into the next one).
+struct BatchLimit(usize);
+
+impl BatchLimit {
+    fn after(&mut self, outcome: Outcome, batch: usize) {
+        self.0 = match outcome {
+            Outcome::TimedOut => (batch / 2).max(1),
+            Outcome::Answered => (self.0 + 1).min(MAX_BATCH),
+        };
+    }
+}
+
+/// Whether the store answered a batch (committing it, or refusing some of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Answered,
+    TimedOut,
+}
+
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, wait: Duration) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    let mut limit = BatchLimit(MAX_BATCH);
+    while rx.recv_many(&mut jobs, limit.0).await > 0 {
         let linger = tokio::time::sleep(LINGER);
         tokio::pin!(linger);
-        while jobs.len() < MAX_BATCH {
-            let room = MAX_BATCH - jobs.len();
+        while jobs.len() < limit.0 {
+            let room = limit.0 - jobs.len();
             tokio::select! {
                 () = &mut linger => break,
                 n = rx.recv_many(&mut jobs, room) => if n == 0 { break },
             }
         }
-        commit(store.as_ref(), &mut jobs, wait).await;
+        let batch = jobs.len();
+        limit.after(commit(store.as_ref(), &mut jobs, wait).await, batch);
     }
 }
 
 /// Commit `jobs` together, or one by one if that fails; answer each. (A job left unanswered
 /// sees [`WriterGone`] and writes its checkpoint itself.)
-async fn commit(store: &dyn Store, jobs: &mut Vec<Job>, wait: Duration) {
+async fn commit(store: &dyn Store, jobs: &mut Vec<Job>, wait: Duration) -> Outcome {
     let batch: Vec<Checkpoint<'_>> = jobs.iter().map(Job::checkpoint).collect();
     let together = bounded(wait, store.settle_checkpoints(&batch)).await;
     drop(batch);
@@ -132,23 +157,25 @@ async fn commit(store: &dyn Store, jobs: &mut Vec<Job>, wait: Duration) {
             for (job, s) in jobs.drain(..).zip(settled) {
                 let _ = job.reply.send(Ok(s));
             }
+            Outcome::Answered
         }
         Err(StoreError::TimedOut(_)) => {
             tracing::warn!(
                 code = "db_timeout",
                 checkpoints = jobs.len(),
-                "the store did not answer; checkpoints kept for later"
+                "the store did not answer; checkpoints kept for later, the next batch halved"
             );
             time_out_all(jobs, wait);
+            Outcome::TimedOut
         }
         Err(e) => {
             tracing::warn!(code = e.code(), checkpoints = jobs.len(), "batched checkpoint failed; one by one");
-            one_by_one(store, jobs, wait).await;
+            one_by_one(store, jobs, wait).await
         }
     }
 }
 
-async fn one_by_one(store: &dyn Store, jobs: &mut Vec<Job>, wait: Duration) {
+async fn one_by_one(store: &dyn Store, jobs: &mut Vec<Job>, wait: Duration) -> Outcome {
     let mut left = std::mem::take(jobs).into_iter();
     while let Some(job) = left.next() {
         match bounded(wait, store.settle_checkpoints(std::slice::from_ref(&job.checkpoint()))).await {
@@ -162,13 +189,14 @@ async fn one_by_one(store: &dyn Store, jobs: &mut Vec<Job>, wait: Duration) {
                 let mut rest: Vec<Job> = left.collect();
                 rest.push(job);
                 time_out_all(&mut rest, wait);
-                return;
+                return Outcome::TimedOut;
             }
             Err(e) => {
                 let _ = job.reply.send(Err(e));
             }
         }
     }
+    Outcome::Answered
 }
 
 /// Fail every job left with the store's timeout: it is not answering, so each call keeps its
@@ -379,6 +407,86 @@ mod tests {
         assert_eq!(written.len(), 1, "the close reports the record written after the store came back");
         assert_eq!(store.usage_for_session("c1").await.unwrap().len(), 1);
         assert_eq!(store.org("acme").await.unwrap().unwrap().wallet_micros, 900);
+        drop(store);
+        remove_db(&path);
+    }
+
+    /// Every usage record the store inserts first counts a three-way join of a `rows`-row table:
+    /// a store that takes time per record, as a loaded database does.
+    async fn slow_down(path: &std::path::Path, rows: usize) {
+        let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::query("CREATE TABLE slow (x INTEGER)").execute(&raw).await.unwrap();
+        for x in 0..rows {
+            sqlx::query("INSERT INTO slow VALUES (?)").bind(x as i64).execute(&raw).await.unwrap();
+        }
+        sqlx::query(
+            "CREATE TRIGGER slow_insert AFTER INSERT ON usage_records
+             BEGIN SELECT count(*) FROM slow a, slow b, slow c; END",
+        )
+        .execute(&raw)
+        .await
+        .unwrap();
+        raw.close().await;
+    }
+
+    /// A store too slow for a whole batch within the wait, though quick enough for a few
+    /// checkpoints: the writer halves its batches until they fit, and every call's checkpoint
+    /// is committed, each record charged once (a fixed batch size timed out on every try).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_too_slow_for_a_whole_batch_still_takes_smaller_ones() {
+        let (store, path) = store(100_000).await;
+        slow_down(&path, 150).await;
+        // One checkpoint's time on this machine, now: the wait is four of them.
+        let mut one = Duration::ZERO;
+        for i in 0..3 {
+            let probe = format!("probe-{i}");
+            let records = [rec(&probe, 10)];
+            let cp =
+                Checkpoint { payer_org_id: "acme", session_id: &probe, records: &records, lines: &[], funds: None };
+            let t = std::time::Instant::now();
+            store.settle_checkpoints(&[cp]).await.unwrap();
+            one = one.max(t.elapsed());
+        }
+        let wait = (one * 4).max(Duration::from_millis(200));
+        let committer = Committer::spawn_waiting(store.clone(), wait);
+        // Twelve waits' worth of checkpoints at once: the first batch cannot fit.
+        let calls: Vec<String> = (0..48).map(|i| format!("c{i}")).collect();
+        let timeouts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = calls
+            .iter()
+            .map(|id| {
+                let (committer, id, timeouts) = (committer.clone(), id.clone(), timeouts.clone());
+                tokio::spawn(async move {
+                    let records = [rec(&id, 10)];
+                    loop {
+                        let cp = Checkpoint {
+                            payer_org_id: "acme",
+                            session_id: &id,
+                            records: &records,
+                            lines: &[],
+                            funds: None,
+                        };
+                        match committer.commit(cp).await.expect("the writer answers") {
+                            Ok(_) => return,
+                            Err(StoreError::TimedOut(_)) => {
+                                timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            // The store is still busy with a batch that timed out: try again.
+                            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        }
+                    }
+                })
+            })
+            .collect();
+        let all = futures::future::join_all(tasks);
+        let done = tokio::time::timeout(Duration::from_secs(60), all).await;
+        assert!(done.is_ok(), "checkpoints never committed (wait {wait:?}, one checkpoint {one:?})");
+        assert!(timeouts.load(std::sync::atomic::Ordering::Relaxed) > 0, "the first batch should not fit the wait");
+        for id in &calls {
+            assert_eq!(store.usage_for_session(id).await.unwrap().len(), 1, "{id}");
+        }
+        let wallet = store.org("acme").await.unwrap().unwrap().wallet_micros;
+        assert_eq!(wallet, 100_000 - 10 * (48 + 3), "each record charged once");
         drop(store);
         remove_db(&path);
     }
