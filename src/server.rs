@@ -277,8 +277,8 @@ pub fn redact_password(url: &str) -> String {
 }
 
 /// Graceful drain: refuse new calls (`/healthz` 503), let live calls finish for up to
-/// `drain_for`, then ask the rest to say a closing line and hang up, and wait for every session
-/// to settle (final usage written, hold released).
+/// `drain_for`, then ask the rest to say a closing line and hang up, wait for every session
+/// to settle (final usage written, hold released), and then for usage the store had not taken.
 async fn drain_calls(drain: &session::drain::Drain, drain_for: Duration) {
     drain.begin();
     tracing::info!(
@@ -288,12 +288,35 @@ async fn drain_calls(drain: &session::drain::Drain, drain_for: Duration) {
     );
     if drain.wait_idle(drain_for).await {
         tracing::info!("drained: every call finished");
+    } else {
+        tracing::warn!(live = drain.live(), "drain time is up: ending the remaining calls with a closing line");
+        drain.end_calls();
+        if !drain.wait_idle(Duration::from_secs(30)).await {
+            tracing::error!(live = drain.live(), "calls still running after the closing line; exiting anyway");
+        }
+    }
+    write_usage(drain).await;
+}
+
+/// How long a stopping server waits, after its calls, for usage the store has not taken yet
+/// (a store that failed during the last calls, or is failing over).
+const WRITE_WAIT: Duration = Duration::from_secs(30);
+
+/// Wait for ended sessions' ledger tasks still trying to write their usage: exiting would drop
+/// what they hold (each task logs what it could not write).
+async fn write_usage(drain: &session::drain::Drain) {
+    let sessions = drain.unwritten();
+    if sessions == 0 {
         return;
     }
-    tracing::warn!(live = drain.live(), "drain time is up: ending the remaining calls with a closing line");
-    drain.end_calls();
-    if !drain.wait_idle(Duration::from_secs(30)).await {
-        tracing::error!(live = drain.live(), "calls still running after the closing line; exiting anyway");
+    tracing::warn!(sessions, wait_secs = WRITE_WAIT.as_secs(), "waiting for usage the store has not taken yet");
+    if drain.wait_written(WRITE_WAIT).await {
+        tracing::info!("every session's usage is written");
+    } else {
+        tracing::error!(
+            sessions = drain.unwritten(),
+            "usage still unwritten; exiting (each session logs what it loses)"
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! Graceful drain: SIGTERM stops new calls (`/healthz` 503), lets live calls finish, ends the
 //! rest with a closing line after `--drain-secs`, and exits 0 with every session closed, its
 //! usage written and its hold released. Checked in the Postgres store after the process exited.
+//! Usage the store had not taken when the calls ended is waited for, not dropped at exit.
 
 mod util;
 
@@ -73,4 +74,42 @@ fn calls_still_running_when_the_drain_ends_hear_a_closing_line() {
         "closed|server_shutdown"
     );
     assert_eq!(pg.query("SELECT COUNT(*) FROM holds").trim(), "0");
+}
+
+/// A store that refused a call's usage until after SIGTERM: the server, with no call left, waits
+/// for the session's ledger to write it (trying again at once, then every 2 s, instead of its
+/// minutes-long pauses), and exits once it is written. Exiting at once lost it (logged only).
+#[test]
+fn usage_the_store_refused_until_sigterm_is_written_before_the_server_exits() {
+    let pg = PgDb::create();
+    let mut server = sandbox_on(&pg, "60");
+    pg.query(
+        "CREATE TABLE store_down (x INT); INSERT INTO store_down VALUES (1);
+         CREATE FUNCTION refuse_usage() RETURNS trigger AS $$
+           BEGIN IF EXISTS (SELECT 1 FROM store_down) THEN RAISE EXCEPTION 'store down'; END IF; RETURN NEW; END
+         $$ LANGUAGE plpgsql;
+         CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_records FOR EACH ROW EXECUTE FUNCTION refuse_usage();",
+    );
+    let out = call(&server.url, &asset("simple.wav"), &[]);
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let sid = out.call_sid();
+    let stored = |pg: &PgDb| -> i64 {
+        let sql = format!(
+            "SELECT COUNT(*) FROM usage_records u JOIN sessions s USING (session_id) WHERE s.call_sid = '{sid}'"
+        );
+        pg.query(&sql).trim().parse().unwrap()
+    };
+    assert_eq!(stored(&pg), 0, "the store refused the call's usage");
+
+    server.terminate();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(server.wait_exit(Duration::from_millis(100)).is_none(), "the server waits for the unwritten usage");
+    assert!(server.log_text().contains("waiting for usage the store has not taken yet"), "{}", server.log_text());
+    pg.query("DELETE FROM store_down");
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the server exits once the usage is written");
+    assert!(status.success(), "{status:?}");
+    assert!(stored(&pg) >= 3, "the call's STT, LLM and TTS usage written: {}", stored(&pg));
+    let log = server.log_text();
+    assert!(log.contains("every session's usage is written"), "{log}");
+    assert!(!log.contains("not billed"), "{log}");
 }

@@ -398,7 +398,7 @@ mod tests {
         let (store, path) = store(1_000).await;
         let committer = Committer::spawn_waiting(store.clone(), SHORT);
         let held = lock(&path).await;
-        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false);
+        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false, None);
         let closing = tokio::spawn(ledger.close(vec![rec("c1", 100)]));
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         assert!(store.usage_for_session("c1").await.unwrap().is_empty(), "the store was not answering");
@@ -516,7 +516,7 @@ mod tests {
         let (store, path) = store(1_000).await;
         let held = lock(&path).await;
         let committer = Committer::spawn_waiting(store.clone(), SHORT);
-        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false);
+        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false, None);
         ledger.settle(vec![rec("c1", 250)]);
         tokio::time::sleep(SHORT * 2).await;
         drop(ledger);

@@ -7,6 +7,7 @@
 //! server's group-committing writer ([`crate::committer`]).
 
 use crate::committer::Committer;
+use crate::drain::Writing;
 use crate::meter::Settler;
 use billing::store::{now_ms, FundsCheck, FundsVerdict, Speaker, Store, TranscriptLine};
 use billing::UsageRecord;
@@ -60,13 +61,18 @@ const CLOSE_RETRIES: [Duration; 8] = [
     Duration::from_secs(120),
 ];
 
+/// Once the server is stopping (and waiting for this task), the pause between tries.
+const STOPPING_PAUSE: Duration = Duration::from_secs(2);
+
 impl Ledger {
+    /// `writing` counts the task with the server's drain, which waits for it when stopping.
     pub(crate) fn spawn(
         session_id: &str,
         payer_org_id: &str,
         store: Arc<dyn Store>,
         committer: Committer,
         keep_transcripts: bool,
+        writing: Option<Writing>,
     ) -> Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
         let (low_tx, low_funds) = mpsc::channel(1);
@@ -76,6 +82,7 @@ impl Ledger {
             settler: Settler::new(payer_org_id, session_id, store, Some(committer)),
             low: low_tx,
             transcript_seq: 0,
+            writing,
         };
         tokio::spawn(task.run(rx));
         Ledger { tx, low_funds, keep_transcripts }
@@ -126,6 +133,7 @@ struct Task {
     settler: Settler,
     low: mpsc::Sender<i64>,
     transcript_seq: i64,
+    writing: Option<Writing>,
 }
 
 /// However the task ends (retries spent, the session gone without closing, the server
@@ -185,13 +193,24 @@ impl Task {
         }
     }
 
-    /// Try again, now and then, to write what the store has not taken yet.
+    /// Try again, now and then, to write what the store has not taken yet; once the server is
+    /// stopping (it waits for this task, for a while), every [`STOPPING_PAUSE`].
     async fn finish(&mut self) {
-        for pause in CLOSE_RETRIES {
-            if !self.settler.pending() {
-                return;
+        let stopping = self.writing.as_ref().map(Writing::stopping).unwrap_or_default();
+        let mut pauses = CLOSE_RETRIES.iter();
+        while self.settler.pending() {
+            let pause = if stopping.is_cancelled() {
+                STOPPING_PAUSE
+            } else {
+                match pauses.next() {
+                    Some(&pause) => pause,
+                    None => return,
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = stopping.cancelled(), if !stopping.is_cancelled() => {}
             }
-            tokio::time::sleep(pause).await;
             self.settler.settle(Vec::new(), None).await;
         }
     }

@@ -332,6 +332,7 @@ async fn run_tasks(
             deps.store.clone(),
             deps.committer.clone(),
             deps.keep_transcripts,
+            Some(deps.drain.writing()),
         ),
         checkpoint_every: deps.checkpoint_every,
         shutdown: deps.drain.ending(),
