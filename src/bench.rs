@@ -90,6 +90,8 @@ fn start_stack(args: &BenchArgs) -> anyhow::Result<Stack> {
         .args(["--listen", "127.0.0.1:0"])
         .arg("--database")
         .arg(format!("sqlite:{}", dir.join("bench.db").display()))
+        .arg("--spool")
+        .arg(dir.join("unbilled.jsonl"))
         .env("RUST_LOG", "warn");
     let admin = format!("bench-{}", uuid::Uuid::new_v4().simple());
     server.env("SWITCHBOARD_ADMIN_TOKEN", &admin);

@@ -180,6 +180,15 @@ pub struct ServeArgs {
     /// with a closing line; new calls are refused meanwhile (`/healthz` answers 503).
     #[arg(long, default_value_t = 30, env = "SWITCHBOARD_DRAIN_SECS")]
     pub drain_secs: u64,
+    /// After the calls of a stopping server have ended, how long it waits for usage the store
+    /// has not taken yet (a store that failed during the last calls); what is still unwritten
+    /// then goes to the spool.
+    #[arg(long, default_value_t = 30, env = "SWITCHBOARD_USAGE_WAIT_SECS")]
+    pub usage_wait_secs: u64,
+    /// Usage records the store never took (down past a call's retries, or at shutdown), kept
+    /// one JSON line per session and written to the store at the next start. One per node.
+    #[arg(long, default_value = "switchboard-unbilled.jsonl", env = "SWITCHBOARD_SPOOL")]
+    pub spool: PathBuf,
     /// This node's id, recorded on its sessions and renewed as a lease in the store; a random
     /// one per process when unset. A stable id (the systemd instance name) lets a restarted
     /// node close its own leftover sessions at once instead of after the lease.

@@ -106,6 +106,8 @@ pub fn print(args: &ServeArgs, file: Option<&Path>) -> std::process::ExitCode {
         ("checkpoint_secs", args.checkpoint_secs.to_string()),
         ("transcripts", args.transcripts.to_string()),
         ("drain_secs", args.drain_secs.to_string()),
+        ("usage_wait_secs", args.usage_wait_secs.to_string()),
+        ("spool", format!("{:?}", args.spool.display().to_string())),
         ("node_id", format!("{:?}", args.node_id.clone().unwrap_or_else(|| "(random per process)".into()))),
         ("lease_secs", args.lease_secs.to_string()),
         ("idle_timeout_secs", args.idle_timeout_secs.to_string()),

@@ -62,6 +62,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     if abandoned > 0 {
         tracing::warn!(abandoned, "closed sessions a previous run left open, at their last checkpoint");
     }
+    let spool = start_spool(&args.spool, store.clone()).await;
 
     billing::store::seed_plans(store.as_ref()).await.context("seeding the default plans")?;
     // The CSV seeds the store once; after that the store is the source of truth (operator edits
@@ -170,6 +171,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         access: Arc::new(access),
         drain: Arc::new(session::drain::Drain::default()),
         keep_transcripts: args.transcripts,
+        spool: Some(spool),
     };
     if admin_token.is_none() {
         tracing::info!("SWITCHBOARD_ADMIN_TOKEN not set: the admin endpoints are off");
@@ -240,10 +242,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     });
     let drain = state_drain;
     let drain_for = Duration::from_secs(args.drain_secs);
+    let usage_wait = Duration::from_secs(args.usage_wait_secs);
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;
-        drain_calls(&drain, drain_for).await;
+        drain_calls(&drain, drain_for, usage_wait).await;
         let _ = drained_tx.send(());
     };
     // Once the calls are settled, other open connections (event watchers) get a moment to end.
@@ -279,7 +282,7 @@ pub fn redact_password(url: &str) -> String {
 /// Graceful drain: refuse new calls (`/healthz` 503), let live calls finish for up to
 /// `drain_for`, then ask the rest to say a closing line and hang up, wait for every session
 /// to settle (final usage written, hold released), and then for usage the store had not taken.
-async fn drain_calls(drain: &session::drain::Drain, drain_for: Duration) {
+async fn drain_calls(drain: &session::drain::Drain, drain_for: Duration, usage_wait: Duration) {
     drain.begin();
     tracing::info!(
         live = drain.live(),
@@ -295,28 +298,53 @@ async fn drain_calls(drain: &session::drain::Drain, drain_for: Duration) {
             tracing::error!(live = drain.live(), "calls still running after the closing line; exiting anyway");
         }
     }
-    write_usage(drain).await;
+    write_usage(drain, usage_wait).await;
 }
 
-/// How long a stopping server waits, after its calls, for usage the store has not taken yet
-/// (a store that failed during the last calls, or is failing over).
-const WRITE_WAIT: Duration = Duration::from_secs(30);
-
-/// Wait for ended sessions' ledger tasks still trying to write their usage: exiting would drop
-/// what they hold (each task logs what it could not write).
-async fn write_usage(drain: &session::drain::Drain) {
+/// Wait for ended sessions' ledger tasks still trying to write their usage: exiting drops them,
+/// and what they hold goes to the spool.
+async fn write_usage(drain: &session::drain::Drain, wait: Duration) {
     let sessions = drain.unwritten();
     if sessions == 0 {
         return;
     }
-    tracing::warn!(sessions, wait_secs = WRITE_WAIT.as_secs(), "waiting for usage the store has not taken yet");
-    if drain.wait_written(WRITE_WAIT).await {
+    tracing::warn!(sessions, wait_secs = wait.as_secs(), "waiting for usage the store has not taken yet");
+    if drain.wait_written(wait).await {
         tracing::info!("every session's usage is written");
     } else {
-        tracing::error!(
-            sessions = drain.unwritten(),
-            "usage still unwritten; exiting (each session logs what it loses)"
-        );
+        tracing::error!(sessions = drain.unwritten(), "usage still unwritten; exiting (it goes to the spool)");
+    }
+}
+
+/// How often a running server writes what its spool holds (usage kept while the store was down).
+const SPOOL_EVERY: Duration = Duration::from_secs(60);
+
+/// Write what the spool kept from earlier runs before taking calls, then every [`SPOOL_EVERY`]:
+/// what the store still refuses stays spooled for the next round.
+async fn start_spool(path: &std::path::Path, store: Arc<dyn billing::store::Store>) -> Arc<session::spool::Spool> {
+    let spool = Arc::new(session::spool::Spool::new(path));
+    replay_spool(&spool, store.as_ref()).await;
+    let every = spool.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + SPOOL_EVERY, SPOOL_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            replay_spool(&every, store.as_ref()).await;
+        }
+    });
+    spool
+}
+
+async fn replay_spool(spool: &session::spool::Spool, store: &dyn billing::store::Store) {
+    let path = spool.path().display();
+    match spool.replay(store, Duration::from_secs(20)).await {
+        Ok(r) if r.sessions + r.kept == 0 => {}
+        Ok(r) => tracing::warn!(
+            sessions = r.sessions, records = r.records, kept = r.kept, spool = %path,
+            "spooled usage written to the store"
+        ),
+        Err(e) => tracing::error!(error = %e, spool = %path, "cannot read the spool; its usage is not billed yet"),
     }
 }
 

@@ -83,23 +83,8 @@ fn calls_still_running_when_the_drain_ends_hear_a_closing_line() {
 fn usage_the_store_refused_until_sigterm_is_written_before_the_server_exits() {
     let pg = PgDb::create();
     let mut server = sandbox_on(&pg, "60");
-    pg.query(
-        "CREATE TABLE store_down (x INT); INSERT INTO store_down VALUES (1);
-         CREATE FUNCTION refuse_usage() RETURNS trigger AS $$
-           BEGIN IF EXISTS (SELECT 1 FROM store_down) THEN RAISE EXCEPTION 'store down'; END IF; RETURN NEW; END
-         $$ LANGUAGE plpgsql;
-         CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_records FOR EACH ROW EXECUTE FUNCTION refuse_usage();",
-    );
-    let out = call(&server.url, &asset("simple.wav"), &[]);
-    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
-    let sid = out.call_sid();
-    let stored = |pg: &PgDb| -> i64 {
-        let sql = format!(
-            "SELECT COUNT(*) FROM usage_records u JOIN sessions s USING (session_id) WHERE s.call_sid = '{sid}'"
-        );
-        pg.query(&sql).trim().parse().unwrap()
-    };
-    assert_eq!(stored(&pg), 0, "the store refused the call's usage");
+    refuse_usage(&pg);
+    let sid = call_while_refused(&server, &pg);
 
     server.terminate();
     std::thread::sleep(Duration::from_secs(3));
@@ -108,8 +93,74 @@ fn usage_the_store_refused_until_sigterm_is_written_before_the_server_exits() {
     pg.query("DELETE FROM store_down");
     let status = server.wait_exit(Duration::from_secs(30)).expect("the server exits once the usage is written");
     assert!(status.success(), "{status:?}");
-    assert!(stored(&pg) >= 3, "the call's STT, LLM and TTS usage written: {}", stored(&pg));
+    assert!(stored(&pg, &sid) >= 3, "the call's STT, LLM and TTS usage written: {}", stored(&pg, &sid));
     let log = server.log_text();
     assert!(log.contains("every session's usage is written"), "{log}");
     assert!(!log.contains("not billed"), "{log}");
+}
+
+/// A store that refuses usage records until `store_down` is emptied.
+fn refuse_usage(pg: &PgDb) {
+    pg.query(
+        "CREATE TABLE store_down (x INT); INSERT INTO store_down VALUES (1);
+         CREATE FUNCTION refuse_usage() RETURNS trigger AS $$
+           BEGIN IF EXISTS (SELECT 1 FROM store_down) THEN RAISE EXCEPTION 'store down'; END IF; RETURN NEW; END
+         $$ LANGUAGE plpgsql;
+         CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_records FOR EACH ROW EXECUTE FUNCTION refuse_usage();",
+    );
+}
+
+/// A whole call while the store refuses its usage; its call sid.
+fn call_while_refused(server: &Server, pg: &PgDb) -> String {
+    let out = call(&server.url, &asset("simple.wav"), &[]);
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let sid = out.call_sid();
+    assert_eq!(stored(pg, &sid), 0, "the store refused the call's usage");
+    sid
+}
+
+/// Usage records stored for the call `sid`.
+fn stored(pg: &PgDb, sid: &str) -> i64 {
+    let sql =
+        format!("SELECT COUNT(*) FROM usage_records u JOIN sessions s USING (session_id) WHERE s.call_sid = '{sid}'");
+    pg.query(&sql).trim().parse().unwrap()
+}
+
+/// A store that still refuses a call's usage when a stopping server's wait is over: the usage
+/// goes to the spool file, and the next start writes it to the store and empties the spool.
+#[test]
+fn usage_unwritten_at_exit_is_spooled_and_written_at_the_next_start() {
+    let pg = PgDb::create();
+    let dir = std::env::temp_dir().join(format!("spool-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spool = dir.join("unbilled.jsonl");
+    let opts = || ServerOpts {
+        env: vec![],
+        args: ["--drain-secs", "60", "--usage-wait-secs", "2", "--spool"]
+            .map(String::from)
+            .into_iter()
+            .chain([spool.display().to_string()])
+            .collect(),
+    };
+    let mut server = Server::start_with_db(opts(), Some(pg.url.clone()));
+    refuse_usage(&pg);
+    let sid = call_while_refused(&server, &pg);
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the server exits after its wait");
+    assert!(status.success(), "{status:?}");
+    assert!(server.log_text().contains("spooled, written at the next start"), "{}", server.log_text());
+    let kept = std::fs::read_to_string(&spool).expect("the spool file");
+    let entries: Vec<serde_json::Value> = kept.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(entries.len(), 1, "{kept}");
+    let records = entries[0]["records"].as_array().unwrap().len() as i64;
+    assert!(records >= 3, "the call's STT, LLM and TTS usage: {kept}");
+    assert_eq!(stored(&pg, &sid), 0);
+
+    pg.query("DELETE FROM store_down");
+    let next = Server::start_with_db(opts(), Some(pg.url.clone()));
+    assert_eq!(stored(&pg, &sid), records, "written before the next start took calls");
+    assert!(!spool.exists(), "the spool is emptied once written");
+    assert!(next.log_text().contains("spooled usage written to the store"), "{}", next.log_text());
+    drop(next);
+    let _ = std::fs::remove_dir_all(&dir);
 }

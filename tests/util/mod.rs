@@ -181,6 +181,11 @@ impl Server {
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"));
+        // Each server its own spool, unless the test names one (it is the working directory's
+        // otherwise, shared by every test).
+        if !opts.args.iter().any(|a| a == "--spool") {
+            cmd.arg("--spool").arg(dir.join("unbilled.jsonl"));
+        }
         // No provider key from the environment leaks into a test server: sandbox mode must be
         // exactly what the test asks for.
         for (k, _) in std::env::vars() {

@@ -213,13 +213,13 @@ fn committed(checkpoints: usize) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use billing::org::Plan;
     use billing::store::{period_of, FundsVerdict, OrgRow, SqliteStore};
     use billing::{BilledTo, MicroUsd, Service, UsageUnit};
 
-    fn rec(session: &str, amount: i64) -> UsageRecord {
+    pub(crate) fn rec(session: &str, amount: i64) -> UsageRecord {
         UsageRecord {
             session_id: session.into(),
             line: "stt".into(),
@@ -242,7 +242,7 @@ mod tests {
 
     /// A SQLite file with org `acme` (no credits, `wallet` µUSD), and a trigger that refuses
     /// any usage record of session `bad`.
-    async fn store(wallet: i64) -> (Arc<dyn Store>, std::path::PathBuf) {
+    pub(crate) async fn store(wallet: i64) -> (Arc<dyn Store>, std::path::PathBuf) {
         let path = std::env::temp_dir().join(format!("committer-{}.db", uuid::Uuid::new_v4().simple()));
         let url = format!("sqlite://{}", path.display());
         let store = SqliteStore::connect(&url).await.unwrap();
@@ -345,7 +345,7 @@ mod tests {
         remove_db(&path);
     }
 
-    fn remove_db(path: &std::path::Path) {
+    pub(crate) fn remove_db(path: &std::path::Path) {
         for ext in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
         }
@@ -398,7 +398,7 @@ mod tests {
         let (store, path) = store(1_000).await;
         let committer = Committer::spawn_waiting(store.clone(), SHORT);
         let held = lock(&path).await;
-        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false, None);
+        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false, Default::default());
         let closing = tokio::spawn(ledger.close(vec![rec("c1", 100)]));
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         assert!(store.usage_for_session("c1").await.unwrap().is_empty(), "the store was not answering");
@@ -516,7 +516,7 @@ mod tests {
         let (store, path) = store(1_000).await;
         let held = lock(&path).await;
         let committer = Committer::spawn_waiting(store.clone(), SHORT);
-        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false, None);
+        let ledger = crate::ledger::Ledger::spawn("c1", "acme", store.clone(), committer, false, Default::default());
         ledger.settle(vec![rec("c1", 250)]);
         tokio::time::sleep(SHORT * 2).await;
         drop(ledger);

@@ -71,6 +71,8 @@ pub struct SessionDeps {
     /// Keep what was said on each call in the store (`--transcripts false` for operators who
     /// may not keep call content).
     pub keep_transcripts: bool,
+    /// Where usage the store never took is kept until the next start (`None`: only logged).
+    pub spool: Option<Arc<crate::spool::Spool>>,
 }
 
 /// How an agent's calls run, beside the plan: fixed at session start like the plan.

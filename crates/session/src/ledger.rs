@@ -9,6 +9,7 @@
 use crate::committer::Committer;
 use crate::drain::Writing;
 use crate::meter::Settler;
+use crate::spool::Spool;
 use billing::store::{now_ms, FundsCheck, FundsVerdict, Speaker, Store, TranscriptLine};
 use billing::UsageRecord;
 use std::sync::Arc;
@@ -65,14 +66,13 @@ const CLOSE_RETRIES: [Duration; 8] = [
 const STOPPING_PAUSE: Duration = Duration::from_secs(2);
 
 impl Ledger {
-    /// `writing` counts the task with the server's drain, which waits for it when stopping.
     pub(crate) fn spawn(
         session_id: &str,
         payer_org_id: &str,
         store: Arc<dyn Store>,
         committer: Committer,
         keep_transcripts: bool,
-        writing: Option<Writing>,
+        after: Afterwards,
     ) -> Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
         let (low_tx, low_funds) = mpsc::channel(1);
@@ -82,7 +82,7 @@ impl Ledger {
             settler: Settler::new(payer_org_id, session_id, store, Some(committer)),
             low: low_tx,
             transcript_seq: 0,
-            writing,
+            after,
         };
         tokio::spawn(task.run(rx));
         Ledger { tx, low_funds, keep_transcripts }
@@ -133,23 +133,47 @@ struct Task {
     settler: Settler,
     low: mpsc::Sender<i64>,
     transcript_seq: i64,
-    writing: Option<Writing>,
+    after: Afterwards,
+}
+
+/// Where a ledger task answers once its session is gone: the server's drain, which waits for it
+/// when stopping, and the spool, which keeps what the store never took. Both absent in tests of
+/// the ledger alone.
+#[derive(Default)]
+pub(crate) struct Afterwards {
+    pub writing: Option<Writing>,
+    pub spool: Option<Arc<Spool>>,
 }
 
 /// However the task ends (retries spent, the session gone without closing, the server
-/// stopping), what the store never took is logged, never dropped silently.
+/// stopping), what the store never took is spooled, or logged: never dropped silently.
 impl Drop for Task {
     fn drop(&mut self) {
-        if self.settler.pending() {
-            let (records, amount_micros, lines) = self.settler.pending_summary();
-            tracing::error!(
-                session = %self.session_id,
-                org = %self.payer_org_id,
-                records,
-                amount_micros,
-                lines,
+        if !self.settler.pending() {
+            return;
+        }
+        let (records, amount_micros, lines) = self.settler.pending_summary();
+        if lines > 0 {
+            tracing::warn!(session = %self.session_id, lines, "transcript lines the store did not take are dropped");
+        }
+        if records == 0 {
+            return;
+        }
+        let (session, org) = (&self.session_id, &self.payer_org_id);
+        let spooled = self.after.spool.as_ref().map(|s| (s, s.keep(org, session, self.settler.pending_records())));
+        match spooled {
+            Some((spool, Ok(()))) => tracing::warn!(
+                %session, %org, records, amount_micros, spool = %spool.path().display(),
+                "the store did not take the call's last usage records; spooled, written at the next start"
+            ),
+            Some((_, Err(e))) => tracing::error!(
+                %session, %org, records, amount_micros, error = %e,
+                "the store did not take the call's last usage records, nor the spool; they are not billed"
+            ),
+            None => tracing::error!(
+                %session, %org, records, amount_micros,
                 "the store did not take the call's last usage records; they are not billed"
-            );
+            ),
         }
     }
 }
@@ -196,7 +220,7 @@ impl Task {
     /// Try again, now and then, to write what the store has not taken yet; once the server is
     /// stopping (it waits for this task, for a while), every [`STOPPING_PAUSE`].
     async fn finish(&mut self) {
-        let stopping = self.writing.as_ref().map(Writing::stopping).unwrap_or_default();
+        let stopping = self.after.writing.as_ref().map(Writing::stopping).unwrap_or_default();
         let mut pauses = CLOSE_RETRIES.iter();
         while self.settler.pending() {
             let pause = if stopping.is_cancelled() {

@@ -19,7 +19,9 @@
 //! - `trace` — the session's trace spans: a turn span per agent turn, a span per provider
 //!   request, each with its outcome.
 //! - [`rates_sync`] — the rate table follows the store's changes (notification or version).
-//! - [`drain`] — graceful shutdown: stop admitting, let calls finish, end the rest politely.
+//! - [`drain`] — graceful shutdown: stop admitting, let calls finish, end the rest politely,
+//!   wait for usage the store has not taken yet.
+//! - [`spool`] — usage the store never took, kept in a local file and written at the next start.
 //!
 //! # Invariants
 //! - The gateway read loop never awaits a provider; a full queue drops the frame and counts it.
@@ -41,6 +43,7 @@ mod output;
 pub mod rates_sync;
 mod reader;
 mod runtime;
+pub mod spool;
 mod tools;
 mod trace;
 pub mod transport;

@@ -439,6 +439,11 @@ impl Settler {
         !self.unsaved.is_empty() || !self.lines.is_empty()
     }
 
+    /// The records still waiting for the store.
+    pub(crate) fn pending_records(&self) -> &[UsageRecord] {
+        &self.unsaved
+    }
+
     /// What is still waiting: records, their amount in µUSD, transcript lines.
     pub(crate) fn pending_summary(&self) -> (usize, i64, usize) {
         (self.unsaved.len(), total(&self.unsaved).0, self.lines.len())

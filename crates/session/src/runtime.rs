@@ -294,12 +294,7 @@ async fn run_tasks(
     let (control_tx, control_rx) = mpsc::channel(64);
     let stt_audio_ms = Arc::new(AtomicU64::new(0));
     let cancel = CancellationToken::new();
-    let limits = Limits {
-        idle: deps.access.idle_timeout,
-        jitter: deps.access.jitter,
-        max_call: o.agent.max_call,
-        since: s.started_at,
-    };
+    let limits = limits(deps, s, o.agent.max_call);
     let links = ReaderLinks {
         stt_switch: stt_audio,
         control: control_tx,
@@ -332,7 +327,7 @@ async fn run_tasks(
             deps.store.clone(),
             deps.committer.clone(),
             deps.keep_transcripts,
-            Some(deps.drain.writing()),
+            crate::ledger::Afterwards { writing: Some(deps.drain.writing()), spool: deps.spool.clone() },
         ),
         checkpoint_every: deps.checkpoint_every,
         shutdown: deps.drain.ending(),
@@ -356,14 +351,13 @@ async fn run_tasks(
     tokio::spawn(drain_inbound(io.stream));
     // Stop the turn manager: it closes STT and writes the last usage.
     cancel.cancel();
-    let turn = match turn_task.await {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::error!(error = %e, "turn manager failed");
-            None
-        }
-    };
+    let turn = turn_task.await.inspect_err(|e| tracing::error!(error = %e, "turn manager failed")).ok();
     Ran { end, turn, writer_tx: w.tx, writer: w.task }
+}
+
+/// What bounds the call's reader on the wall clock.
+fn limits(deps: &SessionDeps, s: &LiveSession, max_call: Duration) -> Limits {
+    Limits { idle: deps.access.idle_timeout, jitter: deps.access.jitter, max_call, since: s.started_at }
 }
 
 /// The longest the inbound half is kept open after the reader stopped, waiting for the caller's
