@@ -56,7 +56,7 @@ impl Spool {
 
     fn append(&self, lines: &[u8]) -> std::io::Result<()> {
         let _one = self.append.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let mut file = open_append(&self.path)?;
         file.write_all(lines)?;
         file.sync_data()
     }
@@ -143,9 +143,15 @@ impl Spool {
     }
 }
 
+/// Billing data: readable by the server's user only.
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+}
+
 /// Append `line` to `file`, synced.
 fn set_aside(file: &Path, line: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
+    let mut f = open_append(file)?;
     f.write_all(line.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_data()
@@ -176,6 +182,8 @@ mod tests {
         store.settle_checkpoints(&[cp]).await.unwrap();
         spool.keep("acme", "c1", &c1).unwrap();
         spool.keep("acme", "c2", &c2).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(spool.path()).unwrap().permissions().mode() & 0o777, 0o600);
         let done = spool.replay(store.as_ref(), WAIT).await.unwrap();
         assert_eq!(done, Replayed { sessions: 2, records: 3, kept: 0 });
         assert!(!spool.path().exists());
