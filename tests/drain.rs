@@ -148,7 +148,11 @@ fn usage_unwritten_at_exit_is_spooled_and_written_at_the_next_start() {
     server.terminate();
     let status = server.wait_exit(Duration::from_secs(30)).expect("the server exits after its wait");
     assert!(status.success(), "{status:?}");
-    assert!(server.log_text().contains("spooled, written at the next start"), "{}", server.log_text());
+    assert!(
+        server.log_text().contains("spooled, replayed every minute and at the next start"),
+        "{}",
+        server.log_text()
+    );
     let kept = std::fs::read_to_string(&spool).expect("the spool file");
     let entries: Vec<serde_json::Value> = kept.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(entries.len(), 1, "{kept}");

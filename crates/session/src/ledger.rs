@@ -164,7 +164,7 @@ impl Drop for Task {
         match spooled {
             Some((spool, Ok(()))) => tracing::warn!(
                 %session, %org, records, amount_micros, spool = %spool.path().display(),
-                "the store did not take the call's last usage records; spooled, written at the next start"
+                "the store did not take the call's last usage records; spooled, replayed every minute and at the next start"
             ),
             Some((_, Err(e))) => tracing::error!(
                 %session, %org, records, amount_micros, error = %e,
