@@ -338,7 +338,7 @@ async fn start_spool(path: &std::path::Path, store: Arc<dyn billing::store::Stor
 
 async fn replay_spool(spool: &session::spool::Spool, store: &dyn billing::store::Store) {
     let path = spool.path().display();
-    match spool.replay(store, Duration::from_secs(20)).await {
+    match spool.replay(store, session::STORE_WAIT).await {
         Ok(r) if r.sessions + r.kept == 0 => {}
         Ok(r) => tracing::warn!(
             sessions = r.sessions, records = r.records, kept = r.kept, spool = %path,

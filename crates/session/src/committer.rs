@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 /// that never answers (a Postgres connection lost without a reset) would otherwise stop all
 /// metering for good; a commit normally takes milliseconds, and this is well above a stalled but
 /// working store's seconds. Every write here is idempotent, so what timed out is simply sent again.
-pub(crate) const STORE_WAIT: Duration = Duration::from_secs(20);
+pub const STORE_WAIT: Duration = Duration::from_secs(20);
 
 /// `write`, or [`StoreError::TimedOut`] once `wait` has passed.
 pub(crate) async fn bounded<T>(

@@ -2,7 +2,7 @@
 //! asks the rest to say a closing line and hang up, waits until every session has settled, and
 //! then until usage the store had not yet taken has been written (or a bound has passed).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -18,6 +18,10 @@ struct Running {
 impl Running {
     fn get(&self) -> usize {
         self.n.load(Ordering::Acquire)
+    }
+
+    fn join(&self) {
+        self.n.fetch_add(1, Ordering::AcqRel);
     }
 
     fn leave(&self) {
@@ -44,11 +48,11 @@ impl Running {
 /// The server-wide drain state every session sees.
 #[derive(Default)]
 pub struct Drain {
-    draining: AtomicBool,
     live: Running,
     /// Sessions' ledger tasks still writing usage (they outlive their session while the store
     /// is not taking it).
     writing: Running,
+    /// Cancelled when the drain begins: the server is stopping.
     stopping: CancellationToken,
     ending: CancellationToken,
 }
@@ -82,13 +86,13 @@ impl Drop for Writing {
 impl Drain {
     /// Count a session live until the guard drops.
     pub fn enter(self: &Arc<Self>) -> LiveCall {
-        self.live.n.fetch_add(1, Ordering::AcqRel);
+        self.live.join();
         LiveCall(self.clone())
     }
 
     /// Count a session's ledger task until the guard drops.
     pub fn writing(self: &Arc<Self>) -> Writing {
-        self.writing.n.fetch_add(1, Ordering::AcqRel);
+        self.writing.join();
         Writing(self.clone())
     }
 
@@ -103,12 +107,11 @@ impl Drain {
 
     /// Stop admitting calls (`/healthz` answers 503 from now on).
     pub fn begin(&self) {
-        self.draining.store(true, Ordering::Release);
         self.stopping.cancel();
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.stopping.is_cancelled()
     }
 
     /// Ask every live session to say its closing line and hang up.

@@ -50,7 +50,7 @@ pub mod transport;
 mod turn;
 
 pub use admission::{AccessConfig, UpgradeAuth};
-pub use committer::Committer;
+pub use committer::{Committer, STORE_WAIT};
 pub use deps::{Providers, SessionDeps};
 pub use events::SessionEvent;
 pub use hub::SessionHub;

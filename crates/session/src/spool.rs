@@ -56,9 +56,7 @@ impl Spool {
 
     fn append(&self, lines: &[u8]) -> std::io::Result<()> {
         let _one = self.append.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut file = open_append(&self.path)?;
-        file.write_all(lines)?;
-        file.sync_data()
+        append_synced(&self.path, lines)
     }
 
     /// The file a replay works from: the spool is moved aside first, so sessions ending
@@ -119,7 +117,7 @@ impl Spool {
         let Ok(entry) = serde_json::from_str::<Entry<Vec<UsageRecord>>>(line) else {
             let aside = self.path.with_extension("unreadable");
             tracing::error!(code = "spool_unreadable", file = %aside.display(), "a spooled line cannot be read; moved aside");
-            return set_aside(&aside, line).is_ok();
+            return append_synced(&aside, format!("{line}\n").as_bytes()).is_ok();
         };
         let cp = Checkpoint {
             payer_org_id: &entry.payer_org_id,
@@ -143,18 +141,13 @@ impl Spool {
     }
 }
 
-/// Billing data: readable by the server's user only.
-fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+/// Append `bytes` to `path`, on disk before this returns. Billing data: the file is readable
+/// by the server's user only.
+fn append_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)
-}
-
-/// Append `line` to `file`, synced.
-fn set_aside(file: &Path, line: &str) -> std::io::Result<()> {
-    let mut f = open_append(file)?;
-    f.write_all(line.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_data()
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
 }
 
 #[cfg(test)]
